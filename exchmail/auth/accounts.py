@@ -1,0 +1,359 @@
+"""The accounts file: salted password hashes, and a checker that reads them.
+
+One account per line::
+
+    name:$scrypt$n=16384,r=8,p=1$<salt>$<hash>[:<extra>...]
+
+``<salt>`` and ``<hash>`` are base64 (written without padding; read with
+or without).  ``$pbkdf2-sha256$i=<iterations>$<salt>$<hash>`` hashes are
+accepted for verification too.  Lines that are blank or start with ``#``
+are ignored and kept on rewrite, as are extra ``:``-separated fields after
+the hash (room for SCRAM keys).
+
+User names are those of :func:`exchmail.store.names.check_user_name` and
+are matched case-insensitively, as Exchange matches them; the spelling in
+the file is the canonical one.  Rewrites are atomic (temporary file in the
+same folder, fsync, rename) and the file is created with mode 0600.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import IUsernamePassword
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet import defer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from exchmail.errors import AccountError
+from exchmail.interfaces import IDirectory
+from exchmail.store.names import check_user_name
+
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 16384, 8, 1
+SALT_BYTES = 16
+HASH_BYTES = 32
+_MAX_SCRYPT_MEMORY = 256 * 1024 * 1024
+_MAX_PBKDF2_ITERATIONS = 10_000_000
+
+#: The user created by :func:`ensure_first_account`.
+FIRST_USER = "newcomer"
+
+#: A hash that matches no password, verified for unknown users so that a
+#: failed login takes as long whether or not the user exists.
+_DUMMY_HASH = "$scrypt$n=16384,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA$" + "A" * 43
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii").rstrip("=")
+
+
+def _b64decode(text: str) -> bytes:
+    text = text.replace(".", "+")  # passlib's "adapted base64"
+    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+
+
+def hash_password(password: str) -> str:
+    """A new salted scrypt hash of ``password`` in the accounts-file format."""
+    salt = secrets.token_bytes(SALT_BYTES)
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R,
+                            p=SCRYPT_P, dklen=HASH_BYTES)
+    return (f"$scrypt$n={SCRYPT_N},r={SCRYPT_R},p={SCRYPT_P}"
+            f"${_b64encode(salt)}${_b64encode(digest)}")
+
+
+def _params(text: str) -> dict[str, int]:
+    params = {}
+    for item in text.split(","):
+        key, _, value = item.partition("=")
+        params[key] = int(value)
+    return params
+
+
+def _compute(password: bytes, encoded: str) -> tuple[bytes, bytes]:
+    """The (computed, expected) digests for ``encoded``; ValueError if malformed."""
+    parts = encoded.split("$")
+    if len(parts) != 5 or parts[0]:
+        raise ValueError("not a $scheme$params$salt$hash string")
+    scheme, params, salt, expected = parts[1], _params(parts[2]), _b64decode(parts[3]), \
+        _b64decode(parts[4])
+    if not expected:
+        raise ValueError("empty hash")
+    if scheme == "scrypt":
+        n, r, p = params["n"], params["r"], params["p"]
+        if 128 * n * r * p > _MAX_SCRYPT_MEMORY:
+            raise ValueError("scrypt parameters too large")
+        return hashlib.scrypt(password, salt=salt, n=n, r=r, p=p, dklen=len(expected),
+                              maxmem=_MAX_SCRYPT_MEMORY + 1024 * 1024), expected
+    if scheme == "pbkdf2-sha256":
+        iterations = params["i"]
+        if not 0 < iterations <= _MAX_PBKDF2_ITERATIONS:
+            raise ValueError("bad iteration count")
+        return hashlib.pbkdf2_hmac("sha256", password, salt, iterations,
+                                   dklen=len(expected)), expected
+    raise ValueError(f"unknown scheme {scheme!r}")
+
+
+def verify_password(password: str | bytes, encoded: str) -> bool:
+    """Whether ``password`` matches the ``encoded`` hash (False if malformed).
+
+    ``bytes`` passwords are used as they are; ``str`` ones are UTF-8 encoded.
+    """
+    if isinstance(password, str):
+        password = password.encode("utf-8")
+    try:
+        computed, expected = _compute(password, encoded)
+    except (ValueError, KeyError, TypeError, binascii.Error, MemoryError):
+        return False
+    return hmac.compare_digest(computed, expected)
+
+
+@dataclass
+class _Account:
+    name: str
+    encoded: str
+    extra: tuple[str, ...] = ()
+
+    def line(self) -> str:
+        return ":".join((self.name, self.encoded, *self.extra))
+
+
+class AccountsFile:
+    """The accounts file at ``path``; a missing file holds no accounts.
+
+    Every change re-reads the file first and then rewrites it atomically,
+    so separate processes (the CLI, a running server) see each other's
+    complete versions.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._lines: list[str | _Account] = []
+
+    def load(self) -> None:
+        """(Re-)read the file.  :raises AccountError: if it cannot be read or parsed."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            text = ""
+        except (OSError, UnicodeDecodeError) as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise AccountError(f"cannot read accounts file {self.path}: {reason}") from None
+        lines: list[str | _Account] = []
+        seen: set[str] = set()
+        for number, raw in enumerate(text.splitlines(), 1):
+            if not raw.strip() or raw.lstrip().startswith("#"):
+                lines.append(raw)
+                continue
+            name, *fields = raw.split(":")
+            if not fields or not fields[0].startswith("$"):
+                raise AccountError(f"{self.path}:{number}: expected 'name:$scheme$...'")
+            if name.lower() in seen:
+                raise AccountError(f"{self.path}:{number}: duplicate user {name!r}")
+            seen.add(name.lower())
+            lines.append(_Account(name, fields[0], tuple(fields[1:])))
+        self._lines = lines
+
+    def _accounts(self) -> list[_Account]:
+        return [line for line in self._lines if isinstance(line, _Account)]
+
+    def _find(self, name: str) -> _Account | None:
+        folded = name.lower()
+        return next((a for a in self._accounts() if a.name.lower() == folded), None)
+
+    def users(self) -> list[str]:
+        """The user names, in file order (as last loaded or written)."""
+        return [a.name for a in self._accounts()]
+
+    def exists(self, name: str) -> bool:
+        """Whether ``name`` (any case) has an account (as last loaded or written)."""
+        return self._find(name) is not None
+
+    def canonical_name(self, name: str) -> str | None:
+        """The spelling of ``name`` in the file, or ``None`` if it has no account."""
+        account = self._find(name)
+        return account.name if account else None
+
+    def password_hash(self, name: str) -> str | None:
+        """The encoded hash of ``name``, or ``None`` if it has no account."""
+        account = self._find(name)
+        return account.encoded if account else None
+
+    def add(self, name: str, password: str) -> None:
+        """Add an account.  :raises AccountError: if ``name`` exists (any case).
+
+        :raises InvalidUserName: if ``name`` is not a safe user name.
+        """
+        check_user_name(name)
+        self.load()
+        if self._find(name):
+            raise AccountError(f"user {name!r} already exists")
+        self._lines.append(_Account(name, hash_password(password)))
+        self._write()
+
+    def set_password(self, name: str, password: str) -> None:
+        """Replace the password of ``name``.  :raises AccountError: if unknown."""
+        self.load()
+        account = self._find(name)
+        if account is None:
+            raise AccountError(f"no such user {name!r}")
+        account.encoded = hash_password(password)
+        self._write()
+
+    def remove(self, name: str) -> None:
+        """Delete the account of ``name``.  :raises AccountError: if unknown."""
+        self.load()
+        account = self._find(name)
+        if account is None:
+            raise AccountError(f"no such user {name!r}")
+        self._lines.remove(account)
+        self._write()
+
+    def _write(self) -> None:
+        text = "".join(
+            (line.line() if isinstance(line, _Account) else line) + "\n" for line in self._lines)
+        folder = self.path.parent
+        tmp = folder / f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    f.write(text)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, self.path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            _fsync_dir(folder)
+        except OSError as e:
+            raise AccountError(
+                f"cannot write accounts file {self.path}: {e.strerror or e}") from None
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+#: Runs ``f(*args)`` somewhere else and returns a Deferred of its result,
+#: e.g. ``functools.partial(threads.deferToThreadPool, reactor, pool)``.
+RunBlocking = Callable[..., "defer.Deferred[Any]"]
+
+
+@implementer(ICredentialsChecker, IDirectory)
+class AccountsChecker:
+    """Checks user name/password credentials against an accounts file.
+
+    It is also the :class:`~exchmail.interfaces.IDirectory` of those users.
+    The file is re-read whenever its modification time, size or inode
+    changes, so accounts added with ``exchmail user add`` work on a running
+    server; if re-reading fails, the last good contents stay in use.
+
+    :param run_blocking: runs the password hash off the reactor thread (see
+        :data:`RunBlocking`); ``None`` runs it synchronously, which suits
+        tests and command-line tools.
+    """
+
+    credentialInterfaces = (IUsernamePassword,)
+    log = Logger(namespace="exchmail.auth")
+
+    def __init__(self, path: Path | str, run_blocking: RunBlocking | None = None) -> None:
+        self.path = Path(path)
+        self._file = AccountsFile(self.path)
+        self._run_blocking = run_blocking
+        self._stamp: tuple[int, int, int] | None = None
+        self._lock = threading.Lock()
+
+    def _refresh(self) -> None:
+        try:
+            st = os.stat(self.path)
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except FileNotFoundError:
+            stamp = (0, 0, 0)
+        except OSError as e:
+            self.log.error("cannot stat accounts file {path}: {error}",
+                           path=self.path, error=e)
+            return
+        with self._lock:
+            if stamp == self._stamp:
+                return
+            try:
+                self._file.load()
+            except AccountError as e:
+                self.log.error("{error}; keeping the previous accounts", error=e)
+                return
+            self._stamp = stamp
+
+    def user_exists(self, name: str) -> bool:
+        """Whether ``name`` (any case) has an account."""
+        return self.canonical_name(name) is not None
+
+    def canonical_name(self, name: str) -> str | None:
+        """The spelling of ``name`` in the accounts file, or ``None``."""
+        self._refresh()
+        with self._lock:
+            return self._file.canonical_name(name)
+
+    def _check(self, name: bytes | str, password: bytes | str) -> str:
+        """Verify the credentials (slow); the canonical name, or UnauthorizedLogin."""
+        try:
+            text = name.decode("utf-8") if isinstance(name, bytes) else name
+            secret = password.encode("utf-8") if isinstance(password, str) else password
+        except UnicodeDecodeError:
+            text, secret = "", b""
+        self._refresh()
+        with self._lock:
+            canonical = self._file.canonical_name(text) if text else None
+            encoded = self._file.password_hash(text) if canonical else None
+        matched = verify_password(secret, encoded or _DUMMY_HASH)
+        if canonical is None or not matched:
+            raise UnauthorizedLogin("invalid user name or password")
+        return canonical
+
+    def requestAvatarId(self, credentials: Any) -> defer.Deferred[str]:
+        """A Deferred firing with the canonical user name, or failing with
+        :class:`~twisted.cred.error.UnauthorizedLogin`."""
+        name, password = credentials.username, credentials.password
+        if self._run_blocking is not None:
+            return self._run_blocking(self._check, name, password)
+        try:
+            return defer.succeed(self._check(name, password))
+        except Exception:  # noqa: BLE001 - every error becomes a failed Deferred
+            return defer.fail()
+
+
+def ensure_first_account(path: Path) -> tuple[str, str] | None:
+    """Create the account ``newcomer`` with a random password if there is none.
+
+    :return: ``(name, password)`` if an account was created (the caller
+        shows it once), else ``None``.
+    :raises AccountError: if the file cannot be read or written.
+    """
+    accounts = AccountsFile(path)
+    accounts.load()
+    if accounts.users():
+        return None
+    password = secrets.token_urlsafe(12)
+    accounts.add(FIRST_USER, password)
+    return FIRST_USER, password

@@ -1,0 +1,162 @@
+"""The ``exchmail`` command: manage accounts and inspect profiles.
+
+::
+
+    exchmail user add NAME [--password-stdin]
+    exchmail user passwd NAME [--password-stdin]
+    exchmail user del NAME
+    exchmail user list
+    exchmail profile show [NAME] [--config FILE]
+
+``user`` commands take ``--config FILE`` (use its ``auth.users_file``) or
+``--users-file FILE``; with neither they use ``./exchmail-data/users``, the
+file of a server started without a configuration file in this folder.
+
+Exit status: 0 on success; 1 when an account operation fails (unknown or
+duplicate user, invalid name, unreadable accounts file, passwords that do
+not match); 2 for usage and configuration errors.  Errors are one line,
+``exchmail: error: ...``, on standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from pathlib import Path
+
+from exchmail.auth.accounts import AccountsFile
+from exchmail.config import default_config, load_config, read_toml
+from exchmail.errors import AccountError, ConfigError, InvalidUserName
+from exchmail.profile import PROFILE_NAMES, describe, load_profile
+
+PROG = "exchmail"
+
+
+class _Failure(Exception):
+    """An error to report in one line, with an exit status."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Manage an exchmail IMAP4/POP3 server.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    user = commands.add_parser("user", help="manage accounts")
+    user_commands = user.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, help_text, needs_name, reads_password in (
+        ("add", "add an account", True, True),
+        ("passwd", "change an account's password", True, True),
+        ("del", "delete an account", True, False),
+        ("list", "list the accounts", False, False),
+    ):
+        sub = user_commands.add_parser(action, help=help_text)
+        if needs_name:
+            sub.add_argument("name", metavar="NAME")
+        if reads_password:
+            sub.add_argument("--password-stdin", action="store_true",
+                             help="read the password from the first line of standard input")
+        where = sub.add_mutually_exclusive_group()
+        where.add_argument("--config", type=Path, metavar="FILE",
+                           help="use the accounts file named by this configuration file")
+        where.add_argument("--users-file", type=Path, metavar="FILE",
+                           help="the accounts file (default: ./exchmail-data/users)")
+
+    profile = commands.add_parser("profile", help="inspect conformance profiles")
+    profile_commands = profile.add_subparsers(dest="action", required=True, metavar="ACTION")
+    show = profile_commands.add_parser("show", help="print every setting of a profile")
+    show.add_argument("name", nargs="?", metavar="NAME",
+                      help=f"one of {', '.join(PROFILE_NAMES)} (default: the configured "
+                           "profile, or exchange2010)")
+    show.add_argument("--config", type=Path, metavar="FILE",
+                      help="apply this configuration file's [profile] overrides")
+    return parser
+
+
+def _users_file(args: argparse.Namespace) -> Path:
+    if args.config is not None:
+        return load_config(args.config).auth.users_file
+    if args.users_file is not None:
+        return Path(args.users_file)
+    return default_config(Path.cwd()).auth.users_file
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        password = line.rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != password:
+            raise _Failure("the passwords do not match", 1)
+    if not password:
+        raise _Failure("the password must not be empty", 1)
+    return password
+
+
+def _user(args: argparse.Namespace) -> int:
+    accounts = AccountsFile(_users_file(args))
+    if args.action == "list":
+        accounts.load()
+        for name in accounts.users():
+            print(name)
+    elif args.action == "add":
+        accounts.add(args.name, _read_password(args))
+        print(f"added user {args.name} to {accounts.path}")
+    elif args.action == "passwd":
+        accounts.load()
+        if not accounts.exists(args.name):  # fail before asking for a password
+            raise AccountError(f"no such user {args.name!r}")
+        accounts.set_password(args.name, _read_password(args))
+        print(f"changed the password of {args.name}")
+    else:
+        accounts.remove(args.name)
+        print(f"deleted user {args.name}")
+    return 0
+
+
+def _profile_show(args: argparse.Namespace) -> int:
+    if args.config is None:
+        profile = load_profile(args.name or "exchange2010")
+    elif args.name is None:
+        profile = load_config(args.config).profile
+    else:
+        load_config(args.config)  # report any error in the file
+        overrides = read_toml(args.config).get("profile", {})
+        profile = load_profile(args.name, overrides)
+    sys.stdout.write(describe(profile))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``exchmail`` command with ``argv`` (default: ``sys.argv[1:]``).
+
+    :return: the exit status (see the module docstring).
+    """
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, or a usage error already printed
+        return e.code if isinstance(e.code, int) else 2
+    try:
+        if args.command == "user":
+            return _user(args)
+        return _profile_show(args)
+    except _Failure as e:
+        message, status = str(e), e.status
+    except (AccountError, InvalidUserName) as e:
+        message, status = str(e), 1
+    except ConfigError as e:
+        message, status = str(e), 2
+    except (EOFError, KeyboardInterrupt):
+        message, status = "interrupted", 1
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

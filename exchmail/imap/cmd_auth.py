@@ -1,0 +1,247 @@
+"""Commands of the authenticated state (also valid when a mailbox is selected).
+
+SELECT, EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST,
+LSUB, STATUS, APPEND, NAMESPACE, IDLE.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+from typing import Any
+
+from twisted.internet import defer
+
+from exchmail import errors
+from exchmail.imap import listing
+from exchmail.imap.common import CommandFailed, SessionBase, decode_mailbox, encode_mailbox
+from exchmail.imap.parsing import Atom, ParseError, Spool, Token, as_atom, as_bytes, expect_count
+from exchmail.imap.selected import SelectedMailbox, format_flags
+from exchmail.store.index import SYSTEM_FLAGS
+
+STATUS_ITEMS = {b"MESSAGES", b"RECENT", b"UIDNEXT", b"UIDVALIDITY", b"UNSEEN"}
+_DATE_TIME = re.compile(rb"^ ?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-]\d{4})$")
+
+
+def parse_flag_list(token: Token) -> frozenset[str]:
+    """A flag list argument (a list of atoms, or one atom) as ``str`` flags."""
+    items = token if isinstance(token, list) else [token]
+    flags = set()
+    for item in items:
+        if not isinstance(item, Atom) or not item:
+            raise ParseError("flags must be atoms")
+        flag = bytes(item).decode("ascii", "replace")
+        if flag.startswith("\\"):
+            canonical = next((f for f in SYSTEM_FLAGS if f.lower() == flag.lower()), None)
+            if canonical is None:
+                raise ParseError(f"unknown system flag {flag[:30]}")
+            flag = canonical
+        elif any(c in flag for c in "()*%\"]{") or not flag.isprintable():
+            raise ParseError("invalid keyword")
+        flags.add(flag)
+    return frozenset(flags)
+
+
+def parse_date_time(raw: bytes) -> float:
+    """An APPEND date-time (``"17-Jul-1996 02:44:25 -0700"``) as epoch seconds."""
+    match = _DATE_TIME.match(raw)
+    if not match:
+        raise ParseError("invalid date-time")
+    day, month, year, hh, mm, ss, zone = (g.decode("ascii") for g in match.groups())
+    parsed = email.utils.parsedate_tz(f"{day} {month} {year} {hh}:{mm}:{ss} {zone}")
+    if parsed is None:
+        raise ParseError("invalid date-time")
+    return float(email.utils.mktime_tz(parsed))
+
+
+class AuthenticatedCommands(SessionBase):
+    """Handlers for the authenticated state."""
+
+    # -- SELECT / EXAMINE ------------------------------------------------------
+    def cmd_SELECT(self, tag: bytes, args: list[Token], uid: bool) -> Any:
+        return self._select(args, readonly=False)
+
+    def cmd_EXAMINE(self, tag: bytes, args: list[Token], uid: bool) -> Any:
+        return self._select(args, readonly=True)
+
+    @defer.inlineCallbacks
+    def _select(self, args: list[Token], readonly: bool):  # type: ignore[no-untyped-def]
+        expect_count(args, 1)
+        name = decode_mailbox(args[0])
+        self.close_selected()
+        mailbox = yield defer.maybeDeferred(self.account.mailbox, name)
+        yield defer.maybeDeferred(mailbox.refresh)
+        selected = SelectedMailbox(mailbox, readonly, self.mailbox_changed)
+        self.selected, self.state = selected, "select"
+        self._send_select_data(selected)
+        mode = b"[READ-ONLY] EXAMINE" if readonly else b"[READ-WRITE] SELECT"
+        return mode + b" completed."
+
+    def _send_select_data(self, selected: SelectedMailbox) -> None:
+        mailbox = selected.mailbox
+        flags = self.mailbox_flags(mailbox)
+        self.sendLine(b"* FLAGS " + format_flags(flags))
+        permanent = flags | {"\\*"} if not selected.readonly else frozenset()
+        self.sendLine(b"* OK [PERMANENTFLAGS " + format_flags(permanent) + b"] Permanent flags")
+        self.sendLine(b"* %d EXISTS" % selected.exists)
+        self.sendLine(b"* %d RECENT" % len(selected.recent))
+        first_unseen = next((seq for seq, uid in enumerate(mailbox.uids(), 1)
+                             if "\\Seen" not in mailbox.message(uid).flags), None)
+        if first_unseen is not None:
+            self.sendLine(b"* OK [UNSEEN %d] First unseen message" % first_unseen)
+        self.sendLine(b"* OK [UIDVALIDITY %d] UIDs valid" % mailbox.uid_validity)
+        self.sendLine(b"* OK [UIDNEXT %d] Predicted next UID" % mailbox.uid_next)
+
+    @staticmethod
+    def mailbox_flags(mailbox: Any) -> frozenset[str]:
+        """The FLAGS list (keywords a client sets show up in FETCH FLAGS)."""
+        return SYSTEM_FLAGS
+
+    def mailbox_changed(self) -> None:
+        """A shared-mailbox listener fired: push updates now if the client idles."""
+        if getattr(self, "_idling", False):
+            self.send_updates(allow_expunge=True)
+            self.flush()
+
+    # -- mailbox management ----------------------------------------------------
+    def cmd_CREATE(self, tag: bytes, args: list[Token], uid: bool) -> Any:
+        expect_count(args, 1)
+        name = decode_mailbox(args[0]).rstrip(listing.DELIMITER)
+        return defer.maybeDeferred(self.account.create, name).addCallback(
+            lambda _: b"CREATE completed.")
+
+    def cmd_DELETE(self, tag: bytes, args: list[Token], uid: bool) -> Any:
+        expect_count(args, 1)
+        name = decode_mailbox(args[0])
+        if self.selected is not None and self.selected.mailbox.name == name:
+            self.close_selected()
+        return defer.maybeDeferred(self.account.delete, name).addCallback(
+            lambda _: b"DELETE completed.")
+
+    def cmd_RENAME(self, tag: bytes, args: list[Token], uid: bool) -> Any:
+        expect_count(args, 2)
+        old, new = decode_mailbox(args[0]), decode_mailbox(args[1])
+        return defer.maybeDeferred(self.account.rename, old, new).addCallback(
+            lambda _: b"RENAME completed.")
+
+    def cmd_SUBSCRIBE(self, tag: bytes, args: list[Token], uid: bool) -> bytes:
+        expect_count(args, 1)
+        self.account.subscribe(decode_mailbox(args[0]))
+        return b"SUBSCRIBE completed."
+
+    def cmd_UNSUBSCRIBE(self, tag: bytes, args: list[Token], uid: bool) -> bytes:
+        expect_count(args, 1)
+        self.account.unsubscribe(decode_mailbox(args[0]))
+        return b"UNSUBSCRIBE completed."
+
+    # -- LIST / LSUB ---------------------------------------------------------
+    def cmd_LIST(self, tag: bytes, args: list[Token], uid: bool) -> bytes:
+        expect_count(args, 2)
+        reference, pattern = decode_mailbox_pattern(args[0]), decode_mailbox_pattern(args[1])
+        if not pattern:
+            self.sendLine(b'* LIST (\\Noselect) "/" ""')
+            return b"LIST completed."
+        full = listing.full_pattern(reference, pattern)
+        for name, attributes in listing.list_entries(self.account.list_mailboxes(), full):
+            self._send_list_line(b"LIST", name, attributes)
+        return b"LIST completed."
+
+    def cmd_LSUB(self, tag: bytes, args: list[Token], uid: bool) -> bytes:
+        expect_count(args, 2)
+        reference, pattern = decode_mailbox_pattern(args[0]), decode_mailbox_pattern(args[1])
+        full = listing.full_pattern(reference, pattern)
+        entries = listing.lsub_entries(self.account.subscriptions(),
+                                       self.account.list_mailboxes(), full)
+        for name, attributes in entries:
+            self._send_list_line(b"LSUB", name, attributes)
+        return b"LSUB completed."
+
+    def _send_list_line(self, kind: bytes, name: str, attributes: list[bytes]) -> None:
+        self.sendLine(b"* %s (%s) \"/\" %s" % (kind, b" ".join(attributes), encode_mailbox(name)))
+
+    # -- STATUS ----------------------------------------------------------------
+    @defer.inlineCallbacks
+    def cmd_STATUS(self, tag: bytes, args: list[Token], uid: bool):  # type: ignore[no-untyped-def]
+        expect_count(args, 2)
+        name = decode_mailbox(args[0])
+        wanted = args[1] if isinstance(args[1], list) else [args[1]]
+        items = [as_atom(item) for item in wanted]
+        if not items or any(item not in STATUS_ITEMS for item in items):
+            raise ParseError("invalid STATUS item")
+        mailbox = yield defer.maybeDeferred(self.account.mailbox, name)
+        yield defer.maybeDeferred(mailbox.refresh)
+        values = {
+            b"MESSAGES": lambda: len(mailbox.uids()),
+            b"RECENT": mailbox.recent_count,
+            b"UIDNEXT": lambda: mailbox.uid_next,
+            b"UIDVALIDITY": lambda: mailbox.uid_validity,
+            b"UNSEEN": lambda: sum(1 for u in mailbox.uids()
+                                   if "\\Seen" not in mailbox.message(u).flags),
+        }
+        body = b" ".join(b"%s %d" % (item, values[item]()) for item in items)
+        self.sendLine(b"* STATUS " + encode_mailbox(mailbox.name) + b" (" + body + b")")
+        return b"STATUS completed."
+
+    # -- APPEND ----------------------------------------------------------------
+    @defer.inlineCallbacks
+    def cmd_APPEND(self, tag: bytes, args: list[Token], uid: bool):  # type: ignore[no-untyped-def]
+        expect_count(args, 2, 4)
+        name = decode_mailbox(args[0])
+        message = args[-1]
+        if not isinstance(message, (bytes, Spool)) or isinstance(message, Atom):
+            raise ParseError("APPEND needs the message as a literal")
+        flags, when = frozenset(), None
+        for option in args[1:-1]:
+            if isinstance(option, list):
+                flags = parse_flag_list(option)
+            else:
+                when = parse_date_time(as_bytes(option))
+        try:
+            mailbox = yield defer.maybeDeferred(self.account.mailbox, name)
+        except errors.NoSuchMailbox:
+            raise CommandFailed(b"[TRYCREATE] Mailbox does not exist") from None
+        source = message.file if isinstance(message, Spool) else message
+        try:
+            new_uid = yield defer.maybeDeferred(mailbox.append, source, flags, when)
+        finally:
+            if isinstance(message, Spool):
+                message.file.close()
+        return b"[APPENDUID %d %d] APPEND completed." % (mailbox.uid_validity, new_uid)
+
+    # -- NAMESPACE / IDLE --------------------------------------------------------
+    def cmd_NAMESPACE(self, tag: bytes, args: list[Token], uid: bool) -> bytes:
+        expect_count(args, 0)
+        self.sendLine(b'* NAMESPACE (("" "/")) NIL NIL')
+        return b"NAMESPACE completed."
+
+    @defer.inlineCallbacks
+    def cmd_IDLE(self, tag: bytes, args: list[Token], uid: bool):  # type: ignore[no-untyped-def]
+        expect_count(args, 0)
+        self.sendContinuationRequest(b"idling")
+        self.send_updates(allow_expunge=True)
+        self._idling = True
+        poll = self.reactor.callLater(self.idle_poll_interval, self._idle_poll)
+        self._idle_call = poll
+        try:
+            line = yield self.await_line()
+        finally:
+            self._idling = False
+            if self._idle_call.active():
+                self._idle_call.cancel()
+        if line.strip(b" \t").upper() != b"DONE":
+            raise ParseError("Expected DONE to end IDLE")
+        return b"IDLE completed."
+
+    idle_poll_interval = 5.0
+
+    def _idle_poll(self) -> None:
+        """While idling, look for outside changes (e.g. Maildir deliveries)."""
+        self.refresh_selected().addErrback(lambda f: None)
+        self._idle_call = self.reactor.callLater(self.idle_poll_interval, self._idle_poll)
+
+
+def decode_mailbox_pattern(token: Token) -> str:
+    """A LIST reference or pattern; the empty string is allowed."""
+    if as_bytes(token) == b"":
+        return ""
+    return decode_mailbox(token)

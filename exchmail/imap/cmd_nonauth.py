@@ -1,0 +1,144 @@
+"""Commands valid in any state and in the not-authenticated state.
+
+CAPABILITY, NOOP, LOGOUT (any state); LOGIN and AUTHENTICATE (not
+authenticated).  Mixed into :class:`exchmail.imap.server.IMAPServer`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from twisted.cred.credentials import UsernamePassword
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet import defer
+from twisted.mail import imap4
+
+from exchmail.interfaces import IStoreAccount
+from exchmail.imap.common import CommandFailed, SessionBase
+from exchmail.imap.parsing import ParseError, Token, as_atom, as_bytes, expect_count
+
+# Exchange's LoginType values under which plaintext LOGIN is refused before TLS.
+_LOGIN_NEEDS_TLS = {"SecureLogin", "PlainTextAuthentication"}
+MAX_SASL_LINE = 64 * 1024
+
+
+class AnyStateCommands(SessionBase):
+    """CAPABILITY, NOOP, LOGOUT, LOGIN, AUTHENTICATE."""
+
+    login_type = "PlainTextLogin"
+    startedTLS = False
+
+    # -- capabilities --------------------------------------------------------
+    def login_disabled(self) -> bool:
+        """Whether plaintext LOGIN is refused on this connection now."""
+        return self.login_type in _LOGIN_NEEDS_TLS and not self.startedTLS
+
+    def listCapabilities(self) -> list[bytes]:
+        """The CAPABILITY list: IMAP4rev1, SASL mechanisms, then the profile's extensions."""
+        caps = [b"IMAP4rev1"]
+        if self.login_type != "SecureLogin" or self.startedTLS:
+            caps.extend(b"AUTH=" + name for name in self.challengers)
+        if self.login_disabled():
+            caps.append(b"LOGINDISABLED")
+        caps.extend(cap.encode("ascii") for cap in self.profile.imap.capabilities)
+        return caps
+
+    def cmd_CAPABILITY(self, tag: bytes, args: list[Token], uid: bool) -> bytes:
+        expect_count(args, 0)
+        self.sendUntaggedResponse(b"CAPABILITY " + b" ".join(self.listCapabilities()))
+        return b"CAPABILITY completed."
+
+    def cmd_NOOP(self, tag: bytes, args: list[Token], uid: bool) -> Any:
+        expect_count(args, 0)
+        return self.refresh_selected().addCallback(lambda _: b"NOOP completed.")
+
+    def refresh_selected(self) -> defer.Deferred[None]:
+        """Let the store pick up outside changes to the selected mailbox."""
+        selected = self.selected
+        if selected is None:
+            return defer.succeed(None)
+        return defer.maybeDeferred(selected.mailbox.refresh)
+
+    def cmd_LOGOUT(self, tag: bytes, args: list[Token], uid: bool) -> None:
+        expect_count(args, 0)
+        self.sendUntaggedResponse(b"BYE exchmail IMAP4rev1 server signing off")
+        self.sendPositiveResponse(tag, b"LOGOUT completed.")
+        self.close_selected()
+        self.state = "logout"
+
+    # -- authentication ----------------------------------------------------
+    def cmd_LOGIN(self, tag: bytes, args: list[Token], uid: bool) -> Any:
+        expect_count(args, 2)
+        user, password = as_bytes(args[0]), as_bytes(args[1])
+        if self.login_disabled():
+            raise self._no(b"[PRIVACYREQUIRED] LOGIN is disabled before STARTTLS")
+        return self._login(UsernamePassword(user, password), b"LOGIN completed.")
+
+    def cmd_AUTHENTICATE(self, tag: bytes, args: list[Token], uid: bool) -> Any:
+        expect_count(args, 1, 2)
+        mechanism = as_atom(args[0])
+        factory = self.challengers.get(mechanism)
+        if factory is None or (self.login_type == "SecureLogin" and not self.startedTLS):
+            raise self._no(b"Unsupported authentication mechanism")
+        initial = as_bytes(args[1]) if len(args) == 2 else None
+        return self._sasl_exchange(factory(), initial)
+
+    @defer.inlineCallbacks
+    def _sasl_exchange(self, challenger: Any, initial: bytes | None):  # type: ignore[no-untyped-def]
+        response = initial
+        while True:
+            if response is None:
+                challenge = challenger.getChallenge()
+                self.sendContinuationRequest(base64.b64encode(challenge))
+                response = yield self.await_line()
+            if response.strip() == b"*":
+                raise self._no(b"AUTHENTICATE cancelled by the client")
+            if len(response) > MAX_SASL_LINE:
+                raise ParseError("SASL response too long")
+            try:
+                decoded = b"" if response.strip() == b"=" else base64.b64decode(response, validate=True)
+            except (binascii.Error, ValueError):
+                raise ParseError("Invalid base64 in AUTHENTICATE response") from None
+            try:
+                challenger.setResponse(decoded)
+            except imap4.IllegalClientResponse as error:
+                raise ParseError(f"Invalid SASL response: {error}") from None
+            if not challenger.moreChallenges():
+                break
+            response = None
+        result = yield self._login(challenger, b"AUTHENTICATE completed.")
+        return result
+
+    def _login(self, credentials: Any, text: bytes) -> defer.Deferred[bytes]:
+        d = self.portal.login(credentials, None, IStoreAccount)
+
+        def logged_in(result: tuple[Any, Any, Any]) -> bytes:
+            _, account, logout = result
+            self.account = account
+            self._logout_hook = logout
+            self.state = "auth"
+            self.setTimeout(self.POSTAUTH_TIMEOUT)
+            if self.profile.imap.capability_in_login_response:
+                return b"[CAPABILITY " + b" ".join(self.listCapabilities()) + b"] " + text
+            return text
+
+        def refused(failure: Any) -> None:
+            failure.trap(UnauthorizedLogin)
+            raise self._no(b"[AUTHENTICATIONFAILED] Authentication failed.")
+
+        return d.addCallbacks(logged_in, refused)
+
+    @staticmethod
+    def _no(text: bytes) -> Exception:
+        return CommandFailed(text)
+
+    def await_line(self) -> defer.Deferred[bytes]:
+        """Flush output and hand the client's next line to the returned Deferred."""
+        self.flush()
+        d: defer.Deferred[bytes] = defer.Deferred()
+        self._await_line = d
+        if self._buffer:
+            self.reactor.callLater(0, self._process_input)
+        return d

@@ -1,0 +1,84 @@
+"""Pieces shared by the IMAP command mixins: failures, name encoding, typing base."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from exchmail import errors, mutf7
+from exchmail.imap import wire
+from exchmail.imap.parsing import Token, as_bytes
+
+if TYPE_CHECKING:
+    from twisted.internet import defer
+
+    from exchmail.imap.selected import SelectedMailbox
+    from exchmail.profile import Profile
+
+
+class CommandFailed(Exception):
+    """Answer the command with a tagged NO carrying this text (bytes)."""
+
+
+def store_error_text(error: Exception) -> bytes:
+    """The NO text for a store error, with its RFC 5530 response code."""
+    text = str(error).encode("utf-8", "replace")
+    if isinstance(error, errors.MailboxExists):
+        return b"[ALREADYEXISTS] " + text
+    if isinstance(error, errors.NoSuchMailbox):
+        return b"[NONEXISTENT] " + text
+    if isinstance(error, errors.InvalidMailboxName):
+        return b"[CANNOT] " + text
+    return text
+
+
+def decode_mailbox(token: Token) -> str:
+    """A mailbox name argument as ``str``: modified UTF-7, or raw UTF-8 from
+    clients that send 8-bit names."""
+    raw = as_bytes(token)
+    try:
+        if raw.isascii():
+            return mutf7.decode(raw.decode("ascii"))
+        return raw.decode("utf-8")
+    except ValueError:
+        raise CommandFailed(b"[CANNOT] Mailbox name is not valid modified UTF-7") from None
+
+
+def encode_mailbox(name: str) -> bytes:
+    """A mailbox name for a response: modified UTF-7 as a quoted string or literal."""
+    return wire.string(mutf7.encode(name).encode("ascii"))
+
+
+class SessionBase:
+    """What the command mixins may use of :class:`~exchmail.imap.server.IMAPServer`.
+
+    Declarations only (for readers and type checkers); the server defines them.
+    """
+
+    profile: "Profile"
+    portal: Any
+    reactor: Any
+    account: Any
+    selected: "SelectedMailbox | None"
+    state: str
+    challengers: dict[bytes, Callable[[], Any]]
+    login_type: str
+    startedTLS: bool
+    POSTAUTH_TIMEOUT: int
+    _buffer: bytes
+    _await_line: "defer.Deferred[bytes] | None"
+    _logout_hook: Callable[[], None] | None
+
+    if TYPE_CHECKING:
+        def sendLine(self, line: bytes) -> None: ...
+        def send_raw(self, data: bytes) -> None: ...
+        def flush(self) -> None: ...
+        def sendUntaggedResponse(self, message: bytes, isAsync: Any = None) -> None: ...
+        def sendPositiveResponse(self, tag: bytes | None = None, message: bytes = b"") -> None: ...
+        def sendContinuationRequest(self, msg: bytes = b"") -> None: ...
+        def setTimeout(self, period: float | None) -> Any: ...
+        def send_updates(self, allow_expunge: bool = True) -> None: ...
+        def close_selected(self) -> None: ...
+        def await_line(self) -> "defer.Deferred[bytes]": ...
+        def _process_input(self) -> None: ...
+        def listCapabilities(self) -> list[bytes]: ...
+        def refresh_selected(self) -> "defer.Deferred[None]": ...

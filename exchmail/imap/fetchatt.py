@@ -1,0 +1,116 @@
+"""Parsing of FETCH attributes (RFC 3501 6.4.5) into :class:`FetchItem` values."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from exchmail.imap.parsing import Atom, ParseError, Token
+
+MACROS = {
+    b"ALL": (b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE", b"ENVELOPE"),
+    b"FAST": (b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE"),
+    b"FULL": (b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE", b"ENVELOPE", b"BODY"),
+}
+SIMPLE = {b"ENVELOPE", b"FLAGS", b"INTERNALDATE", b"RFC822", b"RFC822.HEADER",
+          b"RFC822.SIZE", b"RFC822.TEXT", b"BODY", b"BODYSTRUCTURE", b"UID"}
+TEXT_SPECS = {"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"}
+
+_BODY_SECTION = re.compile(rb"^(BODY(?:\.PEEK)?)\[([^\]]*)\](?:<(\d{1,10})\.(\d{1,10})>)?$", re.I)
+_FIELDS = re.compile(rb"^(HEADER\.FIELDS(?:\.NOT)?)[ \t]*\((.*)\)$", re.I | re.S)
+
+
+@dataclass(frozen=True)
+class FetchItem:
+    """One requested data item.
+
+    ``name`` is the upper-case item (``BODY[]`` items have name ``BODY``
+    and a ``section``); ``path`` is the 1-based part path; ``text`` one of
+    :data:`TEXT_SPECS` or ``None``; ``partial`` is ``(start, length)``.
+    """
+
+    name: bytes
+    path: tuple[int, ...] = ()
+    text: str | None = None
+    fields: tuple[bytes, ...] = ()
+    partial: tuple[int, int] | None = None
+    peek: bool = False
+    section: bytes | None = None
+
+    @property
+    def sets_seen(self) -> bool:
+        """Whether fetching this item sets ``\\Seen`` (RFC 3501 6.4.5)."""
+        if self.section is not None:
+            return not self.peek
+        return self.name in (b"RFC822", b"RFC822.TEXT")
+
+    def label(self) -> bytes:
+        """The item name as it appears in the FETCH response."""
+        if self.section is None:
+            return self.name
+        label = b"BODY[" + self.section + b"]"
+        if self.partial is not None:
+            label += b"<%d>" % self.partial[0]
+        return label
+
+
+def _parse_section(spec: bytes) -> tuple[tuple[int, ...], str | None, tuple[bytes, ...]]:
+    """Split ``1.2.HEADER.FIELDS (A B)`` into path, text spec and fields."""
+    path: list[int] = []
+    rest = spec.strip()
+    while rest and rest[:1].isdigit():
+        number, _, rest = rest.partition(b".")
+        if not number.isdigit() or int(number) == 0 or len(number) > 9:
+            raise ParseError("invalid section part number")
+        path.append(int(number))
+    if not rest:
+        return tuple(path), None, ()
+    fields: tuple[bytes, ...] = ()
+    match = _FIELDS.match(rest)
+    if match:
+        rest = match.group(1)
+        fields = tuple(f for f in re.split(rb"[ \t]+", match.group(2).strip()) if f)
+        if not fields:
+            raise ParseError("empty header field list")
+        fields = tuple(f.strip(b'"') for f in fields)
+    text = rest.decode("ascii", "replace").upper()
+    if text not in TEXT_SPECS or (text == "MIME" and not path):
+        raise ParseError(f"invalid section {spec[:60]!r}")
+    return tuple(path), text, fields
+
+
+def _parse_one(token: Token) -> list[FetchItem]:
+    if not isinstance(token, Atom):
+        raise ParseError("invalid fetch attribute")
+    upper = bytes(token).upper()
+    if upper in SIMPLE:
+        return [FetchItem(upper)]
+    match = _BODY_SECTION.match(bytes(token))
+    if not match:
+        raise ParseError(f"unknown fetch attribute {bytes(token)[:40]!r}")
+    path, text, fields = _parse_section(match.group(2))
+    partial = None
+    if match.group(3) is not None:
+        length = int(match.group(4))
+        if length == 0:
+            raise ParseError("partial length must be positive")
+        partial = (int(match.group(3)), length)
+    section = match.group(2).upper()
+    return [FetchItem(b"BODY", path, text, fields, partial,
+                      peek=match.group(1).upper() == b"BODY.PEEK", section=section)]
+
+
+def parse_fetch_items(args: list[Token]) -> list[FetchItem]:
+    """Parse the attribute argument(s) of FETCH: a macro, one item or a list."""
+    if len(args) != 1:
+        raise ParseError("expected one fetch attribute or a parenthesised list")
+    arg = args[0]
+    if isinstance(arg, Atom) and bytes(arg).upper() in MACROS:
+        return [FetchItem(name) for name in MACROS[bytes(arg).upper()]]
+    tokens = arg if isinstance(arg, list) else [arg]
+    if not tokens:
+        raise ParseError("empty fetch attribute list")
+    items: list[FetchItem] = []
+    for token in tokens:
+        items.extend(_parse_one(token))
+    return items

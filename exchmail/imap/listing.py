@@ -1,0 +1,68 @@
+"""LIST/LSUB name matching (RFC 3501 6.3.8), pure."""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+from exchmail.store import names
+
+DELIMITER = names.DELIMITER
+
+
+def full_pattern(reference: str, pattern: str) -> str:
+    """Join a LIST reference and pattern (RFC 3501 6.3.8: the reference is a prefix)."""
+    if not reference:
+        return pattern
+    if reference.endswith(DELIMITER) or pattern.startswith(DELIMITER):
+        return reference + pattern
+    return reference + DELIMITER + pattern
+
+
+def pattern_regex(pattern: str) -> re.Pattern[str]:
+    """``*`` matches anything, ``%`` anything but the delimiter; INBOX matches in any case."""
+    out = []
+    for char in pattern:
+        if char == "*":
+            out.append(".*")
+        elif char == "%":
+            out.append("[^" + re.escape(DELIMITER) + "]*")
+        else:
+            out.append(re.escape(char))
+    body = "".join(out)
+    if pattern[:5].upper() == "INBOX" and (len(pattern) == 5 or pattern[5] in (DELIMITER, "*", "%")):
+        body = "(?i:INBOX)" + "".join(out[5:])
+    return re.compile("^" + body + "$", re.S)
+
+
+def list_entries(existing: Iterable[str], pattern: str) -> list[tuple[str, list[bytes]]]:
+    """``(name, attributes)`` for every name matching ``pattern``.
+
+    Superiors of existing mailboxes that do not exist themselves are
+    listed with ``\\Noselect`` when the pattern matches them, as RFC 3501
+    requires for ``%``.  CHILDREN attributes (RFC 3348) are included.
+    """
+    exists = set(existing)
+    candidates = set(exists)
+    for name in exists:
+        candidates.update(names.parents(name))
+    has_children = {parent for name in candidates for parent in names.parents(name)}
+    regex = pattern_regex(pattern)
+    result = []
+    for name in sorted(candidates, key=lambda n: (n != names.INBOX, n)):
+        if not regex.match(name):
+            continue
+        attributes = [] if name in exists else [b"\\Noselect"]
+        attributes.append(b"\\HasChildren" if name in has_children else b"\\HasNoChildren")
+        result.append((name, attributes))
+    return result
+
+
+def lsub_entries(subscribed: Iterable[str], existing: Iterable[str],
+                 pattern: str) -> list[tuple[str, list[bytes]]]:
+    """``(name, attributes)`` for subscribed names matching ``pattern``;
+    a subscribed name that does not exist is ``\\Noselect``."""
+    exists = set(existing)
+    regex = pattern_regex(pattern)
+    return [(name, [] if name in exists else [b"\\Noselect"])
+            for name in sorted(subscribed) if regex.match(name)]

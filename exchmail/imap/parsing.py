@@ -1,0 +1,224 @@
+"""IMAP command parsing: bytes in, values out, no protocol state.
+
+A command arrives as *segments*: the text of each line (without CRLF) and
+the literals between them.  :func:`tokenize` turns the segments into
+tokens:
+
+- :class:`Atom` (a ``bytes`` subclass) for atoms, including ``NIL`` and
+  fetch attributes with their ``[section]<partial>`` (spaces and
+  parentheses inside the brackets are kept);
+- ``bytes`` for quoted strings and small literals;
+- :class:`Spool` for literals kept in a temporary file;
+- ``list`` for parenthesised lists.
+
+Whitespace between tokens may be any run of SP and TAB (MS-STANXIMAP
+2.1.7 / V0003) when ``liberal_whitespace`` is true; quoted strings and
+literals are never touched by that rule.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import IO, Union
+
+LITERAL_AT_END = re.compile(rb"\{(\d{1,20})(\+?)\}$")
+
+
+class ParseError(Exception):
+    """The command is malformed; the message is shown to the client after BAD."""
+
+
+class Atom(bytes):
+    """An unquoted atom (``NIL`` as an atom differs from the string ``"NIL"``)."""
+
+
+@dataclass
+class Spool:
+    """A large literal, kept in a (spooled) temporary file positioned at 0."""
+
+    file: IO[bytes]
+    size: int
+
+
+Token = Union[Atom, bytes, Spool, list]
+
+
+@dataclass
+class LiteralSegment:
+    """A literal's data between two line segments of one command."""
+
+    data: bytes | Spool
+
+
+def _skip_space(text: bytes, pos: int, liberal: bool) -> int:
+    if liberal:
+        while pos < len(text) and text[pos] in b" \t":
+            pos += 1
+    elif pos < len(text) and text[pos] == 0x20:
+        pos += 1
+    return pos
+
+
+def _quoted(text: bytes, pos: int) -> tuple[bytes, int]:
+    """Parse a quoted string starting after the opening quote."""
+    out = bytearray()
+    while pos < len(text):
+        char = text[pos]
+        if char == 0x5C:  # backslash: only \\ and \" are valid escapes
+            if pos + 1 >= len(text) or text[pos + 1] not in b'\\"':
+                raise ParseError("invalid escape in quoted string")
+            out.append(text[pos + 1])
+            pos += 2
+        elif char == 0x22:
+            return bytes(out), pos + 1
+        else:
+            out.append(char)
+            pos += 1
+    raise ParseError("unterminated quoted string")
+
+
+def _atom(text: bytes, pos: int) -> tuple[Atom, int]:
+    """Parse an atom; ``[...]`` sections may hold spaces and parentheses."""
+    start = pos
+    while pos < len(text):
+        char = text[pos]
+        if char == 0x5B:  # '[': run to the matching ']'
+            end = text.find(b"]", pos)
+            if end < 0:
+                raise ParseError("unbalanced '[' in atom")
+            pos = end + 1
+        elif char in b" \t()\"" or char < 0x20 or char == 0x7F:
+            break
+        else:
+            pos += 1
+    if pos == start:
+        raise ParseError(f"unexpected character {text[pos:pos + 1]!r}")
+    return Atom(text[start:pos]), pos
+
+
+def tokenize(segments: list[bytes | LiteralSegment], liberal_whitespace: bool = True) -> list[Token]:
+    """Turn a command's segments into a token tree (see the module docstring)."""
+    root: list[Token] = []
+    stack: list[list[Token]] = [root]
+    literals = iter(seg for seg in segments if isinstance(seg, LiteralSegment))
+    for segment in segments:
+        if isinstance(segment, LiteralSegment):
+            continue
+        text, pos = segment, 0
+        literal_match = LITERAL_AT_END.search(text)
+        if literal_match:
+            text = text[:literal_match.start()]
+        while True:
+            pos = _skip_space(text, pos, liberal_whitespace)
+            if pos >= len(text):
+                break
+            char = text[pos]
+            if char == 0x28:
+                new: list[Token] = []
+                stack[-1].append(new)
+                stack.append(new)
+                pos += 1
+            elif char == 0x29:
+                if len(stack) == 1:
+                    raise ParseError("unbalanced ')'")
+                stack.pop()
+                pos += 1
+            elif char == 0x22:
+                value, pos = _quoted(text, pos + 1)
+                stack[-1].append(value)
+            else:
+                atom, pos = _atom(text, pos)
+                stack[-1].append(atom)
+        if literal_match:
+            literal = next(literals, None)
+            if literal is None:
+                raise ParseError("literal data missing")
+            stack[-1].append(literal.data)
+    if len(stack) != 1:
+        raise ParseError("unbalanced '('")
+    return root
+
+
+def literal_request(line: bytes) -> tuple[int, bool] | None:
+    """``(size, synchronizing)`` if ``line`` ends with a literal announcement."""
+    match = LITERAL_AT_END.search(line)
+    if not match:
+        return None
+    return int(match.group(1)), match.group(2) != b"+"
+
+
+# -- sequence sets ----------------------------------------------------------
+_SEQ_NUMBER = re.compile(rb"^(?:\*|[1-9][0-9]{0,9})$")
+
+
+def parse_sequence_set(text: bytes) -> list[tuple[int | None, int | None]]:
+    """Parse ``1:3,5,7:*`` into ranges; ``None`` stands for ``*``.
+
+    Raises :class:`ParseError` for anything that is not a valid
+    sequence-set (zero, empty ranges, junk, numbers above 2**32-1).
+    """
+    if not text:
+        raise ParseError("empty sequence set")
+    ranges: list[tuple[int | None, int | None]] = []
+    for item in text.split(b","):
+        bounds = item.split(b":")
+        if len(bounds) > 2 or not all(_SEQ_NUMBER.match(b) for b in bounds):
+            raise ParseError(f"invalid sequence set {text[:50]!r}")
+        values = [None if b == b"*" else int(b) for b in bounds]
+        if any(v is not None and v > 0xFFFFFFFF for v in values):
+            raise ParseError("sequence number out of range")
+        ranges.append((values[0], values[-1]))
+    return ranges
+
+
+def resolve_sequence_set(ranges: list[tuple[int | None, int | None]], largest: int) -> list[tuple[int, int]]:
+    """Replace ``*`` by ``largest`` and order each range low..high."""
+    resolved = []
+    for low, high in ranges:
+        a = largest if low is None else low
+        b = largest if high is None else high
+        resolved.append((min(a, b), max(a, b)))
+    return resolved
+
+
+# -- argument helpers used by the handlers -----------------------------------
+MAX_STRING_ARGUMENT = 64 * 1024
+
+
+def as_bytes(token: Token) -> bytes:
+    """The value of an atom, string or (bounded) literal argument."""
+    if isinstance(token, Spool):
+        if token.size > MAX_STRING_ARGUMENT:
+            raise ParseError("literal too large for this argument")
+        token.file.seek(0)
+        return token.file.read()
+    if isinstance(token, list):
+        raise ParseError("expected a string, got a list")
+    return bytes(token)
+
+
+def as_atom(token: Token) -> bytes:
+    """The upper-cased value of an atom argument."""
+    if not isinstance(token, Atom):
+        raise ParseError("expected an atom")
+    return bytes(token).upper()
+
+
+def as_number(token: Token) -> int:
+    """A non-negative 32-bit number argument."""
+    if not isinstance(token, Atom) or not token.isdigit() or len(token) > 10:
+        raise ParseError("expected a number")
+    value = int(token)
+    if value > 0xFFFFFFFF:
+        raise ParseError("number out of range")
+    return value
+
+
+def expect_count(args: list[Token], low: int, high: int | None = None) -> None:
+    """Raise :class:`ParseError` unless ``low <= len(args) <= high``."""
+    high = low if high is None else high
+    if len(args) < low:
+        raise ParseError("missing argument")
+    if len(args) > high:
+        raise ParseError("too many arguments")

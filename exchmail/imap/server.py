@@ -1,0 +1,384 @@
+"""IMAPServer: Twisted's IMAP4Server with exchmail's reader, dispatcher and handlers.
+
+Twisted's :class:`~twisted.mail.imap4.IMAP4Server` gives the connection
+life cycle, the response helpers and the timeout machinery.  Its input
+path (line/literal handling, argument parsers) and its command handlers
+are replaced here, because they cannot express what exchmail needs:
+whitespace-liberal parsing, LITERAL+, bounded lines and literals that
+stream to disk, strictly serial processing, UIDPLUS, a shared mailbox
+index and internal errors answered ``NO [SERVERBUG]``.
+
+The handlers live in the mixins of :mod:`exchmail.imap.cmd_nonauth`,
+:mod:`~exchmail.imap.cmd_auth` and :mod:`~exchmail.imap.cmd_select`.  A
+handler ``cmd_NAME(tag, args, uid)`` returns the text of its tagged OK
+(bytes), or a Deferred of it, and raises :class:`CommandFailed` (NO),
+:class:`~exchmail.imap.parsing.ParseError` (BAD) or a store error.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Any, Callable
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.mail import imap4
+from twisted.python.failure import Failure
+
+from exchmail import errors
+from exchmail.imap import parsing
+from exchmail.imap.cmd_auth import AuthenticatedCommands
+from exchmail.imap.cmd_fetch import WriteGate
+from exchmail.imap.cmd_nonauth import AnyStateCommands
+from exchmail.imap.cmd_select import SelectedCommands
+from exchmail.imap.common import CommandFailed, store_error_text
+from exchmail.imap.parsing import LiteralSegment, ParseError, Spool
+from exchmail.imap.selected import SelectedMailbox
+from exchmail.profile import Profile
+
+# Literals up to this size stay in memory; larger ones go to a temporary file.
+IN_MEMORY_LITERAL = 256 * 1024
+# A client that keeps sending while a command runs is paused past this.
+INPUT_HIGH_WATER = 1024 * 1024
+
+ANY, NONAUTH, AUTH, SELECTED = ("unauth", "auth", "select"), ("unauth",), ("auth", "select"), ("select",)
+
+# name -> states in which the command is valid
+COMMANDS: dict[bytes, tuple[str, ...]] = {
+    b"CAPABILITY": ANY, b"NOOP": ANY, b"LOGOUT": ANY,
+    b"LOGIN": NONAUTH, b"AUTHENTICATE": NONAUTH,
+    b"SELECT": AUTH, b"EXAMINE": AUTH, b"CREATE": AUTH, b"DELETE": AUTH, b"RENAME": AUTH,
+    b"SUBSCRIBE": AUTH, b"UNSUBSCRIBE": AUTH, b"LIST": AUTH, b"LSUB": AUTH,
+    b"STATUS": AUTH, b"APPEND": AUTH, b"NAMESPACE": AUTH, b"IDLE": AUTH,
+    b"CHECK": SELECTED, b"CLOSE": SELECTED, b"EXPUNGE": SELECTED, b"SEARCH": SELECTED,
+    b"FETCH": SELECTED, b"STORE": SELECTED, b"COPY": SELECTED, b"UID": SELECTED,
+}
+UID_COMMANDS = {b"FETCH", b"STORE", b"SEARCH", b"COPY", b"EXPUNGE"}
+# RFC 3501 7.4.1: no EXPUNGE responses while these run (their non-UID forms).
+NO_EXPUNGE_DURING = {b"FETCH", b"STORE", b"SEARCH"}
+
+
+class _Reader:
+    """Incremental command assembly: lines plus the literals between them."""
+
+    def __init__(self) -> None:
+        self.segments: list[bytes | LiteralSegment] = []
+        self.command_bytes = 0
+        self.literal_left = 0
+        self.literal_sink: Any = None
+        self.literal_size = 0
+        self.discard_left = 0
+        self.discard_line = False
+        self.error: tuple[bytes, bytes] | None = None
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap4.IMAP4Server):
+    """The exchmail IMAP4rev1 protocol; one instance per connection."""
+
+    log = Logger(namespace="exchmail.imap")
+    profile: Profile
+    portal: Any = None
+    reactor: Any = None
+    idle_poll_interval = 5.0
+
+    def __init__(self, profile: Profile, portal: Any, reactor: Any,
+                 challengers: dict[bytes, Callable[[], Any]] | None = None) -> None:
+        super().__init__(chal=challengers or {b"PLAIN": imap4.PLAINCredentials})
+        self.profile = profile
+        self.portal = portal
+        self.reactor = reactor
+        self.timeOut = profile.imap.preauthenticated_timeout
+        self.POSTAUTH_TIMEOUT = profile.imap.authenticated_timeout
+        self.account: Any = None
+        self.selected: SelectedMailbox | None = None
+        self._buffer = b""
+        self._reader = _Reader()
+        self._busy = False
+        self._input_paused = False
+        self._await_line: defer.Deferred[bytes] | None = None
+        self._output: list[bytes] = []
+        self._logout_hook: Callable[[], None] | None = None
+
+    # -- connection ------------------------------------------------------
+    def connectionMade(self) -> None:
+        set_nodelay = getattr(self.transport, "setTcpNoDelay", None)
+        if set_nodelay is not None:
+            try:
+                set_nodelay(True)
+            except OSError:
+                pass
+        self.tags = {}
+        self.write_gate = WriteGate()
+        self.transport.registerProducer(self.write_gate, True)
+        self.setTimeout(self.timeOut)
+        self.sendServerGreeting()
+        self.flush()
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.setTimeout(None)
+        self.close_selected()
+        if self._logout_hook is not None:
+            self._logout_hook()
+            self._logout_hook = None
+        if self._await_line is not None:
+            pending, self._await_line = self._await_line, None
+            pending.errback(ConnectionError("connection lost"))
+
+    def timeoutConnection(self) -> None:
+        self.sendLine(b"* BYE Autologout; connection idle too long")
+        self.flush()
+        self.state = "logout"
+        self.transport.loseConnection()
+
+    def sendServerGreeting(self) -> None:
+        text = self.profile.imap.banner.encode("utf-8")
+        if self.profile.imap.capability_in_greeting:
+            text = b"[CAPABILITY " + b" ".join(self.listCapabilities()) + b"] " + text
+        self.sendPositiveResponse(message=text)
+
+    # -- output ----------------------------------------------------------
+    def sendLine(self, line: bytes) -> None:
+        """Queue a response line; :meth:`flush` writes queued output at once."""
+        self._output.append(line + b"\r\n")
+
+    def send_raw(self, data: bytes) -> None:
+        """Queue response bytes that are not a complete line (literals)."""
+        self._output.append(data)
+
+    def flush(self) -> None:
+        """Write everything queued in one transport call."""
+        if self._output and self.transport is not None:
+            self.transport.writeSequence(self._output)
+        self._output = []
+
+    # -- input -----------------------------------------------------------
+    def dataReceived(self, data: bytes) -> None:
+        self._buffer += data
+        self._process_input()
+
+    def _process_input(self) -> None:
+        while self._buffer and (not self._busy or self._await_line is not None):
+            if self.state == "logout":
+                self._buffer = b""
+                return
+            if not self._consume_literal_or_line():
+                break
+        if self._busy and len(self._buffer) > INPUT_HIGH_WATER and not self._input_paused:
+            self._input_paused = True
+            self.transport.pauseProducing()
+
+    def _consume_literal_or_line(self) -> bool:
+        """Take one piece of input; False when more data is needed."""
+        reader = self._reader
+        if reader.discard_left:
+            taken = min(reader.discard_left, len(self._buffer))
+            reader.discard_left -= taken
+            self._buffer = self._buffer[taken:]
+            return True
+        if reader.literal_left:
+            return self._consume_literal()
+        end = self._buffer.find(b"\n")
+        limit = self.profile.imap.max_command_size
+        if end < 0:
+            if len(self._buffer) > limit and not reader.discard_line:
+                self._line_too_long(self._buffer)
+                self._buffer = b""
+            return False
+        line, self._buffer = self._buffer[:end], self._buffer[end + 1:]
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        self.resetTimeout()
+        if reader.discard_line:
+            self._finish_discard()
+        elif len(line) + reader.command_bytes > limit:
+            self._line_too_long(line)
+            self._finish_discard()
+        else:
+            self._line_received(line)
+        return True
+
+    def _line_too_long(self, start: bytes) -> None:
+        tag = self._tag_of(start)
+        self._reader.segments = []
+        self._reader.discard_line = True
+        self._reader.error = (tag, b"BAD [TOOBIG] Command line too long")
+
+    def _finish_discard(self) -> None:
+        error = self._reader.error
+        self._reader.reset()
+        if error is not None:
+            tag, text = error
+            self.sendLine(tag + b" " + text)
+            self.flush()
+
+    @staticmethod
+    def _tag_of(line: bytes) -> bytes:
+        tag = line.split(None, 1)[0] if line.strip() else b"*"
+        return tag if len(tag) < 64 and parsing.Atom(tag).isascii() else b"*"
+
+    def _line_received(self, line: bytes) -> None:
+        if self._await_line is not None:
+            pending, self._await_line = self._await_line, None
+            pending.callback(line)
+            return
+        reader = self._reader
+        reader.segments.append(line)
+        reader.command_bytes += len(line)
+        request = parsing.literal_request(line)
+        if request is None:
+            self._execute(reader.segments)
+            reader.reset()
+            return
+        size, synchronizing = request
+        tag = self._tag_of(bytes(reader.segments[0]))
+        if size > self.profile.imap.max_literal_size:
+            if synchronizing:
+                reader.reset()
+                self.sendLine(tag + b" NO [TOOBIG] Literal larger than %d octets"
+                              % self.profile.imap.max_literal_size)
+                self.flush()
+            else:
+                reader.segments = []
+                reader.discard_left = size
+                reader.discard_line = True
+                reader.error = (tag, b"NO [TOOBIG] Literal too large")
+            return
+        self._start_literal(size)
+        if synchronizing:
+            self.sendContinuationRequest(b"Ready for literal data")
+            self.flush()
+
+    def _start_literal(self, size: int) -> None:
+        reader = self._reader
+        reader.literal_left = reader.literal_size = size
+        reader.literal_sink = (bytearray() if size <= IN_MEMORY_LITERAL
+                               else tempfile.TemporaryFile(prefix="exchmail-literal-"))
+        if size == 0:
+            self._end_literal()
+
+    def _consume_literal(self) -> bool:
+        reader = self._reader
+        chunk = self._buffer[:reader.literal_left]
+        self._buffer = self._buffer[len(chunk):]
+        reader.literal_left -= len(chunk)
+        if isinstance(reader.literal_sink, bytearray):
+            reader.literal_sink += chunk
+        else:
+            reader.literal_sink.write(chunk)
+        if reader.literal_left == 0:
+            self._end_literal()
+        return bool(chunk)
+
+    def _end_literal(self) -> None:
+        reader = self._reader
+        sink = reader.literal_sink
+        if isinstance(sink, bytearray):
+            data: bytes | Spool = bytes(sink)
+        else:
+            sink.seek(0)
+            data = Spool(sink, reader.literal_size)
+        reader.segments.append(LiteralSegment(data))
+        reader.literal_sink = None
+
+    # -- dispatch --------------------------------------------------------
+    def _execute(self, segments: list[bytes | LiteralSegment]) -> None:
+        first = segments[0]
+        assert isinstance(first, bytes)
+        if not first.strip(b" \t"):
+            self.sendBadResponse(None, b"Null command")
+            self.flush()
+            return
+        tag = self._tag_of(first)
+        try:
+            tokens = parsing.tokenize(segments)
+            if len(tokens) < 2 or not isinstance(tokens[0], parsing.Atom):
+                raise ParseError("missing command")
+            if not isinstance(tokens[1], parsing.Atom):
+                raise ParseError("command name must be an atom")
+            tag, name, args = bytes(tokens[0]), parsing.as_atom(tokens[1]), tokens[2:]
+            handler, uid = self._lookup(name, args)
+        except ParseError as error:
+            self.sendBadResponse(tag, str(error).encode("utf-8", "replace"))
+            self.flush()
+            return
+        self._run(tag, name, handler, args, uid)
+
+    def _lookup(self, name: bytes, args: list[Any]) -> tuple[Callable[..., Any], bool]:
+        uid = False
+        if name == b"UID" and self.state in COMMANDS[b"UID"]:
+            if not args or parsing.as_atom(args[0]) not in UID_COMMANDS:
+                raise ParseError("UID must be followed by COPY, FETCH, STORE, SEARCH or EXPUNGE")
+            name, uid = parsing.as_atom(args.pop(0)), True
+        states = COMMANDS.get(name)
+        if states is None:
+            raise ParseError("Unsupported command")
+        if self.state not in states:
+            raise ParseError(f"{name.decode()} not allowed in the {self._state_name()} state")
+        handler = getattr(self, "cmd_" + name.decode("ascii"))
+        self._command_name = name
+        self._command_uid = uid
+        return handler, uid
+
+    def _state_name(self) -> str:
+        return {"unauth": "not authenticated", "auth": "authenticated",
+                "select": "selected"}.get(self.state, self.state)
+
+    def _run(self, tag: bytes, name: bytes, handler: Callable[..., Any],
+             args: list[Any], uid: bool) -> None:
+        self._busy = True
+        d = defer.maybeDeferred(handler, tag, args, uid)
+        d.addCallbacks(self._succeeded, self._failed, callbackArgs=(tag, name, uid),
+                       errbackArgs=(tag,))
+        d.addErrback(self._internal_error, tag)
+        d.addBoth(self._done)
+
+    def _succeeded(self, text: bytes, tag: bytes, name: bytes, uid: bool) -> None:
+        if self.state == "logout":
+            return
+        self.send_updates(allow_expunge=uid or name not in NO_EXPUNGE_DURING)
+        self.sendPositiveResponse(tag, text)
+
+    def _failed(self, failure: Failure, tag: bytes) -> None:
+        if failure.check(ParseError):
+            self.sendBadResponse(tag, str(failure.value).encode("utf-8", "replace"))
+        elif failure.check(CommandFailed):
+            self.send_updates(allow_expunge=False)
+            self.sendNegativeResponse(tag, failure.value.args[0])
+        elif failure.check(errors.StoreError):
+            self.sendNegativeResponse(tag, store_error_text(failure.value))
+        else:
+            failure.raiseException()
+
+    def _internal_error(self, failure: Failure, tag: bytes) -> None:
+        self.log.failure("internal error in IMAP command {tag}", failure, tag=tag)
+        self.sendNegativeResponse(tag, b"[SERVERBUG] Internal server error; the error was logged")
+
+    def _done(self, _: object) -> None:
+        self.flush()
+        self._busy = False
+        if self.state == "logout":
+            self.transport.loseConnection()
+            return
+        if self._input_paused:
+            self._input_paused = False
+            self.transport.resumeProducing()
+        if self._buffer:
+            self.reactor.callLater(0, self._process_input)
+
+    # -- selected mailbox ---------------------------------------------------
+    def send_updates(self, allow_expunge: bool = True) -> None:
+        """Queue untagged responses for changes the client has not heard of."""
+        if self.selected is not None:
+            for line in self.selected.updates(allow_expunge):
+                self.sendLine(line)
+
+    def close_selected(self) -> None:
+        """Leave the selected state's mailbox (without expunging)."""
+        if self.selected is not None:
+            self.selected.close()
+            self.selected = None
+        if self.state == "select":
+            self.state = "auth"

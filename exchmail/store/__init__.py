@@ -1,0 +1,1 @@
+"""Mail stores: the in-memory reference backend and the Maildir default."""

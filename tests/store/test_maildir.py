@@ -1,0 +1,455 @@
+"""Maildir backend specifics: files on disk, persistence, outside changes."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from twisted.internet import defer
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from exchmail.errors import NoSuchMailbox, StoreError
+from exchmail.interfaces import IMailboxListener
+from exchmail.store.maildir import MaildirStore
+from exchmail.store.maildir.deliver import CHUNK
+
+MUTT_NAME = re.compile(
+    r"^(?P<secs>\d+)\.M(?P<usec>\d+)P(?P<pid>\d+)Q(?P<q>\d+)\.(?P<host>[^,:/]+)"
+    r",S=(?P<s>\d+),W=(?P<w>\d+):2,(?P<flags>[A-Za-z]*)$")
+
+
+def result(d: defer.Deferred[Any]) -> Any:
+    out: list[Any] = []
+    d.addBoth(out.append)
+    assert out, "Deferred has not fired"
+    if isinstance(out[0], Failure):
+        out[0].raiseException()
+    return out[0]
+
+
+def call(f: Callable[..., Any], *args: Any) -> Any:
+    return result(defer.maybeDeferred(f, *args))
+
+
+@implementer(IMailboxListener)
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+
+    def messages_added(self, mailbox: Any, uids: list[int]) -> None:
+        self.events.append(("added", list(uids)))
+
+    def messages_expunged(self, mailbox: Any, uids: list[int]) -> None:
+        self.events.append(("expunged", list(uids)))
+
+    def flags_changed(self, mailbox: Any, uids: list[int], origin: object) -> None:
+        self.events.append(("flags", list(uids), origin))
+
+
+class QueueRunner:
+    """A run_blocking that queues the work until flush(), like a thread pool
+    whose threads have not run yet."""
+
+    def __init__(self) -> None:
+        self.queue: list[tuple[Callable[..., Any], tuple[Any, ...], defer.Deferred[Any]]] = []
+        self.calls: list[str] = []
+
+    def __call__(self, f: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
+        d: defer.Deferred[Any] = defer.Deferred()
+        self.queue.append((f, args, d))
+        self.calls.append(f.__name__)
+        return d
+
+    def run_work(self) -> list[tuple[defer.Deferred[Any], Any]]:
+        """Do the queued work (the 'thread' part) without firing callbacks."""
+        done = []
+        while self.queue:
+            f, args, d = self.queue.pop(0)
+            try:
+                done.append((d, f(*args)))
+            except Exception:  # noqa: BLE001 - a thread pool hands back any error
+                done.append((d, Failure()))
+        return done
+
+    def flush(self) -> None:
+        while self.queue:
+            for d, outcome in self.run_work():
+                if isinstance(outcome, Failure):
+                    d.errback(outcome)
+                else:
+                    d.callback(outcome)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "mail"
+
+
+def open_inbox(root: Path, name: str = "INBOX") -> Any:
+    account = call(MaildirStore(root).account, "bob")
+    return call(account.mailbox, name)
+
+
+def cur_files(folder: Path) -> list[str]:
+    return sorted(os.listdir(folder / "cur"))
+
+
+def read(box: Any, uid: int) -> bytes:
+    with box.open_message(uid) as f:
+        return f.read()
+
+
+def drop_in(folder: Path, name: str, data: bytes, sub: str = "new") -> Path:
+    """Deliver like an outside MDA: write in tmp/, rename into new/."""
+    tmp = folder / "tmp" / name
+    tmp.write_bytes(data)
+    target = folder / sub / name
+    tmp.rename(target)
+    return target
+
+
+# -- content ----------------------------------------------------------------
+@pytest.mark.parametrize("wire, stored", [
+    (b"Subject: a\r\n\r\nbody\r\n", b"Subject: a\n\nbody\n"),
+    (b"Subject: 8bit\r\n\r\nGr\xc3\xbc\xc3\x9fe \xff\x00\x80\r\n",
+     b"Subject: 8bit\n\nGr\xc3\xbc\xc3\x9fe \xff\x00\x80\n"),
+    (b"no newline at end", b"no newline at end"),
+    (b"lone\rCR\r\n", b"lone\rCR\n"),
+    (b"", b""),
+])
+def test_round_trip_crlf_on_wire_lf_on_disk(root: Path, wire: bytes, stored: bytes) -> None:
+    box = open_inbox(root)
+    uid = call(box.append, wire)
+    assert read(box, uid) == wire
+    record = box.message(uid)
+    (name,) = cur_files(root / "bob")
+    assert (root / "bob" / "cur" / name).read_bytes() == stored
+    assert record.stored_size == len(stored) == os.path.getsize(root / "bob" / "cur" / name)
+    assert record.exact_size == len(wire)
+    match = MUTT_NAME.match(name)
+    assert match and int(match["s"]) == len(stored) and int(match["w"]) == len(wire)
+
+
+def test_bare_lf_source_served_as_crlf(root: Path) -> None:
+    box = open_inbox(root)
+    uid = call(box.append, b"Subject: lf\n\nline1\nline2\r\nline3\n")
+    assert read(box, uid) == b"Subject: lf\r\n\r\nline1\r\nline2\r\nline3\r\n"
+    assert box.message(uid).exact_size == len(read(box, uid))
+    assert box.message(uid).stored_size == len(b"Subject: lf\n\nline1\nline2\nline3\n")
+
+
+def test_large_message_chunk_boundaries_and_partial_reads(root: Path) -> None:
+    # A CRLF straddles every 64 KiB boundary of the source file.
+    line = b"x" * (CHUNK - 1) + b"\r\n"
+    wire = b"Subject: big\r\n\r\n" + line * 5 + b"\xfe\xff end\r\n"
+    source = io.BytesIO(b"junk" + wire)
+    source.seek(4)
+    box = open_inbox(root)
+    uid = call(box.append, source)
+    record = box.message(uid)
+    assert record.exact_size == len(wire)
+    assert record.stored_size == len(wire) - wire.count(b"\r\n")
+    with box.open_message(uid) as f:
+        assert f.read(9) == b"Subject: "
+        assert f.read(5) == b"big\r\n"
+        pieces = []
+        while piece := f.read(7777):
+            pieces.append(piece)
+    assert b"Subject: big\r\n" + b"".join(pieces) == wire
+    with box.open_message(uid) as f:
+        assert b"".join(iter(lambda: f.read(1), b""))[:40] == wire[:40]
+
+
+@pytest.mark.parametrize("offset", [-2, -1, 0, 1])
+def test_cr_exactly_at_chunk_boundary(root: Path, offset: int) -> None:
+    # Delivery side: a CRLF split between two source chunks.
+    wire = b"a" * (CHUNK - 1 + offset) + b"\r\nb\r\n\r\n" + b"c" * 10 + b"\r\n"
+    box = open_inbox(root)
+    uid = call(box.append, io.BytesIO(wire))
+    assert read(box, uid) == wire
+    assert box.message(uid).exact_size == len(wire)
+    # Read side: a file with CRLF dropped in by another program, whose CR
+    # ends a 64 KiB read; it must not be doubled to CRCRLF.
+    drop_in(root / "bob", "1700000009.M1P1Q1.mx", wire + b"bare\nlf\n")
+    call(box.refresh)
+    other = box.uids()[-1]
+    assert read(box, other) == wire + b"bare\r\nlf\r\n"
+    assert box.message(other).exact_size == len(wire) + 10
+
+
+def test_internal_date_is_mtime(root: Path) -> None:
+    box = open_inbox(root)
+    uid = call(box.append, b"x\r\n", frozenset(), 1_234_567_890.5)
+    (name,) = cur_files(root / "bob")
+    assert os.stat(root / "bob" / "cur" / name).st_mtime == pytest.approx(1_234_567_890.5)
+    assert open_inbox(root).message(uid).internal_date == pytest.approx(1_234_567_890.5)
+
+
+def test_mutt_compatible_names_and_flag_letters(root: Path) -> None:
+    box = open_inbox(root)
+    flags = frozenset({"\\Seen", "\\Deleted", "\\Answered", "\\Flagged", "\\Draft", "$MDNSent"})
+    call(box.append, b"x\r\n", flags)
+    (name,) = cur_files(root / "bob")
+    match = MUTT_NAME.match(name)
+    assert match, name
+    assert match["flags"] == "DFRSTa"
+    assert (root / "bob" / "exchmail-keywords").read_text() == "0 $MDNSent\n"
+    assert not os.listdir(root / "bob" / "tmp")
+    assert not os.listdir(root / "bob" / "new")
+
+
+# -- UIDs and persistence ----------------------------------------------------
+def test_uids_never_reused_across_restart(root: Path) -> None:
+    box = open_inbox(root)
+    uids = [call(box.append, b"m%d\r\n" % i) for i in range(3)]
+    assert uids == sorted(uids) and len(set(uids)) == 3
+    validity = box.uid_validity
+    box.set_flags([uids[-1]], frozenset({"\\Deleted"}), "add")
+    assert call(box.expunge) == [uids[-1]]
+    header = (root / "bob" / "exchmail-uidlist").read_text().splitlines()[0]
+    assert header == f"V{validity} N{uids[-1] + 1}"
+    again = open_inbox(root)  # a new store on the same root: a restart
+    assert again is not box
+    assert again.uid_validity == validity
+    assert list(again.uids()) == uids[:2]
+    assert again.uid_next == uids[-1] + 1
+    assert again.claim_recent() == frozenset()  # found in cur/: not recent
+    assert call(again.append, b"new\r\n") == uids[-1] + 1
+    assert read(again, uids[0]) == b"m0\r\n"
+
+
+def test_flags_and_keywords_persist(root: Path) -> None:
+    box = open_inbox(root)
+    uid = call(box.append, b"x\r\n", frozenset({"\\Seen"}))
+    box.set_flags([uid], frozenset({"$Forwarded", "Junk", "\\Flagged"}), "add")
+    box.set_flags([uid], frozenset({"\\Seen"}), "remove")
+    assert box.message(uid).flags == frozenset({"$Forwarded", "Junk", "\\Flagged"})
+    (name,) = cur_files(root / "bob")
+    assert name.endswith(":2,Fab")
+    again = open_inbox(root)
+    assert again.message(uid).flags == frozenset({"$Forwarded", "Junk", "\\Flagged"})
+    keywords = (root / "bob" / "exchmail-keywords").read_text().splitlines()
+    assert sorted(kw.split(" ", 1)[1] for kw in keywords) == ["$Forwarded", "Junk"]
+    assert sorted(kw.split(" ", 1)[0] for kw in keywords) == ["0", "1"]
+
+
+def test_too_many_keywords(root: Path) -> None:
+    box = open_inbox(root)
+    uid = call(box.append, b"x\r\n")
+    box.set_flags([uid], frozenset(f"kw{i}" for i in range(26)), "add")
+    with pytest.raises(StoreError):
+        box.set_flags([uid], frozenset({"one-too-many"}), "add")
+    assert len(box.message(uid).flags) == 26
+
+
+def test_uidlist_repair_on_load(root: Path) -> None:
+    box = open_inbox(root)
+    a, b = call(box.append, b"a\r\n"), call(box.append, b"b\r\n")
+    folder = root / "bob"
+    name_a = next(n for n in cur_files(folder) if (folder / "cur" / n).read_bytes() == b"a\n")
+    (folder / "cur" / name_a).unlink()  # removed behind our back
+    drop_in(folder, "1500000000.zzz.otherhost", b"c\n", sub="cur")
+    drop_in(folder, "1400000000.aaa.otherhost:2,S", b"d\n", sub="cur")
+    again = open_inbox(root)
+    assert again.uids()[0] == b
+    assert len(again.uids()) == 3
+    d_uid, c_uid = again.uids()[1:]
+    assert b < d_uid < c_uid  # unlisted files get new UIDs in file name order
+    assert again.message(d_uid).flags == frozenset({"\\Seen"})
+    assert again.message(c_uid).exact_size == 3 and again.message(c_uid).stored_size == 2
+    lines = (folder / "exchmail-uidlist").read_text().splitlines()
+    assert [line.split()[0] for line in lines[1:]] == [str(b), str(d_uid), str(c_uid)]
+    assert a not in again.uids()
+
+
+def test_tmp_files_never_visible(root: Path) -> None:
+    folder = root / "bob"
+    box = open_inbox(root)
+    (folder / "tmp" / "1600000000.M1P1Q1.crashed").write_bytes(b"Subject: half")
+    call(box.refresh)
+    assert list(box.uids()) == []
+    assert list(open_inbox(root).uids()) == []
+
+
+def test_failed_delivery_leaves_nothing(root: Path) -> None:
+    class Broken(io.RawIOBase):
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def read(self, size: int = -1) -> bytes:
+            self.calls += 1
+            if self.calls > 2:
+                raise OSError("connection lost")
+            return b"x" * 10
+
+    box = open_inbox(root)
+    with pytest.raises(OSError):
+        call(box.append, Broken())
+    assert list(box.uids()) == []
+    for sub in ("tmp", "new", "cur"):
+        assert os.listdir(root / "bob" / sub) == []
+
+
+# -- outside changes ---------------------------------------------------------
+def test_outside_delivery_seen_on_refresh(root: Path) -> None:
+    box = open_inbox(root)
+    box.claim_recent()
+    listener = Recorder()
+    box.add_listener(listener)
+    drop_in(root / "bob", "1700000000.M5P9Q1.mx", b"Subject: hi\n\nfrom mda\n")
+    call(box.refresh)
+    (uid,) = box.uids()
+    assert listener.events == [("added", [uid])]
+    assert box.claim_recent() == frozenset({uid})
+    assert read(box, uid) == b"Subject: hi\r\n\r\nfrom mda\r\n"
+    assert box.message(uid).exact_size == 25 and box.message(uid).stored_size == 22
+    assert cur_files(root / "bob") == ["1700000000.M5P9Q1.mx:2,"]
+    call(box.refresh)
+    assert list(box.uids()) == [uid]  # not added twice
+
+
+def test_new_at_first_load_is_recent(root: Path) -> None:
+    call(MaildirStore(root).account, "bob")
+    drop_in(root / "bob", "1700000001.M1P1Q1.mx", b"x\n")
+    box = open_inbox(root)
+    assert box.claim_recent() == frozenset(box.uids())
+
+
+def test_outside_flag_change_and_removal(root: Path) -> None:
+    box = open_inbox(root)
+    keep, gone = call(box.append, b"a\r\n"), call(box.append, b"b\r\n")
+    listener = Recorder()
+    box.add_listener(listener)
+    cur = root / "bob" / "cur"
+    keep_name, gone_name = box.message(keep).key, box.message(gone).key
+    (cur / keep_name).rename(cur / (keep_name.split(":")[0] + ":2,FS"))  # like mutt
+    (cur / gone_name).unlink()
+    call(box.refresh)
+    assert box.message(keep).flags == frozenset({"\\Flagged", "\\Seen"})
+    assert box.message(gone) is None
+    assert ("flags", [keep], None) in listener.events
+    assert ("expunged", [gone]) in listener.events
+    # The outside change sticks, and our next change builds on it.
+    box.set_flags([keep], frozenset({"\\Seen"}), "remove")
+    assert cur_files(root / "bob") == [keep_name.split(":")[0] + ":2,F"]
+    assert list(open_inbox(root).uids()) == [keep]
+
+
+def test_refresh_cheap_when_unchanged(root: Path) -> None:
+    runner = QueueRunner()
+    account = call(MaildirStore(root, runner).account, "bob")
+    d = account.mailbox("INBOX")
+    runner.flush()
+    box = result(d)
+    old = time.time() - 3600
+    for sub in ("new", "cur"):
+        os.utime(root / "bob" / sub, (old, old))
+    box.refresh()
+    runner.flush()  # first refresh after settling rescans once
+    runner.calls.clear()
+    box.refresh()
+    assert runner.calls == []  # nothing changed: no scan
+    drop_in(root / "bob", "1700000002.M1P1Q1.mx", b"x\n")
+    d = box.refresh()
+    assert runner.calls == ["scan"]
+    runner.flush()
+    result(d)
+    assert len(box.uids()) == 1
+
+
+# -- threads: index changes only in callbacks --------------------------------
+def test_blocking_work_goes_through_run_blocking(root: Path) -> None:
+    runner = QueueRunner()
+    account = call(MaildirStore(root, runner).account, "bob")
+    first, second = account.mailbox("INBOX"), account.mailbox("inbox")
+    runner.flush()
+    box = result(first)
+    assert result(second) is box  # concurrent opens share one object
+    d = box.append(b"x\r\n")
+    assert runner.calls[-1] == "deliver"
+    done = runner.run_work()  # the file is in cur/ now, but not yet indexed
+    assert len(cur_files(root / "bob")) == 1
+    assert list(box.uids()) == []
+    # A refresh that sees the half-finished delivery must not index it.
+    refreshed = box.refresh()
+    runner.flush()
+    result(refreshed)
+    assert list(box.uids()) == []
+    for deferred, outcome in done:
+        deferred.callback(outcome)
+    uid = result(d)
+    assert list(box.uids()) == [uid]
+    refreshed = box.refresh()
+    runner.flush()
+    result(refreshed)
+    assert list(box.uids()) == [uid]
+
+
+# -- account operations ------------------------------------------------------
+def test_delete_removes_only_own_directory(root: Path) -> None:
+    account = call(MaildirStore(root).account, "bob")
+    call(account.create, "A/B")
+    box = call(account.mailbox, "A")
+    call(box.append, b"x\r\n")
+    call(account.delete, "A")
+    assert not (root / "bob" / ".A").exists()
+    assert (root / "bob" / ".A.B" / "cur").is_dir()
+    assert [e for e in os.listdir(root / "bob") if e.startswith("..")] == []
+    with pytest.raises(NoSuchMailbox):
+        call(box.append, b"y\r\n")
+    assert not (root / "bob" / ".A").exists()
+    call(account.create, "A")
+    assert call(account.mailbox, "A") is not box
+
+
+def test_rename_moves_directories_and_open_objects(root: Path) -> None:
+    account = call(MaildirStore(root).account, "bob")
+    call(account.create, "Old/Kid")
+    kid = call(account.mailbox, "Old/Kid")
+    call(account.rename, "Old", "Neu")
+    assert sorted(e for e in os.listdir(root / "bob") if e.startswith(".")) == [".Neu", ".Neu.Kid"]
+    assert kid.name == "Neu/Kid" and kid.path == root / "bob" / ".Neu.Kid"
+    uid = call(kid.append, b"x\r\n")
+    assert len(cur_files(root / "bob" / ".Neu.Kid")) == 1
+    assert list(open_inbox(root, "Neu/Kid").uids()) == [uid]
+
+
+def test_rename_inbox_on_disk(root: Path) -> None:
+    account = call(MaildirStore(root).account, "bob")
+    inbox = call(account.mailbox, "INBOX")
+    uid = call(inbox.append, b"x\r\n", frozenset({"$Work", "\\Seen"}))
+    call(account.rename, "INBOX", "Old Mail")
+    assert cur_files(root / "bob") == []
+    saved = open_inbox(root, "Old Mail")
+    assert saved.uid_validity != inbox.uid_validity
+    assert saved.message(uid).flags == frozenset({"$Work", "\\Seen"})
+    assert list(open_inbox(root).uids()) == []
+    assert call(inbox.append, b"y\r\n") > uid
+
+
+def test_subscriptions_file(root: Path) -> None:
+    account = call(MaildirStore(root).account, "bob")
+    account.subscribe("Entwürfe")
+    account.subscribe("A/B")
+    path = root / "bob" / "subscriptions"
+    assert sorted(path.read_text("utf-8").splitlines()) == ["A/B", "Entwürfe"]
+    again = call(MaildirStore(root).account, "bob")
+    assert again.subscriptions() == {"A/B", "Entwürfe"}
+    assert [e for e in os.listdir(root / "bob") if "tmp." in e] == []
+
+
+def test_expunge_removes_files(root: Path) -> None:
+    box = open_inbox(root)
+    a, b = call(box.append, b"a\r\n"), call(box.append, b"b\r\n")
+    box.set_flags([a], frozenset({"\\Deleted"}), "add")
+    assert call(box.expunge) == [a]
+    (name,) = cur_files(root / "bob")
+    assert (root / "bob" / "cur" / name).read_bytes() == b"b\n"
+    assert list(open_inbox(root).uids()) == [b]
