@@ -51,7 +51,8 @@ def test_example_file_loads():
     assert isinstance(config, Config)
     assert config.source == EXAMPLE
     assert config.server.data_dir == EXAMPLE.parent / "exchmail-data"
-    assert config.profile.imap.exact_rfc822_size is True
+    # The example documents the override but leaves the Exchange default on.
+    assert config.profile.imap.exact_rfc822_size is False
 
 
 def test_empty_file_gives_defaults_relative_to_file(tmp_path):
