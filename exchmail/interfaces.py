@@ -23,7 +23,15 @@ Conventions that hold for all of them:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from typing import BinaryIO
+
+    from twisted.internet.defer import Deferred
 
 
 class IStoreMessage(Interface):
@@ -49,13 +57,13 @@ class IMailboxListener(Interface):
     a way that changes it.
     """
 
-    def messages_added(mailbox: "IStoreMailbox", uids: list[int]) -> None:
+    def messages_added(mailbox: IStoreMailbox, uids: list[int]) -> None:
         """New messages with these UIDs (ascending) are in the mailbox."""
 
-    def messages_expunged(mailbox: "IStoreMailbox", uids: list[int]) -> None:
+    def messages_expunged(mailbox: IStoreMailbox, uids: list[int]) -> None:
         """These UIDs were permanently removed."""
 
-    def flags_changed(mailbox: "IStoreMailbox", uids: list[int], origin: object) -> None:
+    def flags_changed(mailbox: IStoreMailbox, uids: list[int], origin: object) -> None:
         """Flags of these UIDs changed; ``origin`` is the ``origin`` passed to
         :meth:`IStoreMailbox.set_flags` (so a session can ignore its own changes)."""
 
@@ -72,7 +80,7 @@ class IStoreMailbox(Interface):
     uid_validity = Attribute("int: UIDVALIDITY, a positive 32-bit value.")
     uid_next = Attribute("int: the UID the next added message will get (a lower bound).")
 
-    def uids() -> "Sequence[int]":
+    def uids() -> Sequence[int]:
         """The UIDs of all messages, ascending.
 
         The returned sequence is copy-on-write: the store never removes
@@ -85,14 +93,14 @@ class IStoreMailbox(Interface):
     def message(uid: int) -> IStoreMessage | None:
         """The current record of ``uid``, or ``None`` if it is gone."""
 
-    def open_message(uid: int) -> "BinaryIO":
+    def open_message(uid: int) -> BinaryIO:
         """A binary file of the message in wire form (CRLF), positioned at 0.
 
         The caller closes it.  Raises :class:`~exchmail.errors.NoSuchMessage`.
         """
 
-    def append(source: "bytes | BinaryIO", flags: frozenset[str] = frozenset(),
-               internal_date: float | None = None) -> "Deferred[int]":
+    def append(source: bytes | BinaryIO, flags: frozenset[str] = frozenset(),
+               internal_date: float | None = None) -> Deferred[int]:
         """Add a message; may return a Deferred; result is the new UID.
 
         ``source`` is the message in wire form; a file is read from its
@@ -100,7 +108,7 @@ class IStoreMailbox(Interface):
         it is complete and durable (never half a message).
         """
 
-    def set_flags(uids: "Iterable[int]", flags: frozenset[str], mode: str,
+    def set_flags(uids: Iterable[int], flags: frozenset[str], mode: str,
                   origin: object = None) -> dict[int, frozenset[str]]:
         """Change flags; ``mode`` is ``"replace"``, ``"add"`` or ``"remove"``.
 
@@ -108,7 +116,7 @@ class IStoreMailbox(Interface):
         are told through ``flags_changed`` with ``origin``.
         """
 
-    def expunge(uids: "Iterable[int] | None" = None) -> "Deferred[list[int]]":
+    def expunge(uids: Iterable[int] | None = None) -> Deferred[list[int]]:
         """Remove messages flagged ``\\Deleted`` (only among ``uids`` if given).
 
         May return a Deferred; result is the removed UIDs, ascending.  If
@@ -117,13 +125,13 @@ class IStoreMailbox(Interface):
         raised after the listeners are told what did go.
         """
 
-    def copy_to(uids: "Iterable[int]", target: "IStoreMailbox") -> "Deferred[list[tuple[int, int]]]":
+    def copy_to(uids: Iterable[int], target: IStoreMailbox) -> Deferred[list[tuple[int, int]]]:
         """Copy messages (content, flags, internal date) into ``target``.
 
         May return a Deferred; result is ``(source_uid, new_uid)`` pairs.
         """
 
-    def replace_message(uid: int, source: "bytes | BinaryIO") -> "Deferred[int]":
+    def replace_message(uid: int, source: bytes | BinaryIO) -> Deferred[int]:
         """Replace a message's content: the old UID is expunged and the new
         content gets a new UID with the old flags and date (RFC 3501 2.3.1.1:
         a UID always names one immutable message).  May return a Deferred.
@@ -135,7 +143,7 @@ class IStoreMailbox(Interface):
     def claim_recent() -> frozenset[int]:
         """Take the UIDs that no session has seen yet (they are \\Recent for the caller)."""
 
-    def refresh() -> "Deferred[None]":
+    def refresh() -> Deferred[None]:
         """Pick up changes made outside this process (e.g. files dropped into
         Maildir ``new/``); may return a Deferred; cheap when nothing changed."""
 
@@ -154,7 +162,7 @@ class IStoreAccount(Interface):
     def list_mailboxes() -> list[str]:
         """Every existing mailbox name, INBOX included, in no particular order."""
 
-    def mailbox(name: str) -> "Deferred[IStoreMailbox]":
+    def mailbox(name: str) -> Deferred[IStoreMailbox]:
         """Open (or share the already open) mailbox; may return a Deferred.
 
         Raises :class:`~exchmail.errors.NoSuchMailbox`.
@@ -194,7 +202,7 @@ class IStoreAccount(Interface):
 class IStore(Interface):
     """The root of a mail store: accounts by user name."""
 
-    def account(name: str) -> "Deferred[IStoreAccount]":
+    def account(name: str) -> Deferred[IStoreAccount]:
         """The account of ``name``, created on first use; may return a Deferred.
 
         Raises :class:`~exchmail.errors.InvalidUserName` for a name that

@@ -33,6 +33,6 @@ def makeService(options: Options) -> service.IService:
             config = default_config(Path.cwd())
     except ConfigError as error:
         sys.stderr.write(f"exchmail: configuration error: {error}\n")
-        raise SystemExit(2)
+        raise SystemExit(2) from None
     return make_service(config, create_first_account=options["config"] is None)
 

@@ -12,8 +12,8 @@ import time
 from typing import Any, BinaryIO
 
 from twisted.internet import defer, task
-from zope.interface import implementer
 from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
 
 from exchmail.imap import fetch
 from exchmail.imap.common import SessionBase

@@ -15,9 +15,9 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
 from twisted.mail import imap4
 
-from exchmail.interfaces import IStoreAccount
 from exchmail.imap.common import CommandFailed, SessionBase
 from exchmail.imap.parsing import ParseError, Token, as_atom, as_bytes, expect_count
+from exchmail.interfaces import IStoreAccount
 
 # Exchange's LoginType values under which plaintext LOGIN is refused before TLS.
 _LOGIN_NEEDS_TLS = {"SecureLogin", "PlainTextAuthentication"}

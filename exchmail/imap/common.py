@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from exchmail import errors, mutf7
 from exchmail.imap import wire
@@ -54,18 +55,18 @@ class SessionBase:
     Declarations only (for readers and type checkers); the server defines them.
     """
 
-    profile: "Profile"
+    profile: Profile
     portal: Any
     reactor: Any
     account: Any
-    selected: "SelectedMailbox | None"
+    selected: SelectedMailbox | None
     state: str
     challengers: dict[bytes, Callable[[], Any]]
     login_type: str
     startedTLS: bool
     POSTAUTH_TIMEOUT: int
     _buffer: bytes
-    _await_line: "defer.Deferred[bytes] | None"
+    _await_line: defer.Deferred[bytes] | None
     _logout_hook: Callable[[], None] | None
 
     if TYPE_CHECKING:
@@ -78,7 +79,7 @@ class SessionBase:
         def setTimeout(self, period: float | None) -> Any: ...
         def send_updates(self, allow_expunge: bool = True) -> None: ...
         def close_selected(self) -> None: ...
-        def await_line(self) -> "defer.Deferred[bytes]": ...
+        def await_line(self) -> defer.Deferred[bytes]: ...
         def _process_input(self) -> None: ...
         def listCapabilities(self) -> list[bytes]: ...
-        def refresh_selected(self) -> "defer.Deferred[None]": ...
+        def refresh_selected(self) -> defer.Deferred[None]: ...

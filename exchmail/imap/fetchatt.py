@@ -59,8 +59,8 @@ def _parse_section(spec: bytes) -> tuple[tuple[int, ...], str | None, tuple[byte
     path: list[int] = []
     rest = spec.strip()
     while rest and rest[:1].isdigit():
-        number, _, rest = rest.partition(b".")
-        if not number.isdigit() or int(number) == 0 or len(number) > 9:
+        number, dot, rest = rest.partition(b".")
+        if not number.isdigit() or int(number) == 0 or len(number) > 9 or (dot and not rest):
             raise ParseError("invalid section part number")
         path.append(int(number))
     if not rest:
@@ -74,6 +74,8 @@ def _parse_section(spec: bytes) -> tuple[tuple[int, ...], str | None, tuple[byte
             raise ParseError("empty header field list")
         fields = tuple(f.strip(b'"') for f in fields)
     text = rest.decode("ascii", "replace").upper()
+    if text.startswith("HEADER.FIELDS") and not fields:
+        raise ParseError("HEADER.FIELDS needs a list of header names")
     if text not in TEXT_SPECS or (text == "MIME" and not path):
         raise ParseError(f"invalid section {spec[:60]!r}")
     return tuple(path), text, fields

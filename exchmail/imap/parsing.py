@@ -41,7 +41,7 @@ class Spool:
     size: int
 
 
-Token = Union[Atom, bytes, Spool, list]
+Token = Union[Atom, bytes, Spool, list]  # noqa: UP007 - a runtime alias, 3.10-compatible
 
 
 @dataclass

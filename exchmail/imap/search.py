@@ -9,12 +9,22 @@ when a key needs it (``Candidate.parsed`` is a callable).
 from __future__ import annotations
 
 import datetime
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
-from exchmail.imap.parsing import (Atom, ParseError, Spool, Token, as_bytes, as_number,
-                                   parse_sequence_set, resolve_sequence_set)
+from exchmail.imap.parsing import (
+    Atom,
+    ParseError,
+    Spool,
+    Token,
+    as_bytes,
+    as_number,
+    parse_sequence_set,
+    resolve_sequence_set,
+)
 
+_DATE = re.compile(r"^\d{1,2}-[A-Za-z]{3}-\d{4}$")
 MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
 
 
@@ -50,6 +60,8 @@ class SearchProgram:
 def parse_search_date(token: Token) -> datetime.date:
     """Parse an IMAP ``date`` (``1-Feb-1994``, quoted or not)."""
     text = as_bytes(token).decode("ascii", "replace")
+    if not _DATE.match(text):
+        raise ParseError(f"invalid date {text[:30]!r}")
     try:
         day, month, year = text.split("-")
         return datetime.date(int(year), MONTHS.index(month.upper()) + 1, int(day))
@@ -70,7 +82,6 @@ class _Compiler:
     charset: str
     max_seq: int
     max_uid: int
-    uid_of_seq: Callable[[int], int]
     keys: int = 0
     needs_content: bool = False
     tokens: list[Token] = field(default_factory=list)
@@ -99,8 +110,7 @@ class _Compiler:
         token = self.take()
         self.keys += 1
         if isinstance(token, list):
-            inner = _Compiler(self.charset, self.max_seq, self.max_uid, self.uid_of_seq,
-                              tokens=list(token))
+            inner = _Compiler(self.charset, self.max_seq, self.max_uid, tokens=list(token))
             predicate = inner.all_keys()
             self.keys += inner.keys - 1
             self.needs_content |= inner.needs_content
@@ -274,6 +284,6 @@ class _Compiler:
 
 def compile_search(tokens: list[Token], charset: str, max_seq: int, max_uid: int) -> SearchProgram:
     """Compile SEARCH keys; raises :class:`ParseError` for malformed keys."""
-    compiler = _Compiler(charset, max_seq, max_uid, lambda seq: seq, tokens=list(tokens))
+    compiler = _Compiler(charset, max_seq, max_uid, tokens=list(tokens))
     predicate = compiler.all_keys()
     return SearchProgram(predicate, compiler.keys, compiler.needs_content)

@@ -11,12 +11,12 @@ sequence, so a session holds a reference, never a copy.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from zope.interface import implementer
 
-from exchmail.interfaces import IMailboxListener, IStoreMailbox
 from exchmail.imap.parsing import parse_sequence_set, resolve_sequence_set
+from exchmail.interfaces import IMailboxListener, IStoreMailbox
 
 
 def format_flags(flags: frozenset[str] | set[str]) -> bytes:

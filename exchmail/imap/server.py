@@ -17,8 +17,10 @@ handler ``cmd_NAME(tag, args, uid)`` returns the text of its tagged OK
 
 from __future__ import annotations
 
+import re
 import tempfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -38,6 +40,7 @@ from exchmail.profile import Profile
 
 # Literals up to this size stay in memory; larger ones go to a temporary file.
 IN_MEMORY_LITERAL = 256 * 1024
+VALID_TAG = re.compile(rb"^[\x21\x23\x24\x26\x27\x2c-\x5b\x5d-\x7a\x7c\x7e]{1,64}$")
 # A client that keeps sending while a command runs is paused past this.
 INPUT_HIGH_WATER = 1024 * 1024
 
@@ -90,6 +93,7 @@ class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap
         self.profile = profile
         self.portal = portal
         self.reactor = reactor
+        self.callLater = reactor.callLater  # TimeoutMixin: use the injected reactor
         self.timeOut = profile.imap.preauthenticated_timeout
         self.POSTAUTH_TIMEOUT = profile.imap.authenticated_timeout
         self.account: Any = None
@@ -144,6 +148,10 @@ class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap
         """Queue a response line; :meth:`flush` writes queued output at once."""
         self._output.append(line + b"\r\n")
 
+    def sendContinuationRequest(self, msg: bytes = b"Ready for additional command text") -> None:
+        """``+ text``; RFC 3501 wants the space even when the text is empty."""
+        self.sendLine(b"+ " + msg)
+
     def send_raw(self, data: bytes) -> None:
         """Queue response bytes that are not a complete line (literals)."""
         self._output.append(data)
@@ -183,7 +191,9 @@ class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap
         end = self._buffer.find(b"\n")
         limit = self.profile.imap.max_command_size
         if end < 0:
-            if len(self._buffer) > limit and not reader.discard_line:
+            if reader.discard_line:
+                self._buffer = b""  # never hold on to what is thrown away
+            elif len(self._buffer) > limit:
                 self._line_too_long(self._buffer)
                 self._buffer = b""
             return False
@@ -192,7 +202,7 @@ class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap
             line = line[:-1]
         self.resetTimeout()
         if reader.discard_line:
-            self._finish_discard()
+            self._discard_rest(line)
         elif len(line) + reader.command_bytes > limit:
             self._line_too_long(line)
             self._finish_discard()
@@ -200,8 +210,17 @@ class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap
             self._line_received(line)
         return True
 
+    def _discard_rest(self, line: bytes) -> None:
+        """End of a line of a refused command: its literals are thrown away too."""
+        request = parsing.literal_request(line)
+        if request is not None and not request[1]:
+            self._reader.discard_left = request[0]  # LITERAL+: the data follows unasked
+        else:
+            self._finish_discard()
+
     def _line_too_long(self, start: bytes) -> None:
-        tag = self._tag_of(start)
+        first = self._reader.segments[0] if self._reader.segments else start
+        tag = self._tag_of(first if isinstance(first, bytes) else start)
         self._reader.segments = []
         self._reader.discard_line = True
         self._reader.error = (tag, b"BAD [TOOBIG] Command line too long")
@@ -216,8 +235,9 @@ class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap
 
     @staticmethod
     def _tag_of(line: bytes) -> bytes:
+        """The command's tag if it is a valid one (RFC 3501: ASTRING-CHARs but ``+``), else ``*``."""
         tag = line.split(None, 1)[0] if line.strip() else b"*"
-        return tag if len(tag) < 64 and parsing.Atom(tag).isascii() else b"*"
+        return tag if VALID_TAG.match(tag) else b"*"
 
     def _line_received(self, line: bytes) -> None:
         if self._await_line is not None:
@@ -293,6 +313,8 @@ class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap
             return
         tag = self._tag_of(first)
         try:
+            if tag == b"*":
+                raise ParseError("invalid or missing tag")
             tokens = parsing.tokenize(segments)
             if len(tokens) < 2 or not isinstance(tokens[0], parsing.Atom):
                 raise ParseError("missing command")

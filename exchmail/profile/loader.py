@@ -187,6 +187,6 @@ def describe(profile: Profile) -> str:
     lines = [f"profile {profile.name}"
              + (" (* = overridden)" if any(r[1].endswith(" *") for r in rows) else "")]
     for row in [header, *rows]:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths)]
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         lines.append("  ".join([*cells, row[-1]]).rstrip())
     return "\n".join(lines) + "\n"

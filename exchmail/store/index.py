@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import time
 from array import array
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import BinaryIO, Iterable, Sequence
+from typing import BinaryIO
 
 from twisted.internet import defer
 from twisted.logger import Logger
