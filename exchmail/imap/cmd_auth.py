@@ -151,7 +151,8 @@ class AuthenticatedCommands(SessionBase):
         reference, pattern = decode_mailbox_pattern(args[0]), decode_mailbox_pattern(args[1])
         full = listing.full_pattern(reference, pattern)
         entries = listing.lsub_entries(self.account.subscriptions(),
-                                       self.account.list_mailboxes(), full)
+                                       self.account.list_mailboxes(), full,
+                                       self.profile.imap.lsub_percent_noselect_parent)
         for name, attributes in entries:
             self._send_list_line(b"LSUB", name, attributes)
         return b"LSUB completed."

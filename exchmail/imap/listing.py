@@ -58,11 +58,22 @@ def list_entries(existing: Iterable[str], pattern: str) -> list[tuple[str, list[
     return result
 
 
-def lsub_entries(subscribed: Iterable[str], existing: Iterable[str],
-                 pattern: str) -> list[tuple[str, list[bytes]]]:
-    """``(name, attributes)`` for subscribed names matching ``pattern``;
-    a subscribed name that does not exist is ``\\Noselect``."""
-    exists = set(existing)
+def lsub_entries(subscribed: Iterable[str], existing: Iterable[str], pattern: str,
+                 noselect_parents: bool = False) -> list[tuple[str, list[bytes]]]:
+    """``(name, attributes)`` for subscribed names matching ``pattern``.
+
+    A subscribed name that does not exist is ``\\Noselect``.  With
+    ``noselect_parents`` (RFC 3501 6.3.9; Exchange omits them, MS-STANXIMAP
+    2.1.4) an unsubscribed superior of a subscribed name that ``%`` matches
+    is returned too, flagged ``\\Noselect``.
+    """
+    exists, chosen = set(existing), set(subscribed)
     regex = pattern_regex(pattern)
-    return [(name, [] if name in exists else [b"\\Noselect"])
-            for name in sorted(subscribed) if regex.match(name)]
+    entries = {name: [] if name in exists else [b"\\Noselect"]
+               for name in chosen if regex.match(name)}
+    if noselect_parents:
+        for name in chosen:
+            for parent in names.parents(name):
+                if parent not in entries and parent not in chosen and regex.match(parent):
+                    entries[parent] = [b"\\Noselect"]
+    return sorted(entries.items())

@@ -25,6 +25,7 @@ RFC3501 = Profile(
         capability_in_login_response=True,
         exact_rfc822_size=True,
         empty_envelope_fields_nil=False,
+        lsub_percent_noselect_parent=True,
     ),
     replace(
         EXCHANGE2010.pop3,

@@ -80,6 +80,9 @@ class IMAPSettings:
     empty_envelope_fields_nil: bool = setting(
         True, ids=("V0055",), rfc="3501 §7.4.2",
         doc="render empty ENVELOPE fields as NIL rather than an empty string")
+    lsub_percent_noselect_parent: bool = setting(
+        False, ids=("2.1.4",), rfc="3501 §6.3.9",
+        doc="LSUB '%' also returns an unsubscribed parent of a subscribed name, as \\Noselect")
     capabilities: tuple[str, ...] = setting(
         ("UIDPLUS", "CHILDREN", "IDLE", "NAMESPACE", "LITERAL+"), ids=(),
         rfc="3501 §6.1.1",

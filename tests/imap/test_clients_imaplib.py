@@ -303,16 +303,25 @@ def test_subscribe_lsub(imap):
     assert imap.select('"Sub1"')[0] == "OK"
 
 
-@pytest.mark.xfail(reason="BUG: LSUB with % omits an unsubscribed parent of a subscribed "
-                          "mailbox (RFC 3501 6.3.9 requires it, flagged \\Noselect)", strict=True)
-def test_lsub_percent_returns_noselect_parent(imap):
+def test_2_1_4_lsub_percent_omits_unsubscribed_parent(imap):
+    """Exchange (MS-STANXIMAP 2.1.4): LSUB % does not synthesise the parent."""
     imap.create('"Sub2/Child"')
     imap.subscribe('"Sub2/Child"')
-    lines = list_lines(imap, '""', '"Sub%"', cmd="lsub")
-    assert len(lines) == 1
-    (line,) = lines
-    assert line.endswith(b' "/" "Sub2"')
-    assert b"\\Noselect" in line
+    assert list_lines(imap, '""', '"Sub%"', cmd="lsub") == set()
+
+
+def test_2_1_4_lsub_percent_noselect_parent_rfc3501(reactor_thread, tmp_path):
+    """RFC 3501 6.3.9: LSUB % returns the unsubscribed parent, flagged \\Noselect."""
+    running = start_server(tmp_path, profile_overrides={"lsub_percent_noselect_parent": True})
+    client = login(running)
+    try:
+        client.create('"Sub2/Child"')
+        client.subscribe('"Sub2/Child"')
+        (line,) = list_lines(client, '""', '"Sub%"', cmd="lsub")
+        assert line == b'(\\Noselect) "/" "Sub2"'
+    finally:
+        client.logout()
+        running.stop()
 
 
 def test_rename_moves_children(imap):
