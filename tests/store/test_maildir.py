@@ -373,7 +373,7 @@ def test_blocking_work_goes_through_run_blocking(root: Path) -> None:
     box = result(first)
     assert result(second) is box  # concurrent opens share one object
     d = box.append(b"x\r\n")
-    assert runner.calls[-1] == "deliver"
+    assert runner.calls[-1] == "_deliver_tracked"
     done = runner.run_work()  # the file is in cur/ now, but not yet indexed
     assert len(cur_files(root / "bob")) == 1
     assert list(box.uids()) == []
@@ -453,3 +453,35 @@ def test_expunge_removes_files(root: Path) -> None:
     (name,) = cur_files(root / "bob")
     assert (root / "bob" / "cur" / name).read_bytes() == b"b\n"
     assert list(open_inbox(root).uids()) == [b]
+
+
+def test_own_changes_do_not_force_a_rescan(root: Path) -> None:
+    """Appends, flag changes and expunges of our own keep the folder stamp
+    trusted, so a later refresh (every NOOP) does not list the folder again;
+    an outside delivery after them is still found."""
+    runner = QueueRunner()
+    account = call(MaildirStore(root, runner).account, "bob")
+    d = account.mailbox("INBOX")
+    runner.flush()
+    box = result(d)
+    d = box.refresh()
+    runner.flush()  # the stamp of a folder created just now is not trusted yet
+    result(d)
+    for data in (b"one\r\n", b"two\r\n"):
+        d = box.append(data)
+        runner.flush()
+        result(d)
+    box.set_flags([box.uids()[0]], frozenset({"\\Deleted"}), "add")
+    d = box.expunge()
+    runner.flush()
+    result(d)
+    time.sleep(0.06)  # past the file system's mtime tick
+    runner.calls.clear()
+    result(box.refresh())
+    assert runner.calls == []
+    drop_in(root / "bob", "1700000003.M1P1Q1.mx", b"x\n")
+    d = box.refresh()
+    assert runner.calls == ["scan"]
+    runner.flush()
+    result(d)
+    assert len(box.uids()) == 2

@@ -10,6 +10,7 @@ from one thread.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -35,9 +36,12 @@ from exchmail.store.maildir.scan import FileInfo, Scan, Stamp, dir_stamp, scan
 RunBlocking = Callable[..., "defer.Deferred[Any]"]
 
 # A directory changed this recently may change again within the same
-# mtime tick (one or two seconds on some file systems) without its mtime
-# moving, so such a stamp is not trusted and the next refresh rescans.
-_UNSETTLED_NS = 2_000_000_000
+# mtime tick without its mtime moving, so a stamp that young is not trusted
+# and a refresh rescans.  The tick is one or two seconds on file systems
+# with whole-second times, a few milliseconds (the kernel's timer tick) on
+# those with nanosecond fields.
+_COARSE_TICK_NS = 2_000_000_000
+_FINE_TICK_NS = 50_000_000
 
 
 def run_sync(f: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
@@ -128,10 +132,31 @@ class MaildirMailbox(IndexedMailbox):
             self._write_uid_list()
         self._set_stamp(initial.stamp)
 
-    def _set_stamp(self, stamp: Stamp) -> None:
-        now = time.time_ns()
-        settled = all(now - mtime > _UNSETTLED_NS for mtime in stamp)
-        self._stamp = stamp if settled else None
+    def _set_stamp(self, stamp: Stamp | None) -> None:
+        self._stamp = stamp
+
+    @staticmethod
+    def _settled(stamp: Stamp) -> bool:
+        """Whether a stamp is old enough that an unchanged mtime means no change."""
+        coarse = all(mtime % 1_000_000_000 == 0 for mtime in stamp)
+        tick = _COARSE_TICK_NS if coarse else _FINE_TICK_NS
+        return time.time_ns() - max(stamp) > tick
+
+    def _track_own_change(self, before: int | None, after: int | None) -> None:
+        """Our own change moved cur/'s mtime from ``before`` to ``after``: if
+        nothing else had changed cur/ since the last scan, keep trusting the
+        stamp, so the next refresh need not rescan the whole folder."""
+        stamp = self._stamp
+        if stamp is not None and before is not None and after is not None and stamp[1] == before:
+            self._stamp = (stamp[0], after)
+        elif before != after:
+            self._stamp = None
+
+    def _cur_mtime(self) -> int | None:
+        try:
+            return os.stat(self.path / "cur").st_mtime_ns
+        except FileNotFoundError:
+            return None
 
     def refresh(self) -> defer.Deferred[None]:
         """Rescan the folder if ``new/`` or ``cur/`` changed since the last scan."""
@@ -141,7 +166,8 @@ class MaildirMailbox(IndexedMailbox):
         if self.gone:
             return defer.succeed(None)
         try:
-            if dir_stamp(self.path) == self._stamp:
+            current = dir_stamp(self.path)
+            if current == self._stamp and self._settled(current):
                 return defer.succeed(None)
         except FileNotFoundError:
             return defer.succeed(None)  # removed behind our back; nothing to scan
@@ -217,9 +243,10 @@ class MaildirMailbox(IndexedMailbox):
         unique = unique_name()
         self._pending.add(unique)
 
-        def delivered(result: tuple[str, int, int]) -> MessageRecord:
+        def delivered(result: tuple[tuple[str, int, int], int | None, int | None]) -> MessageRecord:
             self._pending.discard(unique)
-            filename, stored_size, exact_size = result
+            (filename, stored_size, exact_size), before, after = result
+            self._track_own_change(before, after)
             if self.gone:
                 raise NoSuchMailbox(f"mailbox {self.name!r} was deleted")
             uid = self._allocate_uid()
@@ -232,9 +259,15 @@ class MaildirMailbox(IndexedMailbox):
             self._pending.discard(unique)
             return failure
 
-        d = self._run(deliver, self.path, unique, source, letters, internal_date)
+        d = self._run(self._deliver_tracked, unique, source, letters, internal_date)
         d.addCallbacks(delivered, failed)
         return d
+
+    def _deliver_tracked(self, *args: Any) -> tuple[tuple[str, int, int], int | None, int | None]:
+        """(In the thread) deliver, noting cur/'s mtime just before and after."""
+        before = self._cur_mtime()
+        result = deliver(self.path, *args)
+        return result, before, self._cur_mtime()
 
     def _store_flags(self, record: MessageRecord, flags: frozenset[str]) -> MessageRecord:
         base, info = split_name(filename_of(record))
@@ -242,8 +275,10 @@ class MaildirMailbox(IndexedMailbox):
         filename = f"{base}:2,{letters}"
         if filename != record.key:
             cur = self.path / "cur"
+            before = self._cur_mtime()
             try:
                 (cur / filename_of(record)).rename(cur / filename)
+                self._track_own_change(before, self._cur_mtime())
             except FileNotFoundError:
                 # Renamed or removed by another program: keep the old state
                 # and let the next refresh find out what happened.
@@ -252,7 +287,9 @@ class MaildirMailbox(IndexedMailbox):
         return replace(record, flags=self._keywords.flags(letters), key=filename)
 
     def _remove(self, record: MessageRecord) -> None:
+        before = self._cur_mtime()
         (self.path / "cur" / filename_of(record)).unlink(missing_ok=True)
+        self._track_own_change(before, self._cur_mtime())
 
     def _after_remove(self, removed: list[int]) -> None:
         if removed and not self.gone:
