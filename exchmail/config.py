@@ -23,7 +23,7 @@ from typing import Any
 try:
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+    import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
 
 from exchmail.errors import ConfigError
 from exchmail.profile import PROFILE_NAMES, Profile, load_profile
@@ -165,7 +165,7 @@ def _check_endpoint(where: str, description: str, reactor: Any) -> None:
         from twisted.internet import reactor as global_reactor
         reactor = global_reactor
     try:
-        serverFromString(reactor, description)  # type: ignore[no-untyped-call]
+        serverFromString(reactor, description)
     except Exception as e:  # noqa: BLE001 - any failure means the string is unusable
         reason = str(e) or type(e).__name__
         raise ConfigError(f"{where}: bad endpoint {description!r}: {reason}") from None

@@ -168,21 +168,21 @@ class IStoreAccount(Interface):
         Raises :class:`~exchmail.errors.NoSuchMailbox`.
         """
 
-    def create(name: str) -> None:
+    def create(name: str) -> Deferred[None] | None:
         """Create a mailbox and any missing parents; may return a Deferred.
 
         Raises :class:`~exchmail.errors.MailboxExists` or
         :class:`~exchmail.errors.InvalidMailboxName`.
         """
 
-    def delete(name: str) -> None:
+    def delete(name: str) -> Deferred[None] | None:
         """Delete a mailbox and its messages; its children stay.
 
         May return a Deferred.  Raises NoSuchMailbox; deleting INBOX raises
         InvalidMailboxName.
         """
 
-    def rename(old: str, new: str) -> None:
+    def rename(old: str, new: str) -> Deferred[None] | None:
         """Rename a mailbox and its children; may return a Deferred.
 
         Renaming INBOX moves its messages into a new mailbox and leaves

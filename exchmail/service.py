@@ -64,7 +64,8 @@ class ListeningService(StreamServerEndpointService):
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
-        self._waitingForPort.addCallback(self._bound)
+        waiting: Any = self._waitingForPort
+        waiting.addCallback(self._bound)
 
     def _bound(self, port: Any) -> Any:
         self.listening.callback(port)

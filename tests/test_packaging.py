@@ -8,7 +8,6 @@ downloaded again) from a copy of the source tree.
 import shutil
 import site
 import subprocess
-import sys
 import venv
 from pathlib import Path
 

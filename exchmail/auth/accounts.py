@@ -331,7 +331,7 @@ class AccountsChecker:
             raise UnauthorizedLogin("invalid user name or password")
         return canonical
 
-    def requestAvatarId(self, credentials: Any) -> defer.Deferred[str]:
+    def requestAvatarId(self, credentials: Any) -> defer.Deferred[Any]:
         """A Deferred firing with the canonical user name, or failing with
         :class:`~twisted.cred.error.UnauthorizedLogin`."""
         name, password = credentials.username, credentials.password

@@ -65,7 +65,7 @@ class AuthenticatedCommands(SessionBase):
         return self._select(args, readonly=True)
 
     @defer.inlineCallbacks
-    def _select(self, args: list[Token], readonly: bool):  # type: ignore[no-untyped-def]
+    def _select(self, args: list[Token], readonly: bool):
         expect_count(args, 1)
         name = decode_mailbox(args[0])
         self.close_selected()
@@ -85,8 +85,9 @@ class AuthenticatedCommands(SessionBase):
         self.sendLine(b"* OK [PERMANENTFLAGS " + format_flags(permanent) + b"] Permanent flags")
         self.sendLine(b"* %d EXISTS" % selected.exists)
         self.sendLine(b"* %d RECENT" % len(selected.recent))
-        first_unseen = next((seq for seq, uid in enumerate(mailbox.uids(), 1)
-                             if "\\Seen" not in mailbox.message(uid).flags), None)
+        first_unseen = next((seq for seq in range(1, selected.exists + 1)
+                             if "\\Seen" not in (selected.flags_of(selected.uid_at(seq)) or ())),
+                            None)
         if first_unseen is not None:
             self.sendLine(b"* OK [UNSEEN %d] First unseen message" % first_unseen)
         self.sendLine(b"* OK [UIDVALIDITY %d] UIDs valid" % mailbox.uid_validity)
@@ -162,7 +163,7 @@ class AuthenticatedCommands(SessionBase):
 
     # -- STATUS ----------------------------------------------------------------
     @defer.inlineCallbacks
-    def cmd_STATUS(self, tag: bytes, args: list[Token], uid: bool):  # type: ignore[no-untyped-def]
+    def cmd_STATUS(self, tag: bytes, args: list[Token], uid: bool):
         expect_count(args, 2)
         name = decode_mailbox(args[0])
         wanted = args[1] if isinstance(args[1], list) else [args[1]]
@@ -185,13 +186,14 @@ class AuthenticatedCommands(SessionBase):
 
     # -- APPEND ----------------------------------------------------------------
     @defer.inlineCallbacks
-    def cmd_APPEND(self, tag: bytes, args: list[Token], uid: bool):  # type: ignore[no-untyped-def]
+    def cmd_APPEND(self, tag: bytes, args: list[Token], uid: bool):
         expect_count(args, 2, 4)
         name = decode_mailbox(args[0])
         message = args[-1]
         if not isinstance(message, (bytes, Spool)) or isinstance(message, Atom):
             raise ParseError("APPEND needs the message as a literal")
-        flags, when = frozenset(), None
+        flags: frozenset[str] = frozenset()
+        when: float | None = None
         for option in args[1:-1]:
             if isinstance(option, list):
                 flags = parse_flag_list(option)
@@ -216,7 +218,7 @@ class AuthenticatedCommands(SessionBase):
         return b"NAMESPACE completed."
 
     @defer.inlineCallbacks
-    def cmd_IDLE(self, tag: bytes, args: list[Token], uid: bool):  # type: ignore[no-untyped-def]
+    def cmd_IDLE(self, tag: bytes, args: list[Token], uid: bool):
         expect_count(args, 0)
         self.sendContinuationRequest(b"idling")
         self.send_updates(allow_expunge=True)

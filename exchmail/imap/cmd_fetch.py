@@ -87,7 +87,7 @@ class FetchCommand(SessionBase):
         return self._fetch_all(pairs, items, uid)
 
     @defer.inlineCallbacks
-    def _fetch_all(self, pairs: list[tuple[int, int]], items: list[FetchItem], uid: bool):  # type: ignore[no-untyped-def]
+    def _fetch_all(self, pairs: list[tuple[int, int]], items: list[FetchItem], uid: bool):
         selected = self.selected
         assert selected is not None
         for count, (seq, message_uid) in enumerate(pairs, 1):
@@ -161,7 +161,7 @@ class FetchCommand(SessionBase):
         return b"{%d}\r\n" % len(data) + data
 
     @defer.inlineCallbacks
-    def _write_parts(self, selected: SelectedMailbox, parts: list[bytes | _Stream]):  # type: ignore[no-untyped-def]
+    def _write_parts(self, selected: SelectedMailbox, parts: list[bytes | _Stream]):
         for part in parts:
             if isinstance(part, _Stream):
                 self.flush()
@@ -172,7 +172,7 @@ class FetchCommand(SessionBase):
         yield self.write_gate.wait()
 
     @defer.inlineCallbacks
-    def _stream(self, source: BinaryIO, size: int):  # type: ignore[no-untyped-def]
+    def _stream(self, source: BinaryIO, size: int):
         left = size
         while left > 0:
             chunk = source.read(min(CHUNK, left))
@@ -180,7 +180,7 @@ class FetchCommand(SessionBase):
                 # The store promised ``size`` octets; pad so the literal stays well-formed.
                 self.log.error("message shorter than its size; padding {left} octets", left=left)  # type: ignore[attr-defined]
                 chunk = b" " * left
-            self.transport.write(chunk)  # type: ignore[attr-defined]
+            self.transport.write(chunk)
             left -= len(chunk)
             yield self.write_gate.wait()
 

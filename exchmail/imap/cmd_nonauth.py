@@ -86,7 +86,7 @@ class AnyStateCommands(SessionBase):
         return self._sasl_exchange(factory(), initial)
 
     @defer.inlineCallbacks
-    def _sasl_exchange(self, challenger: Any, initial: bytes | None):  # type: ignore[no-untyped-def]
+    def _sasl_exchange(self, challenger: Any, initial: bytes | None):
         response = initial
         while True:
             if response is None:

@@ -61,7 +61,7 @@ class SelectedCommands(FetchCommand):
         return self.refresh_selected().addCallback(lambda _: b"CHECK completed.")
 
     @defer.inlineCallbacks
-    def cmd_CLOSE(self, tag: bytes, args: list[Token], uid: bool):  # type: ignore[no-untyped-def]
+    def cmd_CLOSE(self, tag: bytes, args: list[Token], uid: bool):
         expect_count(args, 0)
         selected = self._selected()
         if not selected.readonly:
@@ -70,7 +70,7 @@ class SelectedCommands(FetchCommand):
         return b"CLOSE completed."
 
     @defer.inlineCallbacks
-    def cmd_EXPUNGE(self, tag: bytes, args: list[Token], uid: bool):  # type: ignore[no-untyped-def]
+    def cmd_EXPUNGE(self, tag: bytes, args: list[Token], uid: bool):
         selected = self._writable()
         if uid:
             expect_count(args, 1)
@@ -105,7 +105,7 @@ class SelectedCommands(FetchCommand):
 
     # -- COPY ----------------------------------------------------------------------
     @defer.inlineCallbacks
-    def cmd_COPY(self, tag: bytes, args: list[Token], uid: bool):  # type: ignore[no-untyped-def]
+    def cmd_COPY(self, tag: bytes, args: list[Token], uid: bool):
         expect_count(args, 2)
         pairs = self.message_set(args[0], uid)
         name = decode_mailbox(args[1])
@@ -123,7 +123,7 @@ class SelectedCommands(FetchCommand):
 
     # -- SEARCH --------------------------------------------------------------------
     @defer.inlineCallbacks
-    def cmd_SEARCH(self, tag: bytes, args: list[Token], uid: bool):  # type: ignore[no-untyped-def]
+    def cmd_SEARCH(self, tag: bytes, args: list[Token], uid: bool):
         charset = "US-ASCII"
         if len(args) >= 2 and isinstance(args[0], Atom) and as_atom(args[0]) == b"CHARSET":
             charset = as_bytes(args[1]).decode("ascii", "replace").upper()

@@ -61,7 +61,8 @@ class SessionBase:
     account: Any
     selected: SelectedMailbox | None
     state: str
-    challengers: dict[bytes, Callable[[], Any]]
+    challengers: Any  # mechanism name -> IChallengeResponse factory
+    transport: Any
     login_type: str
     startedTLS: bool
     POSTAUTH_TIMEOUT: int

@@ -93,7 +93,6 @@ class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap
         self.profile = profile
         self.portal = portal
         self.reactor = reactor
-        self.callLater = reactor.callLater  # TimeoutMixin: use the injected reactor
         self.timeOut = profile.imap.preauthenticated_timeout
         self.POSTAUTH_TIMEOUT = profile.imap.authenticated_timeout
         self.account: Any = None
@@ -105,6 +104,10 @@ class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap
         self._await_line: defer.Deferred[bytes] | None = None
         self._output: list[bytes] = []
         self._logout_hook: Callable[[], None] | None = None
+
+    def callLater(self, period: float, func: Callable[[], Any]) -> Any:
+        """TimeoutMixin's scheduler: the injected reactor, not the global one."""
+        return self.reactor.callLater(period, func)
 
     # -- connection ------------------------------------------------------
     def connectionMade(self) -> None:
@@ -253,7 +256,8 @@ class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap
             reader.reset()
             return
         size, synchronizing = request
-        tag = self._tag_of(bytes(reader.segments[0]))
+        first = reader.segments[0]
+        tag = self._tag_of(first if isinstance(first, bytes) else b"")
         if size > self.profile.imap.max_literal_size:
             if synchronizing:
                 reader.reset()
@@ -366,10 +370,10 @@ class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap
     def _failed(self, failure: Failure, tag: bytes) -> None:
         if failure.check(ParseError):
             self.sendBadResponse(tag, str(failure.value).encode("utf-8", "replace"))
-        elif failure.check(CommandFailed):
+        elif isinstance(failure.value, CommandFailed):
             self.send_updates(allow_expunge=False)
             self.sendNegativeResponse(tag, failure.value.args[0])
-        elif failure.check(errors.StoreError):
+        elif isinstance(failure.value, errors.StoreError):
             self.sendNegativeResponse(tag, store_error_text(failure.value))
         else:
             failure.raiseException()

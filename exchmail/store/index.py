@@ -14,7 +14,7 @@ import time
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -138,9 +138,8 @@ class IndexedMailbox:
     def append(self, source: bytes | BinaryIO, flags: frozenset[str] = frozenset(),
                internal_date: float | None = None) -> defer.Deferred[int]:
         when = time.time() if internal_date is None else internal_date
-        d = defer.maybeDeferred(self._deliver, source, frozenset(flags), when)
-        d.addCallback(lambda record: self._index_added([record])[0])
-        return d
+        d: defer.Deferred[Any] = defer.maybeDeferred(self._deliver, source, frozenset(flags), when)
+        return d.addCallback(lambda record: self._index_added([record])[0])
 
     def set_flags(self, uids: Iterable[int], flags: frozenset[str], mode: str,
                   origin: object = None) -> dict[int, frozenset[str]]:
@@ -179,7 +178,7 @@ class IndexedMailbox:
         return removed
 
     @defer.inlineCallbacks
-    def copy_to(self, uids: Iterable[int], target: IStoreMailbox):  # type: ignore[no-untyped-def]
+    def copy_to(self, uids: Iterable[int], target: IStoreMailbox):
         pairs = []
         for uid in sorted(set(uids)):
             record = self._records.get(uid)
@@ -192,7 +191,7 @@ class IndexedMailbox:
         return pairs
 
     @defer.inlineCallbacks
-    def replace_message(self, uid: int, source: bytes | BinaryIO):  # type: ignore[no-untyped-def]
+    def replace_message(self, uid: int, source: bytes | BinaryIO):
         record = self._records.get(uid)
         if record is None:
             raise NoSuchMessage(f"no message with UID {uid}")

@@ -16,7 +16,7 @@ from twisted.internet import defer
 from zope.interface import implementer
 
 from exchmail.errors import InvalidMailboxName, MailboxExists, NoSuchMailbox
-from exchmail.interfaces import IStore, IStoreAccount
+from exchmail.interfaces import IStore, IStoreAccount, IStoreMailbox
 from exchmail.store import names
 from exchmail.store.index import IndexedMailbox, MessageRecord
 
@@ -58,7 +58,7 @@ class MemoryAccount:
     def list_mailboxes(self) -> list[str]:
         return list(self._mailboxes)
 
-    def mailbox(self, name: str) -> defer.Deferred[MemoryMailbox]:
+    def mailbox(self, name: str) -> defer.Deferred[IStoreMailbox]:
         name = names.normalize_mailbox(name)
         if name not in self._mailboxes:
             return defer.fail(NoSuchMailbox(f"no mailbox {name!r}"))
@@ -125,7 +125,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._accounts: dict[str, MemoryAccount] = {}
 
-    def account(self, name: str) -> defer.Deferred[MemoryAccount]:
+    def account(self, name: str) -> defer.Deferred[IStoreAccount]:
         name = names.check_user_name(name)
         if name not in self._accounts:
             self._accounts[name] = MemoryAccount(name)

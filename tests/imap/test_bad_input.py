@@ -12,9 +12,9 @@ import socket
 from pathlib import Path
 
 import pytest
+from conftest import PASSWORD, start_server
 from twisted.internet import defer
 
-from conftest import PASSWORD, start_server
 from exchmail.store import names
 from exchmail.store.memory import MemoryAccount, MemoryStore
 

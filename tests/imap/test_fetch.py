@@ -37,7 +37,8 @@ PLAIN_UTF8 = (
 
 ALT_PLAIN_HEADER = b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
 ALT_PLAIN_BODY = "H\u00e9llo\r\nworld\r\n".encode("utf-8")
-ALT_HTML_HEADER = b"Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+ALT_HTML_HEADER = (b"Content-Type: text/html; charset=utf-8\r\n"
+                   b"Content-Transfer-Encoding: quoted-printable\r\n\r\n")
 ALT_HTML_BODY = b"<p>H=C3=A9llo<br>world</p>"
 ALT_BODY = (
     b"--inner\r\n" + ALT_PLAIN_HEADER + ALT_PLAIN_BODY + b"\r\n"

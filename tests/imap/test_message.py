@@ -363,7 +363,7 @@ def test_part_bodies_match_stdlib_parser() -> None:
     parsed = email.message_from_bytes(data, policy=compat32)
     ours = ParsedMessage(data)
     leaves = [p for p in parsed.walk() if not p.is_multipart()]
-    for path, leaf in zip([(1, 1), (1, 2), (2,)], leaves):
+    for path, leaf in zip([(1, 1), (1, 2), (2,)], leaves, strict=True):
         part = ours.part(path)
         assert part is not None
         assert part.body == leaf.get_payload().encode("ascii")

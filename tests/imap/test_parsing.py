@@ -14,9 +14,20 @@ import pytest
 
 from exchmail.imap.fetchatt import FetchItem, parse_fetch_items
 from exchmail.imap.message import ParsedMessage
-from exchmail.imap.parsing import (Atom, LiteralSegment, ParseError, Spool, as_atom, as_bytes,
-                                   as_number, expect_count, literal_request,
-                                   parse_sequence_set, resolve_sequence_set, tokenize)
+from exchmail.imap.parsing import (
+    Atom,
+    LiteralSegment,
+    ParseError,
+    Spool,
+    as_atom,
+    as_bytes,
+    as_number,
+    expect_count,
+    literal_request,
+    parse_sequence_set,
+    resolve_sequence_set,
+    tokenize,
+)
 from exchmail.imap.search import Candidate, compile_search, parse_search_date
 
 

@@ -18,7 +18,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from exchmail.errors import InvalidMailboxName, MailboxExists, NoSuchMailbox
-from exchmail.interfaces import IStore, IStoreAccount
+from exchmail.interfaces import IStore, IStoreAccount, IStoreMailbox
 from exchmail.store import names
 from exchmail.store.maildir import layout, uidlist
 from exchmail.store.maildir.mailbox import MaildirMailbox, RunBlocking, run_sync
@@ -55,7 +55,10 @@ class MaildirAccount:
                     found.append(name)
         return found
 
-    def mailbox(self, name: str) -> defer.Deferred[MaildirMailbox]:
+    def mailbox(self, name: str) -> defer.Deferred[IStoreMailbox]:
+        return self._mailbox(name)  # type: ignore[return-value]  # a MaildirMailbox provides it
+
+    def _mailbox(self, name: str) -> defer.Deferred[MaildirMailbox]:
         name = names.normalize_mailbox(name)
         if name in self._open:
             return defer.succeed(self._open[name])
@@ -175,7 +178,7 @@ class MaildirAccount:
             # Fresh UIDVALIDITY for the new folder; its UIDs may then stay.
             uidlist.write(target, uidlist.UidList(
                 uidlist.new_uid_validity(), inbox.uid_next, entries))
-        return self.mailbox(names.INBOX).addCallback(move)
+        return self._mailbox(names.INBOX).addCallback(move)
 
     # -- subscriptions -------------------------------------------------
     def _subscribed(self) -> set[str]:
@@ -227,7 +230,7 @@ class MaildirStore:
         self._run: RunBlocking = run_blocking or run_sync
         self._accounts: dict[str, MaildirAccount] = {}
 
-    def account(self, name: str) -> defer.Deferred[MaildirAccount]:
+    def account(self, name: str) -> defer.Deferred[IStoreAccount]:
         name = names.check_user_name(name)
         if name not in self._accounts:
             path = layout.user_dir(self.root, name)

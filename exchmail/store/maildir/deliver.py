@@ -72,7 +72,7 @@ class CRLFReader(io.RawIOBase):
 
 def open_wire(path: Path) -> BinaryIO:
     """Open a stored message for reading in wire form (CRLF)."""
-    return io.BufferedReader(CRLFReader(open(path, "rb")), CHUNK)  # type: ignore[return-value]
+    return io.BufferedReader(CRLFReader(open(path, "rb")), CHUNK)
 
 
 def measure(path: Path) -> tuple[int, int]:
