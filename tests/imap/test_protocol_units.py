@@ -362,3 +362,20 @@ def test_internal_error_is_serverbug(session):
     out = session.send(b"l1 LIST \"\" *\r\nl2 NOOP\r\n")
     assert out == (b"l1 NO [SERVERBUG] Internal server error; the error was logged\r\n"
                    b"l2 OK NOOP completed.\r\n")
+
+
+def test_accepted_connections_get_tcp_nodelay():
+    """Multi-line replies must not wait for delayed ACKs (Nagle): TCP_NODELAY is set."""
+    class NoDelayTransport(StringTransport):
+        nodelay = False
+
+        def setTcpNoDelay(self, enabled: bool) -> None:
+            self.nodelay = enabled
+
+    s = Session()
+    try:
+        transport = NoDelayTransport()
+        s.proto.makeConnection(transport)
+        assert transport.nodelay is True
+    finally:
+        s.close()
