@@ -98,9 +98,12 @@ class AuthenticatedCommands(SessionBase):
         """The FLAGS list (keywords a client sets show up in FETCH FLAGS)."""
         return SYSTEM_FLAGS
 
+    _idling = False
+    idle_poll_interval = 5.0
+
     def mailbox_changed(self) -> None:
         """A shared-mailbox listener fired: push updates now if the client idles."""
-        if getattr(self, "_idling", False):
+        if self._idling:
             self.send_updates(allow_expunge=True)
             self.flush()
 
@@ -235,11 +238,10 @@ class AuthenticatedCommands(SessionBase):
             raise ParseError("Expected DONE to end IDLE")
         return b"IDLE completed."
 
-    idle_poll_interval = 5.0
-
     def _idle_poll(self) -> None:
         """While idling, look for outside changes (e.g. Maildir deliveries)."""
-        self.refresh_selected().addErrback(lambda f: None)
+        self.refresh_selected().addErrback(
+            lambda failure: self.log.failure("refresh during IDLE failed", failure))
         self._idle_call = self.reactor.callLater(self.idle_poll_interval, self._idle_poll)
 
 

@@ -178,7 +178,7 @@ class FetchCommand(SessionBase):
             chunk = source.read(min(CHUNK, left))
             if not chunk:
                 # The store promised ``size`` octets; pad so the literal stays well-formed.
-                self.log.error("message shorter than its size; padding {left} octets", left=left)  # type: ignore[attr-defined]
+                self.log.error("message shorter than its size; padding {left} octets", left=left)
                 chunk = b" " * left
             self.transport.write(chunk)
             left -= len(chunk)

@@ -63,6 +63,7 @@ class SessionBase:
     state: str
     challengers: Any  # mechanism name -> IChallengeResponse factory
     transport: Any
+    log: Any
     login_type: str
     startedTLS: bool
     POSTAUTH_TIMEOUT: int

@@ -61,6 +61,10 @@ UID_COMMANDS = {b"FETCH", b"STORE", b"SEARCH", b"COPY", b"EXPUNGE"}
 NO_EXPUNGE_DURING = {b"FETCH", b"STORE", b"SEARCH"}
 
 
+class ConnectionClosed(Exception):
+    """The client went away while a command waited for its input."""
+
+
 class _Reader:
     """Incremental command assembly: lines plus the literals between them."""
 
@@ -70,6 +74,7 @@ class _Reader:
         self.literal_left = 0
         self.literal_sink: Any = None
         self.literal_size = 0
+        self.literal_total = 0  # octets of all literals of this command so far
         self.discard_left = 0
         self.discard_line = False
         self.error: tuple[bytes, bytes] | None = None
@@ -117,7 +122,6 @@ class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap
                 set_nodelay(True)
             except OSError:
                 pass
-        self.tags = {}
         self.write_gate = WriteGate()
         self.transport.registerProducer(self.write_gate, True)
         self.setTimeout(self.timeOut)
@@ -132,7 +136,7 @@ class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap
             self._logout_hook = None
         if self._await_line is not None:
             pending, self._await_line = self._await_line, None
-            pending.errback(ConnectionError("connection lost"))
+            pending.errback(ConnectionClosed())
 
     def timeoutConnection(self) -> None:
         self.sendLine(b"* BYE Autologout; connection idle too long")
@@ -258,7 +262,9 @@ class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap
         size, synchronizing = request
         first = reader.segments[0]
         tag = self._tag_of(first if isinstance(first, bytes) else b"")
-        if size > self.profile.imap.max_literal_size:
+        # The limit covers all literals of one command together, so that many
+        # literals cannot add up to more memory or disk than one may use.
+        if size + reader.literal_total > self.profile.imap.max_literal_size:
             if synchronizing:
                 reader.reset()
                 self.sendLine(tag + b" NO [TOOBIG] Literal larger than %d octets"
@@ -278,7 +284,9 @@ class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap
     def _start_literal(self, size: int) -> None:
         reader = self._reader
         reader.literal_left = reader.literal_size = size
-        reader.literal_sink = (bytearray() if size <= IN_MEMORY_LITERAL
+        reader.literal_total += size
+        in_memory = reader.literal_total <= IN_MEMORY_LITERAL
+        reader.literal_sink = (bytearray() if in_memory
                                else tempfile.TemporaryFile(prefix="exchmail-literal-"))
         if size == 0:
             self._end_literal()
@@ -368,6 +376,8 @@ class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap
         self.sendPositiveResponse(tag, text)
 
     def _failed(self, failure: Failure, tag: bytes) -> None:
+        if failure.check(ConnectionClosed):
+            return  # nobody to answer
         if failure.check(ParseError):
             self.sendBadResponse(tag, str(failure.value).encode("utf-8", "replace"))
         elif isinstance(failure.value, CommandFailed):

@@ -612,3 +612,19 @@ def test_internal_error_in_pipelined_commands(started):
                           [b"b3", b"NO", b"[SERVERBUG]"], [b"b4", b"OK", b"CAPABILITY"]], lines
     finally:
         c.close()
+
+
+def test_literals_of_one_command_share_the_size_limit(reactor_thread, tmp_path):
+    """Many literals cannot add up past max_literal_size: the limit is per command."""
+    running = start_server(tmp_path, profile_overrides={"max_literal_size": 1000})
+    try:
+        sock = socket.create_connection(("127.0.0.1", running.imap_port), timeout=10)
+        reader = sock.makefile("rb")
+        reader.readline()
+        sock.sendall(b"a1 LOGIN {600+}\r\n" + b"x" * 600 + b" {600}\r\n")
+        assert reader.readline().startswith(b"a1 NO [TOOBIG]")
+        sock.sendall(b"a2 NOOP\r\n")
+        assert reader.readline().startswith(b"a2 OK")
+        sock.close()
+    finally:
+        running.stop()

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from twisted.internet import defer
-from twisted.python.failure import Failure
-from zope.interface import implementer
+from helpers import Recorder, call
 from zope.interface.verify import verifyObject
 
 from exchmail.errors import (
@@ -31,38 +28,6 @@ from exchmail.store.maildir import MaildirStore
 from exchmail.store.memory import MemoryStore
 
 MESSAGE = b"From: a@example.org\r\nSubject: test\r\n\r\nHello\r\nworld\r\n"
-
-
-def result(d: defer.Deferred[Any]) -> Any:
-    """The result of an already fired Deferred (raising its failure)."""
-    out: list[Any] = []
-    d.addBoth(out.append)
-    assert out, "Deferred has not fired"
-    if isinstance(out[0], Failure):
-        out[0].raiseException()
-    return out[0]
-
-
-def call(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call a "may return a Deferred" method the way protocol code does."""
-    return result(defer.maybeDeferred(f, *args, **kwargs))
-
-
-@implementer(IMailboxListener)
-class Recorder:
-    """A listener that records every notification."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[Any, ...]] = []
-
-    def messages_added(self, mailbox: IStoreMailbox, uids: list[int]) -> None:
-        self.events.append(("added", list(uids)))
-
-    def messages_expunged(self, mailbox: IStoreMailbox, uids: list[int]) -> None:
-        self.events.append(("expunged", list(uids)))
-
-    def flags_changed(self, mailbox: IStoreMailbox, uids: list[int], origin: object) -> None:
-        self.events.append(("flags", list(uids), origin))
 
 
 @pytest.fixture(params=["memory", "maildir"])

@@ -11,46 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import Recorder, call, result
 from twisted.internet import defer
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from exchmail.errors import NoSuchMailbox, StoreError
-from exchmail.interfaces import IMailboxListener
 from exchmail.store.maildir import MaildirStore
 from exchmail.store.maildir.deliver import CHUNK
 
 MUTT_NAME = re.compile(
     r"^(?P<secs>\d+)\.M(?P<usec>\d+)P(?P<pid>\d+)Q(?P<q>\d+)\.(?P<host>[^,:/]+)"
     r",S=(?P<s>\d+),W=(?P<w>\d+):2,(?P<flags>[A-Za-z]*)$")
-
-
-def result(d: defer.Deferred[Any]) -> Any:
-    out: list[Any] = []
-    d.addBoth(out.append)
-    assert out, "Deferred has not fired"
-    if isinstance(out[0], Failure):
-        out[0].raiseException()
-    return out[0]
-
-
-def call(f: Callable[..., Any], *args: Any) -> Any:
-    return result(defer.maybeDeferred(f, *args))
-
-
-@implementer(IMailboxListener)
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[tuple[Any, ...]] = []
-
-    def messages_added(self, mailbox: Any, uids: list[int]) -> None:
-        self.events.append(("added", list(uids)))
-
-    def messages_expunged(self, mailbox: Any, uids: list[int]) -> None:
-        self.events.append(("expunged", list(uids)))
-
-    def flags_changed(self, mailbox: Any, uids: list[int], origin: object) -> None:
-        self.events.append(("flags", list(uids), origin))
 
 
 class QueueRunner:

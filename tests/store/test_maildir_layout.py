@@ -4,29 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
-from twisted.internet import defer
-from twisted.python.failure import Failure
+from helpers import call
 
 from exchmail import mutf7
 from exchmail.errors import InvalidMailboxName, InvalidUserName, NoSuchMailbox
 from exchmail.store.maildir import MaildirStore
 from exchmail.store.maildir.layout import folder_dirname, folder_name
-
-
-def result(d: defer.Deferred[Any]) -> Any:
-    out: list[Any] = []
-    d.addBoth(out.append)
-    assert out, "Deferred has not fired"
-    if isinstance(out[0], Failure):
-        out[0].raiseException()
-    return out[0]
-
-
-def call(f: Any, *args: Any) -> Any:
-    return result(defer.maybeDeferred(f, *args))
 
 
 # -- modified UTF-7 ----------------------------------------------------
