@@ -1,0 +1,116 @@
+"""Quota (MS-STANXPOP3 E0003/E0004) and retention (E0005) in the store layer."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import call
+from twisted.internet.task import Clock
+from twisted.logger import globalLogPublisher
+
+from exchmail.config import load_config
+from exchmail.errors import ConfigError, OverQuota
+from exchmail.store.memory import MemoryStore
+from exchmail.store.quota import QuotaLimits, QuotaPolicy, QuotaStore
+from exchmail.store.retention import RetentionPolicy, RetentionService, apply_retention
+
+DAY = 86400.0
+
+
+def test_E0003_quota_refuses_append_and_copy_past_the_limit():
+    store = QuotaStore(MemoryStore(), QuotaPolicy(QuotaLimits(limit=25)))
+    account = call(store.account, "alice")
+    inbox = call(account.mailbox, "INBOX")
+    call(inbox.append, b"x" * 10)
+    call(inbox.append, b"y" * 10)
+    with pytest.raises(OverQuota):
+        call(inbox.append, b"z" * 10)
+    account.create("Other")
+    other = call(account.mailbox, "Other")
+    with pytest.raises(OverQuota):
+        call(inbox.copy_to, list(inbox.uids()), other)
+    assert list(other.uids()) == []
+    assert call(account.usage) == 20
+    assert call(store.account, "alice") is account  # one wrapper per account
+
+
+def test_E0004_warning_once_until_usage_drops():
+    store = QuotaStore(MemoryStore(), QuotaPolicy(QuotaLimits(warning=20)), clock=lambda: 0.0)
+    inbox = call(call(store.account, "alice").mailbox, "INBOX")
+    call(inbox.append, b"x" * 10)
+    assert len(inbox.uids()) == 1
+    call(inbox.append, b"x" * 10)  # reaches 20: the warning goes in
+    call(inbox.append, b"x" * 10)
+    assert len(inbox.uids()) == 4
+    warning = inbox.open_message(3).read()
+    assert b"Subject: Your mailbox is almost full" in warning and b"\r\n" in warning
+
+
+def test_quota_policy_per_user_exception():
+    policy = QuotaPolicy(QuotaLimits(limit=10), {"Bob": QuotaLimits()})
+    assert policy.limits_for("bob") == QuotaLimits() and policy.active
+    assert not QuotaPolicy().active
+
+
+def _aged_store(clock_now: float):
+    store = MemoryStore()
+    account = call(store.account, "alice")
+    inbox = call(account.mailbox, "INBOX")
+    call(inbox.append, b"old", frozenset({"\\Seen"}), clock_now - 40 * DAY)
+    call(inbox.append, b"new", frozenset(), clock_now - 1 * DAY)
+    account.create("Junk E-Mail")
+    junk = call(account.mailbox, "Junk E-Mail")
+    call(junk.append, b"junk", frozenset(), clock_now - 10 * DAY)
+    return store, inbox, junk
+
+
+def test_E0005_retention_removes_old_messages_per_folder_and_logs():
+    now = 1_000_000_000.0
+    store, inbox, junk = _aged_store(now)
+    policy = RetentionPolicy({"INBOX": 30 * DAY, "junk e-mail": 7 * DAY, "Missing": DAY})
+    events: list = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        removed = call(apply_retention, store, ["alice"], policy, now)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert removed == {("alice", "INBOX"): [1], ("alice", "Junk E-Mail"): [1]}
+    assert list(inbox.uids()) == [2] and list(junk.uids()) == []
+    assert sum("retention: removed" in e.get("log_format", "") for e in events) == 2
+
+
+def test_E0005_retention_service_runs_periodically_on_the_injected_clock():
+    now = 1_000_000_000.0
+    store, inbox, _ = _aged_store(now)
+    clock = Clock()
+    clock.advance(now)
+    service = RetentionService(store, lambda: ["alice"], RetentionPolicy({"INBOX": 5 * DAY}, 60),
+                               clock)
+    service.startService()
+    assert list(inbox.uids()) == [2]  # first run at start: the 40-day-old one went
+    clock.advance(5 * DAY)  # now the 1-day-old one is 6 days old; a later run takes it
+    assert list(inbox.uids()) == []
+    service.stopService()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[quota]\nlimit = -1\n", "quota.limit: expected a number of octets"),
+    ("[quota]\nlimt = 1\n", "quota.limt: unknown key"),
+    ("[quota.users.bob]\nlimit = 'x'\n", "quota.users.bob.limit: expected a number of octets"),
+    ("[retention]\ninterval = 0\n", "retention.interval: expected a positive number"),
+    ("[retention.folders]\nINBOX = 'old'\n", "retention.folders.INBOX: expected a positive"),
+])
+def test_quota_and_retention_config_errors(tmp_path, text, message):
+    path = tmp_path / "exchmail.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        load_config(path)
+
+
+def test_quota_and_retention_config(tmp_path):
+    path = tmp_path / "exchmail.toml"
+    path.write_text('[quota]\nlimit = 100\nwarning = 90\n[quota.users.bob]\nlimit = 5\n'
+                    '[retention]\ninterval = 60\n[retention.folders]\n"Deleted Items" = 30\n')
+    config = load_config(path)
+    assert (config.quota.limit, config.quota.warning) == (100, 90)
+    assert config.quota.users == {"bob": (5, 90)}
+    assert config.retention.interval == 60 and config.retention.folders == {"Deleted Items": 30}
