@@ -1,0 +1,211 @@
+"""LDAPChecker against a real slapd: search-then-bind, TLS, groups, escaping,
+outages and the positive cache."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from slapd_server import (  # noqa: F401 - slapd_fixture is the slapd fixture
+    MAIL_GROUP,
+    PASSWORDS,
+    POP_GROUP,
+    SERVICE_DN,
+    Slapd,
+    ldap_config,
+    slapd_fixture,
+)
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import UsernamePassword
+from twisted.cred.error import UnauthorizedLogin
+from twisted.python.failure import Failure
+from zope.interface.verify import verifyObject
+
+from exchmail.auth.directory import DirectoryUser
+from exchmail.auth.ldap import LDAPChecker, escape_filter_value, user_filter
+from exchmail.errors import DirectoryUnavailable
+from exchmail.interfaces import IDirectory
+
+INJECTION = "*)(uid=*"
+
+
+def outcome(checker: LDAPChecker, user: str | bytes, password: str | bytes) -> Any:
+    """The avatar ID, or the Failure, of a synchronous login."""
+    user_b = user.encode() if isinstance(user, str) else user
+    password_b = password.encode() if isinstance(password, str) else password
+    out: list[Any] = []
+    checker.requestAvatarId(UsernamePassword(user_b, password_b)).addBoth(out.append)
+    assert out, "a checker without run_blocking answers synchronously"
+    return out[0]
+
+
+def refused(result: Any) -> bool:
+    return isinstance(result, Failure) and result.check(UnauthorizedLogin) is not None
+
+
+def unavailable(result: Any) -> bool:
+    return isinstance(result, Failure) and result.check(DirectoryUnavailable) is not None
+
+
+def test_escape_filter_value_rfc4515() -> None:
+    assert escape_filter_value(INJECTION) == "\\2a\\29\\28uid=\\2a"
+    assert escape_filter_value("a\\b\x00(c)") == "a\\5cb\\00\\28c\\29"
+    assert escape_filter_value("jürgen") == "jürgen"
+    assert user_filter("(&(objectClass=inetOrgPerson)(uid={user}))", "*") == \
+        "(&(objectClass=inetOrgPerson)(uid=\\2a))"
+
+
+def test_login_over_ldaps_search_then_bind(slapd: Slapd) -> None:
+    checker = LDAPChecker(ldap_config(slapd, quota_attribute="employeeNumber"))
+    assert verifyObject(ICredentialsChecker, checker)
+    assert verifyObject(IDirectory, checker)
+    user = outcome(checker, "alice", PASSWORDS["alice"])
+    assert isinstance(user, DirectoryUser) and user == "alice"
+    assert user.dn == "uid=alice,ou=people,dc=example,dc=org"
+    assert user.mail == "alice@example.org"
+    assert user.quota == 1048576
+    assert user.protocols is None  # no group configured: no restriction
+    # matched case-insensitively by the directory; the entry's spelling is canonical
+    assert outcome(checker, "ALICE", PASSWORDS["alice"]) == "alice"
+    assert checker.canonical_name("Alice") == "alice"
+
+
+def test_start_tls(slapd: Slapd) -> None:
+    checker = LDAPChecker(ldap_config(slapd, servers=(slapd.ldap_uri,), start_tls=True))
+    assert outcome(checker, "bob", PASSWORDS["bob"]) == "bob"
+
+
+def test_wrong_passwords_and_unknown_users_are_refused(slapd: Slapd) -> None:
+    checker = LDAPChecker(ldap_config(slapd))
+    assert refused(outcome(checker, "alice", "wrong"))
+    assert refused(outcome(checker, "alice", PASSWORDS["bob"]))
+    assert refused(outcome(checker, "nobody", "x"))
+    # An empty password would be an unauthenticated bind that the directory
+    # accepts without checking anything (RFC 4513 5.1.2).
+    assert refused(outcome(checker, "alice", ""))
+    assert refused(outcome(checker, "", "x"))
+    assert refused(outcome(checker, "al\x00ice", "x"))
+    assert refused(outcome(checker, b"\xff", "x"))
+    # the connections stay usable after refusals
+    assert outcome(checker, "alice", PASSWORDS["alice"]) == "alice"
+
+
+@pytest.mark.parametrize("password", ["x", "alice pw", "bob pw", "*"])
+@pytest.mark.parametrize("name", [INJECTION, "*", "alice)(|(uid=*", "*)(|(objectClass=*",
+                                  "alice*", "(uid=alice)"])
+def test_filter_injection_logs_nobody_in(slapd: Slapd, name: str, password: str) -> None:
+    checker = LDAPChecker(ldap_config(slapd))
+    assert refused(outcome(checker, name, password))
+
+
+def test_required_groups_per_protocol(slapd: Slapd) -> None:
+    checker = LDAPChecker(ldap_config(slapd, imap_group=MAIL_GROUP, pop3_group=POP_GROUP))
+    assert outcome(checker, "alice", PASSWORDS["alice"]).protocols == {"imap", "pop3"}
+    assert outcome(checker, "bob", PASSWORDS["bob"]).protocols == {"imap"}
+    carol = outcome(checker, "carol", PASSWORDS["carol"])
+    assert carol == "carol" and carol.protocols == frozenset()
+    only_pop = LDAPChecker(ldap_config(slapd, pop3_group=POP_GROUP))
+    assert outcome(only_pop, "bob", PASSWORDS["bob"]).protocols == {"imap"}
+    missing = LDAPChecker(ldap_config(slapd, imap_group="cn=nope,ou=groups,dc=example,dc=org"))
+    assert outcome(missing, "alice", PASSWORDS["alice"]).protocols == {"pop3"}
+
+
+def test_mailbox_attribute_names_the_mailbox(slapd: Slapd) -> None:
+    checker = LDAPChecker(ldap_config(slapd, mailbox_attribute="description"))
+    assert outcome(checker, "dave", PASSWORDS["dave"]) == "dave.mbox"
+    assert outcome(checker, "bob", PASSWORDS["bob"]) == "bob"  # no attribute: login name
+
+
+def test_anonymous_search(slapd: Slapd) -> None:
+    checker = LDAPChecker(ldap_config(slapd, bind_dn="", bind_password=""))
+    assert outcome(checker, "bob", PASSWORDS["bob"]) == "bob"
+    assert refused(outcome(checker, "bob", "wrong"))
+
+
+def test_bad_search_account_is_unavailable_not_wrong_password(slapd: Slapd) -> None:
+    checker = LDAPChecker(ldap_config(slapd, bind_password="not the service password"))
+    assert unavailable(outcome(checker, "alice", PASSWORDS["alice"]))
+
+
+def test_tls_certificate_is_verified(slapd: Slapd) -> None:
+    other_ca = LDAPChecker(ldap_config(slapd, ca_file=slapd.other_ca_file))
+    assert unavailable(outcome(other_ca, "alice", PASSWORDS["alice"]))
+    other_ca_starttls = LDAPChecker(ldap_config(slapd, servers=(slapd.ldap_uri,),
+                                                start_tls=True, ca_file=slapd.other_ca_file))
+    assert unavailable(outcome(other_ca_starttls, "alice", PASSWORDS["alice"]))
+    # The certificate names IP 127.0.0.1 only: "localhost" does not match it.
+    by_name = f"ldaps://localhost:{slapd.ldaps_port}"
+    mismatch = LDAPChecker(ldap_config(slapd, servers=(by_name,)))
+    assert unavailable(outcome(mismatch, "alice", PASSWORDS["alice"]))
+    unchecked = LDAPChecker(ldap_config(slapd, servers=(by_name,), verify_hostname=False))
+    assert outcome(unchecked, "alice", PASSWORDS["alice"]) == "alice"
+
+
+def test_failover_to_the_next_server(slapd: Slapd) -> None:
+    from slapd_server import free_port
+
+    dead = f"ldaps://127.0.0.1:{free_port()}"
+    checker = LDAPChecker(ldap_config(slapd, servers=(dead, slapd.ldaps_uri)))
+    assert outcome(checker, "alice", PASSWORDS["alice"]) == "alice"
+    assert refused(outcome(checker, "alice", "wrong"))
+
+
+def test_outage_is_temporary_and_recovers(slapd: Slapd) -> None:
+    checker = LDAPChecker(ldap_config(slapd))
+    assert outcome(checker, "alice", PASSWORDS["alice"]) == "alice"
+    slapd.stop()
+    assert unavailable(outcome(checker, "alice", PASSWORDS["alice"]))
+    assert unavailable(outcome(checker, "alice", "wrong"))  # never "wrong password"
+    slapd.start()
+    # the pooled connections died with the old slapd: fresh ones are opened
+    assert outcome(checker, "alice", PASSWORDS["alice"]) == "alice"
+    assert refused(outcome(checker, "alice", "wrong"))
+
+
+def test_hung_directory_times_out(slapd: Slapd) -> None:
+    checker = LDAPChecker(ldap_config(slapd, timeout=1.0, connect_timeout=1.0))
+    assert outcome(checker, "alice", PASSWORDS["alice"]) == "alice"
+    slapd.pause()
+    try:
+        started = time.monotonic()
+        assert unavailable(outcome(checker, "alice", PASSWORDS["alice"]))
+        assert time.monotonic() - started < 10
+    finally:
+        slapd.resume()
+    assert outcome(checker, "alice", PASSWORDS["alice"]) == "alice"
+
+
+def test_positive_cache_is_off_by_default(slapd: Slapd) -> None:
+    checker = LDAPChecker(ldap_config(slapd))
+    assert outcome(checker, "alice", PASSWORDS["alice"]) == "alice"
+    slapd.stop()
+    assert unavailable(outcome(checker, "alice", PASSWORDS["alice"]))
+
+
+def test_positive_cache_never_outlives_its_ttl(slapd: Slapd) -> None:
+    now = [1000.0]
+    checker = LDAPChecker(ldap_config(slapd, cache_ttl=60.0), clock=lambda: now[0])
+    user = outcome(checker, "alice", PASSWORDS["alice"])
+    slapd.stop()
+    now[0] += 30
+    assert outcome(checker, "alice", PASSWORDS["alice"]) is user  # served from the cache
+    assert outcome(checker, "Alice", PASSWORDS["alice"]) is user
+    assert unavailable(outcome(checker, "alice", "other"))  # only the cached password
+    assert unavailable(outcome(checker, "bob", PASSWORDS["bob"]))
+    now[0] += 31  # 61 s after the login: expired, even though it was used at 30 s
+    assert unavailable(outcome(checker, "alice", PASSWORDS["alice"]))
+
+
+def test_user_exists(slapd: Slapd) -> None:
+    checker = LDAPChecker(ldap_config(slapd))
+    found: list[Any] = []
+    checker.user_exists("bob").addBoth(found.append)
+    checker.user_exists("nobody").addBoth(found.append)
+    checker.user_exists(INJECTION).addBoth(found.append)
+    assert found == [True, False, False]
+    checker.close()
+
+
+def test_service_dn_constant() -> None:
+    assert SERVICE_DN.startswith("cn=exchmail,")
