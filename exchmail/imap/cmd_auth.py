@@ -17,6 +17,8 @@ from exchmail.imap import listing
 from exchmail.imap.common import CommandFailed, SessionBase, decode_mailbox, encode_mailbox
 from exchmail.imap.parsing import Atom, ParseError, Spool, Token, as_atom, as_bytes, expect_count
 from exchmail.imap.selected import SelectedMailbox, format_flags
+from exchmail.profile.settings import ListReference
+from exchmail.store import names
 from exchmail.store.index import SYSTEM_FLAGS
 
 STATUS_ITEMS = {b"MESSAGES", b"RECENT", b"UIDNEXT", b"UIDVALIDITY", b"UNSEEN"}
@@ -67,11 +69,12 @@ class AuthenticatedCommands(SessionBase):
     @defer.inlineCallbacks
     def _select(self, args: list[Token], readonly: bool):
         expect_count(args, 1)
-        name = decode_mailbox(args[0])
+        name = self.mailbox_name(args[0])
         self.close_selected()
         mailbox = yield defer.maybeDeferred(self.account.mailbox, name)
         yield defer.maybeDeferred(mailbox.refresh)
-        selected = SelectedMailbox(mailbox, readonly, self.mailbox_changed)
+        selected = SelectedMailbox(mailbox, readonly, self.mailbox_changed,
+                                   self.profile.imap.notify_external_flag_changes)
         self.selected, self.state = selected, "select"
         self._send_select_data(selected)
         mode = b"[READ-ONLY] EXAMINE" if readonly else b"[READ-WRITE] SELECT"
@@ -81,7 +84,10 @@ class AuthenticatedCommands(SessionBase):
         mailbox = selected.mailbox
         flags = self.mailbox_flags(mailbox)
         self.sendLine(b"* FLAGS " + format_flags(flags))
-        permanent = flags | {"\\*"} if not selected.readonly else frozenset()
+        if selected.readonly:
+            permanent: frozenset[str] = frozenset()
+        else:
+            permanent = flags | {"\\*"} if self.profile.imap.client_keywords else flags
         self.sendLine(b"* OK [PERMANENTFLAGS " + format_flags(permanent) + b"] Permanent flags")
         self.sendLine(b"* %d EXISTS" % selected.exists)
         self.sendLine(b"* %d RECENT" % len(selected.recent))
@@ -93,30 +99,73 @@ class AuthenticatedCommands(SessionBase):
         self.sendLine(b"* OK [UIDVALIDITY %d] UIDs valid" % mailbox.uid_validity)
         self.sendLine(b"* OK [UIDNEXT %d] Predicted next UID" % mailbox.uid_next)
 
-    @staticmethod
-    def mailbox_flags(mailbox: Any) -> frozenset[str]:
-        """The FLAGS list (keywords a client sets show up in FETCH FLAGS)."""
-        return SYSTEM_FLAGS
+    def mailbox_flags(self, mailbox: Any) -> frozenset[str]:
+        """The FLAGS list: system flags and the keywords the server defines (E0001)."""
+        return SYSTEM_FLAGS | frozenset(self.profile.imap.server_keywords)
+
+    def allowed_flags(self, flags: frozenset[str], storing: bool) -> frozenset[str]:
+        """``flags`` if the profile lets clients set them all.
+
+        Keywords the server does not define are refused (STORE) or, when
+        the profile ignores invalid parameters (2.3), dropped (APPEND).
+        """
+        imap = self.profile.imap
+        if imap.client_keywords:
+            return flags
+        allowed = SYSTEM_FLAGS | frozenset(imap.server_keywords)
+        if flags <= allowed:
+            return flags
+        if imap.ignore_invalid_parameters and not storing:
+            return flags & allowed
+        raise CommandFailed(b"[CANNOT] Client-defined keywords are not supported")
 
     _idling = False
     idle_poll_interval = 5.0
 
     def mailbox_changed(self) -> None:
-        """A shared-mailbox listener fired: push updates now if the client idles."""
+        """A shared-mailbox listener fired: push updates now if the client idles,
+        or, when the profile says so (V0002/V0014), if no command is in progress.
+
+        Unilateral updates never carry EXPUNGE (RFC 3501 7.4.1) and are
+        skipped while the client is not reading (flow control).
+        """
         if self._idling:
             self.send_updates(allow_expunge=True)
             self.flush()
+        elif (self.profile.imap.unsolicited_exists and not self._busy and not self._buffer
+              and not self.write_gate.paused and self.state == "select"):
+            self.send_updates(allow_expunge=False)
+            self.flush()
+
+    # -- mailbox names ------------------------------------------------------------
+    def mailbox_name(self, token: Token) -> str:
+        """A mailbox argument, spelled as the existing mailbox is when the
+        profile makes names case-insensitive (V0008)."""
+        name = decode_mailbox(token)
+        if self.profile.imap.case_insensitive_names:
+            name = listing.canonical_name(name, self.account.list_mailboxes())
+        return name
+
+    def new_mailbox_name(self, token: Token) -> str:
+        """The name for CREATE or a RENAME target, checked against the profile (V0010)."""
+        name = self.mailbox_name(token).rstrip(listing.DELIMITER)
+        if not self.profile.imap.wildcards_in_names and listing.has_wildcards(name):
+            raise CommandFailed(b"[CANNOT] Mailbox names may not contain '*' or '%'")
+        return name
 
     # -- mailbox management ----------------------------------------------------
     def cmd_CREATE(self, tag: bytes, args: list[Token], uid: bool) -> Any:
         expect_count(args, 1)
-        name = decode_mailbox(args[0]).rstrip(listing.DELIMITER)
+        name = self.new_mailbox_name(args[0])
         return defer.maybeDeferred(self.account.create, name).addCallback(
             lambda _: b"CREATE completed.")
 
     def cmd_DELETE(self, tag: bytes, args: list[Token], uid: bool) -> Any:
         expect_count(args, 1)
-        name = decode_mailbox(args[0])
+        name = self.mailbox_name(args[0])
+        if not self.profile.imap.delete_with_children and any(
+                names.is_inferior(other, name) for other in self.account.list_mailboxes()):
+            raise CommandFailed(b"[CANNOT] Mailbox has inferior hierarchical names")
         if self.selected is not None and self.selected.mailbox.name == name:
             self.close_selected()
         return defer.maybeDeferred(self.account.delete, name).addCallback(
@@ -124,29 +173,39 @@ class AuthenticatedCommands(SessionBase):
 
     def cmd_RENAME(self, tag: bytes, args: list[Token], uid: bool) -> Any:
         expect_count(args, 2)
-        old, new = decode_mailbox(args[0]), decode_mailbox(args[1])
+        old, new = self.mailbox_name(args[0]), self.new_mailbox_name(args[1])
         return defer.maybeDeferred(self.account.rename, old, new).addCallback(
             lambda _: b"RENAME completed.")
 
     def cmd_SUBSCRIBE(self, tag: bytes, args: list[Token], uid: bool) -> bytes:
         expect_count(args, 1)
-        self.account.subscribe(decode_mailbox(args[0]))
+        name = self.mailbox_name(args[0])
+        if self.profile.imap.subscribe_requires_existing and \
+                name not in self.account.list_mailboxes():
+            raise CommandFailed(b"[NONEXISTENT] No such mailbox")
+        self.account.subscribe(name)
         return b"SUBSCRIBE completed."
 
     def cmd_UNSUBSCRIBE(self, tag: bytes, args: list[Token], uid: bool) -> bytes:
         expect_count(args, 1)
-        self.account.unsubscribe(decode_mailbox(args[0]))
+        self.account.unsubscribe(self.mailbox_name(args[0]))
         return b"UNSUBSCRIBE completed."
 
     # -- LIST / LSUB ---------------------------------------------------------
     def cmd_LIST(self, tag: bytes, args: list[Token], uid: bool) -> bytes:
         expect_count(args, 2)
         reference, pattern = decode_mailbox_pattern(args[0]), decode_mailbox_pattern(args[1])
+        imap = self.profile.imap
         if not pattern:
             self.sendLine(b'* LIST (\\Noselect) "/" ""')
             return b"LIST completed."
+        if (reference and not reference.endswith(listing.DELIMITER)
+                and imap.list_reference_without_delimiter is ListReference.NO_RESULTS):
+            return b"LIST completed."  # V0029: not a level of the hierarchy
         full = listing.full_pattern(reference, pattern)
-        for name, attributes in listing.list_entries(self.account.list_mailboxes(), full):
+        entries = listing.list_entries(self.account.list_mailboxes(), full,
+                                       imap.list_children_attributes, imap.case_insensitive_names)
+        for name, attributes in entries:
             self._send_list_line(b"LIST", name, attributes)
         return b"LIST completed."
 
@@ -156,23 +215,30 @@ class AuthenticatedCommands(SessionBase):
         full = listing.full_pattern(reference, pattern)
         entries = listing.lsub_entries(self.account.subscriptions(),
                                        self.account.list_mailboxes(), full,
-                                       self.profile.imap.lsub_percent_noselect_parent)
+                                       self.profile.imap.lsub_percent_noselect_parent,
+                                       self.profile.imap.case_insensitive_names)
         for name, attributes in entries:
             self._send_list_line(b"LSUB", name, attributes)
         return b"LSUB completed."
 
     def _send_list_line(self, kind: bytes, name: str, attributes: list[bytes]) -> None:
-        self.sendLine(b"* %s (%s) \"/\" %s" % (kind, b" ".join(attributes), encode_mailbox(name)))
+        literal = self.profile.imap.backslash_names_as_literal
+        self.sendLine(b"* %s (%s) \"/\" %s" % (kind, b" ".join(attributes),
+                                              encode_mailbox(name, literal)))
 
     # -- STATUS ----------------------------------------------------------------
     @defer.inlineCallbacks
     def cmd_STATUS(self, tag: bytes, args: list[Token], uid: bool):
         expect_count(args, 2)
-        name = decode_mailbox(args[0])
+        name = self.mailbox_name(args[0])
         wanted = args[1] if isinstance(args[1], list) else [args[1]]
         items = [as_atom(item) for item in wanted]
-        if not items or any(item not in STATUS_ITEMS for item in items):
-            raise ParseError("invalid STATUS item")
+        if any(item not in STATUS_ITEMS for item in items):
+            if not self.profile.imap.ignore_invalid_parameters:
+                raise ParseError("invalid STATUS item")
+            items = [item for item in items if item in STATUS_ITEMS]  # 2.3: ignored
+        if not items:
+            raise ParseError("no STATUS item")
         mailbox = yield defer.maybeDeferred(self.account.mailbox, name)
         yield defer.maybeDeferred(mailbox.refresh)
         values = {
@@ -184,14 +250,15 @@ class AuthenticatedCommands(SessionBase):
                                    if "\\Seen" not in mailbox.message(u).flags),
         }
         body = b" ".join(b"%s %d" % (item, values[item]()) for item in items)
-        self.sendLine(b"* STATUS " + encode_mailbox(mailbox.name) + b" (" + body + b")")
+        literal = self.profile.imap.backslash_names_as_literal
+        self.sendLine(b"* STATUS " + encode_mailbox(mailbox.name, literal) + b" (" + body + b")")
         return b"STATUS completed."
 
     # -- APPEND ----------------------------------------------------------------
     @defer.inlineCallbacks
     def cmd_APPEND(self, tag: bytes, args: list[Token], uid: bool):
         expect_count(args, 2, 4)
-        name = decode_mailbox(args[0])
+        name = self.mailbox_name(args[0])
         message = args[-1]
         if not isinstance(message, (bytes, Spool)) or isinstance(message, Atom):
             raise ParseError("APPEND needs the message as a literal")
@@ -199,7 +266,7 @@ class AuthenticatedCommands(SessionBase):
         when: float | None = None
         for option in args[1:-1]:
             if isinstance(option, list):
-                flags = parse_flag_list(option)
+                flags = self.allowed_flags(parse_flag_list(option), storing=False)
             else:
                 when = parse_date_time(as_bytes(option))
         try:

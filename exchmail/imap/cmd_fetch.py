@@ -21,6 +21,7 @@ from exchmail.imap.fetchatt import FetchItem, parse_fetch_items
 from exchmail.imap.message import ParsedMessage
 from exchmail.imap.parsing import Token, expect_count
 from exchmail.imap.selected import SelectedMailbox, format_flags
+from exchmail.imap.sevenbit import has_8bit, to_seven_bit
 
 STREAM_THRESHOLD = 1024 * 1024
 CHUNK = 64 * 1024
@@ -107,10 +108,15 @@ class FetchCommand(SessionBase):
             selected.mailbox.set_flags([uid], frozenset({"\\Seen"}), "add", origin=selected)
             if not any(i.name == b"FLAGS" for i in items):
                 items = items + [FetchItem(b"FLAGS")]
-        streams = record.exact_size > STREAM_THRESHOLD
-        needs_parse = any(
+        imap = self.profile.imap
+        seven_bit = imap.seven_bit_output
+        streams = record.exact_size > STREAM_THRESHOLD and not (
+            seven_bit and self._has_8bit(selected, uid))
+        exact_size_of_view = (imap.exact_rfc822_size and seven_bit
+                              and any(i.name == b"RFC822.SIZE" for i in items))
+        needs_parse = exact_size_of_view or any(
             i.name in _NEEDS_CONTENT and not (streams and _whole_message(i)) for i in items)
-        parsed = self._parse(selected, uid) if needs_parse else None
+        parsed = self._parse(selected, uid, seven_bit) if needs_parse else None
         parts: list[bytes | _Stream] = [b"* %d FETCH (" % seq]
         for index, item in enumerate(items):
             if index:
@@ -124,9 +130,20 @@ class FetchCommand(SessionBase):
         return parts
 
     @staticmethod
-    def _parse(selected: SelectedMailbox, uid: int) -> ParsedMessage:
+    def _parse(selected: SelectedMailbox, uid: int, seven_bit: bool) -> ParsedMessage:
+        """The message as the client sees it (re-encoded to 7 bits if so configured)."""
         with selected.mailbox.open_message(uid) as source:
-            return ParsedMessage(source.read())
+            data = source.read()
+        return ParsedMessage(to_seven_bit(data) if seven_bit else data)
+
+    @staticmethod
+    def _has_8bit(selected: SelectedMailbox, uid: int) -> bool:
+        """Whether a (large) message has 8-bit octets, read in chunks."""
+        with selected.mailbox.open_message(uid) as source:
+            while chunk := source.read(CHUNK):
+                if has_8bit(chunk):
+                    return True
+        return False
 
     def _render(self, selected: SelectedMailbox, uid: int, item: FetchItem,
                 parsed: ParsedMessage | None) -> bytes:
@@ -141,7 +158,9 @@ class FetchCommand(SessionBase):
         if name == b"INTERNALDATE":
             return internal_date(record.internal_date)
         if name == b"RFC822.SIZE":
-            return b"%d" % (record.exact_size if imap.exact_rfc822_size else record.stored_size)
+            if not imap.exact_rfc822_size:
+                return b"%d" % record.stored_size
+            return b"%d" % (parsed.size if parsed is not None else record.exact_size)
         assert parsed is not None
         if name == b"ENVELOPE":
             return fetch.envelope(parsed, empty_as_nil=imap.empty_envelope_fields_nil)

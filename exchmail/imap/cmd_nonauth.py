@@ -15,6 +15,7 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
 from twisted.mail import imap4
 
+from exchmail.errors import DirectoryUnavailable
 from exchmail.imap.common import CommandFailed, SessionBase
 from exchmail.imap.parsing import ParseError, Token, as_atom, as_bytes, expect_count
 from exchmail.interfaces import IStoreAccount
@@ -29,6 +30,7 @@ class AnyStateCommands(SessionBase):
 
     login_type = "PlainTextLogin"
     startedTLS = False
+    failed_logins = 0
 
     # -- capabilities --------------------------------------------------------
     def login_disabled(self) -> bool:
@@ -36,14 +38,27 @@ class AnyStateCommands(SessionBase):
         return self.login_type in _LOGIN_NEEDS_TLS and not self.startedTLS
 
     def listCapabilities(self) -> list[bytes]:
-        """The CAPABILITY list: IMAP4rev1, SASL mechanisms, then the profile's extensions."""
-        caps = [b"IMAP4rev1"]
-        if self.login_type != "SecureLogin" or self.startedTLS:
-            caps.extend(b"AUTH=" + name for name in self.challengers)
-        if self.login_disabled():
-            caps.append(b"LOGINDISABLED")
-        caps.extend(cap.encode("ascii") for cap in self.profile.imap.capabilities)
+        """The CAPABILITY list in the profile's order, limited to what applies now.
+
+        ``AUTH`` stands for the usable SASL mechanisms; LOGINDISABLED,
+        STARTTLS and CHILDREN appear only when they apply.
+        """
+        imap = self.profile.imap
+        present = {
+            "AUTH": [b"AUTH=" + name for name in self.challengers] if self.sasl_allowed() else [],
+            "LOGINDISABLED": [b"LOGINDISABLED"]
+            if imap.advertise_logindisabled and self.login_disabled() else [],
+            "STARTTLS": [],  # comes with TLS support
+            "CHILDREN": [b"CHILDREN"] if imap.list_children_attributes else [],
+        }
+        caps: list[bytes] = []
+        for name in imap.capabilities:
+            caps.extend(present.get(name, [name.encode("ascii")]))
         return caps
+
+    def sasl_allowed(self) -> bool:
+        """Whether plaintext SASL mechanisms may be used on this connection now."""
+        return self.login_type != "SecureLogin" or self.startedTLS
 
     def cmd_CAPABILITY(self, tag: bytes, args: list[Token], uid: bool) -> bytes:
         expect_count(args, 0)
@@ -80,7 +95,7 @@ class AnyStateCommands(SessionBase):
         expect_count(args, 1, 2)
         mechanism = as_atom(args[0])
         factory = self.challengers.get(mechanism)
-        if factory is None or (self.login_type == "SecureLogin" and not self.startedTLS):
+        if factory is None or not self.sasl_allowed():
             raise self._no(b"Unsupported authentication mechanism")
         initial = as_bytes(args[1]) if len(args) == 2 else None
         return self._sasl_exchange(factory(), initial)
@@ -116,6 +131,10 @@ class AnyStateCommands(SessionBase):
 
         def logged_in(result: tuple[Any, Any, Any]) -> bytes:
             _, account, logout = result
+            if not self.limits.admit_user(account.name):
+                logout()
+                raise self._no(b"[UNAVAILABLE] Too many sessions for this user")
+            self._admitted_user = account.name
             self.account = account
             self._logout_hook = logout
             self.state = "auth"
@@ -125,7 +144,14 @@ class AnyStateCommands(SessionBase):
             return text
 
         def refused(failure: Any) -> None:
+            if failure.check(DirectoryUnavailable):  # temporary; not a wrong password
+                raise self._no(b"[UNAVAILABLE] The account directory is unavailable; "
+                               b"try again later.")
             failure.trap(UnauthorizedLogin)
+            self.failed_logins += 1
+            limit = self.profile.imap.max_failed_logins
+            if limit and self.failed_logins >= limit:
+                self._drop_reason = b"Too many failed login attempts"  # V0058
             raise self._no(b"[AUTHENTICATIONFAILED] Authentication failed.")
 
         return d.addCallbacks(logged_in, refused)

@@ -11,7 +11,7 @@ from twisted.internet import defer, task
 from exchmail import errors
 from exchmail.imap.cmd_auth import parse_flag_list
 from exchmail.imap.cmd_fetch import FetchCommand
-from exchmail.imap.common import CommandFailed, decode_mailbox
+from exchmail.imap.common import CommandFailed
 from exchmail.imap.message import ParsedMessage
 from exchmail.imap.parsing import Atom, ParseError, Token, as_atom, as_bytes, expect_count
 from exchmail.imap.search import Candidate, compile_search
@@ -79,6 +79,9 @@ class SelectedCommands(FetchCommand):
         else:
             expect_count(args, 0)
             yield defer.maybeDeferred(selected.mailbox.expunge)
+        if self.profile.imap.exists_after_expunge:
+            self.send_updates(allow_expunge=True)
+            self.sendLine(b"* %d EXISTS" % selected.exists)  # V0053
         return b"EXPUNGE completed."
 
     # -- STORE -------------------------------------------------------------------
@@ -94,6 +97,7 @@ class SelectedCommands(FetchCommand):
         if "\\Recent" in flags:
             raise ParseError("\\Recent cannot be stored")
         selected = self._writable()
+        flags = self.allowed_flags(flags, storing=True)
         new_flags = selected.mailbox.set_flags([u for _, u in pairs], flags, mode, origin=selected)
         if not silent:
             for seq, message_uid in pairs:
@@ -108,7 +112,7 @@ class SelectedCommands(FetchCommand):
     def cmd_COPY(self, tag: bytes, args: list[Token], uid: bool):
         expect_count(args, 2)
         pairs = self.message_set(args[0], uid)
-        name = decode_mailbox(args[1])
+        name = self.mailbox_name(args[1])
         try:
             target = yield defer.maybeDeferred(self.account.mailbox, name)
         except errors.NoSuchMailbox:
@@ -124,15 +128,19 @@ class SelectedCommands(FetchCommand):
     # -- SEARCH --------------------------------------------------------------------
     @defer.inlineCallbacks
     def cmd_SEARCH(self, tag: bytes, args: list[Token], uid: bool):
+        imap = self.profile.imap
         charset = "US-ASCII"
         if len(args) >= 2 and isinstance(args[0], Atom) and as_atom(args[0]) == b"CHARSET":
             charset = as_bytes(args[1]).decode("ascii", "replace").upper()
             args = args[2:]
-            if charset not in SEARCH_CHARSETS:
-                names = " ".join(SEARCH_CHARSETS).encode("ascii")
+            if charset not in imap.search_charsets or charset not in SEARCH_CHARSETS:
+                names = " ".join(imap.search_charsets).encode("ascii")
                 raise CommandFailed(b"[BADCHARSET (" + names + b")] Unsupported charset")
         selected = self._selected()
         program = compile_search(args, SEARCH_CHARSETS[charset], selected.exists, selected.max_uid)
+        if imap.max_search_keys and program.key_count > imap.max_search_keys:
+            raise CommandFailed(b"[LIMIT] At most %d search keys are supported"
+                                % imap.max_search_keys)  # V0041
         exact = self.profile.imap.exact_rfc822_size
         found = []
         for seq in range(1, selected.exists + 1):

@@ -29,6 +29,8 @@ def store_error_text(error: Exception) -> bytes:
         return b"[NONEXISTENT] " + text
     if isinstance(error, errors.InvalidMailboxName):
         return b"[CANNOT] " + text
+    if isinstance(error, errors.OverQuota):
+        return b"[OVERQUOTA] " + text
     return text
 
 
@@ -44,9 +46,13 @@ def decode_mailbox(token: Token) -> str:
         raise CommandFailed(b"[CANNOT] Mailbox name is not valid modified UTF-7") from None
 
 
-def encode_mailbox(name: str) -> bytes:
-    """A mailbox name for a response: modified UTF-7 as a quoted string or literal."""
-    return wire.string(mutf7.encode(name).encode("ascii"))
+def encode_mailbox(name: str, literal_for_backslash: bool = False) -> bytes:
+    """A mailbox name for a response: modified UTF-7 as a quoted string, or a
+    literal when it holds a backslash and the profile wants that (V0009)."""
+    encoded = mutf7.encode(name).encode("ascii")
+    if literal_for_backslash and b"\\" in encoded:
+        return wire.literal(encoded)
+    return wire.string(encoded)
 
 
 class SessionBase:
@@ -70,6 +76,11 @@ class SessionBase:
     _buffer: bytes
     _await_line: defer.Deferred[bytes] | None
     _logout_hook: Callable[[], None] | None
+    _busy: bool
+    write_gate: Any
+    _drop_reason: bytes | None
+    limits: Any
+    _admitted_user: str | None
 
     if TYPE_CHECKING:
         def sendLine(self, line: bytes) -> None: ...
@@ -85,3 +96,5 @@ class SessionBase:
         def _process_input(self) -> None: ...
         def listCapabilities(self) -> list[bytes]: ...
         def refresh_selected(self) -> defer.Deferred[None]: ...
+        def mailbox_name(self, token: Token) -> str: ...
+        def allowed_flags(self, flags: frozenset[str], storing: bool) -> frozenset[str]: ...

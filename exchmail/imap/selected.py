@@ -30,9 +30,11 @@ class SelectedMailbox:
     """Sequence numbering, \\Recent and pending updates for one session."""
 
     def __init__(self, mailbox: IStoreMailbox, readonly: bool,
-                 on_change: Callable[[], None] = lambda: None) -> None:
+                 on_change: Callable[[], None] = lambda: None,
+                 notify_external_flags: bool = True) -> None:
         self.mailbox = mailbox
         self.readonly = readonly
+        self.notify_external_flags = notify_external_flags
         self._on_change = on_change
         self._uids: Sequence[int] = mailbox.uids()
         self.exists = len(self._uids)
@@ -156,6 +158,7 @@ class SelectedMailbox:
         self._on_change()
 
     def flags_changed(self, mailbox: IStoreMailbox, uids: list[int], origin: object) -> None:
-        if origin is not self:
+        # V0044: whether others' flag changes become untagged FETCH responses.
+        if origin is not self and self.notify_external_flags:
             self._pending_flags.update(uids)
             self._on_change()

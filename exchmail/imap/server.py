@@ -36,11 +36,19 @@ from exchmail.imap.cmd_select import SelectedCommands
 from exchmail.imap.common import CommandFailed, store_error_text
 from exchmail.imap.parsing import LiteralSegment, ParseError, Spool
 from exchmail.imap.selected import SelectedMailbox
+from exchmail.limits import ConnectionLimits
 from exchmail.profile import Profile
+from exchmail.profile.settings import TagSyntax
 
 # Literals up to this size stay in memory; larger ones go to a temporary file.
 IN_MEMORY_LITERAL = 256 * 1024
-VALID_TAG = re.compile(rb"^[\x21\x23\x24\x26\x27\x2c-\x5b\x5d-\x7a\x7c\x7e]{1,64}$")
+# Tags by profile (C0001): RFC 3501's ASTRING-CHARs but "+", or (Exchange
+# enforces no format) any printable ASCII not starting with "+" or "*",
+# which a client would take for a continuation request or untagged data.
+TAG_PATTERNS = {
+    TagSyntax.RFC3501: re.compile(rb"^[\x21\x23\x24\x26\x27\x2c-\x5b\x5d-\x7a\x7c\x7e]{1,64}$"),
+    TagSyntax.ANY_PRINTABLE: re.compile(rb"^[^+*\x00-\x20\x7f-\xff][\x21-\x7e]{0,63}$"),
+}
 # A client that keeps sending while a command runs is paused past this.
 INPUT_HIGH_WATER = 1024 * 1024
 
@@ -109,6 +117,10 @@ class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap
         self._await_line: defer.Deferred[bytes] | None = None
         self._output: list[bytes] = []
         self._logout_hook: Callable[[], None] | None = None
+        self._drop_reason: bytes | None = None  # set to close after this command
+        self.limits = ConnectionLimits(0, 0, 0)  # the factory shares its own
+        self._admitted_ip: str | None = None
+        self._admitted_user: str | None = None
 
     def callLater(self, period: float, func: Callable[[], Any]) -> Any:
         """TimeoutMixin's scheduler: the injected reactor, not the global one."""
@@ -124,6 +136,15 @@ class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap
                 pass
         self.write_gate = WriteGate()
         self.transport.registerProducer(self.write_gate, True)
+        ip = str(getattr(self.transport.getPeer(), "host", ""))
+        refused = self.limits.admit(ip)
+        if refused is not None:
+            self.sendLine(b"* BYE [UNAVAILABLE] " + refused.encode("ascii"))
+            self.flush()
+            self.state = "logout"
+            self.transport.loseConnection()
+            return
+        self._admitted_ip = ip
         self.setTimeout(self.timeOut)
         self.sendServerGreeting()
         self.flush()
@@ -131,6 +152,12 @@ class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.setTimeout(None)
         self.close_selected()
+        if self._admitted_user is not None:
+            self.limits.release_user(self._admitted_user)
+            self._admitted_user = None
+        if self._admitted_ip is not None:
+            self.limits.release(self._admitted_ip)
+            self._admitted_ip = None
         if self._logout_hook is not None:
             self._logout_hook()
             self._logout_hook = None
@@ -240,11 +267,19 @@ class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap
             self.sendLine(tag + b" " + text)
             self.flush()
 
-    @staticmethod
-    def _tag_of(line: bytes) -> bytes:
-        """The command's tag if it is a valid one (RFC 3501: ASTRING-CHARs but ``+``), else ``*``."""
-        tag = line.split(None, 1)[0] if line.strip() else b"*"
-        return tag if VALID_TAG.match(tag) else b"*"
+    def _split_tag(self, line: bytes) -> tuple[bytes, bytes]:
+        """``(tag, rest of the line)``; the tag is ``*`` if the profile rejects it."""
+        separators = b" \t" if self.profile.imap.liberal_whitespace else b" "
+        end = next((i for i, c in enumerate(line) if c in separators), len(line))
+        tag, rest = line[:end], line[end:]
+        if rest:
+            rest = rest[1:]
+        valid = TAG_PATTERNS[self.profile.imap.tag_syntax].match(tag)
+        return (tag if valid else b"*"), rest
+
+    def _tag_of(self, line: bytes) -> bytes:
+        """The command's tag if the profile accepts it, else ``*``."""
+        return self._split_tag(line)[0]
 
     def _line_received(self, line: bytes) -> None:
         if self._await_line is not None:
@@ -323,16 +358,14 @@ class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap
             self.sendBadResponse(None, b"Null command")
             self.flush()
             return
-        tag = self._tag_of(first)
+        tag, rest = self._split_tag(first)
         try:
             if tag == b"*":
                 raise ParseError("invalid or missing tag")
-            tokens = parsing.tokenize(segments)
-            if len(tokens) < 2 or not isinstance(tokens[0], parsing.Atom):
+            tokens = parsing.tokenize([rest, *segments[1:]], self.profile.imap.liberal_whitespace)
+            if not tokens or not isinstance(tokens[0], parsing.Atom):
                 raise ParseError("missing command")
-            if not isinstance(tokens[1], parsing.Atom):
-                raise ParseError("command name must be an atom")
-            tag, name, args = bytes(tokens[0]), parsing.as_atom(tokens[1]), tokens[2:]
+            name, args = parsing.as_atom(tokens[0]), tokens[1:]
             handler, uid = self._lookup(name, args)
         except ParseError as error:
             self.sendBadResponse(tag, str(error).encode("utf-8", "replace"))
@@ -393,6 +426,9 @@ class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap
         self.sendNegativeResponse(tag, b"[SERVERBUG] Internal server error; the error was logged")
 
     def _done(self, _: object) -> None:
+        if self._drop_reason is not None and self.state != "logout":
+            self.sendLine(b"* BYE " + self._drop_reason)
+            self.state = "logout"
         self.flush()
         self._busy = False
         if self.state == "logout":

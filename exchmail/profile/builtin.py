@@ -10,11 +10,16 @@ from __future__ import annotations
 from dataclasses import replace
 from types import MappingProxyType
 
-from exchmail.profile.settings import IMAPSettings, POP3Settings, Profile
+from exchmail.profile.settings import IMAPSettings, ListReference, POP3Settings, Profile, TagSyntax
 
 EXCHANGE2010 = Profile("exchange2010", IMAPSettings(), POP3Settings())
 
-EXCHANGE2007 = replace(EXCHANGE2010, name="exchange2007")
+# Exchange 2007's documented Set-ImapSettings defaults that differ from 2010's.
+EXCHANGE2007 = replace(
+    EXCHANGE2010,
+    name="exchange2007",
+    imap=replace(EXCHANGE2010.imap, max_connection_from_single_ip=20, max_connections_per_user=10),
+)
 
 RFC3501 = Profile(
     "rfc3501",
@@ -26,12 +31,39 @@ RFC3501 = Profile(
         exact_rfc822_size=True,
         empty_envelope_fields_nil=False,
         lsub_percent_noselect_parent=True,
+        capabilities=("IMAP4rev1", "AUTH", "LOGINDISABLED", "STARTTLS",
+                      "UIDPLUS", "CHILDREN", "IDLE", "NAMESPACE", "LITERAL+"),
+        liberal_whitespace=False,
+        tag_syntax=TagSyntax.RFC3501,
+        unsolicited_exists=False,
+        advertise_logindisabled=True,
+        client_keywords=True,
+        seven_bit_output=False,
+        case_insensitive_names=False,
+        backslash_names_as_literal=False,
+        wildcards_in_names=False,
+        max_failed_logins=0,
+        delete_with_children=True,
+        subscribe_requires_existing=True,
+        list_reference_without_delimiter=ListReference.JOIN,
+        notify_external_flag_changes=True,
+        list_children_attributes=True,
+        exists_after_expunge=False,
+        search_charsets=("US-ASCII", "UTF-8"),
+        max_search_keys=0,
+        ignore_invalid_parameters=False,
     ),
     replace(
         EXCHANGE2010.pop3,
         banner="exchmail POP3 server ready",
         max_command_size=255,
         exact_rfc822_size=True,
+        liberal_whitespace=False,
+        max_argument_length=40,
+        exclusive_lock=True,
+        autologout_notice=False,
+        max_failed_logins=0,
+        extra_capabilities=("RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"),
     ),
 )
 

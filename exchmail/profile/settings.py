@@ -23,6 +23,7 @@ which profile is in use.
 from __future__ import annotations
 
 import dataclasses
+import enum
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,20 @@ def setting(default: Any, *, ids: tuple[str, ...], rfc: str = "", admin: str = "
     })
 
 
+class TagSyntax(str, enum.Enum):
+    """Which command tags are accepted (MS-STANXIMAP C0001)."""
+
+    ANY_PRINTABLE = "any_printable"
+    RFC3501 = "rfc3501"
+
+
+class ListReference(str, enum.Enum):
+    """How LIST treats a reference that is not a hierarchy level (V0029)."""
+
+    NO_RESULTS = "no_results"
+    JOIN = "join"
+
+
 @dataclass(frozen=True, kw_only=True)
 class IMAPSettings:
     """How the IMAP4rev1 service behaves where Exchange and RFC 3501 differ."""
@@ -56,7 +71,7 @@ class IMAPSettings:
         "The Microsoft Exchange IMAP4 service is ready.", ids=(),
         rfc="3501 §7.1.1", doc="text of the untagged OK greeting")
     capability_in_greeting: bool = setting(
-        False, ids=("V0050",), rfc="3501 §7.1",
+        False, ids=("V0050", "V0020"), rfc="3501 §7.1, §6.2.1",
         doc="send a [CAPABILITY ...] response code in the greeting")
     capability_in_login_response: bool = setting(
         False, ids=("V0023", "V0024"), rfc="3501 §6.2.3",
@@ -84,9 +99,85 @@ class IMAPSettings:
         False, ids=("2.1.4",), rfc="3501 §6.3.9",
         doc="LSUB '%' also returns an unsubscribed parent of a subscribed name, as \\Noselect")
     capabilities: tuple[str, ...] = setting(
-        ("UIDPLUS", "CHILDREN", "IDLE", "NAMESPACE", "LITERAL+"), ids=(),
-        rfc="3501 §6.1.1",
-        doc="extensions advertised after IMAP4 IMAP4rev1 and AUTH=..., in order")
+        ("IMAP4", "IMAP4rev1", "AUTH", "LOGINDISABLED", "STARTTLS",
+         "UIDPLUS", "CHILDREN", "IDLE", "NAMESPACE", "LITERAL+"), ids=("V0045",),
+        rfc="3501 §7.2.1",
+        doc="CAPABILITY order; AUTH expands to the SASL mechanisms, and LOGINDISABLED, "
+            "STARTTLS and CHILDREN appear only when they apply")
+    liberal_whitespace: bool = setting(
+        True, ids=("2.1.6", "2.1.7", "V0003"), rfc="3501 §9",
+        doc="accept TABs and runs of spaces/TABs wherever a command needs one SP")
+    tag_syntax: TagSyntax = setting(
+        TagSyntax.ANY_PRINTABLE, ids=("C0001",), rfc="3501 §2.2.1, §9",
+        doc="any_printable: any printable tag but '+' and '*'; rfc3501: ASTRING-CHARs but '+'")
+    unsolicited_exists: bool = setting(
+        True, ids=("V0002", "V0014"), rfc="3501 §5.3",
+        doc="tell a selected, idle client of new messages at once (EXISTS/RECENT), "
+            "without waiting for its next command")
+    advertise_logindisabled: bool = setting(
+        False, ids=("2.1.5",), rfc="3501 §6.2.3, §7.2.1",
+        doc="advertise LOGINDISABLED while LOGIN is refused (real Exchange 2010 does; "
+            "the seed says not by default)")
+    server_keywords: tuple[str, ...] = setting(
+        ("$MDNSent",), ids=("E0001", "V0052"), rfc="3501 §2.3.2",
+        doc="keywords the server defines; listed in FLAGS and PERMANENTFLAGS")
+    client_keywords: bool = setting(
+        False, ids=("V0005", "V0037", "V0040"), rfc="3501 §2.3.2",
+        doc="let clients define their own keywords (PERMANENTFLAGS with \\*)")
+    seven_bit_output: bool = setting(
+        True, ids=("V0007",), rfc="3501 §4.3.1",
+        doc="never send 8-bit octets: messages with 8-bit data are sent re-encoded "
+            "(quoted-printable/base64 bodies, RFC 2047 headers)")
+    case_insensitive_names: bool = setting(
+        True, ids=("V0008",), rfc="3501 §5.1",
+        doc="mailbox names other than INBOX match without regard to case")
+    backslash_names_as_literal: bool = setting(
+        True, ids=("V0009", "V0028", "V0031"), rfc="3501 §5.1, §6.3.8",
+        doc="send mailbox names containing a backslash as literals (else quoted, escaped)")
+    wildcards_in_names: bool = setting(
+        True, ids=("V0010",), rfc="3501 §5.1",
+        doc="allow '*' and '%' in mailbox names (sent quoted)")
+    max_failed_logins: int = setting(
+        4, ids=("V0058",), rfc="3501 §11.2", minimum=0,
+        doc="failed LOGIN/AUTHENTICATE attempts before the session is dropped (0: no limit)")
+    delete_with_children: bool = setting(
+        False, ids=("V0026",), rfc="3501 §6.3.4",
+        doc="DELETE a mailbox that has inferiors (they stay); else refused")
+    subscribe_requires_existing: bool = setting(
+        False, ids=("V0027",), rfc="3501 §6.3.6",
+        doc="SUBSCRIBE checks that the mailbox exists")
+    list_reference_without_delimiter: ListReference = setting(
+        ListReference.NO_RESULTS, ids=("V0029",), rfc="3501 §6.3.8",
+        doc="LIST with a reference not ending in '/': no_results (Exchange) or join "
+            "(treat it as a level)")
+    notify_external_flag_changes: bool = setting(
+        False, ids=("V0044",), rfc="3501 §6.4.6, §7.4.2",
+        doc="send untagged FETCH FLAGS for changes made by other sessions or protocols")
+    list_children_attributes: bool = setting(
+        False, ids=("V0051",), rfc="3348",
+        doc="\\HasChildren/\\HasNoChildren in LIST and CHILDREN advertised (observed "
+            "Exchange 2010 does; the seed names only \\Marked and \\Noselect)")
+    exists_after_expunge: bool = setting(
+        True, ids=("V0053",), rfc="3501 §7.4.1",
+        doc="send '* n EXISTS' with the new size when EXPUNGE completes")
+    search_charsets: tuple[str, ...] = setting(
+        ("US-ASCII",), ids=("V0035", "V0036"), rfc="3501 §6.4.4",
+        doc="charsets SEARCH accepts; others get NO [BADCHARSET (...)] listing these")
+    max_search_keys: int = setting(
+        10, ids=("V0041",), rfc="3501 §6.4.4", minimum=0,
+        doc="most search keys in one SEARCH (0: no limit); more get NO [LIMIT]")
+    max_connections: int = setting(
+        2000, ids=(), admin="MaxConnections", minimum=0,
+        doc="most simultaneous IMAP connections (0: no limit)")
+    max_connection_from_single_ip: int = setting(
+        2000, ids=(), admin="MaxConnectionFromSingleIP", minimum=0,
+        doc="most simultaneous IMAP connections from one address (0: no limit)")
+    max_connections_per_user: int = setting(
+        16, ids=(), admin="MaxConnectionsPerUser", minimum=0,
+        doc="most simultaneous logged-in IMAP sessions of one user (0: no limit)")
+    ignore_invalid_parameters: bool = setting(
+        True, ids=("2.3",), rfc="3501 §9",
+        doc="ignore unknown STATUS items and unsupported APPEND flags instead of BAD")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,17 +188,36 @@ class POP3Settings:
         "The Microsoft Exchange POP3 service is ready.", ids=(),
         rfc="1939 §4", doc="text of the +OK greeting")
     authenticated_timeout: int = setting(
-        1800, ids=(), rfc="1939 §3", admin="AuthenticatedConnectionTimeout",
+        1800, ids=("V0002",), rfc="1939 §3", admin="AuthenticatedConnectionTimeout",
         minimum=1, doc="idle seconds before an authenticated session is closed")
     preauthenticated_timeout: int = setting(
-        60, ids=(), rfc="1939 §3", admin="PreAuthenticatedConnectionTimeout",
+        60, ids=("V0002",), rfc="1939 §3", admin="PreAuthenticatedConnectionTimeout",
         minimum=1, doc="idle seconds before a not-yet-authenticated session is closed")
     max_command_size: int = setting(
-        512, ids=(), rfc="2449 §4", admin="MaxCommandSize", minimum=1,
-        doc="longest command line in bytes")
+        512, ids=("2.1.2",), rfc="2449 §4", admin="MaxCommandSize", minimum=1,
+        doc="longest command line in bytes, CRLF included")
     exact_rfc822_size: bool = setting(
-        False, ids=(), rfc="1939 §5", admin="EnableExactRFC822Size",
+        False, ids=("2.1.4", "2.1.5"), rfc="1939 §5", admin="EnableExactRFC822Size",
         doc="report exact message sizes (CRLF form) in LIST/STAT rather than stored sizes")
+    liberal_whitespace: bool = setting(
+        True, ids=("2.1.1",), rfc="1939 §3",
+        doc="accept runs of spaces/TABs between keyword and arguments (else one SP only)")
+    max_argument_length: int = setting(
+        0, ids=("2.1.2",), rfc="1939 §3", minimum=0,
+        doc="longest argument in characters (0: no check; RFC 1939 says 40)")
+    exclusive_lock: bool = setting(
+        False, ids=("2.1.3", "C0004"), rfc="1939 §4",
+        doc="lock the maildrop against other POP3 sessions from login to QUIT")
+    autologout_notice: bool = setting(
+        True, ids=("V0003",), rfc="1939 §3",
+        doc="send an -ERR line before closing an idle session (RFC 1939: close silently)")
+    max_failed_logins: int = setting(
+        4, ids=("C0005",), rfc="1939 §4", minimum=0,
+        doc="failed USER/PASS or AUTH attempts before the session is dropped (0: no limit)")
+    extra_capabilities: tuple[str, ...] = setting(
+        (), ids=(), rfc="2449 §6",
+        doc="capabilities listed by CAPA after TOP UIDL SASL USER [STLS] "
+            "(only RESP-CODES, AUTH-RESP-CODE, PIPELINING are understood)")
 
 
 @dataclass(frozen=True)

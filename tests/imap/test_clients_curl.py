@@ -8,7 +8,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import PASSWORD
+from conftest import FEATURES, PASSWORD
 
 CURL = shutil.which("curl") or "/usr/bin/curl"
 
@@ -31,6 +31,12 @@ UTF8 = (
     "\r\n"
     "Crème brûlée au café\r\n"
 ).encode()
+
+
+@pytest.fixture
+def profile_overrides() -> dict:
+    """These tests exercise the RFC-style features (see conftest.FEATURES)."""
+    return FEATURES
 
 
 def curl(server, path: str, *args: str, user: str = "alice", password: str = PASSWORD,

@@ -7,7 +7,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import PASSWORD
+from conftest import FEATURES, PASSWORD
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
@@ -53,6 +53,12 @@ UTF8 = (
     "\r\n"
     "Crème brûlée au café\r\n"
 ).encode()
+
+
+@pytest.fixture
+def profile_overrides() -> dict:
+    """These tests exercise the RFC-style features (see conftest.FEATURES)."""
+    return FEATURES
 
 
 def connect(server, user: str = "alice") -> IMAPClient:

@@ -15,7 +15,7 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-from conftest import PASSWORD, start_server
+from conftest import FEATURES, PASSWORD, start_server
 
 from exchmail.mutf7 import encode as mutf7
 
@@ -71,6 +71,12 @@ UTF8 = (
 
 DATES = ('"01-Jan-2024 12:00:00 +0000"', '"15-Feb-2024 12:00:00 +0000"',
          '"20-Mar-2024 12:00:00 +0000"')
+
+
+@pytest.fixture
+def profile_overrides() -> dict:
+    """These tests exercise the RFC-style features (see conftest.FEATURES)."""
+    return FEATURES
 
 
 # -- helpers ------------------------------------------------------------------------
@@ -216,9 +222,9 @@ def test_capability(server):
         typ, data = client.capability()
         assert typ == "OK"
         caps = data[0].split()
-        assert caps[0] == b"IMAP4rev1"
-        assert set(caps) == {b"IMAP4rev1", b"AUTH=PLAIN", b"UIDPLUS", b"CHILDREN", b"IDLE",
-                             b"NAMESPACE", b"LITERAL+"}
+        # Exchange's order (IMAP4 first); CHILDREN with list_children_attributes.
+        assert caps == [b"IMAP4", b"IMAP4rev1", b"AUTH=PLAIN", b"UIDPLUS", b"CHILDREN", b"IDLE",
+                        b"NAMESPACE", b"LITERAL+"]
     finally:
         client.logout()
 
@@ -312,7 +318,7 @@ def test_2_1_4_lsub_percent_omits_unsubscribed_parent(imap):
 
 def test_2_1_4_lsub_percent_noselect_parent_rfc3501(reactor_thread, tmp_path):
     """RFC 3501 6.3.9: LSUB % returns the unsubscribed parent, flagged \\Noselect."""
-    running = start_server(tmp_path, profile_overrides={"lsub_percent_noselect_parent": True})
+    running = start_server(tmp_path, profile_overrides={**FEATURES, "lsub_percent_noselect_parent": True})
     client = login(running)
     try:
         client.create('"Sub2/Child"')
@@ -555,7 +561,7 @@ def test_rfc822_size_exchange_is_stored_lf_size(imap):
 
 
 def test_rfc822_size_exact(reactor_thread, tmp_path):
-    running = start_server(tmp_path, profile_overrides={"exact_rfc822_size": True})
+    running = start_server(tmp_path, profile_overrides={**FEATURES, "exact_rfc822_size": True})
     try:
         client = login(running)
         try:
@@ -1080,7 +1086,7 @@ def test_idle_via_imaplib(server, imap, monkeypatch):
 # -- persistence and outside deliveries ------------------------------------------------------
 
 def test_restart_persistence(reactor_thread, tmp_path):
-    first = start_server(tmp_path)
+    first = start_server(tmp_path, profile_overrides=FEATURES)
     try:
         client = login(first)
         for msg in (PLAIN, MULTIPART, UTF8):
@@ -1096,7 +1102,7 @@ def test_restart_persistence(reactor_thread, tmp_path):
         client.logout()
     finally:
         first.stop()
-    second = start_server(tmp_path, users=())
+    second = start_server(tmp_path, profile_overrides=FEATURES, users=())
     try:
         client = login(second)
         try:

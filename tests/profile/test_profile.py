@@ -71,16 +71,22 @@ def test_exchange2010_values():
     assert imap.max_literal_size == 52428800
     assert imap.exact_rfc822_size is False
     assert imap.empty_envelope_fields_nil is True
-    assert imap.capabilities == ("UIDPLUS", "CHILDREN", "IDLE", "NAMESPACE", "LITERAL+")
+    assert imap.capabilities == ("IMAP4", "IMAP4rev1", "AUTH", "LOGINDISABLED", "STARTTLS",
+                                 "UIDPLUS", "CHILDREN", "IDLE", "NAMESPACE", "LITERAL+")
     assert pop3.banner == "The Microsoft Exchange POP3 service is ready."
     assert (pop3.authenticated_timeout, pop3.preauthenticated_timeout) == (1800, 60)
     assert pop3.max_command_size == 512
     assert pop3.exact_rfc822_size is False
 
 
-def test_exchange2007_is_exchange2010_for_now():
-    assert builtin.EXCHANGE2007.imap == builtin.EXCHANGE2010.imap
-    assert builtin.EXCHANGE2007.pop3 == builtin.EXCHANGE2010.pop3
+def test_exchange2007_differs_from_2010_only_in_documented_limits():
+    differing = {f.name for f in dataclasses.fields(IMAPSettings)
+                 if getattr(builtin.EXCHANGE2007.imap, f.name) != getattr(builtin.EXCHANGE2010.imap, f.name)}
+    assert differing == {"max_connection_from_single_ip", "max_connections_per_user"}
+    assert (builtin.EXCHANGE2007.imap.max_connection_from_single_ip,
+            builtin.EXCHANGE2007.imap.max_connections_per_user) == (20, 10)
+    assert (builtin.EXCHANGE2010.imap.max_connection_from_single_ip,
+            builtin.EXCHANGE2010.imap.max_connections_per_user) == (2000, 16)
 
 
 def test_rfc3501_values():
@@ -90,7 +96,7 @@ def test_rfc3501_values():
     assert imap.capability_in_login_response is True
     assert imap.exact_rfc822_size is True
     assert imap.empty_envelope_fields_nil is False
-    assert imap.capabilities == builtin.EXCHANGE2010.imap.capabilities
+    assert imap.capabilities == builtin.EXCHANGE2010.imap.capabilities[1:]  # no IMAP4
     assert pop3.banner == "exchmail POP3 server ready"
     assert pop3.max_command_size == 255
     assert pop3.exact_rfc822_size is True
@@ -99,7 +105,7 @@ def test_rfc3501_values():
 def test_statement_ids_recorded():
     ids = {f.name: f.metadata["ids"] for f in dataclasses.fields(IMAPSettings)}
     assert ids["exact_rfc822_size"] == ("V0006", "V0038", "V0039", "V0043")
-    assert ids["capability_in_greeting"] == ("V0050",)
+    assert ids["capability_in_greeting"] == ("V0050", "V0020")
     assert ids["capability_in_login_response"] == ("V0023", "V0024")
     assert ids["empty_envelope_fields_nil"] == ("V0055",)
     assert ids["authenticated_timeout"] == ("V0015",)
@@ -205,7 +211,8 @@ def test_describe_lists_every_setting():
     assert "false" in row
     assert "V0006, V0038, V0039, V0043" in row
     assert "EnableExactRFC822Size" in row
-    assert "*" not in text
+    assert "(* = overridden)" not in text and " * " not in text and not any(
+        line.endswith(" *") for line in text.splitlines())
 
 
 def test_describe_marks_overrides():
