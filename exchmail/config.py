@@ -6,6 +6,9 @@ Tables and keys (see ``examples/exchmail.toml``)::
     [imap]    listen = ["tcp:1143:interface=127.0.0.1"]
     [pop3]    listen = ["tcp:1110:interface=127.0.0.1"]
     [auth]    users_file = "<data_dir>/users"  login_type = "PlainTextLogin"
+              backend = "accounts" | "ldap" | custom   [auth.options] (custom)
+    [store]   backend = "maildir" | "memory" | custom  [store.options] (custom)
+    [ldap]    servers, base_dn, user_filter, ... (see :class:`LDAPConfig`)
     [profile] any override accepted by :func:`exchmail.profile.load_profile`
 
 Every key is optional.  Relative paths are relative to the folder of the
@@ -16,7 +19,7 @@ with a one-line message naming the key, e.g. ``server.data_dr: unknown key``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +69,49 @@ class AuthConfig:
 
     users_file: Path
     login_type: str
+    #: "accounts" (the accounts file), "ldap" (see :class:`LDAPConfig`), or a
+    #: custom checker factory (see :mod:`exchmail.backends`).
+    backend: str = "accounts"
+    #: The ``[auth.options]`` table, passed to a custom checker factory.
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """The ``[store]`` table: which store backend serves the mail."""
+
+    #: "maildir" (default), "memory", or a custom store factory (see
+    #: :mod:`exchmail.backends`: ``python:package.module:factory`` or the
+    #: name of an ``exchmail.stores`` entry point).
+    backend: str = "maildir"
+    #: The ``[store.options]`` table, passed to a custom store factory.
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LDAPConfig:
+    """The ``[ldap]`` table: the directory that ``auth.backend = "ldap"`` uses."""
+
+    servers: tuple[str, ...]
+    base_dn: str
+    user_filter: str = "(&(objectClass=inetOrgPerson)(uid={user}))"
+    scope: str = "subtree"
+    start_tls: bool = False
+    ca_file: Path | None = None
+    verify_hostname: bool = True
+    bind_dn: str = ""
+    bind_password: str = ""
+    login_attribute: str = "uid"
+    mail_attribute: str = "mail"
+    mailbox_attribute: str = ""
+    quota_attribute: str = ""
+    imap_group: str = ""
+    pop3_group: str = ""
+    group_member_attribute: str = "member"
+    connect_timeout: float = 5.0
+    timeout: float = 10.0
+    pool_size: int = 4
+    cache_ttl: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -83,13 +129,25 @@ class Config:
     auth: AuthConfig
     profile: Profile
     source: Path | None
+    store: StoreConfig = field(default_factory=StoreConfig)
+    ldap: LDAPConfig | None = None
+    quota: QuotaConfig = field(default_factory=lambda: QuotaConfig())
+    retention: RetentionConfig = field(default_factory=lambda: RetentionConfig())
 
 
 _KEYS: dict[str, tuple[str, ...]] = {
     "server": ("data_dir", "profile"),
     "imap": ("listen",),
     "pop3": ("listen",),
-    "auth": ("users_file", "login_type"),
+    "auth": ("users_file", "login_type", "backend", "options"),
+    "store": ("backend", "options"),
+    "ldap": ("servers", "base_dn", "user_filter", "scope", "start_tls", "ca_file",
+             "verify_hostname", "bind_dn", "bind_password", "bind_password_file",
+             "login_attribute", "mail_attribute", "mailbox_attribute", "quota_attribute",
+             "imap_group", "pop3_group", "group_member_attribute", "connect_timeout",
+             "timeout", "pool_size", "cache_ttl"),
+    "quota": ("limit", "warning", "users"),
+    "retention": ("interval", "folders"),
     "profile": (),  # free-form: checked by load_profile
 }
 
@@ -209,13 +267,190 @@ def load_config(path: Path, *, reactor: Any = None) -> Config:
     users_file = _path(auth, "auth", "users_file", base) or data_dir / "users"
     login_type = _choice(_string(auth, "auth", "login_type", DEFAULT_LOGIN_TYPE),
                          "auth.login_type", LOGIN_TYPES, "login type")
+    auth_backend = _backend(auth, "auth", "checker", AUTH_BACKENDS)
+    if auth_backend == "ldap" and "ldap" not in tables:
+        raise ConfigError("ldap: missing table (auth.backend is 'ldap')")
     return Config(
         server=ServerConfig(data_dir=data_dir, profile=profile_name),
         imap=IMAPConfig(listen=_listen(tables.get("imap", {}), "imap",
                                        DEFAULT_IMAP_LISTEN, reactor)),
         pop3=POP3Config(listen=_listen(tables.get("pop3", {}), "pop3",
                                        DEFAULT_POP3_LISTEN, reactor)),
-        auth=AuthConfig(users_file=users_file, login_type=login_type),
+        auth=AuthConfig(users_file=users_file, login_type=login_type, backend=auth_backend,
+                        options=_options(auth, "auth")),
         profile=load_profile(profile_name, tables.get("profile", {})),
         source=path,
+        store=_store(tables.get("store", {})),
+        ldap=_ldap(tables["ldap"], base) if "ldap" in tables else None,
+        quota=_quota(tables.get("quota", {})),
+        retention=_retention(tables.get("retention", {})),
     )
+
+
+# -- [store], [auth] backend and [ldap] ----------------------------------------
+
+#: Built-in ``auth.backend`` and ``store.backend`` names; anything else is a
+#: custom factory resolved by :mod:`exchmail.backends`.
+AUTH_BACKENDS = ("accounts", "ldap")
+STORE_BACKENDS = ("maildir", "memory")
+LDAP_SCOPES = ("subtree", "level", "base")
+
+
+def _options(table: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+    value = table.get("options", {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}.options: expected a table, got {value!r}")
+    return dict(value)
+
+
+def _backend(table: Mapping[str, Any], where: str, kind: str, builtin: tuple[str, ...]) -> str:
+    value = _string(table, where, "backend", builtin[0])
+    if value in builtin:
+        if table.get("options"):
+            raise ConfigError(f"{where}.options: the built-in backend {value!r} takes no options")
+        return value
+    from exchmail.backends import resolve_factory
+
+    resolve_factory(value, kind, f"{where}.backend")  # raises ConfigError naming the key
+    return value
+
+
+def _store(table: Mapping[str, Any]) -> StoreConfig:
+    return StoreConfig(backend=_backend(table, "store", "store", STORE_BACKENDS),
+                       options=_options(table, "store"))
+
+
+def _typed(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], default: Any,
+           what: str) -> Any:
+    value = table.get(key, default)
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise ConfigError(f"ldap.{key}: expected {what}, got {value!r}")
+    return value
+
+
+def _ldap(table: Mapping[str, Any], base: Path) -> LDAPConfig:
+    defaults = LDAPConfig(servers=(), base_dn="")
+    servers = table.get("servers")
+    if isinstance(servers, str):
+        servers = [servers]
+    if not servers or not isinstance(servers, list) or not all(
+            isinstance(s, str) for s in servers):
+        raise ConfigError(f"ldap.servers: expected a non-empty list of ldap:// or ldaps:// URIs, "
+                          f"got {servers!r}")
+    for i, uri in enumerate(servers):
+        if not uri.lower().startswith(("ldap://", "ldaps://")):
+            raise ConfigError(f"ldap.servers[{i}]: expected an ldap:// or ldaps:// URI, "
+                              f"got {uri!r}")
+    base_dn = _string(table, "ldap", "base_dn", "")
+    if not base_dn:
+        raise ConfigError("ldap.base_dn: required (the subtree searched for users)")
+    user_filter = _string(table, "ldap", "user_filter", defaults.user_filter)
+    if "{user}" not in user_filter or not (user_filter.startswith("(")
+                                           and user_filter.endswith(")")):
+        raise ConfigError(f"ldap.user_filter: expected a parenthesised LDAP filter containing "
+                          f"{{user}}, got {user_filter!r}")
+    password = _string(table, "ldap", "bind_password", "")
+    password_file = _path(table, "ldap", "bind_password_file", base)
+    if password_file is not None:
+        if password:
+            raise ConfigError("ldap.bind_password_file: give bind_password or "
+                              "bind_password_file, not both")
+        try:
+            password = password_file.read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"ldap.bind_password_file: cannot read {password_file}: "
+                              f"{getattr(e, 'strerror', None) or e}") from None
+    bind_dn = _string(table, "ldap", "bind_dn", "")
+    if password and not bind_dn:
+        raise ConfigError("ldap.bind_dn: required when a bind password is given")
+    numbers = {}
+    for key, minimum in (("connect_timeout", 0.1), ("timeout", 0.1), ("cache_ttl", 0.0)):
+        value = _typed(table, key, (int, float), getattr(defaults, key), "a number of seconds")
+        if value < minimum:
+            raise ConfigError(f"ldap.{key}: must be at least {minimum}, got {value!r}")
+        numbers[key] = float(value)
+    pool_size = _typed(table, "pool_size", int, defaults.pool_size, "an integer")
+    if not 1 <= pool_size <= 64:
+        raise ConfigError(f"ldap.pool_size: must be between 1 and 64, got {pool_size!r}")
+    return LDAPConfig(
+        servers=tuple(servers), base_dn=base_dn, user_filter=user_filter,
+        scope=_choice(_string(table, "ldap", "scope", defaults.scope), "ldap.scope",
+                      LDAP_SCOPES, "scope"),
+        start_tls=_typed(table, "start_tls", bool, False, "true or false"),
+        ca_file=_path(table, "ldap", "ca_file", base),
+        verify_hostname=_typed(table, "verify_hostname", bool, True, "true or false"),
+        bind_dn=bind_dn, bind_password=password,
+        login_attribute=_string(table, "ldap", "login_attribute", defaults.login_attribute),
+        mail_attribute=_string(table, "ldap", "mail_attribute", defaults.mail_attribute),
+        mailbox_attribute=_string(table, "ldap", "mailbox_attribute", ""),
+        quota_attribute=_string(table, "ldap", "quota_attribute", ""),
+        imap_group=_string(table, "ldap", "imap_group", ""),
+        pop3_group=_string(table, "ldap", "pop3_group", ""),
+        group_member_attribute=_string(table, "ldap", "group_member_attribute",
+                                       defaults.group_member_attribute),
+        pool_size=pool_size, **numbers)
+
+
+# -- [quota] and [retention] (MS-STANXPOP3 E0003-E0005) ------------------------
+
+@dataclass(frozen=True)
+class QuotaConfig:
+    """The ``[quota]`` table: storage limits in octets per account (0: none).
+
+    ``users`` maps a user name to its own ``(limit, warning)``.
+    """
+
+    limit: int = 0
+    warning: int = 0
+    users: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """The ``[retention]`` table: folder name -> largest age in days; run every ``interval`` s."""
+
+    interval: float = 3600.0
+    folders: Mapping[str, float] = field(default_factory=dict)
+
+
+def _octets(table: Mapping[str, Any], where: str, key: str, default: int) -> int:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{where}.{key}: expected a number of octets (0 or more), got {value!r}")
+    return value
+
+
+def _quota(table: Mapping[str, Any]) -> QuotaConfig:
+    limit = _octets(table, "quota", "limit", 0)
+    warning = _octets(table, "quota", "warning", 0)
+    users_table = table.get("users", {})
+    if not isinstance(users_table, Mapping):
+        raise ConfigError(f"quota.users: expected a table, got {users_table!r}")
+    users: dict[str, tuple[int, int]] = {}
+    for user, entry in users_table.items():
+        where = f"quota.users.{user}"
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{where}: expected a table with limit/warning, got {entry!r}")
+        for key in entry:
+            if key not in ("limit", "warning"):
+                raise ConfigError(f"{where}.{key}: unknown key")
+        users[user] = (_octets(entry, where, "limit", limit),
+                       _octets(entry, where, "warning", warning))
+    return QuotaConfig(limit=limit, warning=warning, users=users)
+
+
+def _retention(table: Mapping[str, Any]) -> RetentionConfig:
+    interval = table.get("interval", 3600)
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
+        raise ConfigError(f"retention.interval: expected a positive number of seconds, "
+                          f"got {interval!r}")
+    folders_table = table.get("folders", {})
+    if not isinstance(folders_table, Mapping):
+        raise ConfigError(f"retention.folders: expected a table, got {folders_table!r}")
+    folders: dict[str, float] = {}
+    for folder, days in folders_table.items():
+        if isinstance(days, bool) or not isinstance(days, (int, float)) or days <= 0:
+            raise ConfigError(f"retention.folders.{folder}: expected a positive number of "
+                              f"days, got {days!r}")
+        folders[folder] = float(days)
+    return RetentionConfig(interval=float(interval), folders=folders)

@@ -38,9 +38,24 @@ class NoSuchMessage(StoreError):
     """The message (by UID) does not exist (any more)."""
 
 
+class OverQuota(StoreError):
+    """Adding the message would take the account past its storage quota
+    (IMAP ``NO [OVERQUOTA]``, POP3 ``-ERR [SYS/PERM]``)."""
+
+
 class InvalidUserName(ExchmailError):
     """The user name is malformed or not allowed."""
 
 
 class AccountError(ExchmailError):
     """An accounts-file operation failed (duplicate user, unknown user, unreadable file)."""
+
+
+class DirectoryUnavailable(ExchmailError):
+    """The account directory (e.g. LDAP) cannot be reached or did not answer in time.
+
+    A temporary failure, never a verdict on the password: IMAP answers it
+    ``NO [UNAVAILABLE]`` and POP3 ``-ERR [SYS/TEMP]``, and it must not count
+    as a failed login attempt.  Credential checkers raise it (as a failed
+    Deferred) from ``requestAvatarId``.
+    """

@@ -217,7 +217,7 @@ class IDirectory(Interface):
     """The user database role: who exists (credential checks are
     ``twisted.cred.checkers.ICredentialsChecker`` objects beside it)."""
 
-    def user_exists(name: str) -> bool:
+    def user_exists(name: str) -> bool | Deferred[bool]:
         """Whether ``name`` is a known user; may return a Deferred."""
 
     def canonical_name(name: str) -> str | None:

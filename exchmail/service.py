@@ -7,6 +7,8 @@ The tree is::
     MultiService "exchmail"
       StoreService            thread pool for blocking store/auth work; closes the store
       ListeningService * N    one per [imap].listen endpoint string (IMAPFactory)
+      ListeningService * N    one per [pop3].listen endpoint string (POP3Factory)
+      RetentionService        when [retention.folders] is set
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from twisted.internet import defer, endpoints, threads
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from exchmail.auth.accounts import AccountsChecker, ensure_first_account
+from exchmail.auth.accounts import ensure_first_account
 from exchmail.auth.realm import MailRealm
+from exchmail.backends import make_checker, make_store
 from exchmail.config import Config
 from exchmail.imap.factory import IMAPFactory
 from exchmail.interfaces import IStore
-from exchmail.store.maildir import MaildirStore
+from exchmail.pop3.factory import POP3Factory
 
 log = Logger(namespace="exchmail.service")
 
@@ -89,13 +92,14 @@ def make_service(config: Config, reactor: Any = None, store: IStore | None = Non
     top.setName("exchmail")
     store_service = StoreService(reactor)
     store_service.setServiceParent(top)
-    if store is None:
-        config.server.data_dir.mkdir(parents=True, exist_ok=True)
-        store = MaildirStore(config.server.data_dir / "mail", run_blocking=store_service.run_blocking)
+    if store is None:  # [store] backend: Maildir by default, or a custom factory
+        store = make_store(config, reactor, store_service.run_blocking)
+    store = _with_quota(config, store)
     store_service.store = store
-    if create_first_account:
+    if create_first_account and config.auth.backend == "accounts":
         _announce_first_account(config)
-    checker = AccountsChecker(config.auth.users_file, run_blocking=store_service.run_blocking)
+    # [auth] backend: the accounts file, LDAP (adds its own thread pool), or custom.
+    checker = make_checker(config, reactor, store_service.run_blocking, top)
     portal = Portal(MailRealm(store), [checker])
     factory = IMAPFactory(portal, config.profile, reactor, login_type=config.auth.login_type)
     for description in config.imap.listen:
@@ -103,7 +107,43 @@ def make_service(config: Config, reactor: Any = None, store: IStore | None = Non
         listener = ListeningService(endpoint, factory)
         listener.setName("imap:" + description)
         listener.setServiceParent(top)
+    pop3_factory = POP3Factory(portal, config.profile, reactor, login_type=config.auth.login_type)
+    for description in config.pop3.listen:
+        endpoint = endpoints.serverFromString(reactor, description)
+        listener = ListeningService(endpoint, pop3_factory)
+        listener.setName("pop3:" + description)
+        listener.setServiceParent(top)
+    _add_retention(config, store, store_service, reactor, top)
     return top
+
+
+def _with_quota(config: Config, store: IStore) -> IStore:
+    """Wrap ``store`` so that every addition honours ``[quota]`` (E0003/E0004)."""
+    from exchmail.store.quota import QuotaLimits, QuotaPolicy, QuotaStore
+
+    quota = config.quota
+    policy = QuotaPolicy(QuotaLimits(quota.limit, quota.warning),
+                         {user: QuotaLimits(*limits) for user, limits in quota.users.items()})
+    return QuotaStore(store, policy) if policy.active else store
+
+
+def _add_retention(config: Config, store: IStore, store_service: StoreService,
+                   reactor: Any, top: service.MultiService) -> None:
+    """Add the periodic retention run of ``[retention]`` (E0005) for the accounts file's users."""
+    if not config.retention.folders:
+        return
+    from exchmail.auth.accounts import AccountsFile
+    from exchmail.store.retention import RetentionPolicy, RetentionService
+
+    def users() -> list[str]:
+        accounts = AccountsFile(config.auth.users_file)
+        accounts.load()
+        return accounts.users()
+
+    policy = RetentionPolicy({name: days * 86400.0 for name, days in config.retention.folders.items()},
+                             config.retention.interval)
+    RetentionService(store, lambda: store_service.run_blocking(users), policy,
+                     reactor).setServiceParent(top)
 
 
 def _announce_first_account(config: Config) -> None:

@@ -31,8 +31,9 @@ def makeService(options: Options) -> service.IService:
             config = load_config(Path(options["config"]))
         else:
             config = default_config(Path.cwd())
+        # make_service builds custom backends, whose factories may refuse too
+        return make_service(config, create_first_account=options["config"] is None)
     except ConfigError as error:
         sys.stderr.write(f"exchmail: configuration error: {error}\n")
         raise SystemExit(2) from None
-    return make_service(config, create_first_account=options["config"] is None)
 

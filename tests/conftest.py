@@ -19,7 +19,7 @@ from twisted.internet import reactor
 from twisted.internet.threads import blockingCallFromThread
 
 from exchmail.auth.accounts import AccountsFile
-from exchmail.config import IMAPConfig, default_config
+from exchmail.config import IMAPConfig, POP3Config, default_config
 from exchmail.service import listening_ports, make_service
 
 PASSWORD = "secret pw"
@@ -49,16 +49,29 @@ class RunningServer:
     imap_port: int
     service: Any
     store: Any
+    pop3_port: int = 0
 
     def stop(self) -> None:
         in_reactor(self.service.stopService)
 
 
 def start_server(tmp_path: Path, store: Any = None, profile_overrides: dict | None = None,
-                 users: tuple[str, ...] = ("alice", "bob")) -> RunningServer:
-    """Start a server with a Maildir store (or ``store``) on a port-0 loopback listener."""
+                 users: tuple[str, ...] = ("alice", "bob"),
+                 login_type: str | None = None, config_changes: dict | None = None
+                 ) -> RunningServer:
+    """Start a server with a Maildir store (or ``store``) on a port-0 loopback listener.
+
+    ``login_type`` sets ``auth.login_type`` (e.g. ``"SecureLogin"``); default: the config default.
+    POP3 listens on a port-0 loopback listener too (``pop3_port``); ``config_changes``
+    replaces whole ``Config`` fields (e.g. ``{"quota": QuotaConfig(...)}``).
+    """
     config = default_config(tmp_path)
-    config = replace(config, imap=IMAPConfig(listen=("tcp:0:interface=127.0.0.1",)))
+    config = replace(config, imap=IMAPConfig(listen=("tcp:0:interface=127.0.0.1",)),
+                     pop3=POP3Config(listen=("tcp:0:interface=127.0.0.1",)))
+    if config_changes:
+        config = replace(config, **config_changes)
+    if login_type is not None:
+        config = replace(config, auth=replace(config.auth, login_type=login_type))
     if profile_overrides:
         from exchmail.profile import load_profile
         config = replace(config, profile=load_profile(config.server.profile, profile_overrides))
@@ -75,12 +88,40 @@ def start_server(tmp_path: Path, store: Any = None, profile_overrides: dict | No
 
     top, ports = in_reactor(start)
     used_store = top.getServiceNamed("store").store
-    return RunningServer(config.server.data_dir, ports[0].getHost().port, top, used_store)
+    pop3 = [s for s in top if (s.name or "").startswith("pop3:")]
+    pop3_port = in_reactor(lambda: pop3[0].listening).getHost().port if pop3 else 0
+    return RunningServer(config.server.data_dir, ports[0].getHost().port, top, used_store,
+                         pop3_port)
 
 
 @pytest.fixture
-def server(reactor_thread: Any, tmp_path: Path) -> Iterator[RunningServer]:
-    """A running server over a Maildir store in ``tmp_path``."""
-    running = start_server(tmp_path)
+def server(reactor_thread: Any, tmp_path: Path,
+           profile_overrides: dict[str, Any]) -> Iterator[RunningServer]:
+    """A running server over a Maildir store in ``tmp_path`` (profile: see ``profile_overrides``)."""
+    running = start_server(tmp_path, profile_overrides=profile_overrides)
     yield running
     running.stop()
+
+
+#: Settings that turn on the RFC-style features exchange2010 leaves off
+#: (CHILDREN attributes, client keywords, 8-bit output, UTF-8 SEARCH, no
+#: unsolicited responses...).  The functional client tests run with them,
+#: so that they test those features; tests/conformance checks each
+#: profile's own defaults.
+FEATURES: dict[str, Any] = {
+    "list_children_attributes": True,
+    "client_keywords": True,
+    "seven_bit_output": False,
+    "search_charsets": ["US-ASCII", "UTF-8"],
+    "exists_after_expunge": False,
+    "unsolicited_exists": False,
+    "notify_external_flag_changes": True,
+    "list_reference_without_delimiter": "join",
+    "backslash_names_as_literal": False,
+}
+
+
+@pytest.fixture
+def profile_overrides() -> dict[str, Any]:
+    """Profile overrides of the ``server`` fixture (none: exchange2010); modules override it."""
+    return {}
