@@ -1,0 +1,355 @@
+"""SASL mechanisms (exchmail.auth.sasl) and their use by IMAP AUTHENTICATE and POP3 AUTH,
+without a reactor thread: StringTransport sessions and a task.Clock.
+
+SCRAM-SHA-256 is driven by a real client library (scramp).
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+from scramp import ScramClient
+from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
+from twisted.cred.credentials import IUsernamePassword
+from twisted.cred.portal import Portal
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from zope.interface.verify import verifyObject
+
+from exchmail.auth import sasl
+from exchmail.auth.accounts import AccountsChecker, AccountsFile
+from exchmail.auth.realm import MailRealm
+from exchmail.imap.server import IMAPServer
+from exchmail.interfaces import ISCRAMCredentials, ISCRAMKeys
+from exchmail.pop3.factory import POP3Factory
+from exchmail.profile import load_profile
+from exchmail.store.memory import MemoryStore
+
+PASSWORD = "secret pw"
+SCRAM_ALL = {"imap.sasl_mechanisms": ["SCRAM-SHA-256", "PLAIN", "LOGIN"],
+             "pop3.sasl_mechanisms": ["SCRAM-SHA-256", "PLAIN", "LOGIN"]}
+
+
+def b64(data: bytes | str) -> bytes:
+    return base64.b64encode(data.encode() if isinstance(data, str) else data)
+
+
+@pytest.fixture
+def accounts(tmp_path: Path) -> AccountsChecker:
+    users = tmp_path / "users"
+    f = AccountsFile(users)
+    f.add("alice", PASSWORD)
+    f.add("bob", "other pw")
+    return AccountsChecker(users)
+
+
+def portal_for(checker: object) -> Portal:
+    return Portal(MailRealm(MemoryStore()), [checker])
+
+
+# -- the mechanisms ------------------------------------------------------------------
+
+def test_plain_parses_and_refuses_malformed():
+    mech = sasl.Plain(None)
+    assert mech.start(None) == sasl.Challenge(b"")
+    outcome = mech.step(b"\0alice\0pw")
+    assert isinstance(outcome, sasl.Outcome) and outcome.final is None
+    assert IUsernamePassword.providedBy(outcome.credentials)
+    assert (outcome.credentials.username, outcome.credentials.password) == (b"alice", b"pw")
+    assert sasl.Plain(None).step(b"ALICE\0alice\0pw").credentials.username == b"alice"
+    for bad in (b"alice\0pw", b"\0\0pw", b"a\0b\0c\0d", b"bob\0alice\0pw"):  # bob: proxy auth
+        with pytest.raises(sasl.MalformedResponse):
+            sasl.Plain(None).step(bad)
+    with pytest.raises(sasl.MalformedResponse):  # wrong step count
+        mech.step(b"\0alice\0pw")
+    with pytest.raises(sasl.MalformedResponse):
+        sasl.Plain(None).step(b"\0alice\0" + b"x" * (sasl.MAX_RESPONSE + 1))
+
+
+def test_login_mechanism_steps():
+    mech = sasl.Login(None)
+    assert mech.start(None) == sasl.Challenge(b"Username:")
+    assert mech.step(b"alice") == sasl.Challenge(b"Password:")
+    outcome = mech.step(b"pw")
+    assert (outcome.credentials.username, outcome.credentials.password) == (b"alice", b"pw")
+    with_initial = sasl.Login(None)
+    assert with_initial.start(b"alice") == sasl.Challenge(b"Password:")
+    with pytest.raises(sasl.MalformedResponse):
+        sasl.Login(None).start(b"")
+
+
+def test_registry_filters_by_portal(accounts):
+    memory = InMemoryUsernamePasswordDatabaseDontUse()
+    names = ["SCRAM-SHA-256", "PLAIN", "LOGIN", "NTLM"]
+    assert list(sasl.challengers(names, portal_for(accounts))) == [
+        b"SCRAM-SHA-256", b"PLAIN", b"LOGIN"]
+    # A checker without SCRAM keys (LDAP, custom): SCRAM is not offered.
+    assert list(sasl.challengers(names, portal_for(memory))) == [b"PLAIN", b"LOGIN"]
+    made = sasl.challengers(names, portal_for(accounts))
+    assert sasl.is_plaintext(made[b"PLAIN"]) and not sasl.is_plaintext(made[b"SCRAM-SHA-256"])
+
+
+def test_accounts_checker_provides_scram_keys(accounts, tmp_path):
+    verifyObject(ISCRAMKeys, accounts)
+    keys = accounts.scram_keys("ALICE")
+    assert keys is not None and keys.iterations == sasl.SCRAM_ITERATIONS
+    assert keys == sasl.scram_keys(PASSWORD, keys.salt, keys.iterations)
+    text = (tmp_path / "users").read_text()
+    assert PASSWORD not in text and keys.encode() in text
+    assert sasl.SCRAMKeys.decode(keys.encode()) == keys
+    assert accounts.scram_keys("carol") is None
+
+
+def test_accounts_without_keys_get_them_from_set_password(tmp_path):
+    users = tmp_path / "users"
+    f = AccountsFile(users)
+    f.add("alice", PASSWORD)
+    name, encoded, _keys = users.read_text().strip().split(":")
+    users.write_text(f"{name}:{encoded}:extra\n")  # an account from before SCRAM
+    checker = AccountsChecker(users)
+    assert checker.scram_keys("alice") is None
+    f.set_password("alice", "new pw")
+    fields = users.read_text().strip().split(":")
+    assert fields[2].startswith("$scram-sha-256$") and fields[3] == "extra"  # extras kept
+    assert checker.scram_keys("alice") == sasl.scram_keys(
+        "new pw", checker.scram_keys("alice").salt)
+
+
+def test_saslprep():
+    assert sasl.saslprep("I\u00adX") == "IX"  # soft hyphen mapped to nothing
+    assert sasl.saslprep("a\u00a0b") == "a b"  # non-ASCII space
+    assert sasl.saslprep("\u2168") == "IX"  # NFKC
+    with pytest.raises(ValueError):
+        sasl.saslprep("a\u0007b")
+
+
+def run_scram(accounts: AccountsChecker, user: str, password: str):
+    """Drive ScramSHA256 with scramp's client; the final step's outcome and the client."""
+    client = ScramClient(["SCRAM-SHA-256"], user, password)
+    mech = sasl.ScramSHA256(portal_for(accounts))
+    assert mech.start(None) == sasl.Challenge(b"")
+    results: list = []
+    mech.step(client.get_client_first().encode()).addCallback(results.append)
+    server_first = results[0]
+    assert isinstance(server_first, sasl.Challenge)
+    client.set_server_first(server_first.data.decode())
+    outcome = mech.step(client.get_client_final().encode())
+    return outcome, client
+
+
+def test_scram_with_scramp_client(accounts):
+    outcome, client = run_scram(accounts, "alice", PASSWORD)
+    assert isinstance(outcome, sasl.Outcome)
+    verifyObject(ISCRAMCredentials, outcome.credentials)
+    ids: list = []
+    accounts.requestAvatarId(outcome.credentials).addCallback(ids.append)
+    assert ids == ["alice"]
+    client.set_server_final(outcome.final.decode())  # scramp checks the server's signature
+
+
+@pytest.mark.parametrize("user,password", [("alice", "wrong"), ("nobody", PASSWORD)])
+def test_scram_wrong_password_or_unknown_user_fails_in_the_checker(accounts, user, password):
+    outcome, _ = run_scram(accounts, user, password)
+    failures: list = []
+    accounts.requestAvatarId(outcome.credentials).addErrback(failures.append)
+    assert failures and failures[0].type.__name__ == "UnauthorizedLogin"
+
+
+def test_scram_malformed_messages(accounts):
+    portal = portal_for(accounts)
+    for first in (b"", b"p=tls-unique,,n=alice,r=abc", b"n,,r=abc", b"n,,n=alice",
+                  b"x,,n=alice,r=abc", b"n,a=bob,n=alice,r=abc", b"n,,n=al,ice,r=abc",
+                  b"n,,m=ext,n=alice,r=abc"):
+        with pytest.raises(sasl.MalformedResponse):
+            sasl.ScramSHA256(portal).step(first)
+    mech = sasl.ScramSHA256(portal)
+    mech.step(b"n,,n=alice,r=abc")
+    for final in (b"c=biws,r=abc", b"c=biws,r=wrongnonce,p=AAAA", b"c=eSws,r=abc,p=AAAA"):
+        with pytest.raises(sasl.MalformedResponse):
+            mech.step(final)
+
+
+def test_scram_unknown_user_gets_a_stable_made_up_salt(accounts):
+    def salt_of(user: bytes) -> bytes:
+        out: list = []
+        sasl.ScramSHA256(portal_for(accounts)).step(b"n,,n=" + user + b",r=abc").addCallback(
+            out.append)
+        return out[0].data.split(b",")[1]
+
+    assert salt_of(b"nobody") == salt_of(b"nobody") != salt_of(b"someone")
+
+
+# -- IMAP AUTHENTICATE on a StringTransport -------------------------------------------
+
+class IMAPSession:
+    def __init__(self, checker: object, profile: str = "exchange2010",
+                 overrides: dict | None = None, login_type: str = "PlainTextLogin") -> None:
+        self.clock = Clock()
+        self.proto = IMAPServer(load_profile(profile, overrides), portal_for(checker), self.clock)
+        self.proto.login_type = login_type
+        self.transport = StringTransport()
+        self.proto.makeConnection(self.transport)
+        self.take()
+
+    def take(self) -> bytes:
+        self.clock.advance(0)
+        value = self.transport.value()
+        self.transport.clear()
+        return value
+
+    def send(self, data: bytes) -> bytes:
+        self.proto.dataReceived(data)
+        return self.take()
+
+
+def test_imap_sasl_ir_accepted_but_not_advertised_by_exchange2010(accounts):
+    s = IMAPSession(accounts)
+    caps = s.send(b"c CAPABILITY\r\n")
+    assert b"AUTH=PLAIN" in caps and b"SASL-IR" not in caps and b"SCRAM" not in caps
+    assert s.send(b"a AUTHENTICATE PLAIN " + b64("\0alice\0" + PASSWORD) + b"\r\n") == \
+        b"a OK AUTHENTICATE completed.\r\n"
+
+
+def test_imap_rfc3501_advertises_scram_and_sasl_ir(accounts):
+    s = IMAPSession(accounts, "rfc3501")
+    line = s.send(b"c CAPABILITY\r\n").split(b"\r\n")[0]
+    assert line.startswith(b"* CAPABILITY IMAP4rev1 AUTH=SCRAM-SHA-256 AUTH=PLAIN SASL-IR ")
+
+
+def test_imap_scram_before_tls_under_secure_login(accounts):
+    s = IMAPSession(accounts, overrides=SCRAM_ALL, login_type="SecureLogin")
+    caps = s.send(b"c CAPABILITY\r\n")
+    assert b"AUTH=SCRAM-SHA-256" in caps and b"AUTH=PLAIN" not in caps
+    assert b"AUTH=LOGIN" not in caps
+    assert s.send(b"a AUTHENTICATE PLAIN\r\n").startswith(b"a NO ")
+    assert s.send(b"b AUTHENTICATE LOGIN\r\n").startswith(b"b NO ")
+    assert s.send(b"d AUTHENTICATE SCRAM-SHA-256\r\n") == b"+ \r\n"
+
+
+def imap_scram(s: IMAPSession, user: str, password: str, initial: bool = False) -> bytes:
+    client = ScramClient(["SCRAM-SHA-256"], user, password)
+    first = b64(client.get_client_first())
+    if initial:
+        out = s.send(b"a AUTHENTICATE SCRAM-SHA-256 " + first + b"\r\n")
+    else:
+        assert s.send(b"a AUTHENTICATE SCRAM-SHA-256\r\n") == b"+ \r\n"
+        out = s.send(first + b"\r\n")
+    assert out.startswith(b"+ "), out
+    client.set_server_first(base64.b64decode(out[2:].strip()).decode())
+    out = s.send(b64(client.get_client_final()) + b"\r\n")
+    if not out.startswith(b"+ "):
+        return out
+    client.set_server_final(base64.b64decode(out[2:].strip()).decode())
+    return s.send(b"\r\n")
+
+
+def test_V0021_scram_no_security_layer(accounts):
+    """SCRAM completes with the server's signature; the session then goes on in the clear."""
+    s = IMAPSession(accounts, overrides=SCRAM_ALL)
+    assert imap_scram(s, "alice", PASSWORD) == b"a OK AUTHENTICATE completed.\r\n"
+    assert s.send(b"b NOOP\r\n") == b"b OK NOOP completed.\r\n"
+    s2 = IMAPSession(accounts, overrides=SCRAM_ALL)
+    assert imap_scram(s2, "alice", PASSWORD, initial=True) == b"a OK AUTHENTICATE completed.\r\n"
+
+
+def test_imap_scram_wrong_password_is_no(accounts):
+    s = IMAPSession(accounts, overrides=SCRAM_ALL)
+    assert imap_scram(s, "alice", "wrong") == \
+        b"a NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
+    assert s.proto.failed_logins == 1
+
+
+def test_imap_scram_not_offered_without_keys():
+    memory = InMemoryUsernamePasswordDatabaseDontUse()
+    memory.addUser(b"alice", b"pw")
+    s = IMAPSession(memory, overrides=SCRAM_ALL)
+    assert b"SCRAM" not in s.send(b"c CAPABILITY\r\n")
+    assert s.send(b"a AUTHENTICATE SCRAM-SHA-256\r\n") == \
+        b"a NO Unsupported authentication mechanism\r\n"
+
+
+def test_imap_authenticate_errors(accounts):
+    s = IMAPSession(accounts, overrides=SCRAM_ALL)
+    assert s.send(b"a AUTHENTICATE PLAIN\r\n") == b"+ \r\n"
+    assert s.send(b"*\r\n") == b"a NO AUTHENTICATE cancelled by the client\r\n"
+    assert s.send(b"b AUTHENTICATE PLAIN\r\n") == b"+ \r\n"
+    assert s.send(b"!!notbase64\r\n").startswith(b"b BAD Invalid base64")
+    assert s.send(b"c AUTHENTICATE PLAIN " + b64("no nuls") + b"\r\n").startswith(
+        b"c BAD Invalid SASL response")
+    assert s.send(b"d AUTHENTICATE PLAIN\r\n") == b"+ \r\n"
+    assert s.send(b"A" * 20000 + b"\r\n") == b"d BAD Response line too long\r\n"
+    assert s.send(b"e AUTHENTICATE SCRAM-SHA-256 =\r\n").startswith(b"e BAD Invalid SASL")
+    assert s.send(b"f AUTHENTICATE LOGIN\r\n") == b"+ " + b64("Username:") + b"\r\n"
+    assert s.send(b64("alice") + b"\r\n") == b"+ " + b64("Password:") + b"\r\n"
+    assert s.send(b64(PASSWORD) + b"\r\n") == b"f OK AUTHENTICATE completed.\r\n"
+
+
+def test_imap_scram_final_must_be_answered_empty(accounts):
+    s = IMAPSession(accounts, overrides=SCRAM_ALL)
+    client = ScramClient(["SCRAM-SHA-256"], "alice", PASSWORD)
+    out = s.send(b"a AUTHENTICATE SCRAM-SHA-256 " + b64(client.get_client_first()) + b"\r\n")
+    client.set_server_first(base64.b64decode(out[2:].strip()).decode())
+    assert s.send(b64(client.get_client_final()) + b"\r\n").startswith(b"+ ")
+    assert s.send(b"*\r\n") == b"a NO AUTHENTICATE cancelled by the client\r\n"
+    assert s.proto.state == "unauth" and s.proto.account is None
+
+
+# -- POP3 AUTH on a StringTransport ---------------------------------------------------
+
+class POP3Session:
+    def __init__(self, checker: object, overrides: dict | None = None,
+                 login_type: str = "PlainTextLogin") -> None:
+        self.clock = Clock()
+        factory = POP3Factory(portal_for(checker), load_profile("exchange2010", overrides),
+                              self.clock, login_type=login_type)
+        self.proto = factory.buildProtocol(None)
+        self.transport = StringTransport()
+        self.proto.makeConnection(self.transport)
+        self.take()
+
+    def take(self) -> bytes:
+        self.clock.advance(0)
+        value = self.transport.value()
+        self.transport.clear()
+        return value
+
+    def send(self, data: bytes) -> bytes:
+        self.proto.dataReceived(data)
+        return self.take()
+
+
+def pop3_scram(s: POP3Session, user: str, password: str) -> bytes:
+    client = ScramClient(["SCRAM-SHA-256"], user, password)
+    out = s.send(b"AUTH SCRAM-SHA-256 " + b64(client.get_client_first()) + b"\r\n")
+    client.set_server_first(base64.b64decode(out[2:].strip()).decode())
+    out = s.send(b64(client.get_client_final()) + b"\r\n")
+    if not out.startswith(b"+ "):
+        return out
+    client.set_server_final(base64.b64decode(out[2:].strip()).decode())
+    return s.send(b"\r\n")
+
+
+def test_pop3_mechanisms_and_scram(accounts):
+    s = POP3Session(accounts, SCRAM_ALL, login_type="SecureLogin")
+    assert s.send(b"AUTH\r\n") == b"+OK\r\nSCRAM-SHA-256\r\n.\r\n"
+    assert s.send(b"AUTH PLAIN\r\n") == b"-ERR Unrecognized authentication type.\r\n"
+    assert pop3_scram(s, "alice", PASSWORD) == b"+OK User successfully logged on.\r\n"
+    plain = POP3Session(accounts, SCRAM_ALL)
+    assert plain.send(b"AUTH\r\n") == b"+OK\r\nSCRAM-SHA-256\r\nPLAIN\r\nLOGIN\r\n.\r\n"
+
+
+def test_pop3_auth_errors(accounts):
+    s = POP3Session(accounts, SCRAM_ALL)
+    failed = b"-ERR [AUTH] Logon failure: unknown user name or bad password.\r\n"
+    assert pop3_scram(s, "alice", "wrong") == failed
+    assert s.send(b"AUTH LOGIN\r\n") == b"+ " + b64("Username:") + b"\r\n"
+    assert s.send(b"*\r\n") == b"-ERR AUTH cancelled by the client.\r\n"
+    assert s.send(b"AUTH PLAIN\r\n") == b"+ \r\n"
+    assert s.send(b"%%%\r\n") == b"-ERR Invalid base64 in the AUTH response.\r\n"
+    assert s.send(b"AUTH PLAIN\r\n") == b"+ \r\n"
+    assert s.send(b"A" * 600 + b"\r\n") == b"-ERR AUTH response line too long.\r\n"
+    assert s.send(b"AUTH SCRAM-SHA-256 " + b64("n,,bogus") + b"\r\n") == failed
+    assert s.send(b"AUTH LOGIN " + b64("alice") + b"\r\n") == b"+ " + b64("Password:") + b"\r\n"
+    assert s.send(b64(PASSWORD) + b"\r\n") == b"+OK User successfully logged on.\r\n"
