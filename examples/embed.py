@@ -19,6 +19,7 @@ from twisted.web import resource, server
 
 from exchmail.config import IMAPConfig, POP3Config, default_config
 from exchmail.service import make_service
+from exchmail.tls import newcomer_tls
 
 
 class Hello(resource.Resource):
@@ -45,6 +46,9 @@ def build_application() -> service.Application:
         auth=replace(config.auth, users_file=data_dir / "users"),
         imap=IMAPConfig(listen=(os.environ.get("EMBED_IMAP", "tcp:1143:interface=127.0.0.1"),)),
         pop3=POP3Config(listen=()),
+        # STARTTLS with a self-signed certificate for localhost made in <data_dir>/tls
+        # (login_type SecureLogin: passwords only after STARTTLS).
+        tls=newcomer_tls(data_dir),
     )
     make_service(config, create_first_account=True).setServiceParent(application)
     return application

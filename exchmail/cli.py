@@ -7,6 +7,7 @@
     exchmail user del NAME
     exchmail user list
     exchmail profile show [NAME] [--config FILE]
+    exchmail cert selfsigned --hostname HOST [--out-dir DIR] [--days N] [--force]
 
 ``user`` commands take ``--config FILE`` (use its ``auth.users_file``) or
 ``--users-file FILE``; with neither they use ``./exchmail-data/users``, the
@@ -65,6 +66,20 @@ def _parser() -> argparse.ArgumentParser:
                            help="use the accounts file named by this configuration file")
         where.add_argument("--users-file", type=Path, metavar="FILE",
                            help="the accounts file (default: ./exchmail-data/users)")
+
+    cert = commands.add_parser("cert", help="make TLS certificates")
+    cert_commands = cert.add_subparsers(dest="action", required=True, metavar="ACTION")
+    selfsigned = cert_commands.add_parser(
+        "selfsigned", help="make a private key (key.pem, mode 0600) and a self-signed "
+                           "certificate (cert.pem) for testing")
+    selfsigned.add_argument("--hostname", required=True, metavar="HOST",
+                            help="the server name clients connect to (or an IP address)")
+    selfsigned.add_argument("--out-dir", type=Path, default=Path("exchmail-data") / "tls",
+                            metavar="DIR", help="where to write them (default: "
+                                                "./exchmail-data/tls, the newcomer's)")
+    selfsigned.add_argument("--days", type=int, default=365, metavar="N",
+                            help="days of validity (default: 365)")
+    selfsigned.add_argument("--force", action="store_true", help="replace existing files")
 
     profile = commands.add_parser("profile", help="inspect conformance profiles")
     profile_commands = profile.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -132,6 +147,26 @@ def _profile_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cert(args: argparse.Namespace) -> int:
+    from exchmail.tls import make_self_signed
+
+    if args.days < 1:
+        raise _Failure("--days must be at least 1", 2)
+    cert, key = args.out_dir / "cert.pem", args.out_dir / "key.pem"
+    existing = [str(path) for path in (cert, key) if path.exists()]
+    if existing and not args.force:
+        raise _Failure(f"{' and '.join(existing)} already exist(s); use --force to replace", 1)
+    try:
+        make_self_signed(args.hostname, cert, key, days=args.days)
+    except (OSError, ValueError) as e:
+        raise _Failure(f"cannot make the certificate: {getattr(e, 'strerror', None) or e}",
+                       1) from None
+    print(f"wrote {key} (private key, mode 0600) and {cert} (self-signed for "
+          f"{args.hostname}, {args.days} days)")
+    print(f'use it with:  [tls] certificate = "{cert}"  private_key = "{key}"')
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``exchmail`` command with ``argv`` (default: ``sys.argv[1:]``).
 
@@ -145,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "user":
             return _user(args)
+        if args.command == "cert":
+            return _cert(args)
         return _profile_show(args)
     except _Failure as e:
         message, status = str(e), e.status

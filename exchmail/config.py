@@ -5,7 +5,9 @@ Tables and keys (see ``examples/exchmail.toml``)::
     [server]  data_dir = "exchmail-data"    profile = "exchange2010"
     [imap]    listen = ["tcp:1143:interface=127.0.0.1"]
     [pop3]    listen = ["tcp:1110:interface=127.0.0.1"]
-    [auth]    users_file = "<data_dir>/users"  login_type = "PlainTextLogin"
+    [imap]/[pop3] tls_listen = [...]            (implicit TLS, needs [tls])
+    [tls]     certificate, private_key, chain, min_version, ciphers, sni (exchmail.tls)
+    [auth]    users_file = "<data_dir>/users"  login_type = "SecureLogin"
               backend = "accounts" | "ldap" | custom   [auth.options] (custom)
     [store]   backend = "maildir" | "memory" | custom  [store.options] (custom)
     [ldap]    servers, base_dn, user_filter, ... (see :class:`LDAPConfig`)
@@ -19,7 +21,7 @@ with a one-line message naming the key, e.g. ``server.data_dr: unknown key``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +30,10 @@ try:
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
 
+from exchmail.auth.throttle import ThrottleSettings
 from exchmail.errors import ConfigError
 from exchmail.profile import PROFILE_NAMES, Profile, load_profile
+from exchmail.tls import TLSConfig, newcomer_tls, parse_tls_table
 
 #: The accepted ``auth.login_type`` values (Exchange's ``LoginType`` parameter).
 LOGIN_TYPES = ("PlainTextLogin", "PlainTextAuthentication", "SecureLogin")
@@ -38,7 +42,10 @@ DEFAULT_PROFILE = "exchange2010"
 DEFAULT_DATA_DIR = "exchmail-data"
 DEFAULT_IMAP_LISTEN = ("tcp:1143:interface=127.0.0.1",)
 DEFAULT_POP3_LISTEN = ("tcp:1110:interface=127.0.0.1",)
-DEFAULT_LOGIN_TYPE = "PlainTextLogin"
+DEFAULT_LOGIN_TYPE = "SecureLogin"  # Exchange's default (MS-STANXIMAP V0022)
+#: The newcomer's implicit TLS listeners (IMAPS/POP3S; 993/995 in production).
+DEFAULT_IMAP_TLS_LISTEN = ("tcp:1993:interface=127.0.0.1",)
+DEFAULT_POP3_TLS_LISTEN = ("tcp:1995:interface=127.0.0.1",)
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,8 @@ class IMAPConfig:
     """The ``[imap]`` table: Twisted server endpoint strings to listen on."""
 
     listen: tuple[str, ...]
+    #: Implicit TLS listeners (IMAPS), served with the ``[tls]`` certificates.
+    tls_listen: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,8 @@ class POP3Config:
     """The ``[pop3]`` table: Twisted server endpoint strings to listen on."""
 
     listen: tuple[str, ...]
+    #: Implicit TLS listeners (POP3S), served with the ``[tls]`` certificates.
+    tls_listen: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,12 +144,16 @@ class Config:
     ldap: LDAPConfig | None = None
     quota: QuotaConfig = field(default_factory=lambda: QuotaConfig())
     retention: RetentionConfig = field(default_factory=lambda: RetentionConfig())
+    throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
+    logging: LoggingConfig = field(default_factory=lambda: LoggingConfig())
+    #: The ``[tls]`` table (see :mod:`exchmail.tls`); None: no STARTTLS/STLS, no TLS listeners.
+    tls: TLSConfig | None = None
 
 
 _KEYS: dict[str, tuple[str, ...]] = {
     "server": ("data_dir", "profile"),
-    "imap": ("listen",),
-    "pop3": ("listen",),
+    "imap": ("listen", "tls_listen"),
+    "pop3": ("listen", "tls_listen"),
     "auth": ("users_file", "login_type", "backend", "options"),
     "store": ("backend", "options"),
     "ldap": ("servers", "base_dn", "user_filter", "scope", "start_tls", "ca_file",
@@ -148,7 +163,10 @@ _KEYS: dict[str, tuple[str, ...]] = {
              "timeout", "pool_size", "cache_ttl"),
     "quota": ("limit", "warning", "users"),
     "retention": ("interval", "folders"),
+    "throttle": tuple(f.name for f in fields(ThrottleSettings)),
+    "logging": ("protocol_log", "protocol_log_dir"),
     "profile": (),  # free-form: checked by load_profile
+    "tls": ("certificate", "private_key", "chain", "min_version", "ciphers", "sni"),
 }
 
 
@@ -156,16 +174,19 @@ def default_config(base_dir: Path) -> Config:
     """The configuration of a newcomer without a configuration file.
 
     Data lives in ``base_dir / "exchmail-data"``; IMAP and POP3 listen on
-    127.0.0.1 ports 1143 and 1110; accounts are in ``<data_dir>/users``.
+    127.0.0.1 ports 1143 and 1110 (STARTTLS/STLS) and 1993 and 1995
+    (implicit TLS) with a self-signed certificate for localhost made in
+    ``<data_dir>/tls`` on first start; accounts are in ``<data_dir>/users``.
     """
     data_dir = Path(base_dir) / DEFAULT_DATA_DIR
     return Config(
         server=ServerConfig(data_dir=data_dir, profile=DEFAULT_PROFILE),
-        imap=IMAPConfig(listen=DEFAULT_IMAP_LISTEN),
-        pop3=POP3Config(listen=DEFAULT_POP3_LISTEN),
+        imap=IMAPConfig(listen=DEFAULT_IMAP_LISTEN, tls_listen=DEFAULT_IMAP_TLS_LISTEN),
+        pop3=POP3Config(listen=DEFAULT_POP3_LISTEN, tls_listen=DEFAULT_POP3_TLS_LISTEN),
         auth=AuthConfig(users_file=data_dir / "users", login_type=DEFAULT_LOGIN_TYPE),
         profile=load_profile(DEFAULT_PROFILE),
         source=None,
+        tls=newcomer_tls(data_dir),
     )
 
 
@@ -230,14 +251,14 @@ def _check_endpoint(where: str, description: str, reactor: Any) -> None:
 
 
 def _listen(table: Mapping[str, Any], section: str, default: tuple[str, ...],
-            reactor: Any) -> tuple[str, ...]:
-    value = table.get("listen", list(default))
+            reactor: Any, key: str = "listen") -> tuple[str, ...]:
+    value = table.get(key, list(default))
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{section}.listen: expected a list of endpoint strings, got {value!r}")
+        raise ConfigError(f"{section}.{key}: expected a list of endpoint strings, got {value!r}")
     for i, description in enumerate(value):
-        _check_endpoint(f"{section}.listen[{i}]", description, reactor)
+        _check_endpoint(f"{section}.{key}[{i}]", description, reactor)
     return tuple(value)
 
 
@@ -273,9 +294,13 @@ def load_config(path: Path, *, reactor: Any = None) -> Config:
     return Config(
         server=ServerConfig(data_dir=data_dir, profile=profile_name),
         imap=IMAPConfig(listen=_listen(tables.get("imap", {}), "imap",
-                                       DEFAULT_IMAP_LISTEN, reactor)),
+                                       DEFAULT_IMAP_LISTEN, reactor),
+                        tls_listen=_listen(tables.get("imap", {}), "imap", (), reactor,
+                                           "tls_listen")),
         pop3=POP3Config(listen=_listen(tables.get("pop3", {}), "pop3",
-                                       DEFAULT_POP3_LISTEN, reactor)),
+                                       DEFAULT_POP3_LISTEN, reactor),
+                        tls_listen=_listen(tables.get("pop3", {}), "pop3", (), reactor,
+                                           "tls_listen")),
         auth=AuthConfig(users_file=users_file, login_type=login_type, backend=auth_backend,
                         options=_options(auth, "auth")),
         profile=load_profile(profile_name, tables.get("profile", {})),
@@ -284,6 +309,9 @@ def load_config(path: Path, *, reactor: Any = None) -> Config:
         ldap=_ldap(tables["ldap"], base) if "ldap" in tables else None,
         quota=_quota(tables.get("quota", {})),
         retention=_retention(tables.get("retention", {})),
+        throttle=_throttle(tables.get("throttle", {})),
+        logging=_logging(tables.get("logging", {}), base),
+        tls=_tls(tables, base),
     )
 
 
@@ -454,3 +482,57 @@ def _retention(table: Mapping[str, Any]) -> RetentionConfig:
                               f"days, got {days!r}")
         folders[folder] = float(days)
     return RetentionConfig(interval=float(interval), folders=folders)
+
+
+# -- [tls] ------------------------------------------------------------------------
+
+def _tls(tables: Mapping[str, Mapping[str, Any]], base: Path) -> TLSConfig | None:
+    """``[tls]`` (see :mod:`exchmail.tls`); TLS listeners need it."""
+    config = parse_tls_table(tables["tls"], base) if "tls" in tables else None
+    for section in ("imap", "pop3"):
+        if tables.get(section, {}).get("tls_listen") and config is None:
+            raise ConfigError(f"{section}.tls_listen: needs a [tls] table with a certificate")
+    return config
+
+
+# -- [throttle] and [logging] ----------------------------------------------------
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """The ``[logging]`` table: protocol logs (Exchange's ProtocolLogEnabled), off by default.
+
+    ``protocol_log_dir`` ``None`` means ``<data_dir>/protocol-logs``.
+    """
+
+    protocol_log: bool = False
+    protocol_log_dir: Path | None = None
+
+
+def _throttle(table: Mapping[str, Any]) -> ThrottleSettings:
+    """``[throttle]``: the failed-login budget of :mod:`exchmail.auth.throttle`."""
+    values: dict[str, Any] = {}
+    for f in fields(ThrottleSettings):
+        if f.name not in table:
+            continue
+        value, where = table[f.name], f"throttle.{f.name}"
+        if f.type in (bool, "bool"):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        elif f.type in (int, "int"):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{where}: expected a count (0 or more), got {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"{where}: expected a number of seconds (0 or more), got {value!r}")
+        values[f.name] = float(value) if f.type in (float, "float") else value
+    settings = ThrottleSettings(**values)
+    if settings.window <= 0:
+        raise ConfigError(f"throttle.window: must be positive, got {settings.window!r}")
+    return settings
+
+
+def _logging(table: Mapping[str, Any], base: Path) -> LoggingConfig:
+    enabled = table.get("protocol_log", False)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"logging.protocol_log: expected true or false, got {enabled!r}")
+    return LoggingConfig(protocol_log=enabled,
+                         protocol_log_dir=_path(table, "logging", "protocol_log_dir", base))

@@ -222,3 +222,23 @@ class IDirectory(Interface):
 
     def canonical_name(name: str) -> str | None:
         """The name under which the user's mail is stored, or ``None``."""
+
+
+class ISCRAMKeys(Interface):
+    """A user database that keeps SCRAM keys (RFC 5802), so that SCRAM-SHA-256
+    can be offered for its users without a plaintext-equivalent secret."""
+
+    def scram_keys(name: str) -> object:
+        """The :class:`exchmail.auth.sasl.SCRAMKeys` of ``name`` (any case), or
+        ``None`` if the user is unknown or has no keys; may return a Deferred."""
+
+
+class ISCRAMCredentials(Interface):
+    """Credentials of a completed SCRAM exchange, verified by a checker that
+    provides :class:`ISCRAMKeys` (it lists this interface in its
+    ``credentialInterfaces``)."""
+
+    username = Attribute("bytes: the authentication identity the client gave.")
+
+    def check_stored_key(stored_key: bytes) -> bool:
+        """Whether the client's proof matches ``stored_key`` (constant time)."""

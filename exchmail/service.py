@@ -8,6 +8,8 @@ The tree is::
       StoreService            thread pool for blocking store/auth work; closes the store
       ListeningService * N    one per [imap].listen endpoint string (IMAPFactory)
       ListeningService * N    one per [pop3].listen endpoint string (POP3Factory)
+      TLSService "tls"        with [tls]: the certificates (reload() on SIGHUP), and a
+                              ListeningService per [imap]/[pop3].tls_listen (implicit TLS)
       RetentionService        when [retention.folders] is set
 """
 
@@ -26,9 +28,11 @@ from exchmail.auth.accounts import ensure_first_account
 from exchmail.auth.realm import MailRealm
 from exchmail.backends import make_checker, make_store
 from exchmail.config import Config
+from exchmail.errors import ConfigError
 from exchmail.imap.factory import IMAPFactory
 from exchmail.interfaces import IStore
 from exchmail.pop3.factory import POP3Factory
+from exchmail.tls import ServerTLS, TLSService, wrap_factory
 
 log = Logger(namespace="exchmail.service")
 
@@ -101,20 +105,58 @@ def make_service(config: Config, reactor: Any = None, store: IStore | None = Non
     # [auth] backend: the accounts file, LDAP (adds its own thread pool), or custom.
     checker = make_checker(config, reactor, store_service.run_blocking, top)
     portal = Portal(MailRealm(store), [checker])
+    tls = ServerTLS(config.tls, reactor) if config.tls is not None else None  # bad: ConfigError
+    if tls is not None:
+        TLSService(tls, reactor).setServiceParent(top)
     factory = IMAPFactory(portal, config.profile, reactor, login_type=config.auth.login_type)
+    factory.tls = tls
     for description in config.imap.listen:
         endpoint = endpoints.serverFromString(reactor, description)
         listener = ListeningService(endpoint, factory)
         listener.setName("imap:" + description)
         listener.setServiceParent(top)
     pop3_factory = POP3Factory(portal, config.profile, reactor, login_type=config.auth.login_type)
+    pop3_factory.tls = tls
+    _add_auth_policy(config, reactor, top, factory, pop3_factory)
     for description in config.pop3.listen:
         endpoint = endpoints.serverFromString(reactor, description)
         listener = ListeningService(endpoint, pop3_factory)
         listener.setName("pop3:" + description)
         listener.setServiceParent(top)
+    for kind, descriptions, wrapped in (("imaps:", config.imap.tls_listen, factory),
+                                        ("pop3s:", config.pop3.tls_listen, pop3_factory)):
+        for description in descriptions:
+            if tls is None:
+                raise ConfigError(f"{kind[:-2]}.tls_listen: needs a [tls] table")
+            listener = ListeningService(endpoints.serverFromString(reactor, description),
+                                        wrap_factory(tls, wrapped))
+            listener.setName(kind + description)
+            listener.setServiceParent(top)
     _add_retention(config, store, store_service, reactor, top)
     return top
+
+
+def _add_auth_policy(config: Config, reactor: Any, top: service.MultiService,
+                     imap_factory: IMAPFactory, pop3_factory: POP3Factory) -> None:
+    """SASL mechanism names, the shared login throttle, and ``[logging]`` protocol logs."""
+    from exchmail.auth.sasl import MECHANISMS
+    from exchmail.auth.throttle import LoginThrottle
+    from exchmail.protolog import ProtocolLog, ProtocolLogService
+
+    for section, settings in (("imap", config.profile.imap), ("pop3", config.profile.pop3)):
+        for name in settings.sasl_mechanisms:
+            if name.upper().encode("ascii", "replace") not in MECHANISMS:
+                known = ", ".join(m.decode() for m in MECHANISMS)
+                raise ConfigError(f"profile.{section}.sasl_mechanisms: unknown SASL mechanism "
+                                  f"{name!r} (choose {known})")
+    throttle = LoginThrottle(config.throttle, reactor)  # one budget for IMAP and POP3
+    imap_factory.throttle = pop3_factory.throttle = throttle
+    if config.logging.protocol_log:
+        directory = config.logging.protocol_log_dir or config.server.data_dir / "protocol-logs"
+        imap_factory.protocol_log = ProtocolLog(directory, "imap", reactor)
+        pop3_factory.protocol_log = ProtocolLog(directory, "pop3", reactor)
+        ProtocolLogService([imap_factory.protocol_log,
+                            pop3_factory.protocol_log]).setServiceParent(top)
 
 
 def _with_quota(config: Config, store: IStore) -> IStore:

@@ -19,6 +19,7 @@ from twisted.internet import reactor
 from twisted.internet.threads import blockingCallFromThread
 
 from exchmail.auth.accounts import AccountsFile
+from exchmail.auth.throttle import ThrottleSettings
 from exchmail.config import IMAPConfig, POP3Config, default_config
 from exchmail.service import listening_ports, make_service
 
@@ -61,17 +62,17 @@ def start_server(tmp_path: Path, store: Any = None, profile_overrides: dict | No
                  ) -> RunningServer:
     """Start a server with a Maildir store (or ``store``) on a port-0 loopback listener.
 
-    ``login_type`` sets ``auth.login_type`` (e.g. ``"SecureLogin"``); default: the config default.
+    ``login_type`` sets ``auth.login_type`` (e.g. ``"SecureLogin"``); default: PlainTextLogin.
     POP3 listens on a port-0 loopback listener too (``pop3_port``); ``config_changes``
     replaces whole ``Config`` fields (e.g. ``{"quota": QuotaConfig(...)}``).
     """
     config = default_config(tmp_path)
     config = replace(config, imap=IMAPConfig(listen=("tcp:0:interface=127.0.0.1",)),
-                     pop3=POP3Config(listen=("tcp:0:interface=127.0.0.1",)))
+                     pop3=POP3Config(listen=("tcp:0:interface=127.0.0.1",)), tls=None,
+                     throttle=ThrottleSettings(enabled=False))  # on: config_changes["throttle"]
     if config_changes:
         config = replace(config, **config_changes)
-    if login_type is not None:
-        config = replace(config, auth=replace(config.auth, login_type=login_type))
+    config = replace(config, auth=replace(config.auth, login_type=login_type or "PlainTextLogin"))
     if profile_overrides:
         from exchmail.profile import load_profile
         config = replace(config, profile=load_profile(config.server.profile, profile_overrides))

@@ -35,7 +35,7 @@ def test_default_config(tmp_path):
     assert config.imap.listen == ("tcp:1143:interface=127.0.0.1",)
     assert config.pop3.listen == ("tcp:1110:interface=127.0.0.1",)
     assert config.auth.users_file == tmp_path / "exchmail-data" / "users"
-    assert config.auth.login_type == "PlainTextLogin"
+    assert config.auth.login_type == "SecureLogin"  # Exchange's default (V0022)
     assert config.profile.name == "exchange2010"
     assert config.source is None
 

@@ -4,6 +4,7 @@ import imaplib
 import os
 import re
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -51,6 +52,8 @@ def test_embedded_application_serves_web_and_imap(tmp_path):
             time.sleep(0.1)
         assert match, log.read_text()
         client = imaplib.IMAP4("127.0.0.1", imap_port)
+        cert = tmp_path / "data" / "tls" / "cert.pem"
+        assert client.starttls(ssl.create_default_context(cafile=str(cert)))[0] == "OK"
         assert client.login(match.group(1), match.group(2))[0] == "OK"
         assert client.select("INBOX")[0] == "OK"
         client.logout()

@@ -1,8 +1,10 @@
 """`twistd exchmail` as a newcomer and an operator start it."""
 
 import imaplib
+import poplib
 import re
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -23,9 +25,11 @@ def port_is_free(port: int) -> bool:
 
 
 def test_twistd_without_config_serves_the_newcomer(tmp_path):
-    """The README quick start: data in ./exchmail-data, 127.0.0.1:1143, a first account in the log."""
-    if not port_is_free(1143):
-        pytest.skip("port 1143 is in use on this machine")
+    """The README quick start: data in ./exchmail-data, 127.0.0.1:1143 (STARTTLS) and 1993
+    (IMAPS) with a self-signed certificate for localhost, a first account in the log."""
+    for port in (1143, 1110, 1993, 1995):
+        if not port_is_free(port):
+            pytest.skip(f"port {port} is in use on this machine")
     log = tmp_path / "twistd.log"
     proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "--logfile", str(log), "exchmail"],
                             cwd=tmp_path)
@@ -44,9 +48,17 @@ def test_twistd_without_config_serves_the_newcomer(tmp_path):
             except OSError:
                 time.sleep(0.1)
         assert client is not None
+        tls = ssl.create_default_context(cafile=str(tmp_path / "exchmail-data" / "tls" / "cert.pem"))
+        assert client.starttls(ssl_context=tls)[0] == "OK"  # SecureLogin: no LOGIN before TLS
         assert client.login(match.group(1), match.group(2))[0] == "OK"
         assert client.append("INBOX", None, None, b"Subject: hi\r\n\r\nhello\r\n")[0] == "OK"
         client.logout()
+        with imaplib.IMAP4_SSL("localhost", 1993, ssl_context=tls, timeout=10) as client:
+            assert client.login(match.group(1), match.group(2))[0] == "OK"
+        pop = poplib.POP3_SSL("localhost", 1995, context=tls, timeout=10)
+        assert pop.user(match.group(1)).startswith(b"+OK")
+        assert pop.pass_(match.group(2)).startswith(b"+OK")
+        pop.quit()
         assert (tmp_path / "exchmail-data" / "users").stat().st_mode & 0o777 == 0o600
         inbox = tmp_path / "exchmail-data" / "mail" / match.group(1) / "cur"
         assert len(list(inbox.iterdir())) == 1

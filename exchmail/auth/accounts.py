@@ -8,7 +8,11 @@ One account per line::
 or without).  ``$pbkdf2-sha256$i=<iterations>$<salt>$<hash>`` hashes are
 accepted for verification too.  Lines that are blank or start with ``#``
 are ignored and kept on rewrite, as are extra ``:``-separated fields after
-the hash (room for SCRAM keys).
+the hash.  One such field holds the account's SCRAM-SHA-256 keys
+(``$scram-sha-256$i=<iterations>$<salt>$<StoredKey>$<ServerKey>``, see
+:mod:`exchmail.auth.sasl`); :meth:`AccountsFile.add` and
+:meth:`~AccountsFile.set_password` write it, so accounts created before it
+existed can use SCRAM once their password is set again.
 
 User names are those of :func:`exchmail.store.names.check_user_name` and
 are matched case-insensitively, as Exchange matches them; the spelling in
@@ -37,8 +41,9 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from exchmail.auth.sasl import SCRAMKeys, scram_keys
 from exchmail.errors import AccountError
-from exchmail.interfaces import IDirectory
+from exchmail.interfaces import IDirectory, ISCRAMCredentials, ISCRAMKeys
 from exchmail.store.names import check_user_name
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 16384, 8, 1
@@ -128,6 +133,28 @@ class _Account:
     def line(self) -> str:
         return ":".join((self.name, self.encoded, *self.extra))
 
+    def scram(self) -> SCRAMKeys | None:
+        for field in self.extra:
+            if field.startswith(_SCRAM_PREFIX):
+                try:
+                    return SCRAMKeys.decode(field)
+                except ValueError:
+                    return None
+        return None
+
+    def set_secret(self, password: str) -> None:
+        """Hash ``password`` and replace the SCRAM keys (dropped if SASLprep refuses it)."""
+        self.encoded = hash_password(password)
+        extra = [f for f in self.extra if not f.startswith(_SCRAM_PREFIX)]
+        try:
+            extra.insert(0, scram_keys(password).encode())
+        except ValueError:
+            pass  # SASLprep prohibits the password: no SCRAM for this account
+        self.extra = tuple(extra)
+
+
+_SCRAM_PREFIX = "$scram-sha-256$"
+
 
 class AccountsFile:
     """The accounts file at ``path``; a missing file holds no accounts.
@@ -190,6 +217,11 @@ class AccountsFile:
         account = self._find(name)
         return account.encoded if account else None
 
+    def scram_keys(self, name: str) -> SCRAMKeys | None:
+        """The SCRAM-SHA-256 keys of ``name``, or ``None`` (unknown user, or no keys)."""
+        account = self._find(name)
+        return account.scram() if account else None
+
     def add(self, name: str, password: str) -> None:
         """Add an account.  :raises AccountError: if ``name`` exists (any case).
 
@@ -199,7 +231,9 @@ class AccountsFile:
         self.load()
         if self._find(name):
             raise AccountError(f"user {name!r} already exists")
-        self._lines.append(_Account(name, hash_password(password)))
+        account = _Account(name, "")
+        account.set_secret(password)
+        self._lines.append(account)
         self._write()
 
     def set_password(self, name: str, password: str) -> None:
@@ -208,7 +242,7 @@ class AccountsFile:
         account = self._find(name)
         if account is None:
             raise AccountError(f"no such user {name!r}")
-        account.encoded = hash_password(password)
+        account.set_secret(password)
         self._write()
 
     def remove(self, name: str) -> None:
@@ -261,7 +295,7 @@ def _fsync_dir(folder: Path) -> None:
 RunBlocking = Callable[..., "defer.Deferred[Any]"]
 
 
-@implementer(ICredentialsChecker, IDirectory)
+@implementer(ICredentialsChecker, IDirectory, ISCRAMKeys)
 class AccountsChecker:
     """Checks user name/password credentials against an accounts file.
 
@@ -275,7 +309,7 @@ class AccountsChecker:
         tests and command-line tools.
     """
 
-    credentialInterfaces = (IUsernamePassword,)
+    credentialInterfaces = (IUsernamePassword, ISCRAMCredentials)
     log = Logger(namespace="exchmail.auth")
 
     def __init__(self, path: Path | str, run_blocking: RunBlocking | None = None) -> None:
@@ -331,9 +365,28 @@ class AccountsChecker:
             raise UnauthorizedLogin("invalid user name or password")
         return canonical
 
+    def scram_keys(self, name: str) -> SCRAMKeys | None:
+        """The SCRAM-SHA-256 keys of ``name`` (any case), or ``None``."""
+        self._refresh()
+        with self._lock:
+            return self._file.scram_keys(name)
+
+    def _check_scram(self, credentials: Any) -> defer.Deferred[Any]:
+        try:
+            name = credentials.username.decode("utf-8")
+        except UnicodeDecodeError:
+            name = ""
+        canonical = self.canonical_name(name) if name else None
+        keys = self.scram_keys(name) if canonical else None
+        if canonical is None or keys is None or not credentials.check_stored_key(keys.stored_key):
+            return defer.fail(UnauthorizedLogin("invalid user name or password"))
+        return defer.succeed(canonical)
+
     def requestAvatarId(self, credentials: Any) -> defer.Deferred[Any]:
         """A Deferred firing with the canonical user name, or failing with
         :class:`~twisted.cred.error.UnauthorizedLogin`."""
+        if ISCRAMCredentials.providedBy(credentials):
+            return self._check_scram(credentials)
         name, password = credentials.username, credentials.password
         if self._run_blocking is not None:
             return self._run_blocking(self._check, name, password)

@@ -13,8 +13,9 @@ from typing import Any
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
-from twisted.mail import imap4
 
+from exchmail.auth import sasl
+from exchmail.auth.throttle import guarded_login
 from exchmail.errors import DirectoryUnavailable
 from exchmail.imap.common import CommandFailed, SessionBase
 from exchmail.imap.parsing import ParseError, Token, as_atom, as_bytes, expect_count
@@ -31,6 +32,10 @@ class AnyStateCommands(SessionBase):
     login_type = "PlainTextLogin"
     startedTLS = False
     failed_logins = 0
+    #: A shared :class:`exchmail.auth.throttle.LoginThrottle` (the factory's), or None.
+    throttle: Any = None
+    sasl_in_progress = False
+    _admitted_ip: str | None = None
 
     # -- capabilities --------------------------------------------------------
     def login_disabled(self) -> bool:
@@ -44,11 +49,13 @@ class AnyStateCommands(SessionBase):
         STARTTLS and CHILDREN appear only when they apply.
         """
         imap = self.profile.imap
+        mechanisms = self.sasl_mechanisms()
         present = {
-            "AUTH": [b"AUTH=" + name for name in self.challengers] if self.sasl_allowed() else [],
+            "AUTH": [b"AUTH=" + name for name in mechanisms],
+            "SASL-IR": [b"SASL-IR"] if mechanisms else [],
             "LOGINDISABLED": [b"LOGINDISABLED"]
             if imap.advertise_logindisabled and self.login_disabled() else [],
-            "STARTTLS": [],  # comes with TLS support
+            "STARTTLS": [b"STARTTLS"] if self.can_start_tls() else [],
             "CHILDREN": [b"CHILDREN"] if imap.list_children_attributes else [],
         }
         caps: list[bytes] = []
@@ -56,9 +63,21 @@ class AnyStateCommands(SessionBase):
             caps.extend(present.get(name, [name.encode("ascii")]))
         return caps
 
+    tls: Any = None  # an exchmail.tls.ServerTLS when TLS is configured
+
+    def can_start_tls(self) -> bool:
+        """Whether STARTTLS is offered now: TLS configured and not active yet."""
+        return self.tls is not None and not self.startedTLS
+
     def sasl_allowed(self) -> bool:
         """Whether plaintext SASL mechanisms may be used on this connection now."""
         return self.login_type != "SecureLogin" or self.startedTLS
+
+    def sasl_mechanisms(self) -> list[bytes]:
+        """The SASL mechanisms usable now: plaintext ones only when :meth:`sasl_allowed`."""
+        allowed = self.sasl_allowed()
+        return [name for name, factory in self.challengers.items()
+                if allowed or not sasl.is_plaintext(factory)]
 
     def cmd_CAPABILITY(self, tag: bytes, args: list[Token], uid: bool) -> bytes:
         expect_count(args, 0)
@@ -93,41 +112,67 @@ class AnyStateCommands(SessionBase):
 
     def cmd_AUTHENTICATE(self, tag: bytes, args: list[Token], uid: bool) -> Any:
         expect_count(args, 1, 2)
-        mechanism = as_atom(args[0])
+        mechanism = as_atom(args[0]).upper()
         factory = self.challengers.get(mechanism)
-        if factory is None or not self.sasl_allowed():
+        if factory is None or mechanism not in self.sasl_mechanisms():
             raise self._no(b"Unsupported authentication mechanism")
-        initial = as_bytes(args[1]) if len(args) == 2 else None
-        return self._sasl_exchange(factory(), initial)
+        # RFC 4959 SASL-IR: accepted in every profile, advertised where the profile lists it.
+        initial = self._sasl_decode(as_bytes(args[1])) if len(args) == 2 else None
+        return self._sasl_exchange(sasl.as_mechanism(factory()), initial)
+
+    def _sasl_decode(self, response: bytes) -> bytes:
+        """A client's SASL response line decoded; ``*`` cancels the exchange (NO)."""
+        response = response.strip(b" \t")
+        if response == b"*":
+            raise self._no(b"AUTHENTICATE cancelled by the client")
+        if len(response) > MAX_SASL_LINE:
+            raise ParseError("SASL response too long")
+        if response == b"=":
+            return b""
+        try:
+            return base64.b64decode(response, validate=True)
+        except (binascii.Error, ValueError):
+            raise ParseError("Invalid base64 in AUTHENTICATE response") from None
 
     @defer.inlineCallbacks
-    def _sasl_exchange(self, challenger: Any, initial: bytes | None):
-        response = initial
-        while True:
-            if response is None:
-                challenge = challenger.getChallenge()
-                self.sendContinuationRequest(base64.b64encode(challenge))
-                response = yield self.await_line()
-            if response.strip() == b"*":
-                raise self._no(b"AUTHENTICATE cancelled by the client")
-            if len(response) > MAX_SASL_LINE:
-                raise ParseError("SASL response too long")
+    def _sasl_exchange(self, mechanism: sasl.ServerMechanism, initial: bytes | None):
+        self.sasl_in_progress = True  # the protocol log hides what crosses the wire now
+        try:
             try:
-                decoded = b"" if response.strip() == b"=" else base64.b64decode(response, validate=True)
-            except (binascii.Error, ValueError):
-                raise ParseError("Invalid base64 in AUTHENTICATE response") from None
-            try:
-                challenger.setResponse(decoded)
-            except imap4.IllegalClientResponse as error:
+                step = yield defer.maybeDeferred(mechanism.start, initial)
+                while isinstance(step, sasl.Challenge):
+                    self.sendContinuationRequest(base64.b64encode(step.data))
+                    line = yield self.await_line()
+                    step = yield defer.maybeDeferred(mechanism.step, self._sasl_decode(line))
+            except sasl.MalformedResponse as error:
                 raise ParseError(f"Invalid SASL response: {error}") from None
-            if not challenger.moreChallenges():
-                break
-            response = None
-        result = yield self._login(challenger, b"AUTHENTICATE completed.")
+            result = yield self._login(step.credentials, b"AUTHENTICATE completed.", step.final)
+        finally:
+            self.sasl_in_progress = False
         return result
 
-    def _login(self, credentials: Any, text: bytes) -> defer.Deferred[bytes]:
-        d = self.portal.login(credentials, None, IStoreAccount)
+    def _sasl_final(self, result: Any, final: bytes) -> defer.Deferred[Any]:
+        """Send the mechanism's last data (IMAP has no success data); wait for an empty reply."""
+        self.sendContinuationRequest(base64.b64encode(final))
+        d = self.await_line()
+
+        def answered(line: bytes) -> Any:
+            if self._sasl_decode(line) != b"":
+                raise ParseError("Expected an empty response to the final SASL challenge")
+            return result
+
+        def abandoned(failure: Any) -> Any:
+            result[2]()  # the avatar's logout
+            return failure
+
+        return d.addCallback(answered).addErrback(abandoned)
+
+    def _login(self, credentials: Any, text: bytes,
+               final: bytes | None = None) -> defer.Deferred[bytes]:
+        d: Any = guarded_login(self.throttle, self._admitted_ip or "", credentials,
+                               lambda: self.portal.login(credentials, None, IStoreAccount))
+        if final is not None:
+            d.addCallback(self._sasl_final, final)
 
         def logged_in(result: tuple[Any, Any, Any]) -> bytes:
             _, account, logout = result

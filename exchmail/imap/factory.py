@@ -15,6 +15,8 @@ class IMAPFactory(ServerFactory):
     """Holds what every IMAP session shares: portal, profile, policy, reactor."""
 
     protocol = IMAPServer
+    #: An :class:`exchmail.tls.ServerTLS` when TLS is configured (STARTTLS/STLS offered).
+    tls: Any = None
 
     def __init__(self, portal: Any, profile: Profile, reactor: Any,
                  login_type: str = "PlainTextLogin", idle_poll_interval: float = 5.0) -> None:
@@ -27,10 +29,24 @@ class IMAPFactory(ServerFactory):
         self.limits = ConnectionLimits(imap.max_connections, imap.max_connection_from_single_ip,
                                        imap.max_connections_per_user)
 
+    #: A :class:`exchmail.auth.throttle.LoginThrottle` shared with POP3, or None.
+    throttle: Any = None
+    #: An :class:`exchmail.protolog.ProtocolLog` when protocol logging is on.
+    protocol_log: Any = None
+
     def buildProtocol(self, addr: Any) -> IMAPServer:
-        protocol = IMAPServer(self.profile, self.portal, self.reactor)
+        if self.protocol_log is not None:
+            from exchmail.imap.logging_server import LoggingIMAPServer
+
+            logging = LoggingIMAPServer(self.profile, self.portal, self.reactor)
+            logging.protocol_log = self.protocol_log
+            protocol: IMAPServer = logging
+        else:
+            protocol = IMAPServer(self.profile, self.portal, self.reactor)
+        protocol.throttle = self.throttle
         protocol.factory = self
         protocol.login_type = self.login_type
+        protocol.tls = self.tls
         protocol.idle_poll_interval = self.idle_poll_interval
         protocol.limits = self.limits
         return protocol

@@ -28,17 +28,20 @@ from twisted.mail import imap4
 from twisted.python.failure import Failure
 
 from exchmail import errors
+from exchmail.auth import sasl
 from exchmail.imap import parsing
 from exchmail.imap.cmd_auth import AuthenticatedCommands
 from exchmail.imap.cmd_fetch import WriteGate
 from exchmail.imap.cmd_nonauth import AnyStateCommands
 from exchmail.imap.cmd_select import SelectedCommands
+from exchmail.imap.cmd_tls import TLSCommands
 from exchmail.imap.common import CommandFailed, store_error_text
 from exchmail.imap.parsing import LiteralSegment, ParseError, Spool
 from exchmail.imap.selected import SelectedMailbox
 from exchmail.limits import ConnectionLimits
 from exchmail.profile import Profile
 from exchmail.profile.settings import TagSyntax
+from exchmail.tls import is_tls
 
 # Literals up to this size stay in memory; larger ones go to a temporary file.
 IN_MEMORY_LITERAL = 256 * 1024
@@ -57,7 +60,7 @@ ANY, NONAUTH, AUTH, SELECTED = ("unauth", "auth", "select"), ("unauth",), ("auth
 # name -> states in which the command is valid
 COMMANDS: dict[bytes, tuple[str, ...]] = {
     b"CAPABILITY": ANY, b"NOOP": ANY, b"LOGOUT": ANY,
-    b"LOGIN": NONAUTH, b"AUTHENTICATE": NONAUTH,
+    b"LOGIN": NONAUTH, b"AUTHENTICATE": NONAUTH, b"STARTTLS": NONAUTH,
     b"SELECT": AUTH, b"EXAMINE": AUTH, b"CREATE": AUTH, b"DELETE": AUTH, b"RENAME": AUTH,
     b"SUBSCRIBE": AUTH, b"UNSUBSCRIBE": AUTH, b"LIST": AUTH, b"LSUB": AUTH,
     b"STATUS": AUTH, b"APPEND": AUTH, b"NAMESPACE": AUTH, b"IDLE": AUTH,
@@ -91,7 +94,8 @@ class _Reader:
         self.__init__()  # type: ignore[misc]
 
 
-class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap4.IMAP4Server):
+class IMAPServer(AnyStateCommands, TLSCommands, AuthenticatedCommands, SelectedCommands,
+                 imap4.IMAP4Server):
     """The exchmail IMAP4rev1 protocol; one instance per connection."""
 
     log = Logger(namespace="exchmail.imap")
@@ -102,7 +106,9 @@ class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap
 
     def __init__(self, profile: Profile, portal: Any, reactor: Any,
                  challengers: dict[bytes, Callable[[], Any]] | None = None) -> None:
-        super().__init__(chal=challengers or {b"PLAIN": imap4.PLAINCredentials})
+        if challengers is None:  # the profile's mechanisms that work with this portal
+            challengers = sasl.challengers(profile.imap.sasl_mechanisms, portal)
+        super().__init__(chal=challengers)
         self.profile = profile
         self.portal = portal
         self.reactor = reactor
@@ -134,6 +140,7 @@ class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap
                 set_nodelay(True)
             except OSError:
                 pass
+        self.startedTLS = is_tls(self.transport)  # an implicit TLS listener (993)
         self.write_gate = WriteGate()
         self.transport.registerProducer(self.write_gate, True)
         ip = str(getattr(self.transport.getPeer(), "host", ""))
@@ -253,6 +260,11 @@ class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap
             self._finish_discard()
 
     def _line_too_long(self, start: bytes) -> None:
+        if self._await_line is not None:  # a SASL response or DONE: the command answers
+            pending, self._await_line = self._await_line, None
+            self._reader.discard_line = True
+            pending.errback(ParseError("Response line too long"))
+            return
         first = self._reader.segments[0] if self._reader.segments else start
         tag = self._tag_of(first if isinstance(first, bytes) else start)
         self._reader.segments = []
@@ -430,6 +442,7 @@ class IMAPServer(AnyStateCommands, AuthenticatedCommands, SelectedCommands, imap
             self.sendLine(b"* BYE " + self._drop_reason)
             self.state = "logout"
         self.flush()
+        self.begin_pending_tls()  # STARTTLS: after its OK, before any further input
         self._busy = False
         if self.state == "logout":
             self.transport.loseConnection()

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.protocol import ServerFactory
-from twisted.mail import imap4
 
+from exchmail.auth import sasl
+from exchmail.limits import ConnectionLimits
 from exchmail.pop3.server import POP3Server
 from exchmail.profile import Profile
 
@@ -22,6 +23,8 @@ class POP3Factory(ServerFactory):
     """
 
     protocol = POP3Server
+    #: An :class:`exchmail.tls.ServerTLS` when TLS is configured (STARTTLS/STLS offered).
+    tls: Any = None
 
     def __init__(self, portal: Any, profile: Profile, reactor: Any,
                  login_type: str = "PlainTextLogin",
@@ -31,12 +34,31 @@ class POP3Factory(ServerFactory):
         self.reactor = reactor
         self.login_type = login_type
         self.challengers: dict[bytes, Callable[[], Any]] = (
-            challengers if challengers is not None else {b"PLAIN": imap4.PLAINCredentials})
+            challengers if challengers is not None
+            else sasl.challengers(profile.pop3.sasl_mechanisms, portal))
+        pop = profile.pop3
+        self.limits = ConnectionLimits(pop.max_connections, pop.max_connection_from_single_ip,
+                                       pop.max_connections_per_user)
         self.locks: set[str] = set()
 
+    #: A :class:`exchmail.auth.throttle.LoginThrottle` shared with IMAP, or None.
+    throttle: Any = None
+    #: An :class:`exchmail.protolog.ProtocolLog` when protocol logging is on.
+    protocol_log: Any = None
+
     def buildProtocol(self, addr: Any) -> POP3Server:
-        protocol = POP3Server(self.profile, self.portal, self.reactor,
-                              challengers=self.challengers, locks=self.locks)
+        cls = POP3Server
+        if self.protocol_log is not None:
+            from exchmail.pop3.logging_server import LoggingPOP3Server
+
+            cls = LoggingPOP3Server
+        protocol = cls(self.profile, self.portal, self.reactor,
+                       challengers=self.challengers, locks=self.locks)
+        if self.protocol_log is not None:
+            protocol.protocol_log = self.protocol_log  # type: ignore[attr-defined]
+        protocol.limits = self.limits
+        protocol.throttle = self.throttle
         protocol.factory = self
         protocol.login_type = self.login_type
+        protocol.tls = self.tls
         return protocol

@@ -29,13 +29,16 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.mail import pop3
-from twisted.mail.imap4 import IllegalClientResponse
 from twisted.python.failure import Failure
 
 from exchmail import errors
+from exchmail.auth import sasl
+from exchmail.auth.throttle import guarded_login
+from exchmail.limits import ConnectionLimits
 from exchmail.pop3 import wire
 from exchmail.pop3.avatar import Maildrop
 from exchmail.profile import Profile
+from exchmail.tls import is_tls
 
 AUTHORIZATION, TRANSACTION, UPDATE, CLOSED = "AUTHORIZATION", "TRANSACTION", "UPDATE", "CLOSED"
 ANY = (AUTHORIZATION, TRANSACTION)
@@ -44,6 +47,7 @@ ANY = (AUTHORIZATION, TRANSACTION)
 COMMANDS: dict[bytes, tuple[tuple[str, ...], int, int]] = {
     b"USER": ((AUTHORIZATION,), 1, 1), b"PASS": ((AUTHORIZATION,), 0, -1),
     b"AUTH": ((AUTHORIZATION,), 0, 2), b"CAPA": (ANY, 0, 0), b"QUIT": (ANY, 0, 0),
+    b"STLS": ((AUTHORIZATION,), 0, 0),
     b"STAT": ((TRANSACTION,), 0, 0), b"LIST": ((TRANSACTION,), 0, 1),
     b"RETR": ((TRANSACTION,), 1, 1), b"DELE": ((TRANSACTION,), 1, 1),
     b"NOOP": ((TRANSACTION,), 0, 0), b"RSET": ((TRANSACTION,), 0, 0),
@@ -63,6 +67,19 @@ class CommandError(Exception):
     """Answer the command ``-ERR`` with this text (bytes)."""
 
 
+def _sasl_decode(response: bytes, initial: bool = False) -> bytes:
+    """A SASL response decoded (RFC 5034): ``*`` cancels, ``=`` is an empty initial response."""
+    response = response.strip(b" \t")
+    if response == b"*" and not initial:
+        raise CommandError(b"AUTH cancelled by the client.")
+    if response == b"=" and initial:
+        return b""
+    try:
+        return base64.b64decode(response, validate=True)
+    except (binascii.Error, ValueError):
+        raise CommandError(b"Invalid base64 in the AUTH response.") from None
+
+
 class POP3Server(pop3.POP3):
     """The exchmail POP3 protocol; one instance per connection."""
 
@@ -73,6 +90,9 @@ class POP3Server(pop3.POP3):
     magic = b""  # no APOP timestamp in the greeting (MS-STANXPOP3 V0012)
     login_type = "PlainTextLogin"
     startedTLS = False
+    #: A shared :class:`exchmail.auth.throttle.LoginThrottle` (the factory's), or None.
+    throttle: Any = None
+    tls: Any = None  # an exchmail.tls.ServerTLS when TLS is configured (STLS offered)
 
     def __init__(self, profile: Profile, portal: Any, reactor: Any,
                  challengers: dict[bytes, Callable[[], Any]] | None = None,
@@ -80,7 +100,8 @@ class POP3Server(pop3.POP3):
         self.profile = profile
         self.portal = portal
         self.reactor = reactor
-        self.challengers = challengers if challengers is not None else {}
+        self.challengers = (challengers if challengers is not None
+                            else sasl.challengers(profile.pop3.sasl_mechanisms, portal))
         self.locks = locks if locks is not None else set()
         self.phase = AUTHORIZATION
         # TimeoutMixin overwrites ``timeOut`` on every setTimeout(); this is the limit.
@@ -95,6 +116,9 @@ class POP3Server(pop3.POP3):
         self._input_paused = False
         self._await_line: defer.Deferred[bytes] | None = None
         self._sender: wire.MessageSender | None = None
+        self.limits = ConnectionLimits(0, 0, 0)  # the factory shares its own
+        self._admitted_ip: str | None = None
+        self._admitted_user: str | None = None
 
     def callLater(self, period: float, func: Callable[[], Any]) -> Any:
         """TimeoutMixin's scheduler: the injected reactor, not the global one."""
@@ -102,6 +126,14 @@ class POP3Server(pop3.POP3):
 
     # -- connection ------------------------------------------------------------
     def connectionMade(self) -> None:
+        self.startedTLS = is_tls(self.transport)  # an implicit TLS listener (995)
+        ip = str(getattr(self.transport.getPeer(), "host", ""))
+        refused = self.limits.admit(ip)
+        if refused is not None:  # MaxConnections / MaxConnectionFromSingleIP
+            self.send_err(b"[SYS/TEMP] " + refused.encode("ascii") + b"; try again later.")
+            self._close()
+            return
+        self._admitted_ip = ip
         self.send_ok(self.profile.pop3.banner.encode("utf-8"))
         self.setTimeout(self.idle_limit)
 
@@ -109,6 +141,12 @@ class POP3Server(pop3.POP3):
         self.phase = CLOSED
         self.setTimeout(None)
         self._release_lock()
+        if self._admitted_user is not None:
+            self.limits.release_user(self._admitted_user)
+            self._admitted_user = None
+        if self._admitted_ip is not None:
+            self.limits.release(self._admitted_ip)
+            self._admitted_ip = None
         if self._onLogout is not None:
             self._onLogout()
             self._onLogout = None
@@ -164,6 +202,10 @@ class POP3Server(pop3.POP3):
             self.resetTimeout()
             if self._discarding or len(line) + 2 > limit:
                 self._discarding = False
+                if self._await_line is not None:  # a SASL response: AUTH answers
+                    pending, self._await_line = self._await_line, None
+                    pending.errback(CommandError(b"AUTH response line too long."))
+                    continue
                 self.send_err(b"Command line too long; the limit is %d octets." % limit)
                 continue
             self._line_received(line)
@@ -254,17 +296,29 @@ class POP3Server(pop3.POP3):
 
     # -- capabilities -------------------------------------------------------------------
     def can_start_tls(self) -> bool:
-        """Whether STLS is offered now: the seam the TLS issue fills in."""
-        return False
+        """Whether STLS is offered now: TLS configured and not active yet."""
+        return self.tls is not None and not self.startedTLS
+
+    def cmd_STLS(self, args: list[bytes], rest: bytes) -> None:
+        """RFC 2595 §4: +OK in the clear, drop pipelined input, then the TLS handshake."""
+        if not self.can_start_tls():
+            raise CommandError(b"TLS is already active." if self.startedTLS
+                               else b"STLS is not available on this server.")
+        self.send_ok(b"Begin TLS negotiation.")
+        self._buffer = b""  # nothing sent before the handshake may count as a command
+        self._user = None
+        self.startedTLS = True
+        self.transport.startTLS(self.tls)
 
     def plaintext_allowed(self) -> bool:
         """Whether USER/PASS may be used on this connection now (V0010)."""
         return self.login_type not in _PLAINTEXT_NEEDS_TLS or self.startedTLS
 
     def sasl_mechanisms(self) -> list[bytes]:
-        if self.login_type == _SASL_NEEDS_TLS and not self.startedTLS:
-            return []
-        return list(self.challengers)
+        """The usable mechanisms; plaintext ones not under SecureLogin before TLS."""
+        allowed = self.login_type != _SASL_NEEDS_TLS or self.startedTLS
+        return [name for name, factory in self.challengers.items()
+                if allowed or not sasl.is_plaintext(factory)]
 
     def listCapabilities(self) -> list[bytes]:
         """CAPA, in Exchange's order: TOP UIDL SASL USER [STLS], then the profile's extras."""
@@ -305,33 +359,49 @@ class POP3Server(pop3.POP3):
             self.send_ok(b"")
             self.send_lines(mechanisms)
             return None
-        mechanism = args[0].upper()
-        if mechanism not in mechanisms:
+        name = args[0].upper()
+        if name not in mechanisms:
             raise CommandError(b"Unrecognized authentication type.")
-        challenger = self.challengers[mechanism]()
-        response = args[1] if len(args) > 1 else None
-        if response == b"=":
-            response = b""  # RFC 5034: an empty initial response
-        elif response is None:
-            self.transport.write(b"+ " + base64.b64encode(challenger.getChallenge()) + b"\r\n")
-            response = yield self.await_line()
-            if response.strip() == b"*":
-                raise CommandError(b"AUTH cancelled by the client.")
-            response = response.strip()
+        mechanism = sasl.as_mechanism(self.challengers[name]())
+        initial = _sasl_decode(args[1], initial=True) if len(args) > 1 else None
         try:
-            decoded = base64.b64decode(response, validate=True)
-        except (binascii.Error, ValueError):
-            raise CommandError(b"Invalid base64 in the AUTH response.") from None
-        try:
-            challenger.setResponse(decoded)
-        except IllegalClientResponse:
+            step = yield defer.maybeDeferred(mechanism.start, initial)
+            while isinstance(step, sasl.Challenge):
+                self.send_continuation(step.data)
+                line = yield self.await_line()
+                step = yield defer.maybeDeferred(mechanism.step, _sasl_decode(line))
+        except sasl.MalformedResponse:
             self._count_failed_login()
             raise CommandError(LOGIN_FAILED) from None
-        result = yield self._login(challenger)
+        result = yield self._login(step.credentials, step.final)
         return result
 
-    def _login(self, credentials: Any) -> defer.Deferred[None]:
-        d = self.portal.login(credentials, None, pop3.IMailbox)
+    def send_continuation(self, data: bytes) -> None:
+        """An AUTH challenge: ``+ base64``."""
+        self.transport.write(b"+ " + base64.b64encode(data) + b"\r\n")
+
+    def _sasl_final(self, result: Any, final: bytes) -> defer.Deferred[Any]:
+        """RFC 5034: no data with +OK, so the last SASL data is a challenge; expect empty."""
+        self.send_continuation(final)
+        d = self.await_line()
+
+        def answered(line: bytes) -> Any:
+            if _sasl_decode(line) != b"":
+                raise CommandError(b"Expected an empty response to the final AUTH challenge.")
+            return result
+
+        def abandoned(failure: Failure) -> Failure:
+            result[2]()  # the avatar's logout
+            return failure
+
+        return d.addCallback(answered).addErrback(abandoned)
+
+    def _login(self, credentials: Any, final: bytes | None = None) -> defer.Deferred[None]:
+        ip = self._admitted_ip or ""
+        d = guarded_login(self.throttle, ip, credentials,
+                          lambda: self.portal.login(credentials, None, pop3.IMailbox))
+        if final is not None:
+            d.addCallback(self._sasl_final, final)
         d.addCallbacks(self._logged_in, self._refused)
         return d
 
@@ -340,13 +410,19 @@ class POP3Server(pop3.POP3):
         if self.phase == CLOSED:
             logout()
             return
+        user = maildrop.account_name.lower()
         if self.profile.pop3.exclusive_lock:
-            key = maildrop.account_name.lower()
+            key = user
             if key in self.locks:
                 logout()
                 raise CommandError(b"[IN-USE] The maildrop is in use by another POP3 session.")
             self.locks.add(key)
             self._locked = key
+        if not self.limits.admit_user(user):  # MaxConnectionsPerUser
+            self._release_lock()
+            logout()
+            raise CommandError(b"[IN-USE] Too many sessions for this user; try again later.")
+        self._admitted_user = user
         self.mbox = maildrop
         self._onLogout = logout
         self.phase = TRANSACTION

@@ -19,6 +19,7 @@ EXCHANGE2007 = replace(
     EXCHANGE2010,
     name="exchange2007",
     imap=replace(EXCHANGE2010.imap, max_connection_from_single_ip=20, max_connections_per_user=10),
+    pop3=replace(EXCHANGE2010.pop3, max_connection_from_single_ip=20, max_connections_per_user=10),
 )
 
 RFC3501 = Profile(
@@ -31,7 +32,7 @@ RFC3501 = Profile(
         exact_rfc822_size=True,
         empty_envelope_fields_nil=False,
         lsub_percent_noselect_parent=True,
-        capabilities=("IMAP4rev1", "AUTH", "LOGINDISABLED", "STARTTLS",
+        capabilities=("IMAP4rev1", "AUTH", "SASL-IR", "LOGINDISABLED", "STARTTLS",
                       "UIDPLUS", "CHILDREN", "IDLE", "NAMESPACE", "LITERAL+"),
         liberal_whitespace=False,
         tag_syntax=TagSyntax.RFC3501,
@@ -52,6 +53,7 @@ RFC3501 = Profile(
         search_charsets=("US-ASCII", "UTF-8"),
         max_search_keys=0,
         ignore_invalid_parameters=False,
+        sasl_mechanisms=("SCRAM-SHA-256", "PLAIN"),
     ),
     replace(
         EXCHANGE2010.pop3,
@@ -64,6 +66,7 @@ RFC3501 = Profile(
         autologout_notice=False,
         max_failed_logins=0,
         extra_capabilities=("RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"),
+        sasl_mechanisms=("SCRAM-SHA-256", "PLAIN"),
     ),
 )
 

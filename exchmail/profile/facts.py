@@ -18,7 +18,8 @@ IMAP_FACTS = MappingProxyType({
     "2.1.2": "a message revised through the store (replace_message) gets a new UID; "
              "the old UID is expunged",
     "2.1.3": "a UID always names one immutable message: revisions get new UIDs",
-    "2.1.8": "TLS cipher suites come from OpenSSL (owned by the TLS issue)",
+    "2.1.8": "TLS cipher suites come from OpenSSL: TLS 1.2 minimum by default, never RC4, "
+             "export, NULL or anonymous suites (exchmail.tls; owned by the TLS issue)",
     "V0001": "repeated tags are accepted; each command is answered with its tag",
     "V0004": "revised messages get new UIDs (see 2.1.2)",
     "V0011": "the hierarchy delimiter is '/'",
@@ -32,8 +33,8 @@ IMAP_FACTS = MappingProxyType({
     "V0021": "no SASL security layer is ever negotiated",
     "E0003": "AUTH=NTLM and AUTH=GSSAPI (owned by the Windows authentication issue)",
     "E0004": "see E0003 (owned by the Windows authentication issue)",
-    "V0022": "plaintext logins only after TLS by default (login_type SecureLogin; "
-             "owned by the TLS issue)",
+    "V0022": "plaintext logins only after TLS by default (login_type SecureLogin, the "
+             "default; PlainTextLogin allows them in the clear; owned by the TLS issue)",
     "V0025": "CREATE makes the missing superior names",
     "V0030": "no mailbox is hidden from LIST wildcards",
     "V0032": "LSUB attributes differ from LIST's (no CHILDREN attributes; \\Noselect "

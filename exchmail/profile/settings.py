@@ -175,6 +175,10 @@ class IMAPSettings:
     max_connections_per_user: int = setting(
         16, ids=(), admin="MaxConnectionsPerUser", minimum=0,
         doc="most simultaneous logged-in IMAP sessions of one user (0: no limit)")
+    sasl_mechanisms: tuple[str, ...] = setting(
+        ("PLAIN",), ids=(), rfc="3501 §6.2.2",
+        doc="SASL mechanisms offered, in order, of PLAIN, LOGIN, SCRAM-SHA-256 (SCRAM only "
+            "with a checker that keeps SCRAM keys; PLAIN and LOGIN obey auth.login_type)")
     ignore_invalid_parameters: bool = setting(
         True, ids=("2.3",), rfc="3501 §9",
         doc="ignore unknown STATUS items and unsupported APPEND flags instead of BAD")
@@ -218,6 +222,19 @@ class POP3Settings:
         (), ids=(), rfc="2449 §6",
         doc="capabilities listed by CAPA after TOP UIDL SASL USER [STLS] "
             "(only RESP-CODES, AUTH-RESP-CODE, PIPELINING are understood)")
+    sasl_mechanisms: tuple[str, ...] = setting(
+        ("PLAIN",), ids=("E0002",), rfc="5034",
+        doc="SASL mechanisms offered by AUTH, in order, of PLAIN, LOGIN, SCRAM-SHA-256 "
+            "(SCRAM only with a checker that keeps SCRAM keys)")
+    max_connections: int = setting(
+        2000, ids=(), admin="MaxConnections", minimum=0,
+        doc="most simultaneous POP3 connections (0: no limit)")
+    max_connection_from_single_ip: int = setting(
+        2000, ids=(), admin="MaxConnectionFromSingleIP", minimum=0,
+        doc="most simultaneous POP3 connections from one address (0: no limit)")
+    max_connections_per_user: int = setting(
+        16, ids=(), admin="MaxConnectionsPerUser", minimum=0,
+        doc="most simultaneous logged-in POP3 sessions of one user (0: no limit)")
 
 
 @dataclass(frozen=True)

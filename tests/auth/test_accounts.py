@@ -100,8 +100,9 @@ def test_add_list_exists(users):
     again.load()
     assert again.users() == ["alice", "bob"]
     line = users.read_text().splitlines()[0]
-    name, encoded = line.split(":")
+    name, encoded, scram = line.split(":")
     assert name == "alice" and verify_password("pw1", encoded)
+    assert scram.startswith("$scram-sha-256$i=")  # SCRAM keys, no password equivalent
 
 
 def test_file_mode_0600(users):

@@ -18,7 +18,7 @@ from exchmail.store.memory import MemoryStore
 EXCHANGE_GREETING = b"* OK The Microsoft Exchange IMAP4 service is ready.\r\n"
 # CAPABILITY under exchange2010 (no CHILDREN: V0051's seed default) and rfc3501.
 CAPS = b"IMAP4 IMAP4rev1 AUTH=PLAIN UIDPLUS IDLE NAMESPACE LITERAL+"
-RFC_CAPS = b"IMAP4rev1 AUTH=PLAIN UIDPLUS CHILDREN IDLE NAMESPACE LITERAL+"
+RFC_CAPS = b"IMAP4rev1 AUTH=PLAIN SASL-IR UIDPLUS CHILDREN IDLE NAMESPACE LITERAL+"
 MESSAGE = b"From: a@example.com\r\nSubject: hi\r\n\r\nhello\r\n"
 
 

@@ -96,7 +96,9 @@ def test_rfc3501_values():
     assert imap.capability_in_login_response is True
     assert imap.exact_rfc822_size is True
     assert imap.empty_envelope_fields_nil is False
-    assert imap.capabilities == builtin.EXCHANGE2010.imap.capabilities[1:]  # no IMAP4
+    caps = builtin.EXCHANGE2010.imap.capabilities
+    assert "SASL-IR" not in caps  # exchange-reference: not in the 2010 profile
+    assert imap.capabilities == caps[1:2] + ("AUTH", "SASL-IR") + caps[3:]  # no IMAP4; SASL-IR
     assert pop3.banner == "exchmail POP3 server ready"
     assert pop3.max_command_size == 255
     assert pop3.exact_rfc822_size is True
