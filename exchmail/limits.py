@@ -49,3 +49,36 @@ class ConnectionLimits:
         self._by_user[user] -= 1
         if self._by_user[user] <= 0:
             del self._by_user[user]
+
+
+class Admission:
+    """One session's share of a :class:`ConnectionLimits`: what it was
+    admitted with, so that :meth:`release` gives back exactly that."""
+
+    def __init__(self, limits: ConnectionLimits) -> None:
+        self.limits = limits
+        self.ip: str | None = None
+        self.user: str | None = None
+
+    def admit(self, ip: str) -> str | None:
+        """Admit the connection from ``ip``; or the reason it is refused."""
+        refused = self.limits.admit(ip)
+        if refused is None:
+            self.ip = ip
+        return refused
+
+    def admit_user(self, user: str) -> bool:
+        """Count the session as one of ``user``'s, unless that passes the limit."""
+        admitted = self.limits.admit_user(user)
+        if admitted:
+            self.user = user
+        return admitted
+
+    def release(self) -> None:
+        """Give back the user and connection slots (at connection loss)."""
+        if self.user is not None:
+            self.limits.release_user(self.user)
+            self.user = None
+        if self.ip is not None:
+            self.limits.release(self.ip)
+            self.ip = None

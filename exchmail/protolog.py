@@ -238,3 +238,24 @@ class ProtocolLogService(service.Service):
         super().stopService()
         for log in self.logs:
             log.close()
+
+
+class SessionLogging:
+    """Mixin for a protocol class: opens a :class:`SessionLog` per connection
+    from the factory-set ``protocol_log`` and closes it when the connection ends."""
+
+    protocol_log: Any = None  # the factory's ProtocolLog
+    session_log: SessionLog | None = None
+    transport: Any
+
+    def connectionMade(self) -> None:
+        if self.protocol_log is not None:
+            self.session_log = self.protocol_log.session(
+                endpoint(self.transport.getHost()), endpoint(self.transport.getPeer()))
+        super().connectionMade()  # type: ignore[misc]
+
+    def connectionLost(self, reason: Any = None) -> None:
+        super().connectionLost(reason)  # type: ignore[misc]
+        if self.session_log is not None:
+            self.session_log.closed()
+            self.session_log = None

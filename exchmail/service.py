@@ -110,30 +110,28 @@ def make_service(config: Config, reactor: Any = None, store: IStore | None = Non
         TLSService(tls, reactor).setServiceParent(top)
     factory = IMAPFactory(portal, config.profile, reactor, login_type=config.auth.login_type)
     factory.tls = tls
-    for description in config.imap.listen:
-        endpoint = endpoints.serverFromString(reactor, description)
-        listener = ListeningService(endpoint, factory)
-        listener.setName("imap:" + description)
-        listener.setServiceParent(top)
     pop3_factory = POP3Factory(portal, config.profile, reactor, login_type=config.auth.login_type)
     pop3_factory.tls = tls
     _add_auth_policy(config, reactor, top, factory, pop3_factory)
-    for description in config.pop3.listen:
-        endpoint = endpoints.serverFromString(reactor, description)
-        listener = ListeningService(endpoint, pop3_factory)
-        listener.setName("pop3:" + description)
-        listener.setServiceParent(top)
-    for kind, descriptions, wrapped in (("imaps:", config.imap.tls_listen, factory),
-                                        ("pop3s:", config.pop3.tls_listen, pop3_factory)):
-        for description in descriptions:
-            if tls is None:
-                raise ConfigError(f"{kind[:-2]}.tls_listen: needs a [tls] table")
-            listener = ListeningService(endpoints.serverFromString(reactor, description),
-                                        wrap_factory(tls, wrapped))
-            listener.setName(kind + description)
-            listener.setServiceParent(top)
+    for name, section, protocol_factory in (("imap", config.imap, factory),
+                                            ("pop3", config.pop3, pop3_factory)):
+        _add_listeners(top, reactor, name, section.listen, protocol_factory)
+        if section.tls_listen and tls is None:
+            raise ConfigError(f"{name}.tls_listen: needs a [tls] table")
+        if tls is not None:
+            _add_listeners(top, reactor, name + "s", section.tls_listen,
+                           wrap_factory(tls, protocol_factory))
     _add_retention(config, store, store_service, reactor, top)
     return top
+
+
+def _add_listeners(top: service.MultiService, reactor: Any, kind: str,
+                   descriptions: tuple[str, ...], factory: Any) -> None:
+    """One :class:`ListeningService` per endpoint string, named ``kind:description``."""
+    for description in descriptions:
+        listener = ListeningService(endpoints.serverFromString(reactor, description), factory)
+        listener.setName(f"{kind}:{description}")
+        listener.setServiceParent(top)
 
 
 def _add_auth_policy(config: Config, reactor: Any, top: service.MultiService,

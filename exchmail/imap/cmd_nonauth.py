@@ -35,7 +35,6 @@ class AnyStateCommands(SessionBase):
     #: A shared :class:`exchmail.auth.throttle.LoginThrottle` (the factory's), or None.
     throttle: Any = None
     sasl_in_progress = False
-    _admitted_ip: str | None = None
 
     # -- capabilities --------------------------------------------------------
     def login_disabled(self) -> bool:
@@ -169,17 +168,16 @@ class AnyStateCommands(SessionBase):
 
     def _login(self, credentials: Any, text: bytes,
                final: bytes | None = None) -> defer.Deferred[bytes]:
-        d: Any = guarded_login(self.throttle, self._admitted_ip or "", credentials,
+        d: Any = guarded_login(self.throttle, self.admission.ip or "", credentials,
                                lambda: self.portal.login(credentials, None, IStoreAccount))
         if final is not None:
             d.addCallback(self._sasl_final, final)
 
         def logged_in(result: tuple[Any, Any, Any]) -> bytes:
             _, account, logout = result
-            if not self.limits.admit_user(account.name):
+            if not self.admission.admit_user(account.name):
                 logout()
                 raise self._no(b"[UNAVAILABLE] Too many sessions for this user")
-            self._admitted_user = account.name
             self.account = account
             self._logout_hook = logout
             self.state = "auth"

@@ -79,8 +79,7 @@ class SessionBase:
     _busy: bool
     write_gate: Any
     _drop_reason: bytes | None
-    limits: Any
-    _admitted_user: str | None
+    admission: Any
 
     if TYPE_CHECKING:
         def sendLine(self, line: bytes) -> None: ...

@@ -7,7 +7,7 @@ from typing import Any
 from twisted.internet.protocol import ServerFactory
 
 from exchmail.imap.server import IMAPServer
-from exchmail.limits import ConnectionLimits
+from exchmail.limits import Admission, ConnectionLimits
 from exchmail.profile import Profile
 
 
@@ -48,5 +48,5 @@ class IMAPFactory(ServerFactory):
         protocol.login_type = self.login_type
         protocol.tls = self.tls
         protocol.idle_poll_interval = self.idle_poll_interval
-        protocol.limits = self.limits
+        protocol.admission = Admission(self.limits)
         return protocol

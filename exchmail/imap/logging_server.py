@@ -7,33 +7,13 @@ method after logging what passes, redacted.
 
 from __future__ import annotations
 
-from typing import Any
-
-from twisted.python.failure import Failure
-
 from exchmail import protolog
 from exchmail.imap.parsing import LiteralSegment
 from exchmail.imap.server import IMAPServer
 
 
-class LoggingIMAPServer(IMAPServer):
+class LoggingIMAPServer(protolog.SessionLogging, IMAPServer):
     """An :class:`IMAPServer` that writes a protocol log."""
-
-    protocol_log: Any = None  # the factory's ProtocolLog
-    session_log: protolog.SessionLog | None = None
-
-    def connectionMade(self) -> None:
-        if self.protocol_log is not None:
-            self.session_log = self.protocol_log.session(
-                protolog.endpoint(self.transport.getHost()),
-                protolog.endpoint(self.transport.getPeer()))
-        super().connectionMade()
-
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        super().connectionLost(reason)
-        if self.session_log is not None:
-            self.session_log.closed()
-            self.session_log = None
 
     def _line_received(self, line: bytes) -> None:
         if self._await_line is not None and self.session_log is not None:

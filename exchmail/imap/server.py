@@ -38,7 +38,7 @@ from exchmail.imap.cmd_tls import TLSCommands
 from exchmail.imap.common import CommandFailed, store_error_text
 from exchmail.imap.parsing import LiteralSegment, ParseError, Spool
 from exchmail.imap.selected import SelectedMailbox
-from exchmail.limits import ConnectionLimits
+from exchmail.limits import Admission, ConnectionLimits
 from exchmail.profile import Profile
 from exchmail.profile.settings import TagSyntax
 from exchmail.tls import is_tls
@@ -124,9 +124,7 @@ class IMAPServer(AnyStateCommands, TLSCommands, AuthenticatedCommands, SelectedC
         self._output: list[bytes] = []
         self._logout_hook: Callable[[], None] | None = None
         self._drop_reason: bytes | None = None  # set to close after this command
-        self.limits = ConnectionLimits(0, 0, 0)  # the factory shares its own
-        self._admitted_ip: str | None = None
-        self._admitted_user: str | None = None
+        self.admission = Admission(ConnectionLimits(0, 0, 0))  # the factory shares its limits
 
     def callLater(self, period: float, func: Callable[[], Any]) -> Any:
         """TimeoutMixin's scheduler: the injected reactor, not the global one."""
@@ -144,14 +142,13 @@ class IMAPServer(AnyStateCommands, TLSCommands, AuthenticatedCommands, SelectedC
         self.write_gate = WriteGate()
         self.transport.registerProducer(self.write_gate, True)
         ip = str(getattr(self.transport.getPeer(), "host", ""))
-        refused = self.limits.admit(ip)
+        refused = self.admission.admit(ip)
         if refused is not None:
             self.sendLine(b"* BYE [UNAVAILABLE] " + refused.encode("ascii"))
             self.flush()
             self.state = "logout"
             self.transport.loseConnection()
             return
-        self._admitted_ip = ip
         self.setTimeout(self.timeOut)
         self.sendServerGreeting()
         self.flush()
@@ -159,12 +156,7 @@ class IMAPServer(AnyStateCommands, TLSCommands, AuthenticatedCommands, SelectedC
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.setTimeout(None)
         self.close_selected()
-        if self._admitted_user is not None:
-            self.limits.release_user(self._admitted_user)
-            self._admitted_user = None
-        if self._admitted_ip is not None:
-            self.limits.release(self._admitted_ip)
-            self._admitted_ip = None
+        self.admission.release()
         if self._logout_hook is not None:
             self._logout_hook()
             self._logout_hook = None

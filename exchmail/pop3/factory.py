@@ -8,7 +8,7 @@ from typing import Any
 from twisted.internet.protocol import ServerFactory
 
 from exchmail.auth import sasl
-from exchmail.limits import ConnectionLimits
+from exchmail.limits import Admission, ConnectionLimits
 from exchmail.pop3.server import POP3Server
 from exchmail.profile import Profile
 
@@ -56,7 +56,7 @@ class POP3Factory(ServerFactory):
                        challengers=self.challengers, locks=self.locks)
         if self.protocol_log is not None:
             protocol.protocol_log = self.protocol_log  # type: ignore[attr-defined]
-        protocol.limits = self.limits
+        protocol.admission = Admission(self.limits)
         protocol.throttle = self.throttle
         protocol.factory = self
         protocol.login_type = self.login_type

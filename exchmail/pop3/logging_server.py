@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any, BinaryIO
 
 from twisted.internet import defer
-from twisted.python.failure import Failure
 
 from exchmail import protolog
 from exchmail.pop3.server import POP3Server
@@ -40,24 +39,8 @@ class _CountingReader:
         self.close()
 
 
-class LoggingPOP3Server(POP3Server):
+class LoggingPOP3Server(protolog.SessionLogging, POP3Server):
     """A :class:`POP3Server` that writes a protocol log."""
-
-    protocol_log: Any = None  # the factory's ProtocolLog
-    session_log: protolog.SessionLog | None = None
-
-    def connectionMade(self) -> None:
-        if self.protocol_log is not None:
-            self.session_log = self.protocol_log.session(
-                protolog.endpoint(self.transport.getHost()),
-                protolog.endpoint(self.transport.getPeer()))
-        super().connectionMade()
-
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        super().connectionLost(reason)
-        if self.session_log is not None:
-            self.session_log.closed()
-            self.session_log = None
 
     def _line_received(self, line: bytes) -> None:
         if self.session_log is not None:

@@ -34,7 +34,7 @@ from twisted.python.failure import Failure
 from exchmail import errors
 from exchmail.auth import sasl
 from exchmail.auth.throttle import guarded_login
-from exchmail.limits import ConnectionLimits
+from exchmail.limits import Admission, ConnectionLimits
 from exchmail.pop3 import wire
 from exchmail.pop3.avatar import Maildrop
 from exchmail.profile import Profile
@@ -116,9 +116,7 @@ class POP3Server(pop3.POP3):
         self._input_paused = False
         self._await_line: defer.Deferred[bytes] | None = None
         self._sender: wire.MessageSender | None = None
-        self.limits = ConnectionLimits(0, 0, 0)  # the factory shares its own
-        self._admitted_ip: str | None = None
-        self._admitted_user: str | None = None
+        self.admission = Admission(ConnectionLimits(0, 0, 0))  # the factory shares its limits
 
     def callLater(self, period: float, func: Callable[[], Any]) -> Any:
         """TimeoutMixin's scheduler: the injected reactor, not the global one."""
@@ -128,12 +126,11 @@ class POP3Server(pop3.POP3):
     def connectionMade(self) -> None:
         self.startedTLS = is_tls(self.transport)  # an implicit TLS listener (995)
         ip = str(getattr(self.transport.getPeer(), "host", ""))
-        refused = self.limits.admit(ip)
+        refused = self.admission.admit(ip)
         if refused is not None:  # MaxConnections / MaxConnectionFromSingleIP
             self.send_err(b"[SYS/TEMP] " + refused.encode("ascii") + b"; try again later.")
             self._close()
             return
-        self._admitted_ip = ip
         self.send_ok(self.profile.pop3.banner.encode("utf-8"))
         self.setTimeout(self.idle_limit)
 
@@ -141,12 +138,7 @@ class POP3Server(pop3.POP3):
         self.phase = CLOSED
         self.setTimeout(None)
         self._release_lock()
-        if self._admitted_user is not None:
-            self.limits.release_user(self._admitted_user)
-            self._admitted_user = None
-        if self._admitted_ip is not None:
-            self.limits.release(self._admitted_ip)
-            self._admitted_ip = None
+        self.admission.release()
         if self._onLogout is not None:
             self._onLogout()
             self._onLogout = None
@@ -397,7 +389,7 @@ class POP3Server(pop3.POP3):
         return d.addCallback(answered).addErrback(abandoned)
 
     def _login(self, credentials: Any, final: bytes | None = None) -> defer.Deferred[None]:
-        ip = self._admitted_ip or ""
+        ip = self.admission.ip or ""
         d = guarded_login(self.throttle, ip, credentials,
                           lambda: self.portal.login(credentials, None, pop3.IMailbox))
         if final is not None:
@@ -418,11 +410,10 @@ class POP3Server(pop3.POP3):
                 raise CommandError(b"[IN-USE] The maildrop is in use by another POP3 session.")
             self.locks.add(key)
             self._locked = key
-        if not self.limits.admit_user(user):  # MaxConnectionsPerUser
+        if not self.admission.admit_user(user):  # MaxConnectionsPerUser
             self._release_lock()
             logout()
             raise CommandError(b"[IN-USE] Too many sessions for this user; try again later.")
-        self._admitted_user = user
         self.mbox = maildrop
         self._onLogout = logout
         self.phase = TRANSACTION
