@@ -199,6 +199,19 @@ class IStoreAccount(Interface):
         """Remove ``name`` from the subscriptions (no error if absent)."""
 
 
+class IMarkedMailboxes(Interface):
+    """Optional for :class:`IStoreAccount` providers: which mailboxes hold
+    messages no session has seen yet (LIST's ``\\Marked``, RFC 3501 7.2.2).
+    Accounts that do not provide it are listed without ``\\Marked``."""
+
+    def is_marked(name: str) -> bool:
+        """Whether mailbox ``name`` has messages that are new to every session.
+
+        Must be cheap (no message parsing): it is asked for every listed
+        mailbox.  Unknown names are not marked.
+        """
+
+
 class IStore(Interface):
     """The root of a mail store: accounts by user name."""
 

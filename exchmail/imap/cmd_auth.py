@@ -17,6 +17,7 @@ from exchmail.imap import listing
 from exchmail.imap.common import CommandFailed, SessionBase, decode_mailbox, encode_mailbox
 from exchmail.imap.parsing import Atom, ParseError, Spool, Token, as_atom, as_bytes, expect_count
 from exchmail.imap.selected import SelectedMailbox, format_flags
+from exchmail.interfaces import IMarkedMailboxes
 from exchmail.profile.settings import ListReference
 from exchmail.store import names
 from exchmail.store.index import SYSTEM_FLAGS
@@ -203,8 +204,10 @@ class AuthenticatedCommands(SessionBase):
                 and imap.list_reference_without_delimiter is ListReference.NO_RESULTS):
             return b"LIST completed."  # V0029: not a level of the hierarchy
         full = listing.full_pattern(reference, pattern)
+        marked = self.account.is_marked if IMarkedMailboxes.providedBy(self.account) else None
         entries = listing.list_entries(self.account.list_mailboxes(), full,
-                                       imap.list_children_attributes, imap.case_insensitive_names)
+                                       imap.list_children_attributes, imap.case_insensitive_names,
+                                       marked)
         for name, attributes in entries:
             self._send_list_line(b"LIST", name, attributes)
         return b"LIST completed."

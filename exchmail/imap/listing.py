@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from exchmail.store import names
 
@@ -37,13 +37,15 @@ def pattern_regex(pattern: str, case_insensitive: bool = False) -> re.Pattern[st
 
 
 def list_entries(existing: Iterable[str], pattern: str, children: bool = True,
-                 case_insensitive: bool = False) -> list[tuple[str, list[bytes]]]:
+                 case_insensitive: bool = False,
+                 marked: Callable[[str], bool] | None = None) -> list[tuple[str, list[bytes]]]:
     """``(name, attributes)`` for every name matching ``pattern``.
 
     Superiors of existing mailboxes that do not exist themselves are
     listed with ``\\Noselect`` when the pattern matches them, as RFC 3501
     requires for ``%``.  With ``children``, CHILDREN attributes (RFC 3348)
-    are included; with ``case_insensitive``, names match in any case.
+    are included; with ``case_insensitive``, names match in any case;
+    ``marked`` tells which mailboxes get ``\\Marked``.
     """
     exists = set(existing)
     candidates = set(exists)
@@ -56,6 +58,8 @@ def list_entries(existing: Iterable[str], pattern: str, children: bool = True,
         if not regex.match(name):
             continue
         attributes = [] if name in exists else [b"\\Noselect"]
+        if marked is not None and name in exists and marked(name):
+            attributes.append(b"\\Marked")
         if children:
             attributes.append(b"\\HasChildren" if name in has_children else b"\\HasNoChildren")
         result.append((name, attributes))

@@ -16,7 +16,7 @@ from twisted.internet import defer
 from zope.interface import implementer
 
 from exchmail.errors import InvalidMailboxName, MailboxExists, NoSuchMailbox
-from exchmail.interfaces import IStore, IStoreAccount, IStoreMailbox
+from exchmail.interfaces import IMarkedMailboxes, IStore, IStoreAccount, IStoreMailbox
 from exchmail.store import names
 from exchmail.store.index import IndexedMailbox, MessageRecord
 
@@ -42,7 +42,7 @@ class MemoryMailbox(IndexedMailbox):
         return io.BytesIO(record.key)
 
 
-@implementer(IStoreAccount)
+@implementer(IStoreAccount, IMarkedMailboxes)
 class MemoryAccount:
     """One user's mailboxes, held in a dict keyed by canonical name."""
 
@@ -107,6 +107,10 @@ class MemoryAccount:
         inbox, target = self._mailboxes[names.INBOX], self._mailboxes[new]
         target._index_added(inbox._records[uid] for uid in inbox.uids())
         inbox._index_removed(list(inbox.uids()))
+
+    def is_marked(self, name: str) -> bool:
+        box = self._mailboxes.get(name)
+        return box is not None and box.recent_count() > 0
 
     def subscriptions(self) -> set[str]:
         return set(self._subscriptions)

@@ -28,10 +28,10 @@ from typing import Any, BinaryIO
 
 from twisted.internet import defer
 from twisted.logger import Logger
-from zope.interface import implementer
+from zope.interface import alsoProvides, implementer
 
 from exchmail.errors import NoSuchMailbox, OverQuota
-from exchmail.interfaces import IStore, IStoreAccount, IStoreMailbox
+from exchmail.interfaces import IMarkedMailboxes, IStore, IStoreAccount, IStoreMailbox
 
 log = Logger(namespace="exchmail.store.quota")
 
@@ -131,6 +131,8 @@ class QuotaAccount:
         self.clock = clock
         self.warned = False
         self._boxes: weakref.WeakKeyDictionary[Any, QuotaMailbox] = weakref.WeakKeyDictionary()
+        if IMarkedMailboxes.providedBy(account):  # optional interfaces pass through
+            alsoProvides(self, IMarkedMailboxes)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.wrapped, name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from imap_conformance_support import PROFILES, capability_line, list_lines, raw, running, settings
+from imap_conformance_support import PLAIN, PROFILES, capability_line, list_lines, raw, running, settings
 
 pytestmark = pytest.mark.usefixtures("reactor_thread")
 
@@ -289,3 +289,16 @@ def test_V0051_list_name_attributes(tmp_path, profile):
                              b'* LIST () "/" "P/Q"'], lines
         for line in lines:
             assert not attrs(line) & {b"\\Noinferiors", b"\\Unmarked"}, line
+
+
+@both
+def test_V0051_marked_until_selected(tmp_path, profile):
+    """\\Marked: a mailbox with messages no session has seen, until it is selected."""
+    with running(tmp_path, profile) as server, raw(server) as c:
+        c.ok(b'CREATE "Box"')
+        c.ok(b'APPEND "Box" {%d+}\r\n' % len(PLAIN) + PLAIN)
+        (line,) = [entry for entry in list_lines(c) if entry.endswith(b'"Box"')]
+        assert b"\\Marked" in attrs(line), line
+        c.ok(b'SELECT "Box"')
+        (line,) = [entry for entry in list_lines(c) if entry.endswith(b'"Box"')]
+        assert b"\\Marked" not in attrs(line), line

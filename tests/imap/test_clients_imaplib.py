@@ -337,7 +337,7 @@ def test_rename_moves_children(imap):
     assert list_lines(imap) == {
         b'(\\HasNoChildren) "/" "INBOX"',
         b'(\\HasChildren) "/" "New"',
-        b'(\\HasChildren) "/" "New/Kid"',
+        b'(\\Marked \\HasChildren) "/" "New/Kid"',  # its message is new to every session
         b'(\\HasNoChildren) "/" "New/Kid/Grandkid"',
     }
     typ, data = imap.select('"New/Kid"')

@@ -456,3 +456,21 @@ def test_own_changes_do_not_force_a_rescan(root: Path) -> None:
     runner.flush()
     result(d)
     assert len(box.uids()) == 2
+
+
+def test_is_marked_follows_unseen_new_mail(root: Path) -> None:
+    """IMarkedMailboxes: new/ files mark an unopened folder; claiming \\Recent unmarks it."""
+    from zope.interface.verify import verifyObject
+
+    from exchmail.interfaces import IMarkedMailboxes
+
+    account = call(MaildirStore(root).account, "bob")
+    verifyObject(IMarkedMailboxes, account)
+    call(account.create, "Box")
+    assert not account.is_marked("Box") and not account.is_marked("Nope")
+    drop_in(root / "bob" / ".Box", "1700000004.M1P1Q1.mx", b"x\n")
+    assert account.is_marked("Box")
+    box = call(account.mailbox, "Box")
+    assert account.is_marked("Box")  # opened, but no session has claimed it
+    box.claim_recent()
+    assert not account.is_marked("Box")

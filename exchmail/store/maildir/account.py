@@ -18,14 +18,14 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from exchmail.errors import InvalidMailboxName, MailboxExists, NoSuchMailbox
-from exchmail.interfaces import IStore, IStoreAccount, IStoreMailbox
+from exchmail.interfaces import IMarkedMailboxes, IStore, IStoreAccount, IStoreMailbox
 from exchmail.store import names
 from exchmail.store.maildir import layout, uidlist
 from exchmail.store.maildir.mailbox import MaildirMailbox, RunBlocking, run_sync
 from exchmail.store.maildir.scan import Scan, scan
 
 
-@implementer(IStoreAccount)
+@implementer(IStoreAccount, IMarkedMailboxes)
 class MaildirAccount:
     """One user's maildir: INBOX at ``path``, folders as ``path/.A.B``."""
 
@@ -54,6 +54,17 @@ class MaildirAccount:
                         and layout.is_maildir(Path(entry.path))):
                     found.append(name)
         return found
+
+    def is_marked(self, name: str) -> bool:
+        """Open mailboxes: unclaimed \\Recent messages; others: files waiting in new/."""
+        box = self._open.get(name)
+        if box is not None:
+            return box.recent_count() > 0
+        try:
+            with os.scandir(self._dir(name) / "new") as entries:
+                return any(not entry.name.startswith(".") for entry in entries)
+        except OSError:
+            return False
 
     def mailbox(self, name: str) -> defer.Deferred[IStoreMailbox]:
         return self._mailbox(name)  # type: ignore[return-value]  # a MaildirMailbox provides it
