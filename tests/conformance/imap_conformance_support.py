@@ -22,18 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from conftest import PASSWORD, in_reactor, start_server
-from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
-from twisted.cred.portal import Portal
-from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
 
-from exchmail.auth.realm import MailRealm
-from exchmail.imap.server import IMAPServer
-from exchmail.profile import load_profile
 from exchmail.profile.builtin import EXCHANGE2010
 from exchmail.profile.builtin import PROFILES as BUILTIN
 from exchmail.profile.settings import IMAPSettings
-from exchmail.store.memory import MemoryStore
 
 TIMEOUT = 10
 #: The two profiles every setting is checked under.
@@ -304,32 +296,3 @@ def store_mailbox(server: Any, name: str = "INBOX", user: str = "alice") -> Any:
 def capability_line(client: Raw) -> bytes:
     (line,) = [u for u in client.ok(b"CAPABILITY") if u.startswith(b"* CAPABILITY ")]
     return line
-
-
-class Session:
-    """One IMAPServer on a StringTransport with a Clock as its reactor (for timers)."""
-
-    def __init__(self, profile_name: str = "exchange2010", overrides: dict | None = None) -> None:
-        self.profile = load_profile(profile_name, overrides)
-        self.clock = Clock()
-        checker = InMemoryUsernamePasswordDatabaseDontUse()
-        checker.addUser(b"alice", b"pw")
-        self.store = MemoryStore()
-        self.proto = IMAPServer(self.profile, Portal(MailRealm(self.store), [checker]), self.clock)
-        self.transport = StringTransport()
-        self.proto.makeConnection(self.transport)
-
-    def take(self) -> bytes:
-        value = self.transport.value()
-        self.transport.clear()
-        return value
-
-    def send(self, *chunks: bytes) -> bytes:
-        for chunk in chunks:
-            self.proto.dataReceived(chunk)
-        self.clock.advance(0)
-        return self.take()
-
-    def close(self) -> None:
-        if not self.transport.disconnecting:
-            self.proto.connectionLost(None)

@@ -14,12 +14,12 @@ import re
 
 import pytest
 from conftest import PASSWORD
+from helpers import IMAPSession
 from imap_conformance_support import (
     EXCHANGE_GREETING,
     PLAIN,
     PROFILES,
     Raw,
-    Session,
     append,
     capability_line,
     raw,
@@ -247,7 +247,7 @@ def test_E0002_preauthenticated_timeout(profile):
     """Unauthenticated sessions end after preauthenticated_timeout (60 s) idle; commands reset it."""
     limit = settings(profile).preauthenticated_timeout
     assert limit == 60
-    s = Session(profile)
+    s = IMAPSession(profile)
     try:
         s.take()
         s.clock.advance(limit - 10)
@@ -278,7 +278,7 @@ def test_V0015_authenticated_timeout(profile):
     """Authenticated sessions end after authenticated_timeout idle (default 30 minutes)."""
     limit = settings(profile).authenticated_timeout
     assert limit == 1800
-    s = Session(profile)
+    s = IMAPSession(profile)
     try:
         s.take()
         assert b"a OK" in s.send(b"a LOGIN alice pw\r\n")

@@ -5,15 +5,8 @@ from __future__ import annotations
 import base64
 
 import pytest
-from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
-from twisted.cred.portal import Portal
-from twisted.internet.task import Clock
+from helpers import IMAPSession
 from twisted.internet.testing import StringTransport
-
-from exchmail.auth.realm import MailRealm
-from exchmail.imap.server import IMAPServer
-from exchmail.profile import load_profile
-from exchmail.store.memory import MemoryStore
 
 EXCHANGE_GREETING = b"* OK The Microsoft Exchange IMAP4 service is ready.\r\n"
 # CAPABILITY under exchange2010 (no CHILDREN: V0051's seed default) and rfc3501.
@@ -22,42 +15,11 @@ RFC_CAPS = b"IMAP4rev1 AUTH=PLAIN SASL-IR UIDPLUS CHILDREN IDLE NAMESPACE LITERA
 MESSAGE = b"From: a@example.com\r\nSubject: hi\r\n\r\nhello\r\n"
 
 
-class Session:
-    """One IMAPServer on a StringTransport with a Clock as its reactor."""
-
-    def __init__(self, profile_name: str = "exchange2010", overrides: dict | None = None) -> None:
-        self.profile = load_profile(profile_name, overrides)
-        self.clock = Clock()
-        checker = InMemoryUsernamePasswordDatabaseDontUse()
-        checker.addUser(b"alice", b"pw")
-        checker.addUser(b"bob", b"pw2")
-        self.store = MemoryStore()
-        self.proto = IMAPServer(self.profile, Portal(MailRealm(self.store), [checker]), self.clock)
-        self.transport = StringTransport()
-        self.proto.makeConnection(self.transport)
-
-    def take(self) -> bytes:
-        value = self.transport.value()
-        self.transport.clear()
-        return value
-
-    def send(self, *chunks: bytes) -> bytes:
-        for chunk in chunks:
-            self.proto.dataReceived(chunk)
-        self.clock.advance(0)
-        return self.take()
-
-    def login(self) -> bytes:
-        return self.send(b"L1 LOGIN alice pw\r\n")
-
-    def close(self) -> None:
-        if self.proto.state != "logout":
-            self.proto.connectionLost(None)
 
 
 @pytest.fixture
 def session():
-    s = Session()
+    s = IMAPSession()
     yield s
     s.close()
 
@@ -68,7 +30,7 @@ def test_exchange2010_greeting_without_capability(session):
 
 
 def test_exchange2007_greeting():
-    s = Session("exchange2007")
+    s = IMAPSession("exchange2007")
     try:
         assert s.take() == EXCHANGE_GREETING
     finally:
@@ -76,7 +38,7 @@ def test_exchange2007_greeting():
 
 
 def test_rfc3501_greeting_with_capability():
-    s = Session("rfc3501")
+    s = IMAPSession("rfc3501")
     try:
         assert s.take() == b"* OK [CAPABILITY " + RFC_CAPS + b"] exchmail IMAP4rev1 server ready\r\n"
     finally:
@@ -84,7 +46,7 @@ def test_rfc3501_greeting_with_capability():
 
 
 def test_greeting_banner_override():
-    s = Session(overrides={"banner": "hello there"})
+    s = IMAPSession(overrides={"banner": "hello there"})
     try:
         assert s.take() == b"* OK hello there\r\n"
     finally:
@@ -98,7 +60,7 @@ def test_exchange2010_login_response(session):
 
 
 def test_rfc3501_login_response_has_capability():
-    s = Session("rfc3501")
+    s = IMAPSession("rfc3501")
     try:
         s.take()
         assert s.login() == b"L1 OK [CAPABILITY " + RFC_CAPS + b"] LOGIN completed.\r\n"
@@ -178,7 +140,7 @@ def test_unauthenticated_timeout(session):
 
 
 def test_timeout_overrides():
-    s = Session(overrides={"authenticated_timeout": 100, "preauthenticated_timeout": 5})
+    s = IMAPSession(overrides={"authenticated_timeout": 100, "preauthenticated_timeout": 5})
     try:
         s.take()
         s.clock.advance(4)
@@ -192,7 +154,7 @@ def test_timeout_overrides():
 
 
 def test_autologout_uses_the_injected_reactor():
-    s = Session()
+    s = IMAPSession()
     try:
         s.take()
         s.login()
@@ -270,7 +232,7 @@ def test_empty_line_is_null_command(session):
 
 # -- limits ------------------------------------------------------------------------------
 def test_too_long_line_in_one_call():
-    s = Session(overrides={"max_command_size": 100})
+    s = IMAPSession(overrides={"max_command_size": 100})
     try:
         s.take()
         assert s.send(b"a1 NOOP " + b"x" * 200 + b"\r\n") == b"a1 BAD [TOOBIG] Command line too long\r\n"
@@ -280,7 +242,7 @@ def test_too_long_line_in_one_call():
 
 
 def test_too_long_line_in_pieces_answers_once_at_line_end():
-    s = Session(overrides={"max_command_size": 100})
+    s = IMAPSession(overrides={"max_command_size": 100})
     try:
         s.take()
         assert s.send(b"a1 LOGIN " + b"x" * 150) == b""
@@ -293,7 +255,7 @@ def test_too_long_line_in_pieces_answers_once_at_line_end():
 
 
 def test_command_size_counts_lines_of_a_literal_command():
-    s = Session(overrides={"max_command_size": 100})
+    s = IMAPSession(overrides={"max_command_size": 100})
     try:
         s.take()
         out = s.send(b"a1 LOGIN {60+}\r\n" + b"u" * 60 + b" " + b"p" * 90 + b"\r\n")
@@ -305,7 +267,7 @@ def test_command_size_counts_lines_of_a_literal_command():
 
 
 def test_too_long_continuation_line_keeps_the_command_tag():
-    s = Session(overrides={"max_command_size": 100})
+    s = IMAPSession(overrides={"max_command_size": 100})
     try:
         s.take()
         out = s.send(b"a1 LOGIN {60+}\r\n" + b"u" * 60 + b" xx " + b"p" * 90 + b"\r\n")
@@ -315,7 +277,7 @@ def test_too_long_continuation_line_keeps_the_command_tag():
 
 
 def test_discarded_long_line_is_not_buffered():
-    s = Session(overrides={"max_command_size": 1024})
+    s = IMAPSession(overrides={"max_command_size": 1024})
     try:
         s.take()
         s.send(b"a1 NOOP " + b"x" * 5000)
@@ -328,7 +290,7 @@ def test_discarded_long_line_is_not_buffered():
 
 
 def test_sync_literal_too_large():
-    s = Session(overrides={"max_literal_size": 10})
+    s = IMAPSession(overrides={"max_literal_size": 10})
     try:
         s.take()
         s.login()
@@ -339,7 +301,7 @@ def test_sync_literal_too_large():
 
 
 def test_literal_plus_too_large_is_discarded_across_calls():
-    s = Session(overrides={"max_literal_size": 10})
+    s = IMAPSession(overrides={"max_literal_size": 10})
     try:
         s.take()
         s.login()
@@ -374,7 +336,7 @@ def test_accepted_connections_get_tcp_nodelay():
         def setTcpNoDelay(self, enabled: bool) -> None:
             self.nodelay = enabled
 
-    s = Session()
+    s = IMAPSession()
     try:
         transport = NoDelayTransport()
         s.proto.makeConnection(transport)
