@@ -46,6 +46,12 @@ class Maildrop:
         self.records = records
         self.deleted: set[int] = set()
 
+    def number_newest_first(self) -> None:
+        """Number the messages from the newest (MessageRetrievalSortOrder Descending);
+        call before the first command, while nothing is marked deleted."""
+        assert not self.deleted
+        self.records.reverse()
+
     # -- what the server uses -------------------------------------------------
     def __len__(self) -> int:
         return len(self.records)

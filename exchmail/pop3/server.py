@@ -38,6 +38,7 @@ from exchmail.limits import Admission, ConnectionLimits
 from exchmail.pop3 import wire
 from exchmail.pop3.avatar import Maildrop
 from exchmail.profile import Profile
+from exchmail.profile.settings import SortOrder
 from exchmail.tls import is_tls
 
 AUTHORIZATION, TRANSACTION, UPDATE, CLOSED = "AUTHORIZATION", "TRANSACTION", "UPDATE", "CLOSED"
@@ -414,6 +415,8 @@ class POP3Server(pop3.POP3):
             self._release_lock()
             logout()
             raise CommandError(b"[IN-USE] Too many sessions for this user; try again later.")
+        if self.profile.pop3.message_retrieval_sort_order is SortOrder.DESCENDING:
+            maildrop.number_newest_first()
         self.mbox = maildrop
         self._onLogout = logout
         self.phase = TRANSACTION

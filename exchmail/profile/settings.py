@@ -56,6 +56,13 @@ class TagSyntax(str, enum.Enum):
     RFC3501 = "rfc3501"
 
 
+class SortOrder(str, enum.Enum):
+    """POP3 message numbering (Set-PopSettings MessageRetrievalSortOrder)."""
+
+    ASCENDING = "Ascending"
+    DESCENDING = "Descending"
+
+
 class ListReference(str, enum.Enum):
     """How LIST treats a reference that is not a hierarchy level (V0029)."""
 
@@ -218,6 +225,10 @@ class POP3Settings:
     max_failed_logins: int = setting(
         4, ids=("C0005",), rfc="1939 §4", minimum=0,
         doc="failed USER/PASS or AUTH attempts before the session is dropped (0: no limit)")
+    message_retrieval_sort_order: SortOrder = setting(
+        SortOrder.ASCENDING, ids=(), rfc="1939 §5", admin="MessageRetrievalSortOrder",
+        doc="Ascending: message 1 is the oldest; Descending: message 1 is the newest "
+            "(STAT/LIST/UIDL/RETR numbering)")
     extra_capabilities: tuple[str, ...] = setting(
         (), ids=(), rfc="2449 §6",
         doc="capabilities listed by CAPA after TOP UIDL SASL USER [STLS] "

@@ -314,3 +314,28 @@ def test_large_message_streams_byte_exact(running):
     assert unstuffed(p.retr(1)[1]) == big
     p.quit()
     in_reactor(lambda: None)
+
+
+@pytest.mark.parametrize("order", ["Ascending", "Descending"])
+def test_message_retrieval_sort_order(running, order):
+    """Set-PopSettings MessageRetrievalSortOrder: Descending numbers the newest message 1."""
+    server = running(profile_overrides={"MessageRetrievalSortOrder": order})
+    client = imap(server)
+    uids = [append(client, MESSAGE.replace(b"Subject: hi", b"Subject: m%d" % n)) for n in range(3)]
+    client.logout()
+    pop3 = pop(server)
+    try:
+        listed = [int(line.split()[1]) for line in pop3.uidl()[1]]
+        expected = uids if order == "Ascending" else uids[::-1]
+        assert listed == expected
+        first = b"\r\n".join(pop3.retr(1)[1])
+        assert (b"Subject: m0" if order == "Ascending" else b"Subject: m2") in first
+        pop3.dele(1)
+    finally:
+        pop3.quit()
+    survivors = imap(server)
+    survivors.select("INBOX")
+    typ, data = survivors.uid("SEARCH", "ALL")
+    remaining = [int(n) for n in data[0].split()]
+    assert remaining == (uids[1:] if order == "Ascending" else uids[:2])
+    survivors.logout()
