@@ -212,6 +212,14 @@ class IMarkedMailboxes(Interface):
         """
 
 
+class IUserQuota(Interface):
+    """Optional for :class:`IStore` providers that enforce quotas: take a
+    user's limit from the account directory (e.g. an LDAP quota attribute)."""
+
+    def set_user_quota(name: str, limit: int) -> None:
+        """From now on, ``name``'s mailbox may hold at most ``limit`` octets."""
+
+
 class IStore(Interface):
     """The root of a mail store: accounts by user name."""
 

@@ -164,7 +164,9 @@ def _with_quota(config: Config, store: IStore) -> IStore:
     quota = config.quota
     policy = QuotaPolicy(QuotaLimits(quota.limit, quota.warning),
                          {user: QuotaLimits(*limits) for user, limits in quota.users.items()})
-    return QuotaStore(store, policy) if policy.active else store
+    # An LDAP quota attribute supplies limits at login, so the wrapper is needed then too.
+    directory_quotas = config.ldap is not None and bool(config.ldap.quota_attribute)
+    return QuotaStore(store, policy) if policy.active or directory_quotas else store
 
 
 def _add_retention(config: Config, store: IStore, store_service: StoreService,

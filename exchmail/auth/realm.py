@@ -10,7 +10,7 @@ from twisted.internet import defer
 from zope.interface import implementer
 
 from exchmail.auth.directory import IMAP, POP3, protocol_allowed
-from exchmail.interfaces import IStore, IStoreAccount
+from exchmail.interfaces import IStore, IStoreAccount, IUserQuota
 
 
 def _protocol(interfaces: tuple[Any, ...]) -> str | None:
@@ -41,6 +41,9 @@ class MailRealm:
             # Exchange's per-user ImapEnabled/PopEnabled (e.g. an LDAP group).
             return defer.fail(UnauthorizedLogin(f"{protocol} is not enabled for this user"))
         name = avatarId.decode("utf-8") if isinstance(avatarId, bytes) else avatarId
+        quota = getattr(avatarId, "quota", None)
+        if quota is not None and IUserQuota.providedBy(self.store):
+            self.store.set_user_quota(name, quota)  # e.g. an LDAP quota attribute
         if IStoreAccount in interfaces:
             d = defer.maybeDeferred(self.store.account, name)
             return d.addCallback(lambda account: (IStoreAccount, account, lambda: None))

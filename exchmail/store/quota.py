@@ -31,7 +31,7 @@ from twisted.logger import Logger
 from zope.interface import alsoProvides, implementer
 
 from exchmail.errors import NoSuchMailbox, OverQuota
-from exchmail.interfaces import IMarkedMailboxes, IStore, IStoreAccount, IStoreMailbox
+from exchmail.interfaces import IMarkedMailboxes, IStore, IStoreAccount, IStoreMailbox, IUserQuota
 
 log = Logger(namespace="exchmail.store.quota")
 
@@ -50,8 +50,13 @@ class QuotaPolicy:
 
     default: QuotaLimits = QuotaLimits()
     users: Mapping[str, QuotaLimits] = field(default_factory=dict)
+    #: Limits the account directory gave at login (lower-case names); they
+    #: win over the configured ones.
+    directory: dict[str, QuotaLimits] = field(default_factory=dict)
 
     def limits_for(self, user: str) -> QuotaLimits:
+        if user.lower() in self.directory:
+            return self.directory[user.lower()]
         lowered = {name.lower(): limits for name, limits in self.users.items()}
         return lowered.get(user.lower(), self.default)
 
@@ -91,7 +96,7 @@ def warning_message(user: str, usage: int, limits: QuotaLimits, now: float) -> b
     return "\r\n".join(lines).encode("ascii", "replace")
 
 
-@implementer(IStore)
+@implementer(IStore, IUserQuota)
 class QuotaStore:
     """An :class:`IStore` whose accounts enforce ``policy``."""
 
@@ -112,6 +117,14 @@ class QuotaStore:
             wrapper = QuotaAccount(account, self.policy.limits_for(account.name), self.clock)
             self._accounts[account.name] = wrapper
         return wrapper
+
+    def set_user_quota(self, name: str, limit: int) -> None:
+        """A directory quota: ``limit`` octets, with the warning at 90 % of it."""
+        limits = QuotaLimits(limit, limit * 9 // 10)
+        self.policy.directory[name.lower()] = limits
+        wrapper = self._accounts.get(name)
+        if wrapper is not None:
+            wrapper.limits = limits
 
     def close(self) -> Any:
         return self.store.close()

@@ -171,3 +171,24 @@ def test_hung_directory_stalls_no_other_session(ldap_server: RunningServer,
     assert status == "OK"
     bob.logout()
     client.logout()
+
+
+def test_ldap_quota_attribute_limits_the_mailbox(reactor_thread: Any, tmp_path: Path,
+                                                 slapd: Slapd) -> None:
+    """quota_attribute (alice: employeeNumber 1048576) becomes her mailbox limit."""
+    from exchmail.config import default_config
+
+    auth = replace(default_config(tmp_path).auth, backend="ldap")
+    ldap = ldap_config(slapd, quota_attribute="employeeNumber", timeout=2.0, connect_timeout=2.0)
+    running = start_server(tmp_path, users=(), config_changes={"auth": auth, "ldap": ldap})
+    try:
+        status, client = imap_login(running, "alice", PASSWORDS["alice"])
+        assert status == "OK"
+        small = b"Subject: fits\r\n\r\n" + b"x" * 1000 + b"\r\n"
+        assert client.append("INBOX", None, None, small)[0] == "OK"
+        big = b"Subject: too big\r\n\r\n" + (b"y" * 998 + b"\r\n") * 1100
+        typ, data = client.append("INBOX", None, None, big)
+        assert typ == "NO" and data[0].startswith(b"[OVERQUOTA]"), (typ, data)
+        client.logout()
+    finally:
+        running.stop()

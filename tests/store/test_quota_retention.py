@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import call
+from helpers import call, result
 from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
 
@@ -114,3 +114,26 @@ def test_quota_and_retention_config(tmp_path):
     assert (config.quota.limit, config.quota.warning) == (100, 90)
     assert config.quota.users == {"bob": (5, 90)}
     assert config.retention.interval == 60 and config.retention.folders == {"Deleted Items": 30}
+
+
+def test_directory_quota_from_the_realm_limits_the_mailbox():
+    """An LDAP quota attribute (DirectoryUser.quota) becomes the user's limit at login."""
+    from exchmail.auth.directory import DirectoryUser
+    from exchmail.auth.realm import MailRealm
+    from exchmail.errors import OverQuota
+    from exchmail.interfaces import IStoreAccount, IUserQuota
+    from exchmail.store.memory import MemoryStore
+    from exchmail.store.quota import QuotaPolicy, QuotaStore
+
+    store = QuotaStore(MemoryStore(), QuotaPolicy())
+    assert IUserQuota.providedBy(store)
+    realm = MailRealm(store)
+    _, account, _ = result(realm.requestAvatar(DirectoryUser("dora", quota=100), None, IStoreAccount))
+    inbox = result(account.mailbox("INBOX"))
+    result(inbox.append(b"x" * 60))
+    with pytest.raises(OverQuota):
+        result(inbox.append(b"y" * 60))
+    # Without a directory quota the configured default (none) applies.
+    _, other, _ = result(realm.requestAvatar("erin", None, IStoreAccount))
+    result(result(other.mailbox("INBOX")).append(b"z" * 500))
+    assert store.policy.limits_for("DORA").limit == 100
