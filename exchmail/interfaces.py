@@ -212,6 +212,15 @@ class IMarkedMailboxes(Interface):
         """
 
 
+class IAccountListing(Interface):
+    """Optional for :class:`IStore` providers: which accounts have mail
+    (periodic jobs such as retention walk them, whatever the directory is)."""
+
+    def account_names() -> list[str]:
+        """The names of the accounts the store holds; may block (call it off
+        the reactor thread)."""
+
+
 class IUserQuota(Interface):
     """Optional for :class:`IStore` providers that enforce quotas: take a
     user's limit from the account directory (e.g. an LDAP quota attribute)."""

@@ -30,7 +30,7 @@ from exchmail.backends import make_checker, make_store
 from exchmail.config import Config
 from exchmail.errors import ConfigError
 from exchmail.imap.factory import IMAPFactory
-from exchmail.interfaces import IStore
+from exchmail.interfaces import IAccountListing, IStore
 from exchmail.pop3.factory import POP3Factory
 from exchmail.tls import ServerTLS, TLSService, wrap_factory
 
@@ -171,13 +171,16 @@ def _with_quota(config: Config, store: IStore) -> IStore:
 
 def _add_retention(config: Config, store: IStore, store_service: StoreService,
                    reactor: Any, top: service.MultiService) -> None:
-    """Add the periodic retention run of ``[retention]`` (E0005) for the accounts file's users."""
+    """Add the periodic retention run of ``[retention]`` (E0005) over every account
+    the store holds (or, for a store that cannot list them, the accounts file's users)."""
     if not config.retention.folders:
         return
     from exchmail.auth.accounts import AccountsFile
     from exchmail.store.retention import RetentionPolicy, RetentionService
 
     def users() -> list[str]:
+        if IAccountListing.providedBy(store):
+            return list(store.account_names())
         accounts = AccountsFile(config.auth.users_file)
         accounts.load()
         return accounts.users()

@@ -16,7 +16,7 @@ from twisted.internet import defer
 from zope.interface import implementer
 
 from exchmail.errors import InvalidMailboxName, MailboxExists, NoSuchMailbox
-from exchmail.interfaces import IMarkedMailboxes, IStore, IStoreAccount, IStoreMailbox
+from exchmail.interfaces import IAccountListing, IMarkedMailboxes, IStore, IStoreAccount, IStoreMailbox
 from exchmail.store import names
 from exchmail.store.index import IndexedMailbox, MessageRecord
 
@@ -122,7 +122,7 @@ class MemoryAccount:
         self._subscriptions.discard(names.normalize_mailbox(name))
 
 
-@implementer(IStore)
+@implementer(IStore, IAccountListing)
 class MemoryStore:
     """Accounts created on first use, kept for the life of the process."""
 
@@ -134,6 +134,9 @@ class MemoryStore:
         if name not in self._accounts:
             self._accounts[name] = MemoryAccount(name)
         return defer.succeed(self._accounts[name])
+
+    def account_names(self) -> list[str]:
+        return sorted(self._accounts)
 
     def close(self) -> None:
         """Nothing to release."""

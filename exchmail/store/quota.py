@@ -31,7 +31,14 @@ from twisted.logger import Logger
 from zope.interface import alsoProvides, implementer
 
 from exchmail.errors import NoSuchMailbox, OverQuota
-from exchmail.interfaces import IMarkedMailboxes, IStore, IStoreAccount, IStoreMailbox, IUserQuota
+from exchmail.interfaces import (
+    IAccountListing,
+    IMarkedMailboxes,
+    IStore,
+    IStoreAccount,
+    IStoreMailbox,
+    IUserQuota,
+)
 
 log = Logger(namespace="exchmail.store.quota")
 
@@ -102,6 +109,8 @@ class QuotaStore:
 
     def __init__(self, store: IStore, policy: QuotaPolicy,
                  clock: Callable[[], float] = time.time) -> None:
+        if IAccountListing.providedBy(store):  # optional interfaces pass through
+            alsoProvides(self, IAccountListing)
         self.store = store
         self.policy = policy
         self.clock = clock

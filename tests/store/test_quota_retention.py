@@ -137,3 +137,25 @@ def test_directory_quota_from_the_realm_limits_the_mailbox():
     _, other, _ = result(realm.requestAvatar("erin", None, IStoreAccount))
     result(result(other.mailbox("INBOX")).append(b"z" * 500))
     assert store.policy.limits_for("DORA").limit == 100
+
+
+def test_stores_list_their_accounts_for_periodic_jobs(tmp_path):
+    """IAccountListing: retention reaches every account with mail, e.g. LDAP users
+    who are in no accounts file; the quota wrapper passes the listing through."""
+    from zope.interface.verify import verifyObject
+
+    from exchmail.interfaces import IAccountListing
+    from exchmail.store.maildir import MaildirStore
+    from exchmail.store.memory import MemoryStore
+    from exchmail.store.quota import QuotaPolicy, QuotaStore
+
+    maildir = MaildirStore(tmp_path / "mail")
+    for name in ("zoe", "adam"):
+        call(maildir.account, name)
+    (tmp_path / "mail" / "not a user").mkdir()
+    memory = MemoryStore()
+    call(memory.account, "carol")
+    for store, expected in ((maildir, ["adam", "zoe"]), (memory, ["carol"]),
+                            (QuotaStore(maildir, QuotaPolicy()), ["adam", "zoe"])):
+        verifyObject(IAccountListing, store)
+        assert store.account_names() == expected

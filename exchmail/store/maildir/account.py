@@ -17,8 +17,8 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from exchmail.errors import InvalidMailboxName, MailboxExists, NoSuchMailbox
-from exchmail.interfaces import IMarkedMailboxes, IStore, IStoreAccount, IStoreMailbox
+from exchmail.errors import InvalidMailboxName, InvalidUserName, MailboxExists, NoSuchMailbox
+from exchmail.interfaces import IAccountListing, IMarkedMailboxes, IStore, IStoreAccount, IStoreMailbox
 from exchmail.store import names
 from exchmail.store.maildir import layout, uidlist
 from exchmail.store.maildir.mailbox import MaildirMailbox, RunBlocking, run_sync
@@ -227,7 +227,7 @@ class MaildirAccount:
             self._save_subscriptions()
 
 
-@implementer(IStore)
+@implementer(IStore, IAccountListing)
 class MaildirStore:
     """Users' maildirs under ``root``, one ``<root>/<user>`` each.
 
@@ -249,6 +249,20 @@ class MaildirStore:
             layout.make_maildir(path)
             self._accounts[name] = MaildirAccount(name, path, self._run)
         return defer.succeed(self._accounts[name])
+
+    def account_names(self) -> list[str]:
+        """Every user folder under the root that holds a maildir."""
+        if not self.root.is_dir():
+            return []
+        found = []
+        for entry in sorted(self.root.iterdir()):
+            try:
+                name = names.check_user_name(entry.name)
+            except InvalidUserName:
+                continue  # not a folder this store made
+            if not entry.is_symlink() and layout.is_maildir(entry):
+                found.append(name)
+        return found
 
     def close(self) -> None:
         """Nothing to release: the thread pool belongs to the caller."""
