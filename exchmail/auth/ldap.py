@@ -78,6 +78,9 @@ _SIZE_LIMIT_EXCEEDED = 4
 _MAX_NAME_LENGTH = 256
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
+#: Logins that may wait for each LDAP pool thread before new ones are turned away.
+WAITING_PER_THREAD = 16
+
 
 def escape_filter_value(value: str) -> str:
     """``value`` escaped for use inside an LDAP filter (RFC 4515 section 3).
@@ -127,6 +130,10 @@ class LDAPChecker:
         self._ldap3 = ldap3
         self.config = config
         self._run_blocking = run_blocking
+        # Logins waiting for a pool thread; past the cap a slow directory
+        # answers "try again later" instead of queueing without bound.
+        self._waiting = 0
+        self.max_waiting = config.pool_size * WAITING_PER_THREAD
         self._clock = clock
         self._servers = list(config.servers)
         self._preferred = 0
@@ -427,11 +434,19 @@ class LDAPChecker:
         cached = self._cached(folded, password)
         if cached is not None:
             return defer.succeed(cached)
-        if self._run_blocking is not None:
-            d = self._run_blocking(self.authenticate, name, password)
-        else:
+        if self._run_blocking is None:
             d = defer.maybeDeferred(self.authenticate, name, password)
+            return d.addCallback(lambda user: self._remember(folded, password, user))
+        if self._waiting >= self.max_waiting:
+            return defer.fail(DirectoryUnavailable("too many logins are waiting for the directory"))
+        self._waiting += 1
+        d = self._run_blocking(self.authenticate, name, password)
+        d.addBoth(self._done_waiting)
         return d.addCallback(lambda user: self._remember(folded, password, user))
+
+    def _done_waiting(self, result: Any) -> Any:
+        self._waiting -= 1
+        return result
 
     # -- IDirectory ----------------------------------------------------
     def user_exists(self, name: str) -> defer.Deferred[bool]:

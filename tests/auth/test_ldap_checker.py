@@ -19,6 +19,7 @@ from slapd_server import (  # noqa: F401 - slapd_fixture is the slapd fixture
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
+from twisted.internet import defer
 from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
 
@@ -209,3 +210,32 @@ def test_user_exists(slapd: Slapd) -> None:
 
 def test_service_dn_constant() -> None:
     assert SERVICE_DN.startswith("cn=exchmail,")
+
+
+def test_waiting_logins_are_capped_with_a_temporary_failure() -> None:
+    """A slow directory cannot queue logins without bound: past the cap the
+    client is told to try again later (never "wrong password")."""
+    from exchmail.config import LDAPConfig
+
+    pending: list[defer.Deferred[Any]] = []
+
+    def never_done(f: Any, *args: Any) -> defer.Deferred[Any]:
+        d: defer.Deferred[Any] = defer.Deferred()
+        pending.append(d)
+        return d
+
+    config = LDAPConfig(servers=("ldap://127.0.0.1:9",), base_dn="dc=example,dc=org", pool_size=1)
+    checker = LDAPChecker(config, run_blocking=never_done)
+    for _ in range(checker.max_waiting):
+        checker.requestAvatarId(UsernamePassword(b"alice", b"pw"))
+    refused = checker.requestAvatarId(UsernamePassword(b"alice", b"pw"))
+    failures: list[Failure] = []
+    refused.addErrback(failures.append)
+    assert failures and failures[0].check(DirectoryUnavailable)
+    assert len(pending) == checker.max_waiting
+    pending[0].errback(DirectoryUnavailable("down"))  # one finishes: room for one more
+    pending[0].addErrback(lambda f: None)
+    checker.requestAvatarId(UsernamePassword(b"alice", b"pw"))
+    assert len(pending) == checker.max_waiting + 1
+    for d in pending[1:]:
+        d.addErrback(lambda f: None)
