@@ -36,6 +36,7 @@ from twisted.internet.threads import blockingCallFromThread
 
 from exchmail.auth.accounts import AccountsFile
 from exchmail.config import IMAPConfig, default_config
+from exchmail.profile import load_profile
 from exchmail.service import listening_ports, make_service
 
 PASSWORD = "bench-password"
@@ -53,7 +54,13 @@ def rss_mb() -> float:
 def start(data: Path) -> int:
     """Start exchmail on the reactor thread; return its IMAP port."""
     config = default_config(data)
-    config = replace(config, imap=IMAPConfig(listen=("tcp:0:interface=127.0.0.1",)))
+    # Plain TCP on loopback: measure the protocol, not TLS (the default login
+    # policy, SecureLogin, would refuse LOGIN before STARTTLS).
+    config = replace(config, imap=IMAPConfig(listen=("tcp:0:interface=127.0.0.1",)),
+                     pop3=replace(config.pop3, listen=(), tls_listen=()), tls=None,
+                     auth=replace(config.auth, login_type="PlainTextLogin"),
+                     # many sessions of one benchmark user: no MaxConnectionsPerUser
+                     profile=load_profile("exchange2010", {"max_connections_per_user": 0}))
     config.server.data_dir.mkdir(parents=True)
     AccountsFile(config.auth.users_file).add("bench", PASSWORD)
 
