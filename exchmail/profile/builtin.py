@@ -19,7 +19,9 @@ EXCHANGE2007 = replace(
     EXCHANGE2010,
     name="exchange2007",
     imap=replace(EXCHANGE2010.imap, max_connection_from_single_ip=20, max_connections_per_user=10),
-    pop3=replace(EXCHANGE2010.pop3, max_connection_from_single_ip=20, max_connections_per_user=10),
+    # Set-PopSettings MaxCommandSize was 47 octets by default in 2007 (512 in 2010).
+    pop3=replace(EXCHANGE2010.pop3, max_connection_from_single_ip=20, max_connections_per_user=10,
+                 max_command_size=47),
 )
 
 RFC3501 = Profile(

@@ -87,6 +87,12 @@ def test_exchange2007_differs_from_2010_only_in_documented_limits():
             builtin.EXCHANGE2007.imap.max_connections_per_user) == (20, 10)
     assert (builtin.EXCHANGE2010.imap.max_connection_from_single_ip,
             builtin.EXCHANGE2010.imap.max_connections_per_user) == (2000, 16)
+    pop3_differing = {f.name for f in dataclasses.fields(POP3Settings)
+                      if getattr(builtin.EXCHANGE2007.pop3, f.name)
+                      != getattr(builtin.EXCHANGE2010.pop3, f.name)}
+    assert pop3_differing == {"max_connection_from_single_ip", "max_connections_per_user",
+                              "max_command_size"}
+    assert builtin.EXCHANGE2007.pop3.max_command_size == 47
 
 
 def test_rfc3501_values():
