@@ -42,6 +42,7 @@ from exchmail.limits import Admission, ConnectionLimits
 from exchmail.profile import Profile
 from exchmail.profile.settings import TagSyntax
 from exchmail.tls import is_tls
+from exchmail.transport import enable_nodelay
 
 # Literals up to this size stay in memory; larger ones go to a temporary file.
 IN_MEMORY_LITERAL = 256 * 1024
@@ -132,12 +133,7 @@ class IMAPServer(AnyStateCommands, TLSCommands, AuthenticatedCommands, SelectedC
 
     # -- connection ------------------------------------------------------
     def connectionMade(self) -> None:
-        set_nodelay = getattr(self.transport, "setTcpNoDelay", None)
-        if set_nodelay is not None:
-            try:
-                set_nodelay(True)
-            except OSError:
-                pass
+        enable_nodelay(self.transport)
         self.startedTLS = is_tls(self.transport)  # an implicit TLS listener (993)
         self.write_gate = WriteGate()
         self.transport.registerProducer(self.write_gate, True)

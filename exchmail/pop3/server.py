@@ -40,6 +40,7 @@ from exchmail.pop3.avatar import Maildrop
 from exchmail.profile import Profile
 from exchmail.profile.settings import SortOrder
 from exchmail.tls import is_tls
+from exchmail.transport import enable_nodelay
 
 AUTHORIZATION, TRANSACTION, UPDATE, CLOSED = "AUTHORIZATION", "TRANSACTION", "UPDATE", "CLOSED"
 ANY = (AUTHORIZATION, TRANSACTION)
@@ -125,6 +126,7 @@ class POP3Server(pop3.POP3):
 
     # -- connection ------------------------------------------------------------
     def connectionMade(self) -> None:
+        enable_nodelay(self.transport)
         self.startedTLS = is_tls(self.transport)  # an implicit TLS listener (995)
         ip = str(getattr(self.transport.getPeer(), "host", ""))
         refused = self.admission.admit(ip)

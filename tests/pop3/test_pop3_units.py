@@ -397,3 +397,18 @@ def test_V0006_quit_without_dele_and_dropped_connection_remove_nothing(session):
     session.proto.connectionLost(None)  # no QUIT: no UPDATE state
     inbox = call(call(session.store.account, "alice").mailbox, "INBOX")
     assert list(inbox.uids()) == [1] and inbox.message(1).flags == frozenset()
+
+
+def test_accepted_connections_get_tcp_nodelay(session):
+    """Multi-line replies must not wait for delayed ACKs (Nagle), as stock Twisted POP3 does."""
+    class NoDelayTransport(StringTransport):
+        nodelay = False
+
+        def setTcpNoDelay(self, enabled: bool) -> None:
+            self.nodelay = enabled
+
+    transport = NoDelayTransport()
+    proto = session.factory.buildProtocol(None)
+    proto.makeConnection(transport)
+    assert transport.nodelay is True
+    proto.connectionLost(None)
