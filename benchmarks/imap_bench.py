@@ -22,62 +22,20 @@ from __future__ import annotations
 
 import argparse
 import imaplib
-import resource
 import socket
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
+from benchserver import PASSWORD, USER, rss_mb, run_reactor, start_imap
 from twisted.internet import reactor
-from twisted.internet.threads import blockingCallFromThread
-
-from exchmail.auth.accounts import AccountsFile
-from exchmail.config import IMAPConfig, default_config
-from exchmail.profile import load_profile
-from exchmail.service import listening_ports, make_service
-
-PASSWORD = "bench-password"
-
-
-def rss_mb() -> float:
-    """Current resident set size of this process in MiB (Linux)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def start(data: Path) -> int:
-    """Start exchmail on the reactor thread; return its IMAP port."""
-    config = default_config(data)
-    # Plain TCP on loopback: measure the protocol, not TLS (the default login
-    # policy, SecureLogin, would refuse LOGIN before STARTTLS).
-    config = replace(config, imap=IMAPConfig(listen=("tcp:0:interface=127.0.0.1",)),
-                     pop3=replace(config.pop3, listen=(), tls_listen=()), tls=None,
-                     auth=replace(config.auth, login_type="PlainTextLogin"),
-                     # many sessions of one benchmark user: no MaxConnectionsPerUser
-                     profile=load_profile("exchange2010", {"max_connections_per_user": 0}))
-    config.server.data_dir.mkdir(parents=True)
-    AccountsFile(config.auth.users_file).add("bench", PASSWORD)
-
-    def go():  # type: ignore[no-untyped-def]
-        top = make_service(config, reactor=reactor)
-        top.privilegedStartService()
-        top.startService()
-        return listening_ports(top)
-
-    ports = blockingCallFromThread(reactor, go)
-    return int(ports[0].getHost().port)
 
 
 def client(port: int) -> imaplib.IMAP4:
     """A logged-in imaplib client."""
     c = imaplib.IMAP4("127.0.0.1", port)
-    c.login("bench", PASSWORD)
+    c.login(USER, PASSWORD)
     return c
 
 
@@ -105,9 +63,9 @@ def main() -> None:
     parser.add_argument("--idle-sessions", type=int, default=500)
     args = parser.parse_args()
 
-    threading.Thread(target=reactor.run, kwargs={"installSignalHandlers": False}, daemon=True).start()
+    run_reactor()
     with tempfile.TemporaryDirectory() as tmp:
-        port = start(Path(tmp))
+        port = start_imap(Path(tmp))
         print(f"exchmail on 127.0.0.1:{port}; RSS {rss_mb():.1f} MiB\n")
         c = client(port)
 
@@ -116,7 +74,7 @@ def main() -> None:
         raw = socket.create_connection(("127.0.0.1", port))
         reader = raw.makefile("rb")
         reader.readline()
-        raw.sendall(b'l LOGIN bench "%s"\r\n' % PASSWORD.encode())
+        raw.sendall(b'l LOGIN %s "%s"\r\n' % (USER.encode(), PASSWORD.encode()))
         reader.readline()
 
         def appends() -> None:

@@ -18,55 +18,15 @@ Flat figures mean memory does not grow with literal size.  Usage::
 from __future__ import annotations
 
 import argparse
-import resource
 import socket
 import tempfile
-import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
+from benchserver import PASSWORD, USER, rss_mb, run_reactor, start_imap
 from twisted.internet import reactor
-from twisted.internet.threads import blockingCallFromThread
 
-from exchmail.auth.accounts import AccountsFile
-from exchmail.auth.throttle import ThrottleSettings
-from exchmail.config import IMAPConfig, POP3Config, default_config
-from exchmail.service import listening_ports, make_service
-
-PASSWORD = "bench-password"
 CHUNK = 64 * 1024
-
-
-def rss_mb() -> float:
-    """Current resident set size of this process in MiB (Linux)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def start(data: Path) -> int:
-    config = default_config(data)
-    config = replace(config, imap=IMAPConfig(listen=("tcp:0:interface=127.0.0.1",)),
-                     pop3=POP3Config(listen=()), tls=None,
-                     auth=replace(config.auth, login_type="PlainTextLogin"),
-                     throttle=ThrottleSettings(enabled=False))
-    config.server.data_dir.mkdir(parents=True)
-    AccountsFile(config.auth.users_file).add("bench", PASSWORD)
-
-    def go():  # type: ignore[no-untyped-def]
-        top = make_service(config, reactor=reactor)
-        top.privilegedStartService()
-        top.startService()
-        return listening_ports(top)
-
-    ports = blockingCallFromThread(reactor, go)
-    return int(ports[0].getHost().port)
 
 
 class Client:
@@ -106,13 +66,12 @@ def main() -> None:
     parser.add_argument("--append-mb", type=int, default=40)
     args = parser.parse_args()
 
-    threading.Thread(target=reactor.run, kwargs={"installSignalHandlers": False},
-                     daemon=True).start()
+    run_reactor()
     with tempfile.TemporaryDirectory() as tmp:
-        port = start(Path(tmp))
+        port = start_imap(Path(tmp))
         client = Client(port)
         print(f"exchmail on 127.0.0.1:{port}; RSS {rss_mb():.1f} MiB")
-        print(client.command(b"a", b"LOGIN bench " + PASSWORD.encode()).decode())
+        print(client.command(b"a", b"LOGIN " + USER.encode() + b" " + PASSWORD.encode()).decode())
 
         size = args.oversized_mb * 1024 * 1024
         before, t0 = rss_mb(), time.perf_counter()
