@@ -427,8 +427,8 @@ def main() -> None:
     from twisted.internet import reactor
     from twisted.python import log
 
-    from exchmail.config import load_config
     from exchmail.service import make_service
+    from exchmail.service.config import load_config
 
     here = Path(__file__).resolve().parent
     sys.path.insert(0, str(here))  # so that "python:custom_realm:..." imports this file

@@ -17,9 +17,9 @@ from pathlib import Path
 from twisted.application import service, strports
 from twisted.web import resource, server
 
-from exchmail.config import IMAPConfig, POP3Config, default_config
 from exchmail.service import make_service
-from exchmail.tls import newcomer_tls
+from exchmail.service.config import IMAPConfig, POP3Config, default_config
+from exchmail.tls.config import newcomer_tls
 
 
 class Hello(resource.Resource):

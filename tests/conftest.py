@@ -20,8 +20,8 @@ from twisted.internet.threads import blockingCallFromThread
 
 from exchmail.auth.accounts import AccountsFile
 from exchmail.auth.throttle import ThrottleSettings
-from exchmail.config import IMAPConfig, POP3Config, default_config
 from exchmail.service import listening_ports, make_service
+from exchmail.service.config import IMAPConfig, POP3Config, default_config
 
 PASSWORD = "secret pw"
 

@@ -6,11 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from twisted.internet.testing import MemoryReactorClock
 
-from exchmail.backends import BackendContext, build, resolve_factory
-from exchmail.config import load_config
 from exchmail.errors import ConfigError
 from exchmail.interfaces import IStore
+from exchmail.service.backends import BackendContext, build, resolve_factory
+from exchmail.service.build import make_service
+from exchmail.service.config import load_config
 from exchmail.store.memory import MemoryStore
 
 
@@ -26,6 +28,11 @@ def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "exchmail.toml"
     path.write_text(text)
     return path
+
+
+def test_reading_a_config_imports_no_backend(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[store]\nbackend = "python:no_such_module_x:f"'))
+    assert config.store.backend == "python:no_such_module_x:f"
 
 
 def test_defaults(tmp_path: Path) -> None:
@@ -69,8 +76,10 @@ anything = 1
     ('[ldap]\nservers = ["ldap://x"]\nbase_dn = "dc=x"\nport = 1', "ldap.port: unknown key"),
 ])
 def test_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    # Reading the file checks its syntax; backends are resolved when the
+    # service is built, so either step may be the one that refuses.
     with pytest.raises(ConfigError) as info:
-        load_config(write(tmp_path, text))
+        make_service(load_config(write(tmp_path, text)), reactor=MemoryReactorClock())
     assert message in str(info.value)
     assert "\n" not in str(info.value)
 

@@ -1,4 +1,4 @@
-"""Tests of exchmail.config: TOML in, frozen Config out, one-line errors."""
+"""Tests of exchmail.service.config: TOML in, frozen Config out, one-line errors."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from exchmail.config import Config, default_config, load_config
 from exchmail.errors import ConfigError
+from exchmail.service.config import Config, default_config, load_config
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "exchmail.toml"
 

@@ -6,7 +6,7 @@ import socket
 import pytest
 from conftest import PASSWORD, start_server
 
-from exchmail.limits import ConnectionLimits
+from exchmail.session.admission import ConnectionLimits
 
 
 def test_limits_count_and_release():

@@ -19,7 +19,7 @@
    ``protocols`` the realm enforces per protocol.
 
 ldap3 is blocking, so all of this runs through ``run_blocking`` (a bounded
-thread pool of its own, see :class:`exchmail.service.LDAPService`), with
+thread pool of its own, see :class:`LDAPService`), with
 one pair of connections per pool thread that is reused across logins.
 Servers are tried in the configured order, starting with the one that
 last answered; a connection that fails is dropped and the next server is
@@ -63,7 +63,7 @@ from zope.interface import implementer
 
 from exchmail.auth.accounts import RunBlocking
 from exchmail.auth.directory import IMAP, POP3, DirectoryUser
-from exchmail.config import LDAPConfig
+from exchmail.auth.ldapconfig import LDAPConfig
 from exchmail.errors import DirectoryUnavailable, InvalidUserName
 from exchmail.interfaces import IDirectory
 from exchmail.store.names import check_user_name

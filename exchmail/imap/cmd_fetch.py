@@ -18,10 +18,10 @@ from zope.interface import implementer
 from exchmail.imap import fetch
 from exchmail.imap.common import SessionBase
 from exchmail.imap.fetchatt import FetchItem, parse_fetch_items
-from exchmail.imap.message import ParsedMessage
 from exchmail.imap.parsing import Token, expect_count
 from exchmail.imap.selected import SelectedMailbox, format_flags
-from exchmail.imap.sevenbit import has_8bit, to_seven_bit
+from exchmail.mime.message import ParsedMessage
+from exchmail.mime.sevenbit import has_8bit, to_seven_bit
 
 STREAM_THRESHOLD = 1024 * 1024
 CHUNK = 64 * 1024

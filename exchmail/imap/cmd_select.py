@@ -12,10 +12,10 @@ from exchmail import errors
 from exchmail.imap.cmd_auth import parse_flag_list
 from exchmail.imap.cmd_fetch import FetchCommand
 from exchmail.imap.common import CommandFailed
-from exchmail.imap.message import ParsedMessage
 from exchmail.imap.parsing import Atom, ParseError, Token, as_atom, as_bytes, expect_count
 from exchmail.imap.search import Candidate, compile_search
 from exchmail.imap.selected import SelectedMailbox, format_flags
+from exchmail.mime.message import ParsedMessage
 
 SEARCH_CHARSETS = {"US-ASCII": "ascii", "UTF-8": "utf-8"}
 STORE_MODES = {b"FLAGS": "replace", b"+FLAGS": "add", b"-FLAGS": "remove"}

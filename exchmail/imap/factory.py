@@ -7,8 +7,8 @@ from typing import Any
 from twisted.internet.protocol import ServerFactory
 
 from exchmail.imap.server import IMAPServer
-from exchmail.limits import Admission, ConnectionLimits
 from exchmail.profile import Profile
+from exchmail.session.admission import Admission, ConnectionLimits
 
 
 class IMAPFactory(ServerFactory):
@@ -31,7 +31,7 @@ class IMAPFactory(ServerFactory):
 
     #: A :class:`exchmail.auth.throttle.LoginThrottle` shared with POP3, or None.
     throttle: Any = None
-    #: An :class:`exchmail.protolog.ProtocolLog` when protocol logging is on.
+    #: An :class:`exchmail.session.protolog.ProtocolLog` when protocol logging is on.
     protocol_log: Any = None
 
     def buildProtocol(self, addr: Any) -> IMAPServer:

@@ -1,6 +1,6 @@
 """Rendering of FETCH data items: ENVELOPE, BODY/BODYSTRUCTURE, BODY[section].
 
-All functions take a :class:`~exchmail.imap.message.ParsedMessage` and
+All functions take a :class:`~exchmail.mime.message.ParsedMessage` and
 return bytes in IMAP wire syntax (RFC 3501 sections 6.4.5, 7.4.2 and 9).
 Sizes and section contents are computed on the message's raw octets.
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from email.utils import getaddresses, unquote
 
-from exchmail.imap.message import MimePart, ParsedMessage
 from exchmail.imap.wire import NIL, nstring, plist, string
+from exchmail.mime.message import MimePart, ParsedMessage
 
 __all__ = [
     "address_list",

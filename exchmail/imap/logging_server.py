@@ -1,4 +1,4 @@
-"""IMAPServer with protocol logging (see :mod:`exchmail.protolog`).
+"""IMAPServer with protocol logging (see :mod:`exchmail.session.protolog`).
 
 The factory builds this class instead of :class:`IMAPServer` when
 ``[logging] protocol_log`` is on; every hook calls the plain server's
@@ -7,9 +7,9 @@ method after logging what passes, redacted.
 
 from __future__ import annotations
 
-from exchmail import protolog
 from exchmail.imap.parsing import LiteralSegment
 from exchmail.imap.server import IMAPServer
+from exchmail.session import protolog
 
 
 class LoggingIMAPServer(protolog.SessionLogging, IMAPServer):

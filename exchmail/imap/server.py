@@ -38,11 +38,11 @@ from exchmail.imap.cmd_tls import TLSCommands
 from exchmail.imap.common import CommandFailed, store_error_text
 from exchmail.imap.parsing import LiteralSegment, ParseError, Spool
 from exchmail.imap.selected import SelectedMailbox
-from exchmail.limits import Admission, ConnectionLimits
 from exchmail.profile import Profile
 from exchmail.profile.settings import TagSyntax
-from exchmail.tls import is_tls
-from exchmail.transport import enable_nodelay
+from exchmail.session.admission import Admission, ConnectionLimits
+from exchmail.session.transport import enable_nodelay
+from exchmail.tls.context import is_tls
 
 # Literals up to this size stay in memory; larger ones go to a temporary file.
 IN_MEMORY_LITERAL = 256 * 1024

@@ -8,9 +8,9 @@ from typing import Any
 from twisted.internet.protocol import ServerFactory
 
 from exchmail.auth import sasl
-from exchmail.limits import Admission, ConnectionLimits
 from exchmail.pop3.server import POP3Server
 from exchmail.profile import Profile
+from exchmail.session.admission import Admission, ConnectionLimits
 
 
 class POP3Factory(ServerFactory):
@@ -43,7 +43,7 @@ class POP3Factory(ServerFactory):
 
     #: A :class:`exchmail.auth.throttle.LoginThrottle` shared with IMAP, or None.
     throttle: Any = None
-    #: An :class:`exchmail.protolog.ProtocolLog` when protocol logging is on.
+    #: An :class:`exchmail.session.protolog.ProtocolLog` when protocol logging is on.
     protocol_log: Any = None
 
     def buildProtocol(self, addr: Any) -> POP3Server:

@@ -1,4 +1,4 @@
-"""POP3Server with protocol logging (see :mod:`exchmail.protolog`).
+"""POP3Server with protocol logging (see :mod:`exchmail.session.protolog`).
 
 The factory builds this class instead of :class:`POP3Server` when
 ``[logging] protocol_log`` is on.
@@ -10,8 +10,8 @@ from typing import Any, BinaryIO
 
 from twisted.internet import defer
 
-from exchmail import protolog
 from exchmail.pop3.server import POP3Server
+from exchmail.session import protolog
 
 #: Multi-line responses longer than this are logged as their first lines and a count.
 MAX_LOGGED_LINES = 20

@@ -34,13 +34,13 @@ from twisted.python.failure import Failure
 from exchmail import errors
 from exchmail.auth import sasl
 from exchmail.auth.throttle import guarded_login
-from exchmail.limits import Admission, ConnectionLimits
 from exchmail.pop3 import wire
 from exchmail.pop3.avatar import Maildrop
 from exchmail.profile import Profile
 from exchmail.profile.settings import SortOrder
-from exchmail.tls import is_tls
-from exchmail.transport import enable_nodelay
+from exchmail.session.admission import Admission, ConnectionLimits
+from exchmail.session.transport import enable_nodelay
+from exchmail.tls.context import is_tls
 
 AUTHORIZATION, TRANSACTION, UPDATE, CLOSED = "AUTHORIZATION", "TRANSACTION", "UPDATE", "CLOSED"
 ANY = (AUTHORIZATION, TRANSACTION)

@@ -251,7 +251,7 @@ class Slapd:
 def ldap_config(slapd: Slapd, **overrides: Any) -> Any:
     """An ``[ldap]`` configuration for ``slapd``: ldaps://, the test CA, the
     search account, short timeouts; ``overrides`` replace fields."""
-    from exchmail.config import LDAPConfig
+    from exchmail.auth.ldapconfig import LDAPConfig
 
     values: dict[str, Any] = dict(
         servers=(slapd.ldaps_uri,), base_dn=PEOPLE, ca_file=slapd.ca_file,

@@ -215,7 +215,7 @@ def test_service_dn_constant() -> None:
 def test_waiting_logins_are_capped_with_a_temporary_failure() -> None:
     """A slow directory cannot queue logins without bound: past the cap the
     client is told to try again later (never "wrong password")."""
-    from exchmail.config import LDAPConfig
+    from exchmail.auth.ldapconfig import LDAPConfig
 
     pending: list[defer.Deferred[Any]] = []
 

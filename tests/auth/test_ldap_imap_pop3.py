@@ -33,7 +33,7 @@ TIMEOUT = 15
 
 @pytest.fixture
 def ldap_server(reactor_thread: Any, tmp_path: Path, slapd: Slapd) -> Iterator[RunningServer]:
-    from exchmail.config import default_config
+    from exchmail.service.config import default_config
 
     auth = replace(default_config(tmp_path).auth, backend="ldap")
     ldap = ldap_config(slapd, imap_group=MAIL_GROUP, pop3_group=POP_GROUP,
@@ -176,7 +176,7 @@ def test_hung_directory_stalls_no_other_session(ldap_server: RunningServer,
 def test_ldap_quota_attribute_limits_the_mailbox(reactor_thread: Any, tmp_path: Path,
                                                  slapd: Slapd) -> None:
     """quota_attribute (alice: employeeNumber 1048576) becomes her mailbox limit."""
-    from exchmail.config import default_config
+    from exchmail.service.config import default_config
 
     auth = replace(default_config(tmp_path).auth, backend="ldap")
     ldap = ldap_config(slapd, quota_attribute="employeeNumber", timeout=2.0, connect_timeout=2.0)

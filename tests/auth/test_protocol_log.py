@@ -12,9 +12,9 @@ import pytest
 from conftest import PASSWORD, start_server
 from twisted.internet.task import Clock
 
-from exchmail.config import LoggingConfig, load_config
 from exchmail.imap.parsing import LiteralSegment
-from exchmail.protolog import ProtocolLog, imap_command, pop3_command, summarize_literals
+from exchmail.service.config import LoggingConfig, load_config
+from exchmail.session.protolog import ProtocolLog, imap_command, pop3_command, summarize_literals
 
 BODY = b"From: a@example.com\r\nSubject: secret body\r\n\r\n" + b"TOPSECRETBODY line\r\n" * 500 + b"\r\n"
 

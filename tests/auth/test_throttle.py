@@ -17,8 +17,8 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 
 from exchmail.auth.throttle import LoginThrottle, ThrottleSettings, guarded_login
-from exchmail.config import load_config
 from exchmail.errors import ConfigError, DirectoryUnavailable
+from exchmail.service.config import load_config
 
 SETTINGS = ThrottleSettings(window=600, ip_delay_after=100, ip_block_after=0,
                             account_delay_after=3, account_block_after=6, base_delay=1.0,

@@ -27,7 +27,7 @@ from imap_conformance_support import (
     settings,
 )
 
-from exchmail.config import load_config
+from exchmail.service.config import load_config
 
 pytestmark = pytest.mark.usefixtures("reactor_thread")
 

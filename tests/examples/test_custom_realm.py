@@ -17,8 +17,8 @@ from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from zope.interface.verify import verifyObject
 
-from exchmail.config import StoreConfig, default_config, load_config
 from exchmail.interfaces import IDirectory
+from exchmail.service.config import StoreConfig, default_config, load_config
 from exchmail.testing.store_contract import StoreContract
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -12,7 +12,7 @@ from exchmail.imap.fetch import (
     partial,
     section,
 )
-from exchmail.imap.message import ParsedMessage
+from exchmail.mime.message import ParsedMessage
 
 SIMPLE = (
     b"Date: Mon, 7 Feb 1994 21:52:25 -0800\r\n"

@@ -1,4 +1,4 @@
-"""Tests for exchmail.imap.message (ParsedMessage and the raw MIME splitter)."""
+"""Tests for exchmail.mime.message (ParsedMessage and the raw MIME splitter)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import datetime
 
 import pytest
 
-from exchmail.imap.message import (
+from exchmail.mime.message import (
     MAX_DEPTH,
     MimePart,
     ParsedMessage,

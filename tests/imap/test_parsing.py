@@ -13,7 +13,6 @@ import tempfile
 import pytest
 
 from exchmail.imap.fetchatt import FetchItem, parse_fetch_items
-from exchmail.imap.message import ParsedMessage
 from exchmail.imap.parsing import (
     Atom,
     LiteralSegment,
@@ -29,6 +28,7 @@ from exchmail.imap.parsing import (
     tokenize,
 )
 from exchmail.imap.search import Candidate, compile_search, parse_search_date
+from exchmail.mime.message import ParsedMessage
 
 
 def tok(*segments):

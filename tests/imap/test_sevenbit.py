@@ -3,7 +3,7 @@
 import email
 import email.policy
 
-from exchmail.imap.sevenbit import has_8bit, to_seven_bit
+from exchmail.mime.sevenbit import has_8bit, to_seven_bit
 
 UTF8 = ("From: Émile Zola <emile@example.fr>, plain@example.org\r\n"
         "Subject: Crème brûlée\r\n"

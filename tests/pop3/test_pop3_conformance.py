@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from conftest import PASSWORD, RunningServer, in_reactor, start_server
 
-from exchmail.config import POP3Config, QuotaConfig
 from exchmail.profile import load_profile
+from exchmail.service.config import POP3Config, QuotaConfig
 
 TIMEOUT = 10
 # Bare-LF-free wire form with a dot line; Maildir stores it with bare LFs,

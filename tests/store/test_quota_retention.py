@@ -7,8 +7,8 @@ from helpers import call, result
 from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
 
-from exchmail.config import load_config
 from exchmail.errors import ConfigError, OverQuota
+from exchmail.service.config import load_config
 from exchmail.store.memory import MemoryStore
 from exchmail.store.quota import QuotaLimits, QuotaPolicy, QuotaStore
 from exchmail.store.retention import RetentionPolicy, RetentionService, apply_retention

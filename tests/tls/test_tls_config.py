@@ -25,9 +25,10 @@ from tls_support import (  # noqa: F401 - pki_fixture, tls_server_fixture
     tls_config,
 )
 
-from exchmail.config import load_config
 from exchmail.errors import ConfigError
-from exchmail.tls import ServerTLS, TLSIdentity, build_context
+from exchmail.service.config import load_config
+from exchmail.tls.config import TLSIdentity
+from exchmail.tls.context import ServerTLS, build_context
 
 TWISTD = str(Path(sys.executable).parent / "twistd")
 

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from exchmail.config import IMAPConfig, POP3Config
-from exchmail.tls import TLSConfig, TLSIdentity
+from exchmail.service.config import IMAPConfig, POP3Config
+from exchmail.tls.config import TLSConfig, TLSIdentity
 
 TIMEOUT = 20
 LOOPBACK = "tcp:0:interface=127.0.0.1"

@@ -4,7 +4,7 @@ from twisted.application.service import ServiceMaker
 
 exchmail = ServiceMaker(
     "exchmail",
-    "exchmail.tap",
+    "exchmail.service.tap",
     "Exchange-like IMAP4rev1 (and POP3) server",
     "exchmail",
 )

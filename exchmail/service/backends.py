@@ -48,7 +48,7 @@ PYTHON_PREFIX = "python:"
 class BackendContext:
     """What a backend factory gets.
 
-    :ivar config: the whole :class:`~exchmail.config.Config`.
+    :ivar config: the whole :class:`~exchmail.service.config.Config`.
     :ivar options: the backend's own ``[store.options]`` / ``[auth.options]`` table.
     :ivar data_dir: ``[server] data_dir`` (created before the factory runs).
     :ivar reactor: the reactor the service runs on.

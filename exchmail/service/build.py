@@ -1,6 +1,6 @@
 """Service assembly: a :class:`Config` in, a ``MultiService`` out.
 
-Used by the twistd plugin (:mod:`exchmail.tap`), by embedders
+Used by the twistd plugin (:mod:`exchmail.service.tap`), by embedders
 (``make_service(config).setServiceParent(application)``) and by tests.
 The tree is::
 
@@ -26,13 +26,14 @@ from twisted.python.threadpool import ThreadPool
 
 from exchmail.auth.accounts import ensure_first_account
 from exchmail.auth.realm import MailRealm
-from exchmail.backends import make_checker, make_store
-from exchmail.config import Config
 from exchmail.errors import ConfigError
 from exchmail.imap.factory import IMAPFactory
 from exchmail.interfaces import IAccountListing, IStore
 from exchmail.pop3.factory import POP3Factory
-from exchmail.tls import ServerTLS, TLSService, wrap_factory
+from exchmail.service.backends import make_checker, make_store
+from exchmail.service.config import Config
+from exchmail.tls.context import ServerTLS, wrap_factory
+from exchmail.tls.service import TLSService
 
 log = Logger(namespace="exchmail.service")
 
@@ -139,7 +140,7 @@ def _add_auth_policy(config: Config, reactor: Any, top: service.MultiService,
     """SASL mechanism names, the shared login throttle, and ``[logging]`` protocol logs."""
     from exchmail.auth.sasl import MECHANISMS
     from exchmail.auth.throttle import LoginThrottle
-    from exchmail.protolog import ProtocolLog, ProtocolLogService
+    from exchmail.session.protolog import ProtocolLog, ProtocolLogService
 
     for section, settings in (("imap", config.profile.imap), ("pop3", config.profile.pop3)):
         for name in settings.sasl_mechanisms:

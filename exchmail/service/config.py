@@ -30,10 +30,11 @@ try:
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
 
+from exchmail.auth.ldapconfig import LDAPConfig
 from exchmail.auth.throttle import ThrottleSettings
 from exchmail.errors import ConfigError
 from exchmail.profile import PROFILE_NAMES, Profile, load_profile
-from exchmail.tls import TLSConfig, newcomer_tls, parse_tls_table
+from exchmail.tls.config import TLSConfig, newcomer_tls, parse_tls_table
 
 #: The accepted ``auth.login_type`` values (Exchange's ``LoginType`` parameter).
 LOGIN_TYPES = ("PlainTextLogin", "PlainTextAuthentication", "SecureLogin")
@@ -81,7 +82,7 @@ class AuthConfig:
     users_file: Path
     login_type: str
     #: "accounts" (the accounts file), "ldap" (see :class:`LDAPConfig`), or a
-    #: custom checker factory (see :mod:`exchmail.backends`).
+    #: custom checker factory (see :mod:`exchmail.service.backends`).
     backend: str = "accounts"
     #: The ``[auth.options]`` table, passed to a custom checker factory.
     options: Mapping[str, Any] = field(default_factory=dict)
@@ -92,37 +93,11 @@ class StoreConfig:
     """The ``[store]`` table: which store backend serves the mail."""
 
     #: "maildir" (default), "memory", or a custom store factory (see
-    #: :mod:`exchmail.backends`: ``python:package.module:factory`` or the
+    #: :mod:`exchmail.service.backends`: ``python:package.module:factory`` or the
     #: name of an ``exchmail.stores`` entry point).
     backend: str = "maildir"
     #: The ``[store.options]`` table, passed to a custom store factory.
     options: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class LDAPConfig:
-    """The ``[ldap]`` table: the directory that ``auth.backend = "ldap"`` uses."""
-
-    servers: tuple[str, ...]
-    base_dn: str
-    user_filter: str = "(&(objectClass=inetOrgPerson)(uid={user}))"
-    scope: str = "subtree"
-    start_tls: bool = False
-    ca_file: Path | None = None
-    verify_hostname: bool = True
-    bind_dn: str = ""
-    bind_password: str = ""
-    login_attribute: str = "uid"
-    mail_attribute: str = "mail"
-    mailbox_attribute: str = ""
-    quota_attribute: str = ""
-    imap_group: str = ""
-    pop3_group: str = ""
-    group_member_attribute: str = "member"
-    connect_timeout: float = 5.0
-    timeout: float = 10.0
-    pool_size: int = 4
-    cache_ttl: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -318,7 +293,7 @@ def load_config(path: Path, *, reactor: Any = None) -> Config:
 # -- [store], [auth] backend and [ldap] ----------------------------------------
 
 #: Built-in ``auth.backend`` and ``store.backend`` names; anything else is a
-#: custom factory resolved by :mod:`exchmail.backends`.
+#: custom factory resolved by :mod:`exchmail.service.backends`.
 AUTH_BACKENDS = ("accounts", "ldap")
 STORE_BACKENDS = ("maildir", "memory")
 LDAP_SCOPES = ("subtree", "level", "base")
@@ -337,9 +312,8 @@ def _backend(table: Mapping[str, Any], where: str, kind: str, builtin: tuple[str
         if table.get("options"):
             raise ConfigError(f"{where}.options: the built-in backend {value!r} takes no options")
         return value
-    from exchmail.backends import resolve_factory
-
-    resolve_factory(value, kind, f"{where}.backend")  # raises ConfigError naming the key
+    # A custom factory is resolved (imported) when the service is built, not
+    # while the file is read: reading a configuration has no side effects.
     return value
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from twisted.application import service
 from twisted.python import usage
 
-from exchmail.config import default_config, load_config
 from exchmail.errors import ConfigError
 from exchmail.service import make_service
+from exchmail.service.config import default_config, load_config
 
 
 class Options(usage.Options):

@@ -27,9 +27,9 @@ import sys
 from pathlib import Path
 
 from exchmail.auth.accounts import AccountsFile
-from exchmail.config import default_config, load_config, read_toml
 from exchmail.errors import AccountError, ConfigError, InvalidUserName
 from exchmail.profile import PROFILE_NAMES, describe, load_profile
+from exchmail.service.config import default_config, load_config, read_toml
 
 PROG = "exchmail"
 
@@ -148,7 +148,7 @@ def _profile_show(args: argparse.Namespace) -> int:
 
 
 def _cert(args: argparse.Namespace) -> int:
-    from exchmail.tls import make_self_signed
+    from exchmail.tls.selfsigned import make_self_signed
 
     if args.days < 1:
         raise _Failure("--days must be at least 1", 2)

@@ -112,7 +112,7 @@ class ProtocolLog:
         drives the periodic flush.
     """
 
-    log = Logger(namespace="exchmail.protolog")
+    log = Logger(namespace="exchmail.session.protolog")
 
     def __init__(self, directory: Path | str, service_name: str, clock: Any,
                  flush_interval: float = 1.0, buffer_size: int = 256 * 1024) -> None:
