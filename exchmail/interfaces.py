@@ -14,11 +14,27 @@ Conventions that hold for all of them:
 - Message content as seen through the store is always in *wire form*:
   CRLF line ends.  A store that keeps bare-LF files (Maildir) converts on
   read and reports both sizes.
-- Methods documented as "may return a Deferred" must be called through
-  ``twisted.internet.defer.maybeDeferred`` by callers.  Methods without that
-  note are synchronous and cheap (in-memory index look-ups).
-- Errors are the classes of :mod:`exchmail.errors`; any other exception is
-  treated by protocol code as an internal server error.
+
+Threads and Deferreds -- the rule every implementation keeps:
+
+- Methods marked **synchronous** answer from memory.  They never touch a
+  disk, a database or the network, and they are cheap (an index look-up),
+  so protocol code calls them directly on the reactor thread.
+- Every other method is **asynchronous**: it returns a
+  :class:`~twisted.internet.defer.Deferred` that fires on the reactor
+  thread.  Blocking work behind it (reading or writing files, fsync,
+  database queries, hashing) runs off the reactor thread, in a thread pool
+  (the ``run_blocking`` callable exchmail gives backends) or an
+  asynchronous driver.  Callers wrap calls in
+  :func:`~twisted.internet.defer.maybeDeferred`, so an implementation whose
+  work is truly in memory may return a plain value (or raise) instead.
+- Errors are the classes of :mod:`exchmail.errors`, raised or delivered as
+  the Deferred's failure; any other exception is treated by protocol code
+  as an internal server error (logged, answered ``NO [SERVERBUG]`` /
+  ``-ERR [SYS/TEMP]``).
+- Index state (UIDs, records, listeners) is changed only on the reactor
+  thread, in the callbacks of the blocking work, so synchronous readers
+  never see half a change.
 """
 
 from __future__ import annotations
@@ -49,6 +65,23 @@ class IStoreMessage(Interface):
     exact_size = Attribute("int: the exact RFC 822 size in wire form (CRLF line ends).")
 
 
+class IMessageReader(Interface):
+    """Sequential access to one message's wire-form content, for streaming.
+
+    Obtained from :meth:`IStoreMailbox.open_message`.  Reads happen off the
+    reactor thread; one reader serves one consumer, one read at a time.
+    """
+
+    size = Attribute("int: the number of octets the reader delivers in all (exact_size).")
+
+    def read(size: int) -> Deferred[bytes]:
+        """Asynchronous: the next at most ``size`` octets; ``b""`` at the end."""
+
+    def close() -> None:
+        """Synchronous: release the reader (the file or cursor is closed off-thread
+        if closing could block).  Reading after ``close`` is an error."""
+
+
 class IMailboxListener(Interface):
     """Receives change notifications from an :class:`IStoreMailbox`.
 
@@ -65,23 +98,31 @@ class IMailboxListener(Interface):
 
     def flags_changed(mailbox: IStoreMailbox, uids: list[int], origin: object) -> None:
         """Flags of these UIDs changed; ``origin`` is the ``origin`` passed to
-        :meth:`IStoreMailbox.set_flags` (so a session can ignore its own changes)."""
+        :meth:`IStoreMailbox.set_flags` (so a session can ignore its own changes),
+        or ``None`` for changes made outside this process."""
 
 
 class IStoreMailbox(Interface):
-    """One mailbox (folder): a shared, in-memory index of its messages.
+    """One mailbox (folder): a shared index of its messages.
 
     A store hands out one object per open mailbox and shares it between all
     sessions that open it, so every session sees the same index and is
     notified of the others' changes through :class:`IMailboxListener`.
+
+    While it has listeners, a mailbox reports changes made outside this
+    process (files dropped into a Maildir, another frontend's writes) to
+    them on its own, by watching or polling once per mailbox -- sessions do
+    not poll.  A mailbox with no listeners may be released by its account
+    after a while and opened afresh later.
     """
 
     name = Attribute("str: the mailbox name ('/'-delimited; 'INBOX' for the inbox).")
     uid_validity = Attribute("int: UIDVALIDITY, a positive 32-bit value.")
     uid_next = Attribute("int: the UID the next added message will get (a lower bound).")
 
+    # -- synchronous: the in-memory index -------------------------------------
     def uids() -> Sequence[int]:
-        """The UIDs of all messages, ascending.
+        """Synchronous: the UIDs of all messages, ascending.
 
         The returned sequence is copy-on-write: the store never removes
         entries from a sequence it has handed out (it replaces it on
@@ -91,67 +132,79 @@ class IStoreMailbox(Interface):
         """
 
     def message(uid: int) -> IStoreMessage | None:
-        """The current record of ``uid``, or ``None`` if it is gone."""
+        """Synchronous: the current record of ``uid``, or ``None`` if it is gone."""
 
-    def open_message(uid: int) -> BinaryIO:
-        """A binary file of the message in wire form (CRLF), positioned at 0.
+    def recent_count() -> int:
+        """Synchronous: how many messages no session has claimed as \\Recent yet."""
 
-        The caller closes it.  Raises :class:`~exchmail.errors.NoSuchMessage`.
+    def claim_recent() -> frozenset[int]:
+        """Synchronous: take the UIDs that no session has seen yet (they are
+        \\Recent for the caller, and for no other session)."""
+
+    def add_listener(listener: IMailboxListener) -> None:
+        """Synchronous: start notifying ``listener`` (and watching for outside changes)."""
+
+    def remove_listener(listener: IMailboxListener) -> None:
+        """Synchronous: stop notifying ``listener`` (no error if it was not registered)."""
+
+    # -- asynchronous ------------------------------------------------------------
+    def read_message(uid: int) -> Deferred[bytes]:
+        """Asynchronous: the whole message in wire form (CRLF).
+
+        For messages a caller is willing to hold in memory; use
+        :meth:`open_message` to stream large ones.  Fails with
+        :class:`~exchmail.errors.NoSuchMessage` if the message is gone.
+        """
+
+    def open_message(uid: int) -> Deferred[IMessageReader]:
+        """Asynchronous: an :class:`IMessageReader` over the message in wire form.
+
+        The caller closes it.  Fails with :class:`~exchmail.errors.NoSuchMessage`.
         """
 
     def append(source: bytes | BinaryIO, flags: frozenset[str] = frozenset(),
                internal_date: float | None = None) -> Deferred[int]:
-        """Add a message; may return a Deferred; result is the new UID.
+        """Asynchronous: add a message; the result is the new UID.
 
-        ``source`` is the message in wire form; a file is read from its
-        current position to its end.  The message becomes visible only once
-        it is complete and durable (never half a message).
+        ``source`` is the message in wire form; a file is read (off the
+        reactor thread) from its current position to its end.  The message
+        becomes visible, and the Deferred fires, only once it is complete
+        and durable (never half a message): a fired Deferred means the
+        message survives a crash.
         """
 
     def set_flags(uids: Iterable[int], flags: frozenset[str], mode: str,
-                  origin: object = None) -> dict[int, frozenset[str]]:
-        """Change flags; ``mode`` is ``"replace"``, ``"add"`` or ``"remove"``.
+                  origin: object = None) -> Deferred[dict[int, frozenset[str]]]:
+        """Asynchronous: change flags; ``mode`` is ``"replace"``, ``"add"`` or ``"remove"``.
 
-        Returns the new flags of every UID that still exists.  Listeners
-        are told through ``flags_changed`` with ``origin``.
+        The result maps every UID that still exists to its new flags.
+        Listeners are told through ``flags_changed`` with ``origin`` once the
+        change is stored.
         """
 
     def expunge(uids: Iterable[int] | None = None) -> Deferred[list[int]]:
-        """Remove messages flagged ``\\Deleted`` (only among ``uids`` if given).
+        """Asynchronous: remove messages flagged ``\\Deleted`` (only among ``uids`` if given).
 
-        May return a Deferred; result is the removed UIDs, ascending.  If
-        removing one message fails, the ones already removed stay removed,
-        no message without ``\\Deleted`` is ever removed, and the error is
-        raised after the listeners are told what did go.
+        The result is the removed UIDs, ascending.  If removing one message
+        fails, the ones already removed stay removed, no message without
+        ``\\Deleted`` is ever removed, and the error is delivered after the
+        listeners are told what did go.
         """
 
     def copy_to(uids: Iterable[int], target: IStoreMailbox) -> Deferred[list[tuple[int, int]]]:
-        """Copy messages (content, flags, internal date) into ``target``.
+        """Asynchronous: copy messages (content, flags, internal date) into ``target``.
 
-        May return a Deferred; result is ``(source_uid, new_uid)`` pairs.
+        The result is ``(source_uid, new_uid)`` pairs, ascending by source UID.
         """
 
     def replace_message(uid: int, source: bytes | BinaryIO) -> Deferred[int]:
-        """Replace a message's content: the old UID is expunged and the new
-        content gets a new UID with the old flags and date (RFC 3501 2.3.1.1:
-        a UID always names one immutable message).  May return a Deferred.
-        """
-
-    def recent_count() -> int:
-        """How many messages no session has claimed as \\Recent yet (STATUS RECENT)."""
-
-    def claim_recent() -> frozenset[int]:
-        """Take the UIDs that no session has seen yet (they are \\Recent for the caller)."""
+        """Asynchronous: replace a message's content: the old UID is expunged
+        and the new content gets a new UID with the old flags and date
+        (RFC 3501 2.3.1.1: a UID always names one immutable message)."""
 
     def refresh() -> Deferred[None]:
-        """Pick up changes made outside this process (e.g. files dropped into
-        Maildir ``new/``); may return a Deferred; cheap when nothing changed."""
-
-    def add_listener(listener: IMailboxListener) -> None:
-        """Start notifying ``listener``."""
-
-    def remove_listener(listener: IMailboxListener) -> None:
-        """Stop notifying ``listener`` (no error if it was not registered)."""
+        """Asynchronous: pick up changes made outside this process now (e.g.
+        files dropped into Maildir ``new/``); cheap when nothing changed."""
 
 
 class IStoreAccount(Interface):
@@ -159,44 +212,44 @@ class IStoreAccount(Interface):
 
     name = Attribute("str: the account (user) name.")
 
-    def list_mailboxes() -> list[str]:
-        """Every existing mailbox name, INBOX included, in no particular order."""
+    def list_mailboxes() -> Deferred[list[str]]:
+        """Asynchronous: every existing mailbox name, INBOX included, in no
+        particular order."""
 
     def mailbox(name: str) -> Deferred[IStoreMailbox]:
-        """Open (or share the already open) mailbox; may return a Deferred.
+        """Asynchronous: open (or share the already open) mailbox.
 
-        Raises :class:`~exchmail.errors.NoSuchMailbox`.
+        Fails with :class:`~exchmail.errors.NoSuchMailbox`.
         """
 
-    def create(name: str) -> Deferred[None] | None:
-        """Create a mailbox and any missing parents; may return a Deferred.
+    def create(name: str) -> Deferred[None]:
+        """Asynchronous: create a mailbox and any missing parents.
 
-        Raises :class:`~exchmail.errors.MailboxExists` or
+        Fails with :class:`~exchmail.errors.MailboxExists` or
         :class:`~exchmail.errors.InvalidMailboxName`.
         """
 
-    def delete(name: str) -> Deferred[None] | None:
-        """Delete a mailbox and its messages; its children stay.
+    def delete(name: str) -> Deferred[None]:
+        """Asynchronous: delete a mailbox and its messages; its children stay.
 
-        May return a Deferred.  Raises NoSuchMailbox; deleting INBOX raises
-        InvalidMailboxName.
+        Fails with NoSuchMailbox; deleting INBOX fails with InvalidMailboxName.
         """
 
-    def rename(old: str, new: str) -> Deferred[None] | None:
-        """Rename a mailbox and its children; may return a Deferred.
+    def rename(old: str, new: str) -> Deferred[None]:
+        """Asynchronous: rename a mailbox and its children.
 
         Renaming INBOX moves its messages into a new mailbox and leaves
         INBOX empty (RFC 3501 6.3.5).
         """
 
-    def subscriptions() -> set[str]:
-        """The subscribed names (which need not exist)."""
+    def subscriptions() -> Deferred[set[str]]:
+        """Asynchronous: the subscribed names (which need not exist)."""
 
-    def subscribe(name: str) -> None:
-        """Add ``name`` to the subscriptions."""
+    def subscribe(name: str) -> Deferred[None]:
+        """Asynchronous: add ``name`` to the subscriptions."""
 
-    def unsubscribe(name: str) -> None:
-        """Remove ``name`` from the subscriptions (no error if absent)."""
+    def unsubscribe(name: str) -> Deferred[None]:
+        """Asynchronous: remove ``name`` from the subscriptions (no error if absent)."""
 
 
 class IMarkedMailboxes(Interface):
@@ -204,21 +257,17 @@ class IMarkedMailboxes(Interface):
     messages no session has seen yet (LIST's ``\\Marked``, RFC 3501 7.2.2).
     Accounts that do not provide it are listed without ``\\Marked``."""
 
-    def is_marked(name: str) -> bool:
-        """Whether mailbox ``name`` has messages that are new to every session.
-
-        Must be cheap (no message parsing): it is asked for every listed
-        mailbox.  Unknown names are not marked.
-        """
+    def marked(names: Iterable[str]) -> Deferred[set[str]]:
+        """Asynchronous: those of ``names`` that have messages new to every
+        session.  Unknown names are not marked.  Asked once per LIST."""
 
 
 class IAccountListing(Interface):
     """Optional for :class:`IStore` providers: which accounts have mail
     (periodic jobs such as retention walk them, whatever the directory is)."""
 
-    def account_names() -> list[str]:
-        """The names of the accounts the store holds; may block (call it off
-        the reactor thread)."""
+    def account_names() -> Deferred[list[str]]:
+        """Asynchronous: the names of the accounts the store holds."""
 
 
 class IUserQuota(Interface):
@@ -226,41 +275,43 @@ class IUserQuota(Interface):
     user's limit from the account directory (e.g. an LDAP quota attribute)."""
 
     def set_user_quota(name: str, limit: int) -> None:
-        """From now on, ``name``'s mailbox may hold at most ``limit`` octets."""
+        """Synchronous: from now on, ``name``'s mailbox may hold at most ``limit`` octets."""
 
 
 class IStore(Interface):
     """The root of a mail store: accounts by user name."""
 
     def account(name: str) -> Deferred[IStoreAccount]:
-        """The account of ``name``, created on first use; may return a Deferred.
+        """Asynchronous: the account of ``name``, created on first use.
 
-        Raises :class:`~exchmail.errors.InvalidUserName` for a name that
+        Fails with :class:`~exchmail.errors.InvalidUserName` for a name that
         cannot be stored safely.
         """
 
-    def close() -> None:
-        """Release resources (thread pools, open files); may return a Deferred."""
+    def close() -> Deferred[None] | None:
+        """Release resources (thread pools, open files, connections); may
+        return a Deferred that fires once they are released."""
 
 
 class IDirectory(Interface):
     """The user database role: who exists (credential checks are
     ``twisted.cred.checkers.ICredentialsChecker`` objects beside it)."""
 
-    def user_exists(name: str) -> bool | Deferred[bool]:
-        """Whether ``name`` is a known user; may return a Deferred."""
+    def user_exists(name: str) -> Deferred[bool]:
+        """Asynchronous: whether ``name`` is a known user."""
 
     def canonical_name(name: str) -> str | None:
-        """The name under which the user's mail is stored, or ``None``."""
+        """Synchronous: the name under which the user's mail is stored, or
+        ``None`` if the directory does not know it (from its in-memory copy)."""
 
 
 class ISCRAMKeys(Interface):
     """A user database that keeps SCRAM keys (RFC 5802), so that SCRAM-SHA-256
     can be offered for its users without a plaintext-equivalent secret."""
 
-    def scram_keys(name: str) -> object:
-        """The :class:`exchmail.auth.sasl.SCRAMKeys` of ``name`` (any case), or
-        ``None`` if the user is unknown or has no keys; may return a Deferred."""
+    def scram_keys(name: str) -> Deferred[object]:
+        """Asynchronous: the :class:`exchmail.auth.sasl.SCRAMKeys` of ``name``
+        (any case), or ``None`` if the user is unknown or has no keys."""
 
 
 class ISCRAMCredentials(Interface):
@@ -272,3 +323,13 @@ class ISCRAMCredentials(Interface):
 
     def check_stored_key(stored_key: bytes) -> bool:
         """Whether the client's proof matches ``stored_key`` (constant time)."""
+
+
+class ILoginMind(Interface):
+    """The ``mind`` a session passes to ``Portal.login``: who is logging in,
+    how.  Realms read it to apply per-protocol rules (Exchange's
+    ImapEnabled/PopEnabled); all attributes are plain values."""
+
+    protocol = Attribute("str: 'imap', 'pop3' or 'lmtp'.")
+    address = Attribute("str: the client's IP address ('' if unknown).")
+    secure = Attribute("bool: whether the connection is protected by TLS.")
