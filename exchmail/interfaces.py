@@ -333,3 +333,36 @@ class ILoginMind(Interface):
     protocol = Attribute("str: 'imap', 'pop3' or 'lmtp'.")
     address = Attribute("str: the client's IP address ('' if unknown).")
     secure = Attribute("bool: whether the connection is protected by TLS.")
+
+
+class ISessionObserver(Interface):
+    """Watches IMAP/POP3 sessions: the protocol log, metrics, connection logs.
+
+    Called on the reactor thread; observers must be quick and must not
+    raise.  ``session`` is the session's
+    :class:`~exchmail.session.observe.SessionInfo` (protocol, id, addresses,
+    user once logged in, TLS).
+    """
+
+    transcript = Attribute(
+        "bool: whether the observer wants the text of every command and "
+        "response (redacted: no passwords, literal data as its size).")
+
+    def session_opened(session: object) -> None:
+        """A connection was accepted (before the greeting)."""
+
+    def received(session: object, text: str) -> None:
+        """The client sent ``text`` (only if ``transcript``)."""
+
+    def sent(session: object, text: str) -> None:
+        """The server sent ``text`` (only if ``transcript``)."""
+
+    def command_done(session: object, name: str, status: str, seconds: float) -> None:
+        """A command finished with ``status`` (``OK``/``NO``/``BAD``, ``+OK``/``-ERR``)."""
+
+    def login_done(session: object, user: str, mechanism: str, outcome: str) -> None:
+        """A login attempt ended: ``outcome`` is ``"success"``, ``"failure"`` or
+        ``"unavailable"`` (the directory did not answer)."""
+
+    def session_closed(session: object) -> None:
+        """The connection ended."""

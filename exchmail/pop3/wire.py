@@ -1,16 +1,15 @@
-"""Pure POP3 wire helpers: command splitting, response clipping, byte-stuffing.
+"""POP3 wire helpers: command splitting, response clipping, byte-stuffing, streaming.
 
-Nothing here touches a transport except :class:`MessageSender`, the pull
-producer that streams a message (RETR/TOP) with back-pressure.
+Everything is pure except :func:`send_message`, which streams a message
+(RETR/TOP) through a session with back-pressure.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, BinaryIO
+from typing import Any
 
-from twisted.internet import defer, interfaces
-from zope.interface import implementer
+from twisted.internet import defer
 
 #: RFC 1939 section 3 / MS-STANXPOP3 C0001: a response line, CRLF included.
 MAX_RESPONSE = 512
@@ -65,71 +64,77 @@ def stuff(chunk: bytes, at_line_start: bool) -> tuple[bytes, bool]:
     return out, chunk[-1:] == b"\n"
 
 
-def top_of(source: BinaryIO, lines: int) -> bytes:
-    """The header, the blank line and the first ``lines`` body lines (TOP)."""
-    out = []
-    for line in iter(source.readline, b""):
-        out.append(line)
-        if line in (b"\r\n", b"\n"):
-            break
-    else:
-        return b"".join(out)  # no body at all
-    for _ in range(lines):
-        line = source.readline()
-        if not line:
-            break
-        out.append(line)
-    return b"".join(out)
+class TopCutter:
+    """Cuts a message stream after its header and ``lines`` body lines (TOP, V0007).
 
-
-@implementer(interfaces.IPullProducer)
-class MessageSender:
-    """Streams one message, byte-stuffed, then the terminating ``.`` line.
-
-    Register with the transport as a pull producer; :attr:`done` fires
-    (with ``None``) once everything is written, or fails if the connection
-    went away first.  The file is closed either way.
+    Fed chunk by chunk (lines may span chunks); never holds more than the
+    current chunk.
     """
 
-    CHUNK = 64 * 1024
+    def __init__(self, lines: int) -> None:
+        self.lines_left = lines
+        self.in_header = True
+        self.done = False
+        self._partial_len = 0  # octets of the current line seen in earlier chunks
+        self._partial_first = b""  # the first of them
 
-    def __init__(self, source: BinaryIO, transport: Any) -> None:
-        self.source = source
-        self.transport = transport
-        self.done: defer.Deferred[None] = defer.Deferred()
-        self._at_line_start = True
-        self._finished = False
+    def cut(self, chunk: bytes) -> bytes:
+        """The part of ``chunk`` that belongs to the TOP response; sets :attr:`done`."""
+        position = 0
+        while position < len(chunk):
+            if not self.in_header and self.lines_left <= 0:
+                self.done = True
+                return chunk[:position]
+            end = chunk.find(b"\n", position)
+            if end < 0:
+                if not self._partial_len:
+                    self._partial_first = chunk[position:position + 1]
+                self._partial_len += len(chunk) - position
+                return chunk
+            if self.in_header:
+                self.in_header = not self._is_empty_line(chunk, position, end)
+            else:
+                self.lines_left -= 1
+            self._partial_len, self._partial_first = 0, b""
+            position = end + 1
+        if not self.in_header and self.lines_left <= 0:
+            self.done = True
+        return chunk
 
-    def start(self) -> defer.Deferred[None]:
-        self.transport.registerProducer(self, False)
-        return self.done
+    def _is_empty_line(self, chunk: bytes, position: int, end: int) -> bool:
+        """Whether the line ending at ``chunk[end]`` is empty (CRLF or bare LF)."""
+        length = self._partial_len + end - position
+        if length == 0:
+            return True
+        first = self._partial_first if self._partial_len else chunk[position:position + 1]
+        return length == 1 and first == b"\r"
 
-    def resumeProducing(self) -> None:
-        if self._finished:
-            return
-        try:
-            chunk = self.source.read(self.CHUNK)
-        except Exception:  # noqa: BLE001 - reported through ``done``
-            self._finish(defer.fail())
-            return
-        if chunk:
-            data, self._at_line_start = stuff(chunk, self._at_line_start)
-            self.transport.write(data)
-            return
-        self.transport.write((b"" if self._at_line_start else b"\r\n") + b".\r\n")
-        self._finish(None)
 
-    def stopProducing(self) -> None:
-        if not self._finished:
-            self._finish(defer.fail(ConnectionError("connection lost during transfer")),
-                         unregister=False)
+CHUNK = 64 * 1024
 
-    def _finish(self, outcome: Any, unregister: bool = True) -> None:
-        self._finished = True
-        self.source.close()
-        if unregister:
-            self.transport.unregisterProducer()
-        if isinstance(outcome, defer.Deferred):
-            outcome.addErrback(self.done.errback)
-        else:
-            self.done.callback(None)
+
+@defer.inlineCallbacks
+def send_message(session: Any, reader: Any, top_lines: int | None = None):
+    """Write the message of ``reader`` byte-stuffed, then the ``.`` line (RETR, TOP).
+
+    Streams with back-pressure (``session.write_now`` waits while the
+    client is not reading); with ``top_lines``, stops after the header and
+    that many body lines.  The reader is closed in any case.
+    """
+    cutter = TopCutter(top_lines) if top_lines is not None else None
+    at_line_start, sent = True, 0
+    try:
+        while cutter is None or not cutter.done:
+            chunk = yield reader.read(CHUNK)
+            if not chunk:
+                break
+            if cutter is not None:
+                chunk = cutter.cut(chunk)
+            data, at_line_start = stuff(chunk, at_line_start)
+            if data:
+                sent += len(data)
+                yield session.write_now(data)
+    finally:
+        reader.close()
+    session.note_data_sent(sent)
+    yield session.write_now((b"" if at_line_start else b"\r\n") + b".\r\n")

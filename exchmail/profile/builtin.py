@@ -18,10 +18,12 @@ EXCHANGE2010 = Profile("exchange2010", IMAPSettings(), POP3Settings())
 EXCHANGE2007 = replace(
     EXCHANGE2010,
     name="exchange2007",
-    imap=replace(EXCHANGE2010.imap, max_connection_from_single_ip=20, max_connections_per_user=10),
+    imap=replace(EXCHANGE2010.imap, max_connection_from_single_ip=20, max_connections_per_user=10,
+                 sign_off="Microsoft Exchange Server 2007 IMAP4 server signing off."),
     # Set-PopSettings MaxCommandSize was 47 octets by default in 2007 (512 in 2010).
     pop3=replace(EXCHANGE2010.pop3, max_connection_from_single_ip=20, max_connections_per_user=10,
-                 max_command_size=47),
+                 max_command_size=47,
+                 sign_off="Microsoft Exchange Server 2007 POP3 server signing off."),
 )
 
 RFC3501 = Profile(
@@ -29,6 +31,7 @@ RFC3501 = Profile(
     replace(
         EXCHANGE2010.imap,
         banner="exchmail IMAP4rev1 server ready",
+        sign_off="exchmail IMAP4rev1 server signing off",
         capability_in_greeting=True,
         capability_in_login_response=True,
         exact_rfc822_size=True,
@@ -60,6 +63,7 @@ RFC3501 = Profile(
     replace(
         EXCHANGE2010.pop3,
         banner="exchmail POP3 server ready",
+        sign_off="exchmail POP3 server signing off",
         max_command_size=255,
         exact_rfc822_size=True,
         liberal_whitespace=False,

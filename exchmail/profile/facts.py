@@ -33,8 +33,6 @@ IMAP_FACTS = MappingProxyType({
     "V0021": "no SASL security layer is ever negotiated",
     "E0003": "AUTH=NTLM and AUTH=GSSAPI (owned by the Windows authentication issue)",
     "E0004": "see E0003 (owned by the Windows authentication issue)",
-    "V0022": "plaintext logins only after TLS by default (login_type SecureLogin, the "
-             "default; PlainTextLogin allows them in the clear; owned by the TLS issue)",
     "V0025": "CREATE makes the missing superior names",
     "V0030": "no mailbox is hidden from LIST wildcards",
     "V0032": "LSUB attributes differ from LIST's (no CHILDREN attributes; \\Noselect "

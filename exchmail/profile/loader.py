@@ -55,7 +55,9 @@ def _lookup(key: str) -> list[tuple[str, str]]:
     found = []
     for sec in sections:
         for f in _fields(sec):
-            if name == f.name or (f.metadata["admin"] and name == f.metadata["admin"]):
+            # Admin names match without regard to case, as PowerShell's parameters do.
+            admin = f.metadata["admin"]
+            if name == f.name or (admin and name.lower() == admin.lower()):
                 found.append((sec, f.name))
                 break
     return found

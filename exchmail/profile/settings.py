@@ -70,13 +70,75 @@ class ListReference(str, enum.Enum):
     JOIN = "join"
 
 
+class LoginType(str, enum.Enum):
+    """When passwords may cross the wire (Set-ImapSettings/Set-PopSettings LoginType)."""
+
+    #: Plaintext LOGIN / USER+PASS and plaintext SASL allowed without TLS.
+    PLAIN_TEXT_LOGIN = "PlainTextLogin"
+    #: Plaintext SASL (AUTHENTICATE PLAIN) allowed without TLS; LOGIN / USER+PASS not.
+    PLAIN_TEXT_AUTHENTICATION = "PlainTextAuthentication"
+    #: No password in the clear before TLS (the Exchange default).
+    SECURE_LOGIN = "SecureLogin"
+
+
 @dataclass(frozen=True, kw_only=True)
-class IMAPSettings:
+class ServiceSettings:
+    """What IMAP and POP3 settings have in common (each service has its own values).
+
+    Session code shared by both protocols reads only these fields; each
+    service class redeclares a field where its default, statement IDs or
+    description differ.
+    """
+
+    banner: str = setting("", ids=(), doc="text of the greeting")
+    sign_off: str = setting("", ids=(), doc="text of the goodbye at LOGOUT/QUIT")
+    login_type: LoginType = setting(
+        LoginType.SECURE_LOGIN, ids=(), admin="LoginType",
+        doc="PlainTextLogin, PlainTextAuthentication or SecureLogin (no password "
+            "in the clear before TLS)")
+    authenticated_timeout: int = setting(
+        1800, ids=(), admin="AuthenticatedConnectionTimeout", minimum=1,
+        doc="idle seconds before an authenticated session is closed")
+    preauthenticated_timeout: int = setting(
+        60, ids=(), admin="PreAuthenticatedConnectionTimeout", minimum=1,
+        doc="idle seconds before a not-yet-authenticated session is closed")
+    max_command_size: int = setting(
+        512, ids=(), admin="MaxCommandSize", minimum=1, doc="longest command line in bytes")
+    exact_rfc822_size: bool = setting(
+        False, ids=(), admin="EnableExactRFC822Size",
+        doc="report exact message sizes (CRLF form) rather than stored sizes")
+    liberal_whitespace: bool = setting(
+        True, ids=(), doc="accept runs of spaces/TABs where one SP is required")
+    max_failed_logins: int = setting(
+        4, ids=(), minimum=0,
+        doc="failed login attempts before the session is dropped (0: no limit)")
+    sasl_mechanisms: tuple[str, ...] = setting(("PLAIN",), ids=(), doc="SASL mechanisms offered")
+    max_connections: int = setting(
+        2000, ids=(), admin="MaxConnections", minimum=0,
+        doc="most simultaneous connections (0: no limit)")
+    max_connection_from_single_ip: int = setting(
+        2000, ids=(), admin="MaxConnectionFromSingleIP", minimum=0,
+        doc="most simultaneous connections from one address (0: no limit)")
+    max_connections_per_user: int = setting(
+        16, ids=(), admin="MaxConnectionsPerUser", minimum=0,
+        doc="most simultaneous logged-in sessions of one user (0: no limit)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class IMAPSettings(ServiceSettings):
     """How the IMAP4rev1 service behaves where Exchange and RFC 3501 differ."""
 
     banner: str = setting(
         "The Microsoft Exchange IMAP4 service is ready.", ids=(),
         rfc="3501 §7.1.1", doc="text of the untagged OK greeting")
+    sign_off: str = setting(
+        "Microsoft Exchange Server 2010 IMAP4 server signing off.", ids=(),
+        rfc="3501 §6.1.3", doc="text of the untagged BYE answering LOGOUT")
+    login_type: LoginType = setting(
+        LoginType.SECURE_LOGIN, ids=("V0022",), rfc="3501 §6.2.2, §6.2.3", admin="LoginType",
+        doc="SecureLogin: no plaintext password (LOGIN, AUTHENTICATE PLAIN) before TLS; "
+            "PlainTextAuthentication: AUTHENTICATE PLAIN allowed in the clear; "
+            "PlainTextLogin: both allowed")
     capability_in_greeting: bool = setting(
         False, ids=("V0050", "V0020"), rfc="3501 §7.1, §6.2.1",
         doc="send a [CAPABILITY ...] response code in the greeting")
@@ -192,12 +254,23 @@ class IMAPSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
-class POP3Settings:
+class POP3Settings(ServiceSettings):
     """How the POP3 service behaves where Exchange and RFC 1939 differ."""
 
     banner: str = setting(
         "The Microsoft Exchange POP3 service is ready.", ids=(),
         rfc="1939 §4", doc="text of the +OK greeting")
+    sign_off: str = setting(
+        "Microsoft Exchange Server 2010 POP3 server signing off.", ids=(),
+        rfc="1939 §6", doc="text of the +OK answering QUIT")
+    login_type: LoginType = setting(
+        LoginType.SECURE_LOGIN, ids=("V0010",), rfc="1939 §7, 2595 §4", admin="LoginType",
+        doc="SecureLogin: USER/PASS and AUTH PLAIN refused before STLS; "
+            "PlainTextAuthentication: AUTH PLAIN allowed in the clear; PlainTextLogin: both")
+    capabilities: tuple[str, ...] = setting(
+        ("TOP", "UIDL", "SASL", "USER", "STLS"), ids=(), rfc="2449 §6",
+        doc="CAPA order; SASL expands to the usable mechanisms and STLS appears only "
+            "when it applies; extra_capabilities follow")
     authenticated_timeout: int = setting(
         1800, ids=("V0002",), rfc="1939 §3", admin="AuthenticatedConnectionTimeout",
         minimum=1, doc="idle seconds before an authenticated session is closed")

@@ -5,12 +5,18 @@ Used by the twistd plugin (:mod:`exchmail.service.tap`), by embedders
 The tree is::
 
     MultiService "exchmail"
-      StoreService            thread pool for blocking store/auth work; closes the store
+      StoreService            thread pools for blocking store work and for content
+                              parsing; closes the store
       ListeningService * N    one per [imap].listen endpoint string (IMAPFactory)
       ListeningService * N    one per [pop3].listen endpoint string (POP3Factory)
       TLSService "tls"        with [tls]: the certificates (reload() on SIGHUP), and a
                               ListeningService per [imap]/[pop3].tls_listen (implicit TLS)
+      ProtocolLogService      with [logging] protocol_log: flushes the logs at stop
       RetentionService        when [retention.folders] is set
+
+Each protocol factory gets one frozen
+:class:`~exchmail.session.context.SessionContext` (profile, portal, limits,
+SASL mechanisms, TLS, throttle, observers, message cache).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any
 
 from twisted.application import service
 from twisted.application.internet import StreamServerEndpointService
-from twisted.cred.portal import Portal
+from twisted.cred.portal import IRealm, Portal
 from twisted.internet import defer, endpoints, threads
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
@@ -29,9 +35,13 @@ from exchmail.auth.realm import MailRealm
 from exchmail.errors import ConfigError
 from exchmail.imap.factory import IMAPFactory
 from exchmail.interfaces import IAccountListing, IStore
+from exchmail.mailbox.cache import MessageCache
 from exchmail.pop3.factory import POP3Factory
 from exchmail.service.backends import make_checker, make_store
 from exchmail.service.config import Config
+from exchmail.session.admission import ConnectionLimits
+from exchmail.session.context import SessionContext
+from exchmail.session.protolog import ProtocolLog, ProtocolLogObserver, ProtocolLogService
 from exchmail.tls.context import ServerTLS, wrap_factory
 from exchmail.tls.service import TLSService
 
@@ -39,27 +49,36 @@ log = Logger(namespace="exchmail.service")
 
 
 class StoreService(service.Service):
-    """Owns the thread pool that blocking work (fsync, scans, hashing) runs in."""
+    """Owns the thread pools: one for blocking store work (file I/O, fsync,
+    scans), one for CPU work on message content (parsing and rendering
+    large messages), so that neither kind can starve the other."""
 
     name = "store"
 
-    def __init__(self, reactor: Any, threads: int = 4) -> None:
+    def __init__(self, reactor: Any, threads: int = 4, compute_threads: int = 2) -> None:
         self.reactor = reactor
         self.pool = ThreadPool(minthreads=1, maxthreads=threads, name="exchmail-store")
+        self.compute_pool = ThreadPool(minthreads=0, maxthreads=compute_threads,
+                                       name="exchmail-compute")
         self.store: IStore | None = None
 
     def run_blocking(self, f: Any, *args: Any) -> defer.Deferred[Any]:
-        """Run ``f(*args)`` in the pool; a Deferred of its result on the reactor thread."""
+        """Run ``f(*args)`` in the store pool; a Deferred of its result on the reactor thread."""
         return threads.deferToThreadPool(self.reactor, self.pool, f, *args)
+
+    def run_compute(self, f: Any, *args: Any) -> defer.Deferred[Any]:
+        """Run ``f(*args)`` in the compute pool; a Deferred of its result."""
+        return threads.deferToThreadPool(self.reactor, self.compute_pool, f, *args)
 
     def startService(self) -> None:
         super().startService()
         self.pool.start()
+        self.compute_pool.start()
 
     def stopService(self) -> defer.Deferred[None]:
         super().stopService()
         d = defer.maybeDeferred(self.store.close) if self.store is not None else defer.succeed(None)
-        d.addBoth(lambda _: self.pool.stop())
+        d.addBoth(lambda _: (self.pool.stop(), self.compute_pool.stop()))
         return d
 
 
@@ -81,12 +100,18 @@ class ListeningService(StreamServerEndpointService):
 
 
 def make_service(config: Config, reactor: Any = None, store: IStore | None = None,
+                 realm: IRealm | None = None,
                  create_first_account: bool = False) -> service.MultiService:
     """Build the exchmail service tree for ``config``.
 
     :param reactor: the reactor to use (the global one when ``None``).
-    :param store: a store to serve instead of the Maildir store under
-        ``config.server.data_dir`` (embedders, tests, custom backends).
+    :param store: a store to serve instead of the one ``[store]`` names
+        (embedders, tests, custom backends).
+    :param realm: a ``twisted.cred`` realm handing out
+        :class:`~exchmail.interfaces.IStoreAccount` avatars, instead of a
+        :class:`~exchmail.auth.realm.MailRealm` over the store.  With a realm
+        and no ``store``, no store is built: quota and retention, which
+        work on the store, are then the realm's business.
     :param create_first_account: create and log a first account when the
         accounts file has none (the newcomer set-up of ``twistd exchmail``).
     """
@@ -97,33 +122,75 @@ def make_service(config: Config, reactor: Any = None, store: IStore | None = Non
     top.setName("exchmail")
     store_service = StoreService(reactor)
     store_service.setServiceParent(top)
-    if store is None:  # [store] backend: Maildir by default, or a custom factory
+    if store is None and realm is None:  # [store] backend: Maildir by default, or custom
         store = make_store(config, reactor, store_service.run_blocking)
-    store = _with_quota(config, store)
-    store_service.store = store
+    if store is not None:
+        store = _with_quota(config, store)
+        store_service.store = store
     if create_first_account and config.auth.backend == "accounts":
         _announce_first_account(config)
     # [auth] backend: the accounts file, LDAP (adds its own thread pool), or custom.
     checker = make_checker(config, reactor, store_service.run_blocking, top)
-    portal = Portal(MailRealm(store), [checker])
+    if realm is None:
+        assert store is not None
+        realm = MailRealm(store)
+    portal = Portal(realm, [checker])
     tls = ServerTLS(config.tls, reactor) if config.tls is not None else None  # bad: ConfigError
     if tls is not None:
         TLSService(tls, reactor).setServiceParent(top)
-    factory = IMAPFactory(portal, config.profile, reactor, login_type=config.auth.login_type)
-    factory.tls = tls
-    pop3_factory = POP3Factory(portal, config.profile, reactor, login_type=config.auth.login_type)
-    pop3_factory.tls = tls
-    _add_auth_policy(config, reactor, top, factory, pop3_factory)
-    for name, section, protocol_factory in (("imap", config.imap, factory),
-                                            ("pop3", config.pop3, pop3_factory)):
-        _add_listeners(top, reactor, name, section.listen, protocol_factory)
+    contexts = _session_contexts(config, reactor, portal, tls, store_service, top)
+    factories = {"imap": IMAPFactory(contexts["imap"]), "pop3": POP3Factory(contexts["pop3"])}
+    for name, section in (("imap", config.imap), ("pop3", config.pop3)):
+        _add_listeners(top, reactor, name, section.listen, factories[name])
         if section.tls_listen and tls is None:
             raise ConfigError(f"{name}.tls_listen: needs a [tls] table")
         if tls is not None:
             _add_listeners(top, reactor, name + "s", section.tls_listen,
-                           wrap_factory(tls, protocol_factory))
-    _add_retention(config, store, store_service, reactor, top)
+                           wrap_factory(tls, factories[name]))
+    if store is not None:
+        _add_retention(config, store, store_service, reactor, top)
     return top
+
+
+def _session_contexts(config: Config, reactor: Any, portal: Portal, tls: ServerTLS | None,
+                      store_service: StoreService,
+                      top: service.MultiService) -> dict[str, SessionContext]:
+    """One :class:`SessionContext` per service: limits, SASL, throttle, logs, cache."""
+    from exchmail.auth.sasl import MECHANISMS, challengers
+    from exchmail.auth.throttle import LoginThrottle
+
+    profile = config.profile
+    throttle = LoginThrottle(config.throttle, reactor)  # one budget for IMAP and POP3
+    cache = MessageCache()  # computed message structure, shared by every session
+    logs = _protocol_logs(config, reactor, top)
+    contexts = {}
+    for name, settings in (("imap", profile.imap), ("pop3", profile.pop3)):
+        for mechanism in settings.sasl_mechanisms:
+            if mechanism.upper().encode("ascii", "replace") not in MECHANISMS:
+                known = ", ".join(m.decode() for m in MECHANISMS)
+                raise ConfigError(f"profile.{name}.sasl_mechanisms: unknown SASL mechanism "
+                                  f"{mechanism!r} (choose {known})")
+        limits = ConnectionLimits(settings.max_connections,
+                                  settings.max_connection_from_single_ip,
+                                  settings.max_connections_per_user)
+        observers = (ProtocolLogObserver(logs[name]),) if name in logs else ()
+        contexts[name] = SessionContext(
+            protocol=name, profile=profile, portal=portal, reactor=reactor, limits=limits,
+            mechanisms=challengers(settings.sasl_mechanisms, portal), tls=tls,
+            throttle=throttle, run_blocking=store_service.run_compute, observers=observers,
+            cache=cache)
+    return contexts
+
+
+def _protocol_logs(config: Config, reactor: Any,
+                   top: service.MultiService) -> dict[str, ProtocolLog]:
+    """``[logging] protocol_log``: one log per service, flushed when the server stops."""
+    if not config.logging.protocol_log:
+        return {}
+    directory = config.logging.protocol_log_dir or config.server.data_dir / "protocol-logs"
+    logs = {name: ProtocolLog(directory, name, reactor) for name in ("imap", "pop3")}
+    ProtocolLogService(list(logs.values())).setServiceParent(top)
+    return logs
 
 
 def _add_listeners(top: service.MultiService, reactor: Any, kind: str,
@@ -133,29 +200,6 @@ def _add_listeners(top: service.MultiService, reactor: Any, kind: str,
         listener = ListeningService(endpoints.serverFromString(reactor, description), factory)
         listener.setName(f"{kind}:{description}")
         listener.setServiceParent(top)
-
-
-def _add_auth_policy(config: Config, reactor: Any, top: service.MultiService,
-                     imap_factory: IMAPFactory, pop3_factory: POP3Factory) -> None:
-    """SASL mechanism names, the shared login throttle, and ``[logging]`` protocol logs."""
-    from exchmail.auth.sasl import MECHANISMS
-    from exchmail.auth.throttle import LoginThrottle
-    from exchmail.session.protolog import ProtocolLog, ProtocolLogService
-
-    for section, settings in (("imap", config.profile.imap), ("pop3", config.profile.pop3)):
-        for name in settings.sasl_mechanisms:
-            if name.upper().encode("ascii", "replace") not in MECHANISMS:
-                known = ", ".join(m.decode() for m in MECHANISMS)
-                raise ConfigError(f"profile.{section}.sasl_mechanisms: unknown SASL mechanism "
-                                  f"{name!r} (choose {known})")
-    throttle = LoginThrottle(config.throttle, reactor)  # one budget for IMAP and POP3
-    imap_factory.throttle = pop3_factory.throttle = throttle
-    if config.logging.protocol_log:
-        directory = config.logging.protocol_log_dir or config.server.data_dir / "protocol-logs"
-        imap_factory.protocol_log = ProtocolLog(directory, "imap", reactor)
-        pop3_factory.protocol_log = ProtocolLog(directory, "pop3", reactor)
-        ProtocolLogService([imap_factory.protocol_log,
-                            pop3_factory.protocol_log]).setServiceParent(top)
 
 
 def _with_quota(config: Config, store: IStore) -> IStore:

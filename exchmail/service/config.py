@@ -7,7 +7,8 @@ Tables and keys (see ``examples/exchmail.toml``)::
     [pop3]    listen = ["tcp:1110:interface=127.0.0.1"]
     [imap]/[pop3] tls_listen = [...]            (implicit TLS, needs [tls])
     [tls]     certificate, private_key, chain, min_version, ciphers, sni (exchmail.tls)
-    [auth]    users_file = "<data_dir>/users"  login_type = "SecureLogin"
+    [auth]    users_file = "<data_dir>/users"  login_type = "SecureLogin" (sets the
+              profile's LoginType of both services)
               backend = "accounts" | "ldap" | custom   [auth.options] (custom)
     [store]   backend = "maildir" | "memory" | custom  [store.options] (custom)
     [ldap]    servers, base_dn, user_filter, ... (see :class:`LDAPConfig`)
@@ -43,7 +44,6 @@ DEFAULT_PROFILE = "exchange2010"
 DEFAULT_DATA_DIR = "exchmail-data"
 DEFAULT_IMAP_LISTEN = ("tcp:1143:interface=127.0.0.1",)
 DEFAULT_POP3_LISTEN = ("tcp:1110:interface=127.0.0.1",)
-DEFAULT_LOGIN_TYPE = "SecureLogin"  # Exchange's default (MS-STANXIMAP V0022)
 #: The newcomer's implicit TLS listeners (IMAPS/POP3S; 993/995 in production).
 DEFAULT_IMAP_TLS_LISTEN = ("tcp:1993:interface=127.0.0.1",)
 DEFAULT_POP3_TLS_LISTEN = ("tcp:1995:interface=127.0.0.1",)
@@ -80,7 +80,6 @@ class AuthConfig:
     """The ``[auth]`` table."""
 
     users_file: Path
-    login_type: str
     #: "accounts" (the accounts file), "ldap" (see :class:`LDAPConfig`), or a
     #: custom checker factory (see :mod:`exchmail.service.backends`).
     backend: str = "accounts"
@@ -158,7 +157,7 @@ def default_config(base_dir: Path) -> Config:
         server=ServerConfig(data_dir=data_dir, profile=DEFAULT_PROFILE),
         imap=IMAPConfig(listen=DEFAULT_IMAP_LISTEN, tls_listen=DEFAULT_IMAP_TLS_LISTEN),
         pop3=POP3Config(listen=DEFAULT_POP3_LISTEN, tls_listen=DEFAULT_POP3_TLS_LISTEN),
-        auth=AuthConfig(users_file=data_dir / "users", login_type=DEFAULT_LOGIN_TYPE),
+        auth=AuthConfig(users_file=data_dir / "users"),
         profile=load_profile(DEFAULT_PROFILE),
         source=None,
         tls=newcomer_tls(data_dir),
@@ -261,8 +260,13 @@ def load_config(path: Path, *, reactor: Any = None) -> Config:
     profile_name = _choice(_string(server, "server", "profile", DEFAULT_PROFILE),
                            "server.profile", PROFILE_NAMES, "profile")
     users_file = _path(auth, "auth", "users_file", base) or data_dir / "users"
-    login_type = _choice(_string(auth, "auth", "login_type", DEFAULT_LOGIN_TYPE),
-                         "auth.login_type", LOGIN_TYPES, "login type")
+    profile_overrides = dict(tables.get("profile", {}))
+    if "login_type" in auth:
+        # [auth] login_type sets both services' LoginType; [profile] may still
+        # override either (imap.login_type / pop3.login_type).
+        login_type = _choice(_string(auth, "auth", "login_type", ""), "auth.login_type",
+                             LOGIN_TYPES, "login type")
+        profile_overrides = {"login_type": login_type, **profile_overrides}
     auth_backend = _backend(auth, "auth", "checker", AUTH_BACKENDS)
     if auth_backend == "ldap" and "ldap" not in tables:
         raise ConfigError("ldap: missing table (auth.backend is 'ldap')")
@@ -276,9 +280,9 @@ def load_config(path: Path, *, reactor: Any = None) -> Config:
                                        DEFAULT_POP3_LISTEN, reactor),
                         tls_listen=_listen(tables.get("pop3", {}), "pop3", (), reactor,
                                            "tls_listen")),
-        auth=AuthConfig(users_file=users_file, login_type=login_type, backend=auth_backend,
+        auth=AuthConfig(users_file=users_file, backend=auth_backend,
                         options=_options(auth, "auth")),
-        profile=load_profile(profile_name, tables.get("profile", {})),
+        profile=load_profile(profile_name, profile_overrides),
         source=path,
         store=_store(tables.get("store", {})),
         ldap=_ldap(tables["ldap"], base) if "ldap" in tables else None,

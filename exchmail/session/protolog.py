@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import re
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -32,77 +31,10 @@ from twisted.application import service
 from twisted.internet import task
 from twisted.logger import Logger
 
-from exchmail.imap.parsing import LiteralSegment, Spool
+from exchmail.session.observe import SessionInfo, SessionObserver
 
 REDACTED = "****"
 FIELDS = "date-time,session-id,sequence-number,local-endpoint,remote-endpoint,event,data"
-_LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n")
-_session_ids = itertools.count(1)
-
-
-def _text(data: bytes) -> str:
-    """Printable text for a log field: CR/LF and other controls escaped."""
-    text = data.decode("utf-8", "backslashreplace")
-    return "".join(c if c >= " " or c == "\t" else f"\\x{ord(c):02x}" for c in text) \
-        .replace("\\x0d\\x0a", "\\r\\n")
-
-
-def summarize_literals(data: bytes) -> str:
-    """``data`` with the octets of every literal ``{n}CRLF...`` replaced by ``<n octets>``."""
-    out, pos = [], 0
-    for match in _LITERAL.finditer(data):
-        if match.start() < pos:
-            continue
-        size = int(match.group(1))
-        out.append(_text(data[pos:match.start()]) + f"{{{size}}}<{size} octets>")
-        pos = match.end() + size
-    out.append(_text(data[pos:]))
-    text = "".join(out)
-    return text[:-4] if text.endswith("\\r\\n") else text
-
-
-def _literal_size(data: bytes | Spool) -> int:
-    return data.size if isinstance(data, Spool) else len(data)
-
-
-def imap_command(segments: list[bytes | LiteralSegment]) -> str:
-    """An IMAP command as logged: literals by size, LOGIN's password and SASL-IR hidden."""
-    first = segments[0] if segments and isinstance(segments[0], bytes) else b""
-    words = first.split(None, 3)
-    name = words[1].upper() if len(words) > 1 else b""
-    if name == b"LOGIN":
-        user = "" if len(words) < 3 else _text(words[2])
-        if user.endswith("}") and len(segments) > 1 and isinstance(segments[1], LiteralSegment) \
-                and isinstance(segments[1].data, bytes):
-            user = _text(segments[1].data)  # the user name was a literal
-        return f"{_text(words[0])} LOGIN {user} {REDACTED}"
-    if name == b"AUTHENTICATE":
-        head = _text(b" ".join(words[:3]))
-        return head + (f" {REDACTED}" if len(words) > 3 or len(segments) > 1 else "")
-    parts = []
-    for segment in segments:
-        if isinstance(segment, LiteralSegment):
-            size = _literal_size(segment.data)
-            parts.append(f"<{size} octets>")
-        else:
-            parts.append(_text(segment))
-    return "".join(parts)
-
-
-def pop3_command(line: bytes) -> str:
-    """A POP3 command line as logged: PASS's argument and AUTH's initial response hidden."""
-    words = line.split(None, 2)
-    keyword = words[0].upper() if words else b""
-    if keyword == b"PASS":
-        return f"{_text(words[0])} {REDACTED}"
-    if keyword == b"AUTH" and len(words) > 2:
-        return f"{_text(words[0])} {_text(words[1])} {REDACTED}"
-    return _text(line)
-
-
-def sasl_response(line: bytes) -> str:
-    """A client's SASL response line as logged: ``*`` (cancel) shown, the rest hidden."""
-    return "*" if line.strip() == b"*" else REDACTED
 
 
 class ProtocolLog:
@@ -167,9 +99,9 @@ class ProtocolLog:
         except OSError as e:
             self.log.error("cannot write protocol log: {error}", error=e)
 
-    def session(self, local: str, remote: str) -> SessionLog:
+    def session(self, session_id: str, local: str, remote: str) -> SessionLog:
         """A new session's log (writes its ``+`` line)."""
-        return SessionLog(self, f"{next(_session_ids):016X}", local, remote)
+        return SessionLog(self, session_id, local, remote)
 
     def flush(self) -> None:
         if self._file is not None:
@@ -220,10 +152,33 @@ class SessionLog:
         self._write("-", "")
 
 
-def endpoint(address: Any) -> str:
-    """``host:port`` of a Twisted address (or ``""``)."""
-    host, port = getattr(address, "host", ""), getattr(address, "port", "")
-    return f"{host}:{port}" if host else ""
+class ProtocolLogObserver(SessionObserver):
+    """Writes every session of one service into a :class:`ProtocolLog`."""
+
+    transcript = True
+
+    def __init__(self, log: ProtocolLog) -> None:
+        self.protocol_log = log
+        self._sessions: dict[SessionInfo, SessionLog] = {}
+
+    def session_opened(self, session: Any) -> None:
+        self._sessions[session] = self.protocol_log.session(
+            session.session_id, session.local, session.remote)
+
+    def received(self, session: Any, text: str) -> None:
+        log = self._sessions.get(session)
+        if log is not None:
+            log.received(text)
+
+    def sent(self, session: Any, text: str) -> None:
+        log = self._sessions.get(session)
+        if log is not None:
+            log.sent(text)
+
+    def session_closed(self, session: Any) -> None:
+        log = self._sessions.pop(session, None)
+        if log is not None:
+            log.closed()
 
 
 class ProtocolLogService(service.Service):
@@ -238,24 +193,3 @@ class ProtocolLogService(service.Service):
         super().stopService()
         for log in self.logs:
             log.close()
-
-
-class SessionLogging:
-    """Mixin for a protocol class: opens a :class:`SessionLog` per connection
-    from the factory-set ``protocol_log`` and closes it when the connection ends."""
-
-    protocol_log: Any = None  # the factory's ProtocolLog
-    session_log: SessionLog | None = None
-    transport: Any
-
-    def connectionMade(self) -> None:
-        if self.protocol_log is not None:
-            self.session_log = self.protocol_log.session(
-                endpoint(self.transport.getHost()), endpoint(self.transport.getPeer()))
-        super().connectionMade()  # type: ignore[misc]
-
-    def connectionLost(self, reason: Any = None) -> None:
-        super().connectionLost(reason)  # type: ignore[misc]
-        if self.session_log is not None:
-            self.session_log.closed()
-            self.session_log = None

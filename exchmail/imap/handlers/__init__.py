@@ -1,0 +1,50 @@
+"""The IMAP command handlers and the table the session dispatches by.
+
+Each handler is ``handler(command, session)`` for one command class of
+:mod:`exchmail.imap.commands`; :data:`HANDLERS` maps the class to the
+handler and the states it is valid in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from exchmail.imap import commands as c
+from exchmail.imap.handlers import fetching, mailboxes, messages, nonauth, searching
+
+ANY = ("unauth", "auth", "select")
+NONAUTH = ("unauth",)
+AUTH = ("auth", "select")
+SELECTED = ("select",)
+
+Handler = Callable[[Any, Any], Any]
+
+#: command class -> (handler, states in which it is valid)
+HANDLERS: dict[type, tuple[Handler, tuple[str, ...]]] = {
+    c.Capability: (nonauth.capability, ANY),
+    c.Noop: (nonauth.noop, ANY),
+    c.Logout: (nonauth.logout, ANY),
+    c.Login: (nonauth.login, NONAUTH),
+    c.Authenticate: (nonauth.authenticate, NONAUTH),
+    c.StartTLS: (nonauth.starttls, NONAUTH),
+    c.Select: (mailboxes.select, AUTH),
+    c.Create: (mailboxes.create, AUTH),
+    c.Delete: (mailboxes.delete, AUTH),
+    c.Rename: (mailboxes.rename, AUTH),
+    c.Subscribe: (mailboxes.subscribe, AUTH),
+    c.Unsubscribe: (mailboxes.unsubscribe, AUTH),
+    c.List: (mailboxes.list_, AUTH),
+    c.Lsub: (mailboxes.lsub, AUTH),
+    c.Status: (mailboxes.status, AUTH),
+    c.Namespace: (mailboxes.namespace, AUTH),
+    c.Append: (messages.append, AUTH),
+    c.Idle: (messages.idle, AUTH),
+    c.Check: (nonauth.noop, SELECTED),
+    c.Close: (messages.close, SELECTED),
+    c.Expunge: (messages.expunge, SELECTED),
+    c.Store: (messages.store, SELECTED),
+    c.Copy: (messages.copy, SELECTED),
+    c.Fetch: (fetching.fetch_command, SELECTED),
+    c.Search: (searching.search, SELECTED),
+}

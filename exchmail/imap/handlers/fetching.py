@@ -1,0 +1,299 @@
+"""FETCH and UID FETCH (RFC 3501 §6.4.5).
+
+Per message: one index record read, and at most one content read.
+
+- Items that need no content (UID, FLAGS, INTERNALDATE, RFC822.SIZE) are
+  rendered from the record on the reactor thread.
+- ENVELOPE, BODY and BODYSTRUCTURE come from the shared
+  :class:`~exchmail.mailbox.cache.MessageCache` when a session computed
+  them before; a FETCH of only those needs no content at all.
+- Everything else reads the content (a few messages ahead, so the store's
+  pool works while responses are written) and renders it with
+  :func:`render_content` -- on the reactor thread up to
+  :data:`~exchmail.mailbox.content.INLINE_LIMIT` octets, in the thread pool
+  above, so a big message never stalls other sessions.
+- A whole-message item (BODY[], BODY.PEEK[], RFC822) of a message larger
+  than :data:`STREAM_THRESHOLD` that needs no 7-bit view is streamed from
+  the store in chunks, with back-pressure, without reading it into memory
+  and without a MIME parse.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer, task
+
+from exchmail.imap import commands as syntax
+from exchmail.imap import fetch
+from exchmail.imap.fetchatt import FetchItem
+from exchmail.imap.handlers.messages import message_set
+from exchmail.mailbox.content import ReadAhead, offload
+from exchmail.mime.message import ParsedMessage
+from exchmail.mime.sevenbit import has_8bit, to_seven_bit
+
+if TYPE_CHECKING:
+    from exchmail.imap.session import IMAPSession
+
+#: Whole-message items of messages larger than this are streamed.
+STREAM_THRESHOLD = 1024 * 1024
+CHUNK = 64 * 1024
+#: Messages between two returns to the reactor, and output flushed at once.
+BATCH = 200
+FLUSH_AT = 64 * 1024
+MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun",
+          b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")
+#: Items computed from the structure alone, worth caching.
+CACHED = frozenset({b"ENVELOPE", b"BODYSTRUCTURE", b"BODY"})
+_METADATA = frozenset({b"UID", b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE"})
+
+
+def internal_date(epoch: float) -> bytes:
+    """``"17-Jul-1996 02:44:25 +0000"`` (UTC, English month names)."""
+    t = time.gmtime(epoch)
+    return b'"%02d-%s-%04d %02d:%02d:%02d +0000"' % (
+        t.tm_mday, MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec)
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    """The profile settings FETCH reads, once per command."""
+
+    exact_size: bool
+    seven_bit: bool
+    empty_as_nil: bool
+
+
+def is_cached_item(item: FetchItem) -> bool:
+    return item.section is None and item.name in CACHED
+
+
+def whole_message(item: FetchItem) -> bool:
+    """Whether the item is the whole message without a partial range."""
+    if item.name == b"RFC822":
+        return True
+    return item.section == b"" and item.partial is None
+
+
+def needs_content(item: FetchItem, options: FetchOptions) -> bool:
+    if item.name in _METADATA:
+        return item.name == b"RFC822.SIZE" and options.exact_size and options.seven_bit
+    return True
+
+
+# -- rendering (pure: runs on the reactor thread or in the pool) --------------------------------
+def render_content(data: bytes, items: Sequence[FetchItem],
+                   options: FetchOptions) -> dict[FetchItem, bytes]:
+    """The rendered value of every content item of one message.
+
+    With ``seven_bit`` the message is first re-encoded (MS-STANXIMAP V0007)
+    and every item, sizes included, describes that view.
+    """
+    view = to_seven_bit(data) if options.seven_bit and has_8bit(data) else data
+    out: dict[FetchItem, bytes] = {}
+    parsed: ParsedMessage | None = None
+    for item in items:
+        name = item.name
+        if name == b"RFC822.SIZE":
+            out[item] = b"%d" % len(view)
+            continue
+        if whole_message(item):
+            out[item] = b"{%d}\r\n" % len(view) + view
+            continue
+        if parsed is None:
+            parsed = ParsedMessage(view)
+        out[item] = _render_parsed(parsed, item, options)
+    return out
+
+
+def _render_parsed(parsed: ParsedMessage, item: FetchItem, options: FetchOptions) -> bytes:
+    name = item.name
+    if name == b"ENVELOPE":
+        return fetch.envelope(parsed, empty_as_nil=options.empty_as_nil)
+    if name == b"BODYSTRUCTURE" or (name == b"BODY" and item.section is None):
+        return fetch.bodystructure(parsed, extensible=name == b"BODYSTRUCTURE",
+                                   empty_as_nil=options.empty_as_nil)
+    if name == b"RFC822.HEADER":
+        data = fetch.section(parsed, (), "HEADER")
+    elif name == b"RFC822.TEXT":
+        data = fetch.section(parsed, (), "TEXT")
+    else:
+        data = fetch.section(parsed, item.path, item.text, item.fields)
+        if item.partial is not None:
+            data = fetch.partial(data, *item.partial)
+    return b"{%d}\r\n" % len(data) + data
+
+
+# -- the handler ------------------------------------------------------------------------------------------
+def fetch_command(command: syntax.Fetch, session: IMAPSession) -> Any:
+    pairs = message_set(session, command.sequence_set, command.uid)
+    items = list(command.items)
+    if command.uid and not any(item.name == b"UID" for item in items):
+        items.insert(0, FetchItem(b"UID"))
+    return _Fetch(session, items, command.uid).run(pairs)
+
+
+class _Fetch:
+    """One FETCH command's run over its messages."""
+
+    def __init__(self, session: IMAPSession, items: list[FetchItem], uid: bool) -> None:
+        settings = session.context.profile.imap
+        self.session = session
+        self.view = session.selected_view()
+        self.mailbox = self.view.mailbox
+        self.items = items
+        self.options = FetchOptions(settings.exact_rfc822_size, settings.seven_bit_output,
+                                    settings.empty_envelope_fields_nil)
+        self.cache = session.context.cache
+        account = getattr(session.account, "name", "")
+        self.cache_prefix = (account, self.mailbox.name, self.mailbox.uid_validity)
+        self.content_items = [i for i in items if needs_content(i, self.options)]
+
+    @defer.inlineCallbacks
+    def run(self, pairs: list[tuple[int, int]]):
+        newly_seen = yield self._mark_seen(pairs)
+        message = self.mailbox.message
+        streamed = {uid for _, uid in pairs if self._streams(uid)}
+        reads = [uid for _, uid in pairs if uid not in streamed and self._reads_content(uid)]
+        ahead = ReadAhead(self.mailbox, reads)
+        read = set(reads)
+        for count, (seq, uid) in enumerate(pairs, 1):
+            record = message(uid)
+            if record is None:
+                if uid in read:
+                    yield ahead.next()  # keep the read-ahead in step
+                continue  # expunged by another session; the client hears of it later
+            items = self.items
+            if uid in newly_seen and not any(i.name == b"FLAGS" for i in items):
+                items = [*items, FetchItem(b"FLAGS")]
+            if uid in streamed:
+                yield self._stream_one(seq, uid, record, items)
+                continue
+            if uid in read:
+                data = yield ahead.next()
+                if data is None:
+                    continue
+                values = yield self._render(uid, data)
+            else:
+                values = self._cached(uid)
+            self._write_one(seq, uid, record, items, values)
+            if self.session.buffered_output > FLUSH_AT:
+                yield self.session.flush_and_wait()
+            if count % BATCH == 0:
+                yield task.deferLater(self.session.context.reactor, 0, lambda: None)
+        return b"FETCH completed."
+
+    def _mark_seen(self, pairs: list[tuple[int, int]]) -> defer.Deferred[set[int]]:
+        """Set ``\\Seen`` where an item implies it (RFC 3501 §6.4.5), in one store call."""
+        if self.view.readonly or not any(i.sets_seen for i in self.items):
+            return defer.succeed(set())
+        message = self.mailbox.message
+        unseen = [uid for _, uid in pairs
+                  if (r := message(uid)) is not None and "\\Seen" not in r.flags]
+        if not unseen:
+            return defer.succeed(set())
+        d = defer.maybeDeferred(self.mailbox.set_flags, unseen, frozenset({"\\Seen"}), "add",
+                                self.view)
+        return d.addCallback(lambda changed: set(changed))
+
+    # -- what a message needs ---------------------------------------------------------------------
+    def _reads_content(self, uid: int) -> bool:
+        items = self.content_items
+        if not items:
+            return False
+        if self.cache is not None and all(is_cached_item(i) for i in items):
+            return self._cached(uid) is None
+        return True
+
+    def _streams(self, uid: int) -> bool:
+        """Whether this message's content is streamed instead of read."""
+        if self.options.seven_bit:
+            return False
+        record = self.mailbox.message(uid)
+        return (record is not None and record.exact_size > STREAM_THRESHOLD
+                and all(whole_message(i) for i in self.content_items))
+
+    def _cached(self, uid: int) -> dict[FetchItem, bytes] | None:
+        if self.cache is None:
+            return None
+        values = {}
+        for item in self.content_items:
+            value = self.cache.get((*self.cache_prefix, uid, self._cache_name(item)))
+            if value is None:
+                return None
+            values[item] = value
+        return values
+
+    def _cache_name(self, item: FetchItem) -> tuple[bytes, bool, bool]:
+        return (item.name, self.options.seven_bit, self.options.empty_as_nil)
+
+    def _render(self, uid: int, data: bytes) -> defer.Deferred[dict[FetchItem, bytes]]:
+        d = offload(self.session.context.run_blocking, len(data), render_content, data,
+                    self.content_items, self.options)
+        if self.cache is not None:
+            d.addCallback(self._remember, uid)
+        return d
+
+    def _remember(self, values: dict[FetchItem, bytes], uid: int) -> dict[FetchItem, bytes]:
+        for item, value in values.items():
+            if is_cached_item(item):
+                self.cache.put((*self.cache_prefix, uid, self._cache_name(item)), value)
+        return values
+
+    # -- output ---------------------------------------------------------------------------------------
+    def _metadata(self, uid: int, record: Any, item: FetchItem) -> bytes:
+        name = item.name
+        if name == b"UID":
+            return b"%d" % uid
+        if name == b"FLAGS":
+            return self.session.flags_for_client(self.view.with_recent(uid, record.flags))
+        if name == b"INTERNALDATE":
+            return internal_date(record.internal_date)
+        size = record.exact_size if self.options.exact_size else record.stored_size
+        return b"%d" % size
+
+    def _write_one(self, seq: int, uid: int, record: Any, items: list[FetchItem],
+                   values: dict[FetchItem, bytes] | None) -> None:
+        parts = []
+        for item in items:
+            value = values.get(item) if values else None
+            if value is None:
+                value = self._metadata(uid, record, item)
+            parts.append(item.label() + b" " + value)
+        self.session.write(b"* %d FETCH (%s)\r\n" % (seq, b" ".join(parts)))
+
+    @defer.inlineCallbacks
+    def _stream_one(self, seq: int, uid: int, record: Any, items: list[FetchItem]):
+        """Write one message's response, streaming its whole-message items."""
+        text = b"* %d FETCH (" % seq
+        for index, item in enumerate(items):
+            if index:
+                text += b" "
+            if not whole_message(item):
+                text += item.label() + b" " + self._metadata(uid, record, item)
+                continue
+            reader = yield defer.maybeDeferred(self.mailbox.open_message, uid)
+            try:
+                self.session.write(text + item.label() + b" {%d}\r\n" % reader.size)
+                self.session.note_data_sent(reader.size)
+                yield self._copy(reader, reader.size)
+            finally:
+                reader.close()
+            text = b""
+        self.session.write(text + b")\r\n")
+
+    @defer.inlineCallbacks
+    def _copy(self, reader: Any, size: int):
+        left = size
+        while left > 0:
+            chunk = yield reader.read(min(CHUNK, left))
+            if not chunk:
+                # The store promised ``size`` octets; pad so the literal stays well-formed.
+                self.session.log.error("message shorter than its size; padding {left} octets",
+                                       left=left)
+                chunk = b" " * left
+            left -= len(chunk)
+            yield self.session.write_now(chunk)

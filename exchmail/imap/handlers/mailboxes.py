@@ -1,0 +1,205 @@
+"""Commands on mailboxes (authenticated state): SELECT, EXAMINE, CREATE, DELETE,
+RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB, STATUS, NAMESPACE."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer
+
+from exchmail.imap import commands as syntax
+from exchmail.imap import listing
+from exchmail.imap.responses import CommandFailed, decode_mailbox, encode_mailbox
+from exchmail.interfaces import IMarkedMailboxes
+from exchmail.profile.settings import ListReference
+from exchmail.store import names
+
+if TYPE_CHECKING:
+    from exchmail.imap.session import IMAPSession
+
+
+# -- names ----------------------------------------------------------------------------------
+@defer.inlineCallbacks
+def mailbox_name(session: IMAPSession, raw: bytes):
+    """A mailbox argument, spelled as the existing mailbox is when the profile
+    makes names case-insensitive (V0008)."""
+    name = decode_mailbox(raw)
+    if session.context.profile.imap.case_insensitive_names and name.upper() != "INBOX":
+        existing = yield defer.maybeDeferred(session.account.list_mailboxes)
+        name = listing.canonical_name(name, existing)
+    return name
+
+
+@defer.inlineCallbacks
+def new_mailbox_name(session: IMAPSession, raw: bytes):
+    """The name for CREATE or a RENAME target, checked against the profile (V0010)."""
+    name = yield mailbox_name(session, raw)
+    name = name.rstrip(listing.DELIMITER)
+    if not session.context.profile.imap.wildcards_in_names and listing.has_wildcards(name):
+        raise CommandFailed(b"[CANNOT] Mailbox names may not contain '*' or '%'")
+    return name
+
+
+def mailbox_line(session: IMAPSession, name: str) -> bytes:
+    """A mailbox name as responses spell it (V0009: a literal if the profile says so)."""
+    return encode_mailbox(name, session.context.profile.imap.backslash_names_as_literal)
+
+
+# -- SELECT / EXAMINE ----------------------------------------------------------------------------
+@defer.inlineCallbacks
+def select(command: syntax.Select, session: IMAPSession):
+    name = yield mailbox_name(session, command.mailbox)
+    session.close_mailbox()
+    mailbox = yield defer.maybeDeferred(session.account.mailbox, name)
+    yield defer.maybeDeferred(mailbox.refresh)
+    view = session.select(mailbox, command.readonly)
+    session.send_flags()
+    session.untagged(b"%d EXISTS" % view.exists)
+    session.untagged(b"%d RECENT" % len(view.recent))
+    first_unseen = _first_unseen(view)
+    if first_unseen is not None:
+        session.untagged(b"OK [UNSEEN %d] First unseen message" % first_unseen)
+    session.untagged(b"OK [UIDVALIDITY %d] UIDs valid" % mailbox.uid_validity)
+    session.untagged(b"OK [UIDNEXT %d] Predicted next UID" % mailbox.uid_next)
+    mode = b"[READ-ONLY] EXAMINE" if command.readonly else b"[READ-WRITE] SELECT"
+    return mode + b" completed."
+
+
+def _first_unseen(view: Any) -> int | None:
+    message = view.mailbox.message
+    for seq, uid in enumerate(view.known_uids(), 1):
+        record = message(uid)
+        if record is not None and "\\Seen" not in record.flags:
+            return seq
+    return None
+
+
+# -- CREATE / DELETE / RENAME ---------------------------------------------------------------------
+@defer.inlineCallbacks
+def create(command: syntax.Create, session: IMAPSession):
+    name = yield new_mailbox_name(session, command.mailbox)
+    yield defer.maybeDeferred(session.account.create, name)
+    return b"CREATE completed."
+
+
+@defer.inlineCallbacks
+def delete(command: syntax.Delete, session: IMAPSession):
+    name = yield mailbox_name(session, command.mailbox)
+    if not session.context.profile.imap.delete_with_children:  # V0026
+        existing = yield defer.maybeDeferred(session.account.list_mailboxes)
+        if any(names.is_inferior(other, name) for other in existing):
+            raise CommandFailed(b"[CANNOT] Mailbox has inferior hierarchical names")
+    if session.view is not None and session.view.mailbox.name == name:
+        session.close_mailbox()
+    yield defer.maybeDeferred(session.account.delete, name)
+    return b"DELETE completed."
+
+
+@defer.inlineCallbacks
+def rename(command: syntax.Rename, session: IMAPSession):
+    old = yield mailbox_name(session, command.old)
+    new = yield new_mailbox_name(session, command.new)
+    yield defer.maybeDeferred(session.account.rename, old, new)
+    return b"RENAME completed."
+
+
+# -- SUBSCRIBE / UNSUBSCRIBE ------------------------------------------------------------------------
+@defer.inlineCallbacks
+def subscribe(command: syntax.Subscribe, session: IMAPSession):
+    name = yield mailbox_name(session, command.mailbox)
+    if session.context.profile.imap.subscribe_requires_existing:  # V0027
+        existing = yield defer.maybeDeferred(session.account.list_mailboxes)
+        if name not in existing:
+            raise CommandFailed(b"[NONEXISTENT] No such mailbox")
+    yield defer.maybeDeferred(session.account.subscribe, name)
+    return b"SUBSCRIBE completed."
+
+
+@defer.inlineCallbacks
+def unsubscribe(command: syntax.Unsubscribe, session: IMAPSession):
+    name = yield mailbox_name(session, command.mailbox)
+    yield defer.maybeDeferred(session.account.unsubscribe, name)
+    return b"UNSUBSCRIBE completed."
+
+
+# -- LIST / LSUB ------------------------------------------------------------------------------------
+def _pattern(raw: bytes) -> str:
+    """A LIST reference or pattern; the empty string is allowed."""
+    return "" if raw == b"" else decode_mailbox(raw)
+
+
+@defer.inlineCallbacks
+def list_(command: syntax.List, session: IMAPSession):
+    reference, pattern = _pattern(command.reference), _pattern(command.pattern)
+    settings = session.context.profile.imap
+    if not pattern:
+        session.untagged(b'LIST (\\Noselect) "/" ""')
+        return b"LIST completed."
+    if (reference and not reference.endswith(listing.DELIMITER)
+            and settings.list_reference_without_delimiter is ListReference.NO_RESULTS):
+        return b"LIST completed."  # V0029: not a level of the hierarchy
+    full = listing.full_pattern(reference, pattern)
+    account = session.account
+    existing = yield defer.maybeDeferred(account.list_mailboxes)
+    entries = listing.list_entries(existing, full, settings.list_children_attributes,
+                                   settings.case_insensitive_names)
+    if IMarkedMailboxes.providedBy(account) and entries:
+        marked = yield defer.maybeDeferred(account.marked, [name for name, _ in entries])
+        if marked:  # list again, with \Marked where it belongs in the attributes
+            entries = listing.list_entries(existing, full, settings.list_children_attributes,
+                                           settings.case_insensitive_names, marked.__contains__)
+    for name, attributes in entries:
+        _list_line(session, b"LIST", name, attributes)
+    return b"LIST completed."
+
+
+@defer.inlineCallbacks
+def lsub(command: syntax.Lsub, session: IMAPSession):
+    reference, pattern = _pattern(command.reference), _pattern(command.pattern)
+    settings = session.context.profile.imap
+    full = listing.full_pattern(reference, pattern)
+    subscribed = yield defer.maybeDeferred(session.account.subscriptions)
+    existing = yield defer.maybeDeferred(session.account.list_mailboxes)
+    entries = listing.lsub_entries(subscribed, existing, full,
+                                   settings.lsub_percent_noselect_parent,
+                                   settings.case_insensitive_names)
+    for name, attributes in entries:
+        _list_line(session, b"LSUB", name, attributes)
+    return b"LSUB completed."
+
+
+def _list_line(session: IMAPSession, kind: bytes, name: str, attributes: list[bytes]) -> None:
+    session.untagged(b'%s (%s) "/" %s' % (kind, b" ".join(attributes), mailbox_line(session, name)))
+
+
+# -- STATUS / NAMESPACE ------------------------------------------------------------------------------
+@defer.inlineCallbacks
+def status(command: syntax.Status, session: IMAPSession):
+    name = yield mailbox_name(session, command.mailbox)
+    mailbox = yield defer.maybeDeferred(session.account.mailbox, name)
+    yield defer.maybeDeferred(mailbox.refresh)
+    values = {
+        b"MESSAGES": lambda: len(mailbox.uids()),
+        b"RECENT": mailbox.recent_count,
+        b"UIDNEXT": lambda: mailbox.uid_next,
+        b"UIDVALIDITY": lambda: mailbox.uid_validity,
+        b"UNSEEN": lambda: _unseen(mailbox),
+    }
+    body = b" ".join(b"%s %d" % (item, values[item]()) for item in command.items)
+    session.untagged(b"STATUS " + mailbox_line(session, mailbox.name) + b" (" + body + b")")
+    return b"STATUS completed."
+
+
+def _unseen(mailbox: Any) -> int:
+    message = mailbox.message
+    count = 0
+    for uid in mailbox.uids():
+        record = message(uid)
+        if record is not None and "\\Seen" not in record.flags:
+            count += 1
+    return count
+
+
+def namespace(command: syntax.Namespace, session: IMAPSession) -> bytes:
+    session.untagged(b'NAMESPACE (("" "/")) NIL NIL')
+    return b"NAMESPACE completed."

@@ -1,0 +1,315 @@
+"""IMAPSession: the IMAP4rev1 protocol on the shared session core.
+
+:class:`~exchmail.session.core.Session` reads commands (lines and
+literals, bounded), runs one at a time and applies the internal-error
+policy; this class adds IMAP's states, the typed parser
+(:func:`exchmail.imap.commands.parse_command`), the dispatch table of
+handlers (:mod:`exchmail.imap.handlers`), tagged and untagged responses,
+capabilities, and the selected mailbox's
+:class:`~exchmail.mailbox.view.MailboxView` with the pending updates
+RFC 3501 §7.4.1 allows at each point.
+
+A handler is ``handler(command, session)``; it returns the text of its
+tagged OK (bytes) or a Deferred of it, and raises
+:class:`~exchmail.imap.responses.CommandFailed` (NO),
+:class:`~exchmail.imap.responses.CommandBad` (BAD) or a store error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import defer
+from twisted.python.failure import Failure
+
+from exchmail import errors
+from exchmail.imap import commands as syntax
+from exchmail.imap.handlers import HANDLERS
+from exchmail.imap.responses import (
+    SYSTEM_FLAGS,
+    CommandBad,
+    CommandFailed,
+    format_flags,
+    store_error_text,
+)
+from exchmail.mailbox.view import MailboxView, Updates
+from exchmail.session.context import SessionContext
+from exchmail.session.core import ConnectionClosed, ResponseLineTooLong, Session
+from exchmail.session.login import LoginFlow
+from exchmail.session.reader import Command, InputReader, ReaderLimits, Refused
+
+#: Literals before login: small, few, and never on disk (a client that has
+#: not logged in must not be able to use the server's memory or files).
+PREAUTH_LITERALS = ReaderLimits(max_line=0, max_literal_total=64 * 1024, max_literals=4,
+                                memory_budget=64 * 1024)
+#: Literals of one command after login (MULTIAPPEND and CATENATE need many).
+MAX_LITERALS = 1000
+STATE_NAMES = {"unauth": "not authenticated", "auth": "authenticated", "select": "selected"}
+
+
+class IMAPSession(Session):
+    """One IMAP connection's protocol state."""
+
+    def __init__(self, server: Any, context: SessionContext) -> None:
+        settings = context.profile.imap
+        reader = InputReader(self._limits(settings, authenticated=False))
+        super().__init__(server, context, reader)
+        self.login = LoginFlow(self, settings)
+        self.state = "unauth"
+        self.account: Any = None
+        self.view: MailboxView | None = None
+        self.idling = False
+        self.announced: frozenset[str] = frozenset()  # keywords the client was told of
+
+    @staticmethod
+    def _limits(settings: Any, authenticated: bool) -> ReaderLimits:
+        if not authenticated:
+            return ReaderLimits(settings.max_command_size, PREAUTH_LITERALS.max_literal_total,
+                                PREAUTH_LITERALS.max_literals, PREAUTH_LITERALS.memory_budget)
+        return ReaderLimits(settings.max_command_size, settings.max_literal_size, MAX_LITERALS)
+
+    # -- responses ------------------------------------------------------------------------
+    def untagged(self, text: bytes) -> None:
+        self.write(b"* " + text + b"\r\n")
+
+    def tagged(self, tag: bytes, status: bytes, text: bytes) -> None:
+        self.write(tag + b" " + status + (b" " + text if text else b"") + b"\r\n")
+
+    def continuation(self, text: bytes = b"") -> None:
+        """``+ text``; RFC 3501 wants the space even when the text is empty."""
+        self.write(b"+ " + text + b"\r\n")
+
+    # -- the core's hooks -----------------------------------------------------------------
+    def greeting(self) -> None:
+        settings = self.context.profile.imap
+        text = settings.banner.encode("utf-8")
+        if settings.capability_in_greeting:
+            text = b"[CAPABILITY " + b" ".join(self.capabilities()) + b"] " + text
+        self.untagged(b"OK " + text)
+        self.server.setTimeout(settings.preauthenticated_timeout)
+
+    def refuse_connection(self, reason: str) -> None:
+        self.untagged(b"BYE [UNAVAILABLE] " + reason.encode("ascii"))
+
+    def answer_refused(self, refused: Refused) -> None:
+        tag = syntax.tag_of(refused.first, self._options())
+        if refused.reason == "line":
+            self.tagged(tag, b"BAD", b"[TOOBIG] Command line too long")
+        elif refused.reason == "count":
+            self.tagged(tag, b"BAD", b"[LIMIT] Too many literals in one command")
+        else:
+            self.tagged(tag, b"NO", b"[TOOBIG] Literal larger than %d octets" % refused.limit)
+
+    def continue_literal(self, size: int) -> None:
+        self.continuation(b"Ready for literal data")
+
+    def answer_internal_error(self, command: Command) -> None:
+        tag = syntax.tag_of(_first_line(command), self._options())
+        self.tagged(tag, b"NO", b"[SERVERBUG] Internal server error; the error was logged")
+
+    def farewell(self) -> None:
+        self.untagged(b"BYE Autologout; connection idle too long")
+
+    def left(self) -> None:
+        self.state = "logout"
+        self.close_mailbox()
+
+    def describe_command(self, command: Command) -> str:
+        from exchmail.imap.transcript import describe_command
+
+        return describe_command(command, self._options())
+
+    def describe_output(self, data: bytes) -> str:
+        from exchmail.imap.transcript import describe_output
+
+        return describe_output(data, self.login.sasl_active)
+
+    def describe_response_line(self, line: bytes) -> str:
+        if self.login.sasl_active:
+            return "*" if line.strip() == b"*" else "****"
+        return super().describe_response_line(line)
+
+    # -- dispatch -----------------------------------------------------------------------------
+    def _options(self) -> syntax.ParseOptions:
+        return syntax.ParseOptions.from_settings(self.context.profile.imap)
+
+    def execute(self, raw: Command) -> defer.Deferred[Any] | None:
+        try:
+            command = syntax.parse_command(raw.segments, self._options())
+        except syntax.CommandSyntaxError as error:
+            self._answer_syntax_error(error)
+            return None
+        entry = HANDLERS.get(type(command))
+        if entry is None:
+            self.tagged(command.tag, b"BAD", b"Unsupported command")
+            return None
+        handler, states = entry
+        if self.state not in states:
+            name = syntax.command_name(command).decode("ascii")
+            where = STATE_NAMES.get(self.state, self.state)
+            self.tagged(command.tag, b"BAD", f"{name} not allowed in the {where} state".encode())
+            return None
+        started = self.context.reactor.seconds()
+        d = defer.maybeDeferred(handler, command, self)
+        d.addCallbacks(self._succeeded, self._failed, callbackArgs=(command,),
+                       errbackArgs=(command,))
+        d.addCallback(self._report, command, started)
+        return d
+
+    def _answer_syntax_error(self, error: syntax.CommandSyntaxError) -> None:
+        code = b"[" + error.code + b"] " if error.code else b""
+        self.tagged(error.tag, error.status, code + error.text)
+
+    def _succeeded(self, text: bytes | None, command: Any) -> bytes:
+        # None: the handler answered itself (LOGOUT, STARTTLS).
+        if text is not None and self.state != "logout":
+            self.send_updates(allow_expunge=not syntax.holds_expunges(command))
+            self.tagged(command.tag, b"OK", text)
+        return b"OK"
+
+    def _failed(self, failure: Failure, command: Any) -> bytes:
+        tag = command.tag
+        if failure.check(ConnectionClosed):
+            return b""
+        if failure.check(CommandBad, syntax.CommandSyntaxError):
+            value = failure.value
+            if isinstance(value, syntax.CommandSyntaxError):
+                self._answer_syntax_error(value)
+                return value.status
+            self.tagged(tag, b"BAD", value.args[0])
+            return b"BAD"
+        if failure.check(ResponseLineTooLong):
+            self.tagged(tag, b"BAD", b"Response line too long")
+            return b"BAD"
+        if failure.check(CommandFailed):
+            self.send_updates(allow_expunge=False)
+            self.tagged(tag, b"NO", failure.value.args[0])
+            return b"NO"
+        if failure.check(errors.StoreError):
+            self.tagged(tag, b"NO", store_error_text(failure.value))
+            return b"NO"
+        failure.raiseException()
+        return b""  # not reached
+
+    def _report(self, status: bytes, command: Any, started: float) -> None:
+        seconds = self.context.reactor.seconds() - started
+        self.report_command(syntax.command_name(command).decode("ascii"),
+                            status.decode("ascii"), seconds)
+
+    # -- login ------------------------------------------------------------------------------------
+    def logged_in(self, account: Any, logout: Any) -> None:
+        """Switch to the authenticated state with ``account``."""
+        settings = self.context.profile.imap
+        self.account = account
+        self.set_logout(logout)
+        self.state = "auth"
+        self.reader.set_limits(self._limits(settings, authenticated=True))
+        self.server.setTimeout(settings.authenticated_timeout)
+
+    def capabilities(self) -> list[bytes]:
+        """CAPABILITY in the profile's order, limited to what applies now.
+
+        ``AUTH`` stands for the usable SASL mechanisms; LOGINDISABLED,
+        STARTTLS and CHILDREN appear only when they apply.
+        """
+        settings = self.context.profile.imap
+        mechanisms = self.login.mechanisms()
+        login_disabled = settings.advertise_logindisabled and not self.login.plaintext_allowed()
+        present = {
+            "AUTH": [b"AUTH=" + name for name in mechanisms],
+            "SASL-IR": [b"SASL-IR"] if mechanisms else [],
+            "LOGINDISABLED": [b"LOGINDISABLED"] if login_disabled else [],
+            "STARTTLS": [b"STARTTLS"] if self.can_start_tls() else [],
+            "CHILDREN": [b"CHILDREN"] if settings.list_children_attributes else [],
+        }
+        caps: list[bytes] = []
+        for name in settings.capabilities:
+            caps.extend(present.get(name, [name.encode("ascii")]))
+        return caps
+
+    # -- the selected mailbox -------------------------------------------------------------------
+    def select(self, mailbox: Any, readonly: bool) -> MailboxView:
+        """Make ``mailbox`` the selected one (the previous one is closed first)."""
+        self.close_mailbox()
+        settings = self.context.profile.imap
+        self.view = MailboxView(mailbox, readonly, self.mailbox_changed,
+                                settings.notify_external_flag_changes)
+        self.announced = frozenset(settings.server_keywords)
+        self.state = "select"
+        return self.view
+
+    def close_mailbox(self) -> None:
+        """Leave the selected state (without expunging)."""
+        if self.view is not None:
+            self.view.close()
+            self.view = None
+        if self.state == "select":
+            self.state = "auth"
+
+    def selected_view(self) -> MailboxView:
+        assert self.view is not None
+        return self.view
+
+    def mailbox_flags(self) -> frozenset[str]:
+        """The FLAGS list: system flags and the keywords announced so far (E0001)."""
+        return SYSTEM_FLAGS | self.announced
+
+    def send_flags(self) -> None:
+        """``* FLAGS`` and ``* OK [PERMANENTFLAGS]`` for the selected mailbox."""
+        view = self.selected_view()
+        flags = self.mailbox_flags()
+        self.untagged(b"FLAGS " + format_flags(flags))
+        if view.readonly:
+            permanent: frozenset[str] = frozenset()
+        else:
+            permanent = flags | {"\\*"} if self.context.profile.imap.client_keywords else flags
+        self.untagged(b"OK [PERMANENTFLAGS " + format_flags(permanent) + b"] Permanent flags")
+
+    def flags_for_client(self, flags: frozenset[str]) -> bytes:
+        """``flags`` formatted for a response; keywords the client has not been
+        told of are first announced with new FLAGS/PERMANENTFLAGS responses."""
+        unknown = [f for f in flags if f not in self.announced and f[:1] != "\\"]
+        if unknown:
+            self.announced |= frozenset(unknown)
+            self.send_flags()
+        return format_flags(flags)
+
+    def send_updates(self, allow_expunge: bool = True) -> None:
+        """Queue untagged responses for changes the client has not heard of."""
+        if self.view is not None:
+            self.write_updates(self.view.updates(allow_expunge))
+
+    def write_updates(self, updates: Updates) -> None:
+        if not updates:
+            return
+        for seq in updates.expunged:
+            self.untagged(b"%d EXPUNGE" % seq)
+        if updates.exists is not None:
+            self.untagged(b"%d EXISTS" % updates.exists)
+            self.untagged(b"%d RECENT" % updates.recent)
+        for seq, _, flags in updates.flags:
+            self.untagged(b"%d FETCH (FLAGS %s)" % (seq, self.flags_for_client(flags)))
+
+    def mailbox_changed(self) -> None:
+        """The store reported a change: push it now if the client idles, or,
+        when the profile says so (V0002/V0014), if no command is in progress.
+
+        Unilateral updates never carry EXPUNGE (RFC 3501 §7.4.1) and are
+        skipped while the client is not reading (flow control).
+        """
+        if self.closing:
+            return
+        if self.idling:
+            self.send_updates(allow_expunge=True)
+            self.flush()
+        elif (self.context.profile.imap.unsolicited_exists and not self.busy
+              and not self.reader.buffered and not self.write_gate.paused
+              and self.state == "select"):
+            self.send_updates(allow_expunge=False)
+            self.flush()
+
+
+def _first_line(command: Command) -> bytes:
+    first = command.segments[0] if command.segments else b""
+    return first if isinstance(first, bytes) else b""
+

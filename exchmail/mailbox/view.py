@@ -1,0 +1,211 @@
+"""One session's view of its selected mailbox.
+
+The store's mailbox index is shared by all sessions; what is per session
+is only what RFC 3501 makes per session: which messages the client has
+been told about (sequence numbers stay stable until EXPUNGE responses are
+sent), which are \\Recent for it, which flag changes by others it has not
+heard of yet, and which keywords it has been told exist.  The UID list
+itself is the store's copy-on-write sequence, so a view holds a
+reference, never a copy.
+
+The view is protocol-neutral: :meth:`MailboxView.updates` says what
+changed as plain values and the protocol renders them.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from zope.interface import implementer
+
+from exchmail.interfaces import IMailboxListener, IStoreMailbox
+
+RECENT = "\\Recent"
+
+#: A sequence set as ranges of (low, high); ``None`` stands for ``*``.
+Ranges = Iterable[tuple[int | None, int | None]]
+
+
+@dataclass(frozen=True)
+class Updates:
+    """What a client must be told to catch up (in this order).
+
+    :ivar expunged: sequence numbers of EXPUNGE responses, each valid when
+        sent (descending order makes every one valid).
+    :ivar exists: the new message count, or None if unchanged.
+    :ivar recent: the new \\Recent count (with ``exists``).
+    :ivar flags: ``(seq, uid, flags)`` of messages whose flags others changed.
+    """
+
+    expunged: tuple[int, ...] = ()
+    exists: int | None = None
+    recent: int = 0
+    flags: tuple[tuple[int, int, frozenset[str]], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.expunged or self.exists is not None or self.flags)
+
+
+NO_UPDATES = Updates()
+
+
+@implementer(IMailboxListener)
+class MailboxView:
+    """Sequence numbering, \\Recent and pending updates for one session.
+
+    :param on_change: called (on the reactor thread) when the store reports
+        a change this session may want to tell its client about at once.
+    :param notify_external_flags: whether other sessions' flag changes
+        become pending updates (MS-STANXIMAP V0044).
+    """
+
+    def __init__(self, mailbox: IStoreMailbox, readonly: bool,
+                 on_change: Callable[[], None] = lambda: None,
+                 notify_external_flags: bool = True) -> None:
+        self.mailbox = mailbox
+        self.readonly = readonly
+        self.notify_external_flags = notify_external_flags
+        self._on_change = on_change
+        self._uids: Sequence[int] = mailbox.uids()
+        self.exists = len(self._uids)
+        self.recent: set[int] = set() if readonly else set(mailbox.claim_recent())
+        self._pending_flags: set[int] = set()
+        mailbox.add_listener(self)
+
+    def close(self) -> None:
+        """Stop listening to the mailbox."""
+        self.mailbox.remove_listener(self)
+
+    # -- numbering -----------------------------------------------------
+    def uid_at(self, seq: int) -> int:
+        """The UID of 1-based sequence number ``seq``."""
+        return self._uids[seq - 1]
+
+    def seq_of(self, uid: int) -> int | None:
+        """The sequence number of ``uid``, or ``None``."""
+        index = bisect_left(self._uids, uid, 0, self.exists)
+        if index < self.exists and self._uids[index] == uid:
+            return index + 1
+        return None
+
+    @property
+    def max_uid(self) -> int:
+        """The largest UID the client knows of (0 for an empty mailbox)."""
+        return self._uids[self.exists - 1] if self.exists else 0
+
+    def known_uids(self) -> Sequence[int]:
+        """The UIDs the client knows, in sequence order (do not mutate)."""
+        uids = self._uids
+        return uids if len(uids) == self.exists else uids[:self.exists]
+
+    def resolve(self, ranges: Ranges, by_uid: bool) -> list[tuple[int, int]]:
+        """``(seq, uid)`` pairs a sequence set selects, ascending, no duplicates.
+
+        UID ranges match the UIDs that exist; for message sets see
+        :meth:`seqs_in_range` (numbers beyond the mailbox are an error there).
+        """
+        exists = self.exists
+        uids = self._uids
+        ordered = list(_ordered(ranges, self.max_uid if by_uid else exists))
+        if len(ordered) == 1:  # the common case (1:*, one UID range): no set needed
+            low, high = ordered[0]
+            if by_uid:
+                start, stop = bisect_left(uids, low, 0, exists), bisect_right(uids, high, 0, exists)
+            else:
+                start, stop = max(low, 1) - 1, min(high, exists)
+            return [(index + 1, uids[index]) for index in range(start, stop)]
+        selected: set[int] = set()
+        if by_uid:
+            largest = self.max_uid
+            for low, high in _ordered(ranges, largest):
+                start = bisect_left(uids, low, 0, exists)
+                stop = bisect_right(uids, high, 0, exists)
+                selected.update(range(start, stop))
+        else:
+            for low, high in _ordered(ranges, exists):
+                selected.update(range(max(low, 1) - 1, min(high, exists)))
+        return [(index + 1, uids[index]) for index in sorted(selected)]
+
+    def seqs_in_range(self, ranges: Ranges) -> bool:
+        """Whether every number of a message sequence set exists."""
+        return all(low >= 1 and high <= self.exists for low, high in _ordered(ranges, self.exists))
+
+    def flags_of(self, uid: int) -> frozenset[str] | None:
+        """Current flags of ``uid`` including the session's ``\\Recent``."""
+        record = self.mailbox.message(uid)
+        if record is None:
+            return None
+        return self.with_recent(uid, record.flags)
+
+    def with_recent(self, uid: int, flags: frozenset[str]) -> frozenset[str]:
+        """``flags`` plus ``\\Recent`` if ``uid`` is recent for this session."""
+        return flags | {RECENT} if uid in self.recent else flags
+
+    # -- updates -------------------------------------------------------
+    def updates(self, allow_expunge: bool) -> Updates:
+        """What brings the client up to date.
+
+        Expunges (and with them any renumbering, and any EXISTS) are held
+        back when ``allow_expunge`` is false, as RFC 3501 §7.4.1 requires
+        during FETCH, STORE and SEARCH.
+        """
+        current = self.mailbox.uids()
+        expunged: tuple[int, ...] = ()
+        if current is not self._uids:
+            if not allow_expunge:
+                return Updates(flags=self._flag_updates())
+            expunged = self._apply_expunges(current)
+        exists = None
+        if len(current) > self.exists:
+            self.exists = len(current)
+            if not self.readonly:
+                self.recent.update(self.mailbox.claim_recent())
+            exists = self.exists
+        return Updates(expunged, exists, len(self.recent), self._flag_updates())
+
+    def _apply_expunges(self, current: Sequence[int]) -> tuple[int, ...]:
+        still = set(current)
+        gone = []
+        for index in range(self.exists - 1, -1, -1):
+            uid = self._uids[index]
+            if uid not in still:
+                gone.append(index + 1)
+                self.recent.discard(uid)
+                self._pending_flags.discard(uid)
+        last_known = self.max_uid
+        self._uids = current
+        self.exists = bisect_right(current, last_known)
+        return tuple(gone)
+
+    def _flag_updates(self) -> tuple[tuple[int, int, frozenset[str]], ...]:
+        out = []
+        for uid in sorted(self._pending_flags):
+            seq = self.seq_of(uid)
+            flags = self.flags_of(uid)
+            if seq is not None and flags is not None:
+                out.append((seq, uid, flags))
+        self._pending_flags.clear()
+        return tuple(out)
+
+    # -- IMailboxListener ----------------------------------------------
+    def messages_added(self, mailbox: IStoreMailbox, uids: list[int]) -> None:
+        self._on_change()
+
+    def messages_expunged(self, mailbox: IStoreMailbox, uids: list[int]) -> None:
+        self._on_change()
+
+    def flags_changed(self, mailbox: IStoreMailbox, uids: list[int], origin: object) -> None:
+        # V0044: whether others' flag changes become untagged FETCH responses.
+        if origin is not self and self.notify_external_flags:
+            self._pending_flags.update(uids)
+            self._on_change()
+
+
+def _ordered(ranges: Ranges, largest: int) -> Iterable[tuple[int, int]]:
+    """Each range with ``*`` replaced by ``largest``, low..high."""
+    for low, high in ranges:
+        a = largest if low is None else low
+        b = largest if high is None else high
+        yield (a, b) if a <= b else (b, a)
