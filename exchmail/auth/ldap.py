@@ -29,22 +29,23 @@ failure, never "wrong password" -- and the outage and the recovery are
 logged.
 
 An optional cache of *positive* results (``cache_ttl`` seconds, off by
-default) lets a user who logged in recently log in again without a
-directory round trip, even during an outage.  Its trade-off: an entry is
-never extended, so a changed password, a disabled account or a removed
+default; the :class:`~exchmail.auth.cache.CredentialsCache` the accounts
+file uses too, at most 10,000 users) lets a user who logged in recently
+log in again without a directory round trip, even during an outage.  Its
+trade-off: the directory cannot tell exchmail about changes, and an entry
+is never extended, so a changed password, a disabled account or a removed
 group membership takes effect at most ``cache_ttl`` seconds late (the old
-password keeps working that long).  Only an HMAC of the password (with a
-key random per process) is kept, in memory.
+password keeps working that long) -- which is why it is off by default
+here, while the accounts file, whose changes exchmail sees, caches by
+default.  Only an HMAC of user name and password (with a key random per
+process) is kept, in memory.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import math
 import queue
 import re
-import secrets
 import ssl
 import threading
 import time
@@ -62,6 +63,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from exchmail.auth.accounts import RunBlocking
+from exchmail.auth.cache import DEFAULT_MAX_ENTRIES, CredentialsCache
 from exchmail.auth.directory import IMAP, POP3, DirectoryUser
 from exchmail.auth.ldapconfig import LDAPConfig
 from exchmail.errors import DirectoryUnavailable, InvalidUserName
@@ -142,8 +144,8 @@ class LDAPChecker:
             self._slots.put(_Slot())
         self._state_lock = threading.Lock()
         self._down = False
-        self._cache: dict[str, tuple[float, bytes, DirectoryUser]] = {}
-        self._cache_key = secrets.token_bytes(32)
+        #: Positive results (``config.cache_ttl``; off when 0), as the accounts checker's.
+        self.cache = CredentialsCache(config.cache_ttl, DEFAULT_MAX_ENTRIES, clock)
         self._names: dict[str, str] = {}
         self._closed = False
         attrs = [config.login_attribute, config.mail_attribute, config.mailbox_attribute,
@@ -393,29 +395,12 @@ class LDAPChecker:
         return 0 < len(name) <= _MAX_NAME_LENGTH and not _CONTROL.search(name)
 
     # -- ICredentialsChecker -------------------------------------------
-    def _digest(self, name: str, password: str) -> bytes:
-        return hmac.new(self._cache_key, f"{name}\x00{password}".encode(),
-                        hashlib.sha256).digest()
-
     def _cached(self, folded: str, password: str) -> DirectoryUser | None:
-        if self.config.cache_ttl <= 0:
-            return None
-        hit = self._cache.get(folded)
-        if hit is None:
-            return None
-        expires, digest, user = hit
-        if self._clock() >= expires:
-            del self._cache[folded]
-            return None
-        if not hmac.compare_digest(digest, self._digest(folded, password)):
-            return None  # maybe a new password: ask the directory
-        return user
+        return self.cache.get(folded, password.encode("utf-8", "surrogatepass"))
 
     def _remember(self, folded: str, password: str, user: DirectoryUser) -> DirectoryUser:
         self._names[folded] = str(user)
-        if self.config.cache_ttl > 0:
-            self._cache[folded] = (self._clock() + self.config.cache_ttl,
-                                   self._digest(folded, password), user)
+        self.cache.remember(folded, password.encode("utf-8", "surrogatepass"), user)
         return user
 
     def requestAvatarId(self, credentials: Any) -> defer.Deferred[Any]:

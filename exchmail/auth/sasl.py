@@ -330,6 +330,7 @@ class ScramSHA256(ServerMechanism):
         return d
 
     def _lookup(self, username: bytes) -> Any:
+        """The user's keys: a Deferred (``ISCRAMKeys.scram_keys`` is asynchronous), or None."""
         try:
             name = username.decode("utf-8")
         except UnicodeDecodeError:
@@ -361,8 +362,9 @@ class ScramSHA256(ServerMechanism):
             raise MalformedResponse("channel binding data differs from the GS2 header")
         if attributes[1][1] != self._nonce:
             raise MalformedResponse("nonce mismatch")
+        if self._keys is None:  # the keys look-up has not answered: out of order
+            raise MalformedResponse("client-final message before the server-first message")
         auth_message = b",".join((self._first_bare, self._server_first, without_proof))
-        assert self._keys is not None
         signature = _hmac(self._keys.server_key, auth_message)
         return self._finish(SCRAMCredentials(self._username, auth_message, proof_bytes),
                             b"v=" + base64.b64encode(signature))

@@ -9,6 +9,7 @@ Tables and keys (see ``examples/exchmail.toml``)::
     [tls]     certificate, private_key, chain, min_version, ciphers, sni (exchmail.tls)
     [auth]    users_file = "<data_dir>/users"  login_type = "SecureLogin"
               backend = "accounts" | "ldap" | custom   [auth.options] (custom)
+              cache_ttl = 300  cache_size = 10000  hash_threads = 2   (accounts backend)
     [store]   backend = "maildir" | "memory" | custom  [store.options] (custom)
     [ldap]    servers, base_dn, user_filter, ... (see :class:`LDAPConfig`)
     [profile] any override accepted by :func:`exchmail.profile.load_profile`
@@ -30,6 +31,8 @@ try:
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
 
+from exchmail.auth.cache import DEFAULT_MAX_ENTRIES, DEFAULT_TTL
+from exchmail.auth.hashpool import DEFAULT_THREADS as DEFAULT_HASH_THREADS
 from exchmail.auth.ldapconfig import LDAPConfig
 from exchmail.auth.throttle import ThrottleSettings
 from exchmail.errors import ConfigError
@@ -86,6 +89,12 @@ class AuthConfig:
     backend: str = "accounts"
     #: The ``[auth.options]`` table, passed to a custom checker factory.
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: Seconds a verified login is remembered (0: no cache); see :mod:`exchmail.auth.cache`.
+    cache_ttl: float = DEFAULT_TTL
+    #: Users remembered at most by that cache.
+    cache_size: int = DEFAULT_MAX_ENTRIES
+    #: Threads that hash passwords (:class:`exchmail.auth.hashpool.HashPool`).
+    hash_threads: int = DEFAULT_HASH_THREADS
 
 
 @dataclass(frozen=True)
@@ -129,7 +138,8 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "server": ("data_dir", "profile"),
     "imap": ("listen", "tls_listen"),
     "pop3": ("listen", "tls_listen"),
-    "auth": ("users_file", "login_type", "backend", "options"),
+    "auth": ("users_file", "login_type", "backend", "options", "cache_ttl", "cache_size",
+             "hash_threads"),
     "store": ("backend", "options"),
     "ldap": ("servers", "base_dn", "user_filter", "scope", "start_tls", "ca_file",
              "verify_hostname", "bind_dn", "bind_password", "bind_password_file",
@@ -277,7 +287,7 @@ def load_config(path: Path, *, reactor: Any = None) -> Config:
                         tls_listen=_listen(tables.get("pop3", {}), "pop3", (), reactor,
                                            "tls_listen")),
         auth=AuthConfig(users_file=users_file, login_type=login_type, backend=auth_backend,
-                        options=_options(auth, "auth")),
+                        options=_options(auth, "auth"), **_auth_cache(auth, auth_backend)),
         profile=load_profile(profile_name, tables.get("profile", {})),
         source=path,
         store=_store(tables.get("store", {})),
@@ -290,7 +300,28 @@ def load_config(path: Path, *, reactor: Any = None) -> Config:
     )
 
 
-# -- [store], [auth] backend and [ldap] ----------------------------------------
+# -- [auth] cache, [store], [auth] backend and [ldap] ---------------------------
+
+def _auth_cache(table: Mapping[str, Any], backend: str) -> dict[str, Any]:
+    """``[auth] cache_ttl``, ``cache_size`` and ``hash_threads`` (the accounts backend's)."""
+    if backend == "ldap":
+        for key in ("cache_ttl", "cache_size", "hash_threads"):
+            if key in table:
+                raise ConfigError(f"auth.{key}: not used with auth.backend 'ldap' "
+                                  f"(see ldap.cache_ttl and ldap.pool_size)")
+    ttl = table.get("cache_ttl", DEFAULT_TTL)
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl < 0:
+        raise ConfigError(f"auth.cache_ttl: expected a number of seconds (0 or more; 0 turns "
+                          f"the cache off), got {ttl!r}")
+    values: dict[str, Any] = {"cache_ttl": float(ttl)}
+    for key, default, top in (("cache_size", DEFAULT_MAX_ENTRIES, 10_000_000),
+                              ("hash_threads", DEFAULT_HASH_THREADS, 64)):
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+            raise ConfigError(f"auth.{key}: expected an integer from 1 to {top}, got {value!r}")
+        values[key] = value
+    return values
+
 
 #: Built-in ``auth.backend`` and ``store.backend`` names; anything else is a
 #: custom factory resolved by :mod:`exchmail.service.backends`.

@@ -12,6 +12,7 @@ from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
+from twisted.internet.task import Clock
 from zope.interface.verify import verifyObject
 
 from exchmail.auth import accounts as accounts_module
@@ -256,52 +257,76 @@ def test_unknown_user_still_hashes(checker, monkeypatch):
     assert all(c.startswith("$scrypt$n=16384,r=8,p=1$") for c in calls)
 
 
-def test_checker_runs_hash_through_run_blocking(users):
+def test_checker_runs_file_reads_and_hashes_off_the_reactor_thread(users):
+    """Reading the file goes through run_blocking (the store's pool), the hash
+    through hash_blocking (the hash pool); nothing runs inline."""
     AccountsFile(users).add("alice", "pw")
-    pending: list = []
+    io: list = []
+    hashes: list = []
 
-    def run_blocking(f, *args):
-        d = defer.Deferred()
-        pending.append((d, f, args))
-        return d
+    def queue(into):
+        def run(f, *args):
+            d = defer.Deferred()
+            into.append((d, f, args))
+            return d
+        return run
 
-    checker = AccountsChecker(users, run_blocking=run_blocking)
-    d = checker.requestAvatarId(UsernamePassword(b"alice", b"pw"))
+    clock = Clock()
+    checker = AccountsChecker(users, run_blocking=queue(io), hash_blocking=queue(hashes),
+                              clock=clock.seconds)
+    assert checker.canonical_name("alice") is None  # nothing read yet; a read has started
     results: list = []
-    d.addBoth(results.append)
-    assert results == [] and len(pending) == 1
-    deferred, f, args = pending[0]
+    checker.requestAvatarId(UsernamePassword(b"alice", b"pw")).addBoth(results.append)
+    assert results == [] and len(io) == 1 and hashes == []  # joined the read under way
+    while io:
+        deferred, f, args = io.pop(0)
+        deferred.callback(f(*args))
+    assert results == [] and len(hashes) == 1
+    deferred, f, args = hashes.pop()
+    assert f is accounts_module.verify_password
     deferred.callback(f(*args))
     assert results == ["alice"]
+    assert checker.canonical_name("ALICE") == "alice"
 
 
-def test_checker_reloads_on_change(checker, users):
-    assert not checker.user_exists("bob")
+def test_checker_reloads_on_change(users):
+    AccountsFile(users).add("Alice", "wonderland")
+    clock = Clock()
+    checker = AccountsChecker(users, clock=clock.seconds)
+    assert result_of(checker.user_exists("bob")) is False
     AccountsFile(users).add("bob", "builder")
-    assert checker.user_exists("bob")
+    # A full verification always checks the file first: a new user works at once.
     assert result_of(checker.requestAvatarId(UsernamePassword(b"bob", b"builder"))) == "bob"
+    assert result_of(checker.user_exists("bob")) is True
     AccountsFile(users).set_password("bob", "fixer")
+    clock.advance(checker.check_interval + 0.1)  # answers from memory re-check once a second
     failure = result_of(checker.requestAvatarId(UsernamePassword(b"bob", b"builder")))
     assert failure.check(UnauthorizedLogin)
+    assert result_of(checker.requestAvatarId(UsernamePassword(b"bob", b"fixer"))) == "bob"
     AccountsFile(users).remove("bob")
+    clock.advance(checker.check_interval + 0.1)
+    assert result_of(checker.user_exists("bob")) is False
     assert checker.canonical_name("bob") is None
 
 
 def test_checker_keeps_last_good_accounts(checker, users):
-    assert checker.user_exists("alice")
+    assert result_of(checker.user_exists("alice")) is True
     with open(users, "a") as f:
         f.write("garbage line\n")
-    assert checker.user_exists("alice")
+    assert result_of(checker.refresh()) is None
+    assert result_of(checker.user_exists("alice")) is True
+    assert result_of(checker.requestAvatarId(UsernamePassword(b"alice", b"wonderland"))) \
+        == "Alice"
 
 
 def test_checker_without_file(tmp_path):
     checker = AccountsChecker(tmp_path / "missing")
-    assert not checker.user_exists("alice")
+    assert result_of(checker.user_exists("alice")) is False
     failure = result_of(checker.requestAvatarId(UsernamePassword(b"alice", b"x")))
     assert failure.check(UnauthorizedLogin)
 
 
 def test_directory(checker):
-    assert checker.user_exists("alice")
+    assert result_of(checker.user_exists("alice")) is True
     assert checker.canonical_name("ALICE") == "Alice"
     assert checker.canonical_name("bob") is None

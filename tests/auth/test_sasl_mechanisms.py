@@ -91,15 +91,23 @@ def test_registry_filters_by_portal(accounts):
     assert sasl.is_plaintext(made[b"PLAIN"]) and not sasl.is_plaintext(made[b"SCRAM-SHA-256"])
 
 
+def keys_of(checker: AccountsChecker, name: str) -> sasl.SCRAMKeys | None:
+    """ISCRAMKeys.scram_keys is asynchronous; a checker without run_blocking fires at once."""
+    out: list = []
+    checker.scram_keys(name).addBoth(out.append)
+    assert out, "the Deferred has not fired"
+    return out[0]
+
+
 def test_accounts_checker_provides_scram_keys(accounts, tmp_path):
     verifyObject(ISCRAMKeys, accounts)
-    keys = accounts.scram_keys("ALICE")
+    keys = keys_of(accounts, "ALICE")
     assert keys is not None and keys.iterations == sasl.SCRAM_ITERATIONS
     assert keys == sasl.scram_keys(PASSWORD, keys.salt, keys.iterations)
     text = (tmp_path / "users").read_text()
     assert PASSWORD not in text and keys.encode() in text
     assert sasl.SCRAMKeys.decode(keys.encode()) == keys
-    assert accounts.scram_keys("carol") is None
+    assert keys_of(accounts, "carol") is None
 
 
 def test_accounts_without_keys_get_them_from_set_password(tmp_path):
@@ -108,13 +116,13 @@ def test_accounts_without_keys_get_them_from_set_password(tmp_path):
     f.add("alice", PASSWORD)
     name, encoded, _keys = users.read_text().strip().split(":")
     users.write_text(f"{name}:{encoded}:extra\n")  # an account from before SCRAM
-    checker = AccountsChecker(users)
-    assert checker.scram_keys("alice") is None
+    checker = AccountsChecker(users, check_interval=0)  # re-check the file every time
+    assert keys_of(checker, "alice") is None
     f.set_password("alice", "new pw")
     fields = users.read_text().strip().split(":")
     assert fields[2].startswith("$scram-sha-256$") and fields[3] == "extra"  # extras kept
-    assert checker.scram_keys("alice") == sasl.scram_keys(
-        "new pw", checker.scram_keys("alice").salt)
+    keys = keys_of(checker, "alice")
+    assert keys is not None and keys == sasl.scram_keys("new pw", keys.salt)
 
 
 def test_saslprep():
