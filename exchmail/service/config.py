@@ -134,6 +134,14 @@ class Config:
     tls: TLSConfig | None = None
 
 
+#: ``[throttle]`` keys of earlier versions, and what to use instead.
+REMOVED_THROTTLE_KEYS = {
+    "account_block_after": "accounts are no longer blocked from everywhere (anyone could "
+                           "lock anyone out); use pair_block_after (per account and address) "
+                           "and account_delay_after",
+}
+
+
 _KEYS: dict[str, tuple[str, ...]] = {
     "server": ("data_dir", "profile"),
     "imap": ("listen", "tls_listen"),
@@ -148,7 +156,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
              "timeout", "pool_size", "cache_ttl"),
     "quota": ("limit", "warning", "users"),
     "retention": ("interval", "folders"),
-    "throttle": tuple(f.name for f in fields(ThrottleSettings)),
+    "throttle": (*(f.name for f in fields(ThrottleSettings)), *REMOVED_THROTTLE_KEYS),
     "logging": ("protocol_log", "protocol_log_dir"),
     "profile": (),  # free-form: checked by load_profile
     "tls": ("certificate", "private_key", "chain", "min_version", "ciphers", "sni"),
@@ -514,7 +522,10 @@ class LoggingConfig:
 
 
 def _throttle(table: Mapping[str, Any]) -> ThrottleSettings:
-    """``[throttle]``: the failed-login budget of :mod:`exchmail.auth.throttle`."""
+    """``[throttle]``: the failed-login budgets of :mod:`exchmail.auth.throttle`."""
+    for key, instead in REMOVED_THROTTLE_KEYS.items():
+        if key in table:
+            raise ConfigError(f"throttle.{key}: no longer supported: {instead}")
     values: dict[str, Any] = {}
     for f in fields(ThrottleSettings):
         if f.name not in table:
