@@ -42,8 +42,7 @@ def _ms(samples: list[float]) -> str:
 def _once(checker: AccountsChecker) -> float:
     start = time.perf_counter()
     out: list[Any] = []
-    checker.requestAvatarId(UsernamePassword(USER.encode(), PASSWORD.encode())).addBoth(
-        out.append)
+    checker.requestAvatarId(UsernamePassword(USER.encode(), PASSWORD.encode())).addBoth(out.append)
     assert out == [USER], out
     return time.perf_counter() - start
 
@@ -70,17 +69,16 @@ def through_reactor(users: Path, rounds: int, burst: int) -> dict[str, list[floa
         return d.addCallback(lambda _: time.perf_counter() - start)
 
     def login(checker: AccountsChecker) -> defer.Deferred[float]:
-        return timed(checker.requestAvatarId(UsernamePassword(USER.encode(),
-                                                              PASSWORD.encode())))
+        return timed(checker.requestAvatarId(UsernamePassword(USER.encode(), PASSWORD.encode())))
 
     @defer.inlineCallbacks
     def store_job_wait(hash_blocking: Any) -> Any:
         """Latency of one trivial store-pool job queued behind ``burst`` cold logins."""
-        checker = AccountsChecker(users, run_blocking=run_store, hash_blocking=hash_blocking,
-                                  cache_ttl=0)
+        checker = AccountsChecker(users, run_blocking=run_store, hash_blocking=hash_blocking, cache_ttl=0)
         yield checker.refresh()
-        logins = [checker.requestAvatarId(UsernamePassword(USER.encode(), PASSWORD.encode()))
-                  for _ in range(burst)]
+        logins = [
+            checker.requestAvatarId(UsernamePassword(USER.encode(), PASSWORD.encode())) for _ in range(burst)
+        ]
         yield task.deferLater(reactor, 0.02, lambda: None)  # the file checks are done:
         # the burst's hashes are queued now, and the store job queues behind them
         waited = yield timed(run_store(lambda: None))
@@ -90,16 +88,17 @@ def through_reactor(users: Path, rounds: int, burst: int) -> dict[str, list[floa
     @defer.inlineCallbacks
     def main() -> Any:
         try:
-            cold = AccountsChecker(users, run_blocking=run_store,
-                                   hash_blocking=hash_pool.run_blocking, cache_ttl=0)
-            warm = AccountsChecker(users, run_blocking=run_store,
-                                   hash_blocking=hash_pool.run_blocking)
+            cold = AccountsChecker(
+                users, run_blocking=run_store, hash_blocking=hash_pool.run_blocking, cache_ttl=0
+            )
+            warm = AccountsChecker(users, run_blocking=run_store, hash_blocking=hash_pool.run_blocking)
             yield login(warm)
-            cases = [("cold", lambda: login(cold), rounds),
-                     ("cached", lambda: login(warm), rounds * 20),
-                     ("store job, hashing in the store pool", lambda: store_job_wait(None), 3),
-                     ("store job, hashing in a HashPool",
-                      lambda: store_job_wait(hash_pool.run_blocking), 3)]
+            cases = [
+                ("cold", lambda: login(cold), rounds),
+                ("cached", lambda: login(warm), rounds * 20),
+                ("store job, hashing in the store pool", lambda: store_job_wait(None), 3),
+                ("store job, hashing in a HashPool", lambda: store_job_wait(hash_pool.run_blocking), 3),
+            ]
             for name, measure, count in cases:
                 samples = []
                 for _ in range(count):

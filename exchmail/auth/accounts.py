@@ -74,10 +74,10 @@ def _b64decode(text: str) -> bytes:
 def hash_password(password: str) -> str:
     """A new salted scrypt hash of ``password`` in the accounts-file format."""
     salt = secrets.token_bytes(SALT_BYTES)
-    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R,
-                            p=SCRYPT_P, dklen=HASH_BYTES)
-    return (f"$scrypt$n={SCRYPT_N},r={SCRYPT_R},p={SCRYPT_P}"
-            f"${_b64encode(salt)}${_b64encode(digest)}")
+    digest = hashlib.scrypt(
+        password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=HASH_BYTES
+    )
+    return f"$scrypt$n={SCRYPT_N},r={SCRYPT_R},p={SCRYPT_P}${_b64encode(salt)}${_b64encode(digest)}"
 
 
 def _params(text: str) -> dict[str, int]:
@@ -93,22 +93,21 @@ def _compute(password: bytes, encoded: str) -> tuple[bytes, bytes]:
     parts = encoded.split("$")
     if len(parts) != 5 or parts[0]:
         raise ValueError("not a $scheme$params$salt$hash string")
-    scheme, params, salt, expected = parts[1], _params(parts[2]), _b64decode(parts[3]), \
-        _b64decode(parts[4])
+    scheme, params, salt, expected = parts[1], _params(parts[2]), _b64decode(parts[3]), _b64decode(parts[4])
     if not expected:
         raise ValueError("empty hash")
     if scheme == "scrypt":
         n, r, p = params["n"], params["r"], params["p"]
         if 128 * n * r * p > _MAX_SCRYPT_MEMORY:
             raise ValueError("scrypt parameters too large")
-        return hashlib.scrypt(password, salt=salt, n=n, r=r, p=p, dklen=len(expected),
-                              maxmem=_MAX_SCRYPT_MEMORY + 1024 * 1024), expected
+        return hashlib.scrypt(
+            password, salt=salt, n=n, r=r, p=p, dklen=len(expected), maxmem=_MAX_SCRYPT_MEMORY + 1024 * 1024
+        ), expected
     if scheme == "pbkdf2-sha256":
         iterations = params["i"]
         if not 0 < iterations <= _MAX_PBKDF2_ITERATIONS:
             raise ValueError("bad iteration count")
-        return hashlib.pbkdf2_hmac("sha256", password, salt, iterations,
-                                   dklen=len(expected)), expected
+        return hashlib.pbkdf2_hmac("sha256", password, salt, iterations, dklen=len(expected)), expected
     raise ValueError(f"unknown scheme {scheme!r}")
 
 
@@ -267,8 +266,7 @@ class AccountsFile:
         self._write()
 
     def _write(self) -> None:
-        text = "".join(
-            (line.line() if isinstance(line, _Account) else line) + "\n" for line in self._lines)
+        text = "".join((line.line() if isinstance(line, _Account) else line) + "\n" for line in self._lines)
         folder = self.path.parent
         tmp = folder / f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         try:
@@ -285,8 +283,7 @@ class AccountsFile:
                 raise
             _fsync_dir(folder)
         except OSError as e:
-            raise AccountError(
-                f"cannot write accounts file {self.path}: {e.strerror or e}") from None
+            raise AccountError(f"cannot write accounts file {self.path}: {e.strerror or e}") from None
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -387,11 +384,17 @@ class AccountsChecker:
     credentialInterfaces = (IUsernamePassword, ISCRAMCredentials)
     log = Logger(namespace="exchmail.auth")
 
-    def __init__(self, path: Path | str, run_blocking: RunBlocking | None = None, *,
-                 hash_blocking: RunBlocking | None = None, cache_ttl: float = DEFAULT_TTL,
-                 cache_size: int = DEFAULT_MAX_ENTRIES,
-                 clock: Callable[[], float] = time.monotonic,
-                 check_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        run_blocking: RunBlocking | None = None,
+        *,
+        hash_blocking: RunBlocking | None = None,
+        cache_ttl: float = DEFAULT_TTL,
+        cache_size: int = DEFAULT_MAX_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+        check_interval: float = 1.0,
+    ) -> None:
         self.path = Path(path)
         self._run_io: RunBlocking = run_blocking or _run_here
         self._run_hash: RunBlocking = hash_blocking or self._run_io
@@ -411,8 +414,11 @@ class AccountsChecker:
 
         Never fails: read errors are logged and the last good copy stays.
         """
-        fresh = (max_age is not None and self._checked_at is not None
-                 and self._clock() - self._checked_at <= max_age)
+        fresh = (
+            max_age is not None
+            and self._checked_at is not None
+            and self._clock() - self._checked_at <= max_age
+        )
         if fresh and not self._reading:
             return defer.succeed(None)
         waiter: defer.Deferred[None] = defer.Deferred()
@@ -435,8 +441,7 @@ class AccountsChecker:
             if result.check(AccountError):
                 self.log.error("{error}; keeping the previous accounts", error=result.value)
             else:
-                self.log.failure("Checking the accounts file failed; keeping the previous "
-                                 "accounts", result)
+                self.log.failure("Checking the accounts file failed; keeping the previous accounts", result)
         elif result is not None:
             stamp, accounts = result
             self._replace(accounts)

@@ -64,8 +64,12 @@ class CredentialsCache:
     :param clock: seconds from a monotonic clock (``task.Clock().seconds`` in tests).
     """
 
-    def __init__(self, ttl: float = DEFAULT_TTL, max_entries: int = DEFAULT_MAX_ENTRIES,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ttl: float = DEFAULT_TTL,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if ttl < 0 or max_entries < 1:
             raise ValueError("ttl must be >= 0 and max_entries >= 1")
         self.ttl = ttl

@@ -34,16 +34,23 @@ class DirectoryUser(str):
     quota: int | None
     protocols: frozenset[str] | None
 
-    def __new__(cls, name: str, dn: str = "", mail: str | None = None,
-                quota: int | None = None,
-                protocols: frozenset[str] | None = None) -> DirectoryUser:
+    def __new__(
+        cls,
+        name: str,
+        dn: str = "",
+        mail: str | None = None,
+        quota: int | None = None,
+        protocols: frozenset[str] | None = None,
+    ) -> DirectoryUser:
         self = super().__new__(cls, name)
         self.dn, self.mail, self.quota, self.protocols = dn, mail, quota, protocols
         return self
 
     def __repr__(self) -> str:
-        return (f"DirectoryUser({str(self)!r}, dn={self.dn!r}, mail={self.mail!r}, "
-                f"quota={self.quota!r}, protocols={self.protocols!r})")
+        return (
+            f"DirectoryUser({str(self)!r}, dn={self.dn!r}, mail={self.mail!r}, "
+            f"quota={self.quota!r}, protocols={self.protocols!r})"
+        )
 
 
 def protocol_allowed(avatar_id: Any, protocol: str) -> bool:

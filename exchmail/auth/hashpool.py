@@ -39,8 +39,7 @@ class HashPool(Service):
 
     name = "auth-hash"
 
-    def __init__(self, reactor: Any, threads: int = DEFAULT_THREADS,
-                 max_waiting: int | None = None) -> None:
+    def __init__(self, reactor: Any, threads: int = DEFAULT_THREADS, max_waiting: int | None = None) -> None:
         if threads < 1:
             raise ValueError("a hash pool needs at least one thread")
         self.reactor = reactor
@@ -60,8 +59,7 @@ class HashPool(Service):
         hashes are already queued or running.
         """
         if self._waiting >= self.max_waiting:
-            return defer.fail(DirectoryUnavailable("too many logins are waiting for a "
-                                                   "password check"))
+            return defer.fail(DirectoryUnavailable("too many logins are waiting for a password check"))
         self._waiting += 1
         d = threads.deferToThreadPool(self.reactor, self.pool, f, *args)
         return d.addBoth(self._done)

@@ -198,12 +198,10 @@ class LoginThrottle:
             delays.append(self._growing(failures, s.pair_delay_after, s.max_delay))
         if not (account and self.known(ip, account)):
             if ip:
-                delays.append(self._growing(self._ips.failures(ip, now), s.ip_delay_after,
-                                            s.max_delay))
+                delays.append(self._growing(self._ips.failures(ip, now), s.ip_delay_after, s.max_delay))
             if account:
                 failures = self._accounts.failures(account.lower(), now)
-                delays.append(self._growing(failures, s.account_delay_after,
-                                            s.account_max_delay))
+                delays.append(self._growing(failures, s.account_delay_after, s.account_max_delay))
         return max(delays)
 
     def failed(self, ip: str, account: str) -> None:
@@ -215,16 +213,24 @@ class LoginThrottle:
         if account:
             folded = account.lower()
             if self._pairs.add((folded, ip), now, s.pair_block_after, s.block_duration):
-                self.log.warn("Blocking logins for account {account} from {ip} for "
-                              "{duration:.0f} s after {count} failed attempts",
-                              account=folded, ip=ip or "(unknown)",
-                              duration=s.block_duration, count=s.pair_block_after)
+                self.log.warn(
+                    "Blocking logins for account {account} from {ip} for "
+                    "{duration:.0f} s after {count} failed attempts",
+                    account=folded,
+                    ip=ip or "(unknown)",
+                    duration=s.block_duration,
+                    count=s.pair_block_after,
+                )
             self._accounts.add(folded, now, 0, 0.0)  # the account budget never blocks
         if ip and self._ips.add(ip, now, s.ip_block_after, s.block_duration):
-            self.log.warn("Blocking logins from {ip} for {duration:.0f} s after {count} "
-                          "failed attempts (accounts that logged in from there recently "
-                          "are exempt)", ip=ip, duration=s.block_duration,
-                          count=s.ip_block_after)
+            self.log.warn(
+                "Blocking logins from {ip} for {duration:.0f} s after {count} "
+                "failed attempts (accounts that logged in from there recently "
+                "are exempt)",
+                ip=ip,
+                duration=s.block_duration,
+                count=s.ip_block_after,
+            )
 
     def succeeded(self, ip: str, account: str) -> None:
         """A successful login clears its pair's failures and makes the pair known."""
@@ -239,19 +245,16 @@ class LoginThrottle:
                 self._known.popitem(last=False)
 
     # -- the wrapper the protocols use -------------------------------------------------
-    def attempt(self, ip: str, account: str,
-                login: Callable[[], defer.Deferred[Any]]) -> defer.Deferred[Any]:
+    def attempt(self, ip: str, account: str, login: Callable[[], defer.Deferred[Any]]) -> defer.Deferred[Any]:
         """Run ``login()`` under the policy: held back, refused while blocked, counted.
 
         A refusal while blocked fails with ``UnauthorizedLogin`` after
         ``max_delay`` seconds, as a held-back wrong password does.
         """
         if self.blocked(ip, account):
-            self.log.info("Refused a login from {ip} for {account}: blocked", ip=ip,
-                          account=account)
+            self.log.info("Refused a login from {ip} for {account}: blocked", ip=ip, account=account)
             d: defer.Deferred[Any] = defer.Deferred()
-            self.clock.callLater(self.settings.max_delay, d.errback,
-                                 UnauthorizedLogin("blocked"))
+            self.clock.callLater(self.settings.max_delay, d.errback, UnauthorizedLogin("blocked"))
             return d
         delay = self.delay(ip, account)
         if delay:
@@ -279,8 +282,9 @@ def credentials_account(credentials: Any) -> str:
     return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
 
 
-def guarded_login(throttle: LoginThrottle | None, ip: str, credentials: Any,
-                  login: Callable[[], defer.Deferred[Any]]) -> defer.Deferred[Any]:
+def guarded_login(
+    throttle: LoginThrottle | None, ip: str, credentials: Any, login: Callable[[], defer.Deferred[Any]]
+) -> defer.Deferred[Any]:
     """``login()`` through ``throttle`` (if any), keyed by ``ip`` and the credentials'
     user name."""
     if throttle is None:

@@ -42,6 +42,7 @@ def users(tmp_path):
 
 # --- hashes -------------------------------------------------------------
 
+
 def test_hash_format():
     encoded = hash_password("secret")
     empty, scheme, params, salt, digest = encoded.split("$")
@@ -66,28 +67,43 @@ def test_verify():
 def test_verify_pbkdf2():
     salt = b"0123456789abcdef"
     digest = hashlib.pbkdf2_hmac("sha256", b"hunter2", salt, 1000)
-    encoded = ("$pbkdf2-sha256$i=1000$" + base64.b64encode(salt).decode()
-               + "$" + base64.b64encode(digest).decode())
+    encoded = (
+        "$pbkdf2-sha256$i=1000$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
+    )
     assert verify_password("hunter2", encoded)
     assert not verify_password("hunter3", encoded)
-    adapted = ("$pbkdf2-sha256$i=1000$"
-               + base64.b64encode(salt).decode().rstrip("=").replace("+", ".")
-               + "$" + base64.b64encode(digest).decode().rstrip("=").replace("+", "."))
+    adapted = (
+        "$pbkdf2-sha256$i=1000$"
+        + base64.b64encode(salt).decode().rstrip("=").replace("+", ".")
+        + "$"
+        + base64.b64encode(digest).decode().rstrip("=").replace("+", ".")
+    )
     assert verify_password("hunter2", adapted)
 
 
-@pytest.mark.parametrize("encoded", [
-    "", "plain", "$scrypt$", "$md5$x$y$z", "$scrypt$n=16384,r=8$AAAA$AAAA",
-    "$scrypt$n=abc,r=8,p=1$AAAA$AAAA", "$scrypt$n=16384,r=8,p=1$!!!!$AAAA",
-    "$scrypt$n=16384,r=8,p=1$AAAA$", "$scrypt$n=1048576,r=64,p=16$AAAA$AAAA",
-    "$scrypt$n=3,r=8,p=1$AAAA$AAAA", "$pbkdf2-sha256$i=0$AAAA$AAAA",
-    "x$scrypt$n=16384,r=8,p=1$AAAA$AAAA",
-])
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        "",
+        "plain",
+        "$scrypt$",
+        "$md5$x$y$z",
+        "$scrypt$n=16384,r=8$AAAA$AAAA",
+        "$scrypt$n=abc,r=8,p=1$AAAA$AAAA",
+        "$scrypt$n=16384,r=8,p=1$!!!!$AAAA",
+        "$scrypt$n=16384,r=8,p=1$AAAA$",
+        "$scrypt$n=1048576,r=64,p=16$AAAA$AAAA",
+        "$scrypt$n=3,r=8,p=1$AAAA$AAAA",
+        "$pbkdf2-sha256$i=0$AAAA$AAAA",
+        "x$scrypt$n=16384,r=8,p=1$AAAA$AAAA",
+    ],
+)
 def test_verify_malformed_is_false(encoded):
     assert verify_password("anything", encoded) is False
 
 
 # --- the file -----------------------------------------------------------
+
 
 def test_add_list_exists(users):
     f = AccountsFile(users)
@@ -164,11 +180,14 @@ def test_unreadable_file(tmp_path):
         f.load()
 
 
-@pytest.mark.parametrize("text,message", [
-    ("alice\n", ":1: expected 'name:\\$scheme\\$...'"),
-    ("alice:plaintext\n", ":1: expected"),
-    (f"alice:{'$scrypt$x$y$z'}\nALICE:{'$scrypt$x$y$z'}\n", ":2: duplicate user 'ALICE'"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("alice\n", ":1: expected 'name:\\$scheme\\$...'"),
+        ("alice:plaintext\n", ":1: expected"),
+        (f"alice:{'$scrypt$x$y$z'}\nALICE:{'$scrypt$x$y$z'}\n", ":2: duplicate user 'ALICE'"),
+    ],
+)
 def test_malformed_file(users, text, message):
     users.parent.mkdir()
     users.write_text(text)
@@ -203,6 +222,7 @@ def test_ensure_first_account_keeps_existing(users):
 
 # --- the checker --------------------------------------------------------
 
+
 @pytest.fixture
 def checker(users):
     AccountsFile(users).add("Alice", "wonderland")
@@ -215,28 +235,28 @@ def test_checker_interfaces(checker):
 
 
 def test_checker_success(checker):
-    assert result_of(checker.requestAvatarId(
-        UsernamePassword(b"Alice", b"wonderland"))) == "Alice"
+    assert result_of(checker.requestAvatarId(UsernamePassword(b"Alice", b"wonderland"))) == "Alice"
 
 
 def test_checker_returns_canonical_name(checker):
-    assert result_of(checker.requestAvatarId(
-        UsernamePassword(b"alice", b"wonderland"))) == "Alice"
+    assert result_of(checker.requestAvatarId(UsernamePassword(b"alice", b"wonderland"))) == "Alice"
 
 
 def test_checker_accepts_str_credentials(checker):
-    assert result_of(checker.requestAvatarId(
-        UsernamePassword("Alice", "wonderland"))) == "Alice"
+    assert result_of(checker.requestAvatarId(UsernamePassword("Alice", "wonderland"))) == "Alice"
 
 
-@pytest.mark.parametrize("username,password", [
-    (b"Alice", b"wrong"),
-    (b"Alice", b""),
-    (b"bob", b"wonderland"),
-    (b"\xff\xfe", b"wonderland"),
-    (b"", b""),
-    (b"../Alice", b"wonderland"),
-])
+@pytest.mark.parametrize(
+    "username,password",
+    [
+        (b"Alice", b"wrong"),
+        (b"Alice", b""),
+        (b"bob", b"wonderland"),
+        (b"\xff\xfe", b"wonderland"),
+        (b"", b""),
+        (b"../Alice", b"wonderland"),
+    ],
+)
 def test_checker_failure(checker, username, password):
     failure = result_of(checker.requestAvatarId(UsernamePassword(username, password)))
     assert failure.check(UnauthorizedLogin)
@@ -269,11 +289,11 @@ def test_checker_runs_file_reads_and_hashes_off_the_reactor_thread(users):
             d = defer.Deferred()
             into.append((d, f, args))
             return d
+
         return run
 
     clock = Clock()
-    checker = AccountsChecker(users, run_blocking=queue(io), hash_blocking=queue(hashes),
-                              clock=clock.seconds)
+    checker = AccountsChecker(users, run_blocking=queue(io), hash_blocking=queue(hashes), clock=clock.seconds)
     assert checker.canonical_name("alice") is None  # nothing read yet; a read has started
     results: list = []
     checker.requestAvatarId(UsernamePassword(b"alice", b"pw")).addBoth(results.append)
@@ -315,8 +335,7 @@ def test_checker_keeps_last_good_accounts(checker, users):
         f.write("garbage line\n")
     assert result_of(checker.refresh()) is None
     assert result_of(checker.user_exists("alice")) is True
-    assert result_of(checker.requestAvatarId(UsernamePassword(b"alice", b"wonderland"))) \
-        == "Alice"
+    assert result_of(checker.requestAvatarId(UsernamePassword(b"alice", b"wonderland"))) == "Alice"
 
 
 def test_checker_without_file(tmp_path):

@@ -39,6 +39,7 @@ def refused(result: Any) -> bool:
 
 # -- CredentialsCache ----------------------------------------------------------------
 
+
 def test_cache_remembers_only_the_exact_password_and_folds_the_name():
     clock = Clock()
     cache = CredentialsCache(ttl=60, clock=clock.seconds)
@@ -53,8 +54,11 @@ def test_cache_keeps_no_password_nor_plain_hash():
     password = b"correct horse battery staple"
     cache.remember("alice", password, "alice")
     entry = repr(cache._entries)  # white-box: what the process memory holds
-    for forbidden in (password, hashlib.sha256(password).digest(),
-                      hashlib.sha256(b"alice\0" + password).digest()):
+    for forbidden in (
+        password,
+        hashlib.sha256(password).digest(),
+        hashlib.sha256(b"alice\0" + password).digest(),
+    ):
         assert repr(forbidden)[2:-1] not in entry
     # The key is an HMAC with a per-cache random secret: another cache differs.
     other = CredentialsCache(ttl=60)
@@ -105,6 +109,7 @@ def test_cache_ttl_zero_is_off():
 
 
 # -- AccountsChecker with the cache -----------------------------------------------------
+
 
 @pytest.fixture
 def users(tmp_path):
@@ -268,6 +273,7 @@ def test_full_hash_pool_is_a_temporary_failure(users):
 
 # -- HashPool ---------------------------------------------------------------------------
 
+
 class ThreadReactor:
     """Just enough reactor for deferToThreadPool: results are queued for the test thread."""
 
@@ -288,8 +294,7 @@ def test_hash_pool_runs_work_in_its_threads_and_stops():
     pool.startService()
     try:
         results: list = []
-        d = pool.run_blocking(accounts_module.verify_password, "pw",
-                              accounts_module.hash_password("pw"))
+        d = pool.run_blocking(accounts_module.verify_password, "pw", accounts_module.hash_password("pw"))
         d.addBoth(results.append)
         assert pool.waiting == 1
         reactor.run_one()
@@ -312,23 +317,28 @@ def test_hash_pool_refuses_past_its_queue_bound():
 
 # -- [auth] configuration ---------------------------------------------------------------
 
+
 def test_auth_cache_config(tmp_path):
     path = tmp_path / "exchmail.toml"
     path.write_text("")
     auth = load_config(path).auth
-    assert (auth.cache_ttl, auth.cache_size, auth.hash_threads) == (
-        DEFAULT_TTL, DEFAULT_MAX_ENTRIES, 2)
+    assert (auth.cache_ttl, auth.cache_size, auth.hash_threads) == (DEFAULT_TTL, DEFAULT_MAX_ENTRIES, 2)
     path.write_text("[auth]\ncache_ttl = 0\ncache_size = 50\nhash_threads = 1\n")
     auth = load_config(path).auth
     assert (auth.cache_ttl, auth.cache_size, auth.hash_threads) == (0.0, 50, 1)
-    for text, key in (("cache_ttl = -1", "auth.cache_ttl"), ("cache_ttl = true", "auth.cache_ttl"),
-                      ("cache_size = 0", "auth.cache_size"), ("hash_threads = 1.5",
-                                                              "auth.hash_threads")):
+    for text, key in (
+        ("cache_ttl = -1", "auth.cache_ttl"),
+        ("cache_ttl = true", "auth.cache_ttl"),
+        ("cache_size = 0", "auth.cache_size"),
+        ("hash_threads = 1.5", "auth.hash_threads"),
+    ):
         path.write_text(f"[auth]\n{text}\n")
         with pytest.raises(ConfigError, match=key) as error:
             load_config(path)
         assert "\n" not in str(error.value)
-    path.write_text('[auth]\nbackend = "ldap"\ncache_ttl = 60\n[ldap]\n'
-                    'servers = ["ldap://127.0.0.1"]\nbase_dn = "dc=example"\n')
+    path.write_text(
+        '[auth]\nbackend = "ldap"\ncache_ttl = 60\n[ldap]\n'
+        'servers = ["ldap://127.0.0.1"]\nbase_dn = "dc=example"\n'
+    )
     with pytest.raises(ConfigError, match="auth.cache_ttl: not used with auth.backend 'ldap'"):
         load_config(path)

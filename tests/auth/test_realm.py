@@ -47,7 +47,8 @@ def test_login_mind_is_a_frozen_ilogin_mind():
 def test_every_protocol_gets_the_store_account(protocol):
     store = MemoryStore()
     interface, account, logout = result_of(
-        MailRealm(store).requestAvatar("alice", LoginMind(protocol), IStoreAccount))
+        MailRealm(store).requestAvatar("alice", LoginMind(protocol), IStoreAccount)
+    )
     assert interface is IStoreAccount and IStoreAccount.providedBy(account)
     assert account.name == "alice" and logout() is None
 
@@ -59,7 +60,8 @@ def test_per_protocol_rules_come_from_the_mind():
     assert refused(result_of(realm.requestAvatar(IMAP_ONLY, LoginMind("pop3"), IStoreAccount)))
     # Delivery (LMTP) is not an ImapEnabled/PopEnabled matter.
     assert not isinstance(
-        result_of(realm.requestAvatar(IMAP_ONLY, LoginMind("lmtp"), IStoreAccount)), Failure)
+        result_of(realm.requestAvatar(IMAP_ONLY, LoginMind("lmtp"), IStoreAccount)), Failure
+    )
 
 
 def test_without_a_login_mind_restricted_users_are_refused():
@@ -69,8 +71,7 @@ def test_without_a_login_mind_restricted_users_are_refused():
 
 
 def test_other_interfaces_are_not_served():
-    failure = result_of(MailRealm(MemoryStore()).requestAvatar("alice", LoginMind("pop3"),
-                                                               ILoginMind))
+    failure = result_of(MailRealm(MemoryStore()).requestAvatar("alice", LoginMind("pop3"), ILoginMind))
     assert isinstance(failure, Failure) and failure.check(NotImplementedError)
 
 
@@ -96,6 +97,7 @@ def test_through_a_portal():
 
     checker = InMemoryUsernamePasswordDatabaseDontUse(alice=b"pw")
     portal = Portal(MailRealm(MemoryStore()), [checker])
-    interface, account, _ = result_of(portal.login(UsernamePassword(b"alice", b"pw"),
-                                                   LoginMind("pop3", "127.0.0.1"), IStoreAccount))
+    interface, account, _ = result_of(
+        portal.login(UsernamePassword(b"alice", b"pw"), LoginMind("pop3", "127.0.0.1"), IStoreAccount)
+    )
     assert account.name == "alice"

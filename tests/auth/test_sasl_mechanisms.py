@@ -28,8 +28,10 @@ from exchmail.profile import load_profile
 from exchmail.store.memory import MemoryStore
 
 PASSWORD = "secret pw"
-SCRAM_ALL = {"imap.sasl_mechanisms": ["SCRAM-SHA-256", "PLAIN", "LOGIN"],
-             "pop3.sasl_mechanisms": ["SCRAM-SHA-256", "PLAIN", "LOGIN"]}
+SCRAM_ALL = {
+    "imap.sasl_mechanisms": ["SCRAM-SHA-256", "PLAIN", "LOGIN"],
+    "pop3.sasl_mechanisms": ["SCRAM-SHA-256", "PLAIN", "LOGIN"],
+}
 
 
 def b64(data: bytes | str) -> bytes:
@@ -50,6 +52,7 @@ def portal_for(checker: object) -> Portal:
 
 
 # -- the mechanisms ------------------------------------------------------------------
+
 
 def test_plain_parses_and_refuses_malformed():
     mech = sasl.Plain(None)
@@ -83,8 +86,7 @@ def test_login_mechanism_steps():
 def test_registry_filters_by_portal(accounts):
     memory = InMemoryUsernamePasswordDatabaseDontUse()
     names = ["SCRAM-SHA-256", "PLAIN", "LOGIN", "NTLM"]
-    assert list(sasl.challengers(names, portal_for(accounts))) == [
-        b"SCRAM-SHA-256", b"PLAIN", b"LOGIN"]
+    assert list(sasl.challengers(names, portal_for(accounts))) == [b"SCRAM-SHA-256", b"PLAIN", b"LOGIN"]
     # A checker without SCRAM keys (LDAP, custom): SCRAM is not offered.
     assert list(sasl.challengers(names, portal_for(memory))) == [b"PLAIN", b"LOGIN"]
     made = sasl.challengers(names, portal_for(accounts))
@@ -167,9 +169,16 @@ def test_scram_wrong_password_or_unknown_user_fails_in_the_checker(accounts, use
 
 def test_scram_malformed_messages(accounts):
     portal = portal_for(accounts)
-    for first in (b"", b"p=tls-unique,,n=alice,r=abc", b"n,,r=abc", b"n,,n=alice",
-                  b"x,,n=alice,r=abc", b"n,a=bob,n=alice,r=abc", b"n,,n=al,ice,r=abc",
-                  b"n,,m=ext,n=alice,r=abc"):
+    for first in (
+        b"",
+        b"p=tls-unique,,n=alice,r=abc",
+        b"n,,r=abc",
+        b"n,,n=alice",
+        b"x,,n=alice,r=abc",
+        b"n,a=bob,n=alice,r=abc",
+        b"n,,n=al,ice,r=abc",
+        b"n,,m=ext,n=alice,r=abc",
+    ):
         with pytest.raises(sasl.MalformedResponse):
             sasl.ScramSHA256(portal).step(first)
     mech = sasl.ScramSHA256(portal)
@@ -182,8 +191,7 @@ def test_scram_malformed_messages(accounts):
 def test_scram_unknown_user_gets_a_stable_made_up_salt(accounts):
     def salt_of(user: bytes) -> bytes:
         out: list = []
-        sasl.ScramSHA256(portal_for(accounts)).step(b"n,,n=" + user + b",r=abc").addCallback(
-            out.append)
+        sasl.ScramSHA256(portal_for(accounts)).step(b"n,,n=" + user + b",r=abc").addCallback(out.append)
         return out[0].data.split(b",")[1]
 
     assert salt_of(b"nobody") == salt_of(b"nobody") != salt_of(b"someone")
@@ -191,9 +199,15 @@ def test_scram_unknown_user_gets_a_stable_made_up_salt(accounts):
 
 # -- IMAP AUTHENTICATE on a StringTransport -------------------------------------------
 
+
 class IMAPSession:
-    def __init__(self, checker: object, profile: str = "exchange2010",
-                 overrides: dict | None = None, login_type: str = "PlainTextLogin") -> None:
+    def __init__(
+        self,
+        checker: object,
+        profile: str = "exchange2010",
+        overrides: dict | None = None,
+        login_type: str = "PlainTextLogin",
+    ) -> None:
         self.clock = Clock()
         self.proto = IMAPServer(load_profile(profile, overrides), portal_for(checker), self.clock)
         self.proto.login_type = login_type
@@ -216,8 +230,10 @@ def test_imap_sasl_ir_accepted_but_not_advertised_by_exchange2010(accounts):
     s = IMAPSession(accounts)
     caps = s.send(b"c CAPABILITY\r\n")
     assert b"AUTH=PLAIN" in caps and b"SASL-IR" not in caps and b"SCRAM" not in caps
-    assert s.send(b"a AUTHENTICATE PLAIN " + b64("\0alice\0" + PASSWORD) + b"\r\n") == \
-        b"a OK AUTHENTICATE completed.\r\n"
+    assert (
+        s.send(b"a AUTHENTICATE PLAIN " + b64("\0alice\0" + PASSWORD) + b"\r\n")
+        == b"a OK AUTHENTICATE completed.\r\n"
+    )
 
 
 def test_imap_rfc3501_advertises_scram_and_sasl_ir(accounts):
@@ -264,8 +280,7 @@ def test_V0021_scram_no_security_layer(accounts):
 
 def test_imap_scram_wrong_password_is_no(accounts):
     s = IMAPSession(accounts, overrides=SCRAM_ALL)
-    assert imap_scram(s, "alice", "wrong") == \
-        b"a NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
+    assert imap_scram(s, "alice", "wrong") == b"a NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
     assert s.proto.failed_logins == 1
 
 
@@ -274,8 +289,7 @@ def test_imap_scram_not_offered_without_keys():
     memory.addUser(b"alice", b"pw")
     s = IMAPSession(memory, overrides=SCRAM_ALL)
     assert b"SCRAM" not in s.send(b"c CAPABILITY\r\n")
-    assert s.send(b"a AUTHENTICATE SCRAM-SHA-256\r\n") == \
-        b"a NO Unsupported authentication mechanism\r\n"
+    assert s.send(b"a AUTHENTICATE SCRAM-SHA-256\r\n") == b"a NO Unsupported authentication mechanism\r\n"
 
 
 def test_imap_authenticate_errors(accounts):
@@ -285,7 +299,8 @@ def test_imap_authenticate_errors(accounts):
     assert s.send(b"b AUTHENTICATE PLAIN\r\n") == b"+ \r\n"
     assert s.send(b"!!notbase64\r\n").startswith(b"b BAD Invalid base64")
     assert s.send(b"c AUTHENTICATE PLAIN " + b64("no nuls") + b"\r\n").startswith(
-        b"c BAD Invalid SASL response")
+        b"c BAD Invalid SASL response"
+    )
     assert s.send(b"d AUTHENTICATE PLAIN\r\n") == b"+ \r\n"
     assert s.send(b"A" * 20000 + b"\r\n") == b"d BAD Response line too long\r\n"
     assert s.send(b"e AUTHENTICATE SCRAM-SHA-256 =\r\n").startswith(b"e BAD Invalid SASL")
@@ -306,12 +321,15 @@ def test_imap_scram_final_must_be_answered_empty(accounts):
 
 # -- POP3 AUTH on a StringTransport ---------------------------------------------------
 
+
 class POP3Session:
-    def __init__(self, checker: object, overrides: dict | None = None,
-                 login_type: str = "PlainTextLogin") -> None:
+    def __init__(
+        self, checker: object, overrides: dict | None = None, login_type: str = "PlainTextLogin"
+    ) -> None:
         self.clock = Clock()
-        factory = POP3Factory(portal_for(checker), load_profile("exchange2010", overrides),
-                              self.clock, login_type=login_type)
+        factory = POP3Factory(
+            portal_for(checker), load_profile("exchange2010", overrides), self.clock, login_type=login_type
+        )
         self.proto = factory.buildProtocol(None)
         self.transport = StringTransport()
         self.proto.makeConnection(self.transport)

@@ -22,15 +22,25 @@ from exchmail.auth.throttle import LoginThrottle, ThrottleSettings, guarded_logi
 from exchmail.errors import ConfigError, DirectoryUnavailable
 from exchmail.service.config import load_config
 
-SETTINGS = ThrottleSettings(window=600, pair_delay_after=3, pair_block_after=6,
-                            ip_delay_after=10, ip_block_after=20, account_delay_after=5,
-                            account_max_delay=4.0, base_delay=1.0, max_delay=8.0,
-                            block_duration=300, known_duration=3600)
+SETTINGS = ThrottleSettings(
+    window=600,
+    pair_delay_after=3,
+    pair_block_after=6,
+    ip_delay_after=10,
+    ip_block_after=20,
+    account_delay_after=5,
+    account_max_delay=4.0,
+    base_delay=1.0,
+    max_delay=8.0,
+    block_duration=300,
+    known_duration=3600,
+)
 WRONG = UnauthorizedLogin()
 
 
-def attempt(throttle: LoginThrottle, clock: Clock, outcome: object, ip: str = "127.0.0.1",
-            user: str = "alice") -> tuple[float, object]:
+def attempt(
+    throttle: LoginThrottle, clock: Clock, outcome: object, ip: str = "127.0.0.1", user: str = "alice"
+) -> tuple[float, object]:
     """One login through the throttle; (seconds until it was answered, result or Failure)."""
     results: list = []
 
@@ -38,8 +48,7 @@ def attempt(throttle: LoginThrottle, clock: Clock, outcome: object, ip: str = "1
         return defer.fail(outcome) if isinstance(outcome, Exception) else defer.succeed(outcome)
 
     start = clock.seconds()
-    guarded_login(throttle, ip, UsernamePassword(user.encode(), b"x"), login).addBoth(
-        results.append)
+    guarded_login(throttle, ip, UsernamePassword(user.encode(), b"x"), login).addBoth(results.append)
     for _ in range(400):  # bounded: 100 s of clock time
         if results:
             break
@@ -90,10 +99,12 @@ def test_attacker_cannot_lock_the_victim_out_from_another_address():
 def test_spraying_many_accounts_from_one_address_gets_blocked():
     throttle, clock = make()
     assert attempt(throttle, clock, "carol", ip="127.0.0.1", user="carol")[1] == "carol"
-    delays = [attempt(throttle, clock, WRONG, ip="127.0.0.1", user=f"user{i}")[0]
-              for i in range(SETTINGS.ip_block_after)]
-    assert delays[:SETTINGS.ip_delay_after] == [0] * SETTINGS.ip_delay_after
-    assert delays[SETTINGS.ip_delay_after:SETTINGS.ip_delay_after + 4] == [1.0, 2.0, 4.0, 8.0]
+    delays = [
+        attempt(throttle, clock, WRONG, ip="127.0.0.1", user=f"user{i}")[0]
+        for i in range(SETTINGS.ip_block_after)
+    ]
+    assert delays[: SETTINGS.ip_delay_after] == [0] * SETTINGS.ip_delay_after
+    assert delays[SETTINGS.ip_delay_after : SETTINGS.ip_delay_after + 4] == [1.0, 2.0, 4.0, 8.0]
     assert max(delays) == SETTINGS.max_delay
     # Blocked for every account from there, with the wrong-password answer...
     waited, result = attempt(throttle, clock, "dave", ip="127.0.0.1", user="dave")
@@ -109,8 +120,8 @@ def test_spraying_many_accounts_from_one_address_gets_blocked():
 def test_distributed_guessing_is_slowed_but_a_clean_address_still_logs_in():
     throttle, clock = make()
     delays = [attempt(throttle, clock, WRONG, ip=f"127.0.0.{n}")[0] for n in range(2, 62)]
-    assert delays[:SETTINGS.account_delay_after] == [0] * SETTINGS.account_delay_after
-    grown = delays[SETTINGS.account_delay_after:]
+    assert delays[: SETTINGS.account_delay_after] == [0] * SETTINGS.account_delay_after
+    grown = delays[SETTINGS.account_delay_after :]
     assert grown[:3] == [1.0, 2.0, 4.0] and grown == sorted(grown)  # delays grow...
     assert max(grown) == SETTINGS.account_max_delay  # ...to the account's bound, no further
     assert not any(throttle.blocked(f"127.0.0.{n}", "alice") for n in range(2, 62))
@@ -169,8 +180,7 @@ def test_records_are_bounded():
     for n in range(200):
         attempt(throttle, clock, WRONG, ip=f"10.0.{n // 250}.{n % 250}", user=f"u{n}")
         attempt(throttle, clock, f"u{n}", ip=f"10.1.{n // 250}.{n % 250}", user=f"u{n}")
-    assert max(len(throttle._pairs), len(throttle._ips), len(throttle._accounts),
-               len(throttle._known)) <= 50
+    assert max(len(throttle._pairs), len(throttle._ips), len(throttle._accounts), len(throttle._known)) <= 50
 
 
 def test_throttle_disabled_and_config(tmp_path):
@@ -179,8 +189,9 @@ def test_throttle_disabled_and_config(tmp_path):
     for _ in range(50):
         assert attempt(off, clock, WRONG)[0] == 0
     path = tmp_path / "exchmail.toml"
-    path.write_text("[throttle]\npair_block_after = 3\nmax_delay = 2.5\n"
-                    "account_max_delay = 1\nknown_duration = 0\n")
+    path.write_text(
+        "[throttle]\npair_block_after = 3\nmax_delay = 2.5\naccount_max_delay = 1\nknown_duration = 0\n"
+    )
     config = load_config(path)
     assert config.throttle.pair_block_after == 3 and config.throttle.max_delay == 2.5
     assert config.throttle.account_max_delay == 1.0 and config.throttle.known_duration == 0
@@ -200,9 +211,17 @@ def test_V0058_throttle_blocks_on_the_wire(reactor_thread, tmp_path):
     """Wrong passwords across new sessions (IMAP and POP3) block the account from
     that address, and then even the right password fails the same way; another
     account from the same address is unaffected."""
-    settings = ThrottleSettings(window=600, pair_delay_after=2, pair_block_after=4,
-                                ip_delay_after=0, ip_block_after=0, account_delay_after=0,
-                                base_delay=0.01, max_delay=0.05, block_duration=600)
+    settings = ThrottleSettings(
+        window=600,
+        pair_delay_after=2,
+        pair_block_after=4,
+        ip_delay_after=0,
+        ip_block_after=0,
+        account_delay_after=0,
+        base_delay=0.01,
+        max_delay=0.05,
+        block_duration=600,
+    )
     server = start_server(tmp_path, config_changes={"throttle": settings})
     try:
         texts = []
