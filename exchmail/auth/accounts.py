@@ -43,6 +43,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from exchmail.auth.cache import DEFAULT_MAX_ENTRIES, DEFAULT_TTL, CredentialsCache
+from exchmail.auth.hashpool import DEFAULT_THREADS, HashPool
 from exchmail.auth.sasl import SCRAMKeys, scram_keys
 from exchmail.errors import AccountError
 from exchmail.interfaces import IDirectory, ISCRAMCredentials, ISCRAMKeys
@@ -519,6 +520,44 @@ class AccountsChecker:
         if canonical is None or keys is None or not credentials.check_stored_key(keys.stored_key):
             raise UnauthorizedLogin("invalid user name or password")
         return canonical
+
+
+class AccountsService(HashPool):
+    """The accounts backend as a service: a :class:`HashPool` and the checker hashing in it.
+
+    Mirrors :class:`exchmail.auth.ldap.LDAPService`: add it to the service
+    tree and give :attr:`checker` to the portal.  Starting it also loads
+    the accounts file (off the reactor thread), so :meth:`AccountsChecker.canonical_name`
+    answers from the start.
+
+    :param run_blocking: the store's ``run_blocking`` (file reads).
+    :param threads: hash threads (``[auth] hash_threads``).
+    """
+
+    name = "accounts"
+
+    def __init__(
+        self,
+        reactor: Any,
+        path: Path | str,
+        run_blocking: RunBlocking | None,
+        *,
+        cache_ttl: float = DEFAULT_TTL,
+        cache_size: int = DEFAULT_MAX_ENTRIES,
+        threads: int = DEFAULT_THREADS,
+    ) -> None:
+        super().__init__(reactor, threads)
+        self.checker = AccountsChecker(
+            path,
+            run_blocking,
+            hash_blocking=self.run_blocking,
+            cache_ttl=cache_ttl,
+            cache_size=cache_size,
+        )
+
+    def startService(self) -> None:
+        super().startService()
+        self.checker.refresh()  # never fails: errors are logged
 
 
 def ensure_first_account(path: Path) -> tuple[str, str] | None:

@@ -352,6 +352,8 @@ class ScramSHA256(ServerMechanism):
         return Challenge(self._server_first)
 
     def _client_final(self, message: bytes) -> Step:
+        if self._keys is None:  # the keys look-up has not answered: out of order
+            raise MalformedResponse("client-final message before the server-first message")
         without_proof, sep, proof = message.rpartition(b",p=")
         if not sep:
             raise MalformedResponse("missing client proof")
@@ -367,8 +369,6 @@ class ScramSHA256(ServerMechanism):
             raise MalformedResponse("channel binding data differs from the GS2 header")
         if attributes[1][1] != self._nonce:
             raise MalformedResponse("nonce mismatch")
-        if self._keys is None:  # the keys look-up has not answered: out of order
-            raise MalformedResponse("client-final message before the server-first message")
         auth_message = b",".join((self._first_bare, self._server_first, without_proof))
         signature = _hmac(self._keys.server_key, auth_message)
         return self._finish(

@@ -342,3 +342,21 @@ def test_auth_cache_config(tmp_path):
     )
     with pytest.raises(ConfigError, match="auth.cache_ttl: not used with auth.backend 'ldap'"):
         load_config(path)
+
+
+def test_accounts_service_wires_checker_and_hash_pool(users):
+    from exchmail.auth.accounts import AccountsService
+
+    reactor = ThreadReactor()
+    service = AccountsService(reactor, users, None, cache_ttl=60, cache_size=5, threads=1)
+    assert service.checker.cache.ttl == 60 and service.checker.cache.max_entries == 5
+    service.startService()
+    try:
+        assert service.checker.canonical_name("ALICE") == "Alice"  # loaded at start
+        results: list = []
+        service.checker.requestAvatarId(UsernamePassword(b"alice", b"wonderland")).addBoth(results.append)
+        assert results == [] and service.waiting == 1  # the hash runs in the service's pool
+        reactor.run_one()
+        assert results == ["Alice"] and len(service.checker.cache) == 1
+    finally:
+        service.stopService()

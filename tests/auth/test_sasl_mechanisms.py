@@ -379,3 +379,38 @@ def test_pop3_auth_errors(accounts):
     assert s.send(b"AUTH SCRAM-SHA-256 " + b64("n,,bogus") + b"\r\n") == failed
     assert s.send(b"AUTH LOGIN " + b64("alice") + b"\r\n") == b"+ " + b64("Password:") + b"\r\n"
     assert s.send(b64(PASSWORD) + b"\r\n") == b"+OK User successfully logged on.\r\n"
+
+
+def test_scram_waits_for_asynchronous_keys(accounts):
+    """ISCRAMKeys.scram_keys returns a Deferred: the server-first message waits
+    for it, and a client-final sent before it is a malformed response."""
+    from twisted.internet import defer
+
+    pending: list = []
+
+    class SlowKeys:
+        def __getattr__(self, name):
+            return getattr(accounts, name)
+
+        def scram_keys(self, name):
+            d = defer.Deferred()
+            pending.append((d, name))
+            return d
+
+    slow = SlowKeys()
+    mech = sasl.ScramSHA256(None)
+    mech._keys_source = slow  # as find_scram_keys would give it
+    client = ScramClient(["SCRAM-SHA-256"], "alice", PASSWORD)
+    results: list = []
+    mech.step(client.get_client_first().encode()).addBoth(results.append)
+    assert results == [] and [name for _, name in pending] == ["alice"]
+    with pytest.raises(sasl.MalformedResponse, match="before the server-first"):
+        mech.step(b"c=biws,r=x,p=AAAA")
+    d, name = pending.pop()
+    accounts.scram_keys(name).addCallback(d.callback)
+    assert isinstance(results[0], sasl.Challenge)
+    client.set_server_first(results[0].data.decode())
+    outcome = mech.step(client.get_client_final().encode())
+    ids: list = []
+    accounts.requestAvatarId(outcome.credentials).addCallback(ids.append)
+    assert ids == ["alice"]
