@@ -1,5 +1,13 @@
-"""Authentication: credential checkers, the user directory and (later) the realm.
+"""Authentication: credential checkers, the user directory, the realm and login policy.
 
-:mod:`exchmail.auth.accounts` keeps salted password hashes in a file and
-checks ``twisted.cred`` user name/password credentials against it.
+- :mod:`exchmail.auth.accounts`: the accounts file (salted scrypt hashes)
+  and its checker and directory (:class:`~exchmail.auth.accounts.AccountsChecker`,
+  :class:`~exchmail.auth.accounts.AccountsService`);
+- :mod:`exchmail.auth.cache` and :mod:`exchmail.auth.hashpool`: the
+  verified-credentials cache and the password-hashing threads;
+- :mod:`exchmail.auth.ldap`: the LDAP checker and directory;
+- :mod:`exchmail.auth.realm`: :class:`~exchmail.auth.realm.MailRealm` and
+  :class:`~exchmail.auth.realm.LoginMind`;
+- :mod:`exchmail.auth.sasl`: SASL mechanisms; :mod:`exchmail.auth.throttle`:
+  failed-login budgets across sessions.
 """

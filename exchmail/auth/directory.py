@@ -6,15 +6,17 @@ mailbox.  Checkers that know more than a name return a
 store can use it as a name) with the directory's attributes on it.
 ``protocols`` carries Exchange's per-user ``ImapEnabled`` / ``PopEnabled``
 idea: :class:`~exchmail.auth.realm.MailRealm` refuses a session for a
-protocol that is not in it.
+protocol that is not in it (the protocol comes from the login's
+:class:`~exchmail.interfaces.ILoginMind`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-#: The protocol names used in :attr:`DirectoryUser.protocols`.
-IMAP, POP3 = "imap", "pop3"
+#: The protocol names used in :attr:`DirectoryUser.protocols` and
+#: :attr:`exchmail.interfaces.ILoginMind.protocol` (LMTP is never restricted).
+IMAP, POP3, LMTP = "imap", "pop3", "lmtp"
 
 
 class DirectoryUser(str):
@@ -32,16 +34,23 @@ class DirectoryUser(str):
     quota: int | None
     protocols: frozenset[str] | None
 
-    def __new__(cls, name: str, dn: str = "", mail: str | None = None,
-                quota: int | None = None,
-                protocols: frozenset[str] | None = None) -> DirectoryUser:
+    def __new__(
+        cls,
+        name: str,
+        dn: str = "",
+        mail: str | None = None,
+        quota: int | None = None,
+        protocols: frozenset[str] | None = None,
+    ) -> DirectoryUser:
         self = super().__new__(cls, name)
         self.dn, self.mail, self.quota, self.protocols = dn, mail, quota, protocols
         return self
 
     def __repr__(self) -> str:
-        return (f"DirectoryUser({str(self)!r}, dn={self.dn!r}, mail={self.mail!r}, "
-                f"quota={self.quota!r}, protocols={self.protocols!r})")
+        return (
+            f"DirectoryUser({str(self)!r}, dn={self.dn!r}, mail={self.mail!r}, "
+            f"quota={self.quota!r}, protocols={self.protocols!r})"
+        )
 
 
 def protocol_allowed(avatar_id: Any, protocol: str) -> bool:

@@ -29,22 +29,23 @@ failure, never "wrong password" -- and the outage and the recovery are
 logged.
 
 An optional cache of *positive* results (``cache_ttl`` seconds, off by
-default) lets a user who logged in recently log in again without a
-directory round trip, even during an outage.  Its trade-off: an entry is
-never extended, so a changed password, a disabled account or a removed
+default; the :class:`~exchmail.auth.cache.CredentialsCache` the accounts
+file uses too, at most 10,000 users) lets a user who logged in recently
+log in again without a directory round trip, even during an outage.  Its
+trade-off: the directory cannot tell exchmail about changes, and an entry
+is never extended, so a changed password, a disabled account or a removed
 group membership takes effect at most ``cache_ttl`` seconds late (the old
-password keeps working that long).  Only an HMAC of the password (with a
-key random per process) is kept, in memory.
+password keeps working that long) -- which is why it is off by default
+here, while the accounts file, whose changes exchmail sees, caches by
+default.  Only an HMAC of user name and password (with a key random per
+process) is kept, in memory.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import math
 import queue
 import re
-import secrets
 import ssl
 import threading
 import time
@@ -62,6 +63,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from exchmail.auth.accounts import RunBlocking
+from exchmail.auth.cache import DEFAULT_MAX_ENTRIES, CredentialsCache
 from exchmail.auth.directory import IMAP, POP3, DirectoryUser
 from exchmail.auth.ldapconfig import LDAPConfig
 from exchmail.errors import DirectoryUnavailable, InvalidUserName
@@ -123,8 +125,12 @@ class LDAPChecker:
     credentialInterfaces = (IUsernamePassword,)
     log = Logger(namespace="exchmail.auth.ldap")
 
-    def __init__(self, config: LDAPConfig, run_blocking: RunBlocking | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        config: LDAPConfig,
+        run_blocking: RunBlocking | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         import ldap3  # imported here so that exchmail runs without ldap3 unless it is used
 
         self._ldap3 = ldap3
@@ -142,12 +148,16 @@ class LDAPChecker:
             self._slots.put(_Slot())
         self._state_lock = threading.Lock()
         self._down = False
-        self._cache: dict[str, tuple[float, bytes, DirectoryUser]] = {}
-        self._cache_key = secrets.token_bytes(32)
+        #: Positive results (``config.cache_ttl``; off when 0), as the accounts checker's.
+        self.cache = CredentialsCache(config.cache_ttl, DEFAULT_MAX_ENTRIES, clock)
         self._names: dict[str, str] = {}
         self._closed = False
-        attrs = [config.login_attribute, config.mail_attribute, config.mailbox_attribute,
-                 config.quota_attribute]
+        attrs = [
+            config.login_attribute,
+            config.mail_attribute,
+            config.mailbox_attribute,
+            config.quota_attribute,
+        ]
         self._attributes = sorted({a for a in attrs if a})
 
     # -- connections ---------------------------------------------------
@@ -159,9 +169,9 @@ class LDAPChecker:
                 validate=ssl.CERT_REQUIRED,
                 ca_certs_file=str(self.config.ca_file) if self.config.ca_file else None,
                 valid_names=None if self.config.verify_hostname else ["*"],
-                version=None)
-        return ldap3.Server(uri, tls=tls, get_info=ldap3.NONE,
-                            connect_timeout=self.config.connect_timeout)
+                version=None,
+            )
+        return ldap3.Server(uri, tls=tls, get_info=ldap3.NONE, connect_timeout=self.config.connect_timeout)
 
     def _connect(self, index: int, user: str | None, password: str | None) -> Any:
         """A new connection to server ``index``, TLS started and bound; raises _Unavailable."""
@@ -169,16 +179,21 @@ class LDAPChecker:
         # A new Server object each time: ldap3 marks a Server's addresses as
         # unusable after a failure and would not try them again for minutes.
         conn = ldap3.Connection(
-            self._server(self._servers[index]), user=user or None, password=password if user else None,
+            self._server(self._servers[index]),
+            user=user or None,
+            password=password if user else None,
             authentication=ldap3.SIMPLE if user else ldap3.ANONYMOUS,
             auto_bind=ldap3.AUTO_BIND_NONE,
             receive_timeout=max(1, math.ceil(self.config.timeout)),  # ldap3 wants an int
-            read_only=True, raise_exceptions=False, auto_escape=False, auto_encode=True,
-            check_names=True)
+            read_only=True,
+            raise_exceptions=False,
+            auto_escape=False,
+            auto_encode=True,
+            check_names=True,
+        )
         try:
             conn.open()
-            if self.config.start_tls and not self.config.servers[index].lower().startswith(
-                    "ldaps://"):
+            if self.config.start_tls and not self.config.servers[index].lower().startswith("ldaps://"):
                 if not conn.start_tls():
                     raise _Unavailable(f"StartTLS refused: {conn.result}")
             if not conn.bind():
@@ -219,8 +234,7 @@ class LDAPChecker:
         for step in range(count):
             index = (self._preferred + step) % count
             try:
-                slot.search = self._connect(index, self.config.bind_dn,
-                                            self.config.bind_password)
+                slot.search = self._connect(index, self.config.bind_dn, self.config.bind_password)
                 slot.bind = self._connect(index, None, None)
             except _Unavailable as e:
                 self._drop(slot)
@@ -244,8 +258,9 @@ class LDAPChecker:
         with self._state_lock:
             was_down, self._down = self._down, False
         if was_down:
-            self.log.info("LDAP directory available again ({server})",
-                          server=self.config.servers[slot.server])
+            self.log.info(
+                "LDAP directory available again ({server})", server=self.config.servers[slot.server]
+            )
 
     def _with_slot(self, work: Callable[[_Slot], Any]) -> Any:
         """Run ``work(slot)`` on a pooled slot; on a connection failure retry once
@@ -284,14 +299,18 @@ class LDAPChecker:
         ldap3 = self._ldap3
         scope = {"subtree": ldap3.SUBTREE, "level": ldap3.LEVEL, "base": ldap3.BASE}
         conn = slot.search
-        ok = conn.search(self.config.base_dn, user_filter(self.config.user_filter, name),
-                         search_scope=scope[self.config.scope], attributes=self._attributes,
-                         size_limit=2, time_limit=max(1, int(self.config.timeout)))
+        ok = conn.search(
+            self.config.base_dn,
+            user_filter(self.config.user_filter, name),
+            search_scope=scope[self.config.scope],
+            attributes=self._attributes,
+            size_limit=2,
+            time_limit=max(1, int(self.config.timeout)),
+        )
         code = (conn.result or {}).get("result")
         entries = [e for e in (conn.response or []) if e.get("type") == "searchResEntry"]
         if code == _SIZE_LIMIT_EXCEEDED or len(entries) > 1:
-            self.log.error("LDAP user filter matches several entries for {name!r}; refusing",
-                           name=name)
+            self.log.error("LDAP user filter matches several entries for {name!r}; refusing", name=name)
             return None
         if not ok and code not in (0, None):
             if code == _NO_SUCH_OBJECT:
@@ -313,13 +332,17 @@ class LDAPChecker:
         ldap3 = self._ldap3
         conn = slot.search
         attribute = self.config.group_member_attribute
-        ok = conn.search(group, f"({attribute}={escape_filter_value(dn)})",
-                         search_scope=ldap3.BASE, attributes=["1.1"], size_limit=1,
-                         time_limit=max(1, int(self.config.timeout)))
+        ok = conn.search(
+            group,
+            f"({attribute}={escape_filter_value(dn)})",
+            search_scope=ldap3.BASE,
+            attributes=["1.1"],
+            size_limit=1,
+            time_limit=max(1, int(self.config.timeout)),
+        )
         code = (conn.result or {}).get("result")
         if code == _NO_SUCH_OBJECT:
-            self.log.error("LDAP group {group!r} does not exist; nobody is a member",
-                           group=group)
+            self.log.error("LDAP group {group!r} does not exist; nobody is a member", group=group)
             return False
         if not ok and code not in (0, None):
             raise _Unavailable(f"group search failed: {conn.result}")
@@ -337,13 +360,20 @@ class LDAPChecker:
 
     def _user(self, slot: _Slot, entry: Any, name: str) -> DirectoryUser:
         dn = entry["dn"]
-        canonical = (self._first(entry, self.config.mailbox_attribute)
-                     or self._first(entry, self.config.login_attribute) or name)
+        canonical = (
+            self._first(entry, self.config.mailbox_attribute)
+            or self._first(entry, self.config.login_attribute)
+            or name
+        )
         try:
             check_user_name(canonical)
         except InvalidUserName:
-            self.log.error("LDAP entry {dn!r} gives the mailbox name {name!r}, which is not "
-                           "a safe user name; refusing the login", dn=dn, name=canonical)
+            self.log.error(
+                "LDAP entry {dn!r} gives the mailbox name {name!r}, which is not "
+                "a safe user name; refusing the login",
+                dn=dn,
+                name=canonical,
+            )
             raise UnauthorizedLogin("unusable mailbox name") from None
         quota = None
         quota_text = self._first(entry, self.config.quota_attribute)
@@ -351,19 +381,25 @@ class LDAPChecker:
             try:
                 quota = int(quota_text)
             except ValueError:
-                self.log.warn("LDAP entry {dn!r}: quota {value!r} is not an integer",
-                              dn=dn, value=quota_text)
+                self.log.warn("LDAP entry {dn!r}: quota {value!r} is not an integer", dn=dn, value=quota_text)
         groups = {IMAP: self.config.imap_group, POP3: self.config.pop3_group}
         protocols = None
         if any(groups.values()):
-            protocols = frozenset(p for p, group in groups.items()
-                                  if not group or self._member_of(slot, group, dn))
-        return DirectoryUser(canonical, dn=dn, mail=self._first(entry, self.config.mail_attribute),
-                             quota=quota, protocols=protocols)
+            protocols = frozenset(
+                p for p, group in groups.items() if not group or self._member_of(slot, group, dn)
+            )
+        return DirectoryUser(
+            canonical,
+            dn=dn,
+            mail=self._first(entry, self.config.mail_attribute),
+            quota=quota,
+            protocols=protocols,
+        )
 
     def authenticate(self, name: str, password: str) -> DirectoryUser:
         """Search-then-bind (blocking).  The user, or UnauthorizedLogin /
         DirectoryUnavailable."""
+
         def work(slot: _Slot) -> DirectoryUser:
             entry = self._search_user(slot, name)
             if entry is None:
@@ -383,8 +419,11 @@ class LDAPChecker:
             entry = self._search_user(slot, name)
             if entry is None:
                 return None
-            return (self._first(entry, self.config.mailbox_attribute)
-                    or self._first(entry, self.config.login_attribute) or name)
+            return (
+                self._first(entry, self.config.mailbox_attribute)
+                or self._first(entry, self.config.login_attribute)
+                or name
+            )
 
         return self._with_slot(work)
 
@@ -393,29 +432,12 @@ class LDAPChecker:
         return 0 < len(name) <= _MAX_NAME_LENGTH and not _CONTROL.search(name)
 
     # -- ICredentialsChecker -------------------------------------------
-    def _digest(self, name: str, password: str) -> bytes:
-        return hmac.new(self._cache_key, f"{name}\x00{password}".encode(),
-                        hashlib.sha256).digest()
-
     def _cached(self, folded: str, password: str) -> DirectoryUser | None:
-        if self.config.cache_ttl <= 0:
-            return None
-        hit = self._cache.get(folded)
-        if hit is None:
-            return None
-        expires, digest, user = hit
-        if self._clock() >= expires:
-            del self._cache[folded]
-            return None
-        if not hmac.compare_digest(digest, self._digest(folded, password)):
-            return None  # maybe a new password: ask the directory
-        return user
+        return self.cache.get(folded, password.encode("utf-8", "surrogatepass"))
 
     def _remember(self, folded: str, password: str, user: DirectoryUser) -> DirectoryUser:
         self._names[folded] = str(user)
-        if self.config.cache_ttl > 0:
-            self._cache[folded] = (self._clock() + self.config.cache_ttl,
-                                   self._digest(folded, password), user)
+        self.cache.remember(folded, password.encode("utf-8", "surrogatepass"), user)
         return user
 
     def requestAvatarId(self, credentials: Any) -> defer.Deferred[Any]:

@@ -168,6 +168,7 @@ class Login(ServerMechanism):
 
 # -- SCRAM -------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class SCRAMKeys:
     """What a server keeps for SCRAM: no password, nothing a client could log in with."""
@@ -179,16 +180,14 @@ class SCRAMKeys:
 
     def encode(self) -> str:
         """The accounts-file field: ``$scram-sha-256$i=N$salt$StoredKey$ServerKey``."""
-        b64 = [base64.b64encode(v).decode("ascii") for v in
-               (self.salt, self.stored_key, self.server_key)]
+        b64 = [base64.b64encode(v).decode("ascii") for v in (self.salt, self.stored_key, self.server_key)]
         return f"$scram-sha-256$i={self.iterations}${b64[0]}${b64[1]}${b64[2]}"
 
     @classmethod
     def decode(cls, field: str) -> SCRAMKeys:
         """Parse :meth:`encode`'s form.  :raises ValueError: if malformed."""
         parts = field.split("$")
-        if len(parts) != 6 or parts[0] or parts[1] != "scram-sha-256" \
-                or not parts[2].startswith("i="):
+        if len(parts) != 6 or parts[0] or parts[1] != "scram-sha-256" or not parts[2].startswith("i="):
             raise ValueError("not a $scram-sha-256$ field")
         try:
             salt, stored, server = (base64.b64decode(p, validate=True) for p in parts[3:])
@@ -204,8 +203,7 @@ def _hmac(key: bytes, data: bytes) -> bytes:
     return hmac.new(key, data, hashlib.sha256).digest()
 
 
-def scram_keys(password: str, salt: bytes | None = None,
-               iterations: int = SCRAM_ITERATIONS) -> SCRAMKeys:
+def scram_keys(password: str, salt: bytes | None = None, iterations: int = SCRAM_ITERATIONS) -> SCRAMKeys:
     """Derive the SCRAM-SHA-256 keys of ``password`` (SASLprep'd, RFC 5802 §3).
 
     :raises ValueError: if the password contains characters SASLprep prohibits.
@@ -213,27 +211,35 @@ def scram_keys(password: str, salt: bytes | None = None,
     salt = secrets.token_bytes(SCRAM_SALT_BYTES) if salt is None else salt
     salted = hashlib.pbkdf2_hmac("sha256", saslprep(password).encode("utf-8"), salt, iterations)
     client_key = _hmac(salted, b"Client Key")
-    return SCRAMKeys(salt, iterations, hashlib.sha256(client_key).digest(),
-                     _hmac(salted, b"Server Key"))
+    return SCRAMKeys(salt, iterations, hashlib.sha256(client_key).digest(), _hmac(salted, b"Server Key"))
 
 
 def saslprep(text: str) -> str:
     """SASLprep (RFC 4013) for stored strings.  :raises ValueError: if prohibited."""
-    mapped = "".join(" " if stringprep.in_table_c12(c) else c for c in text
-                     if not stringprep.in_table_b1(c))
+    mapped = "".join(" " if stringprep.in_table_c12(c) else c for c in text if not stringprep.in_table_b1(c))
     normal = unicodedata.normalize("NFKC", mapped)
     if not normal:
         return normal
-    prohibited = (stringprep.in_table_c12, stringprep.in_table_c21, stringprep.in_table_c22,
-                  stringprep.in_table_c3, stringprep.in_table_c4, stringprep.in_table_c5,
-                  stringprep.in_table_c6, stringprep.in_table_c7, stringprep.in_table_c8,
-                  stringprep.in_table_c9, stringprep.in_table_a1)
+    prohibited = (
+        stringprep.in_table_c12,
+        stringprep.in_table_c21,
+        stringprep.in_table_c22,
+        stringprep.in_table_c3,
+        stringprep.in_table_c4,
+        stringprep.in_table_c5,
+        stringprep.in_table_c6,
+        stringprep.in_table_c7,
+        stringprep.in_table_c8,
+        stringprep.in_table_c9,
+        stringprep.in_table_a1,
+    )
     for c in normal:
         if any(check(c) for check in prohibited):
             raise ValueError(f"character {c!r} is prohibited by SASLprep")
     if any(stringprep.in_table_d1(c) for c in normal):
         if any(stringprep.in_table_d2(c) for c in normal) or not (
-                stringprep.in_table_d1(normal[0]) and stringprep.in_table_d1(normal[-1])):
+            stringprep.in_table_d1(normal[0]) and stringprep.in_table_d1(normal[-1])
+        ):
             raise ValueError("bidirectional text not allowed by SASLprep")
     return normal
 
@@ -321,7 +327,7 @@ class ScramSHA256(ServerMechanism):
         if not username or not client_nonce:
             raise MalformedResponse("empty user name or nonce")
         _single_identity(_saslname(authzid[2:]) if authzid else b"", username)
-        self._gs2 = message[:len(flag) + 1 + len(authzid) + 1]
+        self._gs2 = message[: len(flag) + 1 + len(authzid) + 1]
         self._first_bare, self._username = bare, username
         self._nonce = client_nonce + base64.b64encode(secrets.token_bytes(18))
         self._state = "final"
@@ -330,6 +336,7 @@ class ScramSHA256(ServerMechanism):
         return d
 
     def _lookup(self, username: bytes) -> Any:
+        """The user's keys: a Deferred (``ISCRAMKeys.scram_keys`` is asynchronous), or None."""
         try:
             name = username.decode("utf-8")
         except UnicodeDecodeError:
@@ -341,11 +348,12 @@ class ScramSHA256(ServerMechanism):
             salt = _hmac(_FAKE_SALT_KEY, self._username.lower())[:SCRAM_SALT_BYTES]
             keys = SCRAMKeys(salt, SCRAM_ITERATIONS, b"\0" * 32, b"\0" * 32)
         self._keys = keys
-        self._server_first = b"r=%s,s=%s,i=%d" % (self._nonce, base64.b64encode(keys.salt),
-                                                 keys.iterations)
+        self._server_first = b"r=%s,s=%s,i=%d" % (self._nonce, base64.b64encode(keys.salt), keys.iterations)
         return Challenge(self._server_first)
 
     def _client_final(self, message: bytes) -> Step:
+        if self._keys is None:  # the keys look-up has not answered: out of order
+            raise MalformedResponse("client-final message before the server-first message")
         without_proof, sep, proof = message.rpartition(b",p=")
         if not sep:
             raise MalformedResponse("missing client proof")
@@ -362,10 +370,10 @@ class ScramSHA256(ServerMechanism):
         if attributes[1][1] != self._nonce:
             raise MalformedResponse("nonce mismatch")
         auth_message = b",".join((self._first_bare, self._server_first, without_proof))
-        assert self._keys is not None
         signature = _hmac(self._keys.server_key, auth_message)
-        return self._finish(SCRAMCredentials(self._username, auth_message, proof_bytes),
-                            b"v=" + base64.b64encode(signature))
+        return self._finish(
+            SCRAMCredentials(self._username, auth_message, proof_bytes), b"v=" + base64.b64encode(signature)
+        )
 
 
 _FAKE_SALT_KEY = secrets.token_bytes(32)

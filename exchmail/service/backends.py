@@ -142,8 +142,15 @@ def make_checker(config: Any, reactor: Any, run_blocking: Callable[..., Any],
 
     backend = config.auth.backend
     if backend == "accounts":
-        from exchmail.auth.accounts import AccountsChecker
-        return AccountsChecker(config.auth.users_file, run_blocking=run_blocking)
+        # Hashing runs in the AccountsService's own pool, so logins never
+        # queue in front of the store's file work (APPEND, delivery).
+        from exchmail.auth.accounts import AccountsService
+        accounts = AccountsService(reactor, config.auth.users_file, run_blocking,
+                                   cache_ttl=config.auth.cache_ttl,
+                                   cache_size=config.auth.cache_size,
+                                   threads=config.auth.hash_threads)
+        accounts.setServiceParent(parent)
+        return accounts.checker
     if backend == "ldap":
         from exchmail.auth.ldap import LDAPService
         if config.ldap is None:

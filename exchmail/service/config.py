@@ -10,6 +10,7 @@ Tables and keys (see ``examples/exchmail.toml``)::
     [auth]    users_file = "<data_dir>/users"  login_type = "SecureLogin" (sets the
               profile's LoginType of both services)
               backend = "accounts" | "ldap" | custom   [auth.options] (custom)
+              cache_ttl = 300  cache_size = 10000  hash_threads = 2   (accounts backend)
     [store]   backend = "maildir" | "memory" | custom  [store.options] (custom)
     [ldap]    servers, base_dn, user_filter, ... (see :class:`LDAPConfig`)
     [profile] any override accepted by :func:`exchmail.profile.load_profile`
@@ -31,6 +32,8 @@ try:
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
 
+from exchmail.auth.cache import DEFAULT_MAX_ENTRIES, DEFAULT_TTL
+from exchmail.auth.hashpool import DEFAULT_THREADS as DEFAULT_HASH_THREADS
 from exchmail.auth.ldapconfig import LDAPConfig
 from exchmail.auth.throttle import ThrottleSettings
 from exchmail.errors import ConfigError
@@ -85,6 +88,12 @@ class AuthConfig:
     backend: str = "accounts"
     #: The ``[auth.options]`` table, passed to a custom checker factory.
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: Seconds a verified login is remembered (0: no cache); see :mod:`exchmail.auth.cache`.
+    cache_ttl: float = DEFAULT_TTL
+    #: Users remembered at most by that cache.
+    cache_size: int = DEFAULT_MAX_ENTRIES
+    #: Threads that hash passwords (:class:`exchmail.auth.hashpool.HashPool`).
+    hash_threads: int = DEFAULT_HASH_THREADS
 
 
 @dataclass(frozen=True)
@@ -124,11 +133,20 @@ class Config:
     tls: TLSConfig | None = None
 
 
+#: ``[throttle]`` keys of earlier versions, and what to use instead.
+REMOVED_THROTTLE_KEYS = {
+    "account_block_after": "accounts are no longer blocked from everywhere (anyone could "
+                           "lock anyone out); use pair_block_after (per account and address) "
+                           "and account_delay_after",
+}
+
+
 _KEYS: dict[str, tuple[str, ...]] = {
     "server": ("data_dir", "profile"),
     "imap": ("listen", "tls_listen"),
     "pop3": ("listen", "tls_listen"),
-    "auth": ("users_file", "login_type", "backend", "options"),
+    "auth": ("users_file", "login_type", "backend", "options", "cache_ttl", "cache_size",
+             "hash_threads"),
     "store": ("backend", "options"),
     "ldap": ("servers", "base_dn", "user_filter", "scope", "start_tls", "ca_file",
              "verify_hostname", "bind_dn", "bind_password", "bind_password_file",
@@ -137,7 +155,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
              "timeout", "pool_size", "cache_ttl"),
     "quota": ("limit", "warning", "users"),
     "retention": ("interval", "folders"),
-    "throttle": tuple(f.name for f in fields(ThrottleSettings)),
+    "throttle": (*(f.name for f in fields(ThrottleSettings)), *REMOVED_THROTTLE_KEYS),
     "logging": ("protocol_log", "protocol_log_dir"),
     "profile": (),  # free-form: checked by load_profile
     "tls": ("certificate", "private_key", "chain", "min_version", "ciphers", "sni"),
@@ -281,7 +299,7 @@ def load_config(path: Path, *, reactor: Any = None) -> Config:
                         tls_listen=_listen(tables.get("pop3", {}), "pop3", (), reactor,
                                            "tls_listen")),
         auth=AuthConfig(users_file=users_file, backend=auth_backend,
-                        options=_options(auth, "auth")),
+                        options=_options(auth, "auth"), **_auth_cache(auth, auth_backend)),
         profile=load_profile(profile_name, profile_overrides),
         source=path,
         store=_store(tables.get("store", {})),
@@ -294,7 +312,28 @@ def load_config(path: Path, *, reactor: Any = None) -> Config:
     )
 
 
-# -- [store], [auth] backend and [ldap] ----------------------------------------
+# -- [auth] cache, [store], [auth] backend and [ldap] ---------------------------
+
+def _auth_cache(table: Mapping[str, Any], backend: str) -> dict[str, Any]:
+    """``[auth] cache_ttl``, ``cache_size`` and ``hash_threads`` (the accounts backend's)."""
+    if backend == "ldap":
+        for key in ("cache_ttl", "cache_size", "hash_threads"):
+            if key in table:
+                raise ConfigError(f"auth.{key}: not used with auth.backend 'ldap' "
+                                  f"(see ldap.cache_ttl and ldap.pool_size)")
+    ttl = table.get("cache_ttl", DEFAULT_TTL)
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl < 0:
+        raise ConfigError(f"auth.cache_ttl: expected a number of seconds (0 or more; 0 turns "
+                          f"the cache off), got {ttl!r}")
+    values: dict[str, Any] = {"cache_ttl": float(ttl)}
+    for key, default, top in (("cache_size", DEFAULT_MAX_ENTRIES, 10_000_000),
+                              ("hash_threads", DEFAULT_HASH_THREADS, 64)):
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+            raise ConfigError(f"auth.{key}: expected an integer from 1 to {top}, got {value!r}")
+        values[key] = value
+    return values
+
 
 #: Built-in ``auth.backend`` and ``store.backend`` names; anything else is a
 #: custom factory resolved by :mod:`exchmail.service.backends`.
@@ -487,7 +526,10 @@ class LoggingConfig:
 
 
 def _throttle(table: Mapping[str, Any]) -> ThrottleSettings:
-    """``[throttle]``: the failed-login budget of :mod:`exchmail.auth.throttle`."""
+    """``[throttle]``: the failed-login budgets of :mod:`exchmail.auth.throttle`."""
+    for key, instead in REMOVED_THROTTLE_KEYS.items():
+        if key in table:
+            raise ConfigError(f"throttle.{key}: no longer supported: {instead}")
     values: dict[str, Any] = {}
     for f in fields(ThrottleSettings):
         if f.name not in table:

@@ -12,6 +12,7 @@ from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
+from twisted.internet.task import Clock
 from zope.interface.verify import verifyObject
 
 from exchmail.auth import accounts as accounts_module
@@ -41,6 +42,7 @@ def users(tmp_path):
 
 # --- hashes -------------------------------------------------------------
 
+
 def test_hash_format():
     encoded = hash_password("secret")
     empty, scheme, params, salt, digest = encoded.split("$")
@@ -65,28 +67,43 @@ def test_verify():
 def test_verify_pbkdf2():
     salt = b"0123456789abcdef"
     digest = hashlib.pbkdf2_hmac("sha256", b"hunter2", salt, 1000)
-    encoded = ("$pbkdf2-sha256$i=1000$" + base64.b64encode(salt).decode()
-               + "$" + base64.b64encode(digest).decode())
+    encoded = (
+        "$pbkdf2-sha256$i=1000$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
+    )
     assert verify_password("hunter2", encoded)
     assert not verify_password("hunter3", encoded)
-    adapted = ("$pbkdf2-sha256$i=1000$"
-               + base64.b64encode(salt).decode().rstrip("=").replace("+", ".")
-               + "$" + base64.b64encode(digest).decode().rstrip("=").replace("+", "."))
+    adapted = (
+        "$pbkdf2-sha256$i=1000$"
+        + base64.b64encode(salt).decode().rstrip("=").replace("+", ".")
+        + "$"
+        + base64.b64encode(digest).decode().rstrip("=").replace("+", ".")
+    )
     assert verify_password("hunter2", adapted)
 
 
-@pytest.mark.parametrize("encoded", [
-    "", "plain", "$scrypt$", "$md5$x$y$z", "$scrypt$n=16384,r=8$AAAA$AAAA",
-    "$scrypt$n=abc,r=8,p=1$AAAA$AAAA", "$scrypt$n=16384,r=8,p=1$!!!!$AAAA",
-    "$scrypt$n=16384,r=8,p=1$AAAA$", "$scrypt$n=1048576,r=64,p=16$AAAA$AAAA",
-    "$scrypt$n=3,r=8,p=1$AAAA$AAAA", "$pbkdf2-sha256$i=0$AAAA$AAAA",
-    "x$scrypt$n=16384,r=8,p=1$AAAA$AAAA",
-])
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        "",
+        "plain",
+        "$scrypt$",
+        "$md5$x$y$z",
+        "$scrypt$n=16384,r=8$AAAA$AAAA",
+        "$scrypt$n=abc,r=8,p=1$AAAA$AAAA",
+        "$scrypt$n=16384,r=8,p=1$!!!!$AAAA",
+        "$scrypt$n=16384,r=8,p=1$AAAA$",
+        "$scrypt$n=1048576,r=64,p=16$AAAA$AAAA",
+        "$scrypt$n=3,r=8,p=1$AAAA$AAAA",
+        "$pbkdf2-sha256$i=0$AAAA$AAAA",
+        "x$scrypt$n=16384,r=8,p=1$AAAA$AAAA",
+    ],
+)
 def test_verify_malformed_is_false(encoded):
     assert verify_password("anything", encoded) is False
 
 
 # --- the file -----------------------------------------------------------
+
 
 def test_add_list_exists(users):
     f = AccountsFile(users)
@@ -163,11 +180,14 @@ def test_unreadable_file(tmp_path):
         f.load()
 
 
-@pytest.mark.parametrize("text,message", [
-    ("alice\n", ":1: expected 'name:\\$scheme\\$...'"),
-    ("alice:plaintext\n", ":1: expected"),
-    (f"alice:{'$scrypt$x$y$z'}\nALICE:{'$scrypt$x$y$z'}\n", ":2: duplicate user 'ALICE'"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("alice\n", ":1: expected 'name:\\$scheme\\$...'"),
+        ("alice:plaintext\n", ":1: expected"),
+        (f"alice:{'$scrypt$x$y$z'}\nALICE:{'$scrypt$x$y$z'}\n", ":2: duplicate user 'ALICE'"),
+    ],
+)
 def test_malformed_file(users, text, message):
     users.parent.mkdir()
     users.write_text(text)
@@ -202,6 +222,7 @@ def test_ensure_first_account_keeps_existing(users):
 
 # --- the checker --------------------------------------------------------
 
+
 @pytest.fixture
 def checker(users):
     AccountsFile(users).add("Alice", "wonderland")
@@ -214,28 +235,28 @@ def test_checker_interfaces(checker):
 
 
 def test_checker_success(checker):
-    assert result_of(checker.requestAvatarId(
-        UsernamePassword(b"Alice", b"wonderland"))) == "Alice"
+    assert result_of(checker.requestAvatarId(UsernamePassword(b"Alice", b"wonderland"))) == "Alice"
 
 
 def test_checker_returns_canonical_name(checker):
-    assert result_of(checker.requestAvatarId(
-        UsernamePassword(b"alice", b"wonderland"))) == "Alice"
+    assert result_of(checker.requestAvatarId(UsernamePassword(b"alice", b"wonderland"))) == "Alice"
 
 
 def test_checker_accepts_str_credentials(checker):
-    assert result_of(checker.requestAvatarId(
-        UsernamePassword("Alice", "wonderland"))) == "Alice"
+    assert result_of(checker.requestAvatarId(UsernamePassword("Alice", "wonderland"))) == "Alice"
 
 
-@pytest.mark.parametrize("username,password", [
-    (b"Alice", b"wrong"),
-    (b"Alice", b""),
-    (b"bob", b"wonderland"),
-    (b"\xff\xfe", b"wonderland"),
-    (b"", b""),
-    (b"../Alice", b"wonderland"),
-])
+@pytest.mark.parametrize(
+    "username,password",
+    [
+        (b"Alice", b"wrong"),
+        (b"Alice", b""),
+        (b"bob", b"wonderland"),
+        (b"\xff\xfe", b"wonderland"),
+        (b"", b""),
+        (b"../Alice", b"wonderland"),
+    ],
+)
 def test_checker_failure(checker, username, password):
     failure = result_of(checker.requestAvatarId(UsernamePassword(username, password)))
     assert failure.check(UnauthorizedLogin)
@@ -256,52 +277,75 @@ def test_unknown_user_still_hashes(checker, monkeypatch):
     assert all(c.startswith("$scrypt$n=16384,r=8,p=1$") for c in calls)
 
 
-def test_checker_runs_hash_through_run_blocking(users):
+def test_checker_runs_file_reads_and_hashes_off_the_reactor_thread(users):
+    """Reading the file goes through run_blocking (the store's pool), the hash
+    through hash_blocking (the hash pool); nothing runs inline."""
     AccountsFile(users).add("alice", "pw")
-    pending: list = []
+    io: list = []
+    hashes: list = []
 
-    def run_blocking(f, *args):
-        d = defer.Deferred()
-        pending.append((d, f, args))
-        return d
+    def queue(into):
+        def run(f, *args):
+            d = defer.Deferred()
+            into.append((d, f, args))
+            return d
 
-    checker = AccountsChecker(users, run_blocking=run_blocking)
-    d = checker.requestAvatarId(UsernamePassword(b"alice", b"pw"))
+        return run
+
+    clock = Clock()
+    checker = AccountsChecker(users, run_blocking=queue(io), hash_blocking=queue(hashes), clock=clock.seconds)
+    assert checker.canonical_name("alice") is None  # nothing read yet; a read has started
     results: list = []
-    d.addBoth(results.append)
-    assert results == [] and len(pending) == 1
-    deferred, f, args = pending[0]
+    checker.requestAvatarId(UsernamePassword(b"alice", b"pw")).addBoth(results.append)
+    assert results == [] and len(io) == 1 and hashes == []  # joined the read under way
+    while io:
+        deferred, f, args = io.pop(0)
+        deferred.callback(f(*args))
+    assert results == [] and len(hashes) == 1
+    deferred, f, args = hashes.pop()
+    assert f is accounts_module.verify_password
     deferred.callback(f(*args))
     assert results == ["alice"]
+    assert checker.canonical_name("ALICE") == "alice"
 
 
-def test_checker_reloads_on_change(checker, users):
-    assert not checker.user_exists("bob")
+def test_checker_reloads_on_change(users):
+    AccountsFile(users).add("Alice", "wonderland")
+    clock = Clock()
+    checker = AccountsChecker(users, clock=clock.seconds)
+    assert result_of(checker.user_exists("bob")) is False
     AccountsFile(users).add("bob", "builder")
-    assert checker.user_exists("bob")
+    # A full verification always checks the file first: a new user works at once.
     assert result_of(checker.requestAvatarId(UsernamePassword(b"bob", b"builder"))) == "bob"
+    assert result_of(checker.user_exists("bob")) is True
     AccountsFile(users).set_password("bob", "fixer")
+    clock.advance(checker.check_interval + 0.1)  # answers from memory re-check once a second
     failure = result_of(checker.requestAvatarId(UsernamePassword(b"bob", b"builder")))
     assert failure.check(UnauthorizedLogin)
+    assert result_of(checker.requestAvatarId(UsernamePassword(b"bob", b"fixer"))) == "bob"
     AccountsFile(users).remove("bob")
+    clock.advance(checker.check_interval + 0.1)
+    assert result_of(checker.user_exists("bob")) is False
     assert checker.canonical_name("bob") is None
 
 
 def test_checker_keeps_last_good_accounts(checker, users):
-    assert checker.user_exists("alice")
+    assert result_of(checker.user_exists("alice")) is True
     with open(users, "a") as f:
         f.write("garbage line\n")
-    assert checker.user_exists("alice")
+    assert result_of(checker.refresh()) is None
+    assert result_of(checker.user_exists("alice")) is True
+    assert result_of(checker.requestAvatarId(UsernamePassword(b"alice", b"wonderland"))) == "Alice"
 
 
 def test_checker_without_file(tmp_path):
     checker = AccountsChecker(tmp_path / "missing")
-    assert not checker.user_exists("alice")
+    assert result_of(checker.user_exists("alice")) is False
     failure = result_of(checker.requestAvatarId(UsernamePassword(b"alice", b"x")))
     assert failure.check(UnauthorizedLogin)
 
 
 def test_directory(checker):
-    assert checker.user_exists("alice")
+    assert result_of(checker.user_exists("alice")) is True
     assert checker.canonical_name("ALICE") == "Alice"
     assert checker.canonical_name("bob") is None

@@ -28,8 +28,10 @@ from exchmail.profile import load_profile
 from exchmail.store.memory import MemoryStore
 
 PASSWORD = "secret pw"
-SCRAM_ALL = {"imap.sasl_mechanisms": ["SCRAM-SHA-256", "PLAIN", "LOGIN"],
-             "pop3.sasl_mechanisms": ["SCRAM-SHA-256", "PLAIN", "LOGIN"]}
+SCRAM_ALL = {
+    "imap.sasl_mechanisms": ["SCRAM-SHA-256", "PLAIN", "LOGIN"],
+    "pop3.sasl_mechanisms": ["SCRAM-SHA-256", "PLAIN", "LOGIN"],
+}
 
 
 def b64(data: bytes | str) -> bytes:
@@ -50,6 +52,7 @@ def portal_for(checker: object) -> Portal:
 
 
 # -- the mechanisms ------------------------------------------------------------------
+
 
 def test_plain_parses_and_refuses_malformed():
     mech = sasl.Plain(None)
@@ -83,23 +86,30 @@ def test_login_mechanism_steps():
 def test_registry_filters_by_portal(accounts):
     memory = InMemoryUsernamePasswordDatabaseDontUse()
     names = ["SCRAM-SHA-256", "PLAIN", "LOGIN", "NTLM"]
-    assert list(sasl.challengers(names, portal_for(accounts))) == [
-        b"SCRAM-SHA-256", b"PLAIN", b"LOGIN"]
+    assert list(sasl.challengers(names, portal_for(accounts))) == [b"SCRAM-SHA-256", b"PLAIN", b"LOGIN"]
     # A checker without SCRAM keys (LDAP, custom): SCRAM is not offered.
     assert list(sasl.challengers(names, portal_for(memory))) == [b"PLAIN", b"LOGIN"]
     made = sasl.challengers(names, portal_for(accounts))
     assert sasl.is_plaintext(made[b"PLAIN"]) and not sasl.is_plaintext(made[b"SCRAM-SHA-256"])
 
 
+def keys_of(checker: AccountsChecker, name: str) -> sasl.SCRAMKeys | None:
+    """ISCRAMKeys.scram_keys is asynchronous; a checker without run_blocking fires at once."""
+    out: list = []
+    checker.scram_keys(name).addBoth(out.append)
+    assert out, "the Deferred has not fired"
+    return out[0]
+
+
 def test_accounts_checker_provides_scram_keys(accounts, tmp_path):
     verifyObject(ISCRAMKeys, accounts)
-    keys = accounts.scram_keys("ALICE")
+    keys = keys_of(accounts, "ALICE")
     assert keys is not None and keys.iterations == sasl.SCRAM_ITERATIONS
     assert keys == sasl.scram_keys(PASSWORD, keys.salt, keys.iterations)
     text = (tmp_path / "users").read_text()
     assert PASSWORD not in text and keys.encode() in text
     assert sasl.SCRAMKeys.decode(keys.encode()) == keys
-    assert accounts.scram_keys("carol") is None
+    assert keys_of(accounts, "carol") is None
 
 
 def test_accounts_without_keys_get_them_from_set_password(tmp_path):
@@ -108,13 +118,13 @@ def test_accounts_without_keys_get_them_from_set_password(tmp_path):
     f.add("alice", PASSWORD)
     name, encoded, _keys = users.read_text().strip().split(":")
     users.write_text(f"{name}:{encoded}:extra\n")  # an account from before SCRAM
-    checker = AccountsChecker(users)
-    assert checker.scram_keys("alice") is None
+    checker = AccountsChecker(users, check_interval=0)  # re-check the file every time
+    assert keys_of(checker, "alice") is None
     f.set_password("alice", "new pw")
     fields = users.read_text().strip().split(":")
     assert fields[2].startswith("$scram-sha-256$") and fields[3] == "extra"  # extras kept
-    assert checker.scram_keys("alice") == sasl.scram_keys(
-        "new pw", checker.scram_keys("alice").salt)
+    keys = keys_of(checker, "alice")
+    assert keys is not None and keys == sasl.scram_keys("new pw", keys.salt)
 
 
 def test_saslprep():
@@ -159,9 +169,16 @@ def test_scram_wrong_password_or_unknown_user_fails_in_the_checker(accounts, use
 
 def test_scram_malformed_messages(accounts):
     portal = portal_for(accounts)
-    for first in (b"", b"p=tls-unique,,n=alice,r=abc", b"n,,r=abc", b"n,,n=alice",
-                  b"x,,n=alice,r=abc", b"n,a=bob,n=alice,r=abc", b"n,,n=al,ice,r=abc",
-                  b"n,,m=ext,n=alice,r=abc"):
+    for first in (
+        b"",
+        b"p=tls-unique,,n=alice,r=abc",
+        b"n,,r=abc",
+        b"n,,n=alice",
+        b"x,,n=alice,r=abc",
+        b"n,a=bob,n=alice,r=abc",
+        b"n,,n=al,ice,r=abc",
+        b"n,,m=ext,n=alice,r=abc",
+    ):
         with pytest.raises(sasl.MalformedResponse):
             sasl.ScramSHA256(portal).step(first)
     mech = sasl.ScramSHA256(portal)
@@ -174,8 +191,7 @@ def test_scram_malformed_messages(accounts):
 def test_scram_unknown_user_gets_a_stable_made_up_salt(accounts):
     def salt_of(user: bytes) -> bytes:
         out: list = []
-        sasl.ScramSHA256(portal_for(accounts)).step(b"n,,n=" + user + b",r=abc").addCallback(
-            out.append)
+        sasl.ScramSHA256(portal_for(accounts)).step(b"n,,n=" + user + b",r=abc").addCallback(out.append)
         return out[0].data.split(b",")[1]
 
     assert salt_of(b"nobody") == salt_of(b"nobody") != salt_of(b"someone")
@@ -183,9 +199,15 @@ def test_scram_unknown_user_gets_a_stable_made_up_salt(accounts):
 
 # -- IMAP AUTHENTICATE on a StringTransport -------------------------------------------
 
+
 class IMAPSession:
-    def __init__(self, checker: object, profile: str = "exchange2010",
-                 overrides: dict | None = None, login_type: str = "PlainTextLogin") -> None:
+    def __init__(
+        self,
+        checker: object,
+        profile: str = "exchange2010",
+        overrides: dict | None = None,
+        login_type: str = "PlainTextLogin",
+    ) -> None:
         self.clock = Clock()
         self.proto = IMAPServer(load_profile(profile, overrides), portal_for(checker), self.clock)
         self.proto.login_type = login_type
@@ -208,8 +230,10 @@ def test_imap_sasl_ir_accepted_but_not_advertised_by_exchange2010(accounts):
     s = IMAPSession(accounts)
     caps = s.send(b"c CAPABILITY\r\n")
     assert b"AUTH=PLAIN" in caps and b"SASL-IR" not in caps and b"SCRAM" not in caps
-    assert s.send(b"a AUTHENTICATE PLAIN " + b64("\0alice\0" + PASSWORD) + b"\r\n") == \
-        b"a OK AUTHENTICATE completed.\r\n"
+    assert (
+        s.send(b"a AUTHENTICATE PLAIN " + b64("\0alice\0" + PASSWORD) + b"\r\n")
+        == b"a OK AUTHENTICATE completed.\r\n"
+    )
 
 
 def test_imap_rfc3501_advertises_scram_and_sasl_ir(accounts):
@@ -256,8 +280,7 @@ def test_V0021_scram_no_security_layer(accounts):
 
 def test_imap_scram_wrong_password_is_no(accounts):
     s = IMAPSession(accounts, overrides=SCRAM_ALL)
-    assert imap_scram(s, "alice", "wrong") == \
-        b"a NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
+    assert imap_scram(s, "alice", "wrong") == b"a NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
     assert s.proto.failed_logins == 1
 
 
@@ -266,8 +289,7 @@ def test_imap_scram_not_offered_without_keys():
     memory.addUser(b"alice", b"pw")
     s = IMAPSession(memory, overrides=SCRAM_ALL)
     assert b"SCRAM" not in s.send(b"c CAPABILITY\r\n")
-    assert s.send(b"a AUTHENTICATE SCRAM-SHA-256\r\n") == \
-        b"a NO Unsupported authentication mechanism\r\n"
+    assert s.send(b"a AUTHENTICATE SCRAM-SHA-256\r\n") == b"a NO Unsupported authentication mechanism\r\n"
 
 
 def test_imap_authenticate_errors(accounts):
@@ -277,7 +299,8 @@ def test_imap_authenticate_errors(accounts):
     assert s.send(b"b AUTHENTICATE PLAIN\r\n") == b"+ \r\n"
     assert s.send(b"!!notbase64\r\n").startswith(b"b BAD Invalid base64")
     assert s.send(b"c AUTHENTICATE PLAIN " + b64("no nuls") + b"\r\n").startswith(
-        b"c BAD Invalid SASL response")
+        b"c BAD Invalid SASL response"
+    )
     assert s.send(b"d AUTHENTICATE PLAIN\r\n") == b"+ \r\n"
     assert s.send(b"A" * 20000 + b"\r\n") == b"d BAD Response line too long\r\n"
     assert s.send(b"e AUTHENTICATE SCRAM-SHA-256 =\r\n").startswith(b"e BAD Invalid SASL")
@@ -298,12 +321,15 @@ def test_imap_scram_final_must_be_answered_empty(accounts):
 
 # -- POP3 AUTH on a StringTransport ---------------------------------------------------
 
+
 class POP3Session:
-    def __init__(self, checker: object, overrides: dict | None = None,
-                 login_type: str = "PlainTextLogin") -> None:
+    def __init__(
+        self, checker: object, overrides: dict | None = None, login_type: str = "PlainTextLogin"
+    ) -> None:
         self.clock = Clock()
-        factory = POP3Factory(portal_for(checker), load_profile("exchange2010", overrides),
-                              self.clock, login_type=login_type)
+        factory = POP3Factory(
+            portal_for(checker), load_profile("exchange2010", overrides), self.clock, login_type=login_type
+        )
         self.proto = factory.buildProtocol(None)
         self.transport = StringTransport()
         self.proto.makeConnection(self.transport)
@@ -353,3 +379,38 @@ def test_pop3_auth_errors(accounts):
     assert s.send(b"AUTH SCRAM-SHA-256 " + b64("n,,bogus") + b"\r\n") == failed
     assert s.send(b"AUTH LOGIN " + b64("alice") + b"\r\n") == b"+ " + b64("Password:") + b"\r\n"
     assert s.send(b64(PASSWORD) + b"\r\n") == b"+OK User successfully logged on.\r\n"
+
+
+def test_scram_waits_for_asynchronous_keys(accounts):
+    """ISCRAMKeys.scram_keys returns a Deferred: the server-first message waits
+    for it, and a client-final sent before it is a malformed response."""
+    from twisted.internet import defer
+
+    pending: list = []
+
+    class SlowKeys:
+        def __getattr__(self, name):
+            return getattr(accounts, name)
+
+        def scram_keys(self, name):
+            d = defer.Deferred()
+            pending.append((d, name))
+            return d
+
+    slow = SlowKeys()
+    mech = sasl.ScramSHA256(None)
+    mech._keys_source = slow  # as find_scram_keys would give it
+    client = ScramClient(["SCRAM-SHA-256"], "alice", PASSWORD)
+    results: list = []
+    mech.step(client.get_client_first().encode()).addBoth(results.append)
+    assert results == [] and [name for _, name in pending] == ["alice"]
+    with pytest.raises(sasl.MalformedResponse, match="before the server-first"):
+        mech.step(b"c=biws,r=x,p=AAAA")
+    d, name = pending.pop()
+    accounts.scram_keys(name).addCallback(d.callback)
+    assert isinstance(results[0], sasl.Challenge)
+    client.set_server_first(results[0].data.decode())
+    outcome = mech.step(client.get_client_final().encode())
+    ids: list = []
+    accounts.requestAvatarId(outcome.credentials).addCallback(ids.append)
+    assert ids == ["alice"]
