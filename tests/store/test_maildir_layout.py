@@ -107,7 +107,8 @@ def test_hostile_mailbox_names_stay_inside(tmp_path: Path, name: str) -> None:
     root = tmp_path / "root"
     store = MaildirStore(root)
     account = call(store.account, "bob")
-    for op in (account.create, account.mailbox, account.delete, account.subscribe):
+    for op in (account.create, account.mailbox, account.delete, account.subscribe,
+               lambda name: account.rename("A", name), lambda name: account.rename(name, "B")):
         try:
             call(op, name)
         except (InvalidMailboxName, NoSuchMailbox):
@@ -130,5 +131,5 @@ def test_hostile_mailbox_names_stay_inside(tmp_path: Path, name: str) -> None:
 def test_hostile_user_names(tmp_path: Path, user: str) -> None:
     store = MaildirStore(tmp_path / "root")
     with pytest.raises(InvalidUserName):
-        store.account(user)
+        call(store.account, user)
     assert not (tmp_path / "root").exists() or os.listdir(tmp_path / "root") == []

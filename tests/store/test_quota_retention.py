@@ -24,7 +24,7 @@ def test_E0003_quota_refuses_append_and_copy_past_the_limit():
     call(inbox.append, b"y" * 10)
     with pytest.raises(OverQuota):
         call(inbox.append, b"z" * 10)
-    account.create("Other")
+    call(account.create, "Other")
     other = call(account.mailbox, "Other")
     with pytest.raises(OverQuota):
         call(inbox.copy_to, list(inbox.uids()), other)
@@ -41,7 +41,7 @@ def test_E0004_warning_once_until_usage_drops():
     call(inbox.append, b"x" * 10)  # reaches 20: the warning goes in
     call(inbox.append, b"x" * 10)
     assert len(inbox.uids()) == 4
-    warning = inbox.open_message(3).read()
+    warning = call(inbox.read_message, 3)
     assert b"Subject: Your mailbox is almost full" in warning and b"\r\n" in warning
 
 
@@ -57,7 +57,7 @@ def _aged_store(clock_now: float):
     inbox = call(account.mailbox, "INBOX")
     call(inbox.append, b"old", frozenset({"\\Seen"}), clock_now - 40 * DAY)
     call(inbox.append, b"new", frozenset(), clock_now - 1 * DAY)
-    account.create("Junk E-Mail")
+    call(account.create, "Junk E-Mail")
     junk = call(account.mailbox, "Junk E-Mail")
     call(junk.append, b"junk", frozenset(), clock_now - 10 * DAY)
     return store, inbox, junk
@@ -158,4 +158,4 @@ def test_stores_list_their_accounts_for_periodic_jobs(tmp_path):
     for store, expected in ((maildir, ["adam", "zoe"]), (memory, ["carol"]),
                             (QuotaStore(maildir, QuotaPolicy()), ["adam", "zoe"])):
         verifyObject(IAccountListing, store)
-        assert store.account_names() == expected
+        assert call(store.account_names) == expected

@@ -5,7 +5,11 @@ A message file is named like mutt and Dovecot name theirs::
     <secs>.M<usec>P<pid>Q<counter>.<host>,S=<size>,W=<wire size>:2,<flags>
 
 The part before ``:`` (the *base name*) never changes for a message; the
-flag letters after ``:2,`` change with its flags.  System flags have fixed
+flag letters after ``:2,`` change with its flags.  A message whose internal
+date the file system cannot keep as the file's modification time (ext4
+stops at 2446; IMAP allows 1900 to 9999) carries it in the base name as a
+further field, ``,D=<seconds since the epoch>``, which other Maildir
+readers ignore like any field they do not know.  System flags have fixed
 upper-case letters; keywords get the letters ``a``..``z`` through a
 per-folder file in Dovecot's ``dovecot-keywords`` format.
 """
@@ -46,9 +50,12 @@ def unique_name() -> str:
     return f"{secs}.M{usec}P{os.getpid()}Q{next(_counter)}.{HOSTNAME}"
 
 
-def final_name(unique: str, stored_size: int, exact_size: int, letters: str) -> str:
-    """The full file name of a delivered message in ``cur/``."""
-    return f"{unique},S={stored_size},W={exact_size}:2,{letters}"
+def final_name(unique: str, stored_size: int, exact_size: int, letters: str,
+               date: int | None = None) -> str:
+    """The full file name of a delivered message in ``cur/`` (``date``: a
+    ``D=`` field, for dates the file's mtime cannot hold)."""
+    extra = "" if date is None else f",D={date}"
+    return f"{unique},S={stored_size},W={exact_size}{extra}:2,{letters}"
 
 
 def split_name(filename: str) -> tuple[str, str | None]:
@@ -73,6 +80,16 @@ def name_sizes(base: str) -> tuple[int | None, int | None]:
             elif key == "W":
                 exact = int(value)
     return stored, exact
+
+
+def name_date(base: str) -> int | None:
+    """The ``D=`` internal date recorded in a base name, if any."""
+    marker = base.find(",D=")
+    if marker < 0:
+        return None
+    value = base[marker + 3:].split(",", 1)[0]
+    digits = value[1:] if value.startswith("-") else value
+    return int(value) if digits.isdigit() and len(digits) < 20 else None
 
 
 def info_letters(info: str | None) -> str:
