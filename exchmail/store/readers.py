@@ -64,8 +64,9 @@ class FileReader:
     """
 
     def __init__(self, run_blocking: RunBlocking, source: BinaryIO, size: int,
-                 convert: bool = True, name: str = "") -> None:
+                 convert: bool = True, name: str = "", chunk: int = CHUNK) -> None:
         self.size = size
+        self._chunk = chunk
         self._run = run_blocking
         self._source: BinaryIO | None = source
         self._converter = CRLFConverter() if convert else None
@@ -87,7 +88,7 @@ class FileReader:
         if self._buffer or self._eof:
             return defer.succeed(self._serve(size))
         self._busy = True
-        d = self._run(self._fill, max(size, CHUNK))
+        d = self._run(self._fill, max(size, self._chunk))
         d.addBoth(self._filled, size)
         return d
 
@@ -132,9 +133,9 @@ class FileReader:
             source.close()
 
     # -- the thread side -----------------------------------------------
-    def prime(self, size: int = CHUNK) -> FileReader:
+    def prime(self) -> FileReader:
         """(In a thread, before handing the reader out) read the first chunk."""
-        data, eof = self._fill(size)
+        data, eof = self._fill(self._chunk)
         self._buffer, self._eof = data, eof
         return self
 

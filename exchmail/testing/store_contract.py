@@ -27,8 +27,9 @@ Deferred to have fired already: build the store with a synchronous
 ``run_blocking`` (:func:`exchmail.store.runner.run_sync`, the default of
 the built-in stores), so its work runs at once.  To run the kit against a
 store using a real thread pool, override :meth:`StoreContract.call` to run
-the call on a running reactor and wait (``blockingCallFromThread``), as
-``tests/store/test_threaded.py`` does.
+the call on a running reactor and wait (``blockingCallFromThread``), and
+:meth:`StoreContract.now` to make the synchronous calls that change state
+there too, as ``tests/store/test_threaded.py`` does.
 
 **Optional features** are tested when the subclass enables them:
 
@@ -83,10 +84,11 @@ LAST_DATE = 253402300799.0  # 9999-12-31T23:59:59Z
 MAX_WAITS = 100
 
 
-def big_message() -> bytes:
-    """A message of a little over 200 KiB whose CRLFs straddle 64 KiB boundaries."""
+def big_message(lines: int = 25) -> bytes:
+    """A message of ``lines`` 8 KiB lines (25: a little over 200 KiB) whose
+    CRLFs straddle 64 KiB boundaries."""
     line = b"x" * 8190 + b"\r\n"
-    return b"Subject: big\r\n\r\n" + line * 25 + b"\xfe\xff end\r\n"
+    return b"Subject: big\r\n\r\n" + line * lines + b"\xfe\xff end\r\n"
 
 
 class StoreContract:
@@ -106,6 +108,11 @@ class StoreContract:
     def call(self, f: Any, *args: Any, **kwargs: Any) -> Any:
         """Call ``f`` (which may return a Deferred) and return its result."""
         return call(f, *args, **kwargs)
+
+    def now(self, f: Any, *args: Any) -> Any:
+        """Call a synchronous method that changes state (``add_listener``,
+        ``claim_recent``...); override to run it on the reactor thread."""
+        return f(*args)
 
     def reopen(self, store: Any) -> Any:
         """A new store over the same data, as after a restart; ``None`` if the
@@ -195,7 +202,8 @@ class StoreContract:
 
     @pytest.mark.parametrize("chunk", [1, 7, 65536])
     def test_streamed_read_equals_whole_read(self, inbox: Any, chunk: int) -> None:
-        wire = MESSAGE if chunk == 1 else big_message()
+        # Reads of 1 or 7 octets: enough to pass one 64 KiB boundary.
+        wire = MESSAGE if chunk == 1 else big_message(9 if chunk == 7 else 25)
         uid = self.call(inbox.append, wire)
         whole = self.call(inbox.read_message, uid)
         assert whole == wire
@@ -235,19 +243,19 @@ class StoreContract:
         assert self.call(box.read_message, uid) == MESSAGE
 
     def test_recent_claimed_once(self, inbox: Any) -> None:
-        inbox.claim_recent()
+        self.now(inbox.claim_recent)
         assert inbox.recent_count() == 0
         uid = self.call(inbox.append, MESSAGE)
         assert inbox.recent_count() == 1
-        assert uid in inbox.claim_recent()
-        assert inbox.claim_recent() == frozenset()
+        assert uid in self.now(inbox.claim_recent)
+        assert self.now(inbox.claim_recent) == frozenset()
         assert inbox.recent_count() == 0
 
     # -- flags and listeners ------------------------------------------------------------------
     def test_set_flags_modes_and_listeners(self, inbox: Any) -> None:
         uid = self.call(inbox.append, MESSAGE)
         listener = Recorder()
-        inbox.add_listener(listener)
+        self.now(inbox.add_listener, listener)
         token = object()
         assert self.call(inbox.set_flags, [uid], frozenset({"\\Seen", "$Label1"}), "add",
                          token) == {uid: frozenset({"\\Seen", "$Label1"})}
@@ -263,8 +271,8 @@ class StoreContract:
         assert self.call(inbox.set_flags, [uid], frozenset({"\\Flagged"}), "add") == {
             uid: frozenset({"\\Flagged"})}
         assert len(listener.events) == 3
-        inbox.remove_listener(listener)
-        inbox.remove_listener(listener)  # no error when absent
+        self.now(inbox.remove_listener, listener)
+        self.now(inbox.remove_listener, listener)  # no error when absent
         self.call(inbox.set_flags, [uid], frozenset(), "replace")
         assert len(listener.events) == 3
         with pytest.raises(ValueError):
@@ -279,7 +287,7 @@ class StoreContract:
     def test_concurrent_flag_changes_all_count(self, inbox: Any) -> None:
         uids = [self.call(inbox.append, MESSAGE) for _ in range(3)]
         listener = Recorder()
-        inbox.add_listener(listener)
+        self.now(inbox.add_listener, listener)
 
         def both() -> defer.Deferred[Any]:
             # Two sessions, neither waiting for the other.
@@ -294,15 +302,15 @@ class StoreContract:
         assert second == {uid: frozenset({"$A", "$B"}) for uid in uids[1:]}
         assert third == {uids[0]: frozenset({"$A", "\\Seen"})}
         assert [event[2] for event in listener.events] == ["one", "two", None]
-        inbox.remove_listener(listener)
+        self.now(inbox.remove_listener, listener)
 
     def test_listener_gets_added(self, inbox: Any) -> None:
         listener = Recorder()
-        inbox.add_listener(listener)
-        inbox.add_listener(listener)  # once only
+        self.now(inbox.add_listener, listener)
+        self.now(inbox.add_listener, listener)  # once only
         uid = self.call(inbox.append, MESSAGE)
         assert listener.events == [("added", [uid])]
-        inbox.remove_listener(listener)
+        self.now(inbox.remove_listener, listener)
 
     # -- expunge, copy, replace ------------------------------------------------------------------
     def test_expunge_only_deleted(self, inbox: Any) -> None:
@@ -311,7 +319,7 @@ class StoreContract:
         before = inbox.uids()
         snapshot = list(before)
         listener = Recorder()
-        inbox.add_listener(listener)
+        self.now(inbox.add_listener, listener)
         assert self.call(inbox.expunge, [uids[1], uids[3]]) == [uids[1]]
         assert self.call(inbox.expunge) == [uids[0], uids[2]]
         assert list(inbox.uids()) == [uids[3]]
@@ -319,7 +327,7 @@ class StoreContract:
         assert listener.events == [("expunged", [uids[1]]), ("expunged", [uids[0], uids[2]])]
         assert inbox.message(uids[0]) is None
         assert self.call(inbox.expunge) == []
-        inbox.remove_listener(listener)
+        self.now(inbox.remove_listener, listener)
 
     def test_uids_not_reused_after_expunge(self, store: Any, inbox: Any) -> None:
         last = self.call(inbox.append, MESSAGE)
@@ -339,7 +347,7 @@ class StoreContract:
         a = self.call(inbox.append, MESSAGE, frozenset({"\\Answered", "$Work"}), 1_200_000_000.0)
         b = self.call(inbox.append, b"Subject: b\r\n\r\nb\r\n")
         listener = Recorder()
-        archive.add_listener(listener)
+        self.now(archive.add_listener, listener)
         pairs = self.call(inbox.copy_to, [b, a, 777], archive)
         assert [src for src, _ in pairs] == [a, b]
         new_a = dict(pairs)[a]
@@ -349,12 +357,12 @@ class StoreContract:
         assert self.call(archive.read_message, new_a) == MESSAGE
         assert list(inbox.uids()) == [a, b]
         assert listener.events == [("added", [new]) for _, new in pairs]
-        archive.remove_listener(listener)
+        self.now(archive.remove_listener, listener)
 
     def test_replace_message(self, inbox: Any) -> None:
         old = self.call(inbox.append, MESSAGE, frozenset({"\\Draft"}), 1_300_000_000.0)
         listener = Recorder()
-        inbox.add_listener(listener)
+        self.now(inbox.add_listener, listener)
         new = self.call(inbox.replace_message, old, b"Subject: v2\r\n\r\nnew\r\n")
         assert new > old
         assert inbox.message(old) is None
@@ -365,7 +373,7 @@ class StoreContract:
         assert ("added", [new]) in listener.events and ("expunged", [old]) in listener.events
         with pytest.raises(NoSuchMessage):
             self.call(inbox.replace_message, old, MESSAGE)
-        inbox.remove_listener(listener)
+        self.now(inbox.remove_listener, listener)
 
     def test_refresh_fires(self, inbox: Any) -> None:
         assert self.call(inbox.refresh) is None
@@ -385,9 +393,9 @@ class StoreContract:
     # -- watching and release ----------------------------------------------------------------------
     def test_outside_change_reported_without_refresh(self, store: Any, inbox: Any) -> None:
         listener = Recorder()
-        inbox.add_listener(listener)
+        self.now(inbox.add_listener, listener)
         if not self.outside_append(store, "alice", "INBOX", b"Subject: outside\r\n\r\nx\r\n"):
-            inbox.remove_listener(listener)
+            self.now(inbox.remove_listener, listener)
             pytest.skip("nothing but the store writes to it")
         for _ in range(MAX_WAITS):
             if listener.events:
@@ -396,7 +404,7 @@ class StoreContract:
         assert [event[0] for event in listener.events] == ["added"]
         (uid,) = listener.events[0][1]
         assert self.call(inbox.read_message, uid) == b"Subject: outside\r\n\r\nx\r\n"
-        inbox.remove_listener(listener)
+        self.now(inbox.remove_listener, listener)
 
     def test_idle_mailbox_released_and_reloaded(self, store: Any, account: Any) -> None:
         if self.release_after is None:
@@ -406,14 +414,14 @@ class StoreContract:
         uid = self.call(box.append, MESSAGE, frozenset({"\\Seen"}), 1e9)
         validity = box.uid_validity
         listener = Recorder()
-        box.add_listener(listener)
+        self.now(box.add_listener, listener)
         self.advance(store, self.release_after * 2)
         assert self.call(account.mailbox, "Idle") is box  # listened to: kept
-        box.remove_listener(listener)
+        self.now(box.remove_listener, listener)
         ref = weakref.ref(box)
         del box
         for _ in range(3):
-            self.advance(store, self.release_after + 1)
+            self.advance(store, self.release_after * 1.5)
         gc.collect()
         assert ref() is None, "an idle mailbox nobody holds was not released"
         again = self.call(account.mailbox, "Idle")
@@ -427,7 +435,7 @@ class StoreContract:
             pytest.skip("the store does not release idle mailboxes")
         box = self.call(account.mailbox, "INBOX")
         for _ in range(3):
-            self.advance(store, self.release_after + 1)
+            self.advance(store, self.release_after * 1.5)
         assert self.call(account.mailbox, "INBOX") is box  # never two objects at once
 
     # -- folders ------------------------------------------------------------------------------------
@@ -512,8 +520,8 @@ class StoreContract:
         if not provided:
             pytest.skip("the account does not provide IMarkedMailboxes")
         self.call(account.create, "Quiet")
-        inbox.claim_recent()
+        self.now(inbox.claim_recent)
         self.call(inbox.append, MESSAGE)
         assert self.call(account.marked, ["INBOX", "Quiet", "Nope"]) == {"INBOX"}
-        inbox.claim_recent()
+        self.now(inbox.claim_recent)
         assert self.call(account.marked, ["INBOX", "Quiet"]) == set()

@@ -95,7 +95,9 @@ def _make(user: Path, name: str, entries: list[tuple[int, str]] | None = None,
                 continue
             moved.append(uid)
             kept.append((uid, base))
-        uidlist.write(scratch, uidlist.UidList(uidlist.new_uid_validity(), uid_next, kept))
+        # Nothing in it is \Recent: messages from uid_next on will be.
+        uidlist.write(scratch, uidlist.UidList(uidlist.new_uid_validity(), uid_next, kept,
+                                               first_recent=uid_next))
         os.rename(scratch, target)
     except OSError as exc:
         if source is not None:  # put back what was moved
