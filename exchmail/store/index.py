@@ -53,13 +53,15 @@ FLAG_MODES = ("replace", "add", "remove")
 
 
 class NewMessage(NamedTuple):
-    """A stored message that has no UID yet (what ``_deliver`` produces)."""
+    """A stored message (what ``_deliver`` produces); ``uid`` only if the
+    storage chose it (see ``IndexedMailbox.uids_from_storage``)."""
 
     flags: frozenset[str]
     internal_date: float
     stored_size: int
     exact_size: int
     extra: tuple[Any, ...] = ()
+    uid: int | None = None
 
 
 class FlagChange(NamedTuple):
@@ -99,6 +101,10 @@ class IndexedMailbox:
     log = Logger(namespace="exchmail.store")
     #: Typecodes of the backend's own columns (``None``: a list of objects).
     extra_columns: ClassVar[tuple[str | None, ...]] = ()
+    #: Whether ``_deliver`` returns the UID, chosen by the storage (a database
+    #: key): appends then run one at a time, so UIDs reach the index in order.
+    #: Otherwise the index gives the next UID when the message is stored.
+    uids_from_storage: ClassVar[bool] = False
 
     def __init__(self, name: str, uid_validity: int, uid_next: int = 1,
                  run_blocking: RunBlocking | None = None, columns: Columns | None = None,
@@ -111,6 +117,7 @@ class IndexedMailbox:
         self._first_recent = uid_next if first_recent is None else first_recent
         self._listeners: dict[IMailboxListener, None] = {}
         self._lock = defer.DeferredLock()
+        self._append_lock = defer.DeferredLock()
         self._in_flight = 0
         #: Called with the mailbox whenever it gains its first listener, loses
         #: its last one or finishes an operation (the account's idle release).
@@ -167,7 +174,7 @@ class IndexedMailbox:
     @property
     def busy(self) -> bool:
         """Whether an operation is under way (an open mailbox is then never released)."""
-        return self._in_flight > 0 or self._lock.locked
+        return self._in_flight > 0 or self._lock.locked or self._append_lock.locked
 
     def _listening(self, active: bool) -> None:
         """The first listener came (``True``) or the last one went: backends
@@ -268,13 +275,18 @@ class IndexedMailbox:
     def append(self, source: bytes | BinaryIO, flags: frozenset[str] = frozenset(),
                internal_date: float | None = None) -> defer.Deferred[int]:
         when = time.time() if internal_date is None else float(internal_date)
-        d: defer.Deferred[Any] = defer.maybeDeferred(
-            self._deliver, source, frozenset(flags) - {RECENT}, when)
-        d.addCallback(self._delivered)
-        return self._track(d)
+        flags = frozenset(flags) - {RECENT}
+        if self.uids_from_storage:
+            return self._track(self._append_lock.run(self._append, source, flags, when))
+        return self._track(self._append(source, flags, when))
+
+    def _append(self, source: bytes | BinaryIO, flags: frozenset[str],
+                when: float) -> defer.Deferred[int]:
+        d: defer.Deferred[Any] = defer.maybeDeferred(self._deliver, source, flags, when)
+        return d.addCallback(self._delivered)
 
     def _delivered(self, new: NewMessage) -> Any:
-        (uid,) = self._add_messages([new])
+        (uid,) = self._add_messages([new], None if new.uid is None else [new.uid])
         persisted = self._persist_added([uid])
         if persisted is None:
             return uid
