@@ -16,8 +16,11 @@ from __future__ import annotations
 
 def to_crlf(data: bytes) -> bytes:
     """``data`` with every LF not preceded by CR turned into CRLF."""
-    if b"\n" not in data:
-        return data
+    if b"\r" not in data:
+        # Bare LF only (what Maildir files hold): one pass.
+        return data.replace(b"\n", b"\r\n") if b"\n" in data else data
+    if data.count(b"\n") == data.count(b"\r\n"):
+        return data  # already in wire form: counting allocates nothing
     return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 

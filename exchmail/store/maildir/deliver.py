@@ -76,11 +76,11 @@ def read_wire(path: Path | str) -> bytes:
         return to_crlf(source.read())
 
 
-def measure(path: Path | str) -> tuple[int, int]:
-    """``(stored size, wire size)`` of a file, read in chunks."""
+def measure(path: Path | str, dir_fd: int | None = None) -> tuple[int, int]:
+    """``(stored size, wire size)`` of a file (relative to ``dir_fd``), read in chunks."""
     stored = exact = 0
     prev_cr = False
-    with open(path, "rb") as source:
+    with open(path, "rb", opener=lambda name, flags: os.open(name, flags, dir_fd=dir_fd)) as source:
         while chunk := source.read(CHUNK):
             stored += len(chunk)
             exact += len(chunk) + bare_lf_count(chunk)

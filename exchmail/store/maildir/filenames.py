@@ -82,14 +82,31 @@ def name_sizes(base: str) -> tuple[int | None, int | None]:
     return stored, exact
 
 
+def name_fields(base: str) -> tuple[int | None, int | None, int | None]:
+    """The ``S=``, ``W=`` and ``D=`` fields of a base name (``None`` if absent)."""
+    stored = exact = date = None
+    for field in base.split(",")[1:]:
+        key, _, value = field.partition("=")
+        if key == "S" and value.isdigit():
+            stored = int(value)
+        elif key == "W" and value.isdigit():
+            exact = int(value)
+        elif key == "D":
+            date = _signed(value)
+    return stored, exact, date
+
+
+def _signed(value: str) -> int | None:
+    digits = value[1:] if value.startswith("-") else value
+    return int(value) if digits.isdigit() and len(digits) < 20 else None
+
+
 def name_date(base: str) -> int | None:
     """The ``D=`` internal date recorded in a base name, if any."""
     marker = base.find(",D=")
     if marker < 0:
         return None
-    value = base[marker + 3:].split(",", 1)[0]
-    digits = value[1:] if value.startswith("-") else value
-    return int(value) if digits.isdigit() and len(digits) < 20 else None
+    return _signed(base[marker + 3:].split(",", 1)[0])
 
 
 def info_letters(info: str | None) -> str:
@@ -99,8 +116,8 @@ def info_letters(info: str | None) -> str:
 
 def usable(filename: str) -> bool:
     """Whether a directory entry may be a message file we can track."""
-    return bool(filename) and not filename.startswith(".") and not any(
-        c in filename for c in "\n\r/ ")
+    return bool(filename) and filename[0] != "." and not (
+        "\n" in filename or "\r" in filename or "/" in filename or " " in filename)
 
 
 class KeywordMap:

@@ -20,6 +20,8 @@ from __future__ import annotations
 import os
 import stat
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,8 +32,7 @@ from exchmail.store.maildir.deliver import measure
 from exchmail.store.maildir.filenames import (
     KeywordMap,
     info_letters,
-    name_date,
-    name_sizes,
+    name_fields,
     split_name,
     usable,
 )
@@ -180,16 +181,16 @@ def list_folder(folder: Path) -> Listing:
     return Listing(stamp, trusted(stamp, taken), files, touched)
 
 
-def file_info(cur: Path, filename: str, from_new: bool) -> FileInfo | None:
-    """Date and sizes of a file in ``cur/``; ``None`` if it vanished."""
-    base = split_name(filename)[0]
+def file_info(cur: int, filename: str, from_new: bool) -> FileInfo | None:
+    """Date and sizes of a file in ``cur/`` (a directory descriptor); ``None``
+    if it vanished."""
+    colon = filename.find(":")
+    stored, exact, date = name_fields(filename if colon < 0 else filename[:colon])
     try:
-        date = name_date(base)
-        when = float(date) if date is not None else os.stat(cur / filename).st_mtime
-        stored, exact = name_sizes(base)
+        when = float(date) if date is not None else os.stat(filename, dir_fd=cur).st_mtime
         if stored is None or exact is None:
             # Dropped in by a program that does not record sizes in the name.
-            stored, exact = measure(cur / filename)
+            stored, exact = measure(filename, dir_fd=cur)
     except FileNotFoundError:
         return None  # expunged (or renamed) by someone else meanwhile
     return FileInfo(filename, from_new, when, stored, exact)
@@ -203,17 +204,31 @@ class IndexBuilder:
         self.rows = Columns(EXTRA_COLUMNS)
         self.blob = bytearray()
         self.infos = InfoTable()
-        self._flags: dict[int, frozenset[str]] = {}
+        self._numbers: dict[str, tuple[int, int]] = {}  # info -> (info id, flag set id)
 
     def add(self, uid: int, info: FileInfo) -> None:
-        base, _ = split_name(info.filename)
-        info_id = self.infos.id(info.filename[len(base):])
-        flags = self._flags.get(info_id)
-        if flags is None:
-            flags = self._flags[info_id] = self.keywords.flags(letters_of(self.infos.names[info_id]))
-        name = encode_base(base)
-        self.rows.append(uid, info.internal_date, info.stored_size, info.exact_size, flags,
-                         (len(self.blob), len(name), info_id))
+        """Add a row (UIDs must come in ascending order)."""
+        filename = info.filename
+        colon = filename.find(":")
+        base = filename if colon < 0 else filename[:colon]
+        suffix = filename[len(base):]
+        numbers = self._numbers.get(suffix)
+        if numbers is None:
+            flags = self.keywords.flags(letters_of(suffix))
+            numbers = self._numbers[suffix] = (self.infos.id(suffix), self.rows.table.id(flags))
+        rows, name = self.rows, encode_base(base)
+        if rows.uids and uid <= rows.uids[-1]:
+            raise ValueError(f"UID {uid} is not above {rows.uids[-1]}")
+        # The columns directly: this runs once per message of a folder.
+        rows.uids.append(uid)
+        rows.dates.append(info.internal_date)
+        rows.stored.append(info.stored_size)
+        rows.exact.append(info.exact_size)
+        rows.flags.append(numbers[1])
+        start, size, info_ids = rows.extra
+        start.append(len(self.blob))
+        size.append(len(name))
+        info_ids.append(numbers[0])
         self.blob += name
 
     def entries(self) -> list[tuple[int, str]]:
@@ -250,7 +265,21 @@ def load(folder: Path, now: float) -> Loaded:
         # No (usable) UID list: old UIDs are unknown, so start afresh.
         stored = uidlist.UidList(uidlist.new_uid_validity())
     listing = list_folder(folder)
-    files, cur = listing.files, folder / "cur"
+    with _directory(folder / "cur") as cur:
+        uid_next, first_recent, lines, dirty = _build(builder, stored, listing.files, cur, dirty)
+    if dirty:
+        uidlist.write(folder, uidlist.UidList(stored.uid_validity, uid_next, builder.entries(),
+                                              first_recent))
+    elif lines:
+        uidlist.append_lines(folder, lines)
+    return Loaded(stored.uid_validity, uid_next, first_recent, builder, listing.stamp,
+                  listing.trusted, listing.touched)
+
+
+def _build(builder: IndexBuilder, stored: uidlist.UidList, files: dict[str, tuple[str, bool]],
+           cur: int, dirty: bool) -> tuple[int, int, list[str], bool]:
+    """Index the listed ``files``: those in the UID list under their UIDs,
+    the others under new ones; ``(uid_next, first_recent, new lines, dirty)``."""
     for uid, base in stored.entries:
         found = files.pop(base, None)
         info = None if found is None else file_info(cur, *found)
@@ -273,13 +302,17 @@ def load(folder: Path, now: float) -> Loaded:
     first_recent = stored.first_recent
     if first_recent is None or (first_new is not None and first_new < first_recent):
         first_recent = first_new if first_new is not None else uid_next
-    if dirty:
-        uidlist.write(folder, uidlist.UidList(stored.uid_validity, uid_next, builder.entries(),
-                                              first_recent))
-    elif lines:
-        uidlist.append_lines(folder, lines)
-    return Loaded(stored.uid_validity, uid_next, first_recent, builder, listing.stamp,
-                  listing.trusted, listing.touched)
+    return uid_next, first_recent, lines, dirty
+
+
+@contextmanager
+def _directory(path: Path) -> Iterator[int]:
+    """A descriptor of directory ``path`` (names are looked up relative to it)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 @dataclass(slots=True)
@@ -339,11 +372,11 @@ def rescan(folder: Path, stamp: Stamp | None, trust: bool, snapshot: Snapshot,
             result.changed.append((row, found[0]))
     if result.missing:
         _look_again(folder, snapshot, result)
-    cur = folder / "cur"
-    for filename, from_new in sorted(files.values(), key=lambda item: (item[1], item[0])):
-        info = file_info(cur, filename, from_new)
-        if info is not None:
-            result.found.append(info)
+    with _directory(folder / "cur") as cur:
+        for filename, from_new in sorted(files.values(), key=lambda item: (item[1], item[0])):
+            info = file_info(cur, filename, from_new)
+            if info is not None:
+                result.found.append(info)
     return result
 
 
