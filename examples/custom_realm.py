@@ -145,10 +145,12 @@ class Database:
 
 # -- the queries (each runs in a thread, on the locked connection) ---------------------
 
+
 def _q_folder(db: sqlite3.Connection, owner: str, name: str) -> tuple[int, int, list[Any]] | None:
     """A folder's UIDVALIDITY, UID lower bound and message rows, or None."""
-    row = db.execute("SELECT uid_validity FROM exchmail_folders WHERE owner = ? AND name = ?",
-                     (owner, name)).fetchone()
+    row = db.execute(
+        "SELECT uid_validity FROM exchmail_folders WHERE owner = ? AND name = ?", (owner, name)
+    ).fetchone()
     if row is None:
         return None
     seq = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'app_messages'").fetchone()
@@ -160,16 +162,20 @@ def _q_rows(db: sqlite3.Connection, owner: str, name: str, after: int) -> list[A
     rows = db.execute(
         "SELECT m.id, m.received, m.raw, f.flags FROM app_messages m "
         "LEFT JOIN exchmail_flags f ON f.message_id = m.id "
-        "WHERE m.owner = ? AND m.folder = ? AND m.id > ? ORDER BY m.id", (owner, name, after))
-    return [(uid, received, *_sizes(raw), frozenset((flags or "").split()))
-            for uid, received, raw, flags in rows]
+        "WHERE m.owner = ? AND m.folder = ? AND m.id > ? ORDER BY m.id",
+        (owner, name, after),
+    )
+    return [
+        (uid, received, *_sizes(raw), frozenset((flags or "").split())) for uid, received, raw, flags in rows
+    ]
 
 
-def _q_changes(db: sqlite3.Connection, owner: str, name: str,
-               after: int) -> tuple[set[int], list[Any]]:
+def _q_changes(db: sqlite3.Connection, owner: str, name: str, after: int) -> tuple[set[int], list[Any]]:
     """The ids still present, and the rows added above ``after``."""
-    present = {row[0] for row in db.execute(
-        "SELECT id FROM app_messages WHERE owner = ? AND folder = ?", (owner, name))}
+    present = {
+        row[0]
+        for row in db.execute("SELECT id FROM app_messages WHERE owner = ? AND folder = ?", (owner, name))
+    }
     return present, _q_rows(db, owner, name, after)
 
 
@@ -180,12 +186,14 @@ def _q_raw(db: sqlite3.Connection, uid: int) -> bytes:
     return bytes(row[0])
 
 
-def _q_insert(db: sqlite3.Connection, owner: str, name: str, raw: bytes, flags: frozenset[str],
-              internal_date: float) -> int:
+def _q_insert(
+    db: sqlite3.Connection, owner: str, name: str, raw: bytes, flags: frozenset[str], internal_date: float
+) -> int:
     with db:  # one transaction: the message and its flags, or nothing
         cursor = db.execute(
             "INSERT INTO app_messages (owner, folder, raw, received) VALUES (?, ?, ?, ?)",
-            (owner, name, raw, internal_date))
+            (owner, name, raw, internal_date),
+        )
         uid = int(cursor.lastrowid or 0)
         if flags:
             db.execute("INSERT INTO exchmail_flags VALUES (?, ?)", (uid, _flags_text(flags)))
@@ -204,8 +212,10 @@ def _q_delete(db: sqlite3.Connection, uids: list[int]) -> None:
 
 
 def _q_exists(db: sqlite3.Connection, owner: str, name: str) -> bool:
-    return db.execute("SELECT 1 FROM exchmail_folders WHERE owner = ? AND name = ?",
-                      (owner, name)).fetchone() is not None
+    return (
+        db.execute("SELECT 1 FROM exchmail_folders WHERE owner = ? AND name = ?", (owner, name)).fetchone()
+        is not None
+    )
 
 
 def _q_add_folders(db: sqlite3.Connection, owner: str, folders: list[str]) -> None:
@@ -214,15 +224,16 @@ def _q_add_folders(db: sqlite3.Connection, owner: str, folders: list[str]) -> No
         for name in folders:
             for each in [*names.parents(name), name]:
                 if not _q_exists(db, owner, each):
-                    db.execute("INSERT INTO exchmail_folders VALUES (?, ?, ?)",
-                               (owner, each, next(_validity) & 0xFFFFFFFF or 1))
+                    db.execute(
+                        "INSERT INTO exchmail_folders VALUES (?, ?, ?)",
+                        (owner, each, next(_validity) & 0xFFFFFFFF or 1),
+                    )
 
 
 def _q_account(db: sqlite3.Connection, owner: str) -> None:
     """INBOX, and the folders the application put messages into, exist."""
     folders = [names.INBOX]
-    for (folder,) in db.execute("SELECT DISTINCT folder FROM app_messages WHERE owner = ?",
-                                (owner,)):
+    for (folder,) in db.execute("SELECT DISTINCT folder FROM app_messages WHERE owner = ?", (owner,)):
         try:
             folders.append(names.normalize_mailbox(folder))
         except InvalidMailboxName:
@@ -231,8 +242,7 @@ def _q_account(db: sqlite3.Connection, owner: str) -> None:
 
 
 def _q_list(db: sqlite3.Connection, owner: str) -> list[str]:
-    return [row[0] for row in db.execute(
-        "SELECT name FROM exchmail_folders WHERE owner = ?", (owner,))]
+    return [row[0] for row in db.execute("SELECT name FROM exchmail_folders WHERE owner = ?", (owner,))]
 
 
 def _q_create(db: sqlite3.Connection, owner: str, name: str) -> None:
@@ -245,8 +255,11 @@ def _q_drop(db: sqlite3.Connection, owner: str, name: str) -> None:
     if not _q_exists(db, owner, name):
         raise NoSuchMailbox(f"no mailbox {name!r}")
     with db:
-        db.execute("DELETE FROM exchmail_flags WHERE message_id IN (SELECT id FROM "
-                   "app_messages WHERE owner = ? AND folder = ?)", (owner, name))
+        db.execute(
+            "DELETE FROM exchmail_flags WHERE message_id IN (SELECT id FROM "
+            "app_messages WHERE owner = ? AND folder = ?)",
+            (owner, name),
+        )
         db.execute("DELETE FROM app_messages WHERE owner = ? AND folder = ?", (owner, name))
         db.execute("DELETE FROM exchmail_folders WHERE owner = ? AND name = ?", (owner, name))
 
@@ -262,37 +275,41 @@ def _q_rename(db: sqlite3.Connection, owner: str, old: str, new: str) -> list[tu
     if old == names.INBOX:  # RFC 3501 6.3.5: the messages move, INBOX stays
         _q_add_folders(db, owner, [new])
         with db:
-            db.execute("UPDATE app_messages SET folder = ? WHERE owner = ? AND folder = ?",
-                       (new, owner, names.INBOX))
+            db.execute(
+                "UPDATE app_messages SET folder = ? WHERE owner = ? AND folder = ?", (new, owner, names.INBOX)
+            )
         return []
     _q_add_folders(db, owner, names.parents(new))
-    moves = [(name, new + name[len(old):]) for name in sorted(_q_list(db, owner))
-             if name == old or names.is_inferior(name, old)]
+    moves = [
+        (name, new + name[len(old) :])
+        for name in sorted(_q_list(db, owner))
+        if name == old or names.is_inferior(name, old)
+    ]
     with db:
         for name, target in moves:
-            db.execute("UPDATE exchmail_folders SET name = ? WHERE owner = ? AND name = ?",
-                       (target, owner, name))
-            db.execute("UPDATE app_messages SET folder = ? WHERE owner = ? AND folder = ?",
-                       (target, owner, name))
+            db.execute(
+                "UPDATE exchmail_folders SET name = ? WHERE owner = ? AND name = ?", (target, owner, name)
+            )
+            db.execute(
+                "UPDATE app_messages SET folder = ? WHERE owner = ? AND folder = ?", (target, owner, name)
+            )
     return moves
 
 
 def _q_subscriptions(db: sqlite3.Connection, owner: str) -> set[str]:
-    return {row[0] for row in db.execute(
-        "SELECT name FROM exchmail_subscriptions WHERE owner = ?", (owner,))}
+    return {row[0] for row in db.execute("SELECT name FROM exchmail_subscriptions WHERE owner = ?", (owner,))}
 
 
 def _q_subscribe(db: sqlite3.Connection, owner: str, name: str, on: bool) -> None:
     with db:
         if on:
-            db.execute("INSERT OR IGNORE INTO exchmail_subscriptions VALUES (?, ?)",
-                       (owner, name))
+            db.execute("INSERT OR IGNORE INTO exchmail_subscriptions VALUES (?, ?)", (owner, name))
         else:
-            db.execute("DELETE FROM exchmail_subscriptions WHERE owner = ? AND name = ?",
-                       (owner, name))
+            db.execute("DELETE FROM exchmail_subscriptions WHERE owner = ? AND name = ?", (owner, name))
 
 
 # -- the store objects (reactor thread; every query through run_blocking) ---------------
+
 
 class SQLiteMailbox(IndexedMailbox):
     """One folder of one owner; the index is the shared IndexedMailbox one.
@@ -302,8 +319,7 @@ class SQLiteMailbox(IndexedMailbox):
 
     uids_from_storage = True
 
-    def __init__(self, store: SQLiteStore, owner: str, name: str,
-                 folder: tuple[int, int, list[Any]]) -> None:
+    def __init__(self, store: SQLiteStore, owner: str, name: str, folder: tuple[int, int, list[Any]]) -> None:
         uid_validity, uid_next, rows = folder
         super().__init__(name, uid_validity, uid_next, store.run_blocking)
         self.store, self.owner = store, owner
@@ -312,9 +328,10 @@ class SQLiteMailbox(IndexedMailbox):
         self._first_recent = self.uid_next  # what was there is not new to anyone
 
     def _add_rows(self, rows: list[Any]) -> None:
-        self._add_messages([NewMessage(flags, received, stored, exact)
-                            for _, received, stored, exact, flags in rows],
-                           [row[0] for row in rows])
+        self._add_messages(
+            [NewMessage(flags, received, stored, exact) for _, received, stored, exact, flags in rows],
+            [row[0] for row in rows],
+        )
 
     # -- the backend hooks of IndexedMailbox (the *_blocking ones run in a thread) -------
     def _content_handle(self, row: int) -> int:
@@ -323,8 +340,9 @@ class SQLiteMailbox(IndexedMailbox):
     def _read_blocking(self, uid: int) -> bytes:
         return to_crlf(self.store.db.run(_q_raw, uid))
 
-    def _deliver(self, source: bytes | BinaryIO, flags: frozenset[str],
-                 internal_date: float) -> defer.Deferred[NewMessage]:
+    def _deliver(
+        self, source: bytes | BinaryIO, flags: frozenset[str], internal_date: float
+    ) -> defer.Deferred[NewMessage]:
         def insert() -> NewMessage:
             raw = source if isinstance(source, bytes) else source.read()
             uid = self.store.db.run(_q_insert, self.owner, self.name, raw, flags, internal_date)
@@ -408,8 +426,7 @@ class SQLiteAccount:
         return self._checked(name, lambda name: self._lock.run(drop, name))
 
     def rename(self, old: str, new: str) -> defer.Deferred[None]:
-        d = defer.maybeDeferred(lambda: (names.normalize_mailbox(old),
-                                         names.normalize_mailbox(new)))
+        d = defer.maybeDeferred(lambda: (names.normalize_mailbox(old), names.normalize_mailbox(new)))
         return d.addCallback(lambda pair: self._lock.run(self._rename, *pair))
 
     def _rename(self, old: str, new: str) -> defer.Deferred[None]:
@@ -449,9 +466,14 @@ class SQLiteStore:
         neither (``refresh()`` still picks the rows up).
     """
 
-    def __init__(self, path: Path | str, run_blocking: RunBlocking | None = None,
-                 reactor: Any = None, poll_interval: float = 5.0,
-                 release_after: float | None = 300.0) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        run_blocking: RunBlocking | None = None,
+        reactor: Any = None,
+        poll_interval: float = 5.0,
+        release_after: float | None = 300.0,
+    ) -> None:
         self.db = Database(path)
         self.run_blocking: RunBlocking = run_blocking or run_sync
         self.reactor = reactor

@@ -35,8 +35,15 @@ class MessageRecord:
 
     __slots__ = ("uid", "flags", "internal_date", "stored_size", "exact_size", "key")
 
-    def __init__(self, uid: int, flags: frozenset[str], internal_date: float,
-                 stored_size: int, exact_size: int, key: object = None) -> None:
+    def __init__(
+        self,
+        uid: int,
+        flags: frozenset[str],
+        internal_date: float,
+        stored_size: int,
+        exact_size: int,
+        key: object = None,
+    ) -> None:
         self.uid = uid
         self.flags = flags
         self.internal_date = internal_date
@@ -45,8 +52,7 @@ class MessageRecord:
         self.key = key
 
     def _fields(self) -> tuple[Any, ...]:
-        return (self.uid, self.flags, self.internal_date, self.stored_size,
-                self.exact_size, self.key)
+        return (self.uid, self.flags, self.internal_date, self.stored_size, self.exact_size, self.key)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MessageRecord):
@@ -57,9 +63,11 @@ class MessageRecord:
         return hash(self._fields())
 
     def __repr__(self) -> str:
-        return (f"MessageRecord(uid={self.uid}, flags={set(self.flags) or '{}'}, "
-                f"internal_date={self.internal_date}, stored_size={self.stored_size}, "
-                f"exact_size={self.exact_size})")
+        return (
+            f"MessageRecord(uid={self.uid}, flags={set(self.flags) or '{}'}, "
+            f"internal_date={self.internal_date}, stored_size={self.stored_size}, "
+            f"exact_size={self.exact_size})"
+        )
 
 
 class FlagTable:
@@ -134,8 +142,9 @@ class Columns:
         """The first row whose UID is ``uid`` or larger (``len`` if none)."""
         return bisect_left(self.uids, uid)
 
-    def append(self, uid: int, date: float, stored: int, exact: int,
-               flags: frozenset[str], extra: Sequence[Any] = ()) -> None:
+    def append(
+        self, uid: int, date: float, stored: int, exact: int, flags: frozenset[str], extra: Sequence[Any] = ()
+    ) -> None:
         """Add a row; ``uid`` must be larger than every UID already here."""
         if self.uids and uid <= self.uids[-1]:
             raise ValueError(f"UID {uid} is not above {self.uids[-1]}")
@@ -149,8 +158,14 @@ class Columns:
 
     def record(self, row: int, key: object = None) -> MessageRecord:
         """The :class:`MessageRecord` of ``row``."""
-        return MessageRecord(self.uids[row], self.table[self.flags[row]], self.dates[row],
-                             self.stored[row], self.exact[row], key)
+        return MessageRecord(
+            self.uids[row],
+            self.table[self.flags[row]],
+            self.dates[row],
+            self.stored[row],
+            self.exact[row],
+            key,
+        )
 
     def flags_of(self, row: int) -> frozenset[str]:
         return self.table[self.flags[row]]

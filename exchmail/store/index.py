@@ -43,8 +43,7 @@ from exchmail.store.columns import Columns, MessageRecord
 from exchmail.store.readers import BytesReader
 from exchmail.store.runner import RunBlocking, run_sync
 
-__all__ = ["DELETED", "SYSTEM_FLAGS", "IndexedMailbox", "MessageRecord", "NewMessage",
-           "apply_flag_mode"]
+__all__ = ["DELETED", "SYSTEM_FLAGS", "IndexedMailbox", "MessageRecord", "NewMessage", "apply_flag_mode"]
 
 DELETED = "\\Deleted"
 RECENT = "\\Recent"
@@ -106,9 +105,15 @@ class IndexedMailbox:
     #: Otherwise the index gives the next UID when the message is stored.
     uids_from_storage: ClassVar[bool] = False
 
-    def __init__(self, name: str, uid_validity: int, uid_next: int = 1,
-                 run_blocking: RunBlocking | None = None, columns: Columns | None = None,
-                 first_recent: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        uid_validity: int,
+        uid_next: int = 1,
+        run_blocking: RunBlocking | None = None,
+        columns: Columns | None = None,
+        first_recent: int | None = None,
+    ) -> None:
         self.name = name
         self.uid_validity = uid_validity
         self.uid_next = uid_next
@@ -190,18 +195,15 @@ class IndexedMailbox:
             try:
                 getattr(listener, method)(self, *args)
             except Exception:
-                self.log.failure("listener {listener!r} failed in {method}",
-                                 listener=listener, method=method)
+                self.log.failure("listener {listener!r} failed in {method}", listener=listener, method=method)
 
     # -- changing the index (reactor thread only) -----------------------------------
-    def _add_messages(self, messages: Sequence[NewMessage],
-                      uids: Sequence[int] | None = None) -> list[int]:
+    def _add_messages(self, messages: Sequence[NewMessage], uids: Sequence[int] | None = None) -> list[int]:
         """Give ``messages`` the next UIDs (or ``uids``), add them, tell the listeners."""
         added = []
         for number, new in enumerate(messages):
             uid = self.uid_next if uids is None else uids[number]
-            self._rows.append(uid, new.internal_date, new.stored_size, new.exact_size,
-                              new.flags, new.extra)
+            self._rows.append(uid, new.internal_date, new.stored_size, new.exact_size, new.flags, new.extra)
             self.uid_next = max(self.uid_next, uid + 1)
             added.append(uid)
         if added:
@@ -240,8 +242,7 @@ class IndexedMailbox:
         d.addErrback(self._content_missing, uid, work, handle)
         return d
 
-    def _content_missing(self, failure: Failure, uid: int, work: Callable[[Any], Any],
-                         handle: Any) -> Any:
+    def _content_missing(self, failure: Failure, uid: int, work: Callable[[Any], Any], handle: Any) -> Any:
         failure.trap(FileNotFoundError)
         # A flag change may have renamed it (or an expunge removed it) while
         # the thread looked: look again once such changes are done.
@@ -272,16 +273,19 @@ class IndexedMailbox:
 
         return d.addBoth(done)
 
-    def append(self, source: bytes | BinaryIO, flags: frozenset[str] = frozenset(),
-               internal_date: float | None = None) -> defer.Deferred[int]:
+    def append(
+        self,
+        source: bytes | BinaryIO,
+        flags: frozenset[str] = frozenset(),
+        internal_date: float | None = None,
+    ) -> defer.Deferred[int]:
         when = time.time() if internal_date is None else float(internal_date)
         flags = frozenset(flags) - {RECENT}
         if self.uids_from_storage:
             return self._track(self._append_lock.run(self._append, source, flags, when))
         return self._track(self._append(source, flags, when))
 
-    def _append(self, source: bytes | BinaryIO, flags: frozenset[str],
-                when: float) -> defer.Deferred[int]:
+    def _append(self, source: bytes | BinaryIO, flags: frozenset[str], when: float) -> defer.Deferred[int]:
         d: defer.Deferred[Any] = defer.maybeDeferred(self._deliver, source, flags, when)
         return d.addCallback(self._delivered)
 
@@ -292,16 +296,16 @@ class IndexedMailbox:
             return uid
         return persisted.addCallback(lambda _: uid)
 
-    def set_flags(self, uids: Iterable[int], flags: frozenset[str], mode: str,
-                  origin: object = None) -> defer.Deferred[dict[int, frozenset[str]]]:
+    def set_flags(
+        self, uids: Iterable[int], flags: frozenset[str], mode: str, origin: object = None
+    ) -> defer.Deferred[dict[int, frozenset[str]]]:
         if mode not in FLAG_MODES:
             return defer.fail(ValueError(f"unknown flag mode {mode!r}"))
         wanted = list(dict.fromkeys(uids))
         flags = frozenset(flags) - {RECENT}
         return self._track(self._lock.run(self._set_flags_locked, wanted, flags, mode, origin))
 
-    def _set_flags_locked(self, uids: list[int], flags: frozenset[str], mode: str,
-                          origin: object) -> Any:
+    def _set_flags_locked(self, uids: list[int], flags: frozenset[str], mode: str, origin: object) -> Any:
         result: dict[int, frozenset[str]] = {}
         changes = []
         for uid in uids:
@@ -319,8 +323,12 @@ class IndexedMailbox:
         d.addCallback(self._flags_stored, result, origin)
         return d
 
-    def _flags_stored(self, outcome: tuple[list[Applied], BaseException | None],
-                      result: dict[int, frozenset[str]], origin: object) -> Any:
+    def _flags_stored(
+        self,
+        outcome: tuple[list[Applied], BaseException | None],
+        result: dict[int, frozenset[str]],
+        origin: object,
+    ) -> Any:
         applied, error = outcome
         changed = []
         for uid, stored, extra in applied:
@@ -347,8 +355,11 @@ class IndexedMailbox:
     def _expunge_locked(self, wanted: set[int] | None) -> Any:
         rows = self._rows
         deleted = rows.table.ids_with(DELETED)
-        doomed = [uid for uid, number in zip(rows.uids, rows.flags, strict=True)
-                  if number in deleted and (wanted is None or uid in wanted)]
+        doomed = [
+            uid
+            for uid, number in zip(rows.uids, rows.flags, strict=True)
+            if number in deleted and (wanted is None or uid in wanted)
+        ]
         return self._remove_now(doomed)
 
     def _remove_now(self, uids: list[int]) -> Any:
@@ -380,8 +391,7 @@ class IndexedMailbox:
             except NoSuchMessage:
                 continue  # expunged meanwhile
             try:
-                new_uid = yield defer.maybeDeferred(
-                    target.append, source, record.flags, record.internal_date)
+                new_uid = yield defer.maybeDeferred(target.append, source, record.flags, record.internal_date)
             finally:
                 source.close()
             pairs.append((uid, new_uid))
@@ -417,8 +427,9 @@ class IndexedMailbox:
         """(Thread) a binary file of the message in wire form, for copying."""
         return io.BytesIO(self._read_blocking(handle))
 
-    def _deliver(self, source: bytes | BinaryIO, flags: frozenset[str],
-                 internal_date: float) -> NewMessage | defer.Deferred[NewMessage]:
+    def _deliver(
+        self, source: bytes | BinaryIO, flags: frozenset[str], internal_date: float
+    ) -> NewMessage | defer.Deferred[NewMessage]:
         """Store a message durably (the UID is given afterwards, in order)."""
         raise NotImplementedError
 

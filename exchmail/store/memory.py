@@ -51,8 +51,7 @@ class MemoryMailbox(IndexedMailbox):
     def _read_blocking(self, handle: bytes) -> bytes:
         return handle
 
-    def _deliver(self, source: bytes | BinaryIO, flags: frozenset[str],
-                 internal_date: float) -> NewMessage:
+    def _deliver(self, source: bytes | BinaryIO, flags: frozenset[str], internal_date: float) -> NewMessage:
         data = read_source(source)
         return NewMessage(flags, internal_date, len(data), len(data), (data,))
 
@@ -65,10 +64,19 @@ class MemoryMailbox(IndexedMailbox):
     def take_all(self) -> list[tuple[int, NewMessage]]:
         """Empty the mailbox, returning its messages (RENAME INBOX)."""
         rows = self._rows
-        taken = [(rows.uids[row], NewMessage(rows.flags_of(row), rows.dates[row],
-                                             rows.stored[row], rows.exact[row],
-                                             (rows.extra[DATA][row],)))
-                 for row in range(len(rows))]
+        taken = [
+            (
+                rows.uids[row],
+                NewMessage(
+                    rows.flags_of(row),
+                    rows.dates[row],
+                    rows.stored[row],
+                    rows.exact[row],
+                    (rows.extra[DATA][row],),
+                ),
+            )
+            for row in range(len(rows))
+        ]
         self._remove_uids([uid for uid, _ in taken])
         return taken
 
@@ -146,7 +154,7 @@ class MemoryAccount:
         for name in sorted(self._mailboxes):
             if name == old or names.is_inferior(name, old):
                 box = self._mailboxes.pop(name)
-                box.name = new + name[len(old):]
+                box.name = new + name[len(old) :]
                 self._mailboxes[box.name] = box
 
     def _move_inbox(self, new: str) -> None:

@@ -53,15 +53,18 @@ class OpenMailboxes:
     :param on_release: called with each mailbox as it is released.
     """
 
-    def __init__(self, reactor: Any = None, release_after: float | None = 300.0,
-                 on_release: Callable[[IndexedMailbox], None] | None = None) -> None:
+    def __init__(
+        self,
+        reactor: Any = None,
+        release_after: float | None = 300.0,
+        on_release: Callable[[IndexedMailbox], None] | None = None,
+    ) -> None:
         self._reactor = reactor
         self.release_after = release_after
         self._on_release = on_release
         self._open: dict[str, IndexedMailbox] = {}
         self._entries: dict[int, _Entry] = {}
-        self._released: weakref.WeakValueDictionary[str, IndexedMailbox] = (
-            weakref.WeakValueDictionary())
+        self._released: weakref.WeakValueDictionary[str, IndexedMailbox] = weakref.WeakValueDictionary()
         self._loading: dict[str, list[defer.Deferred[Any]]] = {}
         #: Bumped by DELETE and RENAME: loads that began before are done again.
         self.generation = 0
@@ -105,8 +108,9 @@ class OpenMailboxes:
         d.addCallback(self._loaded, name, load, attempt, generation)
         return d
 
-    def _loaded(self, box: IndexedMailbox, name: str, load: Callable[[], Any], attempt: int,
-                generation: int) -> Any:
+    def _loaded(
+        self, box: IndexedMailbox, name: str, load: Callable[[], Any], attempt: int, generation: int
+    ) -> Any:
         if generation != self.generation:
             # A DELETE or RENAME ran meanwhile: what was loaded may be stale.
             if attempt >= MAX_LOAD_ATTEMPTS:

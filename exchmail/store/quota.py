@@ -128,8 +128,7 @@ def warning_message(user: str, usage: int, limits: QuotaLimits, now: float) -> b
 class QuotaStore:
     """An :class:`IStore` whose accounts enforce ``policy``."""
 
-    def __init__(self, store: IStore, policy: QuotaPolicy,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: IStore, policy: QuotaPolicy, clock: Callable[[], float] = time.time) -> None:
         if IAccountListing.providedBy(store):  # optional interfaces pass through
             alsoProvides(self, IAccountListing)
         self.store = store
@@ -167,8 +166,7 @@ class QuotaStore:
 class QuotaAccount:
     """An account wrapper: hands out :class:`QuotaMailbox` wrappers, tracks the warning."""
 
-    def __init__(self, account: IStoreAccount, limits: QuotaLimits,
-                 clock: Callable[[], float]) -> None:
+    def __init__(self, account: IStoreAccount, limits: QuotaLimits, clock: Callable[[], float]) -> None:
         self.wrapped = account
         self.limits = limits
         self.clock = clock
@@ -210,8 +208,9 @@ class QuotaAccount:
             return None
         used = yield self.usage()
         if used + extra > self.limits.limit:
-            raise OverQuota(f"Mailbox is full: {used} of {self.limits.limit} octets used, "
-                            f"the message has {extra}")
+            raise OverQuota(
+                f"Mailbox is full: {used} of {self.limits.limit} octets used, the message has {extra}"
+            )
         return None
 
     @defer.inlineCallbacks
@@ -229,8 +228,12 @@ class QuotaAccount:
         inbox = yield defer.maybeDeferred(self.wrapped.mailbox, "INBOX")
         text = warning_message(self.wrapped.name, used, self.limits, self.clock())
         yield defer.maybeDeferred(inbox.append, text)
-        log.info("quota warning delivered to {user}: {used} octets used (warning at {warning})",
-                 user=self.wrapped.name, used=used, warning=self.limits.warning)
+        log.info(
+            "quota warning delivered to {user}: {used} octets used (warning at {warning})",
+            user=self.wrapped.name,
+            used=used,
+            warning=self.limits.warning,
+        )
         return None
 
 
@@ -250,8 +253,12 @@ class QuotaMailbox:
         return getattr(self.wrapped, name)
 
     @defer.inlineCallbacks
-    def append(self, source: bytes | BinaryIO, flags: frozenset[str] = frozenset(),
-               internal_date: float | None = None):
+    def append(
+        self,
+        source: bytes | BinaryIO,
+        flags: frozenset[str] = frozenset(),
+        internal_date: float | None = None,
+    ):
         yield self.account.check(source_size(source))
         uid = yield defer.maybeDeferred(self.wrapped.append, source, flags, internal_date)
         try:

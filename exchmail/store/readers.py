@@ -41,7 +41,7 @@ class BytesReader:
     def read(self, size: int) -> defer.Deferred[bytes]:
         if self._closed:
             return defer.fail(ValueError("read from a closed message reader"))
-        chunk = self._data[self._pos:self._pos + max(size, 0)]
+        chunk = self._data[self._pos : self._pos + max(size, 0)]
         self._pos += len(chunk)
         return defer.succeed(chunk)
 
@@ -63,8 +63,15 @@ class FileReader:
     small message is read whole before the reader reaches the reactor.
     """
 
-    def __init__(self, run_blocking: RunBlocking, source: BinaryIO, size: int,
-                 convert: bool = True, name: str = "", chunk: int = CHUNK) -> None:
+    def __init__(
+        self,
+        run_blocking: RunBlocking,
+        source: BinaryIO,
+        size: int,
+        convert: bool = True,
+        name: str = "",
+        chunk: int = CHUNK,
+    ) -> None:
         self.size = size
         self._chunk = chunk
         self._run = run_blocking
@@ -106,8 +113,11 @@ class FileReader:
     def _serve(self, size: int) -> bytes:
         left = self.size - self._delivered
         if self._eof and not self._buffer and left > 0:
-            log.error("message {name} is {short} octets shorter than its index entry; padded",
-                      name=self._name, short=left)
+            log.error(
+                "message {name} is {short} octets shorter than its index entry; padded",
+                name=self._name,
+                short=left,
+            )
             self._buffer = b" " * left
         take = min(size, left, len(self._buffer))
         chunk, self._buffer = self._buffer[:take], self._buffer[take:]

@@ -35,8 +35,7 @@ class RetentionPolicy:
 
 
 @defer.inlineCallbacks
-def apply_retention(store: IStore, users: Iterable[str], policy: RetentionPolicy,
-                    now: float):
+def apply_retention(store: IStore, users: Iterable[str], policy: RetentionPolicy, now: float):
     """Remove what ``policy`` says is too old; a Deferred of ``{(user, folder): [uids]}``.
 
     A failure in one folder is logged and does not stop the others.
@@ -67,9 +66,15 @@ def apply_retention(store: IStore, users: Iterable[str], policy: RetentionPolicy
                 continue
             if gone:
                 removed[(user, name)] = gone
-                log.info("retention: removed {count} message(s) older than {age} s from "
-                         "{user}/{folder} (UIDs {uids})", count=len(gone), age=max_age,
-                         user=user, folder=name, uids=gone)
+                log.info(
+                    "retention: removed {count} message(s) older than {age} s from "
+                    "{user}/{folder} (UIDs {uids})",
+                    count=len(gone),
+                    age=max_age,
+                    user=user,
+                    folder=name,
+                    uids=gone,
+                )
     return removed
 
 
@@ -90,8 +95,11 @@ def _older_than(mailbox: Any, cutoff: float) -> list[int]:
     fast = getattr(mailbox, "uids_older_than", None)
     if fast is not None:
         return list(fast(cutoff))  # from the index columns, no record built
-    return [uid for uid in list(mailbox.uids())
-            if (record := mailbox.message(uid)) is not None and record.internal_date < cutoff]
+    return [
+        uid
+        for uid in list(mailbox.uids())
+        if (record := mailbox.message(uid)) is not None and record.internal_date < cutoff
+    ]
 
 
 class RetentionService(TimerService):
@@ -99,8 +107,14 @@ class RetentionService(TimerService):
 
     name = "retention"
 
-    def __init__(self, store: IStore, users: Callable[[], Any], policy: RetentionPolicy,
-                 reactor: Any, clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        store: IStore,
+        users: Callable[[], Any],
+        policy: RetentionPolicy,
+        reactor: Any,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         super().__init__(policy.interval, self.run_once)
         self.clock = reactor  # TimerService schedules its LoopingCall on this
         self.store = store

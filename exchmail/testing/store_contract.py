@@ -225,10 +225,8 @@ class StoreContract:
         assert first + self.read_all(reader, 65536) == big_message()
         reader.close()
 
-    @pytest.mark.parametrize("date", [FIRST_DATE, 0.0, 1_700_000_000.0, 15_032_385_536.0,
-                                      LAST_DATE])
-    def test_internal_date_round_trip(self, store: Any, account: Any, inbox: Any,
-                                      date: float) -> None:
+    @pytest.mark.parametrize("date", [FIRST_DATE, 0.0, 1_700_000_000.0, 15_032_385_536.0, LAST_DATE])
+    def test_internal_date_round_trip(self, store: Any, account: Any, inbox: Any, date: float) -> None:
         uid = self.call(inbox.append, MESSAGE, frozenset({"\\Seen"}), date)
         assert inbox.message(uid).internal_date == date
         self.call(account.create, "Dates")
@@ -257,19 +255,23 @@ class StoreContract:
         listener = Recorder()
         self.now(inbox.add_listener, listener)
         token = object()
-        assert self.call(inbox.set_flags, [uid], frozenset({"\\Seen", "$Label1"}), "add",
-                         token) == {uid: frozenset({"\\Seen", "$Label1"})}
+        assert self.call(inbox.set_flags, [uid], frozenset({"\\Seen", "$Label1"}), "add", token) == {
+            uid: frozenset({"\\Seen", "$Label1"})
+        }
         assert self.call(inbox.set_flags, [uid], frozenset({"\\Seen"}), "remove") == {
-            uid: frozenset({"$Label1"})}
-        assert self.call(inbox.set_flags, [uid, 4242], frozenset({"\\Flagged"}),
-                         "replace") == {uid: frozenset({"\\Flagged"})}
+            uid: frozenset({"$Label1"})
+        }
+        assert self.call(inbox.set_flags, [uid, 4242], frozenset({"\\Flagged"}), "replace") == {
+            uid: frozenset({"\\Flagged"})
+        }
         assert inbox.message(uid).flags == frozenset({"\\Flagged"})
         assert listener.events[0] == ("flags", [uid], token)
         assert listener.events[1] == ("flags", [uid], None)
         assert len(listener.events) == 3
         # No change, no event; the result still reports the flags.
         assert self.call(inbox.set_flags, [uid], frozenset({"\\Flagged"}), "add") == {
-            uid: frozenset({"\\Flagged"})}
+            uid: frozenset({"\\Flagged"})
+        }
         assert len(listener.events) == 3
         self.now(inbox.remove_listener, listener)
         self.now(inbox.remove_listener, listener)  # no error when absent
@@ -291,11 +293,13 @@ class StoreContract:
 
         def both() -> defer.Deferred[Any]:
             # Two sessions, neither waiting for the other.
-            return defer.gatherResults([
-                defer.maybeDeferred(inbox.set_flags, uids, frozenset({"$A"}), "add", "one"),
-                defer.maybeDeferred(inbox.set_flags, uids[1:], frozenset({"$B"}), "add", "two"),
-                defer.maybeDeferred(inbox.set_flags, uids[:1], frozenset({"\\Seen"}), "add"),
-            ])
+            return defer.gatherResults(
+                [
+                    defer.maybeDeferred(inbox.set_flags, uids, frozenset({"$A"}), "add", "one"),
+                    defer.maybeDeferred(inbox.set_flags, uids[1:], frozenset({"$B"}), "add", "two"),
+                    defer.maybeDeferred(inbox.set_flags, uids[:1], frozenset({"\\Seen"}), "add"),
+                ]
+            )
 
         first, second, third = self.call(both)
         assert first == {uid: frozenset({"$A"}) for uid in uids}

@@ -39,8 +39,9 @@ class TestSQLiteStore(StoreContract):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Any:
         self.clock = Clock()
-        store = custom_realm.SQLiteStore(tmp_path / "app.sqlite", reactor=self.clock,
-                                         release_after=self.release_after)
+        store = custom_realm.SQLiteStore(
+            tmp_path / "app.sqlite", reactor=self.clock, release_after=self.release_after
+        )
         yield store
         store.close()
 
@@ -50,8 +51,10 @@ class TestSQLiteStore(StoreContract):
     def outside_append(self, store: Any, user: str, mailbox: str, message: bytes) -> bool:
         db = app_db(self.path)
         with db:  # the application adds a row
-            db.execute("INSERT INTO app_messages (owner, folder, raw, received) VALUES "
-                       "(?, ?, ?, ?)", (user, mailbox, message, 1.2e9))
+            db.execute(
+                "INSERT INTO app_messages (owner, folder, raw, received) VALUES (?, ?, ?, ?)",
+                (user, mailbox, message, 1.2e9),
+            )
         db.close()
         return True
 
@@ -97,8 +100,9 @@ def test_application_rows_appear_and_disappear_on_refresh(tmp_path: Path) -> Non
     inbox.add_listener(listener)
     db = app_db(path)
     with db:
-        row = db.execute("INSERT INTO app_messages (owner, raw, received) VALUES (?, ?, ?)",
-                         ("alice", MESSAGE, 1.2e9)).lastrowid
+        row = db.execute(
+            "INSERT INTO app_messages (owner, raw, received) VALUES (?, ?, ?)", ("alice", MESSAGE, 1.2e9)
+        ).lastrowid
     call(inbox.refresh)
     assert listener.events == [("added", [row])]
     assert call(inbox.read_message, row) == MESSAGE.replace(b"\n", b"\r\n")  # wire form
@@ -109,8 +113,10 @@ def test_application_rows_appear_and_disappear_on_refresh(tmp_path: Path) -> Non
     assert listener.events[-1] == ("expunged", [row])
     # folders the application writes to exist for exchmail too
     with db:
-        db.execute("INSERT INTO app_messages (owner, folder, raw, received) VALUES "
-                   "('bob', 'Orders/2024', ?, 0)", (MESSAGE,))
+        db.execute(
+            "INSERT INTO app_messages (owner, folder, raw, received) VALUES ('bob', 'Orders/2024', ?, 0)",
+            (MESSAGE,),
+        )
     bob = call(store.account, "bob")
     assert {"INBOX", "Orders", "Orders/2024"} <= set(call(bob.list_mailboxes))
 
@@ -119,8 +125,10 @@ def test_checker_uses_the_application_hashes(tmp_path: Path) -> None:
     path = tmp_path / "app.sqlite"
     db = app_db(path)
     with db:
-        db.execute("INSERT INTO app_users VALUES ('Carol', ?, NULL)",
-                   (custom_realm.make_password("pw", iterations=1000),))
+        db.execute(
+            "INSERT INTO app_users VALUES ('Carol', ?, NULL)",
+            (custom_realm.make_password("pw", iterations=1000),),
+        )
     checker = custom_realm.AppChecker(path)
     assert verifyObject(IDirectory, checker)
     assert call(checker.requestAvatarId, UsernamePassword(b"carol", b"pw")) == "Carol"
@@ -143,13 +151,15 @@ def test_served_over_imap_and_pop3(reactor_thread: Any, tmp_path: Path) -> None:
     path = tmp_path / "app.sqlite"
     db = app_db(path)
     with db:
-        db.execute("INSERT INTO app_users VALUES ('alice', ?, NULL)",
-                   (custom_realm.make_password("app pw", iterations=1000),))
-        uid = db.execute("INSERT INTO app_messages (owner, raw, received) VALUES (?, ?, ?)",
-                         ("alice", MESSAGE, 1.3e9)).lastrowid
+        db.execute(
+            "INSERT INTO app_users VALUES ('alice', ?, NULL)",
+            (custom_realm.make_password("app pw", iterations=1000),),
+        )
+        uid = db.execute(
+            "INSERT INTO app_messages (owner, raw, received) VALUES (?, ?, ?)", ("alice", MESSAGE, 1.3e9)
+        ).lastrowid
     options = {"database": str(path)}
-    auth = replace(default_config(tmp_path).auth, backend="python:custom_realm:make_checker",
-                   options=options)
+    auth = replace(default_config(tmp_path).auth, backend="python:custom_realm:make_checker", options=options)
     store = StoreConfig(backend="python:custom_realm:make_store", options=options)
     server = start_server(tmp_path, users=(), config_changes={"auth": auth, "store": store})
     try:
@@ -163,8 +173,7 @@ def test_served_over_imap_and_pop3(reactor_thread: Any, tmp_path: Path) -> None:
         assert typ == "OK" and b"from the app" in data[0][1]
         assert imap.uid("STORE", str(uid), "+FLAGS", "(\\Flagged)")[0] == "OK"
         imap.logout()
-        flags = db.execute("SELECT flags FROM exchmail_flags WHERE message_id = ?",
-                           (uid,)).fetchone()[0]
+        flags = db.execute("SELECT flags FROM exchmail_flags WHERE message_id = ?", (uid,)).fetchone()[0]
         assert "\\Flagged" in flags.split()
         pop = poplib.POP3("127.0.0.1", server.pop3_port, timeout=15)
         pop.user("alice")

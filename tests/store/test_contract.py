@@ -42,8 +42,7 @@ class TestMaildirStore(StoreContract):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Any:
         self.clock = Clock()
-        store = MaildirStore(tmp_path / "mail", reactor=self.clock, watch="poll",
-                             release_after=RELEASE_AFTER)
+        store = MaildirStore(tmp_path / "mail", reactor=self.clock, watch="poll", release_after=RELEASE_AFTER)
         yield store
         store.close()
 

@@ -25,8 +25,7 @@ SEEN = frozenset({"\\Seen"})
 def test_columns_rows_records_and_copy_on_write() -> None:
     rows = Columns((None,))
     for uid in (3, 5, 9, 10):
-        rows.append(uid, float(uid), uid * 10, uid * 11, SEEN if uid % 2 else frozenset(),
-                    (f"key{uid}",))
+        rows.append(uid, float(uid), uid * 10, uid * 11, SEEN if uid % 2 else frozenset(), (f"key{uid}",))
     assert rows.find(9) == 2 and rows.find(4) == -1 and rows.find(11) == -1
     assert rows.first_at_or_after(6) == 2
     assert rows.record(1) == MessageRecord(5, SEEN, 5.0, 50, 55)
@@ -62,9 +61,17 @@ def test_index_memory_per_message_is_at_most_200_bytes() -> None:
     count = 100_000
     host = "mail01.example.org"
     letters = ["", "S", "RS", "FS", "Sa"]
-    files = [FileInfo(f"{1600000000 + i}.M{i % 999999}P4242Q{i + 1}.{host},S={900 + i % 7000},"
-                      f"W={930 + i % 7000}:2,{letters[i % 5]}", False, 1.6e9 + i,
-                      900 + i % 7000, 930 + i % 7000) for i in range(count)]
+    files = [
+        FileInfo(
+            f"{1600000000 + i}.M{i % 999999}P4242Q{i + 1}.{host},S={900 + i % 7000},"
+            f"W={930 + i % 7000}:2,{letters[i % 5]}",
+            False,
+            1.6e9 + i,
+            900 + i % 7000,
+            930 + i % 7000,
+        )
+        for i in range(count)
+    ]
     gc.collect()
     tracemalloc.start()
     try:
@@ -72,8 +79,9 @@ def test_index_memory_per_message_is_at_most_200_bytes() -> None:
         builder = IndexBuilder(KeywordMap({0: "$Work"}))
         for uid, info in enumerate(files, 1):
             builder.add(uid, info)
-        box = MaildirMailbox("INBOX", Path("/unused"), run_sync,
-                             Loaded(1, count + 1, count + 1, builder, None, False, []))
+        box = MaildirMailbox(
+            "INBOX", Path("/unused"), run_sync, Loaded(1, count + 1, count + 1, builder, None, False, [])
+        )
         del builder
         gc.collect()
         per_message = (tracemalloc.get_traced_memory()[0] - before) / count
@@ -100,7 +108,7 @@ WIRE_CASES = [
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 64])
 def test_crlf_converter_matches_whole_conversion_across_chunks(data: bytes, size: int) -> None:
     converter = CRLFConverter()
-    out = b"".join(converter.feed(data[i:i + size]) for i in range(0, len(data), size))
+    out = b"".join(converter.feed(data[i : i + size]) for i in range(0, len(data), size))
     out += converter.flush()
     assert out == to_crlf(data)
     assert len(out) == wire_size(data)
@@ -114,10 +122,9 @@ def test_crlf_leaves_wire_form_alone() -> None:
 
 @pytest.mark.parametrize("data", WIRE_CASES + [b"x\r\r\ny\n"])
 @pytest.mark.parametrize("size", [1, 2, 5, 64])
-def test_lf_converter_counts_the_wire_size_it_will_be_read_back_as(data: bytes,
-                                                                     size: int) -> None:
+def test_lf_converter_counts_the_wire_size_it_will_be_read_back_as(data: bytes, size: int) -> None:
     converter = LFConverter()
-    stored = b"".join(converter.feed(data[i:i + size]) for i in range(0, len(data), size))
+    stored = b"".join(converter.feed(data[i : i + size]) for i in range(0, len(data), size))
     stored += converter.flush()
     assert stored == data.replace(b"\r\n", b"\n")
     assert converter.stored == len(stored)

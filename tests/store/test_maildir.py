@@ -21,7 +21,8 @@ from exchmail.store.maildir.deliver import CHUNK
 
 MUTT_NAME = re.compile(
     r"^(?P<secs>\d+)\.M(?P<usec>\d+)P(?P<pid>\d+)Q(?P<q>\d+)\.(?P<host>[^,:/]+)"
-    r",S=(?P<s>\d+),W=(?P<w>\d+):2,(?P<flags>[A-Za-z]*)$")
+    r",S=(?P<s>\d+),W=(?P<w>\d+):2,(?P<flags>[A-Za-z]*)$"
+)
 
 
 class QueueRunner:
@@ -120,14 +121,19 @@ def drop_in(folder: Path, name: str, data: bytes, sub: str = "new") -> Path:
 
 
 # -- content ----------------------------------------------------------------
-@pytest.mark.parametrize("wire, stored", [
-    (b"Subject: a\r\n\r\nbody\r\n", b"Subject: a\n\nbody\n"),
-    (b"Subject: 8bit\r\n\r\nGr\xc3\xbc\xc3\x9fe \xff\x00\x80\r\n",
-     b"Subject: 8bit\n\nGr\xc3\xbc\xc3\x9fe \xff\x00\x80\n"),
-    (b"no newline at end", b"no newline at end"),
-    (b"lone\rCR\r\n", b"lone\rCR\n"),
-    (b"", b""),
-])
+@pytest.mark.parametrize(
+    "wire, stored",
+    [
+        (b"Subject: a\r\n\r\nbody\r\n", b"Subject: a\n\nbody\n"),
+        (
+            b"Subject: 8bit\r\n\r\nGr\xc3\xbc\xc3\x9fe \xff\x00\x80\r\n",
+            b"Subject: 8bit\n\nGr\xc3\xbc\xc3\x9fe \xff\x00\x80\n",
+        ),
+        (b"no newline at end", b"no newline at end"),
+        (b"lone\rCR\r\n", b"lone\rCR\n"),
+        (b"", b""),
+    ],
+)
 def test_round_trip_crlf_on_wire_lf_on_disk(root: Path, wire: bytes, stored: bytes) -> None:
     box = open_inbox(root)
     uid = call(box.append, wire)

@@ -40,7 +40,8 @@ def test_old_uidlist_and_files_load_unchanged(root: Path) -> None:
     (folder / "exchmail-keywords").write_text("0 $Work\n")
     (folder / "exchmail-uidlist").write_text(
         "V1234 N40\n7 1600000000.M1P1Q1.old,S=2,W=3\nnot a line\n"
-        "12 1600000001.M1P1Q2.old,S=2,W=3\n5 out-of-order\n")
+        "12 1600000001.M1P1Q2.old,S=2,W=3\n5 out-of-order\n"
+    )
     box = open_inbox(root)
     assert box.uid_validity == 1234 and list(box.uids()) == [7, 12] and box.uid_next == 40
     assert box.message(12).flags == frozenset({"\\Flagged", "$Work"})
@@ -132,8 +133,7 @@ def test_small_expunges_in_a_large_folder_do_not_rewrite_the_uid_list(root: Path
     assert len(path.read_text().splitlines()) == 11  # stale lines stay for now
     again = open_inbox(root)  # they are dropped (and the file rewritten) on load
     assert list(again.uids()) == uids[2:]
-    assert path.read_text().splitlines()[0].startswith("V") and len(
-        path.read_text().splitlines()) == 9
+    assert path.read_text().splitlines()[0].startswith("V") and len(path.read_text().splitlines()) == 9
     call(again.set_flags, uids[2:7], frozenset({"\\Deleted"}), "add")
     call(again.expunge)  # now half of the lines would be stale: rewritten
     assert [int(line.split()[0]) for line in path.read_text().splitlines()[1:]] == uids[7:]
@@ -171,8 +171,7 @@ def test_concurrent_deliveries_never_lose_keywords(root: Path) -> None:
     result(first), result(second)
     assert (root / "bob" / "exchmail-keywords").read_text() == "0 $One\n1 $Two\n"
     again = open_inbox(root)
-    assert {again.message(uid).flags for uid in again.uids()} == {
-        frozenset({"$One"}), frozenset({"$Two"})}
+    assert {again.message(uid).flags for uid in again.uids()} == {frozenset({"$One"}), frozenset({"$Two"})}
 
 
 # -- races between the threads and the index --------------------------------------------------
@@ -211,8 +210,7 @@ def test_flag_change_on_a_file_renamed_by_another_program(root: Path) -> None:
     assert listener.events == [("flags", [uid], None)]
 
 
-def test_expunge_stops_at_the_first_failure_and_keeps_what_went(root: Path,
-                                                                 monkeypatch: Any) -> None:
+def test_expunge_stops_at_the_first_failure_and_keeps_what_went(root: Path, monkeypatch: Any) -> None:
     box = open_inbox(root)
     uids = [call(box.append, b"m\r\n", frozenset({"\\Deleted"})) for _ in range(3)]
     listener = Recorder()

@@ -83,8 +83,7 @@ def test_E0005_retention_service_runs_periodically_on_the_injected_clock():
     store, inbox, _ = _aged_store(now)
     clock = Clock()
     clock.advance(now)
-    service = RetentionService(store, lambda: ["alice"], RetentionPolicy({"INBOX": 5 * DAY}, 60),
-                               clock)
+    service = RetentionService(store, lambda: ["alice"], RetentionPolicy({"INBOX": 5 * DAY}, 60), clock)
     service.startService()
     assert list(inbox.uids()) == [2]  # first run at start: the 40-day-old one went
     clock.advance(5 * DAY)  # now the 1-day-old one is 6 days old; a later run takes it
@@ -92,13 +91,16 @@ def test_E0005_retention_service_runs_periodically_on_the_injected_clock():
     service.stopService()
 
 
-@pytest.mark.parametrize("text, message", [
-    ("[quota]\nlimit = -1\n", "quota.limit: expected a number of octets"),
-    ("[quota]\nlimt = 1\n", "quota.limt: unknown key"),
-    ("[quota.users.bob]\nlimit = 'x'\n", "quota.users.bob.limit: expected a number of octets"),
-    ("[retention]\ninterval = 0\n", "retention.interval: expected a positive number"),
-    ("[retention.folders]\nINBOX = 'old'\n", "retention.folders.INBOX: expected a positive"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[quota]\nlimit = -1\n", "quota.limit: expected a number of octets"),
+        ("[quota]\nlimt = 1\n", "quota.limt: unknown key"),
+        ("[quota.users.bob]\nlimit = 'x'\n", "quota.users.bob.limit: expected a number of octets"),
+        ("[retention]\ninterval = 0\n", "retention.interval: expected a positive number"),
+        ("[retention.folders]\nINBOX = 'old'\n", "retention.folders.INBOX: expected a positive"),
+    ],
+)
 def test_quota_and_retention_config_errors(tmp_path, text, message):
     path = tmp_path / "exchmail.toml"
     path.write_text(text)
@@ -108,8 +110,10 @@ def test_quota_and_retention_config_errors(tmp_path, text, message):
 
 def test_quota_and_retention_config(tmp_path):
     path = tmp_path / "exchmail.toml"
-    path.write_text('[quota]\nlimit = 100\nwarning = 90\n[quota.users.bob]\nlimit = 5\n'
-                    '[retention]\ninterval = 60\n[retention.folders]\n"Deleted Items" = 30\n')
+    path.write_text(
+        "[quota]\nlimit = 100\nwarning = 90\n[quota.users.bob]\nlimit = 5\n"
+        '[retention]\ninterval = 60\n[retention.folders]\n"Deleted Items" = 30\n'
+    )
     config = load_config(path)
     assert (config.quota.limit, config.quota.warning) == (100, 90)
     assert config.quota.users == {"bob": (5, 90)}
@@ -155,7 +159,10 @@ def test_stores_list_their_accounts_for_periodic_jobs(tmp_path):
     (tmp_path / "mail" / "not a user").mkdir()
     memory = MemoryStore()
     call(memory.account, "carol")
-    for store, expected in ((maildir, ["adam", "zoe"]), (memory, ["carol"]),
-                            (QuotaStore(maildir, QuotaPolicy()), ["adam", "zoe"])):
+    for store, expected in (
+        (maildir, ["adam", "zoe"]),
+        (memory, ["carol"]),
+        (QuotaStore(maildir, QuotaPolicy()), ["adam", "zoe"]),
+    ):
         verifyObject(IAccountListing, store)
         assert call(store.account_names) == expected

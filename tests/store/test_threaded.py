@@ -85,12 +85,10 @@ def wait_for(condition: Any) -> None:
 
 
 @pytest.mark.skipif(not inotify_usable(reactor), reason="needs inotify")
-def test_inotify_reports_outside_changes_and_ignores_own(tmp_path: Path,
-                                                        pool: ThreadPool) -> None:
+def test_inotify_reports_outside_changes_and_ignores_own(tmp_path: Path, pool: ThreadPool) -> None:
     store = make_store(tmp_path / "mail", pool, watch="inotify")
     try:
-        box = on_reactor(lambda: store.account("bob").addCallback(
-            lambda account: account.mailbox("INBOX")))
+        box = on_reactor(lambda: store.account("bob").addCallback(lambda account: account.mailbox("INBOX")))
         listener = Recorder()
         on_reactor(box.add_listener, listener)
         assert box._watch_mode == "inotify"
@@ -129,19 +127,19 @@ def test_many_sessions_changing_flags_at_once(tmp_path: Path, pool: ThreadPool) 
     """Twenty sessions each add their own keyword to every message at once, in
     threads: the per-mailbox lock keeps every change."""
     store = make_store(tmp_path / "mail", pool, watch="off")
-    box = on_reactor(lambda: store.account("bob").addCallback(
-        lambda account: account.mailbox("INBOX")))
+    box = on_reactor(lambda: store.account("bob").addCallback(lambda account: account.mailbox("INBOX")))
     uids = [on_reactor(box.append, MESSAGE) for _ in range(5)]
 
     def everyone() -> defer.Deferred[Any]:
-        return defer.gatherResults([
-            defer.maybeDeferred(box.set_flags, uids, frozenset({f"$S{n}"}), "add", n)
-            for n in range(20)])
+        return defer.gatherResults(
+            [defer.maybeDeferred(box.set_flags, uids, frozenset({f"$S{n}"}), "add", n) for n in range(20)]
+        )
 
     on_reactor(everyone)
     expected = frozenset(f"$S{n}" for n in range(20))
     assert all(box.message(uid).flags == expected for uid in uids)
-    again = on_reactor(lambda: MaildirStore(store.root).account("bob").addCallback(
-        lambda account: account.mailbox("INBOX")))
+    again = on_reactor(
+        lambda: MaildirStore(store.root).account("bob").addCallback(lambda account: account.mailbox("INBOX"))
+    )
     assert all(again.message(uid).flags == expected for uid in uids)
     on_reactor(store.close)

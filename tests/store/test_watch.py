@@ -26,8 +26,9 @@ def clock() -> Clock:
 
 @pytest.fixture
 def store(tmp_path: Path, clock: Clock) -> Any:
-    store = MaildirStore(tmp_path / "mail", reactor=clock, watch="poll", poll_interval=POLL,
-                         release_after=RELEASE)
+    store = MaildirStore(
+        tmp_path / "mail", reactor=clock, watch="poll", poll_interval=POLL, release_after=RELEASE
+    )
     yield store
     store.close()
 
@@ -59,7 +60,8 @@ def test_events_during_a_scan_wait_for_what_it_touched() -> None:
 
 # -- one watch per mailbox ---------------------------------------------------------------------
 def test_ten_thousand_listeners_on_a_hundred_mailboxes_cost_a_hundred_watches(
-        store: Any, clock: Clock) -> None:
+    store: Any, clock: Clock
+) -> None:
     account = call(store.account, "bob")
     boxes = []
     for number in range(100):
@@ -126,8 +128,7 @@ def test_busy_or_listened_mailboxes_are_kept(store: Any, clock: Clock) -> None:
     assert "INBOX" not in account._boxes._open  # released: only weakly held now
 
 
-def test_released_mailbox_is_reloaded_with_recent_and_marked_kept(store: Any,
-                                                                   clock: Clock) -> None:
+def test_released_mailbox_is_reloaded_with_recent_and_marked_kept(store: Any, clock: Clock) -> None:
     account = call(store.account, "bob")
     call(account.create, "Box")
     box = call(account.mailbox, "Box")

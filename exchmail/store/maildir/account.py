@@ -46,9 +46,15 @@ def _checked(check: Any, *args: Any) -> defer.Deferred[Any]:
 class MaildirAccount:
     """One user's maildir: INBOX at ``path``, folders as ``path/.A.B``."""
 
-    def __init__(self, name: str, path: Path, run_blocking: RunBlocking, reactor: Any = None,
-                 watcher: MaildirWatcher | None = None,
-                 release_after: float | None = DEFAULT_RELEASE_AFTER) -> None:
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        run_blocking: RunBlocking,
+        reactor: Any = None,
+        watcher: MaildirWatcher | None = None,
+        release_after: float | None = DEFAULT_RELEASE_AFTER,
+    ) -> None:
         self.name = name
         self.path = path
         self._run = run_blocking
@@ -72,8 +78,7 @@ class MaildirAccount:
     def _load(self, name: str) -> defer.Deferred[MaildirMailbox]:
         path = layout.mailbox_dir(self.path, name)
         d = self._run(scan.load, path, time.time())
-        d.addCallbacks(self._loaded, self._not_loaded, callbackArgs=(name, path),
-                       errbackArgs=(name,))
+        d.addCallbacks(self._loaded, self._not_loaded, callbackArgs=(name, path), errbackArgs=(name,))
         return d
 
     def _loaded(self, loaded: scan.Loaded, name: str, path: Path) -> MaildirMailbox:
@@ -111,7 +116,8 @@ class MaildirAccount:
 
     def delete(self, name: str) -> defer.Deferred[None]:
         return _checked(names.normalize_mailbox, name).addCallback(
-            lambda name: self._lock.run(self._delete, name))
+            lambda name: self._lock.run(self._delete, name)
+        )
 
     def _delete(self, name: str) -> defer.Deferred[None]:
         if name == names.INBOX:
@@ -133,9 +139,10 @@ class MaildirAccount:
             return None
         # Hold the affected open mailboxes still (no flag change or scan may
         # work on their old paths) while their directories move.
-        boxes = sorted((box for box in self._boxes.open_boxes()
-                        if box.name == old or names.is_inferior(box.name, old)),
-                       key=lambda box: box.name)
+        boxes = sorted(
+            (box for box in self._boxes.open_boxes() if box.name == old or names.is_inferior(box.name, old)),
+            key=lambda box: box.name,
+        )
         for box in boxes:
             yield box._lock.acquire()
         try:
@@ -161,10 +168,16 @@ class MaildirAccount:
 
     def _move_inbox(self, inbox: MaildirMailbox, new: str) -> defer.Deferred[None]:
         uids, files, keywords = inbox.message_files()
-        entries = [(uid, filename.split(":", 1)[0]) for uid, filename in zip(uids, files,
-                                                                              strict=True)]
-        d = self._run(folders.move_inbox, self.path, new, entries, files,
-                      keywords.serialize() if keywords.by_index else b"", inbox.uid_next)
+        entries = [(uid, filename.split(":", 1)[0]) for uid, filename in zip(uids, files, strict=True)]
+        d = self._run(
+            folders.move_inbox,
+            self.path,
+            new,
+            entries,
+            files,
+            keywords.serialize() if keywords.by_index else b"",
+            inbox.uid_next,
+        )
         return d.addCallback(inbox.emptied)
 
     # -- subscriptions -------------------------------------------------------------
@@ -223,16 +236,23 @@ class MaildirStore:
         open mailbox's index is let go; ``None``: never.
     """
 
-    def __init__(self, root: Path | str, run_blocking: RunBlocking | None = None, *,
-                 reactor: Any = None, watch: str = "auto",
-                 poll_interval: float = DEFAULT_POLL_INTERVAL,
-                 release_after: float | None = DEFAULT_RELEASE_AFTER) -> None:
+    def __init__(
+        self,
+        root: Path | str,
+        run_blocking: RunBlocking | None = None,
+        *,
+        reactor: Any = None,
+        watch: str = "auto",
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        release_after: float | None = DEFAULT_RELEASE_AFTER,
+    ) -> None:
         self.root = Path(root)
         self._run: RunBlocking = run_blocking or run_sync
         self._reactor = reactor
         self.release_after = release_after
-        self.watcher = (MaildirWatcher(reactor, watch, poll_interval)
-                        if reactor is not None and watch != "off" else None)
+        self.watcher = (
+            MaildirWatcher(reactor, watch, poll_interval) if reactor is not None and watch != "off" else None
+        )
         self._accounts: dict[str, MaildirAccount] = {}
         self._opening: dict[str, list[defer.Deferred[Any]]] = {}
 
@@ -256,7 +276,8 @@ class MaildirStore:
         account = self._accounts.get(name)
         if account is None:
             account = self._accounts[name] = MaildirAccount(
-                name, path, self._run, self._reactor, self.watcher, self.release_after)
+                name, path, self._run, self._reactor, self.watcher, self.release_after
+            )
         return account
 
     def _wake(self, outcome: Any, name: str) -> None:

@@ -124,7 +124,7 @@ def _chunks(source: bytes | BinaryIO) -> Iterator[bytes]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         view = memoryview(source)
         for start in range(0, len(view), CHUNK):
-            yield bytes(view[start:start + CHUNK])
+            yield bytes(view[start : start + CHUNK])
         return
     while chunk := source.read(CHUNK):
         yield chunk
@@ -159,9 +159,15 @@ class Delivered(NamedTuple):
     after: int | None
 
 
-def deliver(folder: Path, unique: str, source: bytes | BinaryIO, letters: str,
-            internal_date: float, keywords: KeywordWrite | None,
-            sink: KeywordSink) -> Delivered:
+def deliver(
+    folder: Path,
+    unique: str,
+    source: bytes | BinaryIO,
+    letters: str,
+    internal_date: float,
+    keywords: KeywordWrite | None,
+    sink: KeywordSink,
+) -> Delivered:
     """Store one message in ``folder/cur``.
 
     The file is written under ``tmp/``, fsynced, dated and only then
@@ -195,8 +201,9 @@ class Outcome(NamedTuple):
     after: int | None
 
 
-def rename_all(folder: Path, keywords: KeywordWrite | None, sink: KeywordSink,
-               renames: list[tuple[str, str]]) -> Outcome:
+def rename_all(
+    folder: Path, keywords: KeywordWrite | None, sink: KeywordSink, renames: list[tuple[str, str]]
+) -> Outcome:
     """Rename files in ``cur/`` (flag changes), after writing ``keywords``.
 
     A file that is gone (renamed or removed by another program) is skipped;

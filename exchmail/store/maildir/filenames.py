@@ -24,8 +24,7 @@ import time
 
 from exchmail.errors import StoreError
 
-FLAG_LETTERS = {"\\Draft": "D", "\\Flagged": "F", "\\Answered": "R",
-                "\\Seen": "S", "\\Deleted": "T"}
+FLAG_LETTERS = {"\\Draft": "D", "\\Flagged": "F", "\\Answered": "R", "\\Seen": "S", "\\Deleted": "T"}
 LETTER_FLAGS = {letter: flag for flag, letter in FLAG_LETTERS.items()}
 KEYWORD_LETTERS = "abcdefghijklmnopqrstuvwxyz"
 _KEYWORD = re.compile(r"^[^\s\x00-\x1f\x7f\\]+$")
@@ -50,8 +49,7 @@ def unique_name() -> str:
     return f"{secs}.M{usec}P{os.getpid()}Q{next(_counter)}.{HOSTNAME}"
 
 
-def final_name(unique: str, stored_size: int, exact_size: int, letters: str,
-               date: int | None = None) -> str:
+def final_name(unique: str, stored_size: int, exact_size: int, letters: str, date: int | None = None) -> str:
     """The full file name of a delivered message in ``cur/`` (``date``: a
     ``D=`` field, for dates the file's mtime cannot hold)."""
     extra = "" if date is None else f",D={date}"
@@ -106,7 +104,7 @@ def name_date(base: str) -> int | None:
     marker = base.find(",D=")
     if marker < 0:
         return None
-    return _signed(base[marker + 3:].split(",", 1)[0])
+    return _signed(base[marker + 3 :].split(",", 1)[0])
 
 
 def info_letters(info: str | None) -> str:
@@ -116,8 +114,11 @@ def info_letters(info: str | None) -> str:
 
 def usable(filename: str) -> bool:
     """Whether a directory entry may be a message file we can track."""
-    return bool(filename) and filename[0] != "." and not (
-        "\n" in filename or "\r" in filename or "/" in filename or " " in filename)
+    return (
+        bool(filename)
+        and filename[0] != "."
+        and not ("\n" in filename or "\r" in filename or "/" in filename or " " in filename)
+    )
 
 
 class KeywordMap:
@@ -165,8 +166,7 @@ class KeywordMap:
         dropped; upper-case letters of ``old_letters`` that we do not know
         (set by other programs, e.g. ``P`` passed) are kept.
         """
-        letters = {c for c in old_letters
-                   if c.isupper() and c not in LETTER_FLAGS and c.isascii()}
+        letters = {c for c in old_letters if c.isupper() and c not in LETTER_FLAGS and c.isascii()}
         changed = False
         for flag in flags:
             if flag in FLAG_LETTERS:

@@ -53,8 +53,11 @@ def list_mailboxes(user: Path) -> list[str]:
         for entry in entries:
             name = layout.folder_name(entry.name)
             # Symlinked folders are skipped: they could lead anywhere.
-            if (name is not None and entry.is_dir(follow_symlinks=False)
-                    and layout.is_maildir(Path(entry.path))):
+            if (
+                name is not None
+                and entry.is_dir(follow_symlinks=False)
+                and layout.is_maildir(Path(entry.path))
+            ):
                 found.append(name)
     return found
 
@@ -72,9 +75,15 @@ def has_new_mail(user: Path, wanted: list[str]) -> set[str]:
     return marked
 
 
-def _make(user: Path, name: str, entries: list[tuple[int, str]] | None = None,
-          uid_next: int = 1, keywords: bytes = b"", files: list[str] | None = None,
-          source: Path | None = None) -> list[int]:
+def _make(
+    user: Path,
+    name: str,
+    entries: list[tuple[int, str]] | None = None,
+    uid_next: int = 1,
+    keywords: bytes = b"",
+    files: list[str] | None = None,
+    source: Path | None = None,
+) -> list[int]:
     """Create folder ``name`` atomically: build it under a scratch name (never
     listed), optionally moving ``files`` from ``source/cur`` into it, then
     rename it into place.  The UIDs of the moved files."""
@@ -96,8 +105,9 @@ def _make(user: Path, name: str, entries: list[tuple[int, str]] | None = None,
             moved.append(uid)
             kept.append((uid, base))
         # Nothing in it is \Recent: messages from uid_next on will be.
-        uidlist.write(scratch, uidlist.UidList(uidlist.new_uid_validity(), uid_next, kept,
-                                               first_recent=uid_next))
+        uidlist.write(
+            scratch, uidlist.UidList(uidlist.new_uid_validity(), uid_next, kept, first_recent=uid_next)
+        )
         os.rename(scratch, target)
     except OSError as exc:
         if source is not None:  # put back what was moved
@@ -142,8 +152,11 @@ def rename(user: Path, old: str, new: str) -> list[tuple[str, str]]:
         raise MailboxExists(f"mailbox {new!r} exists")
     if names.is_inferior(new, old):
         raise InvalidMailboxName("cannot rename a mailbox below itself")
-    moves = [(name, new + name[len(old):]) for name in sorted(list_mailboxes(user))
-             if name == old or names.is_inferior(name, old)]
+    moves = [
+        (name, new + name[len(old) :])
+        for name in sorted(list_mailboxes(user))
+        if name == old or names.is_inferior(name, old)
+    ]
     for _, dest in moves:
         layout.folder_dirname(dest)  # refuse overlong names before changing anything
         if exists(user, dest):  # a child of the new name left behind earlier
@@ -158,8 +171,9 @@ def rename(user: Path, old: str, new: str) -> list[tuple[str, str]]:
     return done
 
 
-def move_inbox(user: Path, new: str, entries: list[tuple[int, str]], files: list[str],
-               keywords: bytes, uid_next: int) -> list[int]:
+def move_inbox(
+    user: Path, new: str, entries: list[tuple[int, str]], files: list[str], keywords: bytes, uid_next: int
+) -> list[int]:
     """RFC 3501 6.3.5: move INBOX's message ``files`` into a new folder ``new``
     (created with its parents, a fresh UIDVALIDITY and the same UIDs); the
     UIDs moved."""

@@ -70,8 +70,7 @@ class IndexSnapshot:
 
     def __init__(self, box: MaildirMailbox) -> None:
         extra = box._rows.extra
-        self.header = uidlist.UidList(box.uid_validity, box.uid_next,
-                                      first_recent=box._first_recent)
+        self.header = uidlist.UidList(box.uid_validity, box.uid_next, first_recent=box._first_recent)
         self.uids = box._rows.uids[:]
         self.starts = extra[BASE_START][:]
         self.lens = extra[BASE_LEN][:]
@@ -79,9 +78,10 @@ class IndexSnapshot:
 
     def serialize(self) -> bytes:
         blob = self.blob
-        self.header.entries = [(uid, decode_base(blob[start:start + size]))
-                               for uid, start, size in zip(self.uids, self.starts, self.lens,
-                                                           strict=True)]
+        self.header.entries = [
+            (uid, decode_base(blob[start : start + size]))
+            for uid, start, size in zip(self.uids, self.starts, self.lens, strict=True)
+        ]
         return self.header.serialize()
 
 
@@ -97,11 +97,19 @@ class MaildirMailbox(IndexedMailbox):
 
     extra_columns = EXTRA_COLUMNS
 
-    def __init__(self, name: str, path: Path, run_blocking: RunBlocking, loaded: Loaded,
-                 reactor: Any = None, watcher: Any = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        run_blocking: RunBlocking,
+        loaded: Loaded,
+        reactor: Any = None,
+        watcher: Any = None,
+    ) -> None:
         built = loaded.builder
-        super().__init__(name, loaded.uid_validity, loaded.uid_next, run_blocking,
-                         built.rows, loaded.first_recent)
+        super().__init__(
+            name, loaded.uid_validity, loaded.uid_next, run_blocking, built.rows, loaded.first_recent
+        )
         self.path = path
         self.gone = False
         self._blob = built.blob
@@ -114,8 +122,7 @@ class MaildirMailbox(IndexedMailbox):
         self._stamp: Stamp | None = loaded.stamp
         self._stamp_trusted = loaded.trusted
         self._stale_lines = 0  # UID list lines of expunged messages
-        self._uidlist = uidlist.UidListWriter(self._run, lambda: self.path,
-                                              lambda: IndexSnapshot(self))
+        self._uidlist = uidlist.UidListWriter(self._run, lambda: self.path, lambda: IndexSnapshot(self))
         self._reactor = reactor
         self._watcher = watcher
         self._watch_mode: str | None = None  # "inotify" or "poll" while watched
@@ -125,7 +132,7 @@ class MaildirMailbox(IndexedMailbox):
     # -- names and content -------------------------------------------------------------
     def _base(self, row: int) -> str:
         start = self._rows.extra[BASE_START][row]
-        return decode_base(self._blob[start:start + self._rows.extra[BASE_LEN][row]])
+        return decode_base(self._blob[start : start + self._rows.extra[BASE_LEN][row]])
 
     def _filename(self, row: int) -> str:
         return self._base(row) + self._infos.names[self._rows.extra[INFO][row]]
@@ -178,8 +185,9 @@ class MaildirMailbox(IndexedMailbox):
             self._kw_confirmed = max(self._kw_confirmed, payload[0])
 
     # -- appending --------------------------------------------------------------------------
-    def _deliver(self, source: bytes | BinaryIO, flags: frozenset[str],
-                 internal_date: float) -> defer.Deferred[NewMessage]:
+    def _deliver(
+        self, source: bytes | BinaryIO, flags: frozenset[str], internal_date: float
+    ) -> defer.Deferred[NewMessage]:
         if self.gone:
             raise NoSuchMailbox(f"mailbox {self.name!r} was deleted")
         letters = self._letters(flags)
@@ -188,13 +196,18 @@ class MaildirMailbox(IndexedMailbox):
         self._pending.add(unique)
         if self._watch_mode == "inotify":
             self._own.expect_delivery(unique)
-        d = self._run(deliver, self.path, unique, source, letters, internal_date, payload,
-                      self._kw_sink)
+        d = self._run(deliver, self.path, unique, source, letters, internal_date, payload, self._kw_sink)
         d.addBoth(self._delivered_file, unique, letters, internal_date, payload)
         return d
 
-    def _delivered_file(self, outcome: Delivered | Failure, unique: str, letters: str,
-                        internal_date: float, payload: KeywordWrite | None) -> Any:
+    def _delivered_file(
+        self,
+        outcome: Delivered | Failure,
+        unique: str,
+        letters: str,
+        internal_date: float,
+        payload: KeywordWrite | None,
+    ) -> Any:
         self._pending.discard(unique)
         if isinstance(outcome, Failure):
             return outcome
@@ -203,9 +216,10 @@ class MaildirMailbox(IndexedMailbox):
         if self.gone:
             raise NoSuchMailbox(f"mailbox {self.name!r} was deleted")
         base = split_name(outcome.filename)[0]
-        extra = self._append_base(base, outcome.filename[len(base):])
-        return NewMessage(self._keywords.flags(letters), internal_date, outcome.stored_size,
-                          outcome.exact_size, extra)
+        extra = self._append_base(base, outcome.filename[len(base) :])
+        return NewMessage(
+            self._keywords.flags(letters), internal_date, outcome.stored_size, outcome.exact_size, extra
+        )
 
     def _persist_added(self, uids: list[int]) -> defer.Deferred[Any] | None:
         lines = []
@@ -228,8 +242,7 @@ class MaildirMailbox(IndexedMailbox):
             if new_info != info:
                 step = len(renames)
                 renames.append((base + info, base + new_info))
-            plan.append((change.uid, self._keywords.flags(letters),
-                         {INFO: self._infos.id(new_info)}, step))
+            plan.append((change.uid, self._keywords.flags(letters), {INFO: self._infos.id(new_info)}, step))
         if not renames or self.gone:
             return [(uid, flags, extra) for uid, flags, extra, _ in plan if not self.gone], None
         payload = self._kw_payload()
@@ -281,10 +294,9 @@ class MaildirMailbox(IndexedMailbox):
         if self._blob_garbage < 65536 or self._blob_garbage * 2 < len(self._blob):
             return
         blob, fresh, starts = self._blob, bytearray(), array("Q")
-        for start, size in zip(self._rows.extra[BASE_START], self._rows.extra[BASE_LEN],
-                               strict=True):
+        for start, size in zip(self._rows.extra[BASE_START], self._rows.extra[BASE_LEN], strict=True):
             starts.append(len(fresh))
-            fresh += blob[start:start + size]
+            fresh += blob[start : start + size]
         self._blob, self._blob_garbage = fresh, 0
         self._rows.extra[BASE_START] = starts
 
@@ -325,8 +337,15 @@ class MaildirMailbox(IndexedMailbox):
 
     def _snapshot(self) -> Snapshot:
         extra = self._rows.extra
-        return Snapshot(len(self._rows), self._rows.uids, self._blob, extra[BASE_START],
-                        extra[BASE_LEN], extra[INFO], list(self._infos.names))
+        return Snapshot(
+            len(self._rows),
+            self._rows.uids,
+            self._blob,
+            extra[BASE_START],
+            extra[BASE_LEN],
+            extra[INFO],
+            list(self._infos.names),
+        )
 
     def _refresh_locked(self, force: bool) -> Any:
         if self.gone:
@@ -337,8 +356,7 @@ class MaildirMailbox(IndexedMailbox):
         snapshot = self._snapshot()
         if self._watch_mode == "inotify":
             self._own.scan_started()
-        d = self._run(rescan, self.path, None if force else self._stamp, trust, snapshot,
-                      time.time())
+        d = self._run(rescan, self.path, None if force else self._stamp, trust, snapshot, time.time())
         d.addBoth(self._rescanned, snapshot.count)
         return d
 
@@ -352,8 +370,7 @@ class MaildirMailbox(IndexedMailbox):
         return outcome if isinstance(outcome, Failure) else None
 
     def _apply_rescan(self, found: Rescan, count: int) -> None:
-        if found.keywords.extends(self._keywords) and (
-                found.keywords.by_index != self._keywords.by_index):
+        if found.keywords.extends(self._keywords) and (found.keywords.by_index != self._keywords.by_index):
             self._keywords = found.keywords  # keywords added by another program
             self._kw_version += 1
             self._kw_confirmed = self._kw_version
@@ -376,10 +393,9 @@ class MaildirMailbox(IndexedMailbox):
             base = split_name(info.filename)[0]
             if base in ours or unique_part(base) in self._pending:
                 continue  # our own delivery, indexed meanwhile or in flight
-            extra = self._append_base(base, info.filename[len(base):])
-            flags = self._keywords.flags(letters_of(info.filename[len(base):]))
-            messages.append(NewMessage(flags, info.internal_date, info.stored_size,
-                                       info.exact_size, extra))
+            extra = self._append_base(base, info.filename[len(base) :])
+            flags = self._keywords.flags(letters_of(info.filename[len(base) :]))
+            messages.append(NewMessage(flags, info.internal_date, info.stored_size, info.exact_size, extra))
         added = self._add_messages(messages)
         if added:
             self._persist_added(added)
@@ -392,7 +408,7 @@ class MaildirMailbox(IndexedMailbox):
             base = self._base(row) if row >= 0 else None
             if base is None or not filename.startswith(base):
                 continue
-            info = filename[len(base):]
+            info = filename[len(base) :]
             self._rows.extra[INFO][row] = self._infos.id(info)
             flags = self._keywords.flags(letters_of(info))
             if flags != self._rows.flags_of(row):
@@ -433,8 +449,11 @@ class MaildirMailbox(IndexedMailbox):
         if self.gone:
             return
         d = self._track(self._lock.run(self._refresh_locked, True))
-        d.addErrback(lambda failure: self.log.failure(
-            "scanning {path} after an outside change failed", failure, path=str(self.path)))
+        d.addErrback(
+            lambda failure: self.log.failure(
+                "scanning {path} after an outside change failed", failure, path=str(self.path)
+            )
+        )
 
     def watch_again(self) -> None:
         """(From the watcher) the watch broke: watch anew, or poll."""

@@ -140,8 +140,9 @@ def clean_tmp(folder: Path, now: float) -> list[str]:
     return removed
 
 
-def _move_new(new: Path, cur: Path, files: dict[str, tuple[str, bool]],
-              touched: list[tuple[str, str]]) -> bool:
+def _move_new(
+    new: Path, cur: Path, files: dict[str, tuple[str, bool]], touched: list[tuple[str, str]]
+) -> bool:
     """Move what is in ``new/`` to ``cur/``; whether there was anything."""
     names = [name for name in os.listdir(new) if usable(name)]
     for name in names:
@@ -211,7 +212,7 @@ class IndexBuilder:
         filename = info.filename
         colon = filename.find(":")
         base = filename if colon < 0 else filename[:colon]
-        suffix = filename[len(base):]
+        suffix = filename[len(base) :]
         numbers = self._numbers.get(suffix)
         if numbers is None:
             flags = self.keywords.flags(letters_of(suffix))
@@ -233,8 +234,10 @@ class IndexBuilder:
 
     def entries(self) -> list[tuple[int, str]]:
         starts, lens = self.rows.extra[BASE_START], self.rows.extra[BASE_LEN]
-        return [(uid, decode_base(self.blob[start:start + size]))
-                for uid, start, size in zip(self.rows.uids, starts, lens, strict=True)]
+        return [
+            (uid, decode_base(self.blob[start : start + size]))
+            for uid, start, size in zip(self.rows.uids, starts, lens, strict=True)
+        ]
 
 
 @dataclass(slots=True)
@@ -268,16 +271,17 @@ def load(folder: Path, now: float) -> Loaded:
     with _directory(folder / "cur") as cur:
         uid_next, first_recent, lines, dirty = _build(builder, stored, listing.files, cur, dirty)
     if dirty:
-        uidlist.write(folder, uidlist.UidList(stored.uid_validity, uid_next, builder.entries(),
-                                              first_recent))
+        uidlist.write(folder, uidlist.UidList(stored.uid_validity, uid_next, builder.entries(), first_recent))
     elif lines:
         uidlist.append_lines(folder, lines)
-    return Loaded(stored.uid_validity, uid_next, first_recent, builder, listing.stamp,
-                  listing.trusted, listing.touched)
+    return Loaded(
+        stored.uid_validity, uid_next, first_recent, builder, listing.stamp, listing.trusted, listing.touched
+    )
 
 
-def _build(builder: IndexBuilder, stored: uidlist.UidList, files: dict[str, tuple[str, bool]],
-           cur: int, dirty: bool) -> tuple[int, int, list[str], bool]:
+def _build(
+    builder: IndexBuilder, stored: uidlist.UidList, files: dict[str, tuple[str, bool]], cur: int, dirty: bool
+) -> tuple[int, int, list[str], bool]:
     """Index the listed ``files``: those in the UID list under their UIDs,
     the others under new ones; ``(uid_next, first_recent, new lines, dirty)``."""
     for uid, base in stored.entries:
@@ -333,7 +337,7 @@ class Snapshot:
 
     def base(self, row: int) -> str:
         start = self.starts[row]
-        return decode_base(self.blob[start:start + self.lens[row]])
+        return decode_base(self.blob[start : start + self.lens[row]])
 
 
 @dataclass(slots=True)
@@ -349,8 +353,7 @@ class Rescan:
     touched: list[tuple[str, str]] = field(default_factory=list)
 
 
-def rescan(folder: Path, stamp: Stamp | None, trust: bool, snapshot: Snapshot,
-           now: float) -> Rescan | None:
+def rescan(folder: Path, stamp: Stamp | None, trust: bool, snapshot: Snapshot, now: float) -> Rescan | None:
     """Compare ``folder`` with ``snapshot``; ``None`` if ``stamp`` (when
     ``trust``-ed) shows that nothing changed."""
     try:

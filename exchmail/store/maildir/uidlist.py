@@ -100,7 +100,8 @@ class UidList:
         recent = "" if self.first_recent is None else f" R{self.first_recent}"
         lines = itertools.chain(
             [f"V{self.uid_validity} N{self.uid_next}{recent}\n"],
-            (f"{uid} {base}\n" for uid, base in self.entries))
+            (f"{uid} {base}\n" for uid, base in self.entries),
+        )
         return "".join(lines).encode("utf-8", "surrogateescape")
 
 
@@ -147,8 +148,12 @@ class UidListWriter:
     :param snapshot: returns the whole file to write now (serialized in the thread).
     """
 
-    def __init__(self, run_blocking: Callable[..., Any], folder: Callable[[], Path],
-                 snapshot: Callable[[], Serializable]) -> None:
+    def __init__(
+        self,
+        run_blocking: Callable[..., Any],
+        folder: Callable[[], Path],
+        snapshot: Callable[[], Serializable],
+    ) -> None:
         self._run = run_blocking
         self._folder = folder
         self._snapshot = snapshot

@@ -128,8 +128,9 @@ class MaildirWatcher:
                 self._watches[id(box)] = (box, self._add_inotify(box))
                 return "inotify"
             except Exception as exc:  # noqa: BLE001 - e.g. the watch limit: poll instead
-                log.warn("cannot watch {path} with inotify ({error}); polling it",
-                         path=str(box.path), error=exc)
+                log.warn(
+                    "cannot watch {path} with inotify ({error}); polling it", path=str(box.path), error=exc
+                )
         poller = PollingWatch(self._reactor, self.poll_interval, box.refresh)
         poller.start()
         self._watches[id(box)] = (box, poller)
@@ -197,8 +198,13 @@ class MaildirWatcher:
     def _event(self, box: Any, _watch: Any, path: FilePath[bytes], mask: int) -> None:
         from twisted.internet import inotify
 
-        if mask & (inotify.IN_DELETE_SELF | inotify.IN_MOVE_SELF | inotify.IN_IGNORED
-                   | inotify.IN_UNMOUNT | inotify.IN_Q_OVERFLOW):
+        if mask & (
+            inotify.IN_DELETE_SELF
+            | inotify.IN_MOVE_SELF
+            | inotify.IN_IGNORED
+            | inotify.IN_UNMOUNT
+            | inotify.IN_Q_OVERFLOW
+        ):
             box.outside_event(None, None)
             return
         box.outside_event(os.fsdecode(path.parent().basename()), os.fsdecode(path.basename()))
@@ -207,8 +213,7 @@ class MaildirWatcher:
         if notifier is not self._notifier or self._closing:
             return
         self._notifier = None
-        broken = [box for box, handle in self._watches.values()
-                  if not isinstance(handle, PollingWatch)]
+        broken = [box for box, handle in self._watches.values() if not isinstance(handle, PollingWatch)]
         for box in broken:
             del self._watches[id(box)]
         self._reactor.callLater(0, self._rewatch, broken)
