@@ -9,8 +9,8 @@ Records (:class:`MessageRecord`) are built on demand from a row.
 
 Rows are in ascending UID order, so a UID is found by bisection.  The UID
 array is handed out by ``IStoreMailbox.uids()`` and therefore copy-on-write:
-rows are only ever appended to it in place; removing rows builds new
-arrays.
+once handed out (:meth:`Columns.share`) it is never changed again; the next
+change works on a copy.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ class Columns:
         holding arbitrary objects), appended and removed with the rows.
     """
 
-    __slots__ = ("uids", "dates", "stored", "exact", "flags", "extra", "table")
+    __slots__ = ("uids", "dates", "stored", "exact", "flags", "extra", "table", "_shared")
 
     def __init__(self, extra: Sequence[str | None] = ()) -> None:
         self.uids = array("Q")
@@ -128,6 +128,12 @@ class Columns:
         self.flags = array("I")
         self.extra: list[Any] = [array(code) if code else [] for code in extra]
         self.table = FlagTable()
+        self._shared = False
+
+    def share(self) -> array[int]:
+        """The UID array, to hand out: it will not change any more."""
+        self._shared = True
+        return self.uids
 
     def __len__(self) -> int:
         return len(self.uids)
@@ -148,6 +154,8 @@ class Columns:
         """Add a row; ``uid`` must be larger than every UID already here."""
         if self.uids and uid <= self.uids[-1]:
             raise ValueError(f"UID {uid} is not above {self.uids[-1]}")
+        if self._shared:
+            self.uids, self._shared = self.uids[:], False  # someone holds the old one
         self.uids.append(uid)
         self.dates.append(date)
         self.stored.append(stored)
@@ -186,7 +194,7 @@ class Columns:
             start = row + 1
         if start < len(self.uids):
             keep.append((start, len(self.uids)))
-        self.uids = _kept(self.uids, keep)
+        self.uids, self._shared = _kept(self.uids, keep), False
         self.dates = _kept(self.dates, keep)
         self.stored = _kept(self.stored, keep)
         self.exact = _kept(self.exact, keep)

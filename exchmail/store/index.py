@@ -130,7 +130,9 @@ class IndexedMailbox:
 
     # -- synchronous: the index ------------------------------------------------
     def uids(self) -> Sequence[int]:
-        return self._rows.uids
+        # Never changed once handed out, not even by appends: a session's
+        # list is exactly what it has told its client about.
+        return self._rows.share()
 
     def message(self, uid: int) -> MessageRecord | None:
         row = self._rows.find(uid)

@@ -38,6 +38,18 @@ def test_columns_rows_records_and_copy_on_write() -> None:
         rows.append(7, 0.0, 0, 0, frozenset())  # UIDs only grow
 
 
+def test_handed_out_uids_never_change_not_even_by_appends() -> None:
+    from exchmail.store.memory import MemoryMailbox
+
+    box = MemoryMailbox("INBOX", 1)
+    first = call(box.append, b"a")
+    held = box.uids()
+    second = call(box.append, b"b")
+    assert list(held) == [first] and list(box.uids()) == [first, second]
+    third = call(box.append, b"c")  # nobody held the newest list: appended in place
+    assert list(box.uids()) == [first, second, third]
+
+
 def test_flag_table_interns_sets() -> None:
     table = FlagTable()
     a = table.id(frozenset({"\\Seen", "$Work"}))

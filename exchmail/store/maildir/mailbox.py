@@ -479,6 +479,7 @@ class MaildirMailbox(IndexedMailbox):
         """The folder was deleted: refuse further appends, stop writing and watching."""
         self.gone = True
         self._stop_watching()
+        self._uidlist.stop()
 
     def message_files(self) -> tuple[list[int], list[str], KeywordMap]:
         """The UIDs and file names of every message, and the keyword map (RENAME INBOX)."""

@@ -162,6 +162,7 @@ class UidListWriter:
         self._waiters: list[defer.Deferred[None]] = []
         self._busy = False
         self._behind = False  # a write failed: the next one rewrites the file
+        self._stopped = False
 
     @property
     def idle(self) -> bool:
@@ -178,7 +179,17 @@ class UidListWriter:
         self._rewrite = True
         return self._wait()
 
+    def stop(self) -> None:
+        """The folder is gone: write nothing more (waiters are released)."""
+        self._stopped = True
+        self._lines, self._rewrite = [], False
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
     def _wait(self) -> defer.Deferred[None]:
+        if self._stopped:
+            return defer.succeed(None)
         d: defer.Deferred[None] = defer.Deferred()
         self._waiters.append(d)
         self._flush()
@@ -200,6 +211,8 @@ class UidListWriter:
         d.addBoth(self._written, waiters)
 
     def _failed(self, failure: Any) -> None:
+        if self._stopped:
+            return  # the folder was deleted under the write
         log.failure("cannot write the UID list in {folder}", failure, folder=str(self._folder()))
         # Catch up with a whole new file with the next write (not at once:
         # a disk that fails now would fail again in a loop).
