@@ -321,11 +321,11 @@ class SQLiteMailbox(IndexedMailbox):
 
     def __init__(self, store: SQLiteStore, owner: str, name: str, folder: tuple[int, int, list[Any]]) -> None:
         uid_validity, uid_next, rows = folder
-        super().__init__(name, uid_validity, uid_next, store.run_blocking)
+        # What is there is not new to anyone: \Recent starts at uid_next.
+        super().__init__(name, uid_validity, uid_next, store.run_blocking, first_recent=uid_next)
         self.store, self.owner = store, owner
         self._poll: PollingWatch | None = None
         self._add_rows(rows)
-        self._first_recent = self.uid_next  # what was there is not new to anyone
 
     def _add_rows(self, rows: list[Any]) -> None:
         self._add_messages(
@@ -437,13 +437,13 @@ class SQLiteAccount:
             for box in self._boxes.rename(moves):  # open mailboxes keep working
                 box.name = targets[box.name]
             if inbox is not None:  # its messages went to the new folder
-                inbox._remove_uids(list(inbox.uids()))
+                inbox.forget(list(inbox.uids()))
 
         def move() -> defer.Deferred[None]:
             return self._query(_q_rename, old, new).addCallback(renamed)
 
         # The open INBOX changes no flags while its rows move.
-        return move() if inbox is None else inbox._lock.run(move)
+        return move() if inbox is None else inbox.lock.run(move)
 
     def subscriptions(self) -> defer.Deferred[set[str]]:
         return self._query(_q_subscriptions)

@@ -174,6 +174,18 @@ class IndexedMailbox:
             self._listening(False)
 
     @property
+    def lock(self) -> defer.DeferredLock:
+        """The lock that makes flag changes, expunges and refreshes of this
+        mailbox run one at a time; account operations that move its content
+        (RENAME) hold it too."""
+        return self._lock
+
+    def forget(self, uids: Iterable[int]) -> list[int]:
+        """Drop ``uids`` whose content went elsewhere (RENAME INBOX); the
+        listeners are told they were expunged.  Reactor thread, under :attr:`lock`."""
+        return self._remove_uids(uids)
+
+    @property
     def listened(self) -> bool:
         """Whether any listener is registered."""
         return bool(self._listeners)

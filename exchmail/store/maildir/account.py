@@ -144,7 +144,7 @@ class MaildirAccount:
             key=lambda box: box.name,
         )
         for box in boxes:
-            yield box._lock.acquire()
+            yield box.lock.acquire()
         try:
             moves = yield self._run(folders.rename, self.path, old, new)
             destination = dict(moves)
@@ -157,14 +157,14 @@ class MaildirAccount:
             self._recent_hint -= set(destination)
         finally:
             for box in boxes:
-                box._lock.release()
+                box.lock.release()
         return None
 
     @defer.inlineCallbacks
     def _rename_inbox(self, new: str) -> Any:
         """RFC 3501 6.3.5: INBOX's messages move to ``new``; INBOX stays, empty."""
         inbox = yield self._open(names.INBOX)
-        yield inbox._lock.run(self._move_inbox, inbox, new)
+        yield inbox.lock.run(self._move_inbox, inbox, new)
 
     def _move_inbox(self, inbox: MaildirMailbox, new: str) -> defer.Deferred[None]:
         uids, files, keywords = inbox.message_files()
