@@ -49,6 +49,7 @@ through a subclass.
 from __future__ import annotations
 
 import gc
+import inspect
 import io
 import weakref
 from typing import Any
@@ -160,6 +161,34 @@ class StoreContract:
         assert verifyObject(IMailboxListener, Recorder())
         if IAccountListing.providedBy(store):
             assert "alice" in self.call(store.account_names)
+
+    def test_asynchronous_methods_return_deferreds_or_values(
+        self, store: Any, account: Any, inbox: Any
+    ) -> None:
+        """Every asynchronous method gives a Deferred or a plain value (never a
+        coroutine or generator, which ``maybeDeferred`` would not run)."""
+        uid = self.call(inbox.append, MESSAGE)
+        calls = [
+            (store.account, "alice"),
+            (account.list_mailboxes,),
+            (account.mailbox, "INBOX"),
+            (account.subscriptions,),
+            (inbox.read_message, uid),
+            (inbox.open_message, uid),
+            (inbox.set_flags, [uid], frozenset({"\\Seen"}), "add"),
+            (inbox.refresh,),
+            (inbox.expunge, []),
+        ]
+
+        def returned(f: Any, *args: Any) -> Any:
+            value = f(*args)
+            assert isinstance(value, defer.Deferred) or not (
+                inspect.iscoroutine(value) or inspect.isgenerator(value)
+            ), f
+            return value
+
+        for f, *args in calls:
+            self.call(returned, f, *args)
 
     def test_account_is_shared_and_has_inbox(self, store: Any, account: Any) -> None:
         assert self.call(store.account, "alice") is account
