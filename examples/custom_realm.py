@@ -11,7 +11,8 @@ without copying anything into Maildir:
   UIDVALIDITY per folder, subscriptions -- lives in ``exchmail_*`` tables
   beside the application's, so its tables are only written when a client
   appends, copies or expunges (read-mostly).  Rows the application adds or
-  deletes are picked up by ``refresh()`` (IMAP NOOP/IDLE, each POP3 login).
+  deletes are picked up by ``refresh()`` and, while sessions listen to a
+  folder, by polling it once per folder.
 - :class:`AppChecker` (``ICredentialsChecker`` + ``IDirectory``) checks
   passwords against the application's own hashes (Django-style
   ``pbkdf2_sha256$iterations$salt$hash``), off the reactor thread.
@@ -35,11 +36,18 @@ Run it (creates ``examples/custom_realm.sqlite`` with a demo user
     # or, through twistd and the configuration file:
     PYTHONPATH=examples twistd -n exchmail --config examples/custom_realm.toml
 
-The store runs its SQL on the reactor thread: a local SQLite file answers
-these small indexed queries in microseconds.  A store over a remote
-database would run them through ``context.run_blocking`` instead.  It
-passes the store compliance kit (``exchmail.testing.store_contract``); see
+The store follows the rule of :mod:`exchmail.interfaces`: the index of an
+open folder lives in memory (:class:`~exchmail.store.index.IndexedMailbox`)
+and answers the synchronous methods; every query runs off the reactor
+thread, through ``context.run_blocking``, on one connection behind a lock
+(:class:`Database`).  It passes the store compliance kit
+(``exchmail.testing.store_contract``); see
 ``tests/examples/test_custom_realm.py`` and ``docs/backends.md``.
+
+A limit worth knowing: the row id is the UID, so a row the application
+inserts into a folder while exchmail appends to the same folder, and that
+ends up with a lower id than exchmail's row, is only seen after the folder
+is next opened afresh (UIDs only grow while it is open).
 """
 
 from __future__ import annotations
@@ -47,13 +55,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import io
 import itertools
 import secrets
 import sqlite3
 import sys
+import threading
 import time
-from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -63,10 +71,14 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
 from zope.interface import implementer
 
-from exchmail.errors import InvalidMailboxName, MailboxExists, NoSuchMailbox
+from exchmail.errors import InvalidMailboxName, MailboxExists, NoSuchMailbox, NoSuchMessage
 from exchmail.interfaces import IDirectory, IStore, IStoreAccount, IStoreMailbox
 from exchmail.store import names
-from exchmail.store.index import IndexedMailbox, MessageRecord
+from exchmail.store.crlf import to_crlf, wire_size
+from exchmail.store.index import FlagChange, IndexedMailbox, NewMessage
+from exchmail.store.openboxes import OpenMailboxes
+from exchmail.store.runner import RunBlocking, run_sync
+from exchmail.store.watch import PollingWatch
 
 SCHEMA = """
 -- The application's tables (it owns them; exchmail reads them and adds rows
@@ -100,210 +112,389 @@ CREATE TABLE IF NOT EXISTS exchmail_subscriptions (
 _validity = itertools.count(int(time.time()))
 
 
-def to_crlf(raw: bytes) -> bytes:
-    """``raw`` with bare LF line ends turned into CRLF (the store's wire form)."""
-    return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-
-
 def _flags_text(flags: frozenset[str]) -> str:
     return " ".join(sorted(flags))
 
 
+def _sizes(raw: bytes) -> tuple[int, int]:
+    """The stored size of ``raw`` and its size in wire form (CRLF)."""
+    return len(raw), wire_size(raw)
+
+
+class Database:
+    """One SQLite connection shared by the store's threads, used one at a time.
+
+    Every query runs in ``run_blocking``'s threads as ``db.run(f, *args)``,
+    which calls ``f(connection, *args)`` under the lock; a store over a
+    server database would use a connection pool instead.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self._connection = sqlite3.connect(str(path), check_same_thread=False)
+        self._connection.executescript(SCHEMA)
+        self._lock = threading.Lock()
+
+    def run(self, f: Callable[..., Any], *args: Any) -> Any:
+        with self._lock:
+            return f(self._connection, *args)
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+
+# -- the queries (each runs in a thread, on the locked connection) ---------------------
+
+
+def _q_folder(db: sqlite3.Connection, owner: str, name: str) -> tuple[int, int, list[Any]] | None:
+    """A folder's UIDVALIDITY, UID lower bound and message rows, or None."""
+    row = db.execute(
+        "SELECT uid_validity FROM exchmail_folders WHERE owner = ? AND name = ?", (owner, name)
+    ).fetchone()
+    if row is None:
+        return None
+    seq = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'app_messages'").fetchone()
+    return row[0], (seq[0] if seq else 0) + 1, _q_rows(db, owner, name, 0)
+
+
+def _q_rows(db: sqlite3.Connection, owner: str, name: str, after: int) -> list[Any]:
+    """``(id, received, stored size, wire size, flags)`` of rows above ``after``."""
+    rows = db.execute(
+        "SELECT m.id, m.received, m.raw, f.flags FROM app_messages m "
+        "LEFT JOIN exchmail_flags f ON f.message_id = m.id "
+        "WHERE m.owner = ? AND m.folder = ? AND m.id > ? ORDER BY m.id",
+        (owner, name, after),
+    )
+    return [
+        (uid, received, *_sizes(raw), frozenset((flags or "").split())) for uid, received, raw, flags in rows
+    ]
+
+
+def _q_changes(db: sqlite3.Connection, owner: str, name: str, after: int) -> tuple[set[int], list[Any]]:
+    """The ids still present, and the rows added above ``after``."""
+    present = {
+        row[0]
+        for row in db.execute("SELECT id FROM app_messages WHERE owner = ? AND folder = ?", (owner, name))
+    }
+    return present, _q_rows(db, owner, name, after)
+
+
+def _q_raw(db: sqlite3.Connection, uid: int) -> bytes:
+    row = db.execute("SELECT raw FROM app_messages WHERE id = ?", (uid,)).fetchone()
+    if row is None:
+        raise NoSuchMessage(f"message UID {uid} is gone")
+    return bytes(row[0])
+
+
+def _q_insert(
+    db: sqlite3.Connection, owner: str, name: str, raw: bytes, flags: frozenset[str], internal_date: float
+) -> int:
+    with db:  # one transaction: the message and its flags, or nothing
+        cursor = db.execute(
+            "INSERT INTO app_messages (owner, folder, raw, received) VALUES (?, ?, ?, ?)",
+            (owner, name, raw, internal_date),
+        )
+        uid = int(cursor.lastrowid or 0)
+        if flags:
+            db.execute("INSERT INTO exchmail_flags VALUES (?, ?)", (uid, _flags_text(flags)))
+    return uid
+
+
+def _q_set_flags(db: sqlite3.Connection, changes: list[tuple[int, str]]) -> None:
+    with db:
+        db.executemany("INSERT OR REPLACE INTO exchmail_flags VALUES (?, ?)", changes)
+
+
+def _q_delete(db: sqlite3.Connection, uids: list[int]) -> None:
+    with db:
+        db.executemany("DELETE FROM app_messages WHERE id = ?", [(uid,) for uid in uids])
+        db.executemany("DELETE FROM exchmail_flags WHERE message_id = ?", [(uid,) for uid in uids])
+
+
+def _q_exists(db: sqlite3.Connection, owner: str, name: str) -> bool:
+    return (
+        db.execute("SELECT 1 FROM exchmail_folders WHERE owner = ? AND name = ?", (owner, name)).fetchone()
+        is not None
+    )
+
+
+def _q_add_folders(db: sqlite3.Connection, owner: str, folders: list[str]) -> None:
+    """Add ``folders`` and their missing parents."""
+    with db:
+        for name in folders:
+            for each in [*names.parents(name), name]:
+                if not _q_exists(db, owner, each):
+                    db.execute(
+                        "INSERT INTO exchmail_folders VALUES (?, ?, ?)",
+                        (owner, each, next(_validity) & 0xFFFFFFFF or 1),
+                    )
+
+
+def _q_account(db: sqlite3.Connection, owner: str) -> None:
+    """INBOX, and the folders the application put messages into, exist."""
+    folders = [names.INBOX]
+    for (folder,) in db.execute("SELECT DISTINCT folder FROM app_messages WHERE owner = ?", (owner,)):
+        try:
+            folders.append(names.normalize_mailbox(folder))
+        except InvalidMailboxName:
+            continue
+    _q_add_folders(db, owner, folders)
+
+
+def _q_list(db: sqlite3.Connection, owner: str) -> list[str]:
+    return [row[0] for row in db.execute("SELECT name FROM exchmail_folders WHERE owner = ?", (owner,))]
+
+
+def _q_create(db: sqlite3.Connection, owner: str, name: str) -> None:
+    if _q_exists(db, owner, name):
+        raise MailboxExists(f"mailbox {name!r} exists")
+    _q_add_folders(db, owner, [name])
+
+
+def _q_drop(db: sqlite3.Connection, owner: str, name: str) -> None:
+    if not _q_exists(db, owner, name):
+        raise NoSuchMailbox(f"no mailbox {name!r}")
+    with db:
+        db.execute(
+            "DELETE FROM exchmail_flags WHERE message_id IN (SELECT id FROM "
+            "app_messages WHERE owner = ? AND folder = ?)",
+            (owner, name),
+        )
+        db.execute("DELETE FROM app_messages WHERE owner = ? AND folder = ?", (owner, name))
+        db.execute("DELETE FROM exchmail_folders WHERE owner = ? AND name = ?", (owner, name))
+
+
+def _q_rename(db: sqlite3.Connection, owner: str, old: str, new: str) -> list[tuple[str, str]]:
+    """Rename ``old`` and its children (INBOX: move its messages); the moves."""
+    if not _q_exists(db, owner, old):
+        raise NoSuchMailbox(f"no mailbox {old!r}")
+    if _q_exists(db, owner, new):
+        raise MailboxExists(f"mailbox {new!r} exists")
+    if names.is_inferior(new, old):
+        raise InvalidMailboxName("cannot rename a mailbox below itself")
+    if old == names.INBOX:  # RFC 3501 6.3.5: the messages move, INBOX stays
+        _q_add_folders(db, owner, [new])
+        with db:
+            db.execute(
+                "UPDATE app_messages SET folder = ? WHERE owner = ? AND folder = ?", (new, owner, names.INBOX)
+            )
+        return []
+    _q_add_folders(db, owner, names.parents(new))
+    moves = [
+        (name, new + name[len(old) :])
+        for name in sorted(_q_list(db, owner))
+        if name == old or names.is_inferior(name, old)
+    ]
+    with db:
+        for name, target in moves:
+            db.execute(
+                "UPDATE exchmail_folders SET name = ? WHERE owner = ? AND name = ?", (target, owner, name)
+            )
+            db.execute(
+                "UPDATE app_messages SET folder = ? WHERE owner = ? AND folder = ?", (target, owner, name)
+            )
+    return moves
+
+
+def _q_subscriptions(db: sqlite3.Connection, owner: str) -> set[str]:
+    return {row[0] for row in db.execute("SELECT name FROM exchmail_subscriptions WHERE owner = ?", (owner,))}
+
+
+def _q_subscribe(db: sqlite3.Connection, owner: str, name: str, on: bool) -> None:
+    with db:
+        if on:
+            db.execute("INSERT OR IGNORE INTO exchmail_subscriptions VALUES (?, ?)", (owner, name))
+        else:
+            db.execute("DELETE FROM exchmail_subscriptions WHERE owner = ? AND name = ?", (owner, name))
+
+
+# -- the store objects (reactor thread; every query through run_blocking) ---------------
+
+
 class SQLiteMailbox(IndexedMailbox):
-    """One folder of one owner; the index is the shared IndexedMailbox one."""
+    """One folder of one owner; the index is the shared IndexedMailbox one.
 
-    def __init__(self, db: sqlite3.Connection, owner: str, name: str, uid_validity: int) -> None:
-        seq = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'app_messages'").fetchone()
-        super().__init__(name, uid_validity, uid_next=(seq[0] if seq else 0) + 1)
-        self.db, self.owner = db, owner
-        self._index_added(self._load(), recent=False)
+    The row id is the UID, so the database chooses it (``uids_from_storage``).
+    """
 
-    def _load(self, after: int = 0) -> list[MessageRecord]:
-        rows = self.db.execute(
-            "SELECT m.id, m.raw, m.received, f.flags FROM app_messages m "
-            "LEFT JOIN exchmail_flags f ON f.message_id = m.id "
-            "WHERE m.owner = ? AND m.folder = ? AND m.id > ? ORDER BY m.id",
-            (self.owner, self.name, after)).fetchall()
-        return [self._record(uid, raw, received, frozenset((flags or "").split()))
-                for uid, raw, received, flags in rows]
+    uids_from_storage = True
 
-    @staticmethod
-    def _record(uid: int, raw: bytes, received: float, flags: frozenset[str]) -> MessageRecord:
-        return MessageRecord(uid, flags, received, len(raw), len(to_crlf(raw)), key=uid)
+    def __init__(self, store: SQLiteStore, owner: str, name: str, folder: tuple[int, int, list[Any]]) -> None:
+        uid_validity, uid_next, rows = folder
+        # What is there is not new to anyone: \Recent starts at uid_next.
+        super().__init__(name, uid_validity, uid_next, store.run_blocking, first_recent=uid_next)
+        self.store, self.owner = store, owner
+        self._poll: PollingWatch | None = None
+        self._add_rows(rows)
 
-    # -- the backend hooks of IndexedMailbox --------------------------------
-    def _open(self, record: MessageRecord) -> BinaryIO:
-        row = self.db.execute("SELECT raw FROM app_messages WHERE id = ?",
-                              (record.key,)).fetchone()
-        return io.BytesIO(to_crlf(row[0]) if row else b"")
+    def _add_rows(self, rows: list[Any]) -> None:
+        self._add_messages(
+            [NewMessage(flags, received, stored, exact) for _, received, stored, exact, flags in rows],
+            [row[0] for row in rows],
+        )
 
-    def _deliver(self, source: bytes | BinaryIO, flags: frozenset[str],
-                 internal_date: float) -> MessageRecord:
-        raw = source if isinstance(source, bytes) else source.read()
-        with self.db:  # one transaction: the message and its flags, or nothing
-            cursor = self.db.execute(
-                "INSERT INTO app_messages (owner, folder, raw, received) VALUES (?, ?, ?, ?)",
-                (self.owner, self.name, raw, internal_date))
-            uid = int(cursor.lastrowid or 0)
-            if flags:
-                self.db.execute("INSERT INTO exchmail_flags VALUES (?, ?)",
-                                (uid, _flags_text(flags)))
-        return self._record(uid, raw, internal_date, flags)
+    # -- the backend hooks of IndexedMailbox (the *_blocking ones run in a thread) -------
+    def _content_handle(self, row: int) -> int:
+        return self._rows.uids[row]
 
-    def _store_flags(self, record: MessageRecord, flags: frozenset[str]) -> MessageRecord:
-        with self.db:
-            self.db.execute("INSERT OR REPLACE INTO exchmail_flags VALUES (?, ?)",
-                            (record.uid, _flags_text(flags)))
-        return replace(record, flags=flags)
+    def _read_blocking(self, uid: int) -> bytes:
+        return to_crlf(self.store.db.run(_q_raw, uid))
 
-    def _remove(self, record: MessageRecord) -> None:
-        with self.db:
-            self.db.execute("DELETE FROM app_messages WHERE id = ?", (record.uid,))
-            self.db.execute("DELETE FROM exchmail_flags WHERE message_id = ?", (record.uid,))
+    def _deliver(
+        self, source: bytes | BinaryIO, flags: frozenset[str], internal_date: float
+    ) -> defer.Deferred[NewMessage]:
+        def insert() -> NewMessage:
+            raw = source if isinstance(source, bytes) else source.read()
+            uid = self.store.db.run(_q_insert, self.owner, self.name, raw, flags, internal_date)
+            return NewMessage(flags, internal_date, *_sizes(raw), uid=uid)
 
-    # -- rows the application added or deleted ---------------------------------
+        return self.store.run_blocking(insert)
+
+    def _store_flags(self, changes: list[FlagChange]) -> defer.Deferred[Any]:
+        rows = [(change.uid, _flags_text(change.new)) for change in changes]
+        d = self.store.query(_q_set_flags, rows)
+        return d.addCallback(lambda _: ([(c.uid, c.new, {}) for c in changes], None))
+
+    def _remove_messages(self, uids: list[int]) -> defer.Deferred[Any]:
+        return self.store.query(_q_delete, uids).addCallback(lambda _: (uids, None))
+
+    # -- rows the application added or deleted ---------------------------------------------
     def refresh(self) -> defer.Deferred[None]:
-        present = {row[0] for row in self.db.execute(
-            "SELECT id FROM app_messages WHERE owner = ? AND folder = ?",
-            (self.owner, self.name))}
-        gone = [uid for uid in self.uids() if uid not in present]
-        self._index_removed(gone)
-        newest = self.uids()[-1] if len(self.uids()) else 0
-        self._index_added(self._load(after=newest))
-        return defer.succeed(None)
+        return self._track(self._lock.run(self._refresh))
+
+    def _refresh(self) -> defer.Deferred[None]:
+        newest = self._rows.uids[-1] if len(self._rows) else 0
+        d = self.store.query(_q_changes, self.owner, self.name, newest)
+        return d.addCallback(self._apply_changes)
+
+    def _apply_changes(self, changes: tuple[set[int], list[Any]]) -> None:
+        present, rows = changes
+        self._remove_uids([uid for uid in self.uids() if uid not in present])
+        newest = self._rows.uids[-1] if len(self._rows) else 0
+        self._add_rows([row for row in rows if row[0] > newest])  # not appended meanwhile
+
+    # -- watching: poll once per mailbox while sessions listen ------------------------------
+    def _listening(self, active: bool) -> None:
+        if active and self.store.reactor is not None:
+            self._poll = PollingWatch(self.store.reactor, self.store.poll_interval, self.refresh)
+            self._poll.start()
+        elif not active and self._poll is not None:
+            self._poll.stop()
+            self._poll = None
+        super()._listening(active)
 
 
 @implementer(IStoreAccount)
 class SQLiteAccount:
     """One owner's folders: ``exchmail_folders`` rows (INBOX always exists)."""
 
-    def __init__(self, db: sqlite3.Connection, name: str) -> None:
-        self.db, self.name = db, name
-        self._open_boxes: dict[str, SQLiteMailbox] = {}
-        # INBOX, and the folders the application put messages into, exist.
-        folders = {names.INBOX} | {row[0] for row in db.execute(
-            "SELECT DISTINCT folder FROM app_messages WHERE owner = ?", (name,))}
-        for folder in folders:
-            try:
-                folder = names.normalize_mailbox(folder)
-            except InvalidMailboxName:
-                continue
-            for each in [*names.parents(folder), folder]:
-                if not self._exists(each):
-                    self._insert(each)
+    def __init__(self, store: SQLiteStore, name: str) -> None:
+        self.store, self.name = store, name
+        self._boxes = OpenMailboxes(store.reactor, store.release_after)
+        self._lock = defer.DeferredLock()  # folder changes one at a time
 
-    def _exists(self, name: str) -> bool:
-        return self.db.execute("SELECT 1 FROM exchmail_folders WHERE owner = ? AND name = ?",
-                               (self.name, name)).fetchone() is not None
+    def _query(self, f: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
+        return self.store.query(f, self.name, *args)
 
-    def _insert(self, name: str) -> None:
-        with self.db:
-            self.db.execute("INSERT INTO exchmail_folders VALUES (?, ?, ?)",
-                            (self.name, name, next(_validity) & 0xFFFFFFFF or 1))
+    def _checked(self, name: str, then: Callable[[str], Any]) -> defer.Deferred[Any]:
+        return defer.maybeDeferred(names.normalize_mailbox, name).addCallback(then)
 
-    def list_mailboxes(self) -> list[str]:
-        return [row[0] for row in self.db.execute(
-            "SELECT name FROM exchmail_folders WHERE owner = ?", (self.name,))]
+    def list_mailboxes(self) -> defer.Deferred[list[str]]:
+        return self._query(_q_list)
 
     def mailbox(self, name: str) -> defer.Deferred[IStoreMailbox]:
-        name = names.normalize_mailbox(name)
-        box = self._open_boxes.get(name)
-        if box is None:
-            row = self.db.execute(
-                "SELECT uid_validity FROM exchmail_folders WHERE owner = ? AND name = ?",
-                (self.name, name)).fetchone()
-            if row is None:
-                return defer.fail(NoSuchMailbox(f"no mailbox {name!r}"))
-            box = self._open_boxes[name] = SQLiteMailbox(self.db, self.name, name, row[0])
-        return defer.succeed(box)
+        return self._checked(name, lambda name: self._boxes.open(name, lambda: self._load(name)))
 
-    def create(self, name: str) -> None:
-        name = names.normalize_mailbox(name)
-        if self._exists(name):
-            raise MailboxExists(f"mailbox {name!r} exists")
-        for each in [*names.parents(name), name]:
-            if not self._exists(each):
-                self._insert(each)
+    def _load(self, name: str) -> defer.Deferred[SQLiteMailbox]:
+        def loaded(folder: Any) -> SQLiteMailbox:
+            if folder is None:
+                raise NoSuchMailbox(f"no mailbox {name!r}")
+            return SQLiteMailbox(self.store, self.name, name, folder)
 
-    def delete(self, name: str) -> None:
-        name = names.normalize_mailbox(name)
-        if name == names.INBOX:
-            raise InvalidMailboxName("INBOX cannot be deleted")
-        if not self._exists(name):
-            raise NoSuchMailbox(f"no mailbox {name!r}")
-        with self.db:
-            self.db.execute("DELETE FROM exchmail_flags WHERE message_id IN (SELECT id FROM "
-                            "app_messages WHERE owner = ? AND folder = ?)", (self.name, name))
-            self.db.execute("DELETE FROM app_messages WHERE owner = ? AND folder = ?",
-                            (self.name, name))
-            self.db.execute("DELETE FROM exchmail_folders WHERE owner = ? AND name = ?",
-                            (self.name, name))
-        self._open_boxes.pop(name, None)
+        return self._query(_q_folder, name).addCallback(loaded)
 
-    def rename(self, old: str, new: str) -> None:
-        old, new = names.normalize_mailbox(old), names.normalize_mailbox(new)
-        if not self._exists(old):
-            raise NoSuchMailbox(f"no mailbox {old!r}")
-        if self._exists(new):
-            raise MailboxExists(f"mailbox {new!r} exists")
-        if names.is_inferior(new, old):
-            raise InvalidMailboxName("cannot rename a mailbox below itself")
-        if old == names.INBOX:  # RFC 3501 6.3.5: the messages move, INBOX stays
-            self.create(new)
-            with self.db:
-                self.db.execute("UPDATE app_messages SET folder = ? WHERE owner = ? AND "
-                                "folder = ?", (new, self.name, names.INBOX))
-            inbox = self._open_boxes.get(names.INBOX)
-            if inbox is not None:
-                inbox._index_removed(list(inbox.uids()))
-            return
-        for parent in names.parents(new):
-            if not self._exists(parent):
-                self._insert(parent)
-        moving = sorted(n for n in self.list_mailboxes() if n == old or names.is_inferior(n, old))
-        with self.db:
-            for name in moving:
-                target = new + name[len(old):]
-                self.db.execute("UPDATE exchmail_folders SET name = ? WHERE owner = ? AND "
-                                "name = ?", (target, self.name, name))
-                self.db.execute("UPDATE app_messages SET folder = ? WHERE owner = ? AND "
-                                "folder = ?", (target, self.name, name))
-        for name in moving:  # open mailboxes keep working under their new names
-            box = self._open_boxes.pop(name, None)
-            if box is not None:
-                box.name = new + name[len(old):]
-                self._open_boxes[box.name] = box
+    def create(self, name: str) -> defer.Deferred[None]:
+        return self._checked(name, lambda name: self._lock.run(self._query, _q_create, name))
 
-    def subscriptions(self) -> set[str]:
-        return {row[0] for row in self.db.execute(
-            "SELECT name FROM exchmail_subscriptions WHERE owner = ?", (self.name,))}
+    def delete(self, name: str) -> defer.Deferred[None]:
+        def drop(name: str) -> defer.Deferred[None]:
+            if name == names.INBOX:
+                raise InvalidMailboxName("INBOX cannot be deleted")
+            self._boxes.pop(name)
+            return self._query(_q_drop, name)
 
-    def subscribe(self, name: str) -> None:
-        with self.db:
-            self.db.execute("INSERT OR IGNORE INTO exchmail_subscriptions VALUES (?, ?)",
-                            (self.name, names.normalize_mailbox(name)))
+        return self._checked(name, lambda name: self._lock.run(drop, name))
 
-    def unsubscribe(self, name: str) -> None:
-        with self.db:
-            self.db.execute("DELETE FROM exchmail_subscriptions WHERE owner = ? AND name = ?",
-                            (self.name, names.normalize_mailbox(name)))
+    def rename(self, old: str, new: str) -> defer.Deferred[None]:
+        d = defer.maybeDeferred(lambda: (names.normalize_mailbox(old), names.normalize_mailbox(new)))
+        return d.addCallback(lambda pair: self._lock.run(self._rename, *pair))
+
+    def _rename(self, old: str, new: str) -> defer.Deferred[None]:
+        inbox = self._boxes.peek(names.INBOX) if old == names.INBOX else None
+
+        def renamed(moves: list[tuple[str, str]]) -> None:
+            targets = dict(moves)
+            for box in self._boxes.rename(moves):  # open mailboxes keep working
+                box.name = targets[box.name]
+            if inbox is not None:  # its messages went to the new folder
+                inbox.forget(list(inbox.uids()))
+
+        def move() -> defer.Deferred[None]:
+            return self._query(_q_rename, old, new).addCallback(renamed)
+
+        # The open INBOX changes no flags while its rows move.
+        return move() if inbox is None else inbox.lock.run(move)
+
+    def subscriptions(self) -> defer.Deferred[set[str]]:
+        return self._query(_q_subscriptions)
+
+    def subscribe(self, name: str) -> defer.Deferred[None]:
+        return self._checked(name, lambda name: self._query(_q_subscribe, name, True))
+
+    def unsubscribe(self, name: str) -> defer.Deferred[None]:
+        return self._checked(name, lambda name: self._query(_q_subscribe, name, False))
 
 
 @implementer(IStore)
 class SQLiteStore:
-    """The application's database as an exchmail store; accounts exist on first use."""
+    """The application's database as an exchmail store; accounts exist on first use.
 
-    def __init__(self, path: Path | str) -> None:
-        # Used on the reactor thread only; created wherever the service is built.
-        self.db = sqlite3.connect(str(path), check_same_thread=False)
-        self.db.executescript(SCHEMA)
+    :param run_blocking: runs the queries off the reactor thread (the
+        service's ``context.run_blocking``); by default at once, for tests.
+    :param reactor: polls folders that sessions listen to for rows the
+        application added or deleted, and releases idle folders; ``None``:
+        neither (``refresh()`` still picks the rows up).
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        run_blocking: RunBlocking | None = None,
+        reactor: Any = None,
+        poll_interval: float = 5.0,
+        release_after: float | None = 300.0,
+    ) -> None:
+        self.db = Database(path)
+        self.run_blocking: RunBlocking = run_blocking or run_sync
+        self.reactor = reactor
+        self.poll_interval = poll_interval
+        self.release_after = release_after
         self._accounts: dict[str, SQLiteAccount] = {}
 
+    def query(self, f: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
+        """Run ``f(connection, *args)`` in a thread."""
+        return self.run_blocking(self.db.run, f, *args)
+
     def account(self, name: str) -> defer.Deferred[IStoreAccount]:
-        name = names.check_user_name(name)
-        if name not in self._accounts:
-            self._accounts[name] = SQLiteAccount(self.db, name)
-        return defer.succeed(self._accounts[name])
+        def made(_: None, name: str) -> SQLiteAccount:
+            return self._accounts.setdefault(name, SQLiteAccount(self, name))
+
+        def open_account(name: str) -> Any:
+            if name in self._accounts:
+                return self._accounts[name]
+            return self.query(_q_account, name).addCallback(made, name)
+
+        return defer.maybeDeferred(names.check_user_name, name).addCallback(open_account)
 
     def close(self) -> None:
         self.db.close()
@@ -397,7 +588,8 @@ def _database(context: Any) -> Path:
 
 def make_store(context: Any) -> SQLiteStore:
     """``[store] backend = "python:custom_realm:make_store"``."""
-    return SQLiteStore(_database(context))
+    return SQLiteStore(_database(context), run_blocking=context.run_blocking,
+                       reactor=context.reactor)
 
 
 def make_checker(context: Any) -> AppChecker:

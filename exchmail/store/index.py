@@ -1,43 +1,79 @@
 """The shared in-memory index that every store's mailbox is built on.
 
 One :class:`IndexedMailbox` exists per open mailbox and is shared by all
-sessions on it.  It keeps the UID list (copy-on-write, so sessions can keep
-numbering messages by an old list until they have told their client about
-an expunge), the message records and the listeners.  Backends subclass it
-and implement the persistence hooks (``_deliver``, ``_store_flags``,
-``_remove``, ``_open``).
+sessions on it.  It answers the synchronous half of
+:class:`~exchmail.interfaces.IStoreMailbox` from its :class:`Columns`
+(UIDs copy-on-write, records built on demand, \\Recent as "every UID from
+``first_recent`` on") and implements the asynchronous half on top of a few
+backend hooks, which do the blocking work through ``run_blocking``:
+
+=========================  ====================================================
+hook                       does
+=========================  ====================================================
+``_content_handle(row)``   (reactor) what the thread needs to find the content
+``_read_blocking(h)``      (thread) the whole message in wire form
+``_open_blocking(h)``      (thread) an IMessageReader over it
+``_deliver(...)``          store a message durably; a Deferred of NewMessage
+``_store_flags(changes)``  persist flag changes in one go; ``(applied, error)``
+``_remove_messages(uids)`` remove contents; ``(removed uids, error)``
+=========================  ====================================================
+
+The index changes only on the reactor thread, in callbacks, after the work
+is durable; listeners are told after the index changed.  Flag changes,
+expunges and refreshes of one mailbox run one at a time (a DeferredLock),
+so their effects never interleave; appends only ever add rows at the end
+and need no lock.
 """
 
 from __future__ import annotations
 
+import io
 import time
-from array import array
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, BinaryIO
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, BinaryIO, ClassVar, NamedTuple
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from exchmail.errors import NoSuchMessage
-from exchmail.interfaces import IMailboxListener, IStoreMailbox, IStoreMessage
+from exchmail.interfaces import IMailboxListener, IMessageReader, IStoreMailbox
+from exchmail.store.columns import Columns, MessageRecord
+from exchmail.store.readers import BytesReader
+from exchmail.store.runner import RunBlocking, run_sync
+
+__all__ = ["DELETED", "SYSTEM_FLAGS", "IndexedMailbox", "MessageRecord", "NewMessage", "apply_flag_mode"]
 
 DELETED = "\\Deleted"
+RECENT = "\\Recent"
 SYSTEM_FLAGS = frozenset({"\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"})
+FLAG_MODES = ("replace", "add", "remove")
 
 
-@implementer(IStoreMessage)
-@dataclass(frozen=True, slots=True)
-class MessageRecord:
-    """One message's metadata; ``key`` is the backend's handle on the content."""
+class NewMessage(NamedTuple):
+    """A stored message (what ``_deliver`` produces); ``uid`` only if the
+    storage chose it (see ``IndexedMailbox.uids_from_storage``)."""
 
-    uid: int
     flags: frozenset[str]
     internal_date: float
     stored_size: int
     exact_size: int
-    key: object = None
+    extra: tuple[Any, ...] = ()
+    uid: int | None = None
+
+
+class FlagChange(NamedTuple):
+    """One planned flag change, handed to ``_store_flags``."""
+
+    uid: int
+    row: int
+    old: frozenset[str]
+    new: frozenset[str]
+
+
+#: ``(uid, stored flags, {extra column: new value})`` for a change that was stored.
+Applied = tuple[int, frozenset[str], dict[int, Any]]
 
 
 def apply_flag_mode(current: frozenset[str], flags: frozenset[str], mode: str) -> frozenset[str]:
@@ -53,168 +89,382 @@ def apply_flag_mode(current: frozenset[str], flags: frozenset[str], mode: str) -
 
 @implementer(IStoreMailbox)
 class IndexedMailbox:
-    """Index, listeners and the store-independent half of :class:`IStoreMailbox`."""
+    """Index, listeners and the store-independent half of :class:`IStoreMailbox`.
+
+    :param columns: a ready index (a backend that built it in a thread);
+        by default an empty one with the backend's ``extra_columns``.
+    :param first_recent: the lowest UID that is still \\Recent (messages no
+        session has claimed); by default ``uid_next`` (nothing recent).
+    """
 
     log = Logger(namespace="exchmail.store")
+    #: Typecodes of the backend's own columns (``None``: a list of objects).
+    extra_columns: ClassVar[tuple[str | None, ...]] = ()
+    #: Whether ``_deliver`` returns the UID, chosen by the storage (a database
+    #: key): appends then run one at a time, so UIDs reach the index in order.
+    #: Otherwise the index gives the next UID when the message is stored.
+    uids_from_storage: ClassVar[bool] = False
 
-    def __init__(self, name: str, uid_validity: int, uid_next: int = 1) -> None:
+    def __init__(
+        self,
+        name: str,
+        uid_validity: int,
+        uid_next: int = 1,
+        run_blocking: RunBlocking | None = None,
+        columns: Columns | None = None,
+        first_recent: int | None = None,
+    ) -> None:
         self.name = name
         self.uid_validity = uid_validity
         self.uid_next = uid_next
-        self._uids: array[int] = array("Q")
-        self._records: dict[int, MessageRecord] = {}
-        self._recent: set[int] = set()
-        self._listeners: list[IMailboxListener] = []
+        self._run: RunBlocking = run_blocking or run_sync
+        self._rows = columns if columns is not None else Columns(self.extra_columns)
+        self._first_recent = uid_next if first_recent is None else first_recent
+        self._listeners: dict[IMailboxListener, None] = {}
+        self._lock = defer.DeferredLock()
+        self._append_lock = defer.DeferredLock()
+        self._in_flight = 0
+        #: Called with the mailbox whenever it gains its first listener, loses
+        #: its last one or finishes an operation (the account's idle release).
+        self.idle_observer: Callable[[IndexedMailbox], None] | None = None
 
-    # -- reading -------------------------------------------------------
+    # -- synchronous: the index ------------------------------------------------
     def uids(self) -> Sequence[int]:
-        return self._uids
+        # Never changed once handed out, not even by appends: a session's
+        # list is exactly what it has told its client about.
+        return self._rows.share()
 
     def message(self, uid: int) -> MessageRecord | None:
-        return self._records.get(uid)
-
-    def open_message(self, uid: int) -> BinaryIO:
-        record = self._records.get(uid)
-        if record is None:
-            raise NoSuchMessage(f"no message with UID {uid}")
-        return self._open(record)
+        row = self._rows.find(uid)
+        return None if row < 0 else self._rows.record(row)
 
     def recent_count(self) -> int:
-        return len(self._recent)
+        return len(self._rows) - self._rows.first_at_or_after(self._first_recent)
 
     def claim_recent(self) -> frozenset[int]:
-        claimed = frozenset(self._recent)
-        self._recent.clear()
+        start = self._rows.first_at_or_after(self._first_recent)
+        claimed = frozenset(self._rows.uids[start:])
+        self._first_recent = self.uid_next
+        if claimed:
+            self._recent_claimed()
         return claimed
 
-    # -- listeners -----------------------------------------------------
+    def total_stored_size(self) -> int:
+        """The stored octets of every message (for quotas; no record is built)."""
+        return sum(self._rows.stored)
+
+    def uids_older_than(self, cutoff: float) -> list[int]:
+        """The UIDs whose internal date is before ``cutoff`` (for retention)."""
+        rows = self._rows
+        return [uid for uid, date in zip(rows.uids, rows.dates, strict=True) if date < cutoff]
+
+    # -- listeners -----------------------------------------------------------------
     def add_listener(self, listener: IMailboxListener) -> None:
-        if listener not in self._listeners:
-            self._listeners.append(listener)
+        if listener in self._listeners:
+            return
+        self._listeners[listener] = None
+        if len(self._listeners) == 1:
+            self._listening(True)
 
     def remove_listener(self, listener: IMailboxListener) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
+        if listener not in self._listeners:
+            return
+        del self._listeners[listener]
+        if not self._listeners:
+            self._listening(False)
+
+    @property
+    def lock(self) -> defer.DeferredLock:
+        """The lock that makes flag changes, expunges and refreshes of this
+        mailbox run one at a time; account operations that move its content
+        (RENAME) hold it too."""
+        return self._lock
+
+    def forget(self, uids: Iterable[int]) -> list[int]:
+        """Drop ``uids`` whose content went elsewhere (RENAME INBOX); the
+        listeners are told they were expunged.  Reactor thread, under :attr:`lock`."""
+        return self._remove_uids(uids)
+
+    @property
+    def listened(self) -> bool:
+        """Whether any listener is registered."""
+        return bool(self._listeners)
+
+    @property
+    def busy(self) -> bool:
+        """Whether an operation is under way (an open mailbox is then never released)."""
+        return self._in_flight > 0 or self._lock.locked or self._append_lock.locked
+
+    def _listening(self, active: bool) -> None:
+        """The first listener came (``True``) or the last one went: backends
+        start or stop watching for outside changes (and call this)."""
+        self._observe()
+
+    def _observe(self) -> None:
+        if self.idle_observer is not None:
+            self.idle_observer(self)
 
     def _notify(self, method: str, *args: object) -> None:
         for listener in list(self._listeners):
             try:
                 getattr(listener, method)(self, *args)
             except Exception:
-                self.log.failure("listener {listener!r} failed in {method}",
-                                 listener=listener, method=method)
+                self.log.failure("listener {listener!r} failed in {method}", listener=listener, method=method)
 
-    # -- changing ------------------------------------------------------
-    def _index_added(self, records: Iterable[MessageRecord], recent: bool = True) -> list[int]:
-        """Put newly stored records into the index and tell the listeners."""
+    # -- changing the index (reactor thread only) -----------------------------------
+    def _add_messages(self, messages: Sequence[NewMessage], uids: Sequence[int] | None = None) -> list[int]:
+        """Give ``messages`` the next UIDs (or ``uids``), add them, tell the listeners."""
         added = []
-        for record in sorted(records, key=lambda r: r.uid):
-            self._uids.append(record.uid)
-            self._records[record.uid] = record
-            self.uid_next = max(self.uid_next, record.uid + 1)
-            if recent:
-                self._recent.add(record.uid)
-            added.append(record.uid)
+        for number, new in enumerate(messages):
+            uid = self.uid_next if uids is None else uids[number]
+            self._rows.append(uid, new.internal_date, new.stored_size, new.exact_size, new.flags, new.extra)
+            self.uid_next = max(self.uid_next, uid + 1)
+            added.append(uid)
         if added:
             self._notify("messages_added", added)
         return added
 
-    def _index_removed(self, removed: list[int]) -> None:
-        """Drop UIDs from the index (copy-on-write) and tell the listeners."""
-        if not removed:
-            return
-        gone = set(removed)
-        for uid in removed:
-            self._records.pop(uid, None)
-            self._recent.discard(uid)
-        self._uids = array("Q", (uid for uid in self._uids if uid not in gone))
-        self._notify("messages_expunged", sorted(removed))
+    def _remove_uids(self, uids: Iterable[int]) -> list[int]:
+        """Drop ``uids`` from the index (copy-on-write) and tell the listeners."""
+        rows = {row: uid for row, uid in ((self._rows.find(uid), uid) for uid in uids) if row >= 0}
+        if not rows:
+            return []
+        self._rows.remove(rows)
+        gone = sorted(rows.values())
+        self._notify("messages_expunged", gone)
+        return gone
 
-    def _allocate_uid(self) -> int:
-        uid = self.uid_next
-        self.uid_next += 1
-        return uid
+    # -- asynchronous: content -------------------------------------------------------
+    def read_message(self, uid: int) -> defer.Deferred[bytes]:
+        return self._content(uid, self._read_blocking)
 
-    def append(self, source: bytes | BinaryIO, flags: frozenset[str] = frozenset(),
-               internal_date: float | None = None) -> defer.Deferred[int]:
-        when = time.time() if internal_date is None else internal_date
-        d: defer.Deferred[Any] = defer.maybeDeferred(self._deliver, source, frozenset(flags), when)
-        return d.addCallback(lambda record: self._index_added([record])[0])
+    def open_message(self, uid: int) -> defer.Deferred[IMessageReader]:
+        return self._content(uid, self._open_blocking)
 
-    def set_flags(self, uids: Iterable[int], flags: frozenset[str], mode: str,
-                  origin: object = None) -> dict[int, frozenset[str]]:
+    def _handle(self, uid: int) -> Any:
+        row = self._rows.find(uid)
+        if row < 0:
+            raise NoSuchMessage(f"no message with UID {uid}")
+        return self._content_handle(row)
+
+    def _content(self, uid: int, work: Callable[[Any], Any]) -> defer.Deferred[Any]:
+        try:
+            handle = self._handle(uid)
+        except NoSuchMessage:
+            return defer.fail()
+        d = self._run(work, handle)
+        d.addErrback(self._content_missing, uid, work, handle)
+        return d
+
+    def _content_missing(self, failure: Failure, uid: int, work: Callable[[Any], Any], handle: Any) -> Any:
+        failure.trap(FileNotFoundError)
+        # A flag change may have renamed it (or an expunge removed it) while
+        # the thread looked: look again once such changes are done.
+        return self._lock.run(self._content_again, uid, work, handle)
+
+    def _content_again(self, uid: int, work: Callable[[Any], Any], old: Any) -> Any:
+        handle = self._handle(uid)
+        if handle == old:
+            self._content_lost(uid)
+            raise NoSuchMessage(f"message UID {uid} is gone")
+
+        def gone(failure: Failure) -> None:
+            failure.trap(FileNotFoundError)
+            self._content_lost(uid)
+            raise NoSuchMessage(f"message UID {uid} is gone")
+
+        return self._run(work, handle).addErrback(gone)
+
+    # -- asynchronous: changes ---------------------------------------------------------
+    def _track(self, d: defer.Deferred[Any]) -> defer.Deferred[Any]:
+        """Count ``d`` as an operation in flight until it fires."""
+        self._in_flight += 1
+
+        def done(outcome: Any) -> Any:
+            self._in_flight -= 1
+            self._observe()
+            return outcome
+
+        return d.addBoth(done)
+
+    def append(
+        self,
+        source: bytes | BinaryIO,
+        flags: frozenset[str] = frozenset(),
+        internal_date: float | None = None,
+    ) -> defer.Deferred[int]:
+        when = time.time() if internal_date is None else float(internal_date)
+        flags = frozenset(flags) - {RECENT}
+        if self.uids_from_storage:
+            return self._track(self._append_lock.run(self._append, source, flags, when))
+        return self._track(self._append(source, flags, when))
+
+    def _append(self, source: bytes | BinaryIO, flags: frozenset[str], when: float) -> defer.Deferred[int]:
+        d: defer.Deferred[Any] = defer.maybeDeferred(self._deliver, source, flags, when)
+        return d.addCallback(self._delivered)
+
+    def _delivered(self, new: NewMessage) -> Any:
+        (uid,) = self._add_messages([new], None if new.uid is None else [new.uid])
+        persisted = self._persist_added([uid])
+        if persisted is None:
+            return uid
+        return persisted.addCallback(lambda _: uid)
+
+    def set_flags(
+        self, uids: Iterable[int], flags: frozenset[str], mode: str, origin: object = None
+    ) -> defer.Deferred[dict[int, frozenset[str]]]:
+        if mode not in FLAG_MODES:
+            return defer.fail(ValueError(f"unknown flag mode {mode!r}"))
+        wanted = list(dict.fromkeys(uids))
+        flags = frozenset(flags) - {RECENT}
+        return self._track(self._lock.run(self._set_flags_locked, wanted, flags, mode, origin))
+
+    def _set_flags_locked(self, uids: list[int], flags: frozenset[str], mode: str, origin: object) -> Any:
         result: dict[int, frozenset[str]] = {}
-        changed = []
+        changes = []
         for uid in uids:
-            record = self._records.get(uid)
-            if record is None:
+            row = self._rows.find(uid)
+            if row < 0:
                 continue
-            new = apply_flag_mode(record.flags, frozenset(flags), mode)
-            if new != record.flags:
-                record = self._store_flags(record, new)
-                self._records[uid] = record
+            old = self._rows.flags_of(row)
+            new = apply_flag_mode(old, flags, mode)
+            result[uid] = old
+            if new != old:
+                changes.append(FlagChange(uid, row, old, new))
+        if not changes:
+            return result
+        d = defer.maybeDeferred(self._store_flags, changes)
+        d.addCallback(self._flags_stored, result, origin)
+        return d
+
+    def _flags_stored(
+        self,
+        outcome: tuple[list[Applied], BaseException | None],
+        result: dict[int, frozenset[str]],
+        origin: object,
+    ) -> Any:
+        applied, error = outcome
+        changed = []
+        for uid, stored, extra in applied:
+            row = self._rows.find(uid)
+            if row < 0:
+                continue
+            before = self._rows.flags_of(row)
+            self._rows.set_flags(row, stored)
+            for column, value in extra.items():
+                self._rows.extra[column][row] = value
+            result[uid] = stored
+            if stored != before:
                 changed.append(uid)
-            result[uid] = record.flags
         if changed:
             self._notify("flags_changed", changed, origin)
+        if error is not None:
+            return Failure(error)
         return result
 
     def expunge(self, uids: Iterable[int] | None = None) -> defer.Deferred[list[int]]:
-        pool = self._uids if uids is None else sorted(set(uids))
-        doomed = [uid for uid in pool
-                  if uid in self._records and DELETED in self._records[uid].flags]
-        return defer.maybeDeferred(self._remove_all, doomed)
+        wanted = None if uids is None else set(uids)
+        return self._track(self._lock.run(self._expunge_locked, wanted))
 
-    def _remove_all(self, doomed: list[int]) -> list[int]:
-        """Remove message by message; on failure keep what went and re-raise."""
-        removed: list[int] = []
-        try:
-            for uid in doomed:
-                self._remove(self._records[uid])
-                removed.append(uid)
-        finally:
-            self._index_removed(removed)
-            self._after_remove(removed)
-        return removed
+    def _expunge_locked(self, wanted: set[int] | None) -> Any:
+        rows = self._rows
+        deleted = rows.table.ids_with(DELETED)
+        doomed = [
+            uid
+            for uid, number in zip(rows.uids, rows.flags, strict=True)
+            if number in deleted and (wanted is None or uid in wanted)
+        ]
+        return self._remove_now(doomed)
+
+    def _remove_now(self, uids: list[int]) -> Any:
+        """Remove ``uids`` (under the lock); a Deferred of the removed UIDs."""
+        if not uids:
+            return []
+        d = defer.maybeDeferred(self._remove_messages, uids)
+        d.addCallback(self._removed)
+        return d
+
+    def _removed(self, outcome: tuple[list[int], BaseException | None]) -> Any:
+        removed, error = outcome
+        gone = self._remove_uids(removed)
+        if gone:
+            self._persist_removed(gone)
+        if error is not None:
+            return Failure(error)
+        return gone
 
     @defer.inlineCallbacks
-    def copy_to(self, uids: Iterable[int], target: IStoreMailbox):
+    def copy_to(self, uids: Iterable[int], target: IStoreMailbox) -> Any:
         pairs = []
         for uid in sorted(set(uids)):
-            record = self._records.get(uid)
+            record = self.message(uid)
             if record is None:
                 continue
-            with self._open(record) as source:
-                new_uid = yield defer.maybeDeferred(
-                    target.append, source, record.flags, record.internal_date)
+            try:
+                source = yield self._content(uid, self._source_blocking)
+            except NoSuchMessage:
+                continue  # expunged meanwhile
+            try:
+                new_uid = yield defer.maybeDeferred(target.append, source, record.flags, record.internal_date)
+            finally:
+                source.close()
             pairs.append((uid, new_uid))
         return pairs
 
     @defer.inlineCallbacks
-    def replace_message(self, uid: int, source: bytes | BinaryIO):
-        record = self._records.get(uid)
+    def replace_message(self, uid: int, source: bytes | BinaryIO) -> Any:
+        record = self.message(uid)
         if record is None:
             raise NoSuchMessage(f"no message with UID {uid}")
         new_uid = yield self.append(source, record.flags, record.internal_date)
-        self._remove_all([uid])
+        yield self._track(self._lock.run(self._remove_now, [uid]))
         return new_uid
 
     def refresh(self) -> defer.Deferred[None]:
         return defer.succeed(None)
 
-    # -- backend hooks -------------------------------------------------
-    def _open(self, record: MessageRecord) -> BinaryIO:
+    # -- backend hooks -------------------------------------------------------------------
+    def _content_handle(self, row: int) -> Any:
+        """(Reactor) what the content hooks need to find the content of ``row``;
+        compared for equality to notice a rename."""
         raise NotImplementedError
 
-    def _deliver(self, source: bytes | BinaryIO, flags: frozenset[str],
-                 internal_date: float) -> MessageRecord | defer.Deferred[MessageRecord]:
+    def _read_blocking(self, handle: Any) -> bytes:
+        """(Thread) the whole message in wire form; FileNotFoundError if missing."""
         raise NotImplementedError
 
-    def _store_flags(self, record: MessageRecord, flags: frozenset[str]) -> MessageRecord:
-        return replace(record, flags=flags)
+    def _open_blocking(self, handle: Any) -> IMessageReader:
+        """(Thread) a reader over the message (default: over ``_read_blocking``)."""
+        return BytesReader(self._read_blocking(handle))
 
-    def _remove(self, record: MessageRecord) -> None:
-        """Remove one message's content; raise to stop an expunge."""
+    def _source_blocking(self, handle: Any) -> BinaryIO:
+        """(Thread) a binary file of the message in wire form, for copying."""
+        return io.BytesIO(self._read_blocking(handle))
 
-    def _after_remove(self, removed: list[int]) -> None:
-        """Persist the index after an expunge (Maildir rewrites its UID list)."""
+    def _deliver(
+        self, source: bytes | BinaryIO, flags: frozenset[str], internal_date: float
+    ) -> NewMessage | defer.Deferred[NewMessage]:
+        """Store a message durably (the UID is given afterwards, in order)."""
+        raise NotImplementedError
+
+    def _store_flags(self, changes: list[FlagChange]) -> Any:
+        """Persist ``changes`` (in one blocking call); ``(applied, error)``."""
+        return [(change.uid, change.new, {}) for change in changes], None
+
+    def _remove_messages(self, uids: list[int]) -> Any:
+        """Remove the contents of ``uids``; ``(removed, error)``.  Stop at the
+        first failure: what was removed stays removed."""
+        raise NotImplementedError
+
+    def _persist_added(self, uids: list[int]) -> defer.Deferred[Any] | None:
+        """Record the UIDs of new messages; a Deferred the append waits for."""
+        return None
+
+    def _persist_removed(self, uids: list[int]) -> None:
+        """Record that ``uids`` are gone (nothing waits for it)."""
+
+    def _recent_claimed(self) -> None:
+        """A session claimed the \\Recent messages (``_first_recent`` moved)."""
+
+    def _content_lost(self, uid: int) -> None:
+        """The content of ``uid`` vanished behind the store's back."""

@@ -8,7 +8,10 @@ raises :class:`~exchmail.errors.OverQuota`, which IMAP answers
 ``NO [OVERQUOTA]`` and POP3 ``-ERR [SYS/PERM]``.
 
 Usage is the sum of the stored sizes of every message in every mailbox of
-the account, like Exchange's mailbox size.  When an addition takes the
+the account, like Exchange's mailbox size.  It is computed through the
+asynchronous store API (opening a mailbox scans it in the store's threads)
+and summed from the open indexes, never by walking files on the reactor
+thread.  When an addition takes the
 usage to the warning threshold or past it, a warning message is put into
 the account's INBOX, once (again only after the usage has dropped below
 the threshold), as RFC 1939 section 8 suggests.
@@ -75,13 +78,31 @@ class QuotaPolicy:
 
 
 def source_size(source: bytes | BinaryIO) -> int:
-    """The octets an append source holds (a file from its position to its end)."""
-    if isinstance(source, bytes):
+    """The octets an append source holds (a file from its position to its end).
+
+    0 for a stream that cannot seek (a message being copied, converted on
+    the fly): the copy was checked as a whole before (``copy_to``).
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
         return len(source)
-    here = source.tell()
-    end = source.seek(0, 2)
-    source.seek(here)
+    try:
+        if not source.seekable():
+            return 0
+        here = source.tell()
+        end = source.seek(0, 2)
+        source.seek(here)
+    except (OSError, ValueError):
+        return 0
     return end - here
+
+
+def mailbox_size(box: Any) -> int:
+    """The stored octets of every message of an open mailbox."""
+    total = getattr(box, "total_stored_size", None)
+    if total is not None:
+        return int(total())  # summed from the index columns, no record built
+    records = (box.message(uid) for uid in list(box.uids()))
+    return sum(record.stored_size for record in records if record is not None)
 
 
 def warning_message(user: str, usage: int, limits: QuotaLimits, now: float) -> bytes:
@@ -107,8 +128,7 @@ def warning_message(user: str, usage: int, limits: QuotaLimits, now: float) -> b
 class QuotaStore:
     """An :class:`IStore` whose accounts enforce ``policy``."""
 
-    def __init__(self, store: IStore, policy: QuotaPolicy,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: IStore, policy: QuotaPolicy, clock: Callable[[], float] = time.time) -> None:
         if IAccountListing.providedBy(store):  # optional interfaces pass through
             alsoProvides(self, IAccountListing)
         self.store = store
@@ -146,8 +166,7 @@ class QuotaStore:
 class QuotaAccount:
     """An account wrapper: hands out :class:`QuotaMailbox` wrappers, tracks the warning."""
 
-    def __init__(self, account: IStoreAccount, limits: QuotaLimits,
-                 clock: Callable[[], float]) -> None:
+    def __init__(self, account: IStoreAccount, limits: QuotaLimits, clock: Callable[[], float]) -> None:
         self.wrapped = account
         self.limits = limits
         self.clock = clock
@@ -173,15 +192,13 @@ class QuotaAccount:
     def usage(self):
         """A Deferred of the stored octets of every message in every mailbox."""
         total = 0
-        for name in self.wrapped.list_mailboxes():
+        mailboxes = yield defer.maybeDeferred(self.wrapped.list_mailboxes)
+        for name in mailboxes:
             try:
                 box = yield defer.maybeDeferred(self.wrapped.mailbox, name)
             except NoSuchMailbox:
                 continue  # deleted meanwhile
-            for uid in list(box.uids()):
-                record = box.message(uid)
-                if record is not None:
-                    total += record.stored_size
+            total += mailbox_size(box)
         return total
 
     @defer.inlineCallbacks
@@ -191,8 +208,9 @@ class QuotaAccount:
             return None
         used = yield self.usage()
         if used + extra > self.limits.limit:
-            raise OverQuota(f"Mailbox is full: {used} of {self.limits.limit} octets used, "
-                            f"the message has {extra}")
+            raise OverQuota(
+                f"Mailbox is full: {used} of {self.limits.limit} octets used, the message has {extra}"
+            )
         return None
 
     @defer.inlineCallbacks
@@ -210,8 +228,12 @@ class QuotaAccount:
         inbox = yield defer.maybeDeferred(self.wrapped.mailbox, "INBOX")
         text = warning_message(self.wrapped.name, used, self.limits, self.clock())
         yield defer.maybeDeferred(inbox.append, text)
-        log.info("quota warning delivered to {user}: {used} octets used (warning at {warning})",
-                 user=self.wrapped.name, used=used, warning=self.limits.warning)
+        log.info(
+            "quota warning delivered to {user}: {used} octets used (warning at {warning})",
+            user=self.wrapped.name,
+            used=used,
+            warning=self.limits.warning,
+        )
         return None
 
 
@@ -231,8 +253,12 @@ class QuotaMailbox:
         return getattr(self.wrapped, name)
 
     @defer.inlineCallbacks
-    def append(self, source: bytes | BinaryIO, flags: frozenset[str] = frozenset(),
-               internal_date: float | None = None):
+    def append(
+        self,
+        source: bytes | BinaryIO,
+        flags: frozenset[str] = frozenset(),
+        internal_date: float | None = None,
+    ):
         yield self.account.check(source_size(source))
         uid = yield defer.maybeDeferred(self.wrapped.append, source, flags, internal_date)
         try:

@@ -15,6 +15,7 @@ import pytest
 from helpers import Recorder, call
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
+from twisted.internet.task import Clock
 from zope.interface.verify import verifyObject
 
 from exchmail.interfaces import IDirectory
@@ -31,11 +32,38 @@ MESSAGE = b"From: app@example.org\nSubject: from the app\n\nstored with LF line 
 
 
 class TestSQLiteStore(StoreContract):
+    """Queries run at once (run_sync); a Clock drives polling and idle release."""
+
+    release_after = 300.0
+
     @pytest.fixture
     def store(self, tmp_path: Path) -> Any:
-        store = custom_realm.SQLiteStore(tmp_path / "app.sqlite")
+        self.clock = Clock()
+        store = custom_realm.SQLiteStore(
+            tmp_path / "app.sqlite", reactor=self.clock, release_after=self.release_after
+        )
         yield store
         store.close()
+
+    def reopen(self, store: Any) -> Any:
+        return custom_realm.SQLiteStore(self.path)
+
+    def outside_append(self, store: Any, user: str, mailbox: str, message: bytes) -> bool:
+        db = app_db(self.path)
+        with db:  # the application adds a row
+            db.execute(
+                "INSERT INTO app_messages (owner, folder, raw, received) VALUES (?, ?, ?, ?)",
+                (user, mailbox, message, 1.2e9),
+            )
+        db.close()
+        return True
+
+    def advance(self, store: Any, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    @pytest.fixture(autouse=True)
+    def _path(self, tmp_path: Path) -> None:
+        self.path = tmp_path / "app.sqlite"
 
 
 def app_db(path: Path) -> sqlite3.Connection:
@@ -50,16 +78,17 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
     account = call(store.account, "alice")
     inbox = call(account.mailbox, "INBOX")
     uid = call(inbox.append, b"Subject: x\r\n\r\nx\r\n", frozenset({"\\Seen"}), 1e9)
-    inbox.set_flags([uid], frozenset({"$Work"}), "add")
+    call(inbox.set_flags, [uid], frozenset({"$Work"}), "add")
     call(account.create, "Archive")
-    account.subscribe("Archive")
+    call(account.subscribe, "Archive")
     validity = inbox.uid_validity
     store.close()
     again = call(custom_realm.SQLiteStore(path).account, "alice")
     inbox = call(again.mailbox, "INBOX")
     assert list(inbox.uids()) == [uid] and inbox.uid_validity == validity
     assert inbox.message(uid).flags == frozenset({"\\Seen", "$Work"})
-    assert "Archive" in again.list_mailboxes() and again.subscriptions() == {"Archive"}
+    assert "Archive" in call(again.list_mailboxes)
+    assert call(again.subscriptions) == {"Archive"}
     assert inbox.uid_next > uid
 
 
@@ -71,12 +100,12 @@ def test_application_rows_appear_and_disappear_on_refresh(tmp_path: Path) -> Non
     inbox.add_listener(listener)
     db = app_db(path)
     with db:
-        row = db.execute("INSERT INTO app_messages (owner, raw, received) VALUES (?, ?, ?)",
-                         ("alice", MESSAGE, 1.2e9)).lastrowid
+        row = db.execute(
+            "INSERT INTO app_messages (owner, raw, received) VALUES (?, ?, ?)", ("alice", MESSAGE, 1.2e9)
+        ).lastrowid
     call(inbox.refresh)
     assert listener.events == [("added", [row])]
-    with inbox.open_message(row) as f:
-        assert f.read() == MESSAGE.replace(b"\n", b"\r\n")  # served in wire form
+    assert call(inbox.read_message, row) == MESSAGE.replace(b"\n", b"\r\n")  # wire form
     assert inbox.message(row).exact_size == len(MESSAGE) + MESSAGE.count(b"\n")
     with db:
         db.execute("DELETE FROM app_messages WHERE id = ?", (row,))
@@ -84,9 +113,12 @@ def test_application_rows_appear_and_disappear_on_refresh(tmp_path: Path) -> Non
     assert listener.events[-1] == ("expunged", [row])
     # folders the application writes to exist for exchmail too
     with db:
-        db.execute("INSERT INTO app_messages (owner, folder, raw, received) VALUES "
-                   "('bob', 'Orders/2024', ?, 0)", (MESSAGE,))
-    assert {"INBOX", "Orders", "Orders/2024"} <= set(call(store.account, "bob").list_mailboxes())
+        db.execute(
+            "INSERT INTO app_messages (owner, folder, raw, received) VALUES ('bob', 'Orders/2024', ?, 0)",
+            (MESSAGE,),
+        )
+    bob = call(store.account, "bob")
+    assert {"INBOX", "Orders", "Orders/2024"} <= set(call(bob.list_mailboxes))
 
 
 def test_checker_uses_the_application_hashes(tmp_path: Path) -> None:

@@ -15,32 +15,38 @@ from exchmail.store.maildir.layout import folder_dirname, folder_name
 
 
 # -- modified UTF-7 ----------------------------------------------------
-@pytest.mark.parametrize("text, encoded", [
-    ("INBOX", "INBOX"),
-    ("&", "&-"),
-    ("Tom & Jerry", "Tom &- Jerry"),
-    ("Entwürfe", "Entw&APw-rfe"),
-    ("~peter/mail/台北/日本語", "~peter/mail/&U,BTFw-/&ZeVnLIqe-"),
-    ("Gelöschte Elemente", "Gel&APY-schte Elemente"),
-    ("😀", "&2D3eAA-"),
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    "text, encoded",
+    [
+        ("INBOX", "INBOX"),
+        ("&", "&-"),
+        ("Tom & Jerry", "Tom &- Jerry"),
+        ("Entwürfe", "Entw&APw-rfe"),
+        ("~peter/mail/台北/日本語", "~peter/mail/&U,BTFw-/&ZeVnLIqe-"),
+        ("Gelöschte Elemente", "Gel&APY-schte Elemente"),
+        ("😀", "&2D3eAA-"),
+        ("", ""),
+    ],
+)
 def test_mutf7_known_values(text: str, encoded: str) -> None:
     assert mutf7.encode(text) == encoded
     assert mutf7.decode(encoded) == text
 
 
-@pytest.mark.parametrize("bad", [
-    "&",            # unterminated
-    "&AGE",         # unterminated
-    "&AGE-",        # 'a' (printable) must not be base64-encoded
-    "&Jjo!-",       # bad base64 character
-    "&U,BTFw-&ZeVnLIqe-",  # two adjacent runs: not canonical
-    "&AP-",         # odd byte count / non-zero padding bits
-    "&2D0-",        # lone surrogate
-    "caf\xe9",      # raw 8-bit
-    "a\tb",         # control character
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "&",  # unterminated
+        "&AGE",  # unterminated
+        "&AGE-",  # 'a' (printable) must not be base64-encoded
+        "&Jjo!-",  # bad base64 character
+        "&U,BTFw-&ZeVnLIqe-",  # two adjacent runs: not canonical
+        "&AP-",  # odd byte count / non-zero padding bits
+        "&2D0-",  # lone surrogate
+        "caf\xe9",  # raw 8-bit
+        "a\tb",  # control character
+    ],
+)
 def test_mutf7_strict(bad: str) -> None:
     with pytest.raises(ValueError):
         mutf7.decode(bad)
@@ -53,9 +59,27 @@ def test_mutf7_round_trip_all_printable_and_more() -> None:
 
 
 # -- layout -------------------------------------------------------------
-NAMES = ["Sent", "A/B", "Entwürfe/2024", "dots.in.name", "100%", "a&b", "~home",
-         "with space", "back\\slash", ".hidden", "%2E%2E", "..x", "x..", "INBOX/Child",
-         "inbox2", "&-", "日本語/😀", "a:b*c?d\"e<f>g|h", "%25"]
+NAMES = [
+    "Sent",
+    "A/B",
+    "Entwürfe/2024",
+    "dots.in.name",
+    "100%",
+    "a&b",
+    "~home",
+    "with space",
+    "back\\slash",
+    ".hidden",
+    "%2E%2E",
+    "..x",
+    "x..",
+    "INBOX/Child",
+    "inbox2",
+    "&-",
+    "日本語/😀",
+    'a:b*c?d"e<f>g|h',
+    "%25",
+]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -77,11 +101,30 @@ def test_dirname_escapes() -> None:
     assert folder_dirname("Entwürfe") == ".Entw&APw-rfe"
 
 
-@pytest.mark.parametrize("dirname", [
-    ".", "..", "cur", "new", "tmp", ".INBOX", ".inbox", "..x", ".x.", ".a..b",
-    ".a%2eb", ".a%2", ".a%zz", ".a~b", ".caf\u00e9", ".&AGE-", ".a%2Fb",
-    "..exchmail-trash-1-2", ".a\\b",
-])
+@pytest.mark.parametrize(
+    "dirname",
+    [
+        ".",
+        "..",
+        "cur",
+        "new",
+        "tmp",
+        ".INBOX",
+        ".inbox",
+        "..x",
+        ".x.",
+        ".a..b",
+        ".a%2eb",
+        ".a%2",
+        ".a%zz",
+        ".a~b",
+        ".caf\u00e9",
+        ".&AGE-",
+        ".a%2Fb",
+        "..exchmail-trash-1-2",
+        ".a\\b",
+    ],
+)
 def test_foreign_dirnames_ignored(dirname: str) -> None:
     assert folder_name(dirname) is None
 
@@ -101,13 +144,35 @@ def _tree(path: Path) -> set[str]:
     return {str(p.relative_to(path)) for p in path.rglob("*")}
 
 
-@pytest.mark.parametrize("name", ["..", "../x", "a/../../b", "/abs", "a\x00b", ".hidden",
-                                  "~", "%2E%2E", "../../etc", "a/./b", "a/b/", "\\..\\x"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "..",
+        "../x",
+        "a/../../b",
+        "/abs",
+        "a\x00b",
+        ".hidden",
+        "~",
+        "%2E%2E",
+        "../../etc",
+        "a/./b",
+        "a/b/",
+        "\\..\\x",
+    ],
+)
 def test_hostile_mailbox_names_stay_inside(tmp_path: Path, name: str) -> None:
     root = tmp_path / "root"
     store = MaildirStore(root)
     account = call(store.account, "bob")
-    for op in (account.create, account.mailbox, account.delete, account.subscribe):
+    for op in (
+        account.create,
+        account.mailbox,
+        account.delete,
+        account.subscribe,
+        lambda name: account.rename("A", name),
+        lambda name: account.rename(name, "B"),
+    ):
         try:
             call(op, name)
         except (InvalidMailboxName, NoSuchMailbox):
@@ -130,5 +195,5 @@ def test_hostile_mailbox_names_stay_inside(tmp_path: Path, name: str) -> None:
 def test_hostile_user_names(tmp_path: Path, user: str) -> None:
     store = MaildirStore(tmp_path / "root")
     with pytest.raises(InvalidUserName):
-        store.account(user)
+        call(store.account, user)
     assert not (tmp_path / "root").exists() or os.listdir(tmp_path / "root") == []

@@ -1,268 +1,299 @@
 """MaildirAccount and MaildirStore: users' Maildir++ trees under one root.
 
-The layout mirrors :mod:`exchmail.store.memory`: the store hands out one
-account per user, the account one shared :class:`MaildirMailbox` per open
-mailbox.  Every path is built by :mod:`~exchmail.store.maildir.layout`
-from a checked name, so no client-supplied name reaches outside
-``<root>/<user>``.
+The store hands out one account per user, the account one shared
+:class:`MaildirMailbox` per open mailbox (:class:`~exchmail.store.openboxes.OpenMailboxes`:
+shared, released when idle).  All disk work runs through ``run_blocking``
+(:mod:`.folders`, :mod:`.scan`); folder changes and subscription writes of
+one account run one at a time.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
+import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from exchmail.errors import InvalidMailboxName, InvalidUserName, MailboxExists, NoSuchMailbox
-from exchmail.interfaces import IAccountListing, IMarkedMailboxes, IStore, IStoreAccount, IStoreMailbox
+from exchmail.errors import InvalidMailboxName, NoSuchMailbox
+from exchmail.interfaces import (
+    IAccountListing,
+    IMarkedMailboxes,
+    IStore,
+    IStoreAccount,
+    IStoreMailbox,
+)
 from exchmail.store import names
-from exchmail.store.maildir import layout, uidlist
-from exchmail.store.maildir.mailbox import MaildirMailbox, RunBlocking, run_sync
-from exchmail.store.maildir.scan import Scan, scan
+from exchmail.store.index import IndexedMailbox
+from exchmail.store.maildir import folders, layout, scan
+from exchmail.store.maildir.mailbox import MaildirMailbox
+from exchmail.store.maildir.watch import MaildirWatcher
+from exchmail.store.openboxes import OpenMailboxes
+from exchmail.store.runner import RunBlocking, run_sync
+
+DEFAULT_RELEASE_AFTER = 300.0
+DEFAULT_POLL_INTERVAL = 5.0
+
+
+def _checked(check: Any, *args: Any) -> defer.Deferred[Any]:
+    return defer.maybeDeferred(check, *args)
 
 
 @implementer(IStoreAccount, IMarkedMailboxes)
 class MaildirAccount:
     """One user's maildir: INBOX at ``path``, folders as ``path/.A.B``."""
 
-    def __init__(self, name: str, path: Path, run_blocking: RunBlocking) -> None:
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        run_blocking: RunBlocking,
+        reactor: Any = None,
+        watcher: MaildirWatcher | None = None,
+        release_after: float | None = DEFAULT_RELEASE_AFTER,
+    ) -> None:
         self.name = name
         self.path = path
         self._run = run_blocking
-        self._open: dict[str, MaildirMailbox] = {}
-        self._loading: dict[str, list[defer.Deferred[MaildirMailbox]]] = {}
+        self._reactor = reactor
+        self._watcher = watcher
+        self._boxes = OpenMailboxes(reactor, release_after, self._released)
+        self._lock = defer.DeferredLock()  # folder changes and subscriptions
         self._subscriptions: set[str] | None = None
+        self._recent_hint: set[str] = set()  # released mailboxes with unclaimed \Recent
 
-    def _dir(self, name: str) -> Path:
-        return layout.mailbox_dir(self.path, name)
-
-    def _exists(self, name: str) -> bool:
-        return layout.is_maildir(self._dir(name))
-
-    # -- listing and opening -------------------------------------------
-    def list_mailboxes(self) -> list[str]:
-        found = [names.INBOX]
-        with os.scandir(self.path) as entries:
-            for entry in entries:
-                name = layout.folder_name(entry.name)
-                # Symlinked folders are skipped: they could lead anywhere.
-                if (name is not None and entry.is_dir(follow_symlinks=False)
-                        and layout.is_maildir(Path(entry.path))):
-                    found.append(name)
-        return found
-
-    def is_marked(self, name: str) -> bool:
-        """Open mailboxes: unclaimed \\Recent messages; others: files waiting in new/."""
-        box = self._open.get(name)
-        if box is not None:
-            return box.recent_count() > 0
-        try:
-            with os.scandir(self._dir(name) / "new") as entries:
-                return any(not entry.name.startswith(".") for entry in entries)
-        except OSError:
-            return False
+    # -- listing and opening ------------------------------------------------------
+    def list_mailboxes(self) -> defer.Deferred[list[str]]:
+        return self._run(folders.list_mailboxes, self.path)
 
     def mailbox(self, name: str) -> defer.Deferred[IStoreMailbox]:
-        return self._mailbox(name)  # type: ignore[return-value]  # a MaildirMailbox provides it
+        return _checked(names.normalize_mailbox, name).addCallback(self._open)
 
-    def _mailbox(self, name: str) -> defer.Deferred[MaildirMailbox]:
-        name = names.normalize_mailbox(name)
-        if name in self._open:
-            return defer.succeed(self._open[name])
-        waiter: defer.Deferred[MaildirMailbox] = defer.Deferred()
-        if name in self._loading:
-            # Someone is loading it already: share the same object.
-            self._loading[name].append(waiter)
-            return waiter
-        path = self._dir(name)
-        if not layout.is_maildir(path):
-            return defer.fail(NoSuchMailbox(f"no mailbox {name!r}"))
-        self._loading[name] = [waiter]
-        d = self._run(scan, path, frozenset(), True)
-        d.addCallback(self._loaded, name, path)
-        d.addBoth(self._wake, name)
-        return waiter
+    def _open(self, name: str) -> defer.Deferred[Any]:
+        return self._boxes.open(name, lambda: self._load(name))
 
-    def _loaded(self, initial: Scan, name: str, path: Path) -> MaildirMailbox:
-        # Runs on the reactor thread: only here is the index built.
-        if name in self._open:
-            return self._open[name]
-        if not layout.is_maildir(path):
-            raise NoSuchMailbox(f"mailbox {name!r} went away while opening")
-        box = MaildirMailbox(name, path, self._run, initial)
-        self._open[name] = box
-        return box
+    def _load(self, name: str) -> defer.Deferred[MaildirMailbox]:
+        path = layout.mailbox_dir(self.path, name)
+        d = self._run(scan.load, path, time.time())
+        d.addCallbacks(self._loaded, self._not_loaded, callbackArgs=(name, path), errbackArgs=(name,))
+        return d
 
-    def _wake(self, outcome: MaildirMailbox | Failure, name: str) -> None:
-        for waiter in self._loading.pop(name, []):
-            if isinstance(outcome, Failure):
-                waiter.errback(outcome)
+    def _loaded(self, loaded: scan.Loaded, name: str, path: Path) -> MaildirMailbox:
+        # The scan built the whole index in the thread: this only takes it over.
+        self._recent_hint.discard(name)
+        return MaildirMailbox(name, path, self._run, loaded, self._reactor, self._watcher)
+
+    def _not_loaded(self, failure: Failure, name: str) -> None:
+        failure.trap(FileNotFoundError, NotADirectoryError)
+        raise NoSuchMailbox(f"no mailbox {name!r}")
+
+    def _released(self, box: IndexedMailbox) -> None:
+        if box.recent_count() > 0:
+            self._recent_hint.add(box.name)
+
+    def marked(self, names_: Iterable[str]) -> defer.Deferred[set[str]]:
+        """Open mailboxes: unclaimed \\Recent messages; others: files waiting in new/."""
+        marked, ask = set(), []
+        for name in names_:
+            box = self._boxes.peek(name)
+            if box is not None:
+                if box.recent_count() > 0:
+                    marked.add(name)
+            elif name in self._recent_hint:
+                marked.add(name)
             else:
-                waiter.callback(outcome)
+                ask.append(name)
+        if not ask:
+            return defer.succeed(marked)
+        return self._run(folders.has_new_mail, self.path, ask).addCallback(marked.union)
 
-    # -- creating, deleting, renaming ----------------------------------
-    def _make(self, name: str) -> None:
-        """Create folder ``name`` atomically: build it under a scratch name
-        (never listed), then rename it into place."""
-        target = self._dir(name)
-        scratch = self.path / layout.scratch_name("new")
-        try:
-            layout.make_maildir(scratch)
-            (scratch / layout.FOLDER_MARKER).touch()
-            uidlist.write(scratch, uidlist.UidList(uidlist.new_uid_validity()))
-            os.rename(scratch, target)
-        except OSError as exc:
-            shutil.rmtree(scratch, ignore_errors=True)
-            if target.exists():
-                raise MailboxExists(f"mailbox {name!r} exists") from exc
-            raise
-
-    def create(self, name: str) -> None:
-        name = names.normalize_mailbox(name)
-        if name == names.INBOX or self._exists(name):
-            raise MailboxExists(f"mailbox {name!r} exists")
-        layout.folder_dirname(name)  # refuse overlong names before making parents
-        for parent in names.parents(name):
-            if not self._exists(parent):
-                self._make(parent)
-        self._make(name)
+    # -- creating, deleting, renaming ---------------------------------------------
+    def create(self, name: str) -> defer.Deferred[None]:
+        return self._lock.run(self._run, folders.create, self.path, name)
 
     def delete(self, name: str) -> defer.Deferred[None]:
-        name = names.normalize_mailbox(name)
+        return _checked(names.normalize_mailbox, name).addCallback(
+            lambda name: self._lock.run(self._delete, name)
+        )
+
+    def _delete(self, name: str) -> defer.Deferred[None]:
         if name == names.INBOX:
             raise InvalidMailboxName("INBOX cannot be deleted")
-        path = self._dir(name)
-        if not layout.is_maildir(path):
-            raise NoSuchMailbox(f"no mailbox {name!r}")
-        box = self._open.pop(name, None)
-        if box is not None:
+        box = self._boxes.pop(name)
+        if isinstance(box, MaildirMailbox):
             box.deleted()
-        # Only the folder's own directory goes (Maildir++ children are
-        # siblings).  Renaming first makes it vanish at once; the slow
-        # removal of its files then runs off the reactor.
-        trash = self.path / layout.scratch_name("trash")
-        os.rename(path, trash)
-        return self._run(shutil.rmtree, trash)
+        self._recent_hint.discard(name)
+        return self._run(folders.delete, self.path, name)
 
-    def rename(self, old: str, new: str) -> defer.Deferred[None] | None:
-        old, new = names.normalize_mailbox(old), names.normalize_mailbox(new)
-        if not self._exists(old):
-            raise NoSuchMailbox(f"no mailbox {old!r}")
-        if new == names.INBOX or self._exists(new):
-            raise MailboxExists(f"mailbox {new!r} exists")
-        if names.is_inferior(new, old):
-            raise InvalidMailboxName("cannot rename a mailbox below itself")
+    def rename(self, old: str, new: str) -> defer.Deferred[None]:
+        d = _checked(lambda: (names.normalize_mailbox(old), names.normalize_mailbox(new)))
+        return d.addCallback(lambda pair: self._lock.run(self._rename, *pair))
+
+    @defer.inlineCallbacks
+    def _rename(self, old: str, new: str) -> Any:
         if old == names.INBOX:
-            return self._rename_inbox(new)
-        moves = [(name, new + name[len(old):]) for name in sorted(self.list_mailboxes())
-                 if name == old or names.is_inferior(name, old)]
-        for _, dest in moves:
-            if self._exists(dest):  # a child of the new name left behind earlier
-                raise MailboxExists(f"mailbox {dest!r} exists")
-        for parent in names.parents(new):
-            if not self._exists(parent):
-                self._make(parent)
-        boxes = []
-        for src, dest in moves:
-            os.rename(self._dir(src), self._dir(dest))
-            box = self._open.pop(src, None)
-            if box is not None:
-                box.moved(dest, self._dir(dest))
-                boxes.append(box)
-        self._open.update((box.name, box) for box in boxes)
+            yield self._rename_inbox(new)
+            return None
+        # Hold the affected open mailboxes still (no flag change or scan may
+        # work on their old paths) while their directories move.
+        boxes = sorted(
+            (box for box in self._boxes.open_boxes() if box.name == old or names.is_inferior(box.name, old)),
+            key=lambda box: box.name,
+        )
+        for box in boxes:
+            yield box.lock.acquire()
+        try:
+            moves = yield self._run(folders.rename, self.path, old, new)
+            destination = dict(moves)
+            for box in self._boxes.rename(moves):
+                dest = destination[box.name]
+                if isinstance(box, MaildirMailbox):
+                    box.moved(dest, layout.mailbox_dir(self.path, dest))
+                else:
+                    box.name = dest
+            self._recent_hint -= set(destination)
+        finally:
+            for box in boxes:
+                box.lock.release()
         return None
 
-    def _rename_inbox(self, new: str) -> defer.Deferred[None]:
+    @defer.inlineCallbacks
+    def _rename_inbox(self, new: str) -> Any:
         """RFC 3501 6.3.5: INBOX's messages move to ``new``; INBOX stays, empty."""
-        def move(inbox: MaildirMailbox) -> None:
-            # One synchronous step on the reactor thread, so no delivery or
-            # scan can interleave between creating and filling the folder.
-            self.create(new)
-            target = self._dir(new)
-            entries, keywords = inbox.move_all(target)
-            if keywords.by_index:
-                layout.atomic_write(target / layout.KEYWORDS, keywords.serialize())
-            # Fresh UIDVALIDITY for the new folder; its UIDs may then stay.
-            uidlist.write(target, uidlist.UidList(
-                uidlist.new_uid_validity(), inbox.uid_next, entries))
-        return self._mailbox(names.INBOX).addCallback(move)
+        inbox = yield self._open(names.INBOX)
+        yield inbox.lock.run(self._move_inbox, inbox, new)
 
-    # -- subscriptions -------------------------------------------------
-    def _subscribed(self) -> set[str]:
-        if self._subscriptions is None:
-            try:
-                text = (self.path / layout.SUBSCRIPTIONS).read_text("utf-8", "replace")
-            except FileNotFoundError:
-                text = ""
-            subscribed = set()
-            for line in text.splitlines():
-                try:
-                    subscribed.add(names.normalize_mailbox(line))
-                except InvalidMailboxName:
-                    continue  # hand-edited garbage: ignore it
-            self._subscriptions = subscribed
-        return self._subscriptions
+    def _move_inbox(self, inbox: MaildirMailbox, new: str) -> defer.Deferred[None]:
+        uids, files, keywords = inbox.message_files()
+        entries = [(uid, filename.split(":", 1)[0]) for uid, filename in zip(uids, files, strict=True)]
+        d = self._run(
+            folders.move_inbox,
+            self.path,
+            new,
+            entries,
+            files,
+            keywords.serialize() if keywords.by_index else b"",
+            inbox.uid_next,
+        )
+        return d.addCallback(inbox.emptied)
 
-    def _save_subscriptions(self) -> None:
-        text = "".join(f"{name}\n" for name in sorted(self._subscribed()))
-        layout.atomic_write(self.path / layout.SUBSCRIPTIONS, text.encode("utf-8"))
+    # -- subscriptions -------------------------------------------------------------
+    def _subscribed(self) -> defer.Deferred[set[str]]:
+        if self._subscriptions is not None:
+            return defer.succeed(self._subscriptions)
 
-    def subscriptions(self) -> set[str]:
-        return set(self._subscribed())
+        def keep(found: set[str]) -> set[str]:
+            if self._subscriptions is None:
+                self._subscriptions = found
+            return self._subscriptions
 
-    def subscribe(self, name: str) -> None:
-        name = names.normalize_mailbox(name)
-        if name not in self._subscribed():
-            self._subscribed().add(name)
-            self._save_subscriptions()
+        return self._run(folders.read_subscriptions, self.path).addCallback(keep)
 
-    def unsubscribe(self, name: str) -> None:
-        name = names.normalize_mailbox(name)
-        if name in self._subscribed():
-            self._subscribed().discard(name)
-            self._save_subscriptions()
+    def subscriptions(self) -> defer.Deferred[set[str]]:
+        return self._subscribed().addCallback(set)
+
+    def subscribe(self, name: str) -> defer.Deferred[None]:
+        return self._change_subscriptions(name, True)
+
+    def unsubscribe(self, name: str) -> defer.Deferred[None]:
+        return self._change_subscriptions(name, False)
+
+    def _change_subscriptions(self, name: str, add: bool) -> defer.Deferred[None]:
+        def change(subscribed: set[str], name: str) -> Any:
+            if (name in subscribed) == add:
+                return None
+            updated = subscribed | {name} if add else subscribed - {name}
+            d = self._run(folders.write_subscriptions, self.path, updated)
+            return d.addCallback(lambda _: setattr(self, "_subscriptions", updated))
+
+        def locked(name: str) -> Any:
+            return self._lock.run(lambda: self._subscribed().addCallback(change, name))
+
+        return _checked(names.normalize_mailbox, name).addCallback(locked)
+
+    def close(self) -> None:
+        """Stop the release timers."""
+        self._boxes.close()
 
 
 @implementer(IStore, IAccountListing)
 class MaildirStore:
     """Users' maildirs under ``root``, one ``<root>/<user>`` each.
 
-    ``run_blocking(f, *args) -> Deferred`` runs disk work off the reactor
-    (the service passes one built on ``deferToThreadPool``); the default
-    runs it at once, which is what tests and scripts want.
+    :param run_blocking: ``run_blocking(f, *args) -> Deferred`` runs disk work
+        off the reactor (the service passes one over its bounded thread
+        pool); the default runs it at once, which is what tests and scripts
+        want (see :mod:`exchmail.store.runner`).
+    :param reactor: watches folders with listeners for outside changes
+        (inotify or polling) and releases idle mailboxes; ``None``: neither
+        (sessions then call ``refresh()``; nothing is released).
+    :param watch: ``"auto"``, ``"inotify"``, ``"poll"`` or ``"off"``.
+    :param poll_interval: seconds between checks of a polled folder.
+    :param release_after: seconds without listeners or use after which an
+        open mailbox's index is let go; ``None``: never.
     """
 
-    def __init__(self, root: Path, run_blocking: RunBlocking | None = None) -> None:
+    def __init__(
+        self,
+        root: Path | str,
+        run_blocking: RunBlocking | None = None,
+        *,
+        reactor: Any = None,
+        watch: str = "auto",
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        release_after: float | None = DEFAULT_RELEASE_AFTER,
+    ) -> None:
         self.root = Path(root)
         self._run: RunBlocking = run_blocking or run_sync
+        self._reactor = reactor
+        self.release_after = release_after
+        self.watcher = (
+            MaildirWatcher(reactor, watch, poll_interval) if reactor is not None and watch != "off" else None
+        )
         self._accounts: dict[str, MaildirAccount] = {}
+        self._opening: dict[str, list[defer.Deferred[Any]]] = {}
 
     def account(self, name: str) -> defer.Deferred[IStoreAccount]:
-        name = names.check_user_name(name)
-        if name not in self._accounts:
-            path = layout.user_dir(self.root, name)
-            self.root.mkdir(parents=True, exist_ok=True)
-            layout.make_maildir(path)
-            self._accounts[name] = MaildirAccount(name, path, self._run)
-        return defer.succeed(self._accounts[name])
+        return _checked(names.check_user_name, name).addCallback(self._account)
 
-    def account_names(self) -> list[str]:
+    def _account(self, name: str) -> Any:
+        if name in self._accounts:
+            return self._accounts[name]
+        waiter: defer.Deferred[Any] = defer.Deferred()
+        if name in self._opening:  # being created: share the outcome
+            self._opening[name].append(waiter)
+            return waiter
+        self._opening[name] = [waiter]
+        d = self._run(folders.make_user, self.root, name)
+        d.addCallback(self._made, name)
+        d.addBoth(self._wake, name)
+        return waiter
+
+    def _made(self, path: Path, name: str) -> MaildirAccount:
+        account = self._accounts.get(name)
+        if account is None:
+            account = self._accounts[name] = MaildirAccount(
+                name, path, self._run, self._reactor, self.watcher, self.release_after
+            )
+        return account
+
+    def _wake(self, outcome: Any, name: str) -> None:
+        for waiter in self._opening.pop(name, []):
+            if isinstance(outcome, Failure):
+                waiter.errback(outcome)
+            else:
+                waiter.callback(outcome)
+
+    def account_names(self) -> defer.Deferred[list[str]]:
         """Every user folder under the root that holds a maildir."""
-        if not self.root.is_dir():
-            return []
-        found = []
-        for entry in sorted(self.root.iterdir()):
-            try:
-                name = names.check_user_name(entry.name)
-            except InvalidUserName:
-                continue  # not a folder this store made
-            if not entry.is_symlink() and layout.is_maildir(entry):
-                found.append(name)
-        return found
+        return self._run(folders.account_names, self.root)
 
     def close(self) -> None:
-        """Nothing to release: the thread pool belongs to the caller."""
+        """Stop watching and releasing (the thread pool belongs to the caller)."""
+        if self.watcher is not None:
+            self.watcher.close()
+        for account in self._accounts.values():
+            account.close()

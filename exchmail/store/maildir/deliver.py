@@ -1,64 +1,59 @@
-"""Writing message files atomically and reading them back in wire form.
+"""The blocking file work of a Maildir folder (run in a thread, never on the reactor).
 
 Files are kept with bare LF line ends (as mutt and Dovecot write them);
-the store's callers always see CRLF.  Both directions stream in chunks so
-that no message is ever held whole in memory.  Everything here blocks and
-is meant to run in a thread (through the store's ``run_blocking``).
+the store's callers always see CRLF (:mod:`exchmail.store.crlf`).  Both
+directions stream in chunks, so no message is ever held whole in memory
+unless the caller asked for the whole of it.
+
+Every function here touches only the disk and its arguments, never the
+index: its result goes back to the reactor thread, which applies it.
+Functions that change ``cur/`` also return its modification time just
+before and after, so the mailbox can tell its own changes from others'.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
-import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
+from exchmail.store.crlf import CRLFConverter, LFConverter, bare_lf_count, to_crlf
 from exchmail.store.maildir.filenames import final_name
+from exchmail.store.maildir.layout import KEYWORDS, atomic_write
 
 CHUNK = 64 * 1024
-_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+#: ``(version, content)`` of a keywords file to write before using its letters.
+KeywordWrite = tuple[int, bytes]
 
 
-def _bare_lfs(data: bytes, prev_cr: bool) -> int:
-    """The number of LFs in ``data`` not preceded by CR."""
-    count = len(_BARE_LF.findall(data))
-    # The regex cannot see the byte before the chunk.
-    if prev_cr and data.startswith(b"\n"):
-        count -= 1
-    return count
-
-
-def _to_crlf(data: bytes, prev_cr: bool) -> bytes:
-    if prev_cr and data.startswith(b"\n"):
-        return b"\n" + _BARE_LF.sub(b"\r\n", data[1:])
-    return _BARE_LF.sub(b"\r\n", data)
-
-
-class CRLFReader(io.RawIOBase):
+class WireFile(io.RawIOBase):
     """A raw reader over a bare-LF file that yields the CRLF wire form.
 
-    Every LF not preceded by CR becomes CRLF; nothing else changes.  Wrap
-    it in :class:`io.BufferedReader` (see :func:`open_wire`).
+    Wrap it in :class:`io.BufferedReader` (see :func:`open_wire`).
     """
 
     def __init__(self, raw: BinaryIO) -> None:
         super().__init__()
         self._raw = raw
+        self._converter = CRLFConverter()
         self._buffer = b""
-        self._prev_cr = False
+        self._eof = False
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
-        while not self._buffer:
+        while not self._buffer and not self._eof:
             chunk = self._raw.read(CHUNK)
-            if not chunk:
-                return 0
-            self._buffer = _to_crlf(chunk, self._prev_cr)
-            self._prev_cr = chunk.endswith(b"\r")
+            if chunk:
+                self._buffer = self._converter.feed(chunk)
+            else:
+                self._buffer, self._eof = self._converter.flush(), True
         size = min(len(target), len(self._buffer))
         target[:size] = self._buffer[:size]
         self._buffer = self._buffer[size:]
@@ -70,28 +65,66 @@ class CRLFReader(io.RawIOBase):
         super().close()
 
 
-def open_wire(path: Path) -> BinaryIO:
+def open_wire(path: Path | str) -> BinaryIO:
     """Open a stored message for reading in wire form (CRLF)."""
-    return io.BufferedReader(CRLFReader(open(path, "rb")), CHUNK)
+    return io.BufferedReader(WireFile(open(path, "rb")), CHUNK)
 
 
-def measure(path: Path) -> tuple[int, int]:
-    """``(stored size, wire size)`` of a file, read in chunks."""
+def read_wire(path: Path | str) -> bytes:
+    """The whole stored message in wire form."""
+    with open(path, "rb") as source:
+        return to_crlf(source.read())
+
+
+def measure(path: Path | str, dir_fd: int | None = None) -> tuple[int, int]:
+    """``(stored size, wire size)`` of a file (relative to ``dir_fd``), read in chunks."""
     stored = exact = 0
     prev_cr = False
-    with open(path, "rb") as source:
+    with open(path, "rb", opener=lambda name, flags: os.open(name, flags, dir_fd=dir_fd)) as source:
         while chunk := source.read(CHUNK):
             stored += len(chunk)
-            exact += len(chunk) + _bare_lfs(chunk, prev_cr)
+            exact += len(chunk) + bare_lf_count(chunk)
+            if prev_cr and chunk.startswith(b"\n"):
+                exact -= 1  # a CRLF split between two chunks
             prev_cr = chunk.endswith(b"\r")
     return stored, exact
 
 
+class KeywordSink:
+    """Writes a folder's keywords file, newest version only, from any thread.
+
+    Deliveries and flag changes that use a new keyword letter write the
+    map first; as they run in parallel, an older map must never overwrite
+    a newer one.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._written = 0
+
+    def write(self, folder: Path, keywords: KeywordWrite | None) -> None:
+        if keywords is None:
+            return
+        version, data = keywords
+        with self._lock:
+            if version > self._written:
+                atomic_write(folder / KEYWORDS, data)
+                self._written = version
+
+
+def cur_mtime(folder: Path) -> int | None:
+    """The modification time of ``folder/cur`` (nanoseconds), if it exists."""
+    try:
+        return os.stat(folder / "cur").st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
 def _chunks(source: bytes | BinaryIO) -> Iterator[bytes]:
     if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-        for start in range(0, len(data), CHUNK):
-            yield data[start:start + CHUNK]
+        view = memoryview(source)
+        for start in range(0, len(view), CHUNK):
+            yield bytes(view[start : start + CHUNK])
         return
     while chunk := source.read(CHUNK):
         yield chunk
@@ -100,35 +133,47 @@ def _chunks(source: bytes | BinaryIO) -> Iterator[bytes]:
 def _write_lf(source: bytes | BinaryIO, out: BinaryIO) -> tuple[int, int]:
     """Copy ``source`` to ``out`` with CRLF turned into LF; return the
     stored size and the wire size of what was written."""
-    stored = exact = 0
-    carry = b""  # a trailing CR, held back in case the next chunk starts with LF
-    prev_cr = False
+    converter = LFConverter()
     for chunk in _chunks(source):
-        data = carry + chunk
-        carry = b""
-        if data.endswith(b"\r"):
-            data, carry = data[:-1], b"\r"
-        data = data.replace(b"\r\n", b"\n")
-        out.write(data)
-        stored += len(data)
-        exact += len(data) + _bare_lfs(data, prev_cr)
-        if data:
-            prev_cr = data.endswith(b"\r")
-    if carry:
-        out.write(carry)
-        stored += 1
-        exact += 1
-    return stored, exact
+        out.write(converter.feed(chunk))
+    out.write(converter.flush())
+    return converter.stored, converter.exact
 
 
-def deliver(folder: Path, unique: str, source: bytes | BinaryIO, letters: str,
-            internal_date: float) -> tuple[str, int, int]:
-    """Store one message in ``folder/cur`` and return ``(file name, stored
-    size, wire size)``.
+def set_date(path: Path, internal_date: float) -> bool:
+    """Set ``path``'s mtime to ``internal_date``; whether it reads back to the second."""
+    try:
+        os.utime(path, (internal_date, internal_date))
+    except (OverflowError, OSError, ValueError):
+        return False
+    return os.stat(path).st_mtime_ns // 1_000_000_000 == math.floor(internal_date)
+
+
+class Delivered(NamedTuple):
+    """What :func:`deliver` stored."""
+
+    filename: str
+    stored_size: int
+    exact_size: int
+    before: int | None
+    after: int | None
+
+
+def deliver(
+    folder: Path,
+    unique: str,
+    source: bytes | BinaryIO,
+    letters: str,
+    internal_date: float,
+    keywords: KeywordWrite | None,
+    sink: KeywordSink,
+) -> Delivered:
+    """Store one message in ``folder/cur``.
 
     The file is written under ``tmp/``, fsynced, dated and only then
     renamed into ``cur/``, so no reader (and no crash) ever sees half a
-    message: a file left in ``tmp/`` is never listed.
+    message: a file left in ``tmp/`` is never listed.  A date the file's
+    mtime cannot hold goes into the name (``D=``).
     """
     tmp = folder / "tmp" / unique
     try:
@@ -136,11 +181,65 @@ def deliver(folder: Path, unique: str, source: bytes | BinaryIO, letters: str,
             stored, exact = _write_lf(source, out)
             out.flush()
             os.fsync(out.fileno())
-        os.utime(tmp, (internal_date, internal_date))
-        filename = final_name(unique, stored, exact, letters)
+        date = None if set_date(tmp, internal_date) else math.floor(internal_date)
+        filename = final_name(unique, stored, exact, letters, date)
+        sink.write(folder, keywords)
+        before = cur_mtime(folder)
         os.rename(tmp, folder / "cur" / filename)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return filename, stored, exact
+    return Delivered(filename, stored, exact, before, cur_mtime(folder))
 
+
+class Outcome(NamedTuple):
+    """What :func:`rename_all` or :func:`unlink_all` did."""
+
+    done: list[bool]
+    error: BaseException | None
+    before: int | None
+    after: int | None
+
+
+def rename_all(
+    folder: Path, keywords: KeywordWrite | None, sink: KeywordSink, renames: list[tuple[str, str]]
+) -> Outcome:
+    """Rename files in ``cur/`` (flag changes), after writing ``keywords``.
+
+    A file that is gone (renamed or removed by another program) is skipped;
+    any other error stops the work, and what was done stays done.
+    """
+    cur = folder / "cur"
+    sink.write(folder, keywords)
+    before = cur_mtime(folder)
+    done: list[bool] = []
+    error: BaseException | None = None
+    for old, new in renames:
+        try:
+            os.rename(cur / old, cur / new)
+            done.append(True)
+        except FileNotFoundError:
+            done.append(False)
+        except OSError as exc:
+            error = exc
+            break
+    return Outcome(done, error, before, cur_mtime(folder))
+
+
+def unlink_all(folder: Path, filenames: list[str]) -> Outcome:
+    """Remove files from ``cur/`` (expunge); one already gone counts as removed.
+    The first other error stops the work."""
+    cur = folder / "cur"
+    before = cur_mtime(folder)
+    done: list[bool] = []
+    error: BaseException | None = None
+    for name in filenames:
+        try:
+            os.unlink(cur / name)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            error = exc
+            break
+        done.append(True)
+    return Outcome(done, error, before, cur_mtime(folder))

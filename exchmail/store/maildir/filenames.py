@@ -5,7 +5,11 @@ A message file is named like mutt and Dovecot name theirs::
     <secs>.M<usec>P<pid>Q<counter>.<host>,S=<size>,W=<wire size>:2,<flags>
 
 The part before ``:`` (the *base name*) never changes for a message; the
-flag letters after ``:2,`` change with its flags.  System flags have fixed
+flag letters after ``:2,`` change with its flags.  A message whose internal
+date the file system cannot keep as the file's modification time (ext4
+stops at 2446; IMAP allows 1900 to 9999) carries it in the base name as a
+further field, ``,D=<seconds since the epoch>``, which other Maildir
+readers ignore like any field they do not know.  System flags have fixed
 upper-case letters; keywords get the letters ``a``..``z`` through a
 per-folder file in Dovecot's ``dovecot-keywords`` format.
 """
@@ -20,8 +24,7 @@ import time
 
 from exchmail.errors import StoreError
 
-FLAG_LETTERS = {"\\Draft": "D", "\\Flagged": "F", "\\Answered": "R",
-                "\\Seen": "S", "\\Deleted": "T"}
+FLAG_LETTERS = {"\\Draft": "D", "\\Flagged": "F", "\\Answered": "R", "\\Seen": "S", "\\Deleted": "T"}
 LETTER_FLAGS = {letter: flag for flag, letter in FLAG_LETTERS.items()}
 KEYWORD_LETTERS = "abcdefghijklmnopqrstuvwxyz"
 _KEYWORD = re.compile(r"^[^\s\x00-\x1f\x7f\\]+$")
@@ -46,9 +49,11 @@ def unique_name() -> str:
     return f"{secs}.M{usec}P{os.getpid()}Q{next(_counter)}.{HOSTNAME}"
 
 
-def final_name(unique: str, stored_size: int, exact_size: int, letters: str) -> str:
-    """The full file name of a delivered message in ``cur/``."""
-    return f"{unique},S={stored_size},W={exact_size}:2,{letters}"
+def final_name(unique: str, stored_size: int, exact_size: int, letters: str, date: int | None = None) -> str:
+    """The full file name of a delivered message in ``cur/`` (``date``: a
+    ``D=`` field, for dates the file's mtime cannot hold)."""
+    extra = "" if date is None else f",D={date}"
+    return f"{unique},S={stored_size},W={exact_size}{extra}:2,{letters}"
 
 
 def split_name(filename: str) -> tuple[str, str | None]:
@@ -75,6 +80,33 @@ def name_sizes(base: str) -> tuple[int | None, int | None]:
     return stored, exact
 
 
+def name_fields(base: str) -> tuple[int | None, int | None, int | None]:
+    """The ``S=``, ``W=`` and ``D=`` fields of a base name (``None`` if absent)."""
+    stored = exact = date = None
+    for field in base.split(",")[1:]:
+        key, _, value = field.partition("=")
+        if key == "S" and value.isdigit():
+            stored = int(value)
+        elif key == "W" and value.isdigit():
+            exact = int(value)
+        elif key == "D":
+            date = _signed(value)
+    return stored, exact, date
+
+
+def _signed(value: str) -> int | None:
+    digits = value[1:] if value.startswith("-") else value
+    return int(value) if digits.isdigit() and len(digits) < 20 else None
+
+
+def name_date(base: str) -> int | None:
+    """The ``D=`` internal date recorded in a base name, if any."""
+    marker = base.find(",D=")
+    if marker < 0:
+        return None
+    return _signed(base[marker + 3 :].split(",", 1)[0])
+
+
 def info_letters(info: str | None) -> str:
     """The flag letters of an info part (only ``2,`` infos carry flags)."""
     return info[2:] if info is not None and info.startswith("2,") else ""
@@ -82,8 +114,11 @@ def info_letters(info: str | None) -> str:
 
 def usable(filename: str) -> bool:
     """Whether a directory entry may be a message file we can track."""
-    return bool(filename) and not filename.startswith(".") and not any(
-        c in filename for c in "\n\r/ ")
+    return (
+        bool(filename)
+        and filename[0] != "."
+        and not ("\n" in filename or "\r" in filename or "/" in filename or " " in filename)
+    )
 
 
 class KeywordMap:
@@ -131,8 +166,7 @@ class KeywordMap:
         dropped; upper-case letters of ``old_letters`` that we do not know
         (set by other programs, e.g. ``P`` passed) are kept.
         """
-        letters = {c for c in old_letters
-                   if c.isupper() and c not in LETTER_FLAGS and c.isascii()}
+        letters = {c for c in old_letters if c.isupper() and c not in LETTER_FLAGS and c.isascii()}
         changed = False
         for flag in flags:
             if flag in FLAG_LETTERS:

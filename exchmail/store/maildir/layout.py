@@ -30,8 +30,7 @@ NAME_MAX = 255
 # Characters kept literally after modified UTF-7 (which yields printable
 # ASCII only).  Everything else -- '.', '%', '~', '/', '\\', ':', '*', '?',
 # quotes, '<', '>', '|' -- is escaped as %XX.
-_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                  "0123456789&+,-_=@!#$'()[]{}^` ;")
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789&+,-_=@!#$'()[]{}^` ;")
 _tmp_counter = itertools.count()
 
 
@@ -45,7 +44,7 @@ def _unescape(text: str) -> str:
     while pos < len(text):
         char = text[pos]
         if char == "%":
-            digits = text[pos + 1:pos + 3]
+            digits = text[pos + 1 : pos + 3]
             if len(digits) != 2 or not all(d in "0123456789ABCDEF" for d in digits):
                 raise ValueError("bad percent escape")
             out.append(chr(int(digits, 16)))

@@ -1,324 +1,496 @@
 """MaildirMailbox: the shared index of one Maildir folder.
 
-The index lives in memory (see :class:`~exchmail.store.index.IndexedMailbox`);
-this class keeps it in step with the folder on disk.  A record's ``key`` is
-the message's current file name in ``cur/``.  Slow work (delivery, scans)
-runs through ``run_blocking``; its results are applied to the index in
-callbacks, i.e. on the reactor thread, so the index is only ever changed
-from one thread.
+The index is the columnar one of :class:`~exchmail.store.index.IndexedMailbox`
+plus three Maildir columns: where a message's base name lies in one blob of
+names (a ``bytearray``: a few dozen octets per message, no object each),
+and the number of its info part (``:2,<letters>``), from which the current
+file name is rebuilt on demand.
+
+Every file operation runs through ``run_blocking`` (:mod:`.deliver`,
+:mod:`.scan`), and its result is applied to the index in a callback on
+the reactor thread.  Own changes to ``cur/`` move the folder's stamp
+along, so that the next refresh need not list the folder again; changes
+by other programs show up as a different stamp or, while listeners are
+registered, as inotify events (:mod:`.watch`).
 """
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from array import array
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from twisted.internet import defer
+from twisted.python.failure import Failure
 
-from exchmail.errors import NoSuchMailbox, NoSuchMessage
-from exchmail.store.index import IndexedMailbox, MessageRecord
+from exchmail.errors import NoSuchMailbox
+from exchmail.interfaces import IMessageReader
+from exchmail.store.index import FlagChange, IndexedMailbox, NewMessage
 from exchmail.store.maildir import uidlist
-from exchmail.store.maildir.deliver import deliver, open_wire
-from exchmail.store.maildir.filenames import (
-    KeywordMap,
-    info_letters,
-    split_name,
-    unique_name,
-    unique_part,
+from exchmail.store.maildir.deliver import (
+    Delivered,
+    KeywordSink,
+    KeywordWrite,
+    Outcome,
+    deliver,
+    open_wire,
+    read_wire,
+    rename_all,
+    unlink_all,
 )
-from exchmail.store.maildir.layout import KEYWORDS, atomic_write
-from exchmail.store.maildir.scan import FileInfo, Scan, Stamp, dir_stamp, scan
+from exchmail.store.maildir.filenames import KeywordMap, split_name, unique_name, unique_part
+from exchmail.store.maildir.scan import (
+    BASE_LEN,
+    BASE_START,
+    EXTRA_COLUMNS,
+    INFO,
+    FileInfo,
+    Loaded,
+    Rescan,
+    Snapshot,
+    Stamp,
+    decode_base,
+    encode_base,
+    letters_of,
+    rescan,
+)
+from exchmail.store.maildir.watch import OwnChanges
+from exchmail.store.readers import FileReader
+from exchmail.store.runner import RunBlocking, run_sync
 
-RunBlocking = Callable[..., "defer.Deferred[Any]"]
+__all__ = ["MaildirMailbox", "RunBlocking", "run_sync"]
 
-# A directory changed this recently may change again within the same
-# mtime tick without its mtime moving, so a stamp that young is not trusted
-# and a refresh rescans.  The tick is one or two seconds on file systems
-# with whole-second times, a few milliseconds (the kernel's timer tick) on
-# those with nanosecond fields.
-_COARSE_TICK_NS = 2_000_000_000
-_FINE_TICK_NS = 50_000_000
+#: Outside changes seen by inotify within this many seconds share one scan.
+WATCH_DELAY = 0.05
 
 
-def run_sync(f: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
-    """The default ``run_blocking``: call ``f`` now, wrap the outcome."""
-    return defer.maybeDeferred(f, *args)
+class IndexSnapshot:
+    """A copy of the index for a UID list rewrite, serialized in the thread."""
 
+    def __init__(self, box: MaildirMailbox) -> None:
+        extra = box._rows.extra
+        self.header = uidlist.UidList(box.uid_validity, box.uid_next, first_recent=box._first_recent)
+        self.uids = box._rows.uids[:]
+        self.starts = extra[BASE_START][:]
+        self.lens = extra[BASE_LEN][:]
+        self.blob = bytes(box._blob)
 
-def base_name(filename: str) -> str:
-    """The part of a message file name that never changes."""
-    return split_name(filename)[0]
-
-
-def filename_of(record: MessageRecord) -> str:
-    """The current file name (in ``cur/``) that a record's key holds."""
-    assert isinstance(record.key, str)
-    return record.key
+    def serialize(self) -> bytes:
+        blob = self.blob
+        self.header.entries = [
+            (uid, decode_base(blob[start : start + size]))
+            for uid, start, size in zip(self.uids, self.starts, self.lens, strict=True)
+        ]
+        return self.header.serialize()
 
 
 class MaildirMailbox(IndexedMailbox):
     """One Maildir++ folder (or the INBOX maildir), shared by all sessions.
 
-    Built by the account from an initial :func:`scan`; use
-    :meth:`refresh` to pick up changes made by other programs.
+    Built by the account from what :func:`~.scan.load` read in a thread.
+
+    :param reactor: for the short delay that gathers inotify events into one
+        scan; ``None`` when nothing watches.
+    :param watcher: the store's :class:`~.watch.MaildirWatcher`, or ``None``.
     """
 
-    def __init__(self, name: str, path: Path, run_blocking: RunBlocking,
-                 initial: Scan) -> None:
-        stored = initial.uid_list
-        dirty = stored is None
-        if stored is None:
-            # No (usable) UID list: old UIDs are unknown, so start afresh.
-            stored = uidlist.UidList(uidlist.new_uid_validity())
-        super().__init__(name, stored.uid_validity, stored.uid_next)
+    extra_columns = EXTRA_COLUMNS
+
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        run_blocking: RunBlocking,
+        loaded: Loaded,
+        reactor: Any = None,
+        watcher: Any = None,
+    ) -> None:
+        built = loaded.builder
+        super().__init__(
+            name, loaded.uid_validity, loaded.uid_next, run_blocking, built.rows, loaded.first_recent
+        )
         self.path = path
         self.gone = False
-        self._run = run_blocking
-        self._by_base: dict[str, int] = {}
+        self._blob = built.blob
+        self._blob_garbage = 0
+        self._infos = built.infos
+        self._keywords: KeywordMap = built.keywords
+        self._kw_version = self._kw_confirmed = 0
+        self._kw_sink = KeywordSink()
         self._pending: set[str] = set()  # unique names being delivered
-        self._keywords = initial.keywords
-        self._stamp: Stamp | None = None
-        self._lock = defer.DeferredLock()
-        self._load(initial, stored, dirty)
+        self._stamp: Stamp | None = loaded.stamp
+        self._stamp_trusted = loaded.trusted
+        self._stale_lines = 0  # UID list lines of expunged messages
+        self._uidlist = uidlist.UidListWriter(self._run, lambda: self.path, lambda: IndexSnapshot(self))
+        self._reactor = reactor
+        self._watcher = watcher
+        self._watch_mode: str | None = None  # "inotify" or "poll" while watched
+        self._own = OwnChanges()
+        self._scan_call: Any = None
 
-    # -- loading and refreshing ----------------------------------------
-    def _record(self, uid: int, info: FileInfo) -> MessageRecord:
-        assert info.internal_date is not None
-        self._by_base[base_name(info.filename)] = uid
-        letters = info_letters(split_name(info.filename)[1])
-        return MessageRecord(uid, self._keywords.flags(letters), info.internal_date,
-                             info.stored_size, info.exact_size, key=info.filename)
+    # -- names and content -------------------------------------------------------------
+    def _base(self, row: int) -> str:
+        start = self._rows.extra[BASE_START][row]
+        return decode_base(self._blob[start : start + self._rows.extra[BASE_LEN][row]])
 
-    def _adopt(self, files: dict[str, FileInfo]) -> tuple[list[MessageRecord], list[int]]:
-        """Give UIDs (in file name order) to files the index does not know."""
-        records, recent = [], []
-        for base, info in sorted(files.items(), key=lambda item: item[1].filename):
-            if base in self._by_base or unique_part(base) in self._pending:
-                continue  # indexed meanwhile, or our own delivery in flight
-            if info.internal_date is None:
-                # Listed as known but no longer indexed (expunged since the
-                # scan began): look again next time rather than guess.
-                self._stamp = None
-                continue
-            record = self._record(self._allocate_uid(), info)
-            records.append(record)
-            if info.from_new:
-                recent.append(record.uid)
-        return records, recent
+    def _filename(self, row: int) -> str:
+        return self._base(row) + self._infos.names[self._rows.extra[INFO][row]]
 
-    def _publish(self, records: list[MessageRecord], recent: list[int]) -> None:
-        # Mark recent first: _index_added would notify before we could.
-        self._recent.update(recent)
-        self._index_added(records, recent=False)
+    def filename(self, uid: int) -> str | None:
+        """The current file name (in ``cur/``) of ``uid``, or ``None``."""
+        row = self._rows.find(uid)
+        return None if row < 0 else self._filename(row)
 
-    def _load(self, initial: Scan, stored: uidlist.UidList, dirty: bool) -> None:
-        files = dict(initial.files)
-        records, recent = [], []
-        for uid, base in stored.entries:
-            info = files.pop(base, None)
-            if info is None or base in self._by_base:
-                dirty = True  # the file is gone: forget its line
-                continue
-            records.append(self._record(uid, info))
-            if info.from_new:
-                recent.append(uid)
-        added, added_recent = self._adopt(files)
-        self._publish(records + added, recent + added_recent)
-        if dirty or added:
-            self._write_uid_list()
-        self._set_stamp(initial.stamp)
+    def _append_base(self, base: str, info: str) -> tuple[int, int, int]:
+        """Store a new row's name; its extra column values."""
+        name = encode_base(base)
+        start = len(self._blob)
+        self._blob += name
+        return start, len(name), self._infos.id(info)
 
-    def _set_stamp(self, stamp: Stamp | None) -> None:
-        self._stamp = stamp
+    def _content_handle(self, row: int) -> tuple[str, int]:
+        return str(self.path / "cur" / self._filename(row)), self._rows.exact[row]
 
-    @staticmethod
-    def _settled(stamp: Stamp) -> bool:
-        """Whether a stamp is old enough that an unchanged mtime means no change."""
-        coarse = all(mtime % 1_000_000_000 == 0 for mtime in stamp)
-        tick = _COARSE_TICK_NS if coarse else _FINE_TICK_NS
-        return time.time_ns() - max(stamp) > tick
+    def _read_blocking(self, handle: tuple[str, int]) -> bytes:
+        return read_wire(handle[0])
 
+    def _open_blocking(self, handle: tuple[str, int]) -> IMessageReader:
+        path, size = handle
+        source = open(path, "rb")
+        try:
+            return FileReader(self._run, source, size, True, name=path).prime()
+        except BaseException:
+            source.close()
+            raise
+
+    def _source_blocking(self, handle: tuple[str, int]) -> BinaryIO:
+        return open_wire(handle[0])
+
+    # -- keywords ---------------------------------------------------------------------------
+    def _letters(self, flags: frozenset[str], old_letters: str = "") -> str:
+        letters, changed = self._keywords.letters(flags, old_letters)
+        if changed:
+            self._kw_version += 1
+        return letters
+
+    def _kw_payload(self) -> KeywordWrite | None:
+        """The keywords file to write before new letters are used, if not yet written."""
+        if self._kw_version > self._kw_confirmed:
+            return self._kw_version, self._keywords.serialize()
+        return None
+
+    def _confirm(self, payload: KeywordWrite | None) -> None:
+        if payload is not None:
+            self._kw_confirmed = max(self._kw_confirmed, payload[0])
+
+    # -- appending --------------------------------------------------------------------------
+    def _deliver(
+        self, source: bytes | BinaryIO, flags: frozenset[str], internal_date: float
+    ) -> defer.Deferred[NewMessage]:
+        if self.gone:
+            raise NoSuchMailbox(f"mailbox {self.name!r} was deleted")
+        letters = self._letters(flags)
+        payload = self._kw_payload()
+        unique = unique_name()
+        self._pending.add(unique)
+        if self._watch_mode == "inotify":
+            self._own.expect_delivery(unique)
+        d = self._run(deliver, self.path, unique, source, letters, internal_date, payload, self._kw_sink)
+        d.addBoth(self._delivered_file, unique, letters, internal_date, payload)
+        return d
+
+    def _delivered_file(
+        self,
+        outcome: Delivered | Failure,
+        unique: str,
+        letters: str,
+        internal_date: float,
+        payload: KeywordWrite | None,
+    ) -> Any:
+        self._pending.discard(unique)
+        if isinstance(outcome, Failure):
+            return outcome
+        self._confirm(payload)
+        self._track_own_change(outcome.before, outcome.after)
+        if self.gone:
+            raise NoSuchMailbox(f"mailbox {self.name!r} was deleted")
+        base = split_name(outcome.filename)[0]
+        extra = self._append_base(base, outcome.filename[len(base) :])
+        return NewMessage(
+            self._keywords.flags(letters), internal_date, outcome.stored_size, outcome.exact_size, extra
+        )
+
+    def _persist_added(self, uids: list[int]) -> defer.Deferred[Any] | None:
+        lines = []
+        for uid in uids:
+            row = self._rows.find(uid)
+            if row >= 0:
+                lines.append(f"{uid} {self._base(row)}")
+        return self._uidlist.append(lines) if lines else None
+
+    # -- flags ------------------------------------------------------------------------------
+    def _store_flags(self, changes: list[FlagChange]) -> Any:
+        plan = []
+        renames: list[tuple[str, str]] = []
+        for change in changes:
+            base = self._base(change.row)
+            info = self._infos.names[self._rows.extra[INFO][change.row]]
+            letters = self._letters(change.new, letters_of(info))
+            new_info = f":2,{letters}"
+            step = None
+            if new_info != info:
+                step = len(renames)
+                renames.append((base + info, base + new_info))
+            plan.append((change.uid, self._keywords.flags(letters), {INFO: self._infos.id(new_info)}, step))
+        if not renames or self.gone:
+            return [(uid, flags, extra) for uid, flags, extra, _ in plan if not self.gone], None
+        payload = self._kw_payload()
+        if self._watch_mode == "inotify":
+            self._own.expect(("cur", name) for pair in renames for name in pair)
+        d = self._run(rename_all, self.path, payload, self._kw_sink, renames)
+        d.addCallback(self._renamed, plan, payload)
+        return d
+
+    def _renamed(self, outcome: Outcome, plan: list[Any], payload: KeywordWrite | None) -> Any:
+        self._confirm(payload)
+        self._track_own_change(outcome.before, outcome.after)
+        applied = []
+        for uid, flags, extra, step in plan:
+            if step is None or (step < len(outcome.done) and outcome.done[step]):
+                applied.append((uid, flags, extra))
+            elif step < len(outcome.done):
+                # Renamed or removed by another program: keep the old state
+                # and let a scan find out what happened.
+                self._suspect()
+        return applied, outcome.error
+
+    # -- expunging --------------------------------------------------------------------------
+    def _remove_messages(self, uids: list[int]) -> Any:
+        names = [self._filename(self._rows.find(uid)) for uid in uids]
+        if self._watch_mode == "inotify":
+            self._own.expect(("cur", name) for name in names)
+        d = self._run(unlink_all, self.path, names)
+        d.addCallback(self._unlinked, uids)
+        return d
+
+    def _unlinked(self, outcome: Outcome, uids: list[int]) -> Any:
+        self._track_own_change(outcome.before, outcome.after)
+        return [uid for uid, done in zip(uids, outcome.done, strict=False) if done], outcome.error
+
+    def _remove_uids(self, uids: Any) -> list[int]:
+        uids = list(uids)
+        lens = self._rows.extra[BASE_LEN]
+        for uid in uids:
+            row = self._rows.find(uid)
+            if row >= 0:
+                self._blob_garbage += lens[row]
+        gone = super()._remove_uids(uids)
+        self._compact_blob()
+        return gone
+
+    def _compact_blob(self) -> None:
+        """Drop the names of removed rows once they are half the blob."""
+        if self._blob_garbage < 65536 or self._blob_garbage * 2 < len(self._blob):
+            return
+        blob, fresh, starts = self._blob, bytearray(), array("Q")
+        for start, size in zip(self._rows.extra[BASE_START], self._rows.extra[BASE_LEN], strict=True):
+            starts.append(len(fresh))
+            fresh += blob[start : start + size]
+        self._blob, self._blob_garbage = fresh, 0
+        self._rows.extra[BASE_START] = starts
+
+    def _persist_removed(self, uids: list[int]) -> None:
+        # The lines of expunged messages are harmless (their files are gone),
+        # so the file is rewritten only when they make up half of it.
+        self._stale_lines += len(uids)
+        if self._stale_lines * 2 >= len(self._rows):
+            self._stale_lines = 0
+            self._uidlist.rewrite()
+
+    def _recent_claimed(self) -> None:
+        self._uidlist.append([f"R{self._first_recent}"])
+
+    # -- refreshing -------------------------------------------------------------------------
     def _track_own_change(self, before: int | None, after: int | None) -> None:
         """Our own change moved cur/'s mtime from ``before`` to ``after``: if
-        nothing else had changed cur/ since the last scan, keep trusting the
-        stamp, so the next refresh need not rescan the whole folder."""
+        nothing else had changed cur/ since the last scan, keep the stamp, so
+        the next refresh need not rescan the whole folder."""
         stamp = self._stamp
         if stamp is not None and before is not None and after is not None and stamp[1] == before:
             self._stamp = (stamp[0], after)
         elif before != after:
             self._stamp = None
 
-    def _cur_mtime(self) -> int | None:
-        try:
-            return os.stat(self.path / "cur").st_mtime_ns
-        except FileNotFoundError:
-            return None
+    def _suspect(self) -> None:
+        """Something changed that the index does not know of: scan soon."""
+        self._stamp = None
+        if self._watch_mode is not None:
+            self._schedule_scan()
+
+    def _content_lost(self, uid: int) -> None:
+        self._suspect()
 
     def refresh(self) -> defer.Deferred[None]:
         """Rescan the folder if ``new/`` or ``cur/`` changed since the last scan."""
-        return self._lock.run(self._refresh)
+        return self._track(self._lock.run(self._refresh_locked, False))
 
-    def _refresh(self) -> defer.Deferred[None]:
+    def _snapshot(self) -> Snapshot:
+        extra = self._rows.extra
+        return Snapshot(
+            len(self._rows),
+            self._rows.uids,
+            self._blob,
+            extra[BASE_START],
+            extra[BASE_LEN],
+            extra[INFO],
+            list(self._infos.names),
+        )
+
+    def _refresh_locked(self, force: bool) -> Any:
         if self.gone:
-            return defer.succeed(None)
-        try:
-            current = dir_stamp(self.path)
-            if current == self._stamp and self._settled(current):
-                return defer.succeed(None)
-        except FileNotFoundError:
-            return defer.succeed(None)  # removed behind our back; nothing to scan
-        known = frozenset(self._by_base)
-        d = self._run(scan, self.path, known, False)
-        d.addCallback(self._apply_rescan)
+            return None
+        # While inotify watches, an event reports every outside change, so
+        # an unchanged stamp means no change even if it is young.
+        trust = self._stamp_trusted or self._watch_mode == "inotify"
+        snapshot = self._snapshot()
+        if self._watch_mode == "inotify":
+            self._own.scan_started()
+        d = self._run(rescan, self.path, None if force else self._stamp, trust, snapshot, time.time())
+        d.addBoth(self._rescanned, snapshot.count)
         return d
 
-    def _apply_rescan(self, found: Scan) -> None:
-        if self.gone:
-            return
-        if found.keywords.extends(self._keywords):
+    def _rescanned(self, outcome: Rescan | Failure | None, count: int) -> Any:
+        touched = outcome.touched if isinstance(outcome, Rescan) else []
+        unexplained = self._own.scan_finished(touched)
+        if isinstance(outcome, Rescan) and not self.gone:
+            self._apply_rescan(outcome, count)
+        if unexplained and self._watch_mode is not None:
+            self._schedule_scan()
+        return outcome if isinstance(outcome, Failure) else None
+
+    def _apply_rescan(self, found: Rescan, count: int) -> None:
+        if found.keywords.extends(self._keywords) and (found.keywords.by_index != self._keywords.by_index):
             self._keywords = found.keywords  # keywords added by another program
-        self._set_stamp(found.stamp)
-        files = dict(found.files)
-        cur = self.path / "cur"
-        removed, changed = [], []
-        for uid in list(self._uids):
-            record = self._records[uid]
-            info = files.pop(base_name(filename_of(record)), None)
-            if info is None:
-                # Not listed: gone, unless it was delivered or renamed by
-                # us after the listing was taken.
-                if not (cur / filename_of(record)).exists():
-                    removed.append(uid)
-            elif info.filename != record.key and (cur / info.filename).exists():
-                letters = info_letters(split_name(info.filename)[1])
-                new = replace(record, flags=self._keywords.flags(letters), key=info.filename)
-                self._records[uid] = new
-                if new.flags != record.flags:
-                    changed.append(uid)
-        added, recent = self._adopt(files)
-        self._index_removed(removed)
-        self._publish(added, recent)
+            self._kw_version += 1
+            self._kw_confirmed = self._kw_version
+        self._stamp, self._stamp_trusted = found.stamp, found.trusted
+        uids = self._rows.uids
+        gone = [uids[row] for row in found.missing]
+        changes = [(uids[row], filename) for row, filename in found.changed]
+        ours = {self._base(row) for row in range(count, len(self._rows))}
+        if gone:
+            self._remove_uids(gone)
+        self._adopt(found.found, ours)
+        self._flags_from_names(changes)
+        if gone:
+            self._persist_removed(gone)
+
+    def _adopt(self, files: list[FileInfo], ours: set[str]) -> None:
+        """Give UIDs to files the index does not know (in the scan's order)."""
+        messages = []
+        for info in files:
+            base = split_name(info.filename)[0]
+            if base in ours or unique_part(base) in self._pending:
+                continue  # our own delivery, indexed meanwhile or in flight
+            extra = self._append_base(base, info.filename[len(base) :])
+            flags = self._keywords.flags(letters_of(info.filename[len(base) :]))
+            messages.append(NewMessage(flags, info.internal_date, info.stored_size, info.exact_size, extra))
+        added = self._add_messages(messages)
+        if added:
+            self._persist_added(added)
+
+    def _flags_from_names(self, changes: list[tuple[int, str]]) -> None:
+        """Another program renamed files (changed their flag letters)."""
+        changed = []
+        for uid, filename in changes:
+            row = self._rows.find(uid)
+            base = self._base(row) if row >= 0 else None
+            if base is None or not filename.startswith(base):
+                continue
+            info = filename[len(base) :]
+            self._rows.extra[INFO][row] = self._infos.id(info)
+            flags = self._keywords.flags(letters_of(info))
+            if flags != self._rows.flags_of(row):
+                self._rows.set_flags(row, flags)
+                changed.append(uid)
         if changed:
             self._notify("flags_changed", changed, None)
-        if removed:
-            self._write_uid_list()
-        else:
-            for record in added:
-                uidlist.append(self.path, record.uid, base_name(filename_of(record)))
 
-    # -- persistence helpers -------------------------------------------
-    def _write_uid_list(self) -> None:
-        entries = [(uid, base_name(filename_of(self._records[uid]))) for uid in self._uids]
-        uidlist.write(self.path, uidlist.UidList(self.uid_validity, self.uid_next, entries))
+    # -- watching ------------------------------------------------------------------------------
+    def _listening(self, active: bool) -> None:
+        if self._watcher is not None:
+            if active and not self.gone:
+                self._watch_mode = self._watcher.watch(self)
+            else:
+                self._stop_watching()
+        super()._listening(active)
 
-    def _letters(self, flags: frozenset[str], old_letters: str = "") -> str:
-        letters, changed = self._keywords.letters(flags, old_letters)
-        if changed:
-            atomic_write(self.path / KEYWORDS, self._keywords.serialize())
-        return letters
+    def _stop_watching(self) -> None:
+        if self._watcher is not None and self._watch_mode is not None:
+            self._watcher.unwatch(self)
+        self._watch_mode = None
+        if self._scan_call is not None and self._scan_call.active():
+            self._scan_call.cancel()
+        self._scan_call = None
 
-    def _index_removed(self, removed: list[int]) -> None:
-        for uid in removed:
-            record = self._records.get(uid)
-            if record is not None:
-                self._by_base.pop(base_name(filename_of(record)), None)
-        super()._index_removed(removed)
+    def outside_event(self, sub: str | None, name: str | None) -> None:
+        """(From the watcher) ``sub/name`` changed; ``None``: something did."""
+        if sub is not None and name is not None and self._own.explained(sub, name):
+            return
+        self._schedule_scan()
 
-    # -- backend hooks -------------------------------------------------
-    def _open(self, record: MessageRecord) -> BinaryIO:
-        try:
-            return open_wire(self.path / "cur" / filename_of(record))
-        except FileNotFoundError:
-            raise NoSuchMessage(f"message UID {record.uid} is gone") from None
+    def _schedule_scan(self) -> None:
+        if self._scan_call is None and self._reactor is not None:
+            self._scan_call = self._reactor.callLater(WATCH_DELAY, self._watch_scan)
 
-    def _deliver(self, source: bytes | BinaryIO, flags: frozenset[str],
-                 internal_date: float) -> defer.Deferred[MessageRecord]:
+    def _watch_scan(self) -> None:
+        self._scan_call = None
         if self.gone:
-            raise NoSuchMailbox(f"mailbox {self.name!r} was deleted")
-        letters = self._letters(flags)
-        unique = unique_name()
-        self._pending.add(unique)
+            return
+        d = self._track(self._lock.run(self._refresh_locked, True))
+        d.addErrback(
+            lambda failure: self.log.failure(
+                "scanning {path} after an outside change failed", failure, path=str(self.path)
+            )
+        )
 
-        def delivered(result: tuple[tuple[str, int, int], int | None, int | None]) -> MessageRecord:
-            self._pending.discard(unique)
-            (filename, stored_size, exact_size), before, after = result
-            self._track_own_change(before, after)
-            if self.gone:
-                raise NoSuchMailbox(f"mailbox {self.name!r} was deleted")
-            uid = self._allocate_uid()
-            uidlist.append(self.path, uid, base_name(filename))
-            self._by_base[base_name(filename)] = uid
-            return MessageRecord(uid, self._keywords.flags(letters), internal_date,
-                                 stored_size, exact_size, key=filename)
+    def watch_again(self) -> None:
+        """(From the watcher) the watch broke: watch anew, or poll."""
+        if self._watch_mode is not None and self._watcher is not None and not self.gone:
+            self._watch_mode = self._watcher.watch(self)
+            self._schedule_scan()  # changes made meanwhile went unseen
 
-        def failed(failure: Any) -> Any:
-            self._pending.discard(unique)
-            return failure
-
-        d = self._run(self._deliver_tracked, unique, source, letters, internal_date)
-        d.addCallbacks(delivered, failed)
-        return d
-
-    def _deliver_tracked(self, *args: Any) -> tuple[tuple[str, int, int], int | None, int | None]:
-        """(In the thread) deliver, noting cur/'s mtime just before and after."""
-        before = self._cur_mtime()
-        result = deliver(self.path, *args)
-        return result, before, self._cur_mtime()
-
-    def _store_flags(self, record: MessageRecord, flags: frozenset[str]) -> MessageRecord:
-        base, info = split_name(filename_of(record))
-        letters = self._letters(flags, info_letters(info))
-        filename = f"{base}:2,{letters}"
-        if filename != record.key:
-            cur = self.path / "cur"
-            before = self._cur_mtime()
-            try:
-                (cur / filename_of(record)).rename(cur / filename)
-                self._track_own_change(before, self._cur_mtime())
-            except FileNotFoundError:
-                # Renamed or removed by another program: keep the old state
-                # and let the next refresh find out what happened.
-                self._stamp = None
-                return record
-        return replace(record, flags=self._keywords.flags(letters), key=filename)
-
-    def _remove(self, record: MessageRecord) -> None:
-        before = self._cur_mtime()
-        (self.path / "cur" / filename_of(record)).unlink(missing_ok=True)
-        self._track_own_change(before, self._cur_mtime())
-
-    def _after_remove(self, removed: list[int]) -> None:
-        if removed and not self.gone:
-            self._write_uid_list()
-
-    # -- account support -----------------------------------------------
-    def move_all(self, target: Path) -> tuple[list[tuple[int, str]], KeywordMap]:
-        """Move every message file into ``target/cur`` and empty the index
-        (renaming INBOX); return the moved ``(uid, base name)`` entries and
-        the keyword map their flag letters refer to."""
-        moved: list[tuple[int, str]] = []
-        try:
-            for uid in list(self._uids):
-                key = filename_of(self._records[uid])
-                (self.path / "cur" / key).rename(target / "cur" / key)
-                moved.append((uid, base_name(key)))
-        finally:
-            self._index_removed([uid for uid, _ in moved])
-            self._write_uid_list()
-        return moved, self._keywords
+    # -- account support ----------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return super().busy or bool(self._pending) or not self._uidlist.idle
 
     def moved(self, name: str, path: Path) -> None:
         """The folder was renamed: use its new name and place from now on."""
+        watching = self._watch_mode is not None
+        if watching:
+            self._stop_watching()
         self.name, self.path = name, path
+        if watching and self._watcher is not None:
+            self._watch_mode = self._watcher.watch(self)
 
     def deleted(self) -> None:
-        """The folder was deleted: refuse further appends, stop writing."""
+        """The folder was deleted: refuse further appends, stop writing and watching."""
         self.gone = True
+        self._stop_watching()
+        self._uidlist.stop()
+
+    def message_files(self) -> tuple[list[int], list[str], KeywordMap]:
+        """The UIDs and file names of every message, and the keyword map (RENAME INBOX)."""
+        rows = range(len(self._rows))
+        return list(self._rows.uids), [self._filename(row) for row in rows], self._keywords
+
+    def emptied(self, moved: list[int]) -> None:
+        """``moved`` UIDs' files went to another folder (RENAME INBOX)."""
+        self._remove_uids(moved)
+        self._stale_lines = 0
+        self._uidlist.rewrite()
 
     def __repr__(self) -> str:
         return f"<MaildirMailbox {self.name!r} at {str(self.path)!r}>"
-

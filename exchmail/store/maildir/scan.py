@@ -1,50 +1,116 @@
-"""Directory scans of one folder (run in a thread, never touching the index).
+"""Directory scans of one folder (run in a thread, never touching the live index).
 
-A scan moves new arrivals from ``new/`` to ``cur/`` (adding ``:2,``, as
-every Maildir reader does once it has seen a message), lists ``cur/`` and
-gathers what the reactor thread needs to update the index: for files the
-index does not know yet their date and sizes, for known ones just their
-current name (whose flag letters may have been changed by another program).
+:func:`load` reads a folder from scratch and builds its whole index, so
+that the reactor thread only has to take it over.  :func:`rescan` compares
+the folder with a snapshot of the index and reports the differences.  Both
+move new arrivals from ``new/`` to ``cur/`` (adding ``:2,``, as every
+Maildir reader does once it has seen a message) and remove what
+interrupted deliveries left in ``tmp/`` more than 36 hours ago (the Maildir
+rule).
+
+A scan records the modification times of ``new/`` and ``cur/`` (its
+*stamp*) before it lists them, so a later change shows up as a different
+stamp.  A stamp is *trusted* only if it was taken more than one mtime tick
+after the last change: within the same tick a further change could leave
+the times as they were.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import stat
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NamedTuple
 
+from exchmail.store.columns import Columns
 from exchmail.store.maildir import uidlist
 from exchmail.store.maildir.deliver import measure
-from exchmail.store.maildir.filenames import KeywordMap, name_sizes, split_name, usable
-from exchmail.store.maildir.layout import KEYWORDS
+from exchmail.store.maildir.filenames import (
+    KeywordMap,
+    info_letters,
+    name_fields,
+    split_name,
+    usable,
+)
+from exchmail.store.maildir.layout import KEYWORDS, is_maildir
 
 Stamp = tuple[int, int]
+#: The backend columns of a Maildir index: where a row's base name lies in the
+#: mailbox's blob of names, and the number of its info part (``:2,<letters>``).
+EXTRA_COLUMNS = ("Q", "B", "I")
+BASE_START, BASE_LEN, INFO = 0, 1, 2
+TMP_MAX_AGE = 36 * 3600
+# A directory changed this recently may change again within the same mtime
+# tick without its mtime moving.  The tick is one or two seconds on file
+# systems with whole-second times, a few milliseconds (the kernel's timer
+# tick) on those with nanosecond fields.
+_COARSE_TICK_NS = 2_000_000_000
+_FINE_TICK_NS = 50_000_000
+_LIST_ATTEMPTS = 3
 
 
-@dataclass(frozen=True, slots=True)
-class FileInfo:
-    """One message file in ``cur/``; dates and sizes only for unknown files."""
+def encode_base(base: str) -> bytes:
+    return base.encode("utf-8", "surrogateescape")
+
+
+def decode_base(data: bytes | bytearray) -> str:
+    return data.decode("utf-8", "surrogateescape")
+
+
+class InfoTable:
+    """The distinct info parts (``""``, ``":2,S"``, ...) of a folder, numbered."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self._ids: dict[str, int] = {}
+
+    def id(self, info: str) -> int:
+        found = self._ids.get(info)
+        if found is None:
+            found = self._ids[info] = len(self.names)
+            self.names.append(info)
+        return found
+
+
+def letters_of(info: str) -> str:
+    """The flag letters of an info part (``":2,RS"`` -> ``"RS"``)."""
+    return info_letters(info[1:] if info else None)
+
+
+class FileInfo(NamedTuple):
+    """A message file the index does not know yet."""
 
     filename: str
     from_new: bool
-    internal_date: float | None = None
-    stored_size: int = 0
-    exact_size: int = 0
+    internal_date: float
+    stored_size: int
+    exact_size: int
 
 
 @dataclass(slots=True)
-class Scan:
-    """The result of :func:`scan`."""
+class Listing:
+    """The files of a folder after moving ``new/`` into ``cur/``."""
 
-    stamp: Stamp
-    files: dict[str, FileInfo]
-    keywords: KeywordMap
-    uid_list: uidlist.UidList | None
+    stamp: Stamp | None
+    trusted: bool
+    files: dict[str, tuple[str, bool]]  # base name -> (file name, came from new/)
+    touched: list[tuple[str, str]]  # (sub-directory, name) changed by the scan
 
 
 def dir_stamp(folder: Path) -> Stamp:
     """The modification times of ``new/`` and ``cur/`` (nanoseconds)."""
     return (os.stat(folder / "new").st_mtime_ns, os.stat(folder / "cur").st_mtime_ns)
+
+
+def trusted(stamp: Stamp, taken_ns: int) -> bool:
+    """Whether ``stamp``, taken at ``taken_ns``, would show any later change."""
+    coarse = all(mtime % 1_000_000_000 == 0 for mtime in stamp)
+    tick = _COARSE_TICK_NS if coarse else _FINE_TICK_NS
+    return taken_ns - max(stamp) > tick
 
 
 def read_keywords(folder: Path) -> KeywordMap:
@@ -55,48 +121,277 @@ def read_keywords(folder: Path) -> KeywordMap:
         return KeywordMap()
 
 
-def _info(cur: Path, filename: str, from_new: bool, known: bool) -> FileInfo | None:
-    if known:
-        return FileInfo(filename, from_new)
+def clean_tmp(folder: Path, now: float) -> list[str]:
+    """Remove files in ``tmp/`` not touched for 36 hours; their names."""
+    cutoff = now - TMP_MAX_AGE
+    removed = []
     try:
-        mtime = os.stat(cur / filename).st_mtime
-        stored, exact = name_sizes(split_name(filename)[0])
-        if stored is None or exact is None:
-            # Dropped in by a program that does not record sizes in the name.
-            stored, exact = measure(cur / filename)
+        with os.scandir(folder / "tmp") as entries:
+            for entry in entries:
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                    if stat.S_ISREG(info.st_mode) and max(info.st_atime, info.st_mtime) < cutoff:
+                        os.unlink(entry.path)
+                        removed.append(entry.name)
+                except FileNotFoundError:
+                    continue
     except FileNotFoundError:
-        return None  # expunged (or renamed) by someone else meanwhile
-    return FileInfo(filename, from_new, mtime, stored, exact)
+        pass
+    return removed
 
 
-def scan(folder: Path, known: frozenset[str], read_uid_list: bool) -> Scan:
-    """Scan ``folder``; ``known`` holds the base names already indexed."""
-    # Taken before listing: a change during the listing then shows up as a
-    # changed stamp on the next refresh instead of being lost.
-    stamp = dir_stamp(folder)
-    keywords = read_keywords(folder)
-    uid_list = uidlist.read(folder) if read_uid_list else None
-    cur, new = folder / "cur", folder / "new"
-    files: dict[str, FileInfo] = {}
-    for name in sorted(os.listdir(new)):
-        if not usable(name):
-            continue
+def _move_new(
+    new: Path, cur: Path, files: dict[str, tuple[str, bool]], touched: list[tuple[str, str]]
+) -> bool:
+    """Move what is in ``new/`` to ``cur/``; whether there was anything."""
+    names = [name for name in os.listdir(new) if usable(name)]
+    for name in names:
         base, info = split_name(name)
         target = name if info is not None else base + ":2,"
         try:
             os.rename(new / name, cur / target)
         except FileNotFoundError:
             continue  # another reader moved it first; we will see it in cur/
-        found = _info(cur, target, True, base in known)
-        if found is not None:
-            files[base] = found
+        touched.extend((("new", name), ("cur", target)))
+        files[base] = (target, True)
+    return bool(names)
+
+
+def list_folder(folder: Path) -> Listing:
+    """Move ``new/`` into ``cur/``, take the stamp, list ``cur/``."""
+    new, cur = folder / "new", folder / "cur"
+    moved: dict[str, tuple[str, bool]] = {}
+    touched: list[tuple[str, str]] = []
+    _move_new(new, cur, moved, touched)
+    for _ in range(_LIST_ATTEMPTS):
+        # The stamp comes after our own moves and before the listings it
+        # vouches for; arrivals in between are moved and the stamp retaken.
+        stamp = dir_stamp(folder)
+        taken = time.time_ns()
+        if not _move_new(new, cur, moved, touched):
+            break
+    else:
+        stamp, taken = (0, 0), 0  # still busy: never trust this one
+    files: dict[str, tuple[str, bool]] = {}
     for name in os.listdir(cur):
-        if not usable(name):
-            continue
-        base = split_name(name)[0]
+        if usable(name):
+            files[split_name(name)[0]] = (name, False)
+    for base, (name, _) in moved.items():
         if base in files:
+            files[base] = (name, True)
+    return Listing(stamp, trusted(stamp, taken), files, touched)
+
+
+def file_info(cur: int, filename: str, from_new: bool) -> FileInfo | None:
+    """Date and sizes of a file in ``cur/`` (a directory descriptor); ``None``
+    if it vanished."""
+    colon = filename.find(":")
+    stored, exact, date = name_fields(filename if colon < 0 else filename[:colon])
+    try:
+        when = float(date) if date is not None else os.stat(filename, dir_fd=cur).st_mtime
+        if stored is None or exact is None:
+            # Dropped in by a program that does not record sizes in the name.
+            stored, exact = measure(filename, dir_fd=cur)
+    except FileNotFoundError:
+        return None  # expunged (or renamed) by someone else meanwhile
+    return FileInfo(filename, from_new, when, stored, exact)
+
+
+class IndexBuilder:
+    """Builds the columns, name blob and info table of a Maildir index."""
+
+    def __init__(self, keywords: KeywordMap) -> None:
+        self.keywords = keywords
+        self.rows = Columns(EXTRA_COLUMNS)
+        self.blob = bytearray()
+        self.infos = InfoTable()
+        self._numbers: dict[str, tuple[int, int]] = {}  # info -> (info id, flag set id)
+
+    def add(self, uid: int, info: FileInfo) -> None:
+        """Add a row (UIDs must come in ascending order)."""
+        filename = info.filename
+        colon = filename.find(":")
+        base = filename if colon < 0 else filename[:colon]
+        suffix = filename[len(base) :]
+        numbers = self._numbers.get(suffix)
+        if numbers is None:
+            flags = self.keywords.flags(letters_of(suffix))
+            numbers = self._numbers[suffix] = (self.infos.id(suffix), self.rows.table.id(flags))
+        rows, name = self.rows, encode_base(base)
+        if rows.uids and uid <= rows.uids[-1]:
+            raise ValueError(f"UID {uid} is not above {rows.uids[-1]}")
+        # The columns directly: this runs once per message of a folder.
+        rows.uids.append(uid)
+        rows.dates.append(info.internal_date)
+        rows.stored.append(info.stored_size)
+        rows.exact.append(info.exact_size)
+        rows.flags.append(numbers[1])
+        start, size, info_ids = rows.extra
+        start.append(len(self.blob))
+        size.append(len(name))
+        info_ids.append(numbers[0])
+        self.blob += name
+
+    def entries(self) -> list[tuple[int, str]]:
+        starts, lens = self.rows.extra[BASE_START], self.rows.extra[BASE_LEN]
+        return [
+            (uid, decode_base(self.blob[start : start + size]))
+            for uid, start, size in zip(self.rows.uids, starts, lens, strict=True)
+        ]
+
+
+@dataclass(slots=True)
+class Loaded:
+    """A folder's index as :func:`load` built it."""
+
+    uid_validity: int
+    uid_next: int
+    first_recent: int
+    builder: IndexBuilder
+    stamp: Stamp | None
+    trusted: bool
+    touched: list[tuple[str, str]]
+
+
+def load(folder: Path, now: float) -> Loaded:
+    """Read ``folder`` and build its index; write its UID list if it changed.
+
+    Raises FileNotFoundError if ``folder`` is not a maildir.
+    """
+    if not is_maildir(folder):
+        raise FileNotFoundError(str(folder))
+    clean_tmp(folder, now)
+    builder = IndexBuilder(read_keywords(folder))
+    stored = uidlist.read(folder)
+    dirty = stored is None
+    if stored is None:
+        # No (usable) UID list: old UIDs are unknown, so start afresh.
+        stored = uidlist.UidList(uidlist.new_uid_validity())
+    listing = list_folder(folder)
+    with _directory(folder / "cur") as cur:
+        uid_next, first_recent, lines, dirty = _build(builder, stored, listing.files, cur, dirty)
+    if dirty:
+        uidlist.write(folder, uidlist.UidList(stored.uid_validity, uid_next, builder.entries(), first_recent))
+    elif lines:
+        uidlist.append_lines(folder, lines)
+    return Loaded(
+        stored.uid_validity, uid_next, first_recent, builder, listing.stamp, listing.trusted, listing.touched
+    )
+
+
+def _build(
+    builder: IndexBuilder, stored: uidlist.UidList, files: dict[str, tuple[str, bool]], cur: int, dirty: bool
+) -> tuple[int, int, list[str], bool]:
+    """Index the listed ``files``: those in the UID list under their UIDs,
+    the others under new ones; ``(uid_next, first_recent, new lines, dirty)``."""
+    for uid, base in stored.entries:
+        found = files.pop(base, None)
+        info = None if found is None else file_info(cur, *found)
+        if info is None:
+            dirty = True  # the file is gone: forget its line
             continue
-        found = _info(cur, name, False, base in known)
-        if found is not None:
-            files[base] = found
-    return Scan(stamp, files, keywords, uid_list)
+        builder.add(uid, info)
+    uid_next, first_new, lines = stored.uid_next, None, []
+    # Unlisted files get new UIDs: those found in cur/ first, then new
+    # arrivals, each in file name order (so the arrivals are the \Recent ones).
+    for filename, from_new in sorted(files.values(), key=lambda item: (item[1], item[0])):
+        info = file_info(cur, filename, from_new)
+        if info is None:
+            continue
+        if from_new and first_new is None:
+            first_new = uid_next
+        builder.add(uid_next, info)
+        lines.append(f"{uid_next} {split_name(filename)[0]}")
+        uid_next += 1
+    first_recent = stored.first_recent
+    if first_recent is None or (first_new is not None and first_new < first_recent):
+        first_recent = first_new if first_new is not None else uid_next
+    return uid_next, first_recent, lines, dirty
+
+
+@contextmanager
+def _directory(path: Path) -> Iterator[int]:
+    """A descriptor of directory ``path`` (names are looked up relative to it)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """What a rescan needs of the index: its first ``count`` rows.
+
+    The arrays are the live ones, not copies: rows below ``count`` do not
+    change while the mailbox lock is held (appends only add rows above).
+    """
+
+    count: int
+    uids: Any
+    blob: bytearray
+    starts: Any
+    lens: Any
+    info_ids: Any
+    infos: list[str]
+
+    def base(self, row: int) -> str:
+        start = self.starts[row]
+        return decode_base(self.blob[start : start + self.lens[row]])
+
+
+@dataclass(slots=True)
+class Rescan:
+    """The differences :func:`rescan` found."""
+
+    stamp: Stamp | None
+    trusted: bool
+    keywords: KeywordMap
+    missing: list[int] = field(default_factory=list)  # rows whose file is gone
+    changed: list[tuple[int, str]] = field(default_factory=list)  # (row, new file name)
+    found: list[FileInfo] = field(default_factory=list)  # files not in the index
+    touched: list[tuple[str, str]] = field(default_factory=list)
+
+
+def rescan(folder: Path, stamp: Stamp | None, trust: bool, snapshot: Snapshot, now: float) -> Rescan | None:
+    """Compare ``folder`` with ``snapshot``; ``None`` if ``stamp`` (when
+    ``trust``-ed) shows that nothing changed."""
+    try:
+        if stamp is not None and trust and dir_stamp(folder) == stamp:
+            return None
+    except FileNotFoundError:
+        return None  # removed behind our back; nothing to scan
+    clean_tmp(folder, now)
+    keywords = read_keywords(folder)
+    listing = list_folder(folder)
+    result = Rescan(listing.stamp, listing.trusted, keywords, touched=listing.touched)
+    files = listing.files
+    for row in range(snapshot.count):
+        base = snapshot.base(row)
+        found = files.pop(base, None)
+        if found is None:
+            result.missing.append(row)
+        elif found[0] != base + snapshot.infos[snapshot.info_ids[row]]:
+            result.changed.append((row, found[0]))
+    if result.missing:
+        _look_again(folder, snapshot, result)
+    with _directory(folder / "cur") as cur:
+        for filename, from_new in sorted(files.values(), key=lambda item: (item[1], item[0])):
+            info = file_info(cur, filename, from_new)
+            if info is not None:
+                result.found.append(info)
+    return result
+
+
+def _look_again(folder: Path, snapshot: Snapshot, result: Rescan) -> None:
+    """A file renamed by another program while ``cur/`` was listed can be
+    missing from the listing: list once more before calling rows gone."""
+    again = {split_name(name)[0]: name for name in os.listdir(folder / "cur") if usable(name)}
+    still = []
+    for row in result.missing:
+        name = again.get(snapshot.base(row))
+        if name is None:
+            still.append(row)
+        elif name != snapshot.base(row) + snapshot.infos[snapshot.info_ids[row]]:
+            result.changed.append((row, name))
+    result.missing = still

@@ -2,26 +2,43 @@
 
 Format::
 
-    V<uidvalidity> N<nextuid>
+    V<uidvalidity> N<nextuid> [R<first recent uid>]
     <uid> <base name>
+    R<first recent uid>
     ...
 
-Appends add a line; expunges rewrite the whole file atomically.  The
+Appends add lines; rewrites replace the whole file atomically.  The
 header's ``N`` is only a lower bound (appended lines are not reflected in
-it), so the next UID on load is ``max(N, highest listed UID + 1)``; since
-rewrites always store the in-memory ``uid_next``, an expunged UID is never
-handed out again, not even after a restart.
+it), so the next UID on load is ``max(N, highest listed UID + 1)``; a
+rewrite stores the in-memory ``uid_next``, and lines of expunged messages
+stay until one does, so an expunged UID is never handed out again, not
+even after a restart.
+
+``R`` (header field or line; the last one wins) is the lowest UID that no
+session has claimed as \\Recent yet.  Files written before it existed have
+none, and readers that do not know it skip the line (it does not start
+with a digit) and the header field, so both directions stay compatible.
+
+Reading and writing block: they run in a thread.  :class:`UidListWriter`
+orders and batches the writes of one mailbox from the reactor thread.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
+
+from twisted.internet import defer
+from twisted.logger import Logger
 
 from exchmail.store.maildir.layout import UIDLIST, atomic_write
 
+log = Logger(namespace="exchmail.store.maildir")
 _last_validity = 0
 
 
@@ -34,6 +51,12 @@ def new_uid_validity() -> int:
     return _last_validity
 
 
+class Serializable(Protocol):
+    """Anything that serializes to a whole UID list file."""
+
+    def serialize(self) -> bytes: ...
+
+
 @dataclass
 class UidList:
     """The parsed content of a UID list file."""
@@ -41,18 +64,21 @@ class UidList:
     uid_validity: int
     uid_next: int = 1
     entries: list[tuple[int, str]] = field(default_factory=list)
+    first_recent: int | None = None
 
     @classmethod
     def parse(cls, data: bytes) -> UidList | None:
         """Parse a UID list; ``None`` if the header is unusable (the folder
         then needs a new UIDVALIDITY, as its old UIDs are unknown)."""
-        lines = data.decode("utf-8", "replace").splitlines()
+        lines = data.decode("utf-8", "surrogateescape").splitlines()
         if not lines:
             return None
         header = {word[:1]: word[1:] for word in lines[0].split()}
         if not header.get("V", "").isdigit() or not header.get("N", "").isdigit():
             return None
         result = cls(int(header["V"]), max(1, int(header["N"])))
+        if header.get("R", "").isdigit():
+            result.first_recent = int(header["R"])
         last = 0
         for line in lines[1:]:
             uid, _, base = line.partition(" ")
@@ -60,17 +86,23 @@ class UidList:
             if uid.isdigit() and base and int(uid) > last:
                 last = int(uid)
                 result.entries.append((last, base))
+            elif uid.startswith("R") and uid[1:].isdigit() and not base:
+                result.first_recent = int(uid[1:])
         if result.uid_validity == 0:
             return None
         result.uid_next = max(result.uid_next, last + 1)
+        if result.first_recent is not None:
+            result.first_recent = min(result.first_recent, result.uid_next)
         return result
 
     def serialize(self) -> bytes:
         """The whole file content."""
+        recent = "" if self.first_recent is None else f" R{self.first_recent}"
         lines = itertools.chain(
-            [f"V{self.uid_validity} N{self.uid_next}\n"],
-            (f"{uid} {base}\n" for uid, base in self.entries))
-        return "".join(lines).encode("utf-8")
+            [f"V{self.uid_validity} N{self.uid_next}{recent}\n"],
+            (f"{uid} {base}\n" for uid, base in self.entries),
+        )
+        return "".join(lines).encode("utf-8", "surrogateescape")
 
 
 def read(folder: Path) -> UidList | None:
@@ -82,13 +114,112 @@ def read(folder: Path) -> UidList | None:
     return UidList.parse(data)
 
 
-def write(folder: Path, uid_list: UidList) -> None:
+def write(folder: Path, uid_list: Serializable) -> None:
     """Rewrite the UID list atomically."""
     atomic_write(folder / UIDLIST, uid_list.serialize())
 
 
-def append(folder: Path, uid: int, base: str) -> None:
-    """Add one line.  Not fsynced: after a crash a missing line only means
+def append_lines(folder: Path, lines: Iterable[str]) -> None:
+    """Add lines.  Not fsynced: after a crash a missing line only means
     the (fsynced) message gets a new, higher UID on the next load."""
-    with open(folder / UIDLIST, "ab") as out:
-        out.write(f"{uid} {base}\n".encode())
+    data = "".join(f"{line}\n" for line in lines).encode("utf-8", "surrogateescape")
+    fd = os.open(folder / UIDLIST, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def append(folder: Path, uid: int, base: str) -> None:
+    """Add the line of one message."""
+    append_lines(folder, [f"{uid} {base}"])
+
+
+class UidListWriter:
+    """Writes one folder's UID list in order, off the reactor thread.
+
+    Lines and rewrites asked for while a write is under way are batched
+    into the next one; a rewrite takes its content from ``snapshot()`` when
+    it starts, so it covers the lines asked for before it.  A failed write
+    is logged and turned into a rewrite the next time (the index in memory
+    is the truth; the file only has to catch up).
+
+    :param folder: returns the folder's current path (it changes on RENAME).
+    :param snapshot: returns the whole file to write now (serialized in the thread).
+    """
+
+    def __init__(
+        self,
+        run_blocking: Callable[..., Any],
+        folder: Callable[[], Path],
+        snapshot: Callable[[], Serializable],
+    ) -> None:
+        self._run = run_blocking
+        self._folder = folder
+        self._snapshot = snapshot
+        self._lines: list[str] = []
+        self._rewrite = False
+        self._waiters: list[defer.Deferred[None]] = []
+        self._busy = False
+        self._behind = False  # a write failed: the next one rewrites the file
+        self._stopped = False
+
+    @property
+    def idle(self) -> bool:
+        """Whether nothing is being written or waiting to be."""
+        return not (self._busy or self._lines or self._rewrite)
+
+    def append(self, lines: list[str]) -> defer.Deferred[None]:
+        """Add ``lines``; the Deferred fires once they are written (or failed and logged)."""
+        self._lines.extend(lines)
+        return self._wait()
+
+    def rewrite(self) -> defer.Deferred[None]:
+        """Replace the whole file with ``snapshot()``."""
+        self._rewrite = True
+        return self._wait()
+
+    def stop(self) -> None:
+        """The folder is gone: write nothing more (waiters are released)."""
+        self._stopped = True
+        self._lines, self._rewrite = [], False
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    def _wait(self) -> defer.Deferred[None]:
+        if self._stopped:
+            return defer.succeed(None)
+        d: defer.Deferred[None] = defer.Deferred()
+        self._waiters.append(d)
+        self._flush()
+        return d
+
+    def _flush(self) -> None:
+        if self._busy or not (self._lines or self._rewrite):
+            return
+        waiters, self._waiters = self._waiters, []
+        lines, self._lines = self._lines, []
+        rewrite = self._rewrite or self._behind
+        self._rewrite = self._behind = False
+        self._busy = True
+        if rewrite:
+            d = self._run(write, self._folder(), self._snapshot())
+        else:
+            d = self._run(append_lines, self._folder(), lines)
+        d.addErrback(self._failed)
+        d.addBoth(self._written, waiters)
+
+    def _failed(self, failure: Any) -> None:
+        if self._stopped:
+            return  # the folder was deleted under the write
+        log.failure("cannot write the UID list in {folder}", failure, folder=str(self._folder()))
+        # Catch up with a whole new file with the next write (not at once:
+        # a disk that fails now would fail again in a loop).
+        self._behind = True
+
+    def _written(self, _: Any, waiters: list[defer.Deferred[None]]) -> None:
+        self._busy = False
+        for waiter in waiters:
+            waiter.callback(None)
+        self._flush()

@@ -1,0 +1,245 @@
+"""Maildir on disk: compatibility with existing files, dates, \\Recent, tmp/ cleanup,
+UID list writing, and races between threads and the index."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import Recorder, call, result
+from test_maildir import QueueRunner, cur_files, drop_in, open_inbox, result_of
+
+from exchmail.errors import NoSuchMailbox
+from exchmail.store.maildir import MaildirStore, deliver, uidlist
+from exchmail.store.maildir.scan import TMP_MAX_AGE
+
+HOUR = 3600
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "mail"
+
+
+def make_folder(root: Path) -> Path:
+    folder = root / "bob"
+    for sub in ("cur", "new", "tmp"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+# -- files written by earlier versions and by other programs ---------------------------
+def test_old_uidlist_and_files_load_unchanged(root: Path) -> None:
+    """A folder as the previous version left it: header without R, garbage lines."""
+    folder = make_folder(root)
+    (folder / "cur" / "1600000000.M1P1Q1.old,S=2,W=3:2,S").write_bytes(b"a\n")
+    (folder / "cur" / "1600000001.M1P1Q2.old,S=2,W=3:2,Fa").write_bytes(b"b\n")
+    (folder / "exchmail-keywords").write_text("0 $Work\n")
+    (folder / "exchmail-uidlist").write_text(
+        "V1234 N40\n7 1600000000.M1P1Q1.old,S=2,W=3\nnot a line\n"
+        "12 1600000001.M1P1Q2.old,S=2,W=3\n5 out-of-order\n"
+    )
+    box = open_inbox(root)
+    assert box.uid_validity == 1234 and list(box.uids()) == [7, 12] and box.uid_next == 40
+    assert box.message(12).flags == frozenset({"\\Flagged", "$Work"})
+    assert box.claim_recent() == frozenset()  # found in cur/: not new to anyone
+    assert call(box.read_message, 7) == b"a\r\n"
+    assert call(box.append, b"c\r\n") == 40
+    lines = (folder / "exchmail-uidlist").read_text().splitlines()
+    assert lines[0] == "V1234 N40" and lines[-1] == f"40 {box.filename(40)[:-3]}"
+    assert list(open_inbox(root).uids()) == [7, 12, 40]
+
+
+def test_new_uidlist_lines_are_skipped_by_old_readers() -> None:
+    """R lines and the R header field are invisible to the old parser's rules
+    (a line is a message if it starts with a digit; header fields by letter)."""
+    data = uidlist.UidList(9, 20, [(3, "base")], first_recent=15).serialize() + b"R17\n"
+    lines = data.decode().splitlines()
+    assert lines == ["V9 N20 R15", "3 base", "R17"]
+    assert not lines[2].split(" ")[0].isdigit()
+    parsed = uidlist.UidList.parse(data)
+    assert parsed is not None and parsed.first_recent == 17 and parsed.entries == [(3, "base")]
+
+
+def test_bare_lf_and_crlf_files_from_other_programs(root: Path) -> None:
+    box = open_inbox(root)
+    drop_in(root / "bob", "1700000010.M1P1Q1.mutt", b"Subject: lf\n\nbody\n")
+    drop_in(root / "bob", "1700000011.M1P1Q1.win", b"Subject: crlf\r\n\r\nbody\r\n")
+    call(box.refresh)
+    lf, crlf = box.uids()
+    assert call(box.read_message, lf) == b"Subject: lf\r\n\r\nbody\r\n"
+    assert call(box.read_message, crlf) == b"Subject: crlf\r\n\r\nbody\r\n"
+    assert (box.message(lf).exact_size, box.message(crlf).exact_size) == (21, 23)
+    assert (box.message(lf).stored_size, box.message(crlf).stored_size) == (18, 23)
+
+
+# -- internal dates ---------------------------------------------------------------------
+def test_dates_beyond_the_file_system_are_kept_in_the_name(root: Path) -> None:
+    box = open_inbox(root)
+    late = call(box.append, b"x\r\n", frozenset(), 253402300799.0)  # 9999-12-31T23:59:59Z
+    usual = call(box.append, b"y\r\n", frozenset(), 1_234_567_890.0)
+    assert ",D=253402300799:2," in box.filename(late)
+    assert ",D=" not in box.filename(usual)  # the mtime holds it
+    cur = root / "bob" / "cur"
+    assert os.stat(cur / box.filename(usual)).st_mtime == 1_234_567_890.0
+    again = open_inbox(root)
+    assert again.message(late).internal_date == 253402300799.0
+    assert again.message(usual).internal_date == 1_234_567_890.0
+
+
+# -- \Recent ---------------------------------------------------------------------------------
+def test_recent_survives_restart_until_claimed(root: Path) -> None:
+    box = open_inbox(root)
+    box.claim_recent()
+    first = call(box.append, b"a\r\n")
+    assert open_inbox(root).claim_recent() == frozenset({first})  # a new process
+    assert open_inbox(root).claim_recent() == frozenset()  # claimed for good
+    drop_in(root / "bob", "1700000012.M1P1Q1.mx", b"b\n")
+    again = open_inbox(root)
+    assert again.claim_recent() == frozenset(again.uids()[-1:])
+
+
+# -- tmp/ ----------------------------------------------------------------------------------
+def test_tmp_leftovers_older_than_36_hours_are_removed(root: Path) -> None:
+    folder = make_folder(root)
+    now = time.time()
+    for name, age in (("old", TMP_MAX_AGE + HOUR), ("young", TMP_MAX_AGE - HOUR)):
+        path = folder / "tmp" / name
+        path.write_bytes(b"half a message")
+        os.utime(path, (now - age, now - age))
+    (folder / "tmp" / "olddir").mkdir()
+    os.utime(folder / "tmp" / "olddir", (now - 2 * TMP_MAX_AGE,) * 2)
+    box = open_inbox(root)
+    assert sorted(os.listdir(folder / "tmp")) == ["olddir", "young"]
+    assert list(box.uids()) == []
+    # Also on a rescan of an open mailbox.
+    path = folder / "tmp" / "young"
+    os.utime(path, (now - 2 * TMP_MAX_AGE,) * 2)
+    drop_in(folder, "1700000013.M1P1Q1.mx", b"x\n")
+    call(box.refresh)
+    assert os.listdir(folder / "tmp") == ["olddir"]
+
+
+# -- the UID list ------------------------------------------------------------------------------
+def test_small_expunges_in_a_large_folder_do_not_rewrite_the_uid_list(root: Path) -> None:
+    box = open_inbox(root)
+    uids = [call(box.append, b"m\r\n") for _ in range(10)]
+    path = root / "bob" / "exchmail-uidlist"
+    call(box.set_flags, uids[:2], frozenset({"\\Deleted"}), "add")
+    call(box.expunge)
+    assert len(path.read_text().splitlines()) == 11  # stale lines stay for now
+    again = open_inbox(root)  # they are dropped (and the file rewritten) on load
+    assert list(again.uids()) == uids[2:]
+    assert path.read_text().splitlines()[0].startswith("V") and len(path.read_text().splitlines()) == 9
+    call(again.set_flags, uids[2:7], frozenset({"\\Deleted"}), "add")
+    call(again.expunge)  # now half of the lines would be stale: rewritten
+    assert [int(line.split()[0]) for line in path.read_text().splitlines()[1:]] == uids[7:]
+    assert call(again.append, b"n\r\n") == uids[-1] + 1
+
+
+def test_uid_list_write_failure_is_logged_and_caught_up(root: Path, monkeypatch: Any) -> None:
+    box = open_inbox(root)
+    calls = []
+
+    def broken(folder: Path, lines: Any) -> None:
+        calls.append(lines)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(uidlist, "append_lines", broken)
+    uid = call(box.append, b"x\r\n")  # the message is stored: the append succeeds
+    assert calls and uid in box.uids()
+    monkeypatch.undo()
+    second = call(box.append, b"y\r\n")  # the next write is a whole new file
+    assert list(open_inbox(root).uids()) == [uid, second]
+
+
+def test_concurrent_deliveries_never_lose_keywords(root: Path) -> None:
+    runner = QueueRunner()
+    account = result_of(runner, MaildirStore(root, runner).account("bob"))
+    box = result_of(runner, account.mailbox("INBOX"))
+    first = box.append(b"a\r\n", frozenset({"$One"}))
+    second = box.append(b"b\r\n", frozenset({"$Two"}))
+    # The threads run in the opposite order: the older map must not win.
+    queued = runner.queue[:]
+    runner.queue.clear()
+    for f, args, d in reversed(queued):
+        d.callback(f(*args))
+    runner.flush()
+    result(first), result(second)
+    assert (root / "bob" / "exchmail-keywords").read_text() == "0 $One\n1 $Two\n"
+    again = open_inbox(root)
+    assert {again.message(uid).flags for uid in again.uids()} == {frozenset({"$One"}), frozenset({"$Two"})}
+
+
+# -- races between the threads and the index --------------------------------------------------
+def test_read_finds_a_message_renamed_meanwhile(root: Path) -> None:
+    runner = QueueRunner()
+    account = result_of(runner, MaildirStore(root, runner).account("bob"))
+    box = result_of(runner, account.mailbox("INBOX"))
+    uid = result_of(runner, box.append(b"body\r\n"))
+    reading = box.read_message(uid)  # queued with the current file name
+    flagging = box.set_flags([uid], frozenset({"\\Seen"}), "add")
+    read_work = runner.queue.pop(0)
+    runner.flush()  # the rename happens first
+    result(flagging)
+    f, args, d = read_work
+    try:
+        f(*args)
+    except FileNotFoundError:
+        from twisted.python.failure import Failure
+
+        d.errback(Failure())
+    runner.flush()  # the read is tried again, under the lock, with the new name
+    assert result(reading) == b"body\r\n"
+
+
+def test_flag_change_on_a_file_renamed_by_another_program(root: Path) -> None:
+    box = open_inbox(root)
+    uid = call(box.append, b"x\r\n")
+    listener = Recorder()
+    box.add_listener(listener)
+    cur = root / "bob" / "cur"
+    name = box.filename(uid)
+    (cur / name).rename(cur / (name.split(":")[0] + ":2,F"))  # like mutt
+    assert call(box.set_flags, [uid], frozenset({"\\Seen"}), "add") == {uid: frozenset()}
+    call(box.refresh)  # the next scan finds what happened
+    assert box.message(uid).flags == frozenset({"\\Flagged"})
+    assert listener.events == [("flags", [uid], None)]
+
+
+def test_expunge_stops_at_the_first_failure_and_keeps_what_went(root: Path, monkeypatch: Any) -> None:
+    box = open_inbox(root)
+    uids = [call(box.append, b"m\r\n", frozenset({"\\Deleted"})) for _ in range(3)]
+    listener = Recorder()
+    box.add_listener(listener)
+    real_unlink = os.unlink
+    seen = []
+
+    def unlink(path: Any) -> None:
+        seen.append(path)
+        if len(seen) == 2:
+            raise PermissionError("read-only file system")
+        real_unlink(path)
+
+    monkeypatch.setattr(deliver.os, "unlink", unlink)
+    with pytest.raises(PermissionError):
+        call(box.expunge)
+    assert listener.events == [("expunged", [uids[0]])]
+    assert list(box.uids()) == uids[1:]
+    assert len(cur_files(root / "bob")) == 2
+
+
+def test_open_racing_with_delete_is_not_kept(root: Path) -> None:
+    runner = QueueRunner()
+    account = result_of(runner, MaildirStore(root, runner).account("bob"))
+    result_of(runner, account.create("Box"))
+    opening = account.mailbox("Box")
+    load = runner.queue.pop(0)
+    result_of(runner, account.delete("Box"))
+    runner.queue.insert(0, load)
+    runner.flush()  # the stale load is redone, and now finds nothing
+    with pytest.raises(NoSuchMailbox):
+        result(opening)
