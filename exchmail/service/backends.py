@@ -125,7 +125,10 @@ def make_store(config: Any, reactor: Any, run_blocking: Callable[..., Any]) -> A
     config.server.data_dir.mkdir(parents=True, exist_ok=True)
     if backend == "maildir":
         from exchmail.store.maildir import MaildirStore
-        return MaildirStore(config.server.data_dir / "mail", run_blocking=run_blocking)
+        # With the reactor, the store watches open mailboxes for outside
+        # deliveries (inotify or polling) and releases idle ones.
+        return MaildirStore(config.server.data_dir / "mail", run_blocking=run_blocking,
+                            reactor=reactor)
     context = BackendContext(config, config.store.options, config.server.data_dir, reactor,
                              run_blocking)
     return build(backend, "store", "store.backend", context, IStore)

@@ -223,17 +223,19 @@ def _add_retention(config: Config, store: IStore, store_service: StoreService,
     from exchmail.auth.accounts import AccountsFile
     from exchmail.store.retention import RetentionPolicy, RetentionService
 
-    def users() -> list[str]:
-        if IAccountListing.providedBy(store):
-            return list(store.account_names())
+    def file_users() -> list[str]:
         accounts = AccountsFile(config.auth.users_file)
         accounts.load()
         return accounts.users()
 
+    def users() -> defer.Deferred[list[str]]:
+        if IAccountListing.providedBy(store):
+            return defer.maybeDeferred(store.account_names)
+        return store_service.run_blocking(file_users)
+
     policy = RetentionPolicy({name: days * 86400.0 for name, days in config.retention.folders.items()},
                              config.retention.interval)
-    RetentionService(store, lambda: store_service.run_blocking(users), policy,
-                     reactor).setServiceParent(top)
+    RetentionService(store, users, policy, reactor).setServiceParent(top)
 
 
 def _announce_first_account(config: Config) -> None:

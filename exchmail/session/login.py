@@ -144,6 +144,11 @@ class LoginFlow:
                     step = yield defer.maybeDeferred(mechanism.step, decode_response(response))
             except sasl.MalformedResponse as error:
                 raise SASLMalformed(str(error)) from None
+            except UnauthorizedLogin:
+                # A mechanism that verifies by itself (GSSAPI, NTLM, bearer
+                # tokens) refuses like a wrong password.
+                self._report("", name.decode("ascii"), "failure")
+                raise LoginRefused("credentials", last=self.count_failure()) from None
             result = yield self.login(step.credentials, name.decode("ascii"), step.final)
         finally:
             self.sasl_active = False
