@@ -1,19 +1,24 @@
-"""IMAP command parsing: bytes in, values out, no protocol state.
+"""IMAP command tokens: bytes in, values out, no protocol state.
 
 A command arrives as *segments*: the text of each line (without CRLF) and
 the literals between them.  :func:`tokenize` turns the segments into
 tokens:
 
-- :class:`Atom` (a ``bytes`` subclass) for atoms, including ``NIL`` and
-  fetch attributes with their ``[section]<partial>`` (spaces and
-  parentheses inside the brackets are kept);
+- :class:`Atom` (a ``bytes`` subclass) for atoms, including ``NIL``; with
+  ``sections``, a fetch attribute's ``[section]<partial>`` stays part of
+  its atom (spaces and parentheses inside the brackets are kept);
 - ``bytes`` for quoted strings and small literals;
 - :class:`Spool` for literals kept in a temporary file;
-- ``list`` for parenthesised lists.
+- ``list`` for parenthesised lists, nested at most :data:`MAX_DEPTH` deep.
 
 Whitespace between tokens may be any run of SP and TAB (MS-STANXIMAP
 2.1.7 / V0003) when ``liberal_whitespace`` is true; quoted strings and
 literals are never touched by that rule.
+
+``[`` and ``}`` are ordinary atom characters and ``]`` may appear in an
+astring (RFC 3501 section 9: ATOM-CHAR, ASTRING-CHAR); brackets pair up
+only in a fetch attribute (``BODY[...]``, ``BODY.PEEK[...]``,
+``BINARY[...]``, ``BINARY.PEEK[...]``, ``BINARY.SIZE[...]``).
 """
 
 from __future__ import annotations
@@ -23,10 +28,28 @@ from dataclasses import dataclass
 from typing import IO, Union
 
 LITERAL_AT_END = re.compile(rb"\{(\d{1,20})(\+?)\}$")
+#: Deepest nesting of parentheses (and, in SEARCH, of parentheses, NOT and
+#: OR together) that any command may use, in every profile.
+MAX_DEPTH = 32
+#: Most literals one command may carry.
+MAX_LITERALS = 100
+#: Atoms that take a bracketed section when ``sections`` is on (upper case).
+SECTION_ATOMS = frozenset({b"BODY", b"BODY.PEEK", b"BINARY", b"BINARY.PEEK", b"BINARY.SIZE"})
+# Octets that end an atom: SP, TAB and the other CTLs, DEL, "(", ")" and '"'.
+_ATOM_END = frozenset(b' ()"\x7f') | frozenset(range(0x20))
 
 
 class ParseError(Exception):
-    """The command is malformed; the message is shown to the client after BAD."""
+    """The command is malformed; the message is shown to the client.
+
+    ``status`` is the answer (``"BAD"`` unless a limit calls for ``"NO"``)
+    and ``code`` an optional response code such as ``b"LIMIT"``.
+    """
+
+    def __init__(self, message: str, *, code: bytes | None = None, status: str = "BAD") -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
 
 
 class Atom(bytes):
@@ -51,7 +74,9 @@ class LiteralSegment:
     data: bytes | Spool
 
 
-def _skip_space(text: bytes, pos: int, liberal: bool) -> int:
+def skip_space(text: bytes, pos: int, liberal: bool) -> int:
+    """The position after the separator at ``pos``: any run of SP/TAB when
+    ``liberal``, else at most one SP."""
     if liberal:
         while pos < len(text) and text[pos] in b" \t":
             pos += 1
@@ -78,27 +103,47 @@ def _quoted(text: bytes, pos: int) -> tuple[bytes, int]:
     raise ParseError("unterminated quoted string")
 
 
-def _atom(text: bytes, pos: int) -> tuple[Atom, int]:
-    """Parse an atom; ``[...]`` sections may hold spaces and parentheses."""
+def scan_atom(text: bytes, pos: int, sections: bool = False) -> tuple[Atom, int]:
+    """The atom starting at ``pos`` and the position after it.
+
+    With ``sections``, a ``[`` right after one of :data:`SECTION_ATOMS`
+    runs to the next ``]`` (a fetch attribute's section); otherwise
+    brackets are ordinary atom characters.
+    """
     start = pos
     while pos < len(text):
         char = text[pos]
-        if char == 0x5B:  # '[': run to the matching ']'
+        if char == 0x5B and sections and text[start:pos].upper() in SECTION_ATOMS:
             end = text.find(b"]", pos)
             if end < 0:
-                raise ParseError("unbalanced '[' in atom")
+                raise ParseError("unbalanced '[' in fetch attribute")
             pos = end + 1
-        elif char in b" \t()\"" or char < 0x20 or char == 0x7F:
+        elif char in _ATOM_END:
             break
         else:
             pos += 1
     if pos == start:
-        raise ParseError(f"unexpected character {text[pos:pos + 1]!r}")
+        raise ParseError(f"unexpected character {text[pos : pos + 1]!r}")
     return Atom(text[start:pos]), pos
 
 
-def tokenize(segments: list[bytes | LiteralSegment], liberal_whitespace: bool = True) -> list[Token]:
-    """Turn a command's segments into a token tree (see the module docstring)."""
+def tokenize(
+    segments: list[bytes | LiteralSegment],
+    liberal_whitespace: bool = True,
+    *,
+    sections: bool = True,
+    max_depth: int = MAX_DEPTH,
+    max_literals: int = MAX_LITERALS,
+) -> list[Token]:
+    """Turn a command's segments into a token tree (see the module docstring).
+
+    Raises :class:`ParseError` for malformed input, lists nested deeper than
+    ``max_depth`` and more than ``max_literals`` literals.  The work is
+    linear in the input and never recursive.
+    """
+    literal_count = sum(isinstance(seg, LiteralSegment) for seg in segments)
+    if literal_count > max_literals:
+        raise ParseError(f"too many literals in one command (at most {max_literals})")
     root: list[Token] = []
     stack: list[list[Token]] = [root]
     literals = iter(seg for seg in segments if isinstance(seg, LiteralSegment))
@@ -108,13 +153,15 @@ def tokenize(segments: list[bytes | LiteralSegment], liberal_whitespace: bool = 
         text, pos = segment, 0
         literal_match = LITERAL_AT_END.search(text)
         if literal_match:
-            text = text[:literal_match.start()]
+            text = text[: literal_match.start()]
         while True:
-            pos = _skip_space(text, pos, liberal_whitespace)
+            pos = skip_space(text, pos, liberal_whitespace)
             if pos >= len(text):
                 break
             char = text[pos]
             if char == 0x28:
+                if len(stack) > max_depth:
+                    raise ParseError(f"parentheses nested too deeply (at most {max_depth} levels)")
                 new: list[Token] = []
                 stack[-1].append(new)
                 stack.append(new)
@@ -128,7 +175,7 @@ def tokenize(segments: list[bytes | LiteralSegment], liberal_whitespace: bool = 
                 value, pos = _quoted(text, pos + 1)
                 stack[-1].append(value)
             else:
-                atom, pos = _atom(text, pos)
+                atom, pos = scan_atom(text, pos, sections)
                 stack[-1].append(atom)
         if literal_match:
             literal = next(literals, None)
@@ -150,9 +197,36 @@ def literal_request(line: bytes) -> tuple[int, bool] | None:
 
 # -- sequence sets ----------------------------------------------------------
 _SEQ_NUMBER = re.compile(rb"^(?:\*|[1-9][0-9]{0,9})$")
+Range = tuple[int | None, int | None]
 
 
-def parse_sequence_set(text: bytes) -> list[tuple[int | None, int | None]]:
+@dataclass(frozen=True, slots=True)
+class SequenceSet:
+    """A parsed sequence-set (RFC 3501 section 9): ranges as written, with
+    ``None`` for ``*``; a single number ``n`` is the range ``(n, n)``."""
+
+    ranges: tuple[Range, ...]
+
+    @classmethod
+    def parse(cls, text: bytes) -> SequenceSet:
+        """Parse ``1:3,5,7:*``; :class:`ParseError` for anything that is not
+        a sequence-set (zero, empty ranges, junk, numbers above 2**32-1)."""
+        return cls(tuple(parse_sequence_set(text)))
+
+    def resolve(self, largest: int) -> list[tuple[int, int]]:
+        """The ranges with ``*`` replaced by ``largest``, each ordered low..high."""
+        return resolve_sequence_set(list(self.ranges), largest)
+
+    def __bytes__(self) -> bytes:
+        def number(value: int | None) -> bytes:
+            return b"*" if value is None else b"%d" % value
+
+        return b",".join(
+            number(low) if low == high else number(low) + b":" + number(high) for low, high in self.ranges
+        )
+
+
+def parse_sequence_set(text: bytes) -> list[Range]:
     """Parse ``1:3,5,7:*`` into ranges; ``None`` stands for ``*``.
 
     Raises :class:`ParseError` for anything that is not a valid
@@ -160,7 +234,7 @@ def parse_sequence_set(text: bytes) -> list[tuple[int | None, int | None]]:
     """
     if not text:
         raise ParseError("empty sequence set")
-    ranges: list[tuple[int | None, int | None]] = []
+    ranges: list[Range] = []
     for item in text.split(b","):
         bounds = item.split(b":")
         if len(bounds) > 2 or not all(_SEQ_NUMBER.match(b) for b in bounds):
@@ -172,7 +246,7 @@ def parse_sequence_set(text: bytes) -> list[tuple[int | None, int | None]]:
     return ranges
 
 
-def resolve_sequence_set(ranges: list[tuple[int | None, int | None]], largest: int) -> list[tuple[int, int]]:
+def resolve_sequence_set(ranges: list[Range], largest: int) -> list[tuple[int, int]]:
     """Replace ``*`` by ``largest`` and order each range low..high."""
     resolved = []
     for low, high in ranges:
@@ -182,7 +256,7 @@ def resolve_sequence_set(ranges: list[tuple[int | None, int | None]], largest: i
     return resolved
 
 
-# -- argument helpers used by the handlers -----------------------------------
+# -- argument helpers ---------------------------------------------------------
 MAX_STRING_ARGUMENT = 64 * 1024
 
 
