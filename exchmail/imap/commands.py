@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from exchmail.imap.commands_args import (
     ParseOptions,
@@ -140,7 +141,9 @@ class CommandSyntaxError(Exception):
     :param status: ``"BAD"``, or ``"NO"`` for a well-formed command over a limit.
     """
 
-    def __init__(self, tag: bytes, text: str, code: bytes | None = None, status: str = "BAD") -> None:
+    def __init__(
+        self, tag: bytes, text: str, code: bytes | None = None, status: Literal["BAD", "NO"] = "BAD"
+    ) -> None:
         super().__init__(text)
         self.tag = tag
         self.text = text

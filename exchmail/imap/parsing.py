@@ -24,8 +24,9 @@ only in a fetch attribute (``BODY[...]``, ``BODY.PEEK[...]``,
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import IO, Union
+from typing import IO, Literal, Union
 
 LITERAL_AT_END = re.compile(rb"\{(\d{1,20})(\+?)\}$")
 #: Deepest nesting of parentheses (and, in SEARCH, of parentheses, NOT and
@@ -46,7 +47,9 @@ class ParseError(Exception):
     and ``code`` an optional response code such as ``b"LIMIT"``.
     """
 
-    def __init__(self, message: str, *, code: bytes | None = None, status: str = "BAD") -> None:
+    def __init__(
+        self, message: str, *, code: bytes | None = None, status: Literal["BAD", "NO"] = "BAD"
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.status = status
@@ -185,6 +188,18 @@ def tokenize(
     if len(stack) != 1:
         raise ParseError("unbalanced '('")
     return root
+
+
+def discard_literals(segments: Iterable[bytes | LiteralSegment]) -> None:
+    """Close the temporary files of a command's spooled literals.
+
+    For the dispatcher, once a command is done or refused: a handler that
+    keeps a :class:`Spool` (APPEND's message) closes it itself, and closing
+    twice is harmless.
+    """
+    for segment in segments:
+        if isinstance(segment, LiteralSegment) and isinstance(segment.data, Spool):
+            segment.data.file.close()
 
 
 def literal_request(line: bytes) -> tuple[int, bool] | None:

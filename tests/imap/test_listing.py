@@ -72,6 +72,14 @@ def backtracking_regex(pattern: str, case_insensitive: bool = False) -> re.Patte
         ("*a*a*a*a*b", "a" * 200, False),
         ("*a*a*a*a*", "a" * 200, True),
         ("%a%a%a%a%b", "a" * 200, False),
+        # both wildcards: the leftmost "a" would leave a "/" for the "%"
+        ("*a%", "xa/a", True),
+        ("*a%", "xa/a/", False),
+        ("%/*a%b", "x/a/ab", True),
+        ("%*", "a/b", True),
+        ("%a*", "x/a", False),
+        ("*/%", "a/b/c", True),
+        ("*/%", "abc", False),
     ],
 )
 def test_pattern(pattern, name, expected):
@@ -119,6 +127,7 @@ def test_pathological_pattern_finishes():
     long_pattern = "*a" * 500 + "*b"
     assert not Pattern(long_pattern).match("a" * 5000)
     assert not Pattern("%a" * 500 + "%b", case_insensitive=True).match("A" * 5000)
+    assert not Pattern("*a%" * 500 + "b").match("a" * 2500 + "/" + "a" * 2500)
     assert lsub_entries([name], [name], "*a*a*a*a*b", noselect_parents=True) == []
 
 

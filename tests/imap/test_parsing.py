@@ -24,6 +24,7 @@ from exchmail.imap.parsing import (
     as_atom,
     as_bytes,
     as_number,
+    discard_literals,
     expect_count,
     literal_request,
     parse_sequence_set,
@@ -492,3 +493,11 @@ def test_fetch_invalid_argument_shapes():
         items(b"FLAGS")  # a quoted string is no attribute
     with pytest.raises(ParseError):
         items([[Atom(b"FLAGS")]])
+
+
+def test_discard_literals_closes_spooled_files():
+    spool = Spool(tempfile.TemporaryFile(), 3)
+    small = LiteralSegment(b"abc")
+    discard_literals([b"a1 APPEND x {3}", LiteralSegment(spool), b" {3}", small, b""])
+    assert spool.file.closed
+    discard_literals([LiteralSegment(spool)])  # twice is harmless
