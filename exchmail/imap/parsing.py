@@ -36,8 +36,11 @@ MAX_DEPTH = 32
 MAX_LITERALS = 100
 #: Atoms that take a bracketed section when ``sections`` is on (upper case).
 SECTION_ATOMS = frozenset({b"BODY", b"BODY.PEEK", b"BINARY", b"BINARY.PEEK", b"BINARY.SIZE"})
-# Octets that end an atom: SP, TAB and the other CTLs, DEL, "(", ")" and '"'.
-_ATOM_END = frozenset(b' ()"\x7f') | frozenset(range(0x20))
+# An atom runs up to SP, TAB and the other CTLs, DEL, "(", ")" or '"'.
+_ATOM_RUN = re.compile(rb'[^ ()"\x00-\x1f\x7f]*')
+# A quoted string's body: up to the closing quote, a bad escape or the end.
+_QUOTED_BODY = re.compile(rb'[^"\\]*(?:\\["\\][^"\\]*)*')
+_ESCAPE = re.compile(rb'\\(["\\])')
 
 
 class ParseError(Exception):
@@ -90,20 +93,21 @@ def skip_space(text: bytes, pos: int, liberal: bool) -> int:
 
 def _quoted(text: bytes, pos: int) -> tuple[bytes, int]:
     """Parse a quoted string starting after the opening quote."""
-    out = bytearray()
-    while pos < len(text):
-        char = text[pos]
-        if char == 0x5C:  # backslash: only \\ and \" are valid escapes
-            if pos + 1 >= len(text) or text[pos + 1] not in b'\\"':
-                raise ParseError("invalid escape in quoted string")
-            out.append(text[pos + 1])
-            pos += 2
-        elif char == 0x22:
-            return bytes(out), pos + 1
-        else:
-            out.append(char)
-            pos += 1
-    raise ParseError("unterminated quoted string")
+    body = _QUOTED_BODY.match(text, pos)
+    assert body is not None  # the pattern matches the empty string
+    end = body.end()
+    if end >= len(text):
+        raise ParseError("unterminated quoted string")
+    if text[end] == 0x5C:  # a backslash not followed by \\ or \": only those escapes exist
+        raise ParseError("invalid escape in quoted string")
+    value = body.group()
+    if 0x5C in value:
+        value = _ESCAPE.sub(_unescape, value)
+    return value, end + 1
+
+
+def _unescape(match: re.Match[bytes]) -> bytes:
+    return match.group(1)
 
 
 def scan_atom(text: bytes, pos: int, sections: bool = False) -> tuple[Atom, int]:
@@ -114,20 +118,23 @@ def scan_atom(text: bytes, pos: int, sections: bool = False) -> tuple[Atom, int]
     brackets are ordinary atom characters.
     """
     start = pos
-    while pos < len(text):
-        char = text[pos]
-        if char == 0x5B and sections and text[start:pos].upper() in SECTION_ATOMS:
-            end = text.find(b"]", pos)
-            if end < 0:
+    pos = _atom_end(text, pos)
+    if sections:
+        bracket = text.find(b"[", start, pos)
+        if bracket >= 0 and text[start:bracket].upper() in SECTION_ATOMS:
+            close = text.find(b"]", bracket)
+            if close < 0:
                 raise ParseError("unbalanced '[' in fetch attribute")
-            pos = end + 1
-        elif char in _ATOM_END:
-            break
-        else:
-            pos += 1
+            pos = _atom_end(text, close + 1)
     if pos == start:
         raise ParseError(f"unexpected character {text[pos : pos + 1]!r}")
     return Atom(text[start:pos]), pos
+
+
+def _atom_end(text: bytes, pos: int) -> int:
+    run = _ATOM_RUN.match(text, pos)
+    assert run is not None  # the pattern matches the empty string
+    return run.end()
 
 
 def tokenize(
@@ -211,7 +218,11 @@ def literal_request(line: bytes) -> tuple[int, bool] | None:
 
 
 # -- sequence sets ----------------------------------------------------------
-_SEQ_NUMBER = re.compile(rb"^(?:\*|[1-9][0-9]{0,9})$")
+_SEQ_NUMBER = rb"(?:\*|[1-9][0-9]{0,9})"
+_SEQ_RANGE = re.compile(rb"(" + _SEQ_NUMBER + rb")(?::(" + _SEQ_NUMBER + rb"))?")
+_SEQ_SET = re.compile(
+    _SEQ_NUMBER + rb"(?::" + _SEQ_NUMBER + rb")?(?:," + _SEQ_NUMBER + rb"(?::" + _SEQ_NUMBER + rb")?)*"
+)
 Range = tuple[int | None, int | None]
 
 
@@ -249,15 +260,15 @@ def parse_sequence_set(text: bytes) -> list[Range]:
     """
     if not text:
         raise ParseError("empty sequence set")
+    if not _SEQ_SET.fullmatch(text):
+        raise ParseError(f"invalid sequence set {text[:50]!r}")
     ranges: list[Range] = []
-    for item in text.split(b","):
-        bounds = item.split(b":")
-        if len(bounds) > 2 or not all(_SEQ_NUMBER.match(b) for b in bounds):
-            raise ParseError(f"invalid sequence set {text[:50]!r}")
-        values = [None if b == b"*" else int(b) for b in bounds]
-        if any(v is not None and v > 0xFFFFFFFF for v in values):
+    for low, high in _SEQ_RANGE.findall(text):
+        first = None if low == b"*" else int(low)
+        last = first if not high else None if high == b"*" else int(high)
+        if (first or 0) > 0xFFFFFFFF or (last or 0) > 0xFFFFFFFF:
             raise ParseError("sequence number out of range")
-        ranges.append((values[0], values[-1]))
+        ranges.append((first, last))
     return ranges
 
 
