@@ -278,7 +278,9 @@ def _word(tag: bytes, text: bytes, pos: int, missing: str) -> tuple[bytes, int]:
 def parse_command(segments: Sequence[bytes | LiteralSegment], options: ParseOptions) -> Command:
     """Parse one command: its first line (tag included), then literals and lines.
 
-    Raises :class:`CommandSyntaxError`; nothing else for any input.
+    Raises :class:`CommandSyntaxError` and nothing else, whatever the input
+    (registered parse functions report errors as
+    :class:`~exchmail.imap.parsing.ParseError`).
     """
     first = segments[0] if segments else b""
     if not isinstance(first, bytes):

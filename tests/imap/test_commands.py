@@ -9,6 +9,7 @@ from __future__ import annotations
 import calendar
 import dataclasses
 import io
+import random
 
 import pytest
 
@@ -646,3 +647,66 @@ def test_only_command_syntax_errors_escape(options):
                     parse(variant, options=options)
                 except CommandSyntaxError:
                     pass
+
+
+@pytest.mark.parametrize("options", [EXCHANGE, STRICT], ids=["exchange", "rfc3501"])
+def test_random_input_only_raises_command_syntax_error(options):
+    rng = random.Random(3501)
+    words = [
+        b"a1",
+        b"UID",
+        b"FETCH",
+        b"SEARCH",
+        b"STORE",
+        b"APPEND",
+        b"LOGIN",
+        b"STATUS",
+        b"LIST",
+        b"SELECT",
+        b"COPY",
+        b"EXPUNGE",
+        b"AUTHENTICATE",
+        b"NOT",
+        b"OR",
+        b"ALL",
+        b"1:*",
+        b"*",
+        b"BODY[",
+        b"BODY.PEEK[HEADER.FIELDS (A)]<0.1>",
+        b"FLAGS",
+        b"+FLAGS.SILENT",
+        b"\\Seen",
+        b"(",
+        b")",
+        b'"',
+        b"\\",
+        b"{3}",
+        b"{0+}",
+        b"[",
+        b"]",
+        b"}",
+        b" ",
+        b"\t",
+        b"\x00",
+        b"\xff",
+        b"CHARSET",
+        b"UTF-8",
+        b"HEADER",
+        b"SINCE",
+        b"1-Jan-2000",
+        b'"01-Jan-2000 00:00:00 +0000"',
+        b"UID",
+        b"0",
+        b"4294967296",
+        b"%",
+        b"NIL",
+    ]
+    for _ in range(3000):
+        line = b" ".join(rng.choice(words) for _ in range(rng.randint(0, 12)))
+        segments: list[bytes | LiteralSegment] = [line]
+        if line.endswith((b"{3}", b"{0+}")):
+            segments += [LiteralSegment(b"abc"), b" " + rng.choice(words)]
+        try:
+            parse_command(segments, options)
+        except CommandSyntaxError as error:
+            assert error.status in ("BAD", "NO") and error.tag
