@@ -20,6 +20,7 @@ from exchmail.imap.parsing import (
     Token,
     as_bytes,
 )
+from exchmail.imap.searchkeys import MONTHS
 from exchmail.profile.settings import IMAPSettings, TagSyntax
 from exchmail.store.index import SYSTEM_FLAGS
 
@@ -100,7 +101,6 @@ def flag_list(token: Token) -> frozenset[str]:
 
 
 # -- date-time ------------------------------------------------------------------------
-MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _DATE_TIME = re.compile(
     rb"^([ 0-9][0-9])-([A-Za-z]{3})-([0-9]{4}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) ([+-])([0-9]{2})([0-9]{2})$"
 )
