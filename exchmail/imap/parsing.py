@@ -1,32 +1,61 @@
-"""IMAP command parsing: bytes in, values out, no protocol state.
+"""IMAP command tokens: bytes in, values out, no protocol state.
 
 A command arrives as *segments*: the text of each line (without CRLF) and
 the literals between them.  :func:`tokenize` turns the segments into
 tokens:
 
-- :class:`Atom` (a ``bytes`` subclass) for atoms, including ``NIL`` and
-  fetch attributes with their ``[section]<partial>`` (spaces and
-  parentheses inside the brackets are kept);
+- :class:`Atom` (a ``bytes`` subclass) for atoms, including ``NIL``; with
+  ``sections``, a fetch attribute's ``[section]<partial>`` stays part of
+  its atom (spaces and parentheses inside the brackets are kept);
 - ``bytes`` for quoted strings and small literals;
 - :class:`Spool` for literals kept in a temporary file;
-- ``list`` for parenthesised lists.
+- ``list`` for parenthesised lists, nested at most :data:`MAX_DEPTH` deep.
 
 Whitespace between tokens may be any run of SP and TAB (MS-STANXIMAP
 2.1.7 / V0003) when ``liberal_whitespace`` is true; quoted strings and
 literals are never touched by that rule.
+
+``[`` and ``}`` are ordinary atom characters and ``]`` may appear in an
+astring (RFC 3501 section 9: ATOM-CHAR, ASTRING-CHAR); brackets pair up
+only in a fetch attribute (``BODY[...]``, ``BODY.PEEK[...]``,
+``BINARY[...]``, ``BINARY.PEEK[...]``, ``BINARY.SIZE[...]``).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import IO, Union
+from typing import IO, Literal, Union
 
 LITERAL_AT_END = re.compile(rb"\{(\d{1,20})(\+?)\}$")
+#: Deepest nesting of parentheses (and, in SEARCH, of parentheses, NOT and
+#: OR together) that any command may use, in every profile.
+MAX_DEPTH = 32
+#: Most literals one command may carry.
+MAX_LITERALS = 100
+#: Atoms that take a bracketed section when ``sections`` is on (upper case).
+SECTION_ATOMS = frozenset({b"BODY", b"BODY.PEEK", b"BINARY", b"BINARY.PEEK", b"BINARY.SIZE"})
+# An atom runs up to SP, TAB and the other CTLs, DEL, "(", ")" or '"'.
+_ATOM_RUN = re.compile(rb'[^ ()"\x00-\x1f\x7f]*')
+# A quoted string's body: up to the closing quote, a bad escape or the end.
+_QUOTED_BODY = re.compile(rb'[^"\\]*(?:\\["\\][^"\\]*)*')
+_ESCAPE = re.compile(rb'\\(["\\])')
 
 
 class ParseError(Exception):
-    """The command is malformed; the message is shown to the client after BAD."""
+    """The command is malformed; the message is shown to the client.
+
+    ``status`` is the answer (``"BAD"`` unless a limit calls for ``"NO"``)
+    and ``code`` an optional response code such as ``b"LIMIT"``.
+    """
+
+    def __init__(
+        self, message: str, *, code: bytes | None = None, status: Literal["BAD", "NO"] = "BAD"
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
 
 
 class Atom(bytes):
@@ -51,7 +80,9 @@ class LiteralSegment:
     data: bytes | Spool
 
 
-def _skip_space(text: bytes, pos: int, liberal: bool) -> int:
+def skip_space(text: bytes, pos: int, liberal: bool) -> int:
+    """The position after the separator at ``pos``: any run of SP/TAB when
+    ``liberal``, else at most one SP."""
     if liberal:
         while pos < len(text) and text[pos] in b" \t":
             pos += 1
@@ -62,43 +93,67 @@ def _skip_space(text: bytes, pos: int, liberal: bool) -> int:
 
 def _quoted(text: bytes, pos: int) -> tuple[bytes, int]:
     """Parse a quoted string starting after the opening quote."""
-    out = bytearray()
-    while pos < len(text):
-        char = text[pos]
-        if char == 0x5C:  # backslash: only \\ and \" are valid escapes
-            if pos + 1 >= len(text) or text[pos + 1] not in b'\\"':
-                raise ParseError("invalid escape in quoted string")
-            out.append(text[pos + 1])
-            pos += 2
-        elif char == 0x22:
-            return bytes(out), pos + 1
-        else:
-            out.append(char)
-            pos += 1
-    raise ParseError("unterminated quoted string")
+    body = _QUOTED_BODY.match(text, pos)
+    assert body is not None  # the pattern matches the empty string
+    end = body.end()
+    if end >= len(text):
+        raise ParseError("unterminated quoted string")
+    if text[end] == 0x5C:  # a backslash not followed by \\ or \": only those escapes exist
+        raise ParseError("invalid escape in quoted string")
+    value = body.group()
+    if 0x5C in value:
+        value = _ESCAPE.sub(_unescape, value)
+    return value, end + 1
 
 
-def _atom(text: bytes, pos: int) -> tuple[Atom, int]:
-    """Parse an atom; ``[...]`` sections may hold spaces and parentheses."""
+def _unescape(match: re.Match[bytes]) -> bytes:
+    return match.group(1)
+
+
+def scan_atom(text: bytes, pos: int, sections: bool = False) -> tuple[Atom, int]:
+    """The atom starting at ``pos`` and the position after it.
+
+    With ``sections``, a ``[`` right after one of :data:`SECTION_ATOMS`
+    runs to the next ``]`` (a fetch attribute's section); otherwise
+    brackets are ordinary atom characters.
+    """
     start = pos
-    while pos < len(text):
-        char = text[pos]
-        if char == 0x5B:  # '[': run to the matching ']'
-            end = text.find(b"]", pos)
-            if end < 0:
-                raise ParseError("unbalanced '[' in atom")
-            pos = end + 1
-        elif char in b" \t()\"" or char < 0x20 or char == 0x7F:
-            break
-        else:
-            pos += 1
+    pos = _atom_end(text, pos)
+    if sections:
+        bracket = text.find(b"[", start, pos)
+        if bracket >= 0 and text[start:bracket].upper() in SECTION_ATOMS:
+            close = text.find(b"]", bracket)
+            if close < 0:
+                raise ParseError("unbalanced '[' in fetch attribute")
+            pos = _atom_end(text, close + 1)
     if pos == start:
-        raise ParseError(f"unexpected character {text[pos:pos + 1]!r}")
+        raise ParseError(f"unexpected character {text[pos : pos + 1]!r}")
     return Atom(text[start:pos]), pos
 
 
-def tokenize(segments: list[bytes | LiteralSegment], liberal_whitespace: bool = True) -> list[Token]:
-    """Turn a command's segments into a token tree (see the module docstring)."""
+def _atom_end(text: bytes, pos: int) -> int:
+    run = _ATOM_RUN.match(text, pos)
+    assert run is not None  # the pattern matches the empty string
+    return run.end()
+
+
+def tokenize(
+    segments: list[bytes | LiteralSegment],
+    liberal_whitespace: bool = True,
+    *,
+    sections: bool = True,
+    max_depth: int = MAX_DEPTH,
+    max_literals: int = MAX_LITERALS,
+) -> list[Token]:
+    """Turn a command's segments into a token tree (see the module docstring).
+
+    Raises :class:`ParseError` for malformed input, lists nested deeper than
+    ``max_depth`` and more than ``max_literals`` literals.  The work is
+    linear in the input and never recursive.
+    """
+    literal_count = sum(isinstance(seg, LiteralSegment) for seg in segments)
+    if literal_count > max_literals:
+        raise ParseError(f"too many literals in one command (at most {max_literals})")
     root: list[Token] = []
     stack: list[list[Token]] = [root]
     literals = iter(seg for seg in segments if isinstance(seg, LiteralSegment))
@@ -108,13 +163,15 @@ def tokenize(segments: list[bytes | LiteralSegment], liberal_whitespace: bool = 
         text, pos = segment, 0
         literal_match = LITERAL_AT_END.search(text)
         if literal_match:
-            text = text[:literal_match.start()]
+            text = text[: literal_match.start()]
         while True:
-            pos = _skip_space(text, pos, liberal_whitespace)
+            pos = skip_space(text, pos, liberal_whitespace)
             if pos >= len(text):
                 break
             char = text[pos]
             if char == 0x28:
+                if len(stack) > max_depth:
+                    raise ParseError(f"parentheses nested too deeply (at most {max_depth} levels)")
                 new: list[Token] = []
                 stack[-1].append(new)
                 stack.append(new)
@@ -128,7 +185,7 @@ def tokenize(segments: list[bytes | LiteralSegment], liberal_whitespace: bool = 
                 value, pos = _quoted(text, pos + 1)
                 stack[-1].append(value)
             else:
-                atom, pos = _atom(text, pos)
+                atom, pos = scan_atom(text, pos, sections)
                 stack[-1].append(atom)
         if literal_match:
             literal = next(literals, None)
@@ -140,6 +197,18 @@ def tokenize(segments: list[bytes | LiteralSegment], liberal_whitespace: bool = 
     return root
 
 
+def discard_literals(segments: Iterable[bytes | LiteralSegment]) -> None:
+    """Close the temporary files of a command's spooled literals.
+
+    For the dispatcher, once a command is done or refused: a handler that
+    keeps a :class:`Spool` (APPEND's message) closes it itself, and closing
+    twice is harmless.
+    """
+    for segment in segments:
+        if isinstance(segment, LiteralSegment) and isinstance(segment.data, Spool):
+            segment.data.file.close()
+
+
 def literal_request(line: bytes) -> tuple[int, bool] | None:
     """``(size, synchronizing)`` if ``line`` ends with a literal announcement."""
     match = LITERAL_AT_END.search(line)
@@ -149,10 +218,41 @@ def literal_request(line: bytes) -> tuple[int, bool] | None:
 
 
 # -- sequence sets ----------------------------------------------------------
-_SEQ_NUMBER = re.compile(rb"^(?:\*|[1-9][0-9]{0,9})$")
+_SEQ_NUMBER = rb"(?:\*|[1-9][0-9]{0,9})"
+_SEQ_RANGE = re.compile(rb"(" + _SEQ_NUMBER + rb")(?::(" + _SEQ_NUMBER + rb"))?")
+_SEQ_SET = re.compile(
+    _SEQ_NUMBER + rb"(?::" + _SEQ_NUMBER + rb")?(?:," + _SEQ_NUMBER + rb"(?::" + _SEQ_NUMBER + rb")?)*"
+)
+Range = tuple[int | None, int | None]
 
 
-def parse_sequence_set(text: bytes) -> list[tuple[int | None, int | None]]:
+@dataclass(frozen=True, slots=True)
+class SequenceSet:
+    """A parsed sequence-set (RFC 3501 section 9): ranges as written, with
+    ``None`` for ``*``; a single number ``n`` is the range ``(n, n)``."""
+
+    ranges: tuple[Range, ...]
+
+    @classmethod
+    def parse(cls, text: bytes) -> SequenceSet:
+        """Parse ``1:3,5,7:*``; :class:`ParseError` for anything that is not
+        a sequence-set (zero, empty ranges, junk, numbers above 2**32-1)."""
+        return cls(tuple(parse_sequence_set(text)))
+
+    def resolve(self, largest: int) -> list[tuple[int, int]]:
+        """The ranges with ``*`` replaced by ``largest``, each ordered low..high."""
+        return resolve_sequence_set(list(self.ranges), largest)
+
+    def __bytes__(self) -> bytes:
+        def number(value: int | None) -> bytes:
+            return b"*" if value is None else b"%d" % value
+
+        return b",".join(
+            number(low) if low == high else number(low) + b":" + number(high) for low, high in self.ranges
+        )
+
+
+def parse_sequence_set(text: bytes) -> list[Range]:
     """Parse ``1:3,5,7:*`` into ranges; ``None`` stands for ``*``.
 
     Raises :class:`ParseError` for anything that is not a valid
@@ -160,19 +260,19 @@ def parse_sequence_set(text: bytes) -> list[tuple[int | None, int | None]]:
     """
     if not text:
         raise ParseError("empty sequence set")
-    ranges: list[tuple[int | None, int | None]] = []
-    for item in text.split(b","):
-        bounds = item.split(b":")
-        if len(bounds) > 2 or not all(_SEQ_NUMBER.match(b) for b in bounds):
-            raise ParseError(f"invalid sequence set {text[:50]!r}")
-        values = [None if b == b"*" else int(b) for b in bounds]
-        if any(v is not None and v > 0xFFFFFFFF for v in values):
+    if not _SEQ_SET.fullmatch(text):
+        raise ParseError(f"invalid sequence set {text[:50]!r}")
+    ranges: list[Range] = []
+    for low, high in _SEQ_RANGE.findall(text):
+        first = None if low == b"*" else int(low)
+        last = first if not high else None if high == b"*" else int(high)
+        if (first or 0) > 0xFFFFFFFF or (last or 0) > 0xFFFFFFFF:
             raise ParseError("sequence number out of range")
-        ranges.append((values[0], values[-1]))
+        ranges.append((first, last))
     return ranges
 
 
-def resolve_sequence_set(ranges: list[tuple[int | None, int | None]], largest: int) -> list[tuple[int, int]]:
+def resolve_sequence_set(ranges: list[Range], largest: int) -> list[tuple[int, int]]:
     """Replace ``*`` by ``largest`` and order each range low..high."""
     resolved = []
     for low, high in ranges:
@@ -182,7 +282,7 @@ def resolve_sequence_set(ranges: list[tuple[int | None, int | None]], largest: i
     return resolved
 
 
-# -- argument helpers used by the handlers -----------------------------------
+# -- argument helpers ---------------------------------------------------------
 MAX_STRING_ARGUMENT = 64 * 1024
 
 

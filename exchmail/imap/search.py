@@ -1,72 +1,159 @@
-"""SEARCH (RFC 3501 6.4.4): compile search keys into a predicate, pure.
+"""SEARCH evaluation (RFC 3501 6.4.4): criteria against one message, pure.
 
-:func:`compile_search` turns the token list of a SEARCH command into a
-:class:`SearchProgram`; :meth:`SearchProgram.matches` evaluates it for one
-message described by a :class:`Candidate`.  Message content is parsed only
-when a key needs it (``Candidate.parsed`` is a callable).
+:func:`compile_search` turns parsed criteria (:mod:`exchmail.imap.searchkeys`)
+into a :class:`SearchProgram` for one mailbox state (``*`` is resolved
+then); :meth:`SearchProgram.matches` evaluates it for a :class:`Candidate`.
+:attr:`SearchProgram.needs` tells the caller how much of a message the
+program may ask for, so that it loads nothing it does not need.
+
+Programs hold no mutable state: one program may be evaluated from several
+threads at once (content keys run in a thread pool).  This module parses
+no MIME: the candidate supplies decoded header values and texts.
+
+Matching, as before: strings match case-insensitively as substrings
+(``str.casefold``); a header key needs the field to be present (``HEADER
+X ""`` matches any message with an ``X`` field); dates compare days, the
+internal date's in UTC and the Date header's in its own time zone.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime
-import re
+import enum
+import operator
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Protocol
 
-from exchmail.imap.parsing import (
-    Atom,
-    ParseError,
-    Spool,
-    Token,
-    as_bytes,
-    as_number,
-    parse_sequence_set,
-    resolve_sequence_set,
+from exchmail.imap.searchkeys import (
+    All,
+    And,
+    Body,
+    Date,
+    Flag,
+    Header,
+    MessageSet,
+    Not,
+    Or,
+    Recent,
+    SearchKey,
+    Size,
+    Text,
 )
 
-_DATE = re.compile(r"^\d{1,2}-[A-Za-z]{3}-\d{4}$")
-MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
+
+class Needs(enum.IntEnum):
+    """How much of a message a search may look at, in increasing cost."""
+
+    INDEX = 0  #: flags, UID, sequence number, size, internal date
+    HEADERS = 1  #: header fields (and the Date header)
+    BODY = 2  #: the body text too
 
 
-@dataclass
-class Candidate:
-    """What a search needs to know of one message."""
+class Candidate(Protocol):
+    """What a search may ask of one message.
 
-    seq: int
-    uid: int
-    flags: frozenset[str]
-    recent: bool
-    internal_date: float
-    size: int
-    parsed: Callable[[], object]
+    The attributes come from the index; the methods are called only when
+    the program's :attr:`~SearchProgram.needs` says so, and may be called
+    from a worker thread.
+    """
+
+    @property
+    def seq(self) -> int:
+        """The 1-based message sequence number."""
+
+    @property
+    def uid(self) -> int:
+        """The UID."""
+
+    @property
+    def flags(self) -> frozenset[str]:
+        """The stored flags (``\\Seen``, keywords...), without ``\\Recent``."""
+
+    @property
+    def recent(self) -> bool:
+        """Whether the message is ``\\Recent`` for this session."""
+
+    @property
+    def internal_date(self) -> float:
+        """The internal date, seconds since the epoch."""
+
+    @property
+    def size(self) -> int:
+        """The RFC822.SIZE the client sees."""
+
+    def header(self, name: str) -> str | None:
+        """Field ``name`` (any case) with encoded-words decoded, several
+        occurrences joined by newlines; ``None`` when the field is absent."""
+
+    def sent_date(self) -> datetime.date | None:
+        """The day of the Date header in its own time zone, or ``None``."""
+
+    def header_text(self) -> str:
+        """The whole header as ``Name: decoded value`` lines."""
+
+    def body_text(self) -> str:
+        """The body's text: transfer- and charset-decoded ``text/*`` parts."""
 
 
 Predicate = Callable[[Candidate], bool]
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class SearchProgram:
-    """A compiled search: a predicate plus the number of keys it has."""
+    """Compiled criteria: a predicate and what it needs of a message."""
 
     predicate: Predicate
-    key_count: int = 0
-    needs_content: bool = False
+    needs: Needs
 
     def matches(self, candidate: Candidate) -> bool:
-        """Whether the message satisfies every key."""
+        """Whether the message satisfies the criteria."""
         return self.predicate(candidate)
 
 
-def parse_search_date(token: Token) -> datetime.date:
-    """Parse an IMAP ``date`` (``1-Feb-1994``, quoted or not)."""
-    text = as_bytes(token).decode("ascii", "replace")
-    if not _DATE.match(text):
-        raise ParseError(f"invalid date {text[:30]!r}")
-    try:
-        day, month, year = text.split("-")
-        return datetime.date(int(year), MONTHS.index(month.upper()) + 1, int(day))
-    except (ValueError, IndexError):
-        raise ParseError(f"invalid date {text[:30]!r}") from None
+def needs_of(key: SearchKey) -> Needs:
+    """How much of a message evaluating ``key`` may need."""
+    needs, stack = Needs.INDEX, [key]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (Body, Text)):
+            return Needs.BODY
+        if isinstance(node, Header) or (isinstance(node, Date) and node.field == "sent"):
+            needs = Needs.HEADERS
+        elif isinstance(node, And):
+            stack.extend(node.keys)
+        elif isinstance(node, Or):
+            stack.extend((node.left, node.right))
+        elif isinstance(node, Not):
+            stack.append(node.key)
+    return needs
+
+
+def compile_search(criteria: SearchKey, max_seq: int, max_uid: int) -> SearchProgram:
+    """The program for ``criteria`` in a mailbox whose last message has
+    sequence number ``max_seq`` and UID ``max_uid`` (for ``*``)."""
+    return SearchProgram(_Compiler(max_seq, max_uid).compile(criteria), needs_of(criteria))
+
+
+_DAY_OPS: dict[str, Callable[[datetime.date, datetime.date], bool]] = {
+    "before": operator.lt,
+    "on": operator.eq,
+    "since": operator.ge,
+}
+
+
+def _merge(ranges: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """Sorted, disjoint ``(lows, highs)`` covering ``ranges``, for bisection."""
+    lows: list[int] = []
+    highs: list[int] = []
+    for low, high in sorted(ranges):
+        if highs and low <= highs[-1] + 1:
+            highs[-1] = max(highs[-1], high)
+        else:
+            lows.append(low)
+            highs.append(high)
+    return lows, highs
 
 
 def _internal_day(candidate: Candidate) -> datetime.date:
@@ -77,213 +164,81 @@ def _contains(haystack: str, needle: str) -> bool:
     return needle.casefold() in haystack.casefold()
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class _Compiler:
-    charset: str
     max_seq: int
     max_uid: int
-    keys: int = 0
-    needs_content: bool = False
-    tokens: list[Token] = field(default_factory=list)
 
-    def string(self) -> str:
-        token = self.take()
-        try:
-            return as_bytes(token).decode(self.charset)
-        except UnicodeDecodeError:
-            raise ParseError(f"search string is not valid {self.charset}") from None
+    def compile(self, key: SearchKey) -> Predicate:
+        """A predicate for ``key``; the recursion is as deep as the criteria,
+        which :func:`~exchmail.imap.searchkeys.parse_search` bounds."""
+        if isinstance(key, And):
+            # Cheap keys first: a message that fails on its flags is never read.
+            parts = [self.compile(k) for k in sorted(key.keys, key=needs_of)]
+            return lambda c: all(p(c) for p in parts)
+        if isinstance(key, Or):
+            first, second = sorted((key.left, key.right), key=needs_of)
+            left, right = self.compile(first), self.compile(second)
+            return lambda c: left(c) or right(c)
+        if isinstance(key, Not):
+            inner = self.compile(key.key)
+            return lambda c: not inner(c)
+        return self.leaf(key)
 
-    def take(self) -> Token:
-        if not self.tokens:
-            raise ParseError("missing search argument")
-        return self.tokens.pop(0)
+    def leaf(self, key: SearchKey) -> Predicate:
+        if isinstance(key, All):
+            return lambda c: True
+        if isinstance(key, Flag):
+            flag, present = key.flag, key.present
+            return lambda c: (flag in c.flags) == present
+        if isinstance(key, Recent):
+            wanted = key.present
+            return lambda c: c.recent == wanted
+        if isinstance(key, MessageSet):
+            return self.message_set(key)
+        if isinstance(key, Size):
+            octets = key.octets
+            if key.op == "larger":
+                return lambda c: c.size > octets
+            return lambda c: c.size < octets
+        if isinstance(key, Date):
+            return self.date(key)
+        if isinstance(key, Header):
+            name, needle = key.name, key.value
 
-    def all_keys(self) -> Predicate:
-        predicates = []
-        while self.tokens:
-            predicates.append(self.key())
-        if not predicates:
-            raise ParseError("missing search key")
-        return lambda c: all(p(c) for p in predicates)
+            def header(c: Candidate) -> bool:
+                value = c.header(name)
+                return value is not None and _contains(value, needle)
 
-    def key(self) -> Predicate:
-        token = self.take()
-        self.keys += 1
-        if isinstance(token, list):
-            inner = _Compiler(self.charset, self.max_seq, self.max_uid, tokens=list(token))
-            predicate = inner.all_keys()
-            self.keys += inner.keys - 1
-            self.needs_content |= inner.needs_content
-            return predicate
-        if isinstance(token, Spool) or not isinstance(token, Atom):
-            raise ParseError("expected a search key")
-        name = bytes(token).upper()
-        if name[:1].isdigit() or name[:1] == b"*":
-            return self.sequence(bytes(token), by_uid=False)
-        method = getattr(self, "key_" + name.decode("ascii", "replace").replace(".", "_"), None)
-        if method is None:
-            raise ParseError(f"unknown search key {name[:30]!r}")
-        return method()
+            return header
+        if isinstance(key, Body):
+            needle = key.value
+            return lambda c: _contains(c.body_text(), needle)
+        if isinstance(key, Text):
+            needle = key.value
+            return lambda c: _contains(c.header_text(), needle) or _contains(c.body_text(), needle)
+        raise TypeError(f"unknown search key {key!r}")
 
-    def sequence(self, text: bytes, by_uid: bool) -> Predicate:
-        largest = self.max_uid if by_uid else self.max_seq
-        ranges = resolve_sequence_set(parse_sequence_set(text), largest)
-        if by_uid:
-            return lambda c: any(lo <= c.uid <= hi for lo, hi in ranges)
-        return lambda c: any(lo <= c.seq <= hi for lo, hi in ranges)
+    def message_set(self, key: MessageSet) -> Predicate:
+        largest = self.max_uid if key.uid else self.max_seq
+        lows, highs = _merge(key.sequence_set.resolve(largest))
 
-    # flags
-    def _flag(self, flag: str, present: bool = True) -> Predicate:
-        return lambda c: (flag in c.flags) == present
+        def member(number: int) -> bool:
+            index = bisect.bisect_right(lows, number) - 1
+            return index >= 0 and number <= highs[index]
 
-    def key_ALL(self) -> Predicate:
-        return lambda c: True
+        if key.uid:
+            return lambda c: member(c.uid)
+        return lambda c: member(c.seq)
 
-    def key_ANSWERED(self) -> Predicate:
-        return self._flag("\\Answered")
+    @staticmethod
+    def date(key: Date) -> Predicate:
+        compare, day = _DAY_OPS[key.op], key.date
+        if key.field == "internal":
+            return lambda c: compare(_internal_day(c), day)
 
-    def key_DELETED(self) -> Predicate:
-        return self._flag("\\Deleted")
+        def sent(c: Candidate) -> bool:
+            value = c.sent_date()
+            return value is not None and compare(value, day)
 
-    def key_DRAFT(self) -> Predicate:
-        return self._flag("\\Draft")
-
-    def key_FLAGGED(self) -> Predicate:
-        return self._flag("\\Flagged")
-
-    def key_SEEN(self) -> Predicate:
-        return self._flag("\\Seen")
-
-    def key_UNANSWERED(self) -> Predicate:
-        return self._flag("\\Answered", False)
-
-    def key_UNDELETED(self) -> Predicate:
-        return self._flag("\\Deleted", False)
-
-    def key_UNDRAFT(self) -> Predicate:
-        return self._flag("\\Draft", False)
-
-    def key_UNFLAGGED(self) -> Predicate:
-        return self._flag("\\Flagged", False)
-
-    def key_UNSEEN(self) -> Predicate:
-        return self._flag("\\Seen", False)
-
-    def key_KEYWORD(self) -> Predicate:
-        return self._flag(self.string())
-
-    def key_UNKEYWORD(self) -> Predicate:
-        return self._flag(self.string(), False)
-
-    def key_RECENT(self) -> Predicate:
-        return lambda c: c.recent
-
-    def key_NEW(self) -> Predicate:
-        return lambda c: c.recent and "\\Seen" not in c.flags
-
-    def key_OLD(self) -> Predicate:
-        return lambda c: not c.recent
-
-    # structure
-    def key_NOT(self) -> Predicate:
-        inner = self.key()
-        return lambda c: not inner(c)
-
-    def key_OR(self) -> Predicate:
-        left, right = self.key(), self.key()
-        return lambda c: left(c) or right(c)
-
-    def key_UID(self) -> Predicate:
-        return self.sequence(as_bytes(self.take()), by_uid=True)
-
-    # sizes and dates
-    def key_LARGER(self) -> Predicate:
-        limit = as_number(self.take())
-        return lambda c: c.size > limit
-
-    def key_SMALLER(self) -> Predicate:
-        limit = as_number(self.take())
-        return lambda c: c.size < limit
-
-    def key_BEFORE(self) -> Predicate:
-        day = parse_search_date(self.take())
-        return lambda c: _internal_day(c) < day
-
-    def key_ON(self) -> Predicate:
-        day = parse_search_date(self.take())
-        return lambda c: _internal_day(c) == day
-
-    def key_SINCE(self) -> Predicate:
-        day = parse_search_date(self.take())
-        return lambda c: _internal_day(c) >= day
-
-    def _sent(self, compare: Callable[[datetime.date, datetime.date], bool]) -> Predicate:
-        day = parse_search_date(self.take())
-        self.needs_content = True
-
-        def predicate(c: Candidate) -> bool:
-            sent = c.parsed().sent_date()  # type: ignore[attr-defined]
-            return sent is not None and compare(sent, day)
-        return predicate
-
-    def key_SENTBEFORE(self) -> Predicate:
-        return self._sent(lambda a, b: a < b)
-
-    def key_SENTON(self) -> Predicate:
-        return self._sent(lambda a, b: a == b)
-
-    def key_SENTSINCE(self) -> Predicate:
-        return self._sent(lambda a, b: a >= b)
-
-    # content
-    def _header(self, name: str) -> Predicate:
-        needle = self.string()
-        self.needs_content = True
-
-        def predicate(c: Candidate) -> bool:
-            message = c.parsed()
-            if not message.get_all(name):  # type: ignore[attr-defined]
-                return False
-            return _contains(message.decoded_header(name), needle)  # type: ignore[attr-defined]
-        return predicate
-
-    def key_BCC(self) -> Predicate:
-        return self._header("Bcc")
-
-    def key_CC(self) -> Predicate:
-        return self._header("Cc")
-
-    def key_FROM(self) -> Predicate:
-        return self._header("From")
-
-    def key_TO(self) -> Predicate:
-        return self._header("To")
-
-    def key_SUBJECT(self) -> Predicate:
-        return self._header("Subject")
-
-    def key_HEADER(self) -> Predicate:
-        name = as_bytes(self.take()).decode("ascii", "replace")
-        return self._header(name)
-
-    def key_BODY(self) -> Predicate:
-        needle = self.string()
-        self.needs_content = True
-        return lambda c: _contains(c.parsed().body_text(), needle)  # type: ignore[attr-defined]
-
-    def key_TEXT(self) -> Predicate:
-        needle = self.string()
-        self.needs_content = True
-
-        def predicate(c: Candidate) -> bool:
-            message = c.parsed()
-            return (_contains(message.header_text(), needle)  # type: ignore[attr-defined]
-                    or _contains(message.body_text(), needle))  # type: ignore[attr-defined]
-        return predicate
-
-
-def compile_search(tokens: list[Token], charset: str, max_seq: int, max_uid: int) -> SearchProgram:
-    """Compile SEARCH keys; raises :class:`ParseError` for malformed keys."""
-    compiler = _Compiler(charset, max_seq, max_uid, tokens=list(tokens))
-    predicate = compiler.all_keys()
-    return SearchProgram(predicate, compiler.keys, compiler.needs_content)
+        return sent

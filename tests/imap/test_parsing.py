@@ -1,12 +1,12 @@
-"""Pure unit tests of the IMAP command parsers.
+"""Pure unit tests of the IMAP tokenizer and the FETCH attribute parser.
 
-exchmail.imap.parsing (tokenize, literal_request, sequence sets),
-exchmail.imap.fetchatt.parse_fetch_items and exchmail.imap.search.compile_search.
+exchmail.imap.parsing (tokenize, literal_request, sequence sets) and
+exchmail.imap.fetchatt.parse_fetch_items.  SEARCH criteria are tested in
+test_searchkeys.py, whole commands in test_commands.py.
 """
 
 from __future__ import annotations
 
-import calendar
 import io
 import tempfile
 
@@ -14,21 +14,23 @@ import pytest
 
 from exchmail.imap.fetchatt import FetchItem, parse_fetch_items
 from exchmail.imap.parsing import (
+    MAX_DEPTH,
+    MAX_LITERALS,
     Atom,
     LiteralSegment,
     ParseError,
+    SequenceSet,
     Spool,
     as_atom,
     as_bytes,
     as_number,
+    discard_literals,
     expect_count,
     literal_request,
     parse_sequence_set,
     resolve_sequence_set,
     tokenize,
 )
-from exchmail.imap.search import Candidate, compile_search, parse_search_date
-from exchmail.mime.message import ParsedMessage
 
 
 def tok(*segments):
@@ -95,9 +97,78 @@ def test_unbalanced_parentheses(line):
         tok(line)
 
 
-def test_unbalanced_bracket_in_atom():
-    with pytest.raises(ParseError):
-        tok(b"a1 FETCH 1 BODY[HEADER")
+@pytest.mark.parametrize(
+    "attribute", [b"BODY[HEADER", b"body.peek[", b"BINARY[1", b"BINARY.PEEK[1", b"binary.size[1"]
+)
+def test_unbalanced_bracket_in_fetch_attribute(attribute):
+    with pytest.raises(ParseError, match="unbalanced"):
+        tok(b"a1 FETCH 1 " + attribute)
+
+
+@pytest.mark.parametrize(
+    "atom",
+    [
+        b"!#$&'+,-.0123456789:;<=>?@^_`|[}",  # imaptest's atoms script: ATOM-CHARs
+        b"[",
+        b"a[b",
+        b"]",
+        b"a]",
+        b"x[y]z",
+        b"}",
+        b"BODYX[",
+        b"X.BODY[",
+    ],
+)
+def test_brackets_are_atom_characters_outside_fetch_sections(atom):
+    tokens = tok(b"a1 SELECT " + atom)
+    assert tokens == [b"a1", b"SELECT", atom] and isinstance(tokens[2], Atom)
+
+
+def test_list_pattern_with_brackets_and_wildcards():
+    name = b"!#$&'+,-.0123456789:;<=>?@^_`|[}"
+    assert tok(b'a1 LIST "" ' + name + b"%*")[3] == name + b"%*"
+
+
+def test_sections_off_brackets_are_plain():
+    assert tokenize([b"BODY[HEADER.FIELDS (A)]"], sections=False) == [b"BODY[HEADER.FIELDS", [b"A"], b"]"]
+    assert tokenize([b"BODY[x"], sections=False) == [b"BODY[x"]
+
+
+def test_literal_announcement_after_brackets_is_still_recognised():
+    assert tok(b"a1 SELECT a[b {3}", LiteralSegment(b"xyz"), b"")[2:] == [b"a[b", b"xyz"]
+    assert tok(b"a1 SELECT x[}")[2] == b"x[}"  # not a literal announcement
+
+
+def test_nesting_depth_is_bounded():
+    deepest = b"(" * MAX_DEPTH + b"A" + b")" * MAX_DEPTH
+    tokens = tok(b"a1 X " + deepest)
+    for _ in range(MAX_DEPTH):
+        (tokens,) = tokens[-1:]
+    assert tokens == [b"A"]
+    with pytest.raises(ParseError, match="nested too deeply"):
+        tok(b"a1 X " + b"(" * (MAX_DEPTH + 1) + b"A" + b")" * (MAX_DEPTH + 1))
+    with pytest.raises(ParseError, match="nested too deeply"):
+        tokenize([b"((A))"], max_depth=1)
+
+
+def test_pathological_nesting_is_refused_without_recursion():
+    with pytest.raises(ParseError, match="nested too deeply"):
+        tok(b"a1 SEARCH " + b"(" * 100000)
+
+
+def test_literal_count_is_bounded():
+    def command(count):
+        segments: list = [b"a1 X"]
+        for _ in range(count):
+            segments[-1] += b" {1}"
+            segments += [LiteralSegment(b"x"), b""]
+        return segments
+
+    assert len(tokenize(command(MAX_LITERALS))) == 2 + MAX_LITERALS
+    with pytest.raises(ParseError, match="too many literals"):
+        tokenize(command(MAX_LITERALS + 1))
+    with pytest.raises(ParseError, match="too many literals"):
+        tokenize(command(3), max_literals=2)
 
 
 def test_section_with_spaces_and_partial_is_one_atom():
@@ -112,7 +183,7 @@ def test_section_inside_list():
 
 
 def test_tab_and_runs_of_spaces_are_separators():
-    assert tok(b"a1\tLOGIN \t  alice\t\t\"pw\"  ") == [b"a1", b"LOGIN", b"alice", b"pw"]
+    assert tok(b'a1\tLOGIN \t  alice\t\t"pw"  ') == [b"a1", b"LOGIN", b"alice", b"pw"]
 
 
 def test_strict_whitespace_mode_rejects_tab_and_double_space():
@@ -210,27 +281,61 @@ def test_expect_count():
 
 
 # -- sequence sets ---------------------------------------------------------------
-@pytest.mark.parametrize("text,expected", [
-    (b"1", [(1, 1)]),
-    (b"*", [(None, None)]),
-    (b"1:3", [(1, 3)]),
-    (b"3:1", [(3, 1)]),
-    (b"1:*", [(1, None)]),
-    (b"*:4", [(None, 4)]),
-    (b"1,3:5,7:*", [(1, 1), (3, 5), (7, None)]),
-    (b"4294967295", [(4294967295, 4294967295)]),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        (b"1", [(1, 1)]),
+        (b"*", [(None, None)]),
+        (b"1:3", [(1, 3)]),
+        (b"3:1", [(3, 1)]),
+        (b"1:*", [(1, None)]),
+        (b"*:4", [(None, 4)]),
+        (b"1,3:5,7:*", [(1, 1), (3, 5), (7, None)]),
+        (b"4294967295", [(4294967295, 4294967295)]),
+    ],
+)
 def test_parse_sequence_set_valid(text, expected):
     assert parse_sequence_set(text) == expected
 
 
-@pytest.mark.parametrize("text", [
-    b"", b"0", b"0:3", b"1:0", b"1:", b":1", b"a", b"1:x", b"1,,2", b"1,", b",1", b"1:2:3",
-    b"01", b" 1", b"1 ", b"-1", b"4294967296", b"99999999999", b"1.5", b"**",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"",
+        b"0",
+        b"0:3",
+        b"1:0",
+        b"1:",
+        b":1",
+        b"a",
+        b"1:x",
+        b"1,,2",
+        b"1,",
+        b",1",
+        b"1:2:3",
+        b"01",
+        b" 1",
+        b"1 ",
+        b"-1",
+        b"4294967296",
+        b"99999999999",
+        b"1.5",
+        b"**",
+    ],
+)
 def test_parse_sequence_set_invalid(text):
     with pytest.raises(ParseError):
         parse_sequence_set(text)
+
+
+def test_sequence_set_type():
+    numbers = SequenceSet.parse(b"1:3,5,7:*,*:2,*")
+    assert numbers.ranges == ((1, 3), (5, 5), (7, None), (None, 2), (None, None))
+    assert bytes(numbers) == b"1:3,5,7:*,*:2,*"
+    assert numbers.resolve(9) == [(1, 3), (5, 5), (7, 9), (2, 9), (9, 9)]
+    assert SequenceSet.parse(b"4") == SequenceSet(((4, 4),))
+    with pytest.raises(ParseError):
+        SequenceSet.parse(b"0")
 
 
 def test_resolve_sequence_set():
@@ -251,11 +356,14 @@ def names(parsed):
     return [i.name for i in parsed]
 
 
-@pytest.mark.parametrize("macro,expected", [
-    (b"ALL", [b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE", b"ENVELOPE"]),
-    (b"fast", [b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE"]),
-    (b"Full", [b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE", b"ENVELOPE", b"BODY"]),
-])
+@pytest.mark.parametrize(
+    "macro,expected",
+    [
+        (b"ALL", [b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE", b"ENVELOPE"]),
+        (b"fast", [b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE"]),
+        (b"Full", [b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE", b"ENVELOPE", b"BODY"]),
+    ],
+)
 def test_fetch_macros(macro, expected):
     assert names(items(Atom(macro))) == expected
 
@@ -267,11 +375,30 @@ def test_fetch_macro_inside_list_is_invalid():
 
 def test_fetch_simple_items_single_and_list():
     assert items(Atom(b"flags")) == [FetchItem(b"FLAGS")]
-    parsed = items([Atom(b"UID"), Atom(b"rfc822.size"), Atom(b"ENVELOPE"), Atom(b"BODYSTRUCTURE"),
-                    Atom(b"RFC822"), Atom(b"RFC822.HEADER"), Atom(b"RFC822.TEXT"),
-                    Atom(b"INTERNALDATE"), Atom(b"BODY")])
-    assert names(parsed) == [b"UID", b"RFC822.SIZE", b"ENVELOPE", b"BODYSTRUCTURE", b"RFC822",
-                             b"RFC822.HEADER", b"RFC822.TEXT", b"INTERNALDATE", b"BODY"]
+    parsed = items(
+        [
+            Atom(b"UID"),
+            Atom(b"rfc822.size"),
+            Atom(b"ENVELOPE"),
+            Atom(b"BODYSTRUCTURE"),
+            Atom(b"RFC822"),
+            Atom(b"RFC822.HEADER"),
+            Atom(b"RFC822.TEXT"),
+            Atom(b"INTERNALDATE"),
+            Atom(b"BODY"),
+        ]
+    )
+    assert names(parsed) == [
+        b"UID",
+        b"RFC822.SIZE",
+        b"ENVELOPE",
+        b"BODYSTRUCTURE",
+        b"RFC822",
+        b"RFC822.HEADER",
+        b"RFC822.TEXT",
+        b"INTERNALDATE",
+        b"BODY",
+    ]
     assert all(i.section is None for i in parsed)
 
 
@@ -317,12 +444,28 @@ def test_fetch_partial():
     assert items(Atom(b"BODY.PEEK[]<100.5>"))[0].partial == (100, 5)
 
 
-@pytest.mark.parametrize("attr", [
-    b"FOO", b"BODY[", b"BODY[]<0.0>", b"BODY[]<5>", b"BODY[]<a.b>", b"BODY[]<1.2", b"BODY.PEEK",
-    b"BODY[0]", b"BODY[1.0]", b"BODY[MIME]", b"BODY[HEADER.FIELDS ()]",
-    b"BODY[FOO]", b"BODY[1.FOO]", b"BODY[TEXT.HEADER]", b"RFC822.PEEK", b"BODYX[]",
-    b"BODY[]x",
-])
+@pytest.mark.parametrize(
+    "attr",
+    [
+        b"FOO",
+        b"BODY[",
+        b"BODY[]<0.0>",
+        b"BODY[]<5>",
+        b"BODY[]<a.b>",
+        b"BODY[]<1.2",
+        b"BODY.PEEK",
+        b"BODY[0]",
+        b"BODY[1.0]",
+        b"BODY[MIME]",
+        b"BODY[HEADER.FIELDS ()]",
+        b"BODY[FOO]",
+        b"BODY[1.FOO]",
+        b"BODY[TEXT.HEADER]",
+        b"RFC822.PEEK",
+        b"BODYX[]",
+        b"BODY[]x",
+    ],
+)
 def test_fetch_invalid_attributes(attr):
     with pytest.raises(ParseError):
         items(Atom(attr))
@@ -352,100 +495,9 @@ def test_fetch_invalid_argument_shapes():
         items([[Atom(b"FLAGS")]])
 
 
-# -- SEARCH -------------------------------------------------------------------------
-DAY = 86400
-
-
-def ts(y, m, d, hour=12):
-    return float(calendar.timegm((y, m, d, hour, 0, 0)))
-
-
-MESSAGE = (b"From: Alice <alice@example.com>\r\nTo: bob@example.com\r\nCc: carol@example.com\r\n"
-           b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= meeting\r\nDate: Tue, 1 Feb 1994 10:00:00 +0000\r\n"
-           b"X-Custom: Foo\r\n\r\nHello World body text\r\n")
-OTHER = b"From: dave@example.org\r\nSubject: other\r\n\r\nnothing here\r\n"
-
-
-def candidates():
-    return [
-        Candidate(1, 10, frozenset({"\\Seen", "\\Answered"}), False, ts(1994, 2, 1), 100,
-                  lambda: ParsedMessage(MESSAGE)),
-        Candidate(2, 20, frozenset({"\\Flagged", "\\Deleted", "$Work"}), True, ts(1994, 2, 2), 2000,
-                  lambda: ParsedMessage(OTHER)),
-        Candidate(3, 30, frozenset({"\\Draft"}), True, ts(1995, 1, 1), 50,
-                  lambda: ParsedMessage(OTHER)),
-    ]
-
-
-def search(line, charset="ascii"):
-    tokens = tokenize([line])
-    program = compile_search(tokens, charset, max_seq=3, max_uid=30)
-    return [c.seq for c in candidates() if program.matches(c)]
-
-
-@pytest.mark.parametrize("keys,expected", [
-    (b"ALL", [1, 2, 3]),
-    (b"SEEN", [1]), (b"UNSEEN", [2, 3]),
-    (b"ANSWERED", [1]), (b"UNANSWERED", [2, 3]),
-    (b"DELETED", [2]), (b"UNDELETED", [1, 3]),
-    (b"DRAFT", [3]), (b"UNDRAFT", [1, 2]),
-    (b"FLAGGED", [2]), (b"UNFLAGGED", [1, 3]),
-    (b"KEYWORD $Work", [2]), (b"UNKEYWORD $Work", [1, 3]),
-    (b"RECENT", [2, 3]), (b"OLD", [1]), (b"NEW", [2, 3]),
-    (b"LARGER 99", [1, 2]), (b"SMALLER 100", [3]),
-    (b"BEFORE 2-Feb-1994", [1]), (b"ON 2-Feb-1994", [2]), (b"SINCE 2-Feb-1994", [2, 3]),
-    (b'ON "01-feb-1994"', [1]),
-    (b"SENTON 1-Feb-1994", [1]), (b"SENTBEFORE 1-Feb-1994", []), (b"SENTSINCE 1-Feb-1994", [1]),
-    (b"FROM alice", [1]), (b'FROM "EXAMPLE.ORG"', [2, 3]), (b"TO bob", [1]), (b"CC carol", [1]),
-    (b"BCC x", []),
-    (b"SUBJECT meeting", [1]), (b"SUBJECT OTHER", [2, 3]),
-    (b'HEADER X-Custom foo', [1]), (b'HEADER X-Custom ""', [1]), (b'HEADER X-Missing ""', []),
-    (b"BODY world", [1]), (b"BODY Alice", []), (b"TEXT Alice", [1]), (b"TEXT nothing", [2, 3]),
-    (b"1", [1]), (b"2:*", [2, 3]), (b"*", [3]), (b"1,3", [1, 3]), (b"5:*", [3]),
-    (b"UID 20", [2]), (b"UID 15:*", [2, 3]), (b"UID *", [3]),
-    (b"NOT SEEN", [2, 3]), (b"OR SEEN DRAFT", [1, 3]), (b"OR (SEEN) (FLAGGED DELETED)", [1, 2]),
-    (b"NOT (OR SEEN DRAFT)", [2]), (b"(RECENT (UNSEEN))", [2, 3]),
-    (b"SEEN UNSEEN", []), (b"RECENT LARGER 1000", [2]),
-    (b"OR OR SEEN FLAGGED DRAFT", [1, 2, 3]),
-    (b"all", [1, 2, 3]),
-])
-def test_search_keys(keys, expected):
-    assert search(keys) == expected
-
-
-def test_search_utf8_string():
-    assert search(b"SUBJECT \"Gr\xc3\xbc\"", charset="utf-8") == [1]
-
-
-def test_search_invalid_string_for_charset():
-    with pytest.raises(ParseError):
-        search(b"SUBJECT \"Gr\xc3\xbc\"", charset="ascii")
-
-
-def test_search_needs_content_and_key_count():
-    program = compile_search(tokenize([b"SEEN (FROM a OR UID 1 TO b)"]), "ascii", 3, 30)
-    assert program.needs_content
-    assert program.key_count == 5  # SEEN, FROM, OR, UID, TO
-    assert not compile_search(tokenize([b"SEEN 1:2"]), "ascii", 3, 30).needs_content
-
-
-@pytest.mark.parametrize("keys", [
-    b"", b"FOO", b"SEEN BOGUS", b"()", b"(SEEN", b"NOT", b"OR SEEN", b"KEYWORD", b"LARGER",
-    b"LARGER x", b"LARGER -1", b"SMALLER 99999999999", b"BEFORE", b"BEFORE 32-Jan-2020",
-    b"BEFORE 1-Foo-2020", b"BEFORE 2020-01-01", b"ON 1-Feb", b"SINCE x", b"SENTON 30-Feb-2020",
-    b"UID", b"UID x", b"UID 0", b"UID (1)", b"1:x", b"0", b"HEADER", b"HEADER X", b"\"SEEN\"",
-])
-def test_search_invalid(keys):
-    with pytest.raises(ParseError):
-        search(keys)
-
-
-def test_parse_search_date():
-    import datetime
-    assert parse_search_date(Atom(b"1-Feb-1994")) == datetime.date(1994, 2, 1)
-    assert parse_search_date(b"28-DEC-2020") == datetime.date(2020, 12, 28)
-
-
-def test_search_date_two_digit_year_is_invalid():
-    with pytest.raises(ParseError):
-        parse_search_date(Atom(b"1-Feb-94"))
+def test_discard_literals_closes_spooled_files():
+    spool = Spool(tempfile.TemporaryFile(), 3)
+    small = LiteralSegment(b"abc")
+    discard_literals([b"a1 APPEND x {3}", LiteralSegment(spool), b" {3}", small, b""])
+    assert spool.file.closed
+    discard_literals([LiteralSegment(spool)])  # twice is harmless
