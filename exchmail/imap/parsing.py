@@ -8,7 +8,9 @@ tokens:
   ``sections``, a fetch attribute's ``[section]<partial>`` stays part of
   its atom (spaces and parentheses inside the brackets are kept);
 - ``bytes`` for quoted strings and small literals;
-- :class:`Spool` for literals kept in a temporary file;
+- :class:`Spool` (the session reader's
+  :class:`~exchmail.session.reader.SpooledLiteral`) for literals kept in the
+  command's temporary file;
 - ``list`` for parenthesised lists, nested at most :data:`MAX_DEPTH` deep.
 
 Whitespace between tokens may be any run of SP and TAB (MS-STANXIMAP
@@ -24,9 +26,11 @@ only in a fetch attribute (``BODY[...]``, ``BODY.PEEK[...]``,
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import IO, Literal, Union
+from typing import Literal, Union
+
+from exchmail.session.reader import LiteralSegment
+from exchmail.session.reader import SpooledLiteral as Spool
 
 LITERAL_AT_END = re.compile(rb"\{(\d{1,20})(\+?)\}$")
 #: Deepest nesting of parentheses (and, in SEARCH, of parentheses, NOT and
@@ -62,22 +66,7 @@ class Atom(bytes):
     """An unquoted atom (``NIL`` as an atom differs from the string ``"NIL"``)."""
 
 
-@dataclass
-class Spool:
-    """A large literal, kept in a (spooled) temporary file positioned at 0."""
-
-    file: IO[bytes]
-    size: int
-
-
 Token = Union[Atom, bytes, Spool, list]  # noqa: UP007 - a runtime alias, 3.10-compatible
-
-
-@dataclass
-class LiteralSegment:
-    """A literal's data between two line segments of one command."""
-
-    data: bytes | Spool
 
 
 def skip_space(text: bytes, pos: int, liberal: bool) -> int:
@@ -197,18 +186,6 @@ def tokenize(
     return root
 
 
-def discard_literals(segments: Iterable[bytes | LiteralSegment]) -> None:
-    """Close the temporary files of a command's spooled literals.
-
-    For the dispatcher, once a command is done or refused: a handler that
-    keeps a :class:`Spool` (APPEND's message) closes it itself, and closing
-    twice is harmless.
-    """
-    for segment in segments:
-        if isinstance(segment, LiteralSegment) and isinstance(segment.data, Spool):
-            segment.data.file.close()
-
-
 def literal_request(line: bytes) -> tuple[int, bool] | None:
     """``(size, synchronizing)`` if ``line`` ends with a literal announcement."""
     match = LITERAL_AT_END.search(line)
@@ -291,8 +268,7 @@ def as_bytes(token: Token) -> bytes:
     if isinstance(token, Spool):
         if token.size > MAX_STRING_ARGUMENT:
             raise ParseError("literal too large for this argument")
-        token.file.seek(0)
-        return token.file.read()
+        return token.read_all()
     if isinstance(token, list):
         raise ParseError("expected a string, got a list")
     return bytes(token)

@@ -24,7 +24,8 @@ from twisted.python.failure import Failure
 
 from exchmail import errors
 from exchmail.imap import commands as syntax
-from exchmail.imap.handlers import HANDLERS
+from exchmail.imap.handlers import HANDLERS, STATES
+from exchmail.imap.parsing import MAX_LITERALS
 from exchmail.imap.responses import (
     SYSTEM_FLAGS,
     CommandBad,
@@ -42,8 +43,6 @@ from exchmail.session.reader import Command, InputReader, ReaderLimits, Refused
 #: not logged in must not be able to use the server's memory or files).
 PREAUTH_LITERALS = ReaderLimits(max_line=0, max_literal_total=64 * 1024, max_literals=4,
                                 memory_budget=64 * 1024)
-#: Literals of one command after login (MULTIAPPEND and CATENATE need many).
-MAX_LITERALS = 1000
 STATE_NAMES = {"unauth": "not authenticated", "auth": "authenticated", "select": "selected"}
 
 
@@ -66,7 +65,8 @@ class IMAPSession(Session):
         if not authenticated:
             return ReaderLimits(settings.max_command_size, PREAUTH_LITERALS.max_literal_total,
                                 PREAUTH_LITERALS.max_literals, PREAUTH_LITERALS.memory_budget)
-        return ReaderLimits(settings.max_command_size, settings.max_literal_size, MAX_LITERALS)
+        return ReaderLimits(settings.max_command_size, settings.max_literal_size,
+                            MAX_LITERALS)
 
     # -- responses ------------------------------------------------------------------------
     def untagged(self, text: bytes) -> None:
@@ -92,7 +92,7 @@ class IMAPSession(Session):
         self.untagged(b"BYE [UNAVAILABLE] " + reason.encode("ascii"))
 
     def answer_refused(self, refused: Refused) -> None:
-        tag = syntax.tag_of(refused.first, self._options())
+        tag = syntax.split_tag(refused.first, self._options())[0]
         if refused.reason == "line":
             self.tagged(tag, b"BAD", b"[TOOBIG] Command line too long")
         elif refused.reason == "count":
@@ -104,7 +104,7 @@ class IMAPSession(Session):
         self.continuation(b"Ready for literal data")
 
     def answer_internal_error(self, command: Command) -> None:
-        tag = syntax.tag_of(_first_line(command), self._options())
+        tag = syntax.split_tag(_first_line(command), self._options())[0]
         self.tagged(tag, b"NO", b"[SERVERBUG] Internal server error; the error was logged")
 
     def farewell(self) -> None:
@@ -134,21 +134,21 @@ class IMAPSession(Session):
         return syntax.ParseOptions.from_settings(self.context.profile.imap)
 
     def execute(self, raw: Command) -> defer.Deferred[Any] | None:
+        options = self._options()
         try:
-            command = syntax.parse_command(raw.segments, self._options())
+            # The state is checked before the arguments are parsed, so a
+            # command in the wrong state says so whatever its arguments.
+            head = syntax.parse_head(_first_line(raw), options)
+            states = STATES[head.name]
+            if self.state not in states:
+                where = STATE_NAMES.get(self.state, self.state)
+                raise syntax.CommandSyntaxError(
+                    head.tag, f"{head.name.decode()} not allowed in the {where} state")
+            command = syntax.parse_command(raw.segments, options)
         except syntax.CommandSyntaxError as error:
-            self._answer_syntax_error(error)
+            self.write(error.response() + b"\r\n")
             return None
-        entry = HANDLERS.get(type(command))
-        if entry is None:
-            self.tagged(command.tag, b"BAD", b"Unsupported command")
-            return None
-        handler, states = entry
-        if self.state not in states:
-            name = syntax.command_name(command).decode("ascii")
-            where = STATE_NAMES.get(self.state, self.state)
-            self.tagged(command.tag, b"BAD", f"{name} not allowed in the {where} state".encode())
-            return None
+        handler = HANDLERS[type(command)][0]
         started = self.context.reactor.seconds()
         d = defer.maybeDeferred(handler, command, self)
         d.addCallbacks(self._succeeded, self._failed, callbackArgs=(command,),
@@ -156,14 +156,10 @@ class IMAPSession(Session):
         d.addCallback(self._report, command, started)
         return d
 
-    def _answer_syntax_error(self, error: syntax.CommandSyntaxError) -> None:
-        code = b"[" + error.code + b"] " if error.code else b""
-        self.tagged(error.tag, error.status, code + error.text)
-
     def _succeeded(self, text: bytes | None, command: Any) -> bytes:
         # None: the handler answered itself (LOGOUT, STARTTLS).
         if text is not None and self.state != "logout":
-            self.send_updates(allow_expunge=not syntax.holds_expunges(command))
+            self.send_updates(allow_expunge=not holds_expunges(command))
             self.tagged(command.tag, b"OK", text)
         return b"OK"
 
@@ -174,8 +170,8 @@ class IMAPSession(Session):
         if failure.check(CommandBad, syntax.CommandSyntaxError):
             value = failure.value
             if isinstance(value, syntax.CommandSyntaxError):
-                self._answer_syntax_error(value)
-                return value.status
+                self.write(value.response() + b"\r\n")
+                return value.status.encode("ascii")
             self.tagged(tag, b"BAD", value.args[0])
             return b"BAD"
         if failure.check(ResponseLineTooLong):
@@ -193,7 +189,7 @@ class IMAPSession(Session):
 
     def _report(self, status: bytes, command: Any, started: float) -> None:
         seconds = self.context.reactor.seconds() - started
-        self.report_command(syntax.command_name(command).decode("ascii"),
+        self.report_command(command.name.decode("ascii"),
                             status.decode("ascii"), seconds)
 
     # -- login ------------------------------------------------------------------------------------
@@ -307,6 +303,12 @@ class IMAPSession(Session):
               and self.state == "select"):
             self.send_updates(allow_expunge=False)
             self.flush()
+
+
+def holds_expunges(command: Any) -> bool:
+    """RFC 3501 §7.4.1: no EXPUNGE responses while FETCH, STORE or SEARCH run
+    (their UID forms may have them)."""
+    return isinstance(command, (syntax.Fetch, syntax.Store, syntax.Search)) and not command.uid
 
 
 def _first_line(command: Command) -> bytes:

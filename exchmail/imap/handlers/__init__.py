@@ -48,3 +48,7 @@ HANDLERS: dict[type, tuple[Handler, tuple[str, ...]]] = {
     c.Fetch: (fetching.fetch_command, SELECTED),
     c.Search: (searching.search, SELECTED),
 }
+
+#: command name (as ``parse_head`` gives it) -> the states in which it is valid
+STATES: dict[bytes, tuple[str, ...]] = {cls.NAME: states for cls, (_, states) in HANDLERS.items()}
+STATES[b"EXAMINE"] = STATES[b"SELECT"]
