@@ -49,9 +49,9 @@ def start_imap(data: Path) -> int:
     config = default_config(data)
     config = replace(config, imap=IMAPConfig(listen=("tcp:0:interface=127.0.0.1",)),
                      pop3=POP3Config(listen=()), tls=None,
-                     auth=replace(config.auth, login_type="PlainTextLogin"),
                      throttle=ThrottleSettings(enabled=False),
-                     profile=load_profile("exchange2010", {"max_connections_per_user": 0}))
+                     profile=load_profile("exchange2010", {"max_connections_per_user": 0,
+                                                           "login_type": "PlainTextLogin"}))
     config.server.data_dir.mkdir(parents=True)
     AccountsFile(config.auth.users_file).add(USER, PASSWORD)
 

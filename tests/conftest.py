@@ -72,10 +72,15 @@ def start_server(tmp_path: Path, store: Any = None, profile_overrides: dict | No
                      throttle=ThrottleSettings(enabled=False))  # on: config_changes["throttle"]
     if config_changes:
         config = replace(config, **config_changes)
-    config = replace(config, auth=replace(config.auth, login_type=login_type or "PlainTextLogin"))
+    from exchmail.profile import load_profile
+    from exchmail.profile.settings import LoginType
+
+    profile = config.profile
     if profile_overrides:
-        from exchmail.profile import load_profile
-        config = replace(config, profile=load_profile(config.server.profile, profile_overrides))
+        profile = load_profile(profile.name, profile_overrides)
+    login = LoginType(login_type or "PlainTextLogin")
+    config = replace(config, profile=replace(profile, imap=replace(profile.imap, login_type=login),
+                                             pop3=replace(profile.pop3, login_type=login)))
     config.server.data_dir.mkdir(parents=True, exist_ok=True)
     accounts = AccountsFile(config.auth.users_file)
     for user in users:

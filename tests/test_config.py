@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from exchmail.errors import ConfigError
+from exchmail.profile.settings import LoginType
 from exchmail.service.config import Config, default_config, load_config
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "exchmail.toml"
@@ -35,7 +36,9 @@ def test_default_config(tmp_path):
     assert config.imap.listen == ("tcp:1143:interface=127.0.0.1",)
     assert config.pop3.listen == ("tcp:1110:interface=127.0.0.1",)
     assert config.auth.users_file == tmp_path / "exchmail-data" / "users"
-    assert config.auth.login_type == "SecureLogin"  # Exchange's default (V0022)
+    # Exchange's default (V0022/V0010), in the profile of both services
+    assert config.profile.imap.login_type is LoginType.SECURE_LOGIN
+    assert config.profile.pop3.login_type is LoginType.SECURE_LOGIN
     assert config.profile.name == "exchange2010"
     assert config.source is None
 
@@ -86,7 +89,7 @@ capabilities = ["IDLE"]
     assert config.imap.listen == ("tcp:143", "tcp:1143:interface=0.0.0.0")
     assert config.pop3.listen == ()
     assert config.auth.users_file == Path("/etc/exchmail/users")
-    assert config.auth.login_type == "SecureLogin"
+    assert config.profile.imap.login_type is LoginType.SECURE_LOGIN
     assert config.profile.name == "rfc3501"
     assert config.profile.pop3.max_command_size == 1000
     assert config.profile.imap.capabilities == ("IDLE",)

@@ -63,7 +63,8 @@ class IMAPSession(Session):
     @staticmethod
     def _limits(settings: Any, authenticated: bool) -> ReaderLimits:
         if not authenticated:
-            return ReaderLimits(settings.max_command_size, PREAUTH_LITERALS.max_literal_total,
+            total = min(settings.max_literal_size, PREAUTH_LITERALS.max_literal_total)
+            return ReaderLimits(settings.max_command_size, total,
                                 PREAUTH_LITERALS.max_literals, PREAUTH_LITERALS.memory_budget)
         return ReaderLimits(settings.max_command_size, settings.max_literal_size,
                             MAX_LITERALS)

@@ -72,6 +72,7 @@ class MailboxView:
         self.exists = len(self._uids)
         self.recent: set[int] = set() if readonly else set(mailbox.claim_recent())
         self._pending_flags: set[int] = set()
+        self._expunges_pending = False
         mailbox.add_listener(self)
 
     def close(self) -> None:
@@ -153,10 +154,15 @@ class MailboxView:
         """
         current = self.mailbox.uids()
         expunged: tuple[int, ...] = ()
-        if current is not self._uids:
+        if self._expunges_pending:
             if not allow_expunge:
                 return Updates(flags=self._flag_updates())
+            self._expunges_pending = False
             expunged = self._apply_expunges(current)
+        else:
+            # Only additions since the last look (the store says so through
+            # messages_expunged otherwise): the known prefix is unchanged.
+            self._uids = current
         exists = None
         if len(current) > self.exists:
             self.exists = len(current)
@@ -194,6 +200,7 @@ class MailboxView:
         self._on_change()
 
     def messages_expunged(self, mailbox: IStoreMailbox, uids: list[int]) -> None:
+        self._expunges_pending = True
         self._on_change()
 
     def flags_changed(self, mailbox: IStoreMailbox, uids: list[int], origin: object) -> None:

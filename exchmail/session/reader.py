@@ -86,6 +86,17 @@ class LiteralFile:
         self._position += len(data)
         return data
 
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._position, 2: self._literal.size}[whence]
+        self._position = max(0, min(base + offset, self._literal.size))
+        return self._position
+
     def close(self) -> None:
         """The spool belongs to the command; it is closed with the command."""
 

@@ -91,7 +91,7 @@ def test_capabilities_and_login(server):
         assert ns.personal == (("", "/"),)
         assert ns.other is None and ns.shared is None
     finally:
-        assert c.logout() == b"exchmail IMAP4rev1 server signing off"
+        assert c.logout() == b"Microsoft Exchange Server 2010 IMAP4 server signing off."
 
 
 def test_folders_unicode(client):

@@ -255,13 +255,13 @@ def test_append_forms():
 
 
 def test_append_spool_is_passed_through():
-    spool = Spool(io.BytesIO(b"x" * 10), 10)
+    spool = Spool(io.BytesIO(b"x" * 10), 0, 10)
     command = parse(b"a1 APPEND INBOX {10}", LiteralSegment(spool), b"")
     assert isinstance(command, Append) and command.message is spool
 
 
 def test_large_literal_is_refused_as_a_string_argument():
-    spool = Spool(io.BytesIO(b"x" * 70000), 70000)
+    spool = Spool(io.BytesIO(b"x" * 70000), 0, 70000)
     assert (
         refused(b"a1 LOGIN {70000}", LiteralSegment(spool), b" pw").text
         == "literal too large for this argument"

@@ -82,7 +82,8 @@ def test_exchange2010_values():
 def test_exchange2007_differs_from_2010_only_in_documented_limits():
     differing = {f.name for f in dataclasses.fields(IMAPSettings)
                  if getattr(builtin.EXCHANGE2007.imap, f.name) != getattr(builtin.EXCHANGE2010.imap, f.name)}
-    assert differing == {"max_connection_from_single_ip", "max_connections_per_user"}
+    # and in the sign-off text, which names the version
+    assert differing == {"max_connection_from_single_ip", "max_connections_per_user", "sign_off"}
     assert (builtin.EXCHANGE2007.imap.max_connection_from_single_ip,
             builtin.EXCHANGE2007.imap.max_connections_per_user) == (20, 10)
     assert (builtin.EXCHANGE2010.imap.max_connection_from_single_ip,
@@ -91,7 +92,7 @@ def test_exchange2007_differs_from_2010_only_in_documented_limits():
                       if getattr(builtin.EXCHANGE2007.pop3, f.name)
                       != getattr(builtin.EXCHANGE2010.pop3, f.name)}
     assert pop3_differing == {"max_connection_from_single_ip", "max_connections_per_user",
-                              "max_command_size"}
+                              "max_command_size", "sign_off"}
     assert builtin.EXCHANGE2007.pop3.max_command_size == 47
 
 

@@ -58,7 +58,7 @@ def test_selfsigned_certificate_serves_and_verifies(tmp_path, reactor_thread):
 
 def test_newcomer_default_is_tls_capable(tmp_path):
     config = default_config(tmp_path)
-    assert config.auth.login_type == "SecureLogin"
+    assert config.profile.imap.login_type.value == "SecureLogin"
     assert config.tls == newcomer_tls(tmp_path / "exchmail-data")
     assert config.imap.tls_listen == ("tcp:1993:interface=127.0.0.1",)
     assert config.pop3.tls_listen == ("tcp:1995:interface=127.0.0.1",)

@@ -66,7 +66,7 @@ private_key = "{pki.folder / 'other.key'}"
     assert config.tls.identity.certificate == pki.folder / "server.pem"
     assert set(config.tls.sni) == {"mail.example.org"}
     assert config.imap.tls_listen == ("tcp:0:interface=127.0.0.1",)
-    assert config.auth.login_type == "SecureLogin"  # the default (V0022)
+    assert config.profile.imap.login_type.value == "SecureLogin"  # the default (V0022)
     build_context(config.tls)
 
 
