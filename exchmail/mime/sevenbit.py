@@ -41,8 +41,20 @@ def _text_of(raw: bytes) -> tuple[str, str]:
         return raw.decode("latin-1"), "iso-8859-1"
 
 
-ADDRESS_HEADERS = frozenset({"from", "to", "cc", "bcc", "reply-to", "sender",
-                             "resent-from", "resent-to", "resent-cc", "resent-sender"})
+ADDRESS_HEADERS = frozenset(
+    {
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "reply-to",
+        "sender",
+        "resent-from",
+        "resent-to",
+        "resent-cc",
+        "resent-sender",
+    }
+)
 
 
 def _encode_header(name: str, text: str, charset: str) -> str:
@@ -51,8 +63,9 @@ def _encode_header(name: str, text: str, charset: str) -> str:
     if name.lower() in ADDRESS_HEADERS:
         pairs = email.utils.getaddresses([text])
         if pairs and all(address.isascii() for _, address in pairs):
-            return ", ".join(email.utils.formataddr((display, address), charset=charset)
-                             for display, address in pairs)
+            return ", ".join(
+                email.utils.formataddr((display, address), charset=charset) for display, address in pairs
+            )
     return email.header.Header(text.strip(), charset, header_name=name).encode()
 
 
