@@ -170,16 +170,16 @@ def _qp_chunks(data: bytes, start: int, end: int, chunk: int) -> Iterator[bytes]
     while pos < end:
         stop = min(end, pos + chunk)
         if stop < end:
-            # Cut after a line end so that no "=XX" or soft break is split.
+            # Cut after a line end, or else not inside an "=XX" / soft break.
             nl = data.rfind(b"\n", pos, stop)
             if nl >= pos:
                 stop = nl + 1
             else:
                 eq = data.rfind(b"=", max(pos, stop - 2), stop)
-                if eq >= 0:
+                if eq > pos:
                     stop = eq
-                if stop <= pos:
-                    stop = min(end, pos + chunk)
+                elif eq == pos:
+                    stop = min(end, eq + 3)
         yield binascii.a2b_qp(data[pos:stop])
         pos = stop
 
@@ -206,15 +206,14 @@ def iter_text(chunks: Iterator[bytes], charset: bytes | str | None) -> Iterator[
     multi-octet characters split between chunks are handled."""
     name = _charset_name(charset) or "utf-8"
     try:
-        decoder = codecs.getincrementaldecoder(name)("replace")
-    except (LookupError, TypeError, ValueError):
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        info = codecs.lookup(name)
+    except LookupError:
+        info = codecs.lookup("utf-8")
+    if not getattr(info, "_is_text_encoding", True):  # e.g. base64_codec
+        info = codecs.lookup("utf-8")
+    decoder = info.incrementaldecoder("replace")
     for piece in chunks:
-        try:
-            text = decoder.decode(piece)
-        except (TypeError, ValueError):  # not a text codec after all
-            decoder = codecs.getincrementaldecoder("utf-8")("replace")
-            text = decoder.decode(piece)
+        text = decoder.decode(piece)
         if text:
             yield text
     tail = decoder.decode(b"", final=True)

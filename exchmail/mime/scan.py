@@ -20,18 +20,7 @@ WINDOW = 1 << 20
 
 def find(data: bytes, sub: bytes, start: int, end: int) -> int:
     """``data.find(sub, start, end)``, in windows of :data:`WINDOW` octets."""
-    overlap = len(sub) - 1
-    pos = start
-    while pos < end:
-        stop = min(end, pos + WINDOW)
-        found = data.find(sub, pos, stop)
-        if found >= 0:
-            return found
-        if stop >= end:
-            break
-        # A match may straddle the window edge: resume a little before it.
-        pos = max(pos + 1, stop - overlap)
-    return -1
+    return find_any(data, [sub], start, end)
 
 
 def find_any(data: bytes, needles: list[bytes], start: int, end: int) -> int:

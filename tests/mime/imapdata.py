@@ -52,6 +52,8 @@ class _Reader:
             return data[start : self.pos]
         start = self.pos
         while self.pos < len(data) and data[self.pos] not in b" ()":
+            if data[self.pos] == 0x5B:  # a section spec may hold spaces and parentheses
+                self.pos = data.index(b"]", self.pos)
             self.pos += 1
         atom = data[start : self.pos]
         if atom.upper() == b"NIL":
