@@ -18,8 +18,9 @@ import datetime
 import email.utils
 from collections.abc import Callable, Iterator
 from functools import cached_property
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
+from exchmail.mime.content import NO_CONTENT, ContentFields, Params, content_fields, decoded_params
 from exchmail.mime.decode import (
     CHUNK,
     decode_text,
@@ -29,14 +30,7 @@ from exchmail.mime.decode import (
     iter_transfer_decoded,
 )
 from exchmail.mime.headers import HeaderField, parse_fields, parse_header
-from exchmail.mime.rfc822 import (
-    ContentType,
-    decode_rfc2231,
-    parse_content_type,
-    parse_language,
-    parse_token_value,
-    parse_transfer_encoding,
-)
+from exchmail.mime.rfc822 import parse_content_type, parse_token_value, parse_transfer_encoding
 from exchmail.mime.structure import (
     DIGEST,
     IS_MIME,
@@ -70,83 +64,6 @@ __all__ = [
 #: Nesting depth from which multiparts and encapsulated messages are no
 #: longer parsed (they become opaque leaves).
 MAX_DEPTH = MAX_NESTING - 1
-
-Params = tuple[tuple[bytes, bytes], ...]
-
-
-class ContentFields(NamedTuple):
-    """The Content-* fields of a part as BODYSTRUCTURE reports them.
-
-    All values are raw octets as written (unfolded); absent fields are
-    None.  Only the first occurrence of each field counts (Content-
-    Disposition: the first one with parameters).  For a part that is not
-    MIME (no MIME-Version nor Content-Type) everything is None.
-    """
-
-    content_type: ContentType | None
-    encoding: bytes | None
-    id: bytes | None
-    description: bytes | None
-    md5: bytes | None
-    disposition: tuple[bytes, Params] | None
-    language: tuple[bytes, ...] | None
-    location: bytes | None
-
-
-_NO_CONTENT = ContentFields(None, None, None, None, None, None, None, None)
-
-
-def _content_fields(fields: list[HeaderField]) -> ContentFields:
-    values: dict[str, object] = {}
-    for field in fields:
-        name = field.name.lower()
-        if not name.startswith("content-"):
-            continue
-        key = name[8:]
-        if key == "disposition":
-            old = values.get(key)
-            if old is None or not old[1]:  # type: ignore[index]
-                token, params = parse_token_value(field.value)
-                if token is not None:
-                    values[key] = (token, params)
-            continue
-        if key not in _CONTENT_KEYS or key in values:
-            continue
-        if key == "type":
-            values[key] = parse_content_type(field.value)
-        elif key == "transfer-encoding":
-            values[key] = parse_transfer_encoding(field.value)
-        elif key == "language":
-            values[key] = tuple(parse_language(field.value)) or None
-        else:
-            values[key] = field.value
-    return ContentFields(
-        values.get("type"),  # type: ignore[arg-type]
-        values.get("transfer-encoding"),  # type: ignore[arg-type]
-        values.get("id"),  # type: ignore[arg-type]
-        values.get("description"),  # type: ignore[arg-type]
-        values.get("md5"),  # type: ignore[arg-type]
-        values.get("disposition"),  # type: ignore[arg-type]
-        values.get("language"),  # type: ignore[arg-type]
-        values.get("location"),  # type: ignore[arg-type]
-    )
-
-
-_CONTENT_KEYS = frozenset({"type", "transfer-encoding", "id", "description", "md5", "language", "location"})
-
-
-def _decoded_params(params: Params) -> list[tuple[str, bytes]]:
-    """``(lower-case name, value)``; RFC 2231 ``name*`` values decoded to
-    UTF-8 and listed under ``name``, before a plain ``name`` if both exist."""
-    extended: list[tuple[str, bytes]] = []
-    plain: list[tuple[str, bytes]] = []
-    for key, value in params:
-        name = key.decode("ascii", "replace").lower()
-        if name.endswith("*"):
-            extended.append((name[:-1], decode_rfc2231(value)))
-        else:
-            plain.append((name, value))
-    return extended + plain
 
 
 class _Context:
@@ -295,7 +212,7 @@ class MimePart:
             ctype = parse_content_type(raw)
             if ctype.valid:
                 token = ctype.maintype + b"/" + ctype.subtype
-        return token.decode("ascii", "replace"), _decoded_params(params)
+        return token.decode("ascii", "replace"), decoded_params(params)
 
     # -- MIME ------------------------------------------------------------------------
 
@@ -309,8 +226,8 @@ class MimePart:
     def content(self) -> ContentFields:
         """The part's Content-* fields as BODYSTRUCTURE reports them."""
         if not self.flags & IS_MIME:
-            return _NO_CONTENT
-        return _content_fields(self.fields)
+            return NO_CONTENT
+        return content_fields(self.fields)
 
     @property
     def default_type(self) -> str:
@@ -350,7 +267,7 @@ class MimePart:
     def params(self) -> list[tuple[str, bytes]]:
         """Content-Type parameters as ``(lower-case name, value)`` pairs,
         RFC 2231 values decoded."""
-        return _decoded_params(self.raw_params)
+        return decoded_params(self.raw_params)
 
     def param(self, name: str) -> bytes | None:
         """The Content-Type parameter *name* (case-insensitive), or None."""
