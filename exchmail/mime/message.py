@@ -38,6 +38,7 @@ from exchmail.mime.structure import (
     MAX_PARTS,
     MESSAGE,
     MULTIPART,
+    TEXT,
     Node,
     StructureParser,
 )
@@ -389,6 +390,22 @@ class ParsedMessage(MimePart):
     @property
     def root(self) -> MimePart:
         """The root part of the MIME tree (the message itself)."""
+        return self
+
+    def complete(self) -> ParsedMessage:
+        """Parse the whole structure and count the line numbers BODYSTRUCTURE
+        shows, now, so that later rendering does no scanning at all (call it
+        in a worker thread before handing the message to the reactor)."""
+        stack: list[Node] = [self.node]
+        self.child_nodes()
+        data = self.data
+        for _ in range(2 * MAX_PARTS + 2):  # every node is visited once
+            if not stack:
+                break
+            node = stack.pop()
+            if node.end is not None and node.flags & (TEXT | MESSAGE) and not node.flags & MULTIPART:
+                node.count_lines(data, node.end)
+            stack.extend(node.children)
         return self
 
     def header_bytes(self) -> bytes:

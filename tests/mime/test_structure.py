@@ -105,3 +105,11 @@ def test_nesting_limit_flags() -> None:
     assert depth == 99
     assert not node.flags & (MESSAGE | MULTIPART)
     assert msg.node.flags & MESSAGE and not msg.node.flags & TEXT
+
+
+def test_complete_leaves_nothing_to_scan() -> None:
+    msg = ParsedMessage(CASES["nested_rfc822"]).complete()
+    parser = msg._ctx.parser  # type: ignore[attr-defined]
+    assert parser is not None and parser.done
+    leaves = [n for n in _walk(msg.node) if n.flags & (TEXT | MESSAGE) and not n.flags & MULTIPART]
+    assert leaves and all(n.lines is not None for n in leaves)
