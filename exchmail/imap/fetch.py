@@ -345,7 +345,10 @@ def section(
     if isinstance(span, bytes):
         return nul_safe(span)
     start, end = span
-    return nul_safe(msg.data[start:end])
+    data = msg.data[start:end]
+    if find(msg.data, b"\x00", start, end) >= 0:
+        return data.replace(b"\x00", b"\x80")
+    return data
 
 
 _Octets = TypeVar("_Octets", bytes, memoryview)
