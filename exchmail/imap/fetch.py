@@ -15,6 +15,11 @@ RFC 2231 sections merged but not decoded (``"NAME*" "utf-8''..."``);
 multipart without parts shows one empty text/plain part.  Unlike Dovecot,
 media types, subtypes, encodings, parameter names and disposition types are
 upper case (as Exchange sends them); IMAP compares them case-insensitively.
+
+Section octets are the stored octets (byte-exact, so bare LF line ends stay
+as they are; Dovecot would send CRLF), NUL sent as 0x80.  :func:`section`
+returns a copy; :func:`section_view` a memoryview of the message, to write a
+large literal in pieces without copying it.
 """
 
 from __future__ import annotations
