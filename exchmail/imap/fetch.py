@@ -4,18 +4,33 @@ All functions take a :class:`~exchmail.mime.message.ParsedMessage` and
 return bytes in IMAP wire syntax (RFC 3501 sections 6.4.5, 7.4.2 and 9).
 Sizes and section contents are computed on the message's raw octets.
 
-BODYSTRUCTURE follows Dovecot's conventions where RFC 3501 leaves a choice:
-media types, subtypes, encodings, disposition types and parameter names
-are upper case quoted strings; ``text/*`` parts without a charset get
-``("CHARSET" "us-ascii")``; absent optional fields are ``NIL``.
+The content follows Dovecot's rules where RFC 3501 leaves a choice (they
+are what imaptest's expected responses encode): the MIME structure of
+:mod:`exchmail.mime.structure`; address lists as Dovecot's parser sees them
+(source routes kept, a trailing comment naming a bare address, missing
+parts filled with ``MISSING_MAILBOX``/``MISSING_DOMAIN``); display names
+and subjects with their white space runs collapsed; parameters as written,
+RFC 2231 sections merged but not decoded (``"NAME*" "utf-8''..."``);
+``text/*`` parts without a charset get ``"CHARSET" "us-ascii"`` last; a
+multipart without parts shows one empty text/plain part.  Unlike Dovecot,
+media types, subtypes, encodings, parameter names and disposition types are
+upper case (as Exchange sends them); IMAP compares them case-insensitively.
+
+Section octets are the stored octets (byte-exact, so bare LF line ends stay
+as they are; Dovecot would send CRLF), NUL sent as 0x80.  :func:`section`
+returns a copy; :func:`section_view` a memoryview of the message, to write a
+large literal in pieces without copying it.
 """
 
 from __future__ import annotations
 
-from email.utils import getaddresses, unquote
+from typing import TypeVar
 
 from exchmail.imap.wire import NIL, nstring, plist, string
+from exchmail.mime.address import Address, parse_addresses
 from exchmail.mime.message import MimePart, ParsedMessage
+from exchmail.mime.scan import find
+from exchmail.mime.structure import MESSAGE, MULTIPART
 
 __all__ = [
     "address_list",
@@ -23,119 +38,78 @@ __all__ = [
     "bodystructure",
     "envelope",
     "partial",
+    "nul_safe",
     "section",
+    "section_view",
 ]
 
-_SECTION_TEXTS = frozenset(
-    {"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"}
-)
-_WSP = b" \t"
-_NIL_ADDRESS = b"(NIL NIL NIL NIL)"
+_SECTION_TEXTS = frozenset({"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"})
+_LWSP = b" \t\r\n"
+_REPLACEMENT = "\ufffd".encode()
+
+# ---------------------------------------------------------------------------
+# Strings
+
+
+def _for_humans(value: bytes) -> bytes:
+    """White space runs (CR and LF included) as one space, none at the ends
+    (Dovecot's ``imap_append_string_for_humans``); NUL as U+FFFD."""
+    return b" ".join(value.replace(b"\x00", _REPLACEMENT).split())
+
+
+def _nolf(value: bytes) -> bytes:
+    """CR and LF removed (a space kept between words); NUL as U+FFFD."""
+    value = value.replace(b"\x00", _REPLACEMENT)
+    if b"\r" not in value and b"\n" not in value:
+        return value
+    out = bytearray()
+    for i, c in enumerate(value):
+        if c in (0x0D, 0x0A):
+            nxt = value[i + 1 : i + 2]
+            if nxt and nxt not in b" \t\r\n":
+                out.append(0x20)
+        else:
+            out.append(c)
+    return bytes(out)
+
+
+def _upper(value: bytes) -> bytes:
+    return string(value.upper())
+
+
+def _nstring_nolf(value: bytes | None) -> bytes:
+    return NIL if value is None else string(_nolf(value))
+
 
 # ---------------------------------------------------------------------------
 # ENVELOPE
 
 
-def _split_address_header(text: str) -> list[tuple[str, str]]:
-    """Split an address header at top-level commas, colons and semicolons.
-
-    Returns ``("addr", text)``, ``("group", name)`` and ``("end", "")``
-    items.  Quoted strings, comments and angle brackets are respected.
-    """
-    items: list[tuple[str, str]] = []
-    buf: list[str] = []
-    comment = 0
-    in_quote = in_angle = in_group = False
-
-    def flush() -> None:
-        chunk = "".join(buf).strip()
-        buf.clear()
-        if chunk:
-            items.append(("addr", chunk))
-
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if in_quote or comment:
-            buf.append(c)
-            if c == "\\" and i + 1 < len(text):
-                i += 1
-                buf.append(text[i])
-            elif in_quote and c == '"':
-                in_quote = False
-            elif comment and c == "(":
-                comment += 1
-            elif comment and c == ")":
-                comment -= 1
-        elif c == '"':
-            in_quote = True
-            buf.append(c)
-        elif c == "(":
-            comment = 1
-            buf.append(c)
-        elif c == "<":
-            in_angle = True
-            buf.append(c)
-        elif c == ">":
-            in_angle = False
-            buf.append(c)
-        elif in_angle:
-            buf.append(c)
-        elif c == ",":
-            flush()
-        elif c == ":" and not in_group:
-            name = "".join(buf).strip()
-            buf.clear()
-            if len(name) >= 2 and name[0] == name[-1] == '"':
-                name = unquote(name)
-            items.append(("group", name))
-            in_group = True
-        elif c == ";" and in_group:
-            flush()
-            items.append(("end", ""))
-            in_group = False
-        else:
-            buf.append(c)
-        i += 1
-    flush()
-    if in_group:
-        items.append(("end", ""))
-    return items
+def _address(addr: Address) -> bytes:
+    name = NIL if addr.name is None else string(_for_humans(addr.name))
+    return b"(%s %s %s %s)" % (name, nstring(addr.route), nstring(addr.mailbox), nstring(addr.domain))
 
 
-def _address(name: str, address: str) -> bytes:
-    mailbox, at, host = address.rpartition("@")
-    if not at:
-        mailbox, host = address, ""
-    return b"(%s NIL %s %s)" % (
-        nstring(name.encode("latin-1")) if name else NIL,
-        string(mailbox.encode("latin-1")),
-        string(host.encode("latin-1")),
-    )
+def _addresses(values: list[bytes]) -> list[Address]:
+    # Several fields count as one comma-separated list (Dovecot merges them).
+    return [addr for value in values for addr in parse_addresses(value)]
+
+
+def _render_addresses(addresses: list[Address]) -> bytes:
+    if not addresses:
+        return NIL
+    return b"(" + b"".join(_address(addr) for addr in addresses) + b")"
 
 
 def address_list(values: list[bytes]) -> bytes:
-    """Render the values of address header(s) as an IMAP address list.
+    """Render the values of address field(s) as an IMAP address list.
 
     Display names are sent as they appear in the header (encoded-words are
-    not decoded, RFC 3501 7.4.2); RFC 2822 groups become the
-    ``(NIL NIL "name" NIL)`` ... ``(NIL NIL NIL NIL)`` markers.  Returns
-    ``NIL`` when there is no address at all.
+    not decoded, RFC 3501 7.4.2), white space collapsed; groups become the
+    ``(NIL NIL "name" NIL)`` ... ``(NIL NIL NIL NIL)`` markers and source
+    routes the second item.  ``NIL`` when there is no address at all.
     """
-    text = ",".join(v.decode("latin-1") for v in values)
-    out: list[bytes] = []
-    for kind, chunk in _split_address_header(text):
-        if kind == "group":
-            out.append(b"(NIL NIL %s NIL)" % string(chunk.encode("latin-1")))
-        elif kind == "end":
-            out.append(_NIL_ADDRESS)
-        else:
-            for name, addr in getaddresses([chunk]):
-                if name or addr:
-                    out.append(_address(name, addr))
-    if not out:
-        return NIL
-    return b"(" + b"".join(out) + b")"
+    return _render_addresses(_addresses(values))
 
 
 def envelope(msg: ParsedMessage, empty_as_nil: bool = False) -> bytes:
@@ -143,34 +117,32 @@ def envelope(msg: ParsedMessage, empty_as_nil: bool = False) -> bytes:
 
     Absent Date, Subject, In-Reply-To and Message-ID fields are ``NIL``;
     present but empty ones are ``""`` (RFC 3501), or ``NIL`` when
-    *empty_as_nil* is true (Exchange behaviour).  Sender and Reply-To
-    default to From when absent or empty.
+    *empty_as_nil* is true (Exchange behaviour).  Of repeated fields the
+    last one counts (address fields: all of them).  Sender and Reply-To
+    default to From when they hold no address.
     """
 
-    def text_field(name: str) -> bytes:
-        value = msg.get(name)
-        if value is None:
+    def text_field(name: str, humans: bool = False) -> bytes:
+        values = msg.get_all(name)
+        if not values:
             return NIL
-        value = value.rstrip(_WSP)
-        if not value and empty_as_nil:
+        value = _for_humans(values[-1]) if humans else _nolf(values[-1])
+        if empty_as_nil and not value.strip(_LWSP):
             return NIL
         return string(value)
 
-    def addresses(name: str) -> bytes:
-        return address_list(msg.get_all(name))
-
-    from_ = addresses("from")
-    sender = addresses("sender")
-    reply_to = addresses("reply-to")
+    from_ = _addresses(msg.get_all("from"))
+    sender = _addresses(msg.get_all("sender")) or from_
+    reply_to = _addresses(msg.get_all("reply-to")) or from_
     items = [
         text_field("date"),
-        text_field("subject"),
-        from_,
-        from_ if sender == NIL else sender,
-        from_ if reply_to == NIL else reply_to,
-        addresses("to"),
-        addresses("cc"),
-        addresses("bcc"),
+        text_field("subject", humans=True),
+        _render_addresses(from_),
+        _render_addresses(sender),
+        _render_addresses(reply_to),
+        address_list(msg.get_all("to")),
+        address_list(msg.get_all("cc")),
+        address_list(msg.get_all("bcc")),
         text_field("in-reply-to"),
         text_field("message-id"),
     ]
@@ -180,110 +152,97 @@ def envelope(msg: ParsedMessage, empty_as_nil: bool = False) -> bytes:
 # ---------------------------------------------------------------------------
 # BODY / BODYSTRUCTURE
 
+_EMPTY_BODY = b'("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 0 0'
+
 
 def body_lines(data: bytes) -> int:
-    """Number of text lines in *data*; an unterminated last line counts."""
-    lines = data.count(b"\n")
-    if data and not data.endswith(b"\n"):
-        lines += 1
-    return lines
+    """Number of line ends (LF) in *data*: BODYSTRUCTURE's line count (an
+    unterminated last line does not count, as in Dovecot)."""
+    return data.count(b"\n")
 
 
-def _field(part: MimePart, name: str) -> bytes | None:
-    value = part.get(name)
-    return None if value is None else value.strip(_WSP)
-
-
-def _params(params: list[tuple[str, bytes]]) -> bytes:
-    if not params:
-        return NIL
+def _params(params: tuple[tuple[bytes, bytes], ...], charset: bool = False) -> bytes:
     items = []
     for name, value in params:
-        items.append(string(name.upper().encode("utf-8", "surrogateescape")))
+        items.append(_upper(name))
         items.append(string(value))
-    return plist(items)
-
-
-def _body_params(part: MimePart) -> bytes:
-    params = list(part.params)
-    if part.maintype == "text" and part.param("charset") is None:
-        params.insert(0, ("charset", b"us-ascii"))
-    return _params(params)
-
-
-def _disposition(part: MimePart) -> bytes:
-    kind, params = part.header_params("content-disposition")
-    if not kind:
-        return NIL
-    return b"(%s %s)" % (
-        string(kind.upper().encode("utf-8", "surrogateescape")),
-        _params(params),
-    )
-
-
-def _language(part: MimePart) -> bytes:
-    value = part.get("content-language")
-    if value is None:
-        return NIL
-    tags = [tag.strip(b" \t") for tag in value.split(b",")]
-    tags = [tag for tag in tags if tag]
-    return plist(string(tag) for tag in tags) if tags else NIL
+    if charset and not any(name.lower() == b"charset" for name, _ in params):
+        items.append(b'"CHARSET" "us-ascii"')
+    return plist(items) if items else NIL
 
 
 def _extension_tail(part: MimePart) -> list[bytes]:
-    return [
-        _disposition(part),
-        _language(part),
-        nstring(_field(part, "content-location")),
-    ]
+    content = part.content
+    disposition = NIL
+    if content.disposition is not None:
+        kind, params = content.disposition
+        disposition = b"(%s %s)" % (_upper(kind), _params(params))
+    language = NIL
+    if content.language:
+        language = plist(string(tag) for tag in content.language)
+    return [disposition, language, _nstring_nolf(content.location)]
 
 
-def _body(part: MimePart, extensible: bool, empty_as_nil: bool) -> bytes:
-    if part.is_multipart:
-        children = b"".join(
-            _body(child, extensible, empty_as_nil) for child in part.children
-        )
-        items = [
-            children,
-            string(part.subtype.upper().encode("utf-8", "surrogateescape")),
-        ]
-        if extensible:
-            items.append(_params(part.params))
-            items.extend(_extension_tail(part))
-        return b"(" + b" ".join(items) + b")"
+def _is_truncated(part: MimePart) -> bool:
+    """A part a limit kept from being parsed as multipart or message."""
+    ctype = part.content.content_type
+    if ctype is None:  # below multipart/digest it should have been a message
+        return part.default_type == "message/rfc822"
+    kind = ctype.maintype.lower()
+    return (kind == b"message" and ctype.subtype.lower() == b"rfc822") or kind == b"multipart"
 
-    maintype, subtype = part.maintype, part.subtype
-    if maintype == "multipart" or (
-        part.content_type == "message/rfc822" and not part.is_message
-    ):
-        maintype, subtype = "application", "octet-stream"  # nested too deeply
-    encoding = _field(part, "content-transfer-encoding")
-    items = [
-        string(maintype.upper().encode("utf-8", "surrogateescape")),
-        string(subtype.upper().encode("utf-8", "surrogateescape")),
-        _body_params(part),
-        nstring(_field(part, "content-id")),
-        nstring(_field(part, "content-description")),
-        string(encoding.upper() if encoding else b"7BIT"),
-        b"%d" % part.body_size,
-    ]
-    if maintype == "text":
-        items.append(b"%d" % body_lines(part.body))
-    elif part.is_message:
-        inner = part.message
-        assert inner is not None
-        items.append(envelope(inner, empty_as_nil))
-        items.append(_body(inner.root, extensible, empty_as_nil))
-        items.append(b"%d" % body_lines(part.body))
+
+def _multipart(part: MimePart, extensible: bool, empty_as_nil: bool) -> bytes:
+    children = [_body(child, extensible, empty_as_nil) for child in part.children]
+    if not children:
+        children = [_EMPTY_BODY + (b" NIL NIL NIL NIL)" if extensible else b")")]
+    ctype = part.content.content_type
+    items = [b"".join(children), _upper(ctype.subtype if ctype is not None else b"")]
     if extensible:
-        items.append(nstring(_field(part, "content-md5")))
+        items.append(_params(part.raw_params))
         items.extend(_extension_tail(part))
     return b"(" + b" ".join(items) + b")"
 
 
-def bodystructure(
-    msg: ParsedMessage, extensible: bool = True, *, empty_as_nil: bool = False
-) -> bytes:
+def _body(part: MimePart, extensible: bool, empty_as_nil: bool) -> bytes:
+    flags = part.flags
+    if flags & MULTIPART:
+        return _multipart(part, extensible, empty_as_nil)
+    content = part.content
+    ctype = content.content_type
+    text = False
+    if flags & MESSAGE:
+        kind = b'"MESSAGE" "RFC822"'
+    elif _is_truncated(part):
+        kind = b'"APPLICATION" "OCTET-STREAM"'
+    elif ctype is None:
+        kind, text = b'"TEXT" "PLAIN"', True
+    else:
+        kind = _upper(ctype.maintype) + b" " + _upper(ctype.subtype)
+        text = ctype.maintype.lower() == b"text"
+    items = [
+        kind,
+        _params(part.raw_params, charset=text),
+        _nstring_nolf(content.id),
+        _nstring_nolf(content.description),
+        _upper(content.encoding) if content.encoding is not None else b'"7BIT"',
+        b"%d" % part.body_size,
+    ]
+    if text:
+        items.append(b"%d" % part.lines)
+    elif flags & MESSAGE:
+        inner = part.message
+        assert inner is not None
+        items.append(envelope(inner, empty_as_nil))
+        items.append(_body(inner, extensible, empty_as_nil))
+        items.append(b"%d" % part.lines)
+    if extensible:
+        items.append(_nstring_nolf(content.md5))
+        items.extend(_extension_tail(part))
+    return b"(" + b" ".join(items) + b")"
+
+
+def bodystructure(msg: ParsedMessage, extensible: bool = True, *, empty_as_nil: bool = False) -> bytes:
     """BODYSTRUCTURE (*extensible* true) or BODY (false) of *msg*.
 
     *empty_as_nil* is passed on to the envelopes of encapsulated
@@ -296,9 +255,7 @@ def bodystructure(
 # BODY[section] and partial fetches
 
 
-def _header_fields(
-    msg: ParsedMessage, names: tuple[bytes, ...], exclude: bool
-) -> bytes:
+def _header_fields(msg: MimePart, names: tuple[bytes, ...], exclude: bool) -> bytes:
     wanted = {name.decode("ascii", "replace").strip().lower() for name in names}
     out = []
     for field in msg.fields:
@@ -310,6 +267,65 @@ def _header_fields(
             out.append(raw)
     out.append(b"\r\n")
     return b"".join(out)
+
+
+def nul_safe(data: bytes) -> bytes:
+    """*data* with NUL octets replaced by 0x80, as literals may not hold NUL
+    (RFC 3501 9, ``CHAR8``; Dovecot does the same).  *data* itself when it
+    has no NUL (checked by a bounded scan, see :mod:`exchmail.mime.scan`)."""
+    if find(data, b"\x00", 0, len(data)) < 0:
+        return data
+    return data.replace(b"\x00", b"\x80")
+
+
+def _span(
+    msg: ParsedMessage, path: tuple[int, ...], text: str | None, fields: tuple[bytes, ...]
+) -> tuple[int, int] | bytes:
+    """Where ``BODY[section]`` lies in the message's octets, or its octets
+    when they are not a slice of the message (HEADER.FIELDS)."""
+    spec = text.upper() if text is not None else None
+    if spec is not None and spec not in _SECTION_TEXTS:
+        raise ValueError(f"unknown section text specifier: {text!r}")
+    target: MimePart | None = msg
+    if not path:
+        if spec is None:
+            return msg.start, msg.end
+        if spec == "MIME":
+            return b""
+    else:
+        part = msg.part(path)
+        if part is None:
+            return b""
+        if spec is None:
+            return part.body_start, part.end
+        if spec == "MIME":
+            return part.start, part.body_start
+        target = part.message
+    if target is None:
+        return b""
+    if spec == "HEADER":
+        return target.start, target.body_start
+    if spec == "TEXT":
+        return target.body_start, target.end
+    return _header_fields(target, fields, exclude=spec == "HEADER.FIELDS.NOT")
+
+
+def section_view(
+    msg: ParsedMessage,
+    path: tuple[int, ...] = (),
+    text: str | None = None,
+    fields: tuple[bytes, ...] = (),
+) -> memoryview:
+    """:func:`section` as a memoryview: no copy of a large part is made
+    (unless it holds NUL octets, which become 0x80)."""
+    span = _span(msg, path, text, fields)
+    if isinstance(span, bytes):
+        return memoryview(nul_safe(span))
+    start, end = span
+    data = msg.data
+    if find(data, b"\x00", start, end) >= 0:
+        return memoryview(data[start:end].replace(b"\x00", b"\x80"))
+    return memoryview(data)[start:end]
 
 
 def section(
@@ -326,38 +342,27 @@ def section(
     the HEADER.FIELDS variants.  With a non-empty path, HEADER/TEXT refer
     to the message encapsulated in a message/rfc822 part.  A nonexistent
     part (or a HEADER/TEXT of a part that is not a message) gives ``b""``.
+    NUL octets are sent as 0x80 (see :func:`nul_safe`).
 
     :raises ValueError: for an unknown *text* specifier.
     """
-    spec = text.upper() if text is not None else None
-    if spec is not None and spec not in _SECTION_TEXTS:
-        raise ValueError(f"unknown section text specifier: {text!r}")
-    target: ParsedMessage | None = msg
-    if not path:
-        if spec is None:
-            return msg.raw
-        if spec == "MIME":
-            return b""
-    else:
-        part = msg.part(path)
-        if part is None:
-            return b""
-        if spec is None:
-            return part.body
-        if spec == "MIME":
-            return part.header
-        target = part.message
-    if target is None:
-        return b""
-    if spec == "HEADER":
-        return target.header_bytes()
-    if spec == "TEXT":
-        return target.body_bytes()
-    return _header_fields(target, fields, exclude=spec == "HEADER.FIELDS.NOT")
+    span = _span(msg, path, text, fields)
+    if isinstance(span, bytes):
+        return nul_safe(span)
+    start, end = span
+    data = msg.data[start:end]
+    if find(msg.data, b"\x00", start, end) >= 0:
+        return data.replace(b"\x00", b"\x80")
+    return data
 
 
-def partial(data: bytes, start: int, length: int | None) -> bytes:
+_Octets = TypeVar("_Octets", bytes, memoryview)
+
+
+def partial(data: _Octets, start: int, length: int | None) -> _Octets:
     """``data<start.length>`` (RFC 3501 6.4.5): empty if *start* is past the end.
+
+    Works on a memoryview too (then returns a memoryview slice).
 
     :raises ValueError: for a negative *start* or *length*.
     """

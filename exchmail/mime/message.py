@@ -1,214 +1,164 @@
 """A lazy, byte-exact view of a message for IMAP FETCH and SEARCH.
 
-:class:`ParsedMessage` wraps a message in wire form (CRLF line ends, 8-bit
-allowed) and never re-serialises it: every header block, body and MIME part
-is a slice of the original octets, so sizes and ``BODY[section]`` are exact.
-The MIME tree comes from a small splitter on the raw octets (RFC 2046 5.1.1);
-the stdlib :mod:`email` package (``compat32``) only interprets the header
-block of a part (content type, parameters), lazily.  Section paths follow
-RFC 3501 6.4.5 (1-based; a non-multipart message has a single part 1, its
-body; the subparts of a message/rfc822 part are those of the encapsulated
+:class:`ParsedMessage` wraps a message in wire form and never re-serialises
+it: every header block, body and MIME part is a slice of the original
+octets, so sizes and ``BODY[section]`` are exact.  The MIME tree comes from
+:class:`~exchmail.mime.structure.StructureParser` (Dovecot's rules, see
+there), which runs only as far as a caller needs: the top-level header
+alone (ENVELOPE, header SEARCH) never scans the body, and ``BODY[1]`` stops
+at the end of part 1.  Section paths follow RFC 3501 6.4.5 as Dovecot
+reads them (1-based; a non-multipart message has a single part 1, its body;
+the subparts of a message/rfc822 part are those of the encapsulated
 message).
 """
 
 from __future__ import annotations
 
-import binascii
 import datetime
-import email.header
 import email.utils
-import re
-from email.errors import MessageError
-from email.message import Message
-from email.parser import BytesParser
-from email.policy import compat32
+from collections.abc import Callable, Iterator
 from functools import cached_property
-from typing import NamedTuple
+from typing import TYPE_CHECKING
+
+from exchmail.mime.content import NO_CONTENT, ContentFields, Params, content_fields, decoded_params
+from exchmail.mime.decode import (
+    CHUNK,
+    decode_text,
+    decode_transfer,
+    decode_words,
+    iter_text,
+    iter_transfer_decoded,
+)
+from exchmail.mime.headers import HeaderField, parse_fields, parse_header
+from exchmail.mime.rfc822 import parse_content_type, parse_token_value, parse_transfer_encoding
+from exchmail.mime.structure import (
+    DIGEST,
+    IS_MIME,
+    MAX_NESTING,
+    MAX_PARTS,
+    MESSAGE,
+    MULTIPART,
+    TEXT,
+    Node,
+    StructureParser,
+)
+from exchmail.mime.text import contains_text, header_search_text
+
+if TYPE_CHECKING:
+    from exchmail.mime.summary import MessageSummary
 
 __all__ = [
     "MAX_DEPTH",
+    "ContentFields",
     "HeaderField",
     "MimePart",
     "ParsedMessage",
     "decode_text",
     "decode_transfer",
     "decode_words",
+    "iter_body_text",
+    "iter_text_parts",
+    "body_contains",
     "parse_header",
 ]
 
-#: Nesting depth beyond which multiparts and encapsulated messages are
-#: treated as opaque leaves (protects against pathological messages).
-MAX_DEPTH = 32
-
-_BLANK_LINE = re.compile(rb"\n\r?\n")
-# field-name = 1*ftext; ftext = %d33-57 / %d59-126
-_FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+\Z")
-_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
-_WSP = b" \t"
-# What the lenient code catches from the email package and codecs.
-_LENIENT = (MessageError, LookupError, ValueError, TypeError, IndexError, OverflowError)
+#: Nesting depth from which multiparts and encapsulated messages are no
+#: longer parsed (they become opaque leaves).
+MAX_DEPTH = MAX_NESTING - 1
 
 
-class HeaderField(NamedTuple):
-    """One header field: ``name`` as written (``""`` for a line that is not a
-    field), ``value`` unfolded (leading WSP and line end removed, octets as
-    they are) and ``raw``, its lines exactly as in the message.
-    """
+class _Context:
+    """What all views of one message share: the octets and the parser."""
 
-    name: str
-    value: bytes
-    raw: bytes
+    __slots__ = ("data", "parser")
 
+    def __init__(self, data: bytes, parser: StructureParser | None) -> None:
+        self.data = data
+        self.parser = parser
 
-def _make_field(lines: list[bytes]) -> HeaderField:
-    raw = b"".join(lines)
-    unfolded = b"".join(line.rstrip(b"\r\n") for line in lines)
-    name, colon, value = unfolded.partition(b":")
-    name = name.rstrip(_WSP)
-    if not colon or not _FIELD_NAME.match(name):
-        return HeaderField("", unfolded, raw)
-    return HeaderField(name.decode("ascii"), value.lstrip(_WSP), raw)
-
-
-def parse_header(
-    data: bytes, start: int = 0, end: int | None = None
-) -> list[HeaderField]:
-    """Parse the header block in ``data[start:end]`` into fields.
-
-    Parsing stops at the first empty line.  Continuation lines (starting
-    with SP or HTAB) are folded into the preceding field.  Lines that are
-    not fields are kept with an empty name so that nothing is lost.
-    """
-    if end is None:
-        end = len(data)
-    fields: list[HeaderField] = []
-    current: list[bytes] = []
-    pos = start
-    while pos < end:
-        nl = data.find(b"\n", pos, end)
-        line = data[pos : end if nl < 0 else nl + 1]
-        pos += len(line)
-        if not line.rstrip(b"\r\n"):
-            break
-        if current and line[0] in _WSP:
-            current.append(line)
-            continue
-        if current:
-            fields.append(_make_field(current))
-        current = [line]
-    if current:
-        fields.append(_make_field(current))
-    return fields
-
-
-def _decode_chunks(chunks: list[tuple[bytes | str, str | None]]) -> str:
-    # decode_header() encodes the plain text runs with raw-unicode-escape.
-    return "".join(
-        c if isinstance(c, str) else decode_text(c, cs or "raw-unicode-escape")
-        for c, cs in chunks
-    )
-
-
-def decode_words(raw: bytes) -> str:
-    """Decode a raw header value, including RFC 2047 encoded-words, to text.
-
-    Never raises: raw 8-bit octets are read as UTF-8 (or Latin-1 if that
-    fails), unknown charsets and broken encoded-words degrade gracefully.
-    """
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    if "=?" not in text:
-        return text
-    try:
-        chunks = email.header.decode_header(text)
-    except _LENIENT:  # HeaderParseError, binascii errors, ...
-        return text
-    try:
-        return str(email.header.make_header(chunks))
-    except _LENIENT:  # unknown charset, undecodable octets, ...
-        return _decode_chunks(chunks)
-
-
-def decode_text(data: bytes, charset: str | None) -> str:
-    """Decode *data* with *charset*, falling back to UTF-8; never raises."""
-    try:
-        return data.decode(charset or "utf-8", "replace")
-    except _LENIENT:  # unknown charset, or not a text codec
-        return data.decode("utf-8", "replace")
-
-
-def decode_transfer(data: bytes, encoding: str | None) -> bytes:
-    """Undo a Content-Transfer-Encoding (base64 / quoted-printable), leniently."""
-    encoding = (encoding or "").strip().lower()
-    if encoding == "base64":
-        cleaned = _NOT_BASE64.sub(b"", data)
-        rem = len(cleaned) % 4
-        if rem == 1:
-            cleaned = cleaned[:-1]
-        elif rem:
-            cleaned += b"=" * (4 - rem)
-        try:
-            return binascii.a2b_base64(cleaned)
-        except binascii.Error:
-            return data
-    if encoding == "quoted-printable":
-        return binascii.a2b_qp(data)
-    return data
+    def until(self, ready: Callable[[], bool]) -> None:
+        """Let the parser advance until *ready()* (or the end of the data)."""
+        parser = self.parser
+        if parser is not None and not parser.done:
+            parser.run_until(ready)
 
 
 class MimePart:
-    """A node of the MIME tree: a slice ``data[start:end]`` of the message.
-
-    The slice is the part's header block (which may be empty) followed by
-    its body.  Everything is computed lazily and cached.
+    """A node of the MIME tree: header ``data[start:body_start]`` and body
+    ``data[body_start:end]``.  Everything is computed lazily and cached.
     """
 
-    def __init__(
-        self,
-        data: bytes,
-        start: int = 0,
-        end: int | None = None,
-        *,
-        default_type: str = "text/plain",
-        depth: int = 0,
-        headerless: bool = False,
-    ) -> None:
-        self._data = data
-        self.start = start
-        self.end = len(data) if end is None else end
-        self.default_type = default_type
-        self.depth = depth
-        self._headerless = headerless
+    def __init__(self, ctx: _Context, node: Node) -> None:
+        self._ctx = ctx
+        self._node = node
+        node.view = self
 
-    @cached_property
+    # -- offsets and octets ----------------------------------------------------
+
+    @property
+    def data(self) -> bytes:
+        """The octets of the whole (outermost) message."""
+        return self._ctx.data
+
+    @property
+    def node(self) -> Node:
+        """The structure node behind this view."""
+        return self._node
+
+    @property
+    def start(self) -> int:
+        """Offset of the part's first octet."""
+        return self._node.start
+
+    @property
+    def depth(self) -> int:
+        """Nesting depth (0 for the message itself)."""
+        return self._node.depth
+
+    @property
     def body_start(self) -> int:
         """Offset where the body starts (just after the empty line)."""
-        data, start, end = self._data, self.start, self.end
-        if self._headerless:
-            return start
-        if data.startswith(b"\r\n", start, end):
-            return start + 2
-        if data.startswith(b"\n", start, end):
-            return start + 1
-        match = _BLANK_LINE.search(data, start, end)
-        return match.end() if match else end
+        node = self._node
+        if node.body_start is None:
+            self._ctx.until(lambda: node.body_start is not None)
+        assert node.body_start is not None
+        return node.body_start
+
+    @property
+    def end(self) -> int:
+        """Offset just past the part's last octet."""
+        node = self._node
+        if node.end is None:
+            self._ctx.until(lambda: node.end is not None)
+        assert node.end is not None
+        return node.end
 
     @property
     def raw(self) -> bytes:
         """The whole part: header block and body."""
-        return self._data[self.start : self.end]
+        return self._ctx.data[self.start : self.end]
 
     @property
     def header(self) -> bytes:
         """The header block including its terminating empty line (if any)."""
-        return self._data[self.start : self.body_start]
+        return self._ctx.data[self.start : self.body_start]
 
     @property
     def body(self) -> bytes:
         """The body, exactly as transmitted."""
-        return self._data[self.body_start : self.end]
+        return self._ctx.data[self.body_start : self.end]
+
+    def raw_view(self) -> memoryview:
+        """:attr:`raw` without copying."""
+        return memoryview(self._ctx.data)[self.start : self.end]
+
+    def header_view(self) -> memoryview:
+        """:attr:`header` without copying."""
+        return memoryview(self._ctx.data)[self.start : self.body_start]
+
+    def body_view(self) -> memoryview:
+        """:attr:`body` without copying."""
+        return memoryview(self._ctx.data)[self.body_start : self.end]
 
     @property
     def size(self) -> int:
@@ -220,10 +170,20 @@ class MimePart:
         """Size of the body in octets."""
         return self.end - self.body_start
 
-    @cached_property
+    @property
+    def lines(self) -> int:
+        """Number of line ends in the body (BODYSTRUCTURE's line count)."""
+        return self._node.count_lines(self._ctx.data, self.end)
+
+    # -- header fields ---------------------------------------------------------------
+
+    @property
     def fields(self) -> list[HeaderField]:
         """All header lines, including malformed ones (with an empty name)."""
-        return parse_header(self._data, self.start, self.body_start)
+        node = self._node
+        if node.fields is None:
+            node.fields = parse_fields(self._ctx.data, self.start, self.body_start)
+        return node.fields
 
     def get_all(self, name: str | bytes) -> list[bytes]:
         """Unfolded raw values of every field called *name* (case-insensitive)."""
@@ -237,44 +197,56 @@ class MimePart:
         values = self.get_all(name)
         return values[0] if values else None
 
-    @cached_property
-    def email_headers(self) -> Message:
-        """The header block parsed by :mod:`email` (compat32, headers only)."""
-        msg = BytesParser(policy=compat32).parsebytes(self.header, headersonly=True)
-        msg.set_default_type(self.default_type)
-        return msg
-
     def header_params(self, name: str) -> tuple[str | None, list[tuple[str, bytes]]]:
         """``(value, [(param, value), ...])`` of a structured field, e.g.
         ``("attachment", [("filename", b"a.txt")])``; ``(None, [])`` if absent.
 
         Parameter names are lower case; RFC 2231 values are decoded to UTF-8.
         """
-        if self.get(name) is None:
+        raw = self.get(name)
+        if raw is None:
             return None, []
-        try:
-            items = self.email_headers.get_params(header=name) or []
-        except _LENIENT:
+        token, params = parse_token_value(raw)
+        if not token:
             return None, []
-        if not items:
-            return None, []
-        first = str(items[0][0]).strip()
-        params = []
-        for key, value in items[1:]:
-            if isinstance(value, tuple):
-                value = email.utils.collapse_rfc2231_value(value)
-            params.append((str(key), str(value).encode("utf-8", "surrogateescape")))
-        return first, params
+        if name.lower() == "content-type":
+            ctype = parse_content_type(raw)
+            if ctype.valid:
+                token = ctype.maintype + b"/" + ctype.subtype
+        return token.decode("ascii", "replace"), decoded_params(params)
+
+    # -- MIME ------------------------------------------------------------------------
+
+    @property
+    def flags(self) -> int:
+        """The structure flags (:mod:`exchmail.mime.structure`)."""
+        self.body_start  # noqa: B018  (the flags are known with the header)
+        return self._node.flags
+
+    @cached_property
+    def content(self) -> ContentFields:
+        """The part's Content-* fields as BODYSTRUCTURE reports them."""
+        if not self.flags & IS_MIME:
+            return NO_CONTENT
+        return content_fields(self.fields)
+
+    @property
+    def default_type(self) -> str:
+        """The type of the part when it has no Content-Type."""
+        parent = self._node.parent
+        if parent is not None and parent.flags & DIGEST:
+            return "message/rfc822"
+        return "text/plain"
 
     @cached_property
     def content_type(self) -> str:
         """Lower-case ``type/subtype`` (RFC 2045 defaults applied)."""
-        if self._headerless:
+        if self.is_message:
+            return "message/rfc822"
+        ctype = self.content.content_type
+        if ctype is None:
             return self.default_type
-        try:
-            return self.email_headers.get_content_type()
-        except _LENIENT:
-            return self.default_type
+        return (ctype.maintype + b"/" + ctype.subtype).decode("ascii", "replace").lower()
 
     @property
     def maintype(self) -> str:
@@ -286,10 +258,17 @@ class MimePart:
         """Lower-case media subtype, e.g. ``plain``."""
         return self.content_type.partition("/")[2]
 
+    @property
+    def raw_params(self) -> Params:
+        """Content-Type parameters as written (RFC 2231 sections merged)."""
+        ctype = self.content.content_type
+        return ctype.params if ctype is not None else ()
+
     @cached_property
     def params(self) -> list[tuple[str, bytes]]:
-        """Content-Type parameters as ``(lower-case name, raw value)`` pairs."""
-        return self.header_params("content-type")[1]
+        """Content-Type parameters as ``(lower-case name, value)`` pairs,
+        RFC 2231 values decoded."""
+        return decoded_params(self.raw_params)
 
     def param(self, name: str) -> bytes | None:
         """The Content-Type parameter *name* (case-insensitive), or None."""
@@ -301,123 +280,132 @@ class MimePart:
 
     @property
     def transfer_encoding(self) -> str | None:
-        """Content-Transfer-Encoding value (stripped, lower case) or None."""
+        """Content-Transfer-Encoding (lower case) or None."""
         value = self.get("content-transfer-encoding")
-        if value is None:
-            return None
-        return value.decode("latin-1").strip().lower()
+        token = None if value is None else parse_transfer_encoding(value)
+        return None if token is None else token.decode("ascii", "replace").lower()
 
     @property
     def is_multipart(self) -> bool:
-        """True for a ``multipart/*`` part (within :data:`MAX_DEPTH`)."""
-        return self.maintype == "multipart" and self.depth < MAX_DEPTH
+        """True for a ``multipart/*`` part whose parts were parsed."""
+        return bool(self.flags & MULTIPART)
 
     @property
     def is_message(self) -> bool:
-        """True for a ``message/rfc822`` part (within :data:`MAX_DEPTH`)."""
-        return self.content_type == "message/rfc822" and self.depth < MAX_DEPTH
+        """True for a ``message/rfc822`` part whose message was parsed."""
+        return bool(self.flags & MESSAGE)
 
-    @cached_property
+    def child_nodes(self) -> list[Node]:
+        """The nodes of the subparts (all of them: parses to the part's end)."""
+        node = self._node
+        if node.end is None:
+            self._ctx.until(lambda: node.end is not None)
+        return node.children
+
+    def child(self, index: int) -> MimePart | None:
+        """Subpart *index* (1-based) of a multipart, parsing only that far."""
+        if index < 1:
+            return None
+        node = self._node
+        kids = node.children
+        if len(kids) < index and node.end is None:
+            self._ctx.until(lambda: len(kids) >= index or node.end is not None)
+        return _view(self._ctx, kids[index - 1]) if len(kids) >= index else None
+
+    @property
     def children(self) -> list[MimePart]:
-        """Subparts of a multipart, in order (empty for other parts).
-
-        A multipart without boundary parameter or delimiters gets a single
-        header-less ``text/plain`` child covering its whole body.
-        """
+        """Subparts of a multipart, in order (empty for other parts)."""
         if not self.is_multipart:
             return []
-        data, depth = self._data, self.depth + 1
-        boundary = self.param("boundary") or b""
-        spans = _split_multipart(data, self.body_start, self.end, boundary)
-        if not spans:
-            return [
-                MimePart(data, self.body_start, self.end, depth=depth, headerless=True)
-            ]
-        kind = "message/rfc822" if self.subtype == "digest" else "text/plain"
-        return [MimePart(data, s, e, default_type=kind, depth=depth) for s, e in spans]
+        return [_view(self._ctx, node) for node in self.child_nodes()]
 
-    @cached_property
+    @property
     def message(self) -> ParsedMessage | None:
         """The encapsulated message of a ``message/rfc822`` part, else None."""
         if not self.is_message:
             return None
-        start, end, depth = self.body_start, self.end, self.depth + 1
-        return ParsedMessage(self._data, _start=start, _end=end, _depth=depth)
+        inner = self.child(1)
+        assert inner is None or isinstance(inner, ParsedMessage)
+        return inner
+
+    # -- decoding --------------------------------------------------------------------
+
+    def iter_decoded(self, chunk: int = CHUNK) -> Iterator[bytes]:
+        """The body with its transfer encoding undone, in chunks."""
+        return iter_transfer_decoded(self._ctx.data, self.body_start, self.end, self.transfer_encoding, chunk)
+
+    def iter_text(self, chunk: int = CHUNK) -> Iterator[str]:
+        """The decoded body as text (declared charset, else UTF-8), in chunks."""
+        return iter_text(self.iter_decoded(chunk), self.param("charset"))
 
     def decoded_body(self) -> bytes:
         """The body with its Content-Transfer-Encoding undone."""
-        return decode_transfer(self.body, self.transfer_encoding)
+        return b"".join(self.iter_decoded())
 
     def decoded_text(self) -> str:
         """The decoded body as text (declared charset, else UTF-8)."""
-        charset = self.param("charset")
-        return decode_text(
-            self.decoded_body(), charset.decode("ascii", "replace") if charset else None
-        )
+        return decode_text(self.decoded_body(), self.param("charset"))
 
 
-def _split_multipart(
-    data: bytes, start: int, end: int, boundary: bytes
-) -> list[tuple[int, int]]:
-    """Find the body parts of a multipart body ``data[start:end]``.
-
-    Returns ``(start, end)`` spans.  Each part ends before the CRLF that
-    precedes the next delimiter line (RFC 2046 section 5.1.1); the preamble
-    and epilogue are skipped.  A missing close delimiter makes the last part
-    run to the end of the body.
-    """
-    if not boundary:
-        return []
-    dash = b"--" + boundary
-    delims: list[tuple[int, int, bool]] = []  # (line start, content start, close)
-    pos = start
-    while True:
-        i = data.find(dash, pos, end)
-        if i < 0:
-            break
-        pos = i + len(dash)
-        if i != start and data[i - 1] != 0x0A:
-            continue
-        nl = data.find(b"\n", pos, end)
-        line_end = end if nl < 0 else nl + 1
-        rest = data[pos:line_end]
-        close = rest.startswith(b"--")
-        if close:
-            rest = rest[2:]
-        if rest.strip(b" \t\r\n"):
-            continue  # e.g. a longer boundary starting with ours
-        delims.append((i, line_end, close))
-        if close:
-            break
-        pos = line_end
-    spans = []
-    for k, (_, content_start, close) in enumerate(delims):
-        if close:
-            break
-        if k + 1 < len(delims):
-            nxt = delims[k + 1][0]
-            content_end = nxt
-            if nxt - 2 >= content_start and data[nxt - 2 : nxt] == b"\r\n":
-                content_end = nxt - 2
-            elif nxt - 1 >= content_start and data[nxt - 1 : nxt] == b"\n":
-                content_end = nxt - 1
-        else:
-            content_end = end
-        spans.append((content_start, content_end))
-    return spans
+def _view(ctx: _Context, node: Node) -> MimePart:
+    view = node.view
+    if isinstance(view, MimePart):
+        return view
+    parent = node.parent
+    if parent is not None and parent.flags & MESSAGE:
+        return ParsedMessage._wrap(ctx, node)
+    return MimePart(ctx, node)
 
 
 class ParsedMessage(MimePart):
-    """A message in wire form: the root :class:`MimePart` plus message helpers."""
+    """A message in wire form: the root :class:`MimePart` plus message helpers.
 
-    def __init__(
-        self, data: bytes, *, _start: int = 0, _end: int | None = None, _depth: int = 0
-    ) -> None:
-        super().__init__(data, _start, _end, depth=_depth)
+    *summary*, from :func:`exchmail.mime.summary.summarize` on the same
+    octets, supplies the structure without parsing it again.
+    """
+
+    def __init__(self, data: bytes, *, summary: MessageSummary | None = None) -> None:
+        if summary is not None:
+            root = summary.tree()
+            ctx = _Context(data, None)
+        else:
+            root = Node(0, None)
+            ctx = _Context(data, None)
+            ctx.parser = StructureParser(data, root)
+        super().__init__(ctx, root)
+
+    @classmethod
+    def _wrap(cls, ctx: _Context, node: Node) -> ParsedMessage:
+        self = cls.__new__(cls)
+        MimePart.__init__(self, ctx, node)
+        return self
+
+    @property
+    def end(self) -> int:
+        """Offset just past the message (the data end, for the outermost one)."""
+        if self._node.parent is None:
+            return len(self._ctx.data)
+        return super().end
 
     @property
     def root(self) -> MimePart:
         """The root part of the MIME tree (the message itself)."""
+        return self
+
+    def complete(self) -> ParsedMessage:
+        """Parse the whole structure and count the line numbers BODYSTRUCTURE
+        shows, now, so that later rendering does no scanning at all (call it
+        in a worker thread before handing the message to the reactor)."""
+        stack: list[Node] = [self.node]
+        self.child_nodes()
+        data = self.data
+        for _ in range(2 * MAX_PARTS + 2):  # every node is visited once
+            if not stack:
+                break
+            node = stack.pop()
+            if node.end is not None and node.flags & (TEXT | MESSAGE) and not node.flags & MULTIPART:
+                node.count_lines(data, node.end)
+            stack.extend(node.children)
         return self
 
     def header_bytes(self) -> bytes:
@@ -439,6 +427,16 @@ class ParsedMessage(MimePart):
         """
         return "\n".join(decode_words(value) for value in self.get_all(name))
 
+    def search_texts(self, name: str | bytes, *, addresses: bool | None = None) -> list[str]:
+        """The text SEARCH matches for each occurrence of field *name*: for
+        address fields (From, To, Cc, Bcc, Sender, Reply-To, Resent-*) the
+        parsed addresses as ``Decoded Name <local@domain>`` (groups and
+        routes included), for others the decoded value.  See
+        :func:`exchmail.mime.text.header_search_text`."""
+        if isinstance(name, bytes):
+            name = name.decode("ascii", "replace")
+        return [header_search_text(name, value, addresses=addresses) for value in self.get_all(name)]
+
     def sent_date(self) -> datetime.date | None:
         """The date of the Date header (its own time zone), or None."""
         value = self.get("date")
@@ -447,7 +445,7 @@ class ParsedMessage(MimePart):
         text = value.decode("latin-1").strip()
         try:
             return email.utils.parsedate_to_datetime(text).date()
-        except _LENIENT:
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
 
     def header_text(self) -> str:
@@ -457,40 +455,117 @@ class ParsedMessage(MimePart):
 
     def body_text(self) -> str:
         """The body as text for SEARCH: transfer- and charset-decoded; for a
-        multipart or message/rfc822, its ``text/*`` parts joined by newlines.
+        multipart or message/rfc822, its text parts joined by newlines.
+
+        Builds one string; :func:`exchmail.mime.text.iter_body_text` and
+        :func:`exchmail.mime.text.body_contains` do not.
         """
-        if not (self.is_multipart or self.is_message):
-            return self.decoded_text()
-        return "\n".join(_texts(self))
+        return "".join(iter_body_text(self))
 
     def part(self, path: tuple[int, ...]) -> MimePart | None:
         """The MIME part at section *path* (1-based), or None if absent;
         ``part(())`` is the message itself."""
-        top: MimePart = self  # the message whose part numbers are being used
-        node: MimePart | None = None  # None: at the top of ``top``
-        for index in path:
-            if node is not None and not node.is_multipart:
-                if node.message is None:
+        node: MimePart = self
+        for i, index in enumerate(path):
+            more = i + 1 < len(path)
+            if node.is_multipart:
+                found = node.child(index)
+                if found is None:
                     return None
-                top, node = node.message, None
-            if node is None:
-                kids = top.children if top.is_multipart else [top]
-            else:
-                kids = node.children
-            if not 0 < index <= len(kids):
+                node = found
+            elif index != 1 or (more and not node.is_message):
                 return None
-            node = kids[index - 1]
-        return self if node is None else node
+            if more and node.is_message:
+                inner = node.message
+                if inner is None:
+                    return None
+                node = inner
+        return node
 
 
-def _texts(part: MimePart) -> list[str]:
-    """Decoded text of the ``text/*`` leaves under *part*."""
-    if part.is_multipart:
-        return [text for child in part.children for text in _texts(child)]
-    if part.is_message:
-        assert part.message is not None
-        inner = part.message.body_text()
-        return [inner] if inner else []
-    if part.maintype == "text":
-        return [part.decoded_text()]
-    return []
+def _is_text(part: MimePart) -> bool:
+    ctype = part.content.content_type
+    return ctype is None or ctype.maintype.lower() in (b"text", b"message")
+
+
+def _text_leaves(part: MimePart) -> Iterator[MimePart]:
+    """The text leaves under *part* (itself included), in order."""
+    stack = [part]
+    for _ in range(2 * MAX_PARTS + 2):  # every part is pushed once
+        if not stack:
+            return
+        node = stack.pop()
+        if node.is_multipart:
+            stack.extend(reversed(node.children))
+        elif node.is_message:
+            inner = node.message
+            if inner is not None:
+                stack.append(inner)
+        elif _is_text(node):
+            yield node
+
+
+def iter_text_parts(part: MimePart, chunk: int = CHUNK) -> Iterator[Iterator[str]]:
+    """For each text part under *part*, an iterator over its decoded text
+    (transfer encoding and charset undone), about *chunk* raw octets a step.
+
+    Text parts are leaves of type ``text/*`` or ``message/*`` or without a
+    Content-Type (Dovecot's ``message-search.c``); preambles, epilogues and
+    the headers of encapsulated messages are not body text.
+    """
+    for leaf in _text_leaves(part):
+        yield leaf.iter_text(chunk)
+
+
+def iter_body_text(part: MimePart, chunk: int = CHUNK) -> Iterator[str]:
+    """The decoded text of the text parts under *part* (SEARCH BODY), in
+    chunks; parts are separated by a ``"\\n"`` chunk."""
+    for index, chunks in enumerate(iter_text_parts(part, chunk)):
+        if index:
+            yield "\n"
+        yield from chunks
+
+
+def _ascii_compatible(charset: bytes | None) -> bool:
+    """Whether ASCII text is the same octets in *charset* and no octet of a
+    non-ASCII character is in the ASCII range."""
+    if charset is None:
+        return True
+    name = charset.decode("ascii", "replace").strip().lower()
+    return name in _ASCII_COMPATIBLE or name.startswith(("iso-8859-", "windows-125", "cp125"))
+
+
+_ASCII_COMPATIBLE = frozenset({"utf-8", "utf8", "us-ascii", "ascii", "latin1", "koi8-r", "koi8-u"})
+
+
+def _contains_octets(chunks: Iterator[bytes], needle: bytes) -> bool:
+    """ASCII-case-insensitive search for an ASCII *needle* in octet chunks."""
+    keep = len(needle) - 1
+    tail = b""
+    for piece in chunks:
+        text = tail + piece.lower()
+        if needle in text:
+            return True
+        tail = text[-keep:] if keep else b""
+    return False
+
+
+def body_contains(part: MimePart, needle: str, chunk: int = CHUNK) -> bool:
+    """Whether a text part under *part* contains *needle*, ignoring case;
+    each part is searched on its own (a match never spans two parts).
+
+    An ASCII *needle* in a part whose charset keeps ASCII as ASCII (UTF-8,
+    ISO-8859-*, ...) is searched in the decoded octets, without building
+    text: several times faster on large bodies.
+    """
+    folded = needle.casefold()
+    if not folded:
+        return True
+    octets = folded.encode("ascii") if folded.isascii() else None
+    for leaf in _text_leaves(part):
+        if octets is not None and _ascii_compatible(leaf.param("charset")):
+            if _contains_octets(leaf.iter_decoded(chunk), octets):
+                return True
+        elif contains_text(leaf.iter_text(chunk), needle):
+            return True
+    return False

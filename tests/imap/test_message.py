@@ -139,10 +139,7 @@ def test_get_all_case_insensitive() -> None:
 
 def test_field_raw_keeps_folding() -> None:
     fields = ParsedMessage(SIMPLE).fields
-    assert (
-        fields[1].raw
-        == b"To: Bob <bob@example.com>,\r\n\tCarol <carol@example.com>\r\n"
-    )
+    assert fields[1].raw == b"To: Bob <bob@example.com>,\r\n\tCarol <carol@example.com>\r\n"
     assert b"".join(f.raw for f in fields) + b"\r\n" == SIMPLE_HEADER
 
 
@@ -159,10 +156,7 @@ def test_8bit_header_values_are_kept_raw() -> None:
     msg = ParsedMessage(b"Subject: caf\xc3\xa9\r\n\r\n")
     assert msg.get("subject") == b"caf\xc3\xa9"
     assert msg.decoded_header("subject") == "caf\u00e9"
-    assert (
-        ParsedMessage(b"Subject: caf\xe9\r\n\r\n").decoded_header("subject")
-        == "caf\u00e9"
-    )
+    assert ParsedMessage(b"Subject: caf\xe9\r\n\r\n").decoded_header("subject") == "caf\u00e9"
 
 
 # -- decoding ------------------------------------------------------------------
@@ -210,9 +204,7 @@ def test_decode_text_fallbacks() -> None:
 def test_decode_transfer() -> None:
     assert decode_transfer(b"aGVsbG8=\r\n", "base64") == b"hello"
     assert decode_transfer(b"aGVs\r\nbG8\r\n", "BASE64") == b"hello"  # missing padding
-    assert (
-        decode_transfer(b"caf=C3=A9 =\r\nok", "quoted-printable") == b"caf\xc3\xa9 ok"
-    )
+    assert decode_transfer(b"caf=C3=A9 =\r\nok", "quoted-printable") == b"caf\xc3\xa9 ok"
     assert decode_transfer(b"raw", "8bit") == b"raw"
     assert decode_transfer(b"raw", None) == b"raw"
 
@@ -224,9 +216,7 @@ def test_sent_date_uses_header_time_zone() -> None:
     assert ParsedMessage(SIMPLE).sent_date() == datetime.date(2024, 3, 5)
 
 
-@pytest.mark.parametrize(
-    "value", [b"", b"garbage", b"Mon, 99 Foo 2024 99:99:99 +0000", b"\xff\xfe"]
-)
+@pytest.mark.parametrize("value", [b"", b"garbage", b"Mon, 99 Foo 2024 99:99:99 +0000", b"\xff\xfe"])
 def test_sent_date_tolerant(value: bytes) -> None:
     assert ParsedMessage(b"Date: " + value + b"\r\n\r\n").sent_date() is None
 
@@ -248,9 +238,7 @@ def test_body_text_simple() -> None:
 
 
 def test_body_text_8bit_utf8() -> None:
-    msg = ParsedMessage(
-        b"Content-Type: text/plain; charset=utf-8\r\n\r\nGr\xc3\xbc\xc3\x9fe\r\n"
-    )
+    msg = ParsedMessage(b"Content-Type: text/plain; charset=utf-8\r\n\r\nGr\xc3\xbc\xc3\x9fe\r\n")
     assert msg.body_text() == "Gr\u00fc\u00dfe\r\n"
 
 
@@ -261,8 +249,7 @@ def test_body_text_bad_utf8_replaced() -> None:
 def test_body_text_single_part_base64() -> None:
     payload = base64.encodebytes("d\u00e9j\u00e0 vu".encode("utf-8"))
     msg = ParsedMessage(
-        b"Content-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
-        + payload
+        b"Content-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n" + payload
     )
     assert msg.body_text() == "d\u00e9j\u00e0 vu"
 
@@ -307,11 +294,11 @@ def test_content_type_defaults() -> None:
     assert root.message is None
 
 
-def test_invalid_content_type_is_text_plain() -> None:
-    assert (
-        ParsedMessage(b"Content-Type: garbage\r\n\r\nx").root.content_type
-        == "text/plain"
-    )
+def test_unparsable_content_type_is_kept_as_dovecot_does() -> None:
+    # Dovecot reports ("garbage" "") rather than pretending text/plain.
+    root = ParsedMessage(b"Content-Type: garbage\r\n\r\nx").root
+    assert root.content_type == "garbage/"
+    assert not root.is_multipart and not root.is_message
 
 
 def test_mixed_structure() -> None:
@@ -335,24 +322,24 @@ def test_mixed_structure() -> None:
     assert plain is not None
     assert plain.body == INNER_PLAIN
     assert (
-        plain.header
-        == b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        plain.header == b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
     )
     html = msg.part((1, 2))
     assert html is not None
     assert html.body == b"<p>H=C3=ABllo =\r\nw=C3=B6rld</p>"
     assert html.decoded_text() == "<p>H\u00ebllo w\u00f6rld</p>"
     assert msg.part((1, 3)) is None
-    assert msg.part((2, 1)) is None
+    # A leaf is its own part 1 (Dovecot); nothing lies below that.
+    assert msg.part((2, 1)) is pdf
+    assert msg.part((2, 1, 1)) is None
+    assert msg.part((2, 2)) is None
 
 
 def test_multipart_part_body_ends_before_delimiter_crlf() -> None:
     alt = ParsedMessage(MIXED).part((1,))
     assert alt is not None
     assert alt.body.startswith(b"--inner\r\n")
-    assert alt.body.endswith(
-        b"--inner--\r\n"
-    )  # the blank line's CRLF belongs to the delimiter
+    assert alt.body.endswith(b"--inner--\r\n")  # the blank line's CRLF belongs to the delimiter
 
 
 def test_part_bodies_match_stdlib_parser() -> None:
@@ -412,19 +399,21 @@ def test_missing_close_delimiter() -> None:
 
 
 def test_missing_boundary_parameter() -> None:
+    # A multipart without boundary has no parts (BODYSTRUCTURE shows an
+    # empty text/plain one, as Dovecot does).
     data = b"Content-Type: multipart/mixed\r\n\r\nno boundary here\r\n"
     msg = ParsedMessage(data)
-    (only,) = msg.root.children
-    assert only.content_type == "text/plain"
-    assert only.header == b""
-    assert only.body == b"no boundary here\r\n"
-    assert msg.part((1,)) is only
+    assert msg.root.is_multipart
+    assert msg.root.children == []
+    assert msg.part((1,)) is None
+    assert msg.body_bytes() == b"no boundary here\r\n"
 
 
 def test_boundary_never_found() -> None:
     data = b"Content-Type: multipart/mixed; boundary=zz\r\n\r\n--other\r\ntext\r\n"
-    (only,) = ParsedMessage(data).root.children
-    assert only.body == b"--other\r\ntext\r\n"
+    msg = ParsedMessage(data)
+    assert msg.root.children == []
+    assert msg.body_bytes() == b"--other\r\ntext\r\n"
 
 
 def test_longer_boundary_with_same_prefix_is_not_a_delimiter() -> None:
@@ -487,7 +476,9 @@ def test_deep_nesting_is_bounded() -> None:
         node = node.children[0]
         seen += 1
     assert seen == MAX_DEPTH
-    assert msg.part((1,) * (MAX_DEPTH + 1)) is None
+    assert node is not None and node.content_type == "multipart/mixed"  # not parsed
+    assert msg.part((1,) * (MAX_DEPTH + 1)) is node  # a leaf is its own part 1
+    assert msg.part((1,) * (MAX_DEPTH + 2)) is None
 
 
 def test_deep_rfc822_nesting_is_bounded() -> None:

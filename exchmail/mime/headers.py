@@ -1,0 +1,159 @@
+"""Header blocks on raw octets: where they end and the fields they hold.
+
+A header block runs from its first line to the first empty line (``CRLF``
+or a bare ``LF``), which belongs to it, or to the end of the data when there
+is no empty line.  Inside a multipart, a line that is a boundary delimiter
+also ends the header of a body part; the line end before that delimiter
+then belongs to the delimiter, not to the header (Dovecot's
+``message-parser.c`` does the same).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import NamedTuple
+
+from exchmail.mime.scan import find_line_end
+
+__all__ = [
+    "HeaderBlock",
+    "HeaderField",
+    "header_end",
+    "parse_fields",
+    "parse_header",
+    "scan_header",
+]
+
+# field-name = 1*ftext; ftext = %d33-57 / %d59-126
+_FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+\Z")
+_WSP = b" \t"
+# Dovecot treats longer names as no name at all (RFC 5322 2.1.1 line limit).
+_MAX_NAME = 1000
+
+
+class HeaderField(NamedTuple):
+    """One header field: ``name`` as written (``""`` for a line that is not a
+    field), ``value`` unfolded (line ends removed, leading WSP removed, octets
+    as they are) and ``raw``, its lines exactly as in the message.
+    """
+
+    name: str
+    value: bytes
+    raw: bytes
+
+
+class HeaderBlock(NamedTuple):
+    """Where a header block ends.
+
+    ``end`` is the end of the header as ``BODY[...MIME]`` / ``BODY[HEADER]``
+    return it, the empty line included, and so where the body begins;
+    ``blank_line`` says whether an empty line ended the block (rather than
+    a boundary delimiter or the end of the data); ``resume`` is where
+    reading stopped: *end*, or after the line end that a delimiter line
+    took from the header.
+    """
+
+    end: int
+    blank_line: bool
+    resume: int
+
+
+def _line_break_before(data: bytes, pos: int, start: int) -> int:
+    """Length of the line end just before *pos* (0 when *pos* is *start*)."""
+    if pos <= start:
+        return 0
+    if pos - 2 >= start and data[pos - 2 : pos] == b"\r\n":
+        return 2
+    return 1
+
+
+def scan_header(
+    data: bytes,
+    start: int,
+    end: int,
+    is_delimiter: Callable[[int], bool] | None = None,
+) -> HeaderBlock:
+    """Find the end of the header block that starts at *start*.
+
+    *is_delimiter*, if given, is asked about the start offset of every line;
+    when it answers true the header ends before that line, without the
+    preceding line end.
+    """
+    pos = start
+    while pos < end:
+        if is_delimiter is not None and is_delimiter(pos):
+            cut = pos - _line_break_before(data, pos, start)
+            return HeaderBlock(cut, False, pos)
+        nxt = find_line_end(data, pos, end)
+        if data[pos] == 0x0A or (data[pos] == 0x0D and nxt == pos + 2 and data[pos + 1] == 0x0A):
+            return HeaderBlock(nxt, True, nxt)
+        pos = nxt
+    return HeaderBlock(end, False, end)
+
+
+def header_end(data: bytes, start: int = 0, end: int | None = None) -> int | None:
+    """Offset where the body of the message in ``data[start:end]`` begins, or
+    None when *data* holds no empty line yet (the header may continue).
+
+    Meant for reading a header from a stream: read a prefix, ask, read more.
+    """
+    if end is None:
+        end = len(data)
+    block = scan_header(data, start, end)
+    return block.end if block.blank_line else None
+
+
+def _make_field(data: bytes, start: int, end: int) -> HeaderField:
+    raw = data[start:end]
+    first, sep, rest = raw.partition(b"\n")
+    first = first.removesuffix(b"\r")
+    if sep and rest:
+        more = b"".join(line.rstrip(b"\r\n") for line in rest.splitlines(keepends=True))
+    else:
+        more = b""
+    name, colon, value = first.partition(b":")
+    name = name.rstrip(_WSP)
+    if not colon or len(name) > _MAX_NAME or not _FIELD_NAME.match(name):
+        return HeaderField("", first + more, raw)
+    # Leading white space of the value goes, unless that is all there is:
+    # then one character goes (Dovecot's rule).
+    stripped = value.lstrip(_WSP)
+    if not stripped and value:
+        stripped = value[1:]
+    return HeaderField(name.decode("ascii"), stripped + more, raw)
+
+
+def parse_fields(data: bytes, start: int, end: int) -> list[HeaderField]:
+    """The fields of the header block ``data[start:end]`` (as found by
+    :func:`scan_header`): continuation lines are folded into the field
+    before them; lines that are not fields keep an empty name.
+    """
+    fields: list[HeaderField] = []
+    pos = start
+    field_start = -1
+    while pos < end:
+        if data[pos] == 0x0A or data.startswith(b"\r\n", pos, end):
+            break  # the empty line ending the block
+        if field_start >= 0 and data[pos] not in _WSP:
+            fields.append(_make_field(data, field_start, pos))
+            field_start = -1
+        if field_start < 0:
+            field_start = pos
+        pos = find_line_end(data, pos, end)
+    if field_start >= 0:
+        fields.append(_make_field(data, field_start, pos))
+    return fields
+
+
+def parse_header(data: bytes, start: int = 0, end: int | None = None) -> list[HeaderField]:
+    """Parse the header block at the start of ``data[start:end]`` into fields.
+
+    Parsing stops at the first empty line.  Continuation lines (starting
+    with SP or HTAB) are folded into the preceding field.  Lines that are
+    not fields are kept with an empty name so that nothing is lost.
+    """
+    if end is None:
+        end = len(data)
+    block = scan_header(data, start, end)
+    return parse_fields(data, start, block.end)
