@@ -24,7 +24,7 @@ import enum
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from exchmail.imap.searchkeys import (
     All,
@@ -41,6 +41,7 @@ from exchmail.imap.searchkeys import (
     Size,
     Text,
 )
+from exchmail.mime.message import ParsedMessage, body_contains
 
 
 class Needs(enum.IntEnum):
@@ -93,8 +94,9 @@ class Candidate(Protocol):
     def header_text(self) -> str:
         """The whole header as ``Name: decoded value`` lines."""
 
-    def body_text(self) -> str:
-        """The body's text: transfer- and charset-decoded ``text/*`` parts."""
+    def body_contains(self, needle: str) -> bool:
+        """Whether the body's text (transfer- and charset-decoded text parts)
+        contains ``needle``, ignoring case."""
 
 
 Predicate = Callable[[Candidate], bool]
@@ -213,10 +215,10 @@ class _Compiler:
             return header
         if isinstance(key, Body):
             needle = key.value
-            return lambda c: _contains(c.body_text(), needle)
+            return lambda c: c.body_contains(needle)
         if isinstance(key, Text):
             needle = key.value
-            return lambda c: _contains(c.header_text(), needle) or _contains(c.body_text(), needle)
+            return lambda c: _contains(c.header_text(), needle) or c.body_contains(needle)
         raise TypeError(f"unknown search key {key!r}")
 
     def message_set(self, key: MessageSet) -> Predicate:
@@ -242,3 +244,61 @@ class _Compiler:
             return value is not None and compare(value, day)
 
         return sent
+
+
+# -- candidates over index records and message content --------------------------
+class IndexCandidate:
+    """A message as SEARCH sees it from the index alone."""
+
+    __slots__ = ("seq", "uid", "flags", "recent", "internal_date", "size")
+
+    def __init__(self, seq: int, uid: int, record: Any, recent: bool, exact: bool) -> None:
+        self.seq, self.uid, self.recent = seq, uid, recent
+        self.flags = record.flags
+        self.internal_date = record.internal_date
+        self.size = record.exact_size if exact else record.stored_size
+
+    def header(self, name: str) -> str | None:
+        raise LookupError("index candidates have no content")
+
+    def sent_date(self) -> datetime.date | None:
+        raise LookupError("index candidates have no content")
+
+    def header_text(self) -> str:
+        raise LookupError("index candidates have no content")
+
+    def body_contains(self, needle: str) -> bool:
+        raise LookupError("index candidates have no content")
+
+
+class ContentCandidate(IndexCandidate):
+    """A message with its content, parsed only as far as a key asks."""
+
+    __slots__ = ("_data", "_parsed")
+
+    def __init__(self, seq: int, uid: int, record: Any, recent: bool, exact: bool,
+                 data: bytes) -> None:
+        super().__init__(seq, uid, record, recent, exact)
+        self._data = data
+        self._parsed: ParsedMessage | None = None
+
+    @property
+    def parsed(self) -> ParsedMessage:
+        if self._parsed is None:
+            self._parsed = ParsedMessage(self._data)
+        return self._parsed
+
+    def header(self, name: str) -> str | None:
+        # Address fields as their decoded names and addr-specs (routes and
+        # groups included), so FROM user@domain matches however it is written.
+        texts = self.parsed.search_texts(name)
+        return "\n".join(texts) if texts else None
+
+    def sent_date(self) -> datetime.date | None:
+        return self.parsed.sent_date()
+
+    def header_text(self) -> str:
+        return self.parsed.header_text()
+
+    def body_contains(self, needle: str) -> bool:
+        return body_contains(self.parsed.root, needle)

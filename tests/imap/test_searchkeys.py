@@ -258,9 +258,9 @@ class FakeCandidate:
         self.asked.append("headers")
         return self._parsed().header_text()
 
-    def body_text(self) -> str:
+    def body_contains(self, needle: str) -> bool:
         self.asked.append("body")
-        return self._parsed().body_text()
+        return needle.casefold() in self._parsed().body_text().casefold()
 
 
 def candidates() -> list[FakeCandidate]:

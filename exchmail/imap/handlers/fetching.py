@@ -101,7 +101,7 @@ def render_content(data: bytes, items: Sequence[FetchItem],
             out[item] = b"%d" % len(view)
             continue
         if whole_message(item):
-            out[item] = b"{%d}\r\n" % len(view) + view
+            out[item] = b"{%d}\r\n" % len(view) + fetch.nul_safe(view)
             continue
         if parsed is None:
             parsed = ParsedMessage(view)
@@ -296,4 +296,4 @@ class _Fetch:
                                        left=left)
                 chunk = b" " * left
             left -= len(chunk)
-            yield self.session.write_now(chunk)
+            yield self.session.write_now(fetch.nul_safe(chunk))

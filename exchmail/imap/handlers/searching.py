@@ -16,77 +16,19 @@ Content is read a few messages ahead (one read per message).
 
 from __future__ import annotations
 
-import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from twisted.internet import defer, task
 
 from exchmail.imap import commands as syntax
-from exchmail.imap.search import Needs, SearchProgram, compile_search
+from exchmail.imap.search import ContentCandidate, IndexCandidate, Needs, SearchProgram, compile_search
 from exchmail.mailbox.content import ReadAhead, offload
-from exchmail.mime.message import ParsedMessage
 
 if TYPE_CHECKING:
     from exchmail.imap.session import IMAPSession
 
 #: Messages evaluated between two returns to the reactor.
 BATCH = 500
-
-
-class IndexCandidate:
-    """A message as SEARCH sees it from the index alone."""
-
-    __slots__ = ("seq", "uid", "flags", "recent", "internal_date", "size")
-
-    def __init__(self, seq: int, uid: int, record: Any, recent: bool, exact: bool) -> None:
-        self.seq, self.uid, self.recent = seq, uid, recent
-        self.flags = record.flags
-        self.internal_date = record.internal_date
-        self.size = record.exact_size if exact else record.stored_size
-
-    def header(self, name: str) -> str | None:
-        raise LookupError("index candidates have no content")
-
-    def sent_date(self) -> datetime.date | None:
-        raise LookupError("index candidates have no content")
-
-    def header_text(self) -> str:
-        raise LookupError("index candidates have no content")
-
-    def body_text(self) -> str:
-        raise LookupError("index candidates have no content")
-
-
-class ContentCandidate(IndexCandidate):
-    """A message with its content, parsed only as far as a key asks."""
-
-    __slots__ = ("_data", "_parsed")
-
-    def __init__(self, seq: int, uid: int, record: Any, recent: bool, exact: bool,
-                 data: bytes) -> None:
-        super().__init__(seq, uid, record, recent, exact)
-        self._data = data
-        self._parsed: ParsedMessage | None = None
-
-    @property
-    def parsed(self) -> ParsedMessage:
-        if self._parsed is None:
-            self._parsed = ParsedMessage(self._data)
-        return self._parsed
-
-    def header(self, name: str) -> str | None:
-        if not self.parsed.get_all(name):
-            return None
-        return self.parsed.decoded_header(name)
-
-    def sent_date(self) -> datetime.date | None:
-        return self.parsed.sent_date()
-
-    def header_text(self) -> str:
-        return self.parsed.header_text()
-
-    def body_text(self) -> str:
-        return self.parsed.body_text()
 
 
 def _matches(program: SearchProgram, candidate: IndexCandidate) -> bool:
