@@ -1,22 +1,8 @@
-"""The ``exchmail`` command: manage accounts and inspect profiles.
-
-::
-
-    exchmail user add NAME [--password-stdin]
-    exchmail user passwd NAME [--password-stdin]
-    exchmail user del NAME
-    exchmail user list
-    exchmail profile show [NAME] [--config FILE]
-    exchmail cert selfsigned --hostname HOST [--out-dir DIR] [--days N] [--force]
+"""``exchmail user``, ``exchmail profile show`` and ``exchmail cert selfsigned``.
 
 ``user`` commands take ``--config FILE`` (use its ``auth.users_file``) or
 ``--users-file FILE``; with neither they use ``./exchmail-data/users``, the
 file of a server started without a configuration file in this folder.
-
-Exit status: 0 on success; 1 when an account operation fails (unknown or
-duplicate user, invalid name, unreadable accounts file, passwords that do
-not match); 2 for usage and configuration errors.  Errors are one line,
-``exchmail: error: ...``, on standard error.
 """
 
 from __future__ import annotations
@@ -25,28 +11,17 @@ import argparse
 import getpass
 import sys
 from pathlib import Path
+from typing import Any
 
 from exchmail.auth.accounts import AccountsFile
-from exchmail.errors import AccountError, ConfigError, InvalidUserName
+from exchmail.errors import AccountError
 from exchmail.profile import PROFILE_NAMES, describe, load_profile
+from exchmail.service.cli.common import Failure
 from exchmail.service.config import default_config, load_config, read_toml
 
-PROG = "exchmail"
 
-
-class _Failure(Exception):
-    """An error to report in one line, with an exit status."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG, description="Manage an exchmail IMAP4/POP3 server.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_commands(commands: Any) -> None:
+    """Add ``user``, ``profile`` and ``cert`` to the ``exchmail`` command."""
     user = commands.add_parser("user", help="manage accounts")
     user_commands = user.add_subparsers(dest="action", required=True, metavar="ACTION")
     for action, help_text, needs_name, reads_password in (
@@ -89,7 +64,10 @@ def _parser() -> argparse.ArgumentParser:
                            "profile, or exchange2010)")
     show.add_argument("--config", type=Path, metavar="FILE",
                       help="apply this configuration file's [profile] overrides")
-    return parser
+    user.set_defaults(run=_user)
+    cert.set_defaults(run=_cert)
+    profile.set_defaults(run=_profile_show)
+
 
 
 def _users_file(args: argparse.Namespace) -> Path:
@@ -107,9 +85,9 @@ def _read_password(args: argparse.Namespace) -> str:
     else:
         password = getpass.getpass("Password: ")
         if getpass.getpass("Repeat password: ") != password:
-            raise _Failure("the passwords do not match", 1)
+            raise Failure("the passwords do not match", 1)
     if not password:
-        raise _Failure("the password must not be empty", 1)
+        raise Failure("the password must not be empty", 1)
     return password
 
 
@@ -151,49 +129,17 @@ def _cert(args: argparse.Namespace) -> int:
     from exchmail.tls.selfsigned import make_self_signed
 
     if args.days < 1:
-        raise _Failure("--days must be at least 1", 2)
+        raise Failure("--days must be at least 1", 2)
     cert, key = args.out_dir / "cert.pem", args.out_dir / "key.pem"
     existing = [str(path) for path in (cert, key) if path.exists()]
     if existing and not args.force:
-        raise _Failure(f"{' and '.join(existing)} already exist(s); use --force to replace", 1)
+        raise Failure(f"{' and '.join(existing)} already exist(s); use --force to replace", 1)
     try:
         make_self_signed(args.hostname, cert, key, days=args.days)
     except (OSError, ValueError) as e:
-        raise _Failure(f"cannot make the certificate: {getattr(e, 'strerror', None) or e}",
+        raise Failure(f"cannot make the certificate: {getattr(e, 'strerror', None) or e}",
                        1) from None
     print(f"wrote {key} (private key, mode 0600) and {cert} (self-signed for "
           f"{args.hostname}, {args.days} days)")
     print(f'use it with:  [tls] certificate = "{cert}"  private_key = "{key}"')
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the ``exchmail`` command with ``argv`` (default: ``sys.argv[1:]``).
-
-    :return: the exit status (see the module docstring).
-    """
-    parser = _parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:  # --help, or a usage error already printed
-        return e.code if isinstance(e.code, int) else 2
-    try:
-        if args.command == "user":
-            return _user(args)
-        if args.command == "cert":
-            return _cert(args)
-        return _profile_show(args)
-    except _Failure as e:
-        message, status = str(e), e.status
-    except (AccountError, InvalidUserName) as e:
-        message, status = str(e), 1
-    except ConfigError as e:
-        message, status = str(e), 2
-    except (EOFError, KeyboardInterrupt):
-        message, status = "interrupted", 1
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,70 @@
+"""The ``exchmail`` command: manage accounts, inspect profiles, make certificates.
+
+::
+
+    exchmail user add NAME [--password-stdin]
+    exchmail user passwd NAME [--password-stdin]
+    exchmail user del NAME
+    exchmail user list
+    exchmail profile show [NAME] [--config FILE]
+    exchmail cert selfsigned --hostname HOST [--out-dir DIR] [--days N] [--force]
+
+Each group of subcommands lives in a module of this package with an
+``add_commands(subparsers)`` function; a subcommand's ``run(args)`` returns
+the exit status.
+
+Exit status: 0 on success; 1 when an operation fails (unknown or duplicate
+user, invalid name, unreadable accounts file, passwords that do not match);
+2 for usage and configuration errors.  Errors are one line,
+``exchmail: error: ...``, on standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from exchmail.errors import AccountError, ConfigError, InvalidUserName
+from exchmail.service.cli import accounts
+from exchmail.service.cli.common import PROG, Failure
+
+#: The modules whose ``add_commands`` make up the command, in help order.
+COMMAND_MODULES = (accounts,)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The ``exchmail`` argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Manage an exchmail IMAP4/POP3 server.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        module.add_commands(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``exchmail`` command with ``argv`` (default: ``sys.argv[1:]``).
+
+    :return: the exit status (see the module docstring).
+    """
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as e:  # --help, or a usage error already printed
+        return e.code if isinstance(e.code, int) else 2
+    try:
+        status: int = args.run(args)
+        return status
+    except Failure as e:
+        message, status = str(e), e.status
+    except (AccountError, InvalidUserName) as e:
+        message, status = str(e), 1
+    except ConfigError as e:
+        message, status = str(e), 2
+    except (EOFError, KeyboardInterrupt):
+        message, status = "interrupted", 1
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
