@@ -252,6 +252,16 @@ class IStoreAccount(Interface):
         """Asynchronous: remove ``name`` from the subscriptions (no error if absent)."""
 
 
+class IBatchRead(Interface):
+    """Optional for :class:`IStoreMailbox` providers: read several small
+    messages with one trip to the store's thread (FETCH and SEARCH over many
+    messages use it; without it they call ``read_message`` per message)."""
+
+    def read_messages(uids: Sequence[int]) -> Deferred[list[bytes | None]]:
+        """Asynchronous: the wire-form content of each of ``uids``, in order;
+        ``None`` for a message that is gone."""
+
+
 class IMarkedMailboxes(Interface):
     """Optional for :class:`IStoreAccount` providers: which mailboxes hold
     messages no session has seen yet (LIST's ``\\Marked``, RFC 3501 7.2.2).

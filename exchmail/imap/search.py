@@ -274,18 +274,18 @@ class IndexCandidate:
 class ContentCandidate(IndexCandidate):
     """A message with its content, parsed only as far as a key asks."""
 
-    __slots__ = ("_data", "_parsed")
+    __slots__ = ("data", "_parsed")
 
     def __init__(self, seq: int, uid: int, record: Any, recent: bool, exact: bool,
                  data: bytes) -> None:
         super().__init__(seq, uid, record, recent, exact)
-        self._data = data
+        self.data = data
         self._parsed: ParsedMessage | None = None
 
     @property
     def parsed(self) -> ParsedMessage:
         if self._parsed is None:
-            self._parsed = ParsedMessage(self._data)
+            self._parsed = ParsedMessage(self.data)
         return self._parsed
 
     def header(self, name: str) -> str | None:

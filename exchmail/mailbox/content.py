@@ -16,13 +16,18 @@ from typing import Any
 
 from twisted.internet import defer
 
-from exchmail.interfaces import IStoreMailbox
+from exchmail.errors import NoSuchMessage
+from exchmail.interfaces import IBatchRead, IStoreMailbox
 from exchmail.session.context import RunBlocking
 
 #: Content up to this size is processed on the reactor thread.
 INLINE_LIMIT = 64 * 1024
-#: Reads a FETCH or SEARCH keeps in flight ahead of the message it is at.
+#: Reads (or batches) a FETCH or SEARCH keeps in flight ahead of the message it is at.
 READ_AHEAD = 4
+#: A batch read holds at most this many messages, and this many octets
+#: unless its first message alone is larger.
+BATCH_COUNT = 64
+BATCH_OCTETS = 1024 * 1024
 
 
 def offload(run_blocking: RunBlocking, size: int, f: Callable[..., Any],
@@ -37,37 +42,84 @@ class ReadAhead:
     """Reads the messages of ``uids`` in order, keeping a few reads in flight.
 
     :meth:`next` gives the content of the next UID (a Deferred of bytes, or
-    of None if the message was expunged meanwhile).  At most
-    :data:`READ_AHEAD` reads are outstanding, so one session never floods
-    the store's thread pool.
+    of None if the message was expunged meanwhile).  A store that provides
+    :class:`~exchmail.interfaces.IBatchRead` is asked for small messages in
+    batches (one thread trip for many); others message by message.  At
+    most :data:`READ_AHEAD` reads are outstanding, so one session never
+    floods the store's thread pool.
     """
 
     def __init__(self, mailbox: IStoreMailbox, uids: Sequence[int],
                  window: int = READ_AHEAD) -> None:
         self.mailbox = mailbox
-        self._uids = iter(uids)
+        self._uids = list(uids)
+        self._position = 0
         self._window = window
-        self._pending: deque[defer.Deferred[bytes | None]] = deque()
+        self._batched = IBatchRead.providedBy(mailbox)
+        self._pending: deque[defer.Deferred[list[bytes | None]]] = deque()
+        self._delivered = 0  # UIDs handed out by next_batch
+        self._ready: deque[bytes | None] = deque()
         self._fill()
 
     def _fill(self) -> None:
-        while len(self._pending) < self._window:
-            uid = next(self._uids, None)
-            if uid is None:
-                return
-            d = defer.maybeDeferred(self.mailbox.read_message, uid)
-            d.addErrback(self._gone)
+        while len(self._pending) < self._window and self._position < len(self._uids):
+            batch = self._next_batch()
+            if self._batched:
+                d = defer.maybeDeferred(self.mailbox.read_messages, batch)
+            else:
+                d = defer.maybeDeferred(self.mailbox.read_message, batch[0])
+                d.addCallbacks(lambda data: [data], self._gone)
             self._pending.append(d)
 
-    @staticmethod
-    def _gone(failure: Any) -> None:
-        from exchmail.errors import NoSuchMessage
+    def next_batch(self) -> defer.Deferred[list[tuple[int, bytes | None]]] | None:
+        """The next batch as ``(uid, content)`` pairs, or None when all were read.
 
+        Do not mix with :meth:`next`.
+        """
+        if not self._pending:
+            return None
+        start = self._delivered
+        d = self._pending.popleft()
+        self._fill()
+
+        def arrived(contents: list[bytes | None]) -> list[tuple[int, bytes | None]]:
+            self._delivered += len(contents)
+            return list(zip(self._uids[start:start + len(contents)], contents, strict=True))
+
+        return d.addCallback(arrived)
+
+    def _next_batch(self) -> list[int]:
+        """The next UIDs to read together: up to BATCH_COUNT, BATCH_OCTETS in all."""
+        start = self._position
+        if not self._batched:
+            self._position += 1
+            return self._uids[start:start + 1]
+        total, end = 0, start
+        message = self.mailbox.message
+        while end < len(self._uids) and end - start < BATCH_COUNT:
+            record = message(self._uids[end])
+            size = record.exact_size if record is not None else 0
+            if end > start and total + size > BATCH_OCTETS:
+                break
+            total += size
+            end += 1
+        self._position = end
+        return self._uids[start:end]
+
+    @staticmethod
+    def _gone(failure: Any) -> list[None]:
         failure.trap(NoSuchMessage)
-        return None
+        return [None]
 
     def next(self) -> defer.Deferred[bytes | None]:
         """The content of the next UID."""
+        if self._ready:
+            return defer.succeed(self._ready.popleft())
         d = self._pending.popleft()
         self._fill()
-        return d
+
+        def arrived(contents: list[bytes | None]) -> bytes | None:
+            self._ready.extend(contents[1:])
+            return contents[0]
+
+        return d.addCallback(arrived)

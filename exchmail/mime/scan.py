@@ -20,6 +20,8 @@ WINDOW = 1 << 20
 
 def find(data: bytes, sub: bytes, start: int, end: int) -> int:
     """``data.find(sub, start, end)``, in windows of :data:`WINDOW` octets."""
+    if end - start <= WINDOW:  # the common case: one short C call
+        return data.find(sub, start, end)
     return find_any(data, [sub], start, end)
 
 
@@ -46,7 +48,7 @@ def find_any(data: bytes, needles: list[bytes], start: int, end: int) -> int:
 
 def find_line_end(data: bytes, start: int, end: int) -> int:
     """Offset just past the LF ending the line at *start*, or *end*."""
-    found = find(data, b"\n", start, end)
+    found = data.find(b"\n", start, end) if end - start <= WINDOW else find(data, b"\n", start, end)
     return end if found < 0 else found + 1
 
 

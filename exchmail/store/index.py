@@ -38,7 +38,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from exchmail.errors import NoSuchMessage
-from exchmail.interfaces import IMailboxListener, IMessageReader, IStoreMailbox
+from exchmail.interfaces import IBatchRead, IMailboxListener, IMessageReader, IStoreMailbox
 from exchmail.store.columns import Columns, MessageRecord
 from exchmail.store.readers import BytesReader
 from exchmail.store.runner import RunBlocking, run_sync
@@ -87,7 +87,11 @@ def apply_flag_mode(current: frozenset[str], flags: frozenset[str], mode: str) -
     raise ValueError(f"unknown flag mode {mode!r}")
 
 
-@implementer(IStoreMailbox)
+#: A file that moved while a batch read it (see ``read_messages``).
+_MOVED = object()
+
+
+@implementer(IStoreMailbox, IBatchRead)
 class IndexedMailbox:
     """Index, listeners and the store-independent half of :class:`IStoreMailbox`.
 
@@ -240,6 +244,40 @@ class IndexedMailbox:
 
     def open_message(self, uid: int) -> defer.Deferred[IMessageReader]:
         return self._content(uid, self._open_blocking)
+
+    def read_messages(self, uids: Sequence[int]) -> defer.Deferred[list[bytes | None]]:
+        """:class:`~exchmail.interfaces.IBatchRead`: one thread trip for many messages."""
+        handles = []
+        for uid in uids:
+            row = self._rows.find(uid)
+            handles.append(None if row < 0 else self._content_handle(row))
+        d = self._run(self._read_many_blocking, handles)
+        return d.addCallback(self._reread_moved, uids)
+
+    def _read_many_blocking(self, handles: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for handle in handles:
+            if handle is None:
+                out.append(None)
+                continue
+            try:
+                out.append(self._read_blocking(handle))
+            except FileNotFoundError:
+                out.append(_MOVED)
+        return out
+
+    def _reread_moved(self, results: list[Any], uids: Sequence[int]) -> Any:
+        """Messages renamed (or removed) while the thread read: one by one again."""
+        if not any(r is _MOVED for r in results):
+            return results
+
+        def gone(failure: Failure) -> None:
+            failure.trap(NoSuchMessage)
+            return None
+
+        return defer.gatherResults([
+            self.read_message(uid).addErrback(gone) if result is _MOVED
+            else defer.succeed(result) for uid, result in zip(uids, results, strict=True)])
 
     def _handle(self, uid: int) -> Any:
         row = self._rows.find(uid)

@@ -151,10 +151,14 @@ class _Fetch:
         account = getattr(session.account, "name", "")
         self.cache_prefix = (account, self.mailbox.name, self.mailbox.uid_validity)
         self.content_items = [i for i in items if needs_content(i, self.options)]
+        self._flag_text: dict[tuple[frozenset[str], bool], bytes] = {}
 
     @defer.inlineCallbacks
     def run(self, pairs: list[tuple[int, int]]):
         newly_seen = yield self._mark_seen(pairs)
+        if not self.content_items:
+            yield self._metadata_only(pairs, newly_seen)
+            return b"FETCH completed."
         message = self.mailbox.message
         streamed = {uid for _, uid in pairs if self._streams(uid)}
         reads = [uid for _, uid in pairs if uid not in streamed and self._reads_content(uid)]
@@ -185,6 +189,32 @@ class _Fetch:
             if count % BATCH == 0:
                 yield task.deferLater(self.session.context.reactor, 0, lambda: None)
         return b"FETCH completed."
+
+    @defer.inlineCallbacks
+    def _metadata_only(self, pairs: list[tuple[int, int]], newly_seen: set[int]):
+        """The common FETCH of index data only (FLAGS, UID, sizes, dates): one
+        record per message, no content, each distinct flag set formatted once."""
+        message = self.mailbox.message
+        session = self.session
+        write = session.write
+        plain = [(item.label() + b" ", item) for item in self.items]
+        with_flags = [*plain, (b"FLAGS ", FetchItem(b"FLAGS"))]
+        metadata = self._metadata
+        for count, (seq, uid) in enumerate(pairs, 1):
+            record = message(uid)
+            if record is None:
+                continue
+            items = with_flags if uid in newly_seen and not self._has_flags else plain
+            write(b"* %d FETCH (%s)\r\n" % (seq, b" ".join(
+                [label + metadata(uid, record, item) for label, item in items])))
+            if count % BATCH == 0:
+                if session.buffered_output > FLUSH_AT:
+                    yield session.flush_and_wait()
+                yield task.deferLater(session.context.reactor, 0, lambda: None)
+
+    @property
+    def _has_flags(self) -> bool:
+        return any(i.name == b"FLAGS" for i in self.items)
 
     def _mark_seen(self, pairs: list[tuple[int, int]]) -> defer.Deferred[set[int]]:
         """Set ``\\Seen`` where an item implies it (RFC 3501 §6.4.5), in one store call."""
@@ -249,7 +279,12 @@ class _Fetch:
         if name == b"UID":
             return b"%d" % uid
         if name == b"FLAGS":
-            return self.session.flags_for_client(self.view.with_recent(uid, record.flags))
+            key = (record.flags, uid in self.view.recent)
+            text = self._flag_text.get(key)
+            if text is None:
+                text = self._flag_text[key] = self.session.flags_for_client(
+                    self.view.with_recent(uid, record.flags))
+            return text
         if name == b"INTERNALDATE":
             return internal_date(record.internal_date)
         size = record.exact_size if self.options.exact_size else record.stored_size

@@ -16,23 +16,27 @@ Content is read a few messages ahead (one read per message).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer, task
 
 from exchmail.imap import commands as syntax
 from exchmail.imap.search import ContentCandidate, IndexCandidate, Needs, SearchProgram, compile_search
 from exchmail.mailbox.content import ReadAhead, offload
+from exchmail.mime.headers import header_end
 
 if TYPE_CHECKING:
     from exchmail.imap.session import IMAPSession
 
 #: Messages evaluated between two returns to the reactor.
 BATCH = 500
+#: Cached header blocks evaluated in one call.
+CACHED_BATCH = 256
 
 
-def _matches(program: SearchProgram, candidate: IndexCandidate) -> bool:
-    return program.matches(candidate)
+def _matching(program: SearchProgram, candidates: list[ContentCandidate]) -> list[int]:
+    """The candidates (their indexes) that match: one batch, in one call."""
+    return [i for i, candidate in enumerate(candidates) if program.matches(candidate)]
 
 
 @defer.inlineCallbacks
@@ -41,28 +45,88 @@ def search(command: syntax.Search, session: IMAPSession):
     program = compile_search(command.criteria, view.exists, view.max_uid)
     exact = session.context.profile.imap.exact_rfc822_size
     uids = list(view.known_uids())
-    mailbox = view.mailbox
-    message = mailbox.message
-    recent = view.recent
-    reactor = session.context.reactor
-    found: list[int] = []
-    ahead = ReadAhead(mailbox, uids) if program.needs > Needs.INDEX else None
-    for seq, uid in enumerate(uids, 1):
-        if ahead is None:
-            record = message(uid)
-            matched = record is not None and program.matches(
-                IndexCandidate(seq, uid, record, uid in recent, exact))
-        else:
-            data = yield ahead.next()
-            record = message(uid)
-            if data is None or record is None:
-                continue
-            candidate = ContentCandidate(seq, uid, record, uid in recent, exact, data)
-            matched = yield offload(session.context.run_blocking, len(data), _matches,
-                                    program, candidate)
-        if matched:
-            found.append(uid if command.uid else seq)
-        if seq % BATCH == 0:
-            yield task.deferLater(reactor, 0, lambda: None)
+    if program.needs > Needs.INDEX:
+        found = yield _search_content(session, program, uids, exact, command.uid)
+    else:
+        found = yield _search_index(session, program, uids, exact, command.uid)
     session.untagged(b"SEARCH" + b"".join(b" %d" % n for n in found))
     return b"SEARCH completed."
+
+
+@defer.inlineCallbacks
+def _search_index(session: IMAPSession, program: SearchProgram, uids: list[int],
+                  exact: bool, by_uid: bool):
+    """Keys on flags, sizes, dates and numbers: from the index records alone."""
+    view = session.selected_view()
+    message, recent = view.mailbox.message, view.recent
+    found: list[int] = []
+    for seq, uid in enumerate(uids, 1):
+        record = message(uid)
+        if record is not None and program.matches(
+                IndexCandidate(seq, uid, record, uid in recent, exact)):
+            found.append(uid if by_uid else seq)
+        if seq % BATCH == 0:
+            yield task.deferLater(session.context.reactor, 0, lambda: None)
+    return found
+
+
+@defer.inlineCallbacks
+def _search_content(session: IMAPSession, program: SearchProgram, uids: list[int],
+                    exact: bool, by_uid: bool):
+    """Header and body keys: content read in batches, each batch evaluated in
+    one call (in the thread pool when it is larger than INLINE_LIMIT).
+
+    Header blocks are kept in the shared cache, so a later SEARCH on headers
+    alone reads no message at all for the messages already seen.
+    """
+    view = session.selected_view()
+    message, recent = view.mailbox.message, view.recent
+    seqs = {uid: seq for seq, uid in enumerate(uids, 1)}
+    headers = _HeaderCache(session) if program.needs == Needs.HEADERS else None
+    to_read = uids if headers is None else [uid for uid in uids if headers.get(uid) is None]
+    found: set[int] = set()
+
+    def evaluate(contents: list[tuple[int, bytes | None]]) -> defer.Deferred[Any]:
+        candidates = []
+        for uid, data in contents:
+            record = message(uid)
+            if data is not None and record is not None:
+                candidates.append(ContentCandidate(seqs[uid], uid, record, uid in recent,
+                                                   exact, data))
+        size = sum(len(c.data) for c in candidates)
+        d = offload(session.context.run_blocking, size, _matching, program, candidates)
+        return d.addCallback(lambda matched: found.update(candidates[i].uid for i in matched))
+
+    if headers is not None and len(to_read) < len(uids):
+        known = [(uid, headers.get(uid)) for uid in uids if uid not in set(to_read)]
+        for start in range(0, len(known), CACHED_BATCH):
+            yield evaluate(known[start:start + CACHED_BATCH])
+    ahead = ReadAhead(view.mailbox, to_read)
+    while (batch := ahead.next_batch()) is not None:
+        contents = yield batch
+        if headers is not None:
+            contents = [(uid, headers.keep(uid, data)) for uid, data in contents]
+        yield evaluate(contents)
+    return [uid if by_uid else seqs[uid] for uid in uids if uid in found]
+
+
+class _HeaderCache:
+    """Messages' header blocks in the shared :class:`~exchmail.mailbox.cache.MessageCache`."""
+
+    def __init__(self, session: IMAPSession) -> None:
+        mailbox = session.selected_view().mailbox
+        self.cache = session.context.cache
+        self.prefix = (getattr(session.account, "name", ""), mailbox.name, mailbox.uid_validity)
+
+    def get(self, uid: int) -> bytes | None:
+        return None if self.cache is None else self.cache.get((*self.prefix, uid, b"HEADER"))
+
+    def keep(self, uid: int, data: bytes | None) -> bytes | None:
+        """The header block of ``data`` (all a header search needs), remembered."""
+        if data is None:
+            return None
+        end = header_end(data)
+        block = data if end is None else data[:end]
+        if self.cache is not None:
+            self.cache.put((*self.prefix, uid, b"HEADER"), block)
+        return block
