@@ -33,6 +33,8 @@ class Harness:
 
     :param overrides: profile overrides (as ``[profile]`` takes them).
     :param checker: a credentials checker (default: ``USERS`` in memory).
+    :param clock: the reactor (default: a new ``task.Clock``), for objects made
+        before the harness that need it too (a protocol log).
     :param context: extra :class:`SessionContext` fields for both protocols.
     """
 
@@ -42,11 +44,12 @@ class Harness:
         overrides: Mapping[str, Any] | None = None,
         store: Any = None,
         checker: Any = None,
+        clock: Clock | None = None,
         **context: Any,
     ) -> None:
         overrides = {"login_type": "PlainTextLogin", **(overrides or {})}
         self.profile = load_profile(profile, overrides)
-        self.clock = Clock()
+        self.clock = clock if clock is not None else Clock()
         self.store = store if store is not None else MemoryStore()
         if checker is None:
             checker = InMemoryUsernamePasswordDatabaseDontUse()
