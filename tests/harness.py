@@ -33,14 +33,23 @@ class Harness:
 
     :param overrides: profile overrides (as ``[profile]`` takes them).
     :param checker: a credentials checker (default: ``USERS`` in memory).
+    :param clock: the reactor (default: a new ``task.Clock``), for objects made
+        before the harness that need it too (a protocol log).
     :param context: extra :class:`SessionContext` fields for both protocols.
     """
 
-    def __init__(self, profile: str = "exchange2010", overrides: Mapping[str, Any] | None = None,
-                 store: Any = None, checker: Any = None, **context: Any) -> None:
+    def __init__(
+        self,
+        profile: str = "exchange2010",
+        overrides: Mapping[str, Any] | None = None,
+        store: Any = None,
+        checker: Any = None,
+        clock: Clock | None = None,
+        **context: Any,
+    ) -> None:
         overrides = {"login_type": "PlainTextLogin", **(overrides or {})}
         self.profile = load_profile(profile, overrides)
-        self.clock = Clock()
+        self.clock = clock if clock is not None else Clock()
         self.store = store if store is not None else MemoryStore()
         if checker is None:
             checker = InMemoryUsernamePasswordDatabaseDontUse()
@@ -52,15 +61,16 @@ class Harness:
         for name in ("imap", "pop3"):
             settings = getattr(self.profile, name)
             fields = {
-                "limits": ConnectionLimits(settings.max_connections,
-                                           settings.max_connection_from_single_ip,
-                                           settings.max_connections_per_user),
+                "limits": ConnectionLimits(
+                    settings.max_connections,
+                    settings.max_connection_from_single_ip,
+                    settings.max_connections_per_user,
+                ),
                 "mechanisms": challengers(settings.sasl_mechanisms, self.portal),
                 "cache": cache,
                 **context,
             }
-            self.contexts[name] = SessionContext(name, self.profile, self.portal, self.clock,
-                                                 **fields)
+            self.contexts[name] = SessionContext(name, self.profile, self.portal, self.clock, **fields)
 
     def imap(self, host: str = "192.0.2.1") -> Connection:
         """A new IMAP connection (the greeting is read already)."""
@@ -76,8 +86,14 @@ class Harness:
     def mailbox(self, user: str = "alice", name: str = "INBOX") -> Any:
         return _fired(self.account(user).mailbox(name))
 
-    def deliver(self, message: bytes, user: str = "alice", name: str = "INBOX",
-                flags: frozenset[str] = frozenset(), date: float | None = None) -> int:
+    def deliver(
+        self,
+        message: bytes,
+        user: str = "alice",
+        name: str = "INBOX",
+        flags: frozenset[str] = frozenset(),
+        date: float | None = None,
+    ) -> int:
         return _fired(self.mailbox(user, name).append(message, flags, date))
 
 
@@ -105,7 +121,8 @@ class Connection:
             self.clock.advance(0)
         for _ in range(100):  # callLater(0) chains: pipelined commands, batches
             if not self.clock.getDelayedCalls() or all(
-                    c.getTime() > self.clock.seconds() for c in self.clock.getDelayedCalls()):
+                c.getTime() > self.clock.seconds() for c in self.clock.getDelayedCalls()
+            ):
                 break
             self.clock.advance(0)
         return self.take()
@@ -114,6 +131,16 @@ class Connection:
         """Send one line (CRLF added); return the output."""
         data = text.encode() if isinstance(text, str) else text
         return self.send(data + b"\r\n")
+
+    def login(self, user: str = "alice", password: str | None = None) -> bytes:
+        """Log in with a password (IMAP: ``L1 LOGIN``; POP3: ``USER`` and ``PASS``);
+        return the answer to the last command.  ``password`` defaults to ``USERS[user]``."""
+        secret = USERS[user] if password is None else password
+        if self.session.context.protocol == "pop3":
+            self.line(f"USER {user}")
+            return self.line(f"PASS {secret}")
+        quoted = f'"{secret}"' if " " in secret else secret
+        return self.line(f"L1 LOGIN {user} {quoted}")
 
     @property
     def closed(self) -> bool:
@@ -132,8 +159,8 @@ def _address(host: str) -> Any:
 
 
 def _fired(value: Any) -> Any:
-    from exchmail.testing import result
-
     from twisted.internet.defer import Deferred
+
+    from exchmail.testing import result
 
     return result(value) if isinstance(value, Deferred) else value

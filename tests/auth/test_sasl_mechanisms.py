@@ -1,5 +1,5 @@
 """SASL mechanisms (exchmail.auth.sasl) and their use by IMAP AUTHENTICATE and POP3 AUTH,
-without a reactor thread: StringTransport sessions and a task.Clock.
+without a reactor thread: in-memory sessions (tests/harness.py: StringTransport, task.Clock).
 
 SCRAM-SHA-256 is driven by a real client library (scramp).
 """
@@ -10,21 +10,17 @@ import base64
 from pathlib import Path
 
 import pytest
+from harness import Connection, Harness
 from scramp import ScramClient
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.portal import Portal
-from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
 from zope.interface.verify import verifyObject
 
 from exchmail.auth import sasl
 from exchmail.auth.accounts import AccountsChecker, AccountsFile
 from exchmail.auth.realm import MailRealm
-from exchmail.imap.server import IMAPServer
 from exchmail.interfaces import ISCRAMCredentials, ISCRAMKeys
-from exchmail.pop3.factory import POP3Factory
-from exchmail.profile import load_profile
 from exchmail.store.memory import MemoryStore
 
 PASSWORD = "secret pw"
@@ -200,34 +196,18 @@ def test_scram_unknown_user_gets_a_stable_made_up_salt(accounts):
 # -- IMAP AUTHENTICATE on a StringTransport -------------------------------------------
 
 
-class IMAPSession:
-    def __init__(
-        self,
-        checker: object,
-        profile: str = "exchange2010",
-        overrides: dict | None = None,
-        login_type: str = "PlainTextLogin",
-    ) -> None:
-        self.clock = Clock()
-        self.proto = IMAPServer(load_profile(profile, overrides), portal_for(checker), self.clock)
-        self.proto.login_type = login_type
-        self.transport = StringTransport()
-        self.proto.makeConnection(self.transport)
-        self.take()
-
-    def take(self) -> bytes:
-        self.clock.advance(0)
-        value = self.transport.value()
-        self.transport.clear()
-        return value
-
-    def send(self, data: bytes) -> bytes:
-        self.proto.dataReceived(data)
-        return self.take()
+def imap_session(
+    checker: object,
+    profile: str = "exchange2010",
+    overrides: dict | None = None,
+    login_type: str = "PlainTextLogin",
+) -> Connection:
+    """An IMAP connection of an in-memory harness whose portal uses ``checker``."""
+    return Harness(profile, {**(overrides or {}), "login_type": login_type}, checker=checker).imap()
 
 
 def test_imap_sasl_ir_accepted_but_not_advertised_by_exchange2010(accounts):
-    s = IMAPSession(accounts)
+    s = imap_session(accounts)
     caps = s.send(b"c CAPABILITY\r\n")
     assert b"AUTH=PLAIN" in caps and b"SASL-IR" not in caps and b"SCRAM" not in caps
     assert (
@@ -237,13 +217,13 @@ def test_imap_sasl_ir_accepted_but_not_advertised_by_exchange2010(accounts):
 
 
 def test_imap_rfc3501_advertises_scram_and_sasl_ir(accounts):
-    s = IMAPSession(accounts, "rfc3501")
+    s = imap_session(accounts, "rfc3501")
     line = s.send(b"c CAPABILITY\r\n").split(b"\r\n")[0]
     assert line.startswith(b"* CAPABILITY IMAP4rev1 AUTH=SCRAM-SHA-256 AUTH=PLAIN SASL-IR ")
 
 
 def test_imap_scram_before_tls_under_secure_login(accounts):
-    s = IMAPSession(accounts, overrides=SCRAM_ALL, login_type="SecureLogin")
+    s = imap_session(accounts, overrides=SCRAM_ALL, login_type="SecureLogin")
     caps = s.send(b"c CAPABILITY\r\n")
     assert b"AUTH=SCRAM-SHA-256" in caps and b"AUTH=PLAIN" not in caps
     assert b"AUTH=LOGIN" not in caps
@@ -252,7 +232,7 @@ def test_imap_scram_before_tls_under_secure_login(accounts):
     assert s.send(b"d AUTHENTICATE SCRAM-SHA-256\r\n") == b"+ \r\n"
 
 
-def imap_scram(s: IMAPSession, user: str, password: str, initial: bool = False) -> bytes:
+def imap_scram(s: Connection, user: str, password: str, initial: bool = False) -> bytes:
     client = ScramClient(["SCRAM-SHA-256"], user, password)
     first = b64(client.get_client_first())
     if initial:
@@ -271,33 +251,34 @@ def imap_scram(s: IMAPSession, user: str, password: str, initial: bool = False) 
 
 def test_V0021_scram_no_security_layer(accounts):
     """SCRAM completes with the server's signature; the session then goes on in the clear."""
-    s = IMAPSession(accounts, overrides=SCRAM_ALL)
+    s = imap_session(accounts, overrides=SCRAM_ALL)
     assert imap_scram(s, "alice", PASSWORD) == b"a OK AUTHENTICATE completed.\r\n"
     assert s.send(b"b NOOP\r\n") == b"b OK NOOP completed.\r\n"
-    s2 = IMAPSession(accounts, overrides=SCRAM_ALL)
+    s2 = imap_session(accounts, overrides=SCRAM_ALL)
     assert imap_scram(s2, "alice", PASSWORD, initial=True) == b"a OK AUTHENTICATE completed.\r\n"
 
 
 def test_imap_scram_wrong_password_is_no(accounts):
-    s = IMAPSession(accounts, overrides=SCRAM_ALL)
+    s = imap_session(accounts, overrides=SCRAM_ALL)
     assert imap_scram(s, "alice", "wrong") == b"a NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
-    assert s.proto.failed_logins == 1
+    assert s.session.login.failures == 1
 
 
 def test_imap_scram_not_offered_without_keys():
     memory = InMemoryUsernamePasswordDatabaseDontUse()
     memory.addUser(b"alice", b"pw")
-    s = IMAPSession(memory, overrides=SCRAM_ALL)
+    s = imap_session(memory, overrides=SCRAM_ALL)
     assert b"SCRAM" not in s.send(b"c CAPABILITY\r\n")
     assert s.send(b"a AUTHENTICATE SCRAM-SHA-256\r\n") == b"a NO Unsupported authentication mechanism\r\n"
 
 
 def test_imap_authenticate_errors(accounts):
-    s = IMAPSession(accounts, overrides=SCRAM_ALL)
+    s = imap_session(accounts, overrides=SCRAM_ALL)
     assert s.send(b"a AUTHENTICATE PLAIN\r\n") == b"+ \r\n"
     assert s.send(b"*\r\n") == b"a NO AUTHENTICATE cancelled by the client\r\n"
     assert s.send(b"b AUTHENTICATE PLAIN\r\n") == b"+ \r\n"
-    assert s.send(b"!!notbase64\r\n").startswith(b"b BAD Invalid base64")
+    out = s.send(b"!!notbase64\r\n")
+    assert out.startswith(b"b BAD Invalid SASL response: ") and b"invalid base64" in out
     assert s.send(b"c AUTHENTICATE PLAIN " + b64("no nuls") + b"\r\n").startswith(
         b"c BAD Invalid SASL response"
     )
@@ -310,43 +291,26 @@ def test_imap_authenticate_errors(accounts):
 
 
 def test_imap_scram_final_must_be_answered_empty(accounts):
-    s = IMAPSession(accounts, overrides=SCRAM_ALL)
+    s = imap_session(accounts, overrides=SCRAM_ALL)
     client = ScramClient(["SCRAM-SHA-256"], "alice", PASSWORD)
     out = s.send(b"a AUTHENTICATE SCRAM-SHA-256 " + b64(client.get_client_first()) + b"\r\n")
     client.set_server_first(base64.b64decode(out[2:].strip()).decode())
     assert s.send(b64(client.get_client_final()) + b"\r\n").startswith(b"+ ")
     assert s.send(b"*\r\n") == b"a NO AUTHENTICATE cancelled by the client\r\n"
-    assert s.proto.state == "unauth" and s.proto.account is None
+    assert s.session.state == "unauth" and s.session.account is None
 
 
 # -- POP3 AUTH on a StringTransport ---------------------------------------------------
 
 
-class POP3Session:
-    def __init__(
-        self, checker: object, overrides: dict | None = None, login_type: str = "PlainTextLogin"
-    ) -> None:
-        self.clock = Clock()
-        factory = POP3Factory(
-            portal_for(checker), load_profile("exchange2010", overrides), self.clock, login_type=login_type
-        )
-        self.proto = factory.buildProtocol(None)
-        self.transport = StringTransport()
-        self.proto.makeConnection(self.transport)
-        self.take()
-
-    def take(self) -> bytes:
-        self.clock.advance(0)
-        value = self.transport.value()
-        self.transport.clear()
-        return value
-
-    def send(self, data: bytes) -> bytes:
-        self.proto.dataReceived(data)
-        return self.take()
+def pop3_session(
+    checker: object, overrides: dict | None = None, login_type: str = "PlainTextLogin"
+) -> Connection:
+    """A POP3 connection of an in-memory harness whose portal uses ``checker``."""
+    return Harness("exchange2010", {**(overrides or {}), "login_type": login_type}, checker=checker).pop3()
 
 
-def pop3_scram(s: POP3Session, user: str, password: str) -> bytes:
+def pop3_scram(s: Connection, user: str, password: str) -> bytes:
     client = ScramClient(["SCRAM-SHA-256"], user, password)
     out = s.send(b"AUTH SCRAM-SHA-256 " + b64(client.get_client_first()) + b"\r\n")
     client.set_server_first(base64.b64decode(out[2:].strip()).decode())
@@ -358,16 +322,16 @@ def pop3_scram(s: POP3Session, user: str, password: str) -> bytes:
 
 
 def test_pop3_mechanisms_and_scram(accounts):
-    s = POP3Session(accounts, SCRAM_ALL, login_type="SecureLogin")
+    s = pop3_session(accounts, SCRAM_ALL, login_type="SecureLogin")
     assert s.send(b"AUTH\r\n") == b"+OK\r\nSCRAM-SHA-256\r\n.\r\n"
     assert s.send(b"AUTH PLAIN\r\n") == b"-ERR Unrecognized authentication type.\r\n"
     assert pop3_scram(s, "alice", PASSWORD) == b"+OK User successfully logged on.\r\n"
-    plain = POP3Session(accounts, SCRAM_ALL)
+    plain = pop3_session(accounts, SCRAM_ALL)
     assert plain.send(b"AUTH\r\n") == b"+OK\r\nSCRAM-SHA-256\r\nPLAIN\r\nLOGIN\r\n.\r\n"
 
 
 def test_pop3_auth_errors(accounts):
-    s = POP3Session(accounts, SCRAM_ALL)
+    s = pop3_session(accounts, SCRAM_ALL)
     failed = b"-ERR [AUTH] Logon failure: unknown user name or bad password.\r\n"
     assert pop3_scram(s, "alice", "wrong") == failed
     assert s.send(b"AUTH LOGIN\r\n") == b"+ " + b64("Username:") + b"\r\n"

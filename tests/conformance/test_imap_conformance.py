@@ -14,7 +14,7 @@ import re
 
 import pytest
 from conftest import PASSWORD
-from helpers import IMAPSession
+from harness import Harness
 from imap_conformance_support import (
     EXCHANGE_GREETING,
     PLAIN,
@@ -247,16 +247,15 @@ def test_E0002_preauthenticated_timeout(profile):
     """Unauthenticated sessions end after preauthenticated_timeout (60 s) idle; commands reset it."""
     limit = settings(profile).preauthenticated_timeout
     assert limit == 60
-    s = IMAPSession(profile)
+    s = Harness(profile).imap()
     try:
-        s.take()
         s.clock.advance(limit - 10)
         assert s.send(b"a NOOP\r\n").startswith(b"a OK")
         s.clock.advance(limit - 1)
-        assert s.take() == b"" and not s.transport.disconnecting
+        assert s.take() == b"" and not s.closed
         s.clock.advance(1)
         assert s.take().startswith(b"* BYE")
-        assert s.transport.disconnecting
+        assert s.closed
     finally:
         s.close()
 
@@ -278,15 +277,14 @@ def test_V0015_authenticated_timeout(profile):
     """Authenticated sessions end after authenticated_timeout idle (default 30 minutes)."""
     limit = settings(profile).authenticated_timeout
     assert limit == 1800
-    s = IMAPSession(profile)
+    s = Harness(profile).imap()
     try:
-        s.take()
         assert b"a OK" in s.send(b"a LOGIN alice pw\r\n")
         s.clock.advance(limit - 1)
-        assert s.take() == b"" and not s.transport.disconnecting
+        assert s.take() == b"" and not s.closed
         s.clock.advance(1)
         assert s.take().startswith(b"* BYE")
-        assert s.transport.disconnecting
+        assert s.closed
     finally:
         s.close()
 

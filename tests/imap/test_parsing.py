@@ -24,13 +24,13 @@ from exchmail.imap.parsing import (
     as_atom,
     as_bytes,
     as_number,
-    discard_literals,
     expect_count,
     literal_request,
     parse_sequence_set,
     resolve_sequence_set,
     tokenize,
 )
+from exchmail.session.reader import Command
 
 
 def tok(*segments):
@@ -232,7 +232,7 @@ def test_empty_literal():
 
 
 def test_spool_literal_is_passed_through():
-    spool = Spool(tempfile.TemporaryFile(), 3)
+    spool = Spool(tempfile.TemporaryFile(), 0, 3)
     tokens = tok(b"a1 APPEND INBOX {3}", LiteralSegment(spool), b"")
     assert tokens[3] is spool
 
@@ -263,8 +263,10 @@ def test_as_atom_and_as_bytes_and_as_number():
     assert as_bytes(Atom(b"x")) == b"x" and as_bytes(b"y") == b"y"
     with pytest.raises(ParseError):
         as_bytes([b"x"])
-    spool = Spool(io.BytesIO(b"abc"), 3)
+    spool = Spool(io.BytesIO(b"abc"), 0, 3)
     assert as_bytes(spool) == b"abc"
+    # A literal is a slice of its command's spool file, after the earlier literals.
+    assert as_bytes(Spool(io.BytesIO(b"xyzabcdef"), 3, 3)) == b"abc"
     assert as_number(Atom(b"4294967295")) == 0xFFFFFFFF
     for bad in (Atom(b"4294967296"), Atom(b"-1"), Atom(b"x"), b"12", Atom(b"12345678901")):
         with pytest.raises(ParseError):
@@ -495,9 +497,14 @@ def test_fetch_invalid_argument_shapes():
         items([[Atom(b"FLAGS")]])
 
 
-def test_discard_literals_closes_spooled_files():
-    spool = Spool(tempfile.TemporaryFile(), 3)
+def test_command_close_closes_its_spool_file():
+    """The spooled literals of a command share its one file; closing the
+    command (done or refused) closes it, and twice is harmless."""
+    file = tempfile.TemporaryFile()
+    spool = Spool(file, 0, 3)
     small = LiteralSegment(b"abc")
-    discard_literals([b"a1 APPEND x {3}", LiteralSegment(spool), b" {3}", small, b""])
-    assert spool.file.closed
-    discard_literals([LiteralSegment(spool)])  # twice is harmless
+    command = Command((b"a1 APPEND x {3}", LiteralSegment(spool), b" {3}", small, b""), file)
+    command.close()
+    assert file.closed
+    command.close()  # twice is harmless
+    Command((b"a1 NOOP",)).close()  # no spool: nothing to close
