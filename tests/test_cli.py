@@ -8,8 +8,8 @@ import stat
 
 import pytest
 
-from exchmail.service import cli
 from exchmail.auth.accounts import AccountsFile, verify_password
+from exchmail.service import cli
 
 
 @pytest.fixture

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import PASSWORD, in_reactor, start_server
 
 from exchmail.mime import message as mime_message
 from exchmail.store.maildir import mailbox as maildir_mailbox
-from conftest import PASSWORD, in_reactor, start_server
 
 INLINE_LIMIT = 64 * 1024
 

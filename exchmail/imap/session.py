@@ -168,8 +168,9 @@ class IMAPSession(Session):
         tag = command.tag
         if failure.check(ConnectionClosed):
             return b""
+        value = failure.value
+        assert isinstance(value, Exception)
         if failure.check(CommandBad, syntax.CommandSyntaxError):
-            value = failure.value
             if isinstance(value, syntax.CommandSyntaxError):
                 self.write(value.response() + b"\r\n")
                 return value.status.encode("ascii")
@@ -180,10 +181,10 @@ class IMAPSession(Session):
             return b"BAD"
         if failure.check(CommandFailed):
             self.send_updates(allow_expunge=False)
-            self.tagged(tag, b"NO", failure.value.args[0])
+            self.tagged(tag, b"NO", value.args[0])
             return b"NO"
         if failure.check(errors.StoreError):
-            self.tagged(tag, b"NO", store_error_text(failure.value))
+            self.tagged(tag, b"NO", store_error_text(value))
             return b"NO"
         failure.raiseException()
         return b""  # not reached

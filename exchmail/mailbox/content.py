@@ -64,8 +64,9 @@ class ReadAhead:
     def _fill(self) -> None:
         while len(self._pending) < self._window and self._position < len(self._uids):
             batch = self._next_batch()
+            d: defer.Deferred[Any]
             if self._batched:
-                d = defer.maybeDeferred(self.mailbox.read_messages, batch)
+                d = defer.maybeDeferred(IBatchRead(self.mailbox).read_messages, batch)
             else:
                 d = defer.maybeDeferred(self.mailbox.read_message, batch[0])
                 d.addCallbacks(lambda data: [data], self._gone)

@@ -17,13 +17,13 @@ class POP3Factory(ServerFactory):
     connection limits and maildrop locks of the context cover them all.
     """
 
-    protocol = POP3Server
+    protocol = POP3Server  # type: ignore[assignment]
     noisy = False
 
     def __init__(self, context: SessionContext) -> None:
         self.context = context
 
-    def buildProtocol(self, addr: Any) -> POP3Server:
+    def buildProtocol(self, addr: Any) -> POP3Server:  # type: ignore[override]
         protocol = POP3Server(self.context)
-        protocol.factory = self
+        protocol.factory = self  # type: ignore[assignment]
         return protocol

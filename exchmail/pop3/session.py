@@ -163,14 +163,16 @@ class POP3Session(Session):
     def _failed(self, failure: Failure) -> None:
         if failure.check(ConnectionClosed):
             return
+        error = failure.value
+        assert isinstance(error, Exception)
         if failure.check(commands.CommandError):
-            self.err(failure.value.args[0])
+            self.err(error.args[0])
         elif failure.check(ResponseLineTooLong):
             self.err(b"AUTH response line too long.")
         elif failure.check(errors.OverQuota):
-            self.err(b"[SYS/PERM] " + str(failure.value).encode("utf-8", "replace"))
+            self.err(b"[SYS/PERM] " + str(error).encode("utf-8", "replace"))
         elif failure.check(errors.StoreError):
-            self.err(str(failure.value).encode("utf-8", "replace"))
+            self.err(str(error).encode("utf-8", "replace"))
         else:
             failure.raiseException()
 

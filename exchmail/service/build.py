@@ -77,9 +77,13 @@ class StoreService(service.Service):
 
     def stopService(self) -> defer.Deferred[None]:
         super().stopService()
-        d = defer.maybeDeferred(self.store.close) if self.store is not None else defer.succeed(None)
-        d.addBoth(lambda _: (self.pool.stop(), self.compute_pool.stop()))
-        return d
+        d: defer.Deferred[Any] = (defer.maybeDeferred(self.store.close) if self.store is not None
+                                  else defer.succeed(None))
+        return d.addBoth(self._stop_pools)
+
+    def _stop_pools(self, result: object) -> None:
+        self.pool.stop()
+        self.compute_pool.stop()
 
 
 class ListeningService(StreamServerEndpointService):

@@ -287,10 +287,10 @@ class Session:
         """Hand complete input to the waiting command, or run the next command."""
         while not self.closing:
             if self._waiter is not None:
-                event = self.reader.next_line()
-                if event is None:
+                line = self.reader.next_line()
+                if line is None:
                     break
-                self._deliver_line(event)
+                self._deliver_line(line)
                 continue
             if self._busy:
                 break

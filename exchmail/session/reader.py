@@ -182,7 +182,12 @@ class InputReader:
         self.limits = limits
         self._literals = literals
         self._buffer = bytearray()
-        self._reset_command()
+        self._segments: list[Segment] = []
+        self._command_bytes = self._literal_total = self._literal_count = 0
+        self._literal_left = self._literal_size = self._literal_offset = 0
+        self._literal_memory = True
+        self._literal_data = bytearray()
+        self._spool: IO[bytes] | None = None
         self._discard_line = False  # throwing away the rest of a too-long line
         self._discard_octets = 0  # throwing away a refused LITERAL+ literal
         self._refusal: Refused | None = None  # answered when the discarding ends
@@ -247,7 +252,7 @@ class InputReader:
                 continue
             event = self._take_command_line()
             if event is not _PROGRESS:
-                return event
+                return event  # type: ignore[return-value]  # an Event or None
 
     def _take_command_line(self) -> Event | None | object:
         """One line of a command: an event, None (need more input) or _PROGRESS."""
@@ -278,7 +283,7 @@ class InputReader:
         reason = ("count" if self._literal_count >= limits.max_literals
                   else "literal" if total > limits.max_literal_total else None)
         if reason is not None:
-            first = self._first_line(self._segments[0] if self._segments else line)
+            first = self._first_line(line)
             limit = limits.max_literals if reason == "count" else limits.max_literal_total
             self._abandon_command()
             refusal = Refused(first, reason, limit)
@@ -374,16 +379,12 @@ class InputReader:
         return first if isinstance(first, bytes) else fallback
 
     def _reset_command(self) -> None:
-        self._segments: list[Segment] = []
-        self._command_bytes = 0
-        self._literal_total = 0
-        self._literal_count = 0
-        self._literal_left = 0
-        self._literal_size = 0
-        self._literal_offset = 0
+        self._segments = []
+        self._command_bytes = self._literal_total = self._literal_count = 0
+        self._literal_left = self._literal_size = self._literal_offset = 0
         self._literal_memory = True
         self._literal_data = bytearray()
-        self._spool: IO[bytes] | None = None
+        self._spool = None
 
     def _abandon_command(self) -> None:
         if self._spool is not None:

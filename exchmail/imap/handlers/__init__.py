@@ -21,7 +21,7 @@ SELECTED = ("select",)
 Handler = Callable[[Any, Any], Any]
 
 #: command class -> (handler, states in which it is valid)
-HANDLERS: dict[type, tuple[Handler, tuple[str, ...]]] = {
+HANDLERS: dict[type[c.Command], tuple[Handler, tuple[str, ...]]] = {
     c.Capability: (nonauth.capability, ANY),
     c.Noop: (nonauth.noop, ANY),
     c.Logout: (nonauth.logout, ANY),
