@@ -282,6 +282,10 @@ class DovecotPeer:
                        check=True, stdout=subprocess.DEVNULL, timeout=timeout + 300)
         if not wait_for_port(self.imap_port, timeout):
             raise RuntimeError(f"dovecot did not start on port {self.imap_port}")
+        for _ in range(100):  # the master writes its pid file a moment after listening
+            if self.pid is not None:
+                break
+            time.sleep(0.1)
         self.started = True
         return self
 
