@@ -357,7 +357,7 @@ def main() -> int:
         for s in cheap + running:
             try:
                 s.stop()
-            except Exception as e:  # noqa: BLE001 - keep stopping the others
+            except Exception as e:  # keep stopping the others
                 log(f"stopping {s.label}: {e}")
         if old_inotify is not None:
             INOTIFY.write_text(old_inotify)
