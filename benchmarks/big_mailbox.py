@@ -46,11 +46,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peer_server import PASSWORD, PROFILES, SHARED_TOOLS, DovecotPeer, ExchmailPeer  # noqa: E402
+from loadtools import LOAD, import_procstat  # noqa: E402
+from peer_server import PASSWORD, PROFILES, DovecotPeer, ExchmailPeer  # noqa: E402
 from rawimap import RawIMAP, percentile  # noqa: E402
 
-sys.path.insert(0, str(SHARED_TOOLS / "load"))
-import procstat  # noqa: E402
+procstat = import_procstat()
 
 USER = "user1"
 COMMANDS = ("SELECT INBOX", "UID FETCH 1:* (FLAGS)", "FETCH 1:* (UID RFC822.SIZE)",
@@ -100,7 +100,7 @@ def pinger(port: int, interval: float, max_seconds: float, ready, stop, results)
 def seed_template(folder: Path, args: argparse.Namespace) -> Path:
     """user1's Maildir with ``--messages`` messages in new/ (made once, then hard-linked)."""
     template = folder / "template"
-    cmd = [sys.executable, str(SHARED_TOOLS / "load" / "seed-mail.py"), "--maildir",
+    cmd = [sys.executable, str(LOAD / "seed-mail.py"), "--maildir",
            str(template / "user{}"), "--users", "1-1", "--user-pattern", "user{}",
            "--count", str(args.messages), "--sizes", args.sizes, "--seed", "1", "--reset"]
     log("seeding the template: " + " ".join(cmd))

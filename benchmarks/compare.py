@@ -40,6 +40,10 @@ Sections (``--sections``, default all, in this order):
     ``fs.inotify.max_user_instances`` (Dovecot's IDLE needs one inotify
     instance per session) for the section and puts the old value back.
 
+The POP3 load runs from a copy of the load tools whose ``pop3load.py`` has
+a client race fixed (``loadtools.py``; ``--stock-load-tools`` runs the
+shared copy as it is).
+
 Bounds: every load run is limited by its tool (<= 30 s, imaptest killed
 after its time + 60 s); each subprocess has a timeout; all servers run on
 127.0.0.1 and are stopped at the end (also on errors or Ctrl-C).
@@ -63,11 +67,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peer_server import SHARED_TOOLS, DovecotPeer, ExchmailPeer  # noqa: E402
+from loadtools import import_procstat, load_dir  # noqa: E402
+from peer_server import DovecotPeer, ExchmailPeer  # noqa: E402
 
-LOAD = SHARED_TOOLS / "load"
-sys.path.insert(0, str(LOAD))
-import procstat  # noqa: E402
+procstat = import_procstat()
 
 SECTIONS = ("pop3", "imap", "imap-scrypt", "compliance", "idle")
 INOTIFY = Path("/proc/sys/fs/inotify/max_user_instances")
@@ -89,9 +92,10 @@ def median(values: list[float]) -> float:
 class Runner:
     """Runs the shared load tools against one server and parses their output."""
 
-    def __init__(self, args: argparse.Namespace, out: Path) -> None:
+    def __init__(self, args: argparse.Namespace, out: Path, load: Path) -> None:
         self.args = args
         self.out = out
+        self.load = load
         self.env = dict(os.environ, IMAPTEST_HOME=str(args.imaptest_home))
 
     def _run(self, cmd: list[str], env: dict[str, str] | None = None, timeout: float = 600,
@@ -105,7 +109,7 @@ class Runner:
     def pop3(self, server, seed: bool) -> dict:
         a = self.args
         jfile = self.out / f"pop3-{server.label}.jsonl"
-        cmd = [a.client_python, str(LOAD / "pop3-measure"), "127.0.0.1", str(server.pop3_port),
+        cmd = [a.client_python, str(self.load / "pop3-measure"), "127.0.0.1", str(server.pop3_port),
                "user{}", "pass", "--users", "101-150", "--messages", "20", "--clients", "20",
                "--duration", str(a.pop3_secs), "--runs", "1", "--server-pidfile", str(server.pidfile),
                "--json-out", str(jfile), "--label", server.label]
@@ -119,7 +123,7 @@ class Runner:
     def imap_bench(self, server) -> dict:
         env = dict(self.env, IMAP_MEASURE_ONLY="bench", IMAP_MEASURE_SECS=str(self.args.bench_secs))
         la0 = loadavg()
-        out = self._run([str(LOAD / "imap-measure"), "127.0.0.1", str(server.imap_port), "user1",
+        out = self._run([str(self.load / "imap-measure"), "127.0.0.1", str(server.imap_port), "user1",
                          "pass", "user%d", "pass"], env=env, timeout=self.args.bench_secs + 400,
                         name=f"imap-{server.label}")
         m = re.search(r"benchmark: ([\d.]+) cmds/s, (\d+) errors", out)
@@ -135,7 +139,7 @@ class Runner:
 
     def compliance(self, server) -> dict:
         env = dict(self.env, IMAP_MEASURE_ONLY="compliance")
-        out = self._run([str(LOAD / "imap-measure"), "127.0.0.1", str(server.imap_port), "user1",
+        out = self._run([str(self.load / "imap-measure"), "127.0.0.1", str(server.imap_port), "user1",
                          "pass"], env=env, timeout=71 * 40 + 60, name=f"compliance-{server.label}")
         m = re.search(r"compliance: (\d+) passed, (\d+) failed \((\d+) skipped", out)
         return {"passed": int(m.group(1)) if m else None, "failed": int(m.group(2)) if m else None,
@@ -149,7 +153,7 @@ class Runner:
         settle = 2.0 + 10 * 0.1 + 5.0 + 1.0  # notify-at + sample appends + deadline + margin
         hold = settle + a.idle_window + 3.0
         jfile = self.out / f"idle-{server.label}.jsonl"
-        cmd = [a.client_python, str(LOAD / "conn-measure"), "127.0.0.1", str(server.imap_port),
+        cmd = [a.client_python, str(self.load / "conn-measure"), "127.0.0.1", str(server.imap_port),
                "user{}", "pass", str(a.idle_sessions), "--users", "1-200",
                "--server-pidfile", str(server.pidfile), "--hold", str(hold),
                "--json-out", str(jfile), "--label", server.label]
@@ -290,6 +294,8 @@ def main() -> int:
                     default=Path(os.environ.get("IMAPTEST_HOME", Path.home() / ".cache/imaptest")))
     ap.add_argument("--client-python", default=sys.executable, help="Python for the load tools (uvloop)")
     ap.add_argument("--out", type=Path, help="results folder (default: a new /tmp/compare.*)")
+    ap.add_argument("--stock-load-tools", action="store_true",
+                    help="run /work/shared/tools/load as it is (see loadtools.py for the pop3load fix)")
     args = ap.parse_args()
     sections = [s for s in args.sections.split(",") if s]
     if bad := set(sections) - set(SECTIONS):
@@ -301,9 +307,11 @@ def main() -> int:
     out = args.out or Path(tempfile.mkdtemp(prefix="compare."))
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="compare-servers."))
-    runner = Runner(args, out)
+    load, load_note = load_dir(work, stock=args.stock_load_tools)
+    log(f"load tools: {load_note}")
+    runner = Runner(args, out, load)
     results: dict = {"meta": {"args": vars(args) | {"imaptest_home": str(args.imaptest_home),
-                                                     "out": str(out)},
+                                                     "out": str(out)}, "load_tools": load_note,
                               "start": time.strftime("%Y-%m-%d %H:%M:%S"), "loadavg_start": loadavg()}}
     cheap = make_servers(args, work, "pbkdf2")
     labels = [s.label for s in cheap]

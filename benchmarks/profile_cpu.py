@@ -15,6 +15,9 @@ and while the load runs, ``py-spy record --pid PID -d --secs --format raw
 with ``pip install py-spy`` into the tool venv).  Root (or ptrace rights)
 is needed to attach.
 
+The load tools run from the copy made by ``loadtools.py`` (pop3load.py's
+client race fixed; ``--stock-load-tools`` for the shared copy).
+
 Output in ``--out``: ``WORKLOAD.raw`` (collapsed stacks: load it in
 speedscope.app or flamegraph.pl), ``WORKLOAD.load.txt`` (the load tool's
 output) and ``hotspots.md``: for each workload the top ``--top``
@@ -43,9 +46,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peer_server import SHARED_TOOLS, ExchmailPeer  # noqa: E402
+from loadtools import load_dir  # noqa: E402
+from peer_server import ExchmailPeer  # noqa: E402
 
-LOAD = SHARED_TOOLS / "load"
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*)\)$")
 # Leaf frames that mean "waiting", not running: idle pool workers, the reactor's epoll_wait.
 WAIT_LEAVES = ("Condition.wait (", "EPollReactor.doPoll (", "Event.wait (", "Queue.get (")
@@ -138,6 +141,8 @@ def main() -> int:
     ap.add_argument("--py-spy", default=str(Path(sys.executable).parent / "py-spy"))
     ap.add_argument("--imaptest-home", type=Path,
                     default=Path(os.environ.get("IMAPTEST_HOME", Path.home() / ".cache/imaptest")))
+    ap.add_argument("--stock-load-tools", action="store_true",
+                    help="run /work/shared/tools/load as it is (see loadtools.py)")
     ap.add_argument("--summarize", type=Path, metavar="FILE.raw", help="only print the tables of FILE")
     args = ap.parse_args()
     if args.summarize:
@@ -152,7 +157,9 @@ def main() -> int:
     out = args.out or Path(tempfile.mkdtemp(prefix="profile."))
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="profile-server."))
-    server = ExchmailPeer(args.exchmail_venv, work, 12143, 12110, users=200)
+    load, load_note = load_dir(work, stock=args.stock_load_tools)
+    log(f"load tools: {load_note}")
+    server = ExchmailPeer(args.exchmail_venv, work / "server", 12143, 12110, users=200)
     env = dict(os.environ, IMAPTEST_HOME=str(args.imaptest_home))
     report = [f"# py-spy hot spots: {args.exchmail_venv}", "",
               f"{args.secs} s at {args.rate} Hz, after {args.ramp:g} s of load; self = the sampled frame, "
@@ -162,17 +169,17 @@ def main() -> int:
         log(f"started {server.describe()} pid {server.pid}")
         for workload in [w for w in args.workloads.split(",") if w]:
             if workload == "pop3":
-                seed = [sys.executable, str(LOAD / "seed-mail.py"), "--port", str(server.imap_port),
+                seed = [sys.executable, str(load / "seed-mail.py"), "--port", str(server.imap_port),
                         "--users", "101-150", "--count", "20", "--sizes", "mix", "--seed", "1", "--reset",
                         "--password", "pass"]
                 subprocess.run(seed, check=True, timeout=600, stdout=subprocess.DEVNULL)
-                cmd = [sys.executable, str(LOAD / "pop3-measure"), "127.0.0.1", str(server.pop3_port),
+                cmd = [sys.executable, str(load / "pop3-measure"), "127.0.0.1", str(server.pop3_port),
                        "user{}", "pass", "--seed-mode", "none", "--users", "101-150", "--messages", "20",
                        "--clients", "20", "--duration", str(args.load_secs), "--warmup", "0",
                        "--server-pidfile", str(server.pidfile)]
                 wenv = env
             elif workload == "imap":
-                cmd = [str(LOAD / "imap-measure"), "127.0.0.1", str(server.imap_port), "user1", "pass",
+                cmd = [str(load / "imap-measure"), "127.0.0.1", str(server.imap_port), "user1", "pass",
                        "user%d", "pass"]
                 wenv = dict(env, IMAP_MEASURE_ONLY="bench", IMAP_MEASURE_SECS=str(args.load_secs))
             else:
