@@ -81,6 +81,7 @@ def summarize(raw: Path, top: int) -> str:
     """
     own: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
+    threads: collections.Counter[str] = collections.Counter()
     total = waiting = 0
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
@@ -92,13 +93,16 @@ def summarize(raw: Path, top: int) -> str:
             waiting += n
             continue
         total += n
+        pool = frames[0].startswith("Thread._bootstrap")
+        threads["worker threads" if pool else "main (reactor) thread"] += n
         own[frames[-1]] += n
         for f in set(frames):
             if f.endswith(".py)") and "(exchmail/" in f:
                 inclusive[f] += n
     if not total:
         return f"{raw.name}: no busy samples ({waiting} waiting)\n"
-    out = [f"{raw.name}: {total} busy samples (+{waiting} waiting samples left out)", "",
+    split = ", ".join(f"{name} {100 * n / total:.0f}%" for name, n in threads.most_common())
+    out = [f"{raw.name}: {total} busy samples (+{waiting} waiting samples left out); {split}", "",
            "| # | self % | function (self time: the sampled frame) |", "|---|---|---|"]
     out += [f"| {i} | {100 * n / total:.1f} | `{f}` |" for i, (f, n) in enumerate(own.most_common(top), 1)]
     out += ["", "| # | inclusive % | exchmail function (on the stack) |", "|---|---|---|"]
