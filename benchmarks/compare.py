@@ -120,12 +120,12 @@ class Runner:
                                   "errors", "lat_p50_ms", "lat_p99_ms", "client_cpu_pct",
                                   "sys_busy_pct")}
 
-    def imap_bench(self, server) -> dict:
+    def imap_bench(self, server, section: str = "imap") -> dict:
         env = dict(self.env, IMAP_MEASURE_ONLY="bench", IMAP_MEASURE_SECS=str(self.args.bench_secs))
         la0 = loadavg()
         out = self._run([str(self.load / "imap-measure"), "127.0.0.1", str(server.imap_port), "user1",
                          "pass", "user%d", "pass"], env=env, timeout=self.args.bench_secs + 400,
-                        name=f"imap-{server.label}")
+                        name=f"{section}-{server.label}")
         m = re.search(r"benchmark: ([\d.]+) cmds/s, (\d+) errors", out)
         res = {"cmds_per_s": float(m.group(1)) if m else None, "errors": int(m.group(2)) if m else None,
                "loadavg": f"{la0}->{loadavg()}"}
@@ -339,7 +339,8 @@ def main() -> int:
                 if s not in running:
                     log(f"starting {s.describe()}")
                     running.append(s.start())
-            interleave(lambda s, r: runner.imap_bench(s), scrypt, args.runs, "imap-scrypt", results)
+            interleave(lambda s, r: runner.imap_bench(s, "imap-scrypt"), scrypt, args.runs, "imap-scrypt",
+                       results)
             for s in scrypt:
                 s.stop()
             running = []
