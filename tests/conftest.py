@@ -58,8 +58,8 @@ class RunningServer:
 
 def start_server(tmp_path: Path, store: Any = None, profile_overrides: dict | None = None,
                  users: tuple[str, ...] = ("alice", "bob"),
-                 login_type: str | None = None, config_changes: dict | None = None
-                 ) -> RunningServer:
+                 login_type: str | None = None, config_changes: dict | None = None,
+                 realm: Any = None) -> RunningServer:
     """Start a server with a Maildir store (or ``store``) on a port-0 loopback listener.
 
     ``login_type`` sets ``auth.login_type`` (e.g. ``"SecureLogin"``); default: PlainTextLogin.
@@ -87,7 +87,7 @@ def start_server(tmp_path: Path, store: Any = None, profile_overrides: dict | No
         accounts.add(user, PASSWORD)
 
     def start() -> Any:
-        top = make_service(config, reactor=reactor, store=store)
+        top = make_service(config, reactor=reactor, store=store, realm=realm)
         top.privilegedStartService()
         top.startService()
         return listening_ports(top).addCallback(lambda ports: (top, ports))
