@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
 
@@ -144,15 +145,23 @@ class LoginFlow:
                     step = yield defer.maybeDeferred(mechanism.step, decode_response(response))
             except sasl.MalformedResponse as error:
                 raise SASLMalformed(str(error)) from None
-            except UnauthorizedLogin:
-                # A mechanism that verifies by itself (GSSAPI, NTLM, bearer
-                # tokens) refuses like a wrong password.
-                self._report("", name.decode("ascii"), "failure")
-                raise LoginRefused("credentials", last=self.count_failure()) from None
+            except (UnauthorizedLogin, DirectoryUnavailable) as error:
+                # A mechanism that verifies by itself (GSSAPI, bearer tokens)
+                # refused: like a wrong password, in the session and the throttle.
+                yield self._mechanism_refused(error, name.decode("ascii"))
             result = yield self.login(step.credentials, name.decode("ascii"), step.final)
         finally:
             self.sasl_active = False
         return result
+
+    def _mechanism_refused(self, error: Exception, mechanism: str) -> defer.Deferred[Any]:
+        """Answer a refusal raised by a mechanism's step through the throttle (held
+        back or blocked like a wrong password); always fails with LoginRefused."""
+        who = UsernamePassword(getattr(error, "username", "").encode("utf-8"), b"")
+        session = self.session
+        d: defer.Deferred[Any] = guarded_login(session.context.throttle, session.client_address,
+                                               who, lambda: defer.fail(error))
+        return d.addErrback(self._refused, who, mechanism)
 
     def challenge(self, data: bytes) -> defer.Deferred[bytes]:
         """Send ``+ base64(data)`` and wait for the client's response line."""
