@@ -122,22 +122,27 @@ class GSSAPIMechanism(ServerMechanism):
             return self._offer_layers()
         return self._choose_layer(response)
 
-    def _accept(self, token: bytes) -> bytes | None:
-        """(Blocking.)  One ``gss_accept_sec_context`` step."""
+    def _accept(self, token: bytes) -> tuple[bytes, bool]:
+        """(Blocking.)  One ``gss_accept_sec_context`` step: (output token, complete)."""
         gss = self.setup.gssapi
         if not token:
             raise MechanismRefused("GSSAPI: empty token")
         try:
-            return self._context.step(token)
+            out = self._context.step(token) or b""
+            # A failed step may return an error token and raise only here.
+            complete = bool(self._context.complete)
+            if complete:
+                self._principal = str(self._context.initiator_name)
         except (gss.exceptions.GSSError, ValueError) as e:
             # Bad or truncated token, expired ticket, clock skew, replay, wrong key.
             log.info("GSSAPI refused: {reason}", reason=" ".join(str(e).split()))
             raise MechanismRefused("GSSAPI: the token was refused") from None
+        return out, complete
 
-    def _accepted(self, out: bytes | None) -> Step:
-        if not self._context.complete:
-            return Challenge(out or b"")
-        self._principal = str(self._context.initiator_name)
+    def _accepted(self, result: tuple[bytes, bool]) -> Step:
+        out, complete = result
+        if not complete:
+            return Challenge(out)
         if out:
             self._state = "acknowledged"
             return Challenge(out)

@@ -166,7 +166,7 @@ class LoginFlow:
     def challenge(self, data: bytes) -> defer.Deferred[bytes]:
         """Send ``+ base64(data)`` and wait for the client's response line."""
         self.session.write_line(b"+ " + base64.b64encode(data))
-        return self.session.await_line()
+        return self.session.await_line(MAX_SASL_LINE)
 
     # -- the login itself --------------------------------------------------------------
     def login(self, credentials: Any, mechanism: str,

@@ -80,6 +80,7 @@ class KDC:
     udp_preference_limit = 1
     default_ccache_name = FILE:{f}/default.ccache
     forwardable = false
+    clockskew = 2
 [realms]
     {REALM} = {{
         kdc = 127.0.0.1:{self.port}
