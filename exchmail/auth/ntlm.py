@@ -25,8 +25,8 @@ reads it can log in as the user over NTLM.
 The user name maps to an account by the
 :class:`~exchmail.auth.verified.IdentityMap` rule: ``alice`` (no domain) is
 ``alice``; ``EXAMPLE\\alice`` and ``alice@example.org`` are ``alice`` when
-``EXAMPLE`` / ``example.org`` are among ``[ntlm] domains``; anything else is
-refused.
+``EXAMPLE`` / ``example.org`` are among ``[ntlm] domains`` or are the
+``target_name`` the server's challenge announces; anything else is refused.
 """
 
 from __future__ import annotations
@@ -79,7 +79,9 @@ class NTLMSetup:
             raise ConfigError("ntlm: NTLM needs the pyspnego package "
                               "(pip install 'exchmail[ntlm]')") from None
         self.config = config
-        self.identities = IdentityMap(config.domains, bare=True)
+        # The domain the challenge announces is ours too (clients such as
+        # fetchmail answer in the server's domain).
+        self.identities = IdentityMap((*config.domains, config.target_name), bare=True)
 
     def account_for(self, domain: str, user: str) -> str | None:
         """The account ``DOMAIN\\user`` (or a UPN ``user@domain``) maps to, or ``None``."""
