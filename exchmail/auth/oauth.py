@@ -39,7 +39,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from twisted.internet import defer
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
+from twisted.web.client import ResponseDone
+from twisted.web.http import PotentialDataLoss
 
 from exchmail.auth.sasl import Challenge, MalformedResponse, MechanismRefused, ServerMechanism, Step
 from exchmail.auth.saslconfig import OAuthConfig
@@ -49,6 +52,8 @@ from exchmail.errors import ConfigError, DirectoryUnavailable
 log = Logger(namespace="exchmail.auth.oauth")
 #: Introspection answers kept at most.
 CACHE_ENTRIES = 10_000
+#: The largest introspection answer read, in octets.
+MAX_ANSWER = 64 * 1024
 _MAX_MESSAGE = 16 * 1024
 
 
@@ -147,7 +152,7 @@ class TokenValidator:
         return d
 
     def _post(self, token: str) -> defer.Deferred[bytes]:
-        from twisted.web.client import Agent, FileBodyProducer, readBody
+        from twisted.web.client import Agent, FileBodyProducer
         from twisted.web.http_headers import Headers
 
         config = self.config
@@ -164,7 +169,9 @@ class TokenValidator:
         def received(response: Any) -> Any:
             if response.code != 200:
                 raise DirectoryUnavailable(f"token introspection answered {response.code}")
-            return readBody(response)
+            body: defer.Deferred[bytes] = defer.Deferred()
+            response.deliverBody(_Body(body))
+            return body
 
         d.addCallback(received)
         d.addTimeout(config.introspection_timeout, self.reactor)
@@ -266,6 +273,30 @@ class _BearerMechanism(ServerMechanism):
                  reason=failure.getErrorMessage())
         self._refused = MechanismRefused(failure.getErrorMessage(), user)
         return Challenge(self.error_challenge())
+
+
+class _Body(Protocol):
+    """Collects an introspection answer of at most MAX_ANSWER octets."""
+
+    def __init__(self, done: defer.Deferred[bytes]) -> None:
+        self.done = done
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def dataReceived(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > MAX_ANSWER:
+            self.transport.stopProducing()
+            return
+        self.parts.append(data)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        if self.size > MAX_ANSWER:
+            self.done.errback(DirectoryUnavailable("token introspection answer too large"))
+        elif reason is None or reason.check(ResponseDone, PotentialDataLoss):
+            self.done.callback(b"".join(self.parts))
+        else:
+            self.done.errback(reason)
 
 
 def _bearer(value: str) -> str:
