@@ -53,13 +53,15 @@ class GSSAPISetup:
         is missing, the keytab cannot be read or holds no key for the principal.
     """
 
-    def __init__(self, config: GSSAPIConfig, principal: str, key: str,
-                 run_blocking: Callable[..., defer.Deferred[Any]]) -> None:
+    def __init__(
+        self, config: GSSAPIConfig, principal: str, key: str, run_blocking: Callable[..., defer.Deferred[Any]]
+    ) -> None:
         try:
             import gssapi
         except ImportError:
-            raise ConfigError(f"{key}: GSSAPI needs the gssapi package "
-                              f"(pip install 'exchmail[gssapi]')") from None
+            raise ConfigError(
+                f"{key}: GSSAPI needs the gssapi package (pip install 'exchmail[gssapi]')"
+            ) from None
         self.gssapi = gssapi
         self.config = config
         self.principal = principal
@@ -69,16 +71,17 @@ class GSSAPISetup:
             with open(config.keytab, "rb") as f:
                 f.read(1)
         except OSError as e:
-            raise ConfigError(f"gssapi.keytab: cannot read {config.keytab}: "
-                              f"{e.strerror or e}") from None
+            raise ConfigError(f"gssapi.keytab: cannot read {config.keytab}: {e.strerror or e}") from None
         try:
             name = gssapi.Name(principal, gssapi.NameType.kerberos_principal)
-            self.credentials = gssapi.Credentials(name=name, usage="accept",
-                                                  store={"keytab": str(config.keytab)})
+            self.credentials = gssapi.Credentials(
+                name=name, usage="accept", store={"keytab": str(config.keytab)}
+            )
         except gssapi.exceptions.GSSError as e:
             reason = " ".join(str(e).split())
-            raise ConfigError(f"{key}: no usable key for {principal!r} in "
-                              f"{config.keytab}: {reason}") from None
+            raise ConfigError(
+                f"{key}: no usable key for {principal!r} in {config.keytab}: {reason}"
+            ) from None
 
     def account_for(self, principal: str, authzid: str) -> str | None:
         """The account ``principal`` logs in to (asking for ``authzid``), or ``None``."""
@@ -169,7 +172,10 @@ class GSSAPIMechanism(ServerMechanism):
             raise MalformedResponse("GSSAPI: the authorization identity is not UTF-8") from None
         account = self.setup.account_for(self._principal, authzid)
         if account is None:
-            log.info("GSSAPI: principal {principal!r} (authzid {authzid!r}) maps to no account",
-                     principal=self._principal, authzid=authzid)
+            log.info(
+                "GSSAPI: principal {principal!r} (authzid {authzid!r}) maps to no account",
+                principal=self._principal,
+                authzid=authzid,
+            )
             raise MechanismRefused("GSSAPI: no account for this principal")
         return self._finish(VerifiedLogin(account.encode("utf-8"), self._principal, "GSSAPI"))

@@ -76,8 +76,9 @@ class NTLMSetup:
         try:
             self.crypto, self.messages = _raw()
         except ImportError:
-            raise ConfigError("ntlm: NTLM needs the pyspnego package "
-                              "(pip install 'exchmail[ntlm]')") from None
+            raise ConfigError(
+                "ntlm: NTLM needs the pyspnego package (pip install 'exchmail[ntlm]')"
+            ) from None
         self.config = config
         # The domain the challenge announces is ours too (clients such as
         # fetchmail answer in the server's domain).
@@ -93,9 +94,14 @@ class NTLMSetup:
     def challenge(self, negotiate: Any) -> Any:
         """The CHALLENGE message answering ``negotiate`` (as pyspnego's acceptor builds it)."""
         m = self.messages
-        flags = (negotiate.flags | m.NegotiateFlags.request_target | m.NegotiateFlags.ntlm
-                 | m.NegotiateFlags.always_sign | m.NegotiateFlags.target_info
-                 | m.NegotiateFlags.target_type_domain)
+        flags = (
+            negotiate.flags
+            | m.NegotiateFlags.request_target
+            | m.NegotiateFlags.ntlm
+            | m.NegotiateFlags.always_sign
+            | m.NegotiateFlags.target_info
+            | m.NegotiateFlags.target_type_domain
+        )
         if flags & m.NegotiateFlags.unicode:
             flags &= ~m.NegotiateFlags.oem
         elif not flags & m.NegotiateFlags.oem:
@@ -109,16 +115,18 @@ class NTLMSetup:
         info[m.AvId.dns_computer_name] = host
         info[m.AvId.timestamp] = m.FileTime.now()
         extra = {"version": m.Version.get_current()} if flags & m.NegotiateFlags.version else {}
-        return m.Challenge(flags, os.urandom(8), target_name=self.config.target_name,
-                           target_info=info, **extra)
+        return m.Challenge(
+            flags, os.urandom(8), target_name=self.config.target_name, target_info=info, **extra
+        )
 
 
 @implementer(INTLMCredentials)
 class NTLMCredentials:
     """A completed NTLM exchange; :meth:`check_nt_hash` verifies it."""
 
-    def __init__(self, setup: NTLMSetup, username: bytes, negotiate: bytes, challenge: bytes,
-                 authenticate: bytes) -> None:
+    def __init__(
+        self, setup: NTLMSetup, username: bytes, negotiate: bytes, challenge: bytes, authenticate: bytes
+    ) -> None:
         self.username = username
         self._setup = setup
         self._negotiate, self._challenge, self._authenticate = negotiate, challenge, authenticate
@@ -134,8 +142,8 @@ class NTLMCredentials:
             client = m.NTClientChallengeV2.unpack(response[16:])
             key = crypto.ntowfv2(auth.user_name, nt_hash, auth.domain_name)
             expected, _, session_base = crypto.compute_response_v2(
-                key, server_challenge, client.challenge_from_client, client.time_stamp,
-                client.av_pairs)
+                key, server_challenge, client.challenge_from_client, client.time_stamp, client.av_pairs
+            )
             if not hmac.compare_digest(expected, response):
                 return False
             if client.av_pairs.get(m.AvId.flags, 0) & m.AvFlags.mic:
@@ -146,15 +154,17 @@ class NTLMCredentials:
         client_challenge = b"\0" * 8
         if auth.flags & m.NegotiateFlags.extended_session_security:
             client_challenge = (auth.lm_challenge_response or b"\0" * 8)[:8]
-        expected, _, _ = crypto.compute_response_v1(auth.flags, nt_hash, b"\0" * 16,
-                                                    server_challenge, client_challenge)
+        expected, _, _ = crypto.compute_response_v1(
+            auth.flags, nt_hash, b"\0" * 16, server_challenge, client_challenge
+        )
         return hmac.compare_digest(expected, response)
 
     def _mic_matches(self, auth: Any, session_base: bytes) -> bool:
         crypto, m = self._setup.crypto, self._setup.messages
         key = session_base
-        if auth.flags & m.NegotiateFlags.key_exch and \
-                auth.flags & (m.NegotiateFlags.sign | m.NegotiateFlags.seal):
+        if auth.flags & m.NegotiateFlags.key_exch and auth.flags & (
+            m.NegotiateFlags.sign | m.NegotiateFlags.seal
+        ):
             key = crypto.rc4k(session_base, auth.encrypted_random_session_key or b"")
         mic = auth.mic or b""
         auth.mic = b"\0" * 16
@@ -213,5 +223,6 @@ class NTLMMechanism(ServerMechanism):
             raise MechanismRefused("NTLM: NTLMv1 is refused (ntlm.allow_ntlmv1)", account)
         if len(response) < _V1_LENGTH:
             raise MechanismRefused("NTLM: no NT response (LM is refused)", account)
-        return self._finish(NTLMCredentials(self.setup, account.encode("utf-8"),
-                                            self._negotiate, self._challenge, token))
+        return self._finish(
+            NTLMCredentials(self.setup, account.encode("utf-8"), self._negotiate, self._challenge, token)
+        )

@@ -70,8 +70,9 @@ class TokenValidator:
         try:
             import jwt
         except ImportError:
-            raise ConfigError("oauth: bearer tokens need the PyJWT package "
-                              "(pip install 'exchmail[oauth]')") from None
+            raise ConfigError(
+                "oauth: bearer tokens need the PyJWT package (pip install 'exchmail[oauth]')"
+            ) from None
         self.jwt = jwt
         self.config = config
         self.reactor = reactor
@@ -89,15 +90,17 @@ class TokenValidator:
             try:
                 return {None: load_pem_public_key(config.issuer_key.read_bytes())}
             except (OSError, ValueError, TypeError) as e:
-                raise ConfigError(f"oauth.issuer_key: unusable {config.issuer_key}: "
-                                  f"{getattr(e, 'strerror', None) or e}") from None
+                raise ConfigError(
+                    f"oauth.issuer_key: unusable {config.issuer_key}: {getattr(e, 'strerror', None) or e}"
+                ) from None
         if config.jwks_file is None:
             return {}
         try:
             keys = jwt.PyJWKSet.from_json(config.jwks_file.read_text(encoding="utf-8")).keys
         except (OSError, UnicodeDecodeError, ValueError, jwt.PyJWTError) as e:
-            raise ConfigError(f"oauth.jwks_file: unusable {config.jwks_file}: "
-                              f"{getattr(e, 'strerror', None) or e}") from None
+            raise ConfigError(
+                f"oauth.jwks_file: unusable {config.jwks_file}: {getattr(e, 'strerror', None) or e}"
+            ) from None
         return {key.key_id: key.key for key in keys}
 
     # -- validation --------------------------------------------------------------------
@@ -117,14 +120,22 @@ class TokenValidator:
         jwt, config = self.jwt, self.config
         try:
             kid = jwt.get_unverified_header(token).get("kid")
-            key = self.keys.get(kid) if kid in self.keys else (
-                next(iter(self.keys.values())) if len(self.keys) == 1 else None)
+            key = (
+                self.keys.get(kid)
+                if kid in self.keys
+                else (next(iter(self.keys.values())) if len(self.keys) == 1 else None)
+            )
             if key is None:
                 raise MechanismRefused("token signed by an unknown key")
-            claims = jwt.decode(token, key, algorithms=list(config.algorithms),
-                                audience=list(config.audience), issuer=config.issuer,
-                                leeway=config.leeway,
-                                options={"require": ["exp", "iss", "aud"]})
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=list(config.algorithms),
+                audience=list(config.audience),
+                issuer=config.issuer,
+                leeway=config.leeway,
+                options={"require": ["exp", "iss", "aud"]},
+            )
         except jwt.PyJWTError as e:
             raise MechanismRefused(f"invalid token: {e}") from None
         self._check_scope(claims)
@@ -147,24 +158,26 @@ class TokenValidator:
         if cached is not None and cached[0] > now:
             return defer.succeed(cached[1])
         self._cache.pop(key, None)
-        d = self._post(token)
-        d.addCallback(self._answered, key)
-        return d
+        d: defer.Deferred[Any] = self._post(token)
+        return d.addCallback(self._answered, key)
 
-    def _post(self, token: str) -> defer.Deferred[bytes]:
+    def _post(self, token: str) -> defer.Deferred[Any]:
         from twisted.web.client import Agent, FileBodyProducer
         from twisted.web.http_headers import Headers
 
         config = self.config
         agent = self._agent or Agent(self.reactor, connectTimeout=config.introspection_timeout)
-        headers = {b"Content-Type": [b"application/x-www-form-urlencoded"],
-                   b"Accept": [b"application/json"]}
+        headers = {b"Content-Type": [b"application/x-www-form-urlencoded"], b"Accept": [b"application/json"]}
         if config.introspection_client_id:
             pair = f"{config.introspection_client_id}:{config.introspection_client_secret}"
             headers[b"Authorization"] = [b"Basic " + base64.b64encode(pair.encode("utf-8"))]
         body = urlencode({"token": token, "token_type_hint": "access_token"}).encode("ascii")
-        d = agent.request(b"POST", config.introspection_url.encode("ascii"), Headers(headers),
-                          FileBodyProducer(BytesIO(body)))
+        d: defer.Deferred[Any] = agent.request(
+            b"POST",
+            config.introspection_url.encode("ascii"),
+            Headers(headers),
+            FileBodyProducer(BytesIO(body)),
+        )
 
         def received(response: Any) -> Any:
             if response.code != 200:
@@ -176,9 +189,12 @@ class TokenValidator:
         d.addCallback(received)
         d.addTimeout(config.introspection_timeout, self.reactor)
 
-        def unavailable(failure: Any) -> None:
-            log.error("Token introspection at {url} failed: {error}",
-                      url=config.introspection_url, error=failure.getErrorMessage())
+        def unavailable(failure: Any) -> Any:
+            log.error(
+                "Token introspection at {url} failed: {error}",
+                url=config.introspection_url,
+                error=failure.getErrorMessage(),
+            )
             raise DirectoryUnavailable("token introspection did not answer")
 
         return d.addErrback(unavailable)
@@ -254,7 +270,7 @@ class _BearerMechanism(ServerMechanism):
             raise refused
         self._check_open(response)
         user, token = self.parse(response)
-        d = self.setup.validate(token)
+        d: defer.Deferred[Any] = self.setup.validate(token)
         d.addCallback(self._validated, user)
         d.addErrback(self._invalid, user)
         return d
@@ -264,13 +280,15 @@ class _BearerMechanism(ServerMechanism):
         if mapped is None:
             raise MechanismRefused("the token names no account the client may use", user)
         account, identity = mapped
-        return self._finish(VerifiedLogin(account.encode("utf-8"), identity,
-                                          self.name.decode("ascii")))
+        return self._finish(VerifiedLogin(account.encode("utf-8"), identity, self.name.decode("ascii")))
 
     def _invalid(self, failure: Any, user: str) -> Step:
         failure.trap(MechanismRefused)
-        log.info("{mechanism} refused: {reason}", mechanism=self.name.decode("ascii"),
-                 reason=failure.getErrorMessage())
+        log.info(
+            "{mechanism} refused: {reason}",
+            mechanism=self.name.decode("ascii"),
+            reason=failure.getErrorMessage(),
+        )
         self._refused = MechanismRefused(failure.getErrorMessage(), user)
         return Challenge(self.error_challenge())
 
@@ -286,7 +304,9 @@ class _Body(Protocol):
     def dataReceived(self, data: bytes) -> None:
         self.size += len(data)
         if self.size > MAX_ANSWER:
-            self.transport.stopProducing()
+            producer: Any = self.transport  # the response's producer: stop the download
+            if producer is not None:
+                producer.stopProducing()
             return
         self.parts.append(data)
 
@@ -374,4 +394,3 @@ def _fields(message: bytes) -> dict[str, str]:
             raise MalformedResponse("malformed key=value pair")
         out[key] = value
     return out
-

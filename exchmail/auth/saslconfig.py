@@ -19,8 +19,18 @@ from exchmail.errors import ConfigError
 
 #: Signature algorithms accepted by default: asymmetric only (no shared
 #: secrets, never ``none``).
-DEFAULT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-                      "ES256", "ES384", "ES512", "EdDSA")
+DEFAULT_ALGORITHMS = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+)
 #: The largest clock skew accepted for token times, in seconds.
 MAX_LEEWAY = 300.0
 
@@ -79,14 +89,27 @@ class OAuthConfig:
 
 
 KEYS = {
-    "gssapi": ("keytab", "hostname", "imap_principal", "pop3_principal", "realms",
-               "principals", "authorize"),
+    "gssapi": ("keytab", "hostname", "imap_principal", "pop3_principal", "realms", "principals", "authorize"),
     "ntlm": ("domains", "allow_ntlmv1", "target_name"),
-    "oauth": ("issuer", "audience", "jwks_file", "issuer_key", "algorithms", "leeway",
-              "account_claim", "domains", "accounts", "scope", "openid_configuration",
-              "introspection_url", "introspection_client_id", "introspection_client_secret",
-              "introspection_client_secret_file", "introspection_timeout",
-              "introspection_cache_ttl"),
+    "oauth": (
+        "issuer",
+        "audience",
+        "jwks_file",
+        "issuer_key",
+        "algorithms",
+        "leeway",
+        "account_claim",
+        "domains",
+        "accounts",
+        "scope",
+        "openid_configuration",
+        "introspection_url",
+        "introspection_client_id",
+        "introspection_client_secret",
+        "introspection_client_secret_file",
+        "introspection_timeout",
+        "introspection_cache_ttl",
+    ),
 }
 
 
@@ -103,8 +126,9 @@ def _str(table: Mapping[str, Any], where: str, key: str, default: str = "") -> s
     return value
 
 
-def _strings(table: Mapping[str, Any], where: str, key: str,
-             default: tuple[str, ...] = ()) -> tuple[str, ...]:
+def _strings(
+    table: Mapping[str, Any], where: str, key: str, default: tuple[str, ...] = ()
+) -> tuple[str, ...]:
     value = table.get(key, list(default))
     if isinstance(value, str):
         value = [value]
@@ -115,8 +139,7 @@ def _strings(table: Mapping[str, Any], where: str, key: str,
 
 def _mapping(table: Mapping[str, Any], where: str, key: str) -> dict[str, str]:
     value = table.get(key, {})
-    if not isinstance(value, Mapping) or not all(
-            isinstance(v, str) and v for v in value.values()):
+    if not isinstance(value, Mapping) or not all(isinstance(v, str) and v for v in value.values()):
         raise ConfigError(f"{where}.{key}: expected a table of names, got {value!r}")
     return dict(value)
 
@@ -126,8 +149,7 @@ def _file(table: Mapping[str, Any], where: str, key: str, base: Path) -> Path | 
     return base / Path(value).expanduser() if value else None
 
 
-def _seconds(table: Mapping[str, Any], where: str, key: str, default: float,
-             top: float) -> float:
+def _seconds(table: Mapping[str, Any], where: str, key: str, default: float, top: float) -> float:
     value = table.get(key, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= top:
         raise ConfigError(f"{where}.{key}: expected seconds from 0 to {top:g}, got {value!r}")
@@ -144,15 +166,17 @@ def parse_gssapi(table: Mapping[str, Any], base: Path) -> GSSAPIConfig:
     authorize_table = table.get("authorize", {})
     if not isinstance(authorize_table, Mapping):
         raise ConfigError(f"gssapi.authorize: expected a table, got {authorize_table!r}")
-    authorize = {principal: _strings(authorize_table, "gssapi.authorize", principal)
-                 for principal in authorize_table}
+    authorize = {
+        principal: _strings(authorize_table, "gssapi.authorize", principal) for principal in authorize_table
+    }
     return GSSAPIConfig(
         keytab=keytab,
         imap_principal=_str(table, "gssapi", "imap_principal", f"imap/{host}"),
         pop3_principal=_str(table, "gssapi", "pop3_principal", f"pop/{host}"),
         realms=_strings(table, "gssapi", "realms"),
         principals=_mapping(table, "gssapi", "principals"),
-        authorize=authorize)
+        authorize=authorize,
+    )
 
 
 def parse_ntlm(table: Mapping[str, Any]) -> NTLMConfig:
@@ -162,8 +186,7 @@ def parse_ntlm(table: Mapping[str, Any]) -> NTLMConfig:
     if not isinstance(legacy, bool):
         raise ConfigError(f"ntlm.allow_ntlmv1: expected true or false, got {legacy!r}")
     domains = _strings(table, "ntlm", "domains")
-    target = _str(table, "ntlm", "target_name", domains[0].split(".")[0].upper()
-                  if domains else "WORKGROUP")
+    target = _str(table, "ntlm", "target_name", domains[0].split(".")[0].upper() if domains else "WORKGROUP")
     return NTLMConfig(domains=domains, allow_ntlmv1=legacy, target_name=target or "WORKGROUP")
 
 
@@ -179,18 +202,22 @@ def parse_oauth(table: Mapping[str, Any], base: Path) -> OAuthConfig:
     algorithms = _strings(table, "oauth", "algorithms", DEFAULT_ALGORITHMS)
     for name in algorithms:
         if name not in DEFAULT_ALGORITHMS:
-            raise ConfigError(f"oauth.algorithms: {name!r} is not accepted (choose from "
-                              f"{', '.join(DEFAULT_ALGORITHMS)})")
+            raise ConfigError(
+                f"oauth.algorithms: {name!r} is not accepted (choose from {', '.join(DEFAULT_ALGORITHMS)})"
+            )
     secret = _str(table, "oauth", "introspection_client_secret")
     secret_file = _file(table, "oauth", "introspection_client_secret_file", base)
     if secret_file is not None:
         try:
             secret = secret_file.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"oauth.introspection_client_secret_file: cannot read "
-                              f"{secret_file}: {getattr(e, 'strerror', None) or e}") from None
+            raise ConfigError(
+                f"oauth.introspection_client_secret_file: cannot read "
+                f"{secret_file}: {getattr(e, 'strerror', None) or e}"
+            ) from None
     config = OAuthConfig(
-        issuer=issuer, audience=audience,
+        issuer=issuer,
+        audience=audience,
         jwks_file=_file(table, "oauth", "jwks_file", base),
         issuer_key=_file(table, "oauth", "issuer_key", base),
         algorithms=algorithms,
@@ -204,17 +231,18 @@ def parse_oauth(table: Mapping[str, Any], base: Path) -> OAuthConfig:
         introspection_client_id=_str(table, "oauth", "introspection_client_id"),
         introspection_client_secret=secret,
         introspection_timeout=_seconds(table, "oauth", "introspection_timeout", 5.0, 60.0),
-        introspection_cache_ttl=_seconds(table, "oauth", "introspection_cache_ttl", 60.0,
-                                         3600.0))
+        introspection_cache_ttl=_seconds(table, "oauth", "introspection_cache_ttl", 60.0, 3600.0),
+    )
     if not (config.jwks_file or config.issuer_key or config.introspection_url):
-        raise ConfigError("oauth.jwks_file: give jwks_file, issuer_key or introspection_url "
-                          "(how tokens are checked)")
+        raise ConfigError(
+            "oauth.jwks_file: give jwks_file, issuer_key or introspection_url (how tokens are checked)"
+        )
     if config.jwks_file and config.issuer_key:
         raise ConfigError("oauth.issuer_key: give jwks_file or issuer_key, not both")
-    if config.introspection_url and not config.introspection_url.startswith(
-            ("https://", "http://")):
-        raise ConfigError(f"oauth.introspection_url: expected an http(s) URL, got "
-                          f"{config.introspection_url!r}")
+    if config.introspection_url and not config.introspection_url.startswith(("https://", "http://")):
+        raise ConfigError(
+            f"oauth.introspection_url: expected an http(s) URL, got {config.introspection_url!r}"
+        )
     if not config.account_claim:
         raise ConfigError("oauth.account_claim: must not be empty")
     return config

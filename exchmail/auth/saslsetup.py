@@ -33,16 +33,20 @@ def offered_mechanisms(settings: Any) -> tuple[str, ...]:
     """``settings.sasl_mechanisms`` under the switches: NTLM and GSSAPI only with
     ``enable_gssapi_and_ntlm_auth``; bearer tokens only with ``enable_oauth``
     (appended when the list does not place them)."""
-    names = [n for n in settings.sasl_mechanisms
-             if (settings.enable_gssapi_and_ntlm_auth or n.upper() not in WINDOWS)
-             and (settings.enable_oauth or n.upper() not in BEARER)]
+    names = [
+        n
+        for n in settings.sasl_mechanisms
+        if (settings.enable_gssapi_and_ntlm_auth or n.upper() not in WINDOWS)
+        and (settings.enable_oauth or n.upper() not in BEARER)
+    ]
     if settings.enable_oauth and not any(n.upper() in BEARER for n in names):
         names.extend(BEARER)
     return tuple(names)
 
 
-def mechanism_setups(config: Any, reactor: Any, run_blocking: Callable[..., Any]
-                     ) -> dict[str, dict[bytes, Any]]:
+def mechanism_setups(
+    config: Any, reactor: Any, run_blocking: Callable[..., Any]
+) -> dict[str, dict[bytes, Any]]:
     """Service (``imap``, ``pop3``) -> mechanism name -> set-up, for the configured
     mechanisms each service offers.  :raises ConfigError: for unusable set-ups."""
     out: dict[str, dict[bytes, Any]] = {}
@@ -56,8 +60,9 @@ def mechanism_setups(config: Any, reactor: Any, run_blocking: Callable[..., Any]
         if config.gssapi is not None and "GSSAPI" in offered:
             principal = getattr(config.gssapi, f"{service}_principal")
             if principal:
-                setups[b"GSSAPI"] = GSSAPISetup(config.gssapi, principal,
-                                                f"gssapi.{service}_principal", run_blocking)
+                setups[b"GSSAPI"] = GSSAPISetup(
+                    config.gssapi, principal, f"gssapi.{service}_principal", run_blocking
+                )
         if tokens is not None:
             setups.update({name.encode("ascii"): tokens for name in BEARER if name in offered})
         out[service] = setups

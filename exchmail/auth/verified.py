@@ -56,8 +56,12 @@ class IdentityMap:
         name, at, domain = identity.rpartition("@")
         if not at:
             return identity if self.bare and identity and "/" not in identity else None
-        if name and "/" not in name and "@" not in name and \
-                domain.lower() in {d.lower() for d in self.domains}:
+        if (
+            name
+            and "/" not in name
+            and "@" not in name
+            and domain.lower() in {d.lower() for d in self.domains}
+        ):
             return name
         return None
 

@@ -50,12 +50,21 @@ class LoginRefused(Exception):
 
 
 class SASLCancelled(Exception):
-    """The client answered a challenge with ``*``."""
+    """The client answered a challenge with ``*``.
+
+    :ivar last: True when this used up the session's attempts (set by
+        :meth:`LoginFlow.authenticate`, which counts an abandoned exchange
+        like a failed login).
+    """
+
+    last = False
 
 
 class SASLMalformed(Exception):
     """A SASL response was not valid base64 (``encoding``) or not what the
     mechanism expects."""
+
+    last = False  # as SASLCancelled.last
 
     def __init__(self, message: str, encoding: bool = False) -> None:
         super().__init__(message)
@@ -135,9 +144,9 @@ class LoginFlow:
         if name not in self.mechanisms():
             raise UnknownMechanism()
         mechanism = sasl.as_mechanism(self.session.context.mechanisms[name]())
-        first = decode_response(initial, initial=True) if initial is not None else None
         self.sasl_active = True
         try:
+            first = decode_response(initial, initial=True) if initial is not None else None
             try:
                 step = yield defer.maybeDeferred(mechanism.start, first)
                 while isinstance(step, sasl.Challenge):
@@ -150,9 +159,21 @@ class LoginFlow:
                 # refused: like a wrong password, in the session and the throttle.
                 yield self._mechanism_refused(error, name.decode("ascii"))
             result = yield self.login(step.credentials, name.decode("ascii"), step.final)
+        except (SASLCancelled, SASLMalformed) as error:
+            error.last = self._abandoned(name.decode("ascii"))
+            raise
         finally:
             self.sasl_active = False
         return result
+
+    def _abandoned(self, mechanism: str) -> bool:
+        """A cancelled or malformed exchange: a failed attempt for the session's
+        limit and the address's throttle budget.  True when it was the last."""
+        throttle = self.session.context.throttle
+        if throttle is not None:
+            throttle.failed(self.session.client_address, "")
+        self._report("", mechanism, "failure")
+        return self.count_failure()
 
     def _mechanism_refused(self, error: Exception, mechanism: str) -> defer.Deferred[Any]:
         """Answer a refusal raised by a mechanism's step through the throttle (held

@@ -12,21 +12,24 @@ database with ``kdb5_util``, the principals with ``kadmin.local`` and runs
 
 :meth:`KDC.kinit` gets a ticket into a private credential cache;
 :meth:`KDC.env` is the environment client programs run with
-(``KRB5_CONFIG``, ``KRB5CCNAME``).  The test process itself points
-``KRB5_CONFIG`` at the fixture's file while the fixture is up, so the
-in-process acceptor and Python clients use this realm too.
+(``KRB5_CONFIG``, ``KRB5CCNAME``).  One KDC serves the whole test session
+(the ``kdc`` and ``alice_ccache`` fixtures, imported by the test modules);
+once it runs, the test process's ``KRB5_CONFIG`` points at it, so the
+in-process acceptor and Python clients use this realm too.  The realm
+allows 2 seconds of clock skew, so that expired tickets are seen soon.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,17 +110,21 @@ class KDC:
 
     def env(self, ccache: Path | None = None) -> dict[str, str]:
         """The environment of a client program (its own credential cache)."""
-        env = dict(os.environ, KRB5_CONFIG=str(self.krb5_conf),
-                   KRB5_KDC_PROFILE=str(self.kdc_conf),
-                   KRB5RCACHEDIR=str(self.folder), KRB5_TRACE="/dev/null")
+        env = dict(
+            os.environ,
+            KRB5_CONFIG=str(self.krb5_conf),
+            KRB5_KDC_PROFILE=str(self.kdc_conf),
+            KRB5RCACHEDIR=str(self.folder),
+            KRB5_TRACE="/dev/null",
+        )
         if ccache is not None:
             env["KRB5CCNAME"] = f"FILE:{ccache}"
         return env
 
-    def _run(self, *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
-             ) -> subprocess.CompletedProcess[bytes]:
-        result = subprocess.run(args, input=stdin, capture_output=True, timeout=60,
-                                env=env or self.env())
+    def _run(
+        self, *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
+        result = subprocess.run(args, input=stdin, capture_output=True, timeout=60, env=env or self.env())
         if result.returncode:
             raise RuntimeError(f"{' '.join(args)} failed: {result.stderr.decode()}")
         return result
@@ -138,8 +145,11 @@ class KDC:
     # -- the daemon ------------------------------------------------------------------
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [_program("krb5kdc"), "-n", "-r", REALM], env=self.env(),
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            [_program("krb5kdc"), "-n", "-r", REALM],
+            env=self.env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -162,8 +172,9 @@ class KDC:
         self.process = None
 
     # -- clients ---------------------------------------------------------------------
-    def kinit(self, ccache: Path, principal: str = "alice", password: str = ALICE_PASSWORD,
-              lifetime: str = "") -> None:
+    def kinit(
+        self, ccache: Path, principal: str = "alice", password: str = ALICE_PASSWORD, lifetime: str = ""
+    ) -> None:
         """A ticket for ``principal`` in the credential cache ``ccache``."""
         args = [_program("kinit"), "-c", f"FILE:{ccache}"]
         if lifetime:
@@ -171,22 +182,35 @@ class KDC:
         self._run(*args, principal, stdin=password.encode() + b"\n", env=self.env(ccache))
 
 
-def kdc_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KDC]:
-    """Session fixture body: a running KDC, KRB5_CONFIG pointing at it meanwhile."""
-    reason = unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    kdc = KDC(tmp_path_factory.mktemp("kdc"))
-    kdc.start()
-    saved = {key: os.environ.get(key) for key in ("KRB5_CONFIG", "KRB5RCACHEDIR")}
-    os.environ["KRB5_CONFIG"] = str(kdc.krb5_conf)
-    os.environ["KRB5RCACHEDIR"] = str(kdc.folder)
-    try:
-        yield kdc
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        kdc.stop()
+_RUNNING: dict[str, Any] = {}
+
+
+def _shared(tmp_path_factory: pytest.TempPathFactory) -> KDC:
+    """The one KDC of this test session (started on first use, stopped at exit)."""
+    if "kdc" not in _RUNNING:
+        reason = unavailable_reason()
+        if reason is not None:
+            pytest.skip(reason)
+        kdc = KDC(tmp_path_factory.mktemp("kdc"))
+        kdc.start()
+        atexit.register(kdc.stop)
+        # The in-process acceptor and Python clients use this realm from now on.
+        os.environ["KRB5_CONFIG"] = str(kdc.krb5_conf)
+        os.environ["KRB5RCACHEDIR"] = str(kdc.folder)
+        ccache = kdc.folder / "alice.ccache"
+        kdc.kinit(ccache)
+        _RUNNING.update(kdc=kdc, ccache=ccache)
+    return _RUNNING["kdc"]
+
+
+@pytest.fixture(name="kdc", scope="session")
+def kdc_fixture(tmp_path_factory: pytest.TempPathFactory) -> KDC:
+    """A running KDC shared by every module that imports this fixture."""
+    return _shared(tmp_path_factory)
+
+
+@pytest.fixture(name="alice_ccache", scope="session")
+def alice_ccache_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """alice's ticket-granting ticket (10 hours), for the whole session."""
+    _shared(tmp_path_factory)
+    return _RUNNING["ccache"]

@@ -20,7 +20,13 @@ from typing import Any
 
 import pytest
 from conftest import RunningServer, in_reactor, start_server
-from kdc_server import ALICE_PASSWORD, KDC, REALM, kdc_fixture
+from kdc_server import (  # noqa: F401 - the fixtures kdc and alice_ccache
+    ALICE_PASSWORD,
+    KDC,
+    REALM,
+    alice_ccache_fixture,
+    kdc_fixture,
+)
 
 from exchmail.auth.saslconfig import GSSAPIConfig
 
@@ -29,28 +35,15 @@ gssapi = pytest.importorskip("gssapi", reason="the gssapi package (exchmail[gssa
 MESSAGE = b"From: a@example.com\r\nSubject: kerberos\r\n\r\nhello over GSSAPI\r\n"
 
 
-@pytest.fixture(scope="session")
-def kdc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KDC]:
-    yield from kdc_fixture(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def alice_ccache(kdc: KDC, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """alice's ticket-granting ticket, for the whole session."""
-    ccache = tmp_path_factory.mktemp("alice") / "ccache"
-    kdc.kinit(ccache)
-    return ccache
-
-
 def gssapi_config(kdc: KDC, **changes: Any) -> GSSAPIConfig:
-    config = GSSAPIConfig(keytab=kdc.keytab, imap_principal="imap/localhost",
-                          pop3_principal="pop/localhost", realms=(REALM,))
+    config = GSSAPIConfig(
+        keytab=kdc.keytab, imap_principal="imap/localhost", pop3_principal="pop/localhost", realms=(REALM,)
+    )
     return replace(config, **changes)
 
 
 def start(tmp_path: Path, config: GSSAPIConfig, **kwargs: Any) -> RunningServer:
-    server = start_server(tmp_path, login_type="SecureLogin",
-                          config_changes={"gssapi": config}, **kwargs)
+    server = start_server(tmp_path, login_type="SecureLogin", config_changes={"gssapi": config}, **kwargs)
 
     def deliver() -> Any:
         d = server.store.account("alice")
@@ -71,15 +64,17 @@ def gss_server(reactor_thread: Any, tmp_path: Path, kdc: KDC) -> Iterator[Runnin
 class SASLClient:
     """The client side of RFC 4752 with the gssapi package (for imaplib/poplib)."""
 
-    def __init__(self, ccache: Path, service: str, authzid: bytes = b"",
-                 mutual: bool = True) -> None:
+    def __init__(self, ccache: Path, service: str, authzid: bytes = b"", mutual: bool = True) -> None:
         creds = gssapi.Credentials(usage="initiate", store={"ccache": f"FILE:{ccache}"})
         flags = gssapi.RequirementFlag.integrity
         if mutual:
             flags |= gssapi.RequirementFlag.mutual_authentication
         self.context = gssapi.SecurityContext(
             name=gssapi.Name(f"{service}@localhost", gssapi.NameType.hostbased_service),
-            creds=creds, usage="initiate", flags=flags)
+            creds=creds,
+            usage="initiate",
+            flags=flags,
+        )
         self.authzid = authzid
         self.sent: list[bytes] = []
 
@@ -98,14 +93,28 @@ class SASLClient:
 
 def curl(kdc: KDC, ccache: Path, url: str, *args: str) -> subprocess.CompletedProcess[bytes]:
     # curl offers GSSAPI only for a user name with a realm (any: the ticket decides).
-    return subprocess.run(["curl", "-sS", "--ipv4", "--max-time", "20", "--user", f"alice@{REALM}:",
-                           "--login-options", "AUTH=GSSAPI", *args, url],
-                          capture_output=True, timeout=30, env=kdc.env(ccache))
+    return subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "--ipv4",
+            "--max-time",
+            "20",
+            "--user",
+            f"alice@{REALM}:",
+            "--login-options",
+            "AUTH=GSSAPI",
+            *args,
+            url,
+        ],
+        capture_output=True,
+        timeout=30,
+        env=kdc.env(ccache),
+    )
 
 
 needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-needs_fetchmail = pytest.mark.skipif(shutil.which("fetchmail") is None,
-                                     reason="fetchmail is not installed")
+needs_fetchmail = pytest.mark.skipif(shutil.which("fetchmail") is None, reason="fetchmail is not installed")
 
 
 # -- real clients -----------------------------------------------------------------------
@@ -129,13 +138,20 @@ def test_E0002_curl_pop3_gssapi_stat_and_retr(gss_server, kdc, alice_ccache):
 
 @needs_curl
 def test_E0003_curl_without_ticket_is_refused(gss_server, kdc, tmp_path):
-    result = curl(kdc, tmp_path / "empty.ccache",
-                  f"imap://localhost:{gss_server.imap_port}/INBOX;UID=1")
+    result = curl(kdc, tmp_path / "empty.ccache", f"imap://localhost:{gss_server.imap_port}/INBOX;UID=1")
     assert result.returncode != 0
 
 
-def fetchmail(kdc: KDC, ccache: Path, tmp_path: Path, protocol: str, port: int,
-              auth: str, user: str = "alice", password: str = "") -> tuple[int, str, list[bytes]]:
+def fetchmail(
+    kdc: KDC,
+    ccache: Path,
+    tmp_path: Path,
+    protocol: str,
+    port: int,
+    auth: str,
+    user: str = "alice",
+    password: str = "",
+) -> tuple[int, str, list[bytes]]:
     out_dir = tmp_path / f"delivered-{protocol}-{auth}"
     out_dir.mkdir()
     rc = tmp_path / f"fetchmailrc-{protocol}-{auth}"
@@ -144,12 +160,24 @@ def fetchmail(kdc: KDC, ccache: Path, tmp_path: Path, protocol: str, port: int,
         "set invisible\n"
         f"poll localhost protocol {protocol} port {port} auth {auth} timeout 20\n"
         f"  user {user}{secret} is {user} here\n"
-        f"  mda \"cat > {out_dir}/msg-$$\" no rewrite sslproto '' keep fetchall\n")
+        f"  mda \"cat > {out_dir}/msg-$$\" no rewrite sslproto '' keep fetchall\n"
+    )
     rc.chmod(0o600)
     env = dict(kdc.env(ccache), HOME=str(tmp_path), FETCHMAILHOME=str(tmp_path))
-    result = subprocess.run(["fetchmail", "--nodetach", "-f", str(rc), "--pidfile",
-                             str(tmp_path / f"fetchmail-{protocol}.pid"), "--nosyslog"],
-                            capture_output=True, timeout=60, env=env)
+    result = subprocess.run(
+        [
+            "fetchmail",
+            "--nodetach",
+            "-f",
+            str(rc),
+            "--pidfile",
+            str(tmp_path / f"fetchmail-{protocol}.pid"),
+            "--nosyslog",
+        ],
+        capture_output=True,
+        timeout=60,
+        env=env,
+    )
     return result.returncode, result.stderr.decode(), [p.read_bytes() for p in out_dir.iterdir()]
 
 
@@ -224,8 +252,9 @@ def test_E0003_foreign_realm_refused(reactor_thread, tmp_path, kdc, alice_ccache
 
 
 def test_E0003_principal_table_and_authzid(reactor_thread, tmp_path, kdc, alice_ccache):
-    config = gssapi_config(kdc, realms=(), principals={f"alice@{REALM}": "bob"},
-                           authorize={f"alice@{REALM}": ("alice",)})
+    config = gssapi_config(
+        kdc, realms=(), principals={f"alice@{REALM}": "bob"}, authorize={f"alice@{REALM}": ("alice",)}
+    )
     server = start(tmp_path, config)
     try:
         assert imap_gssapi(server, SASLClient(alice_ccache, "imap"))[0] == "OK"  # as bob
@@ -259,7 +288,7 @@ def test_E0003_replayed_exchange_refused(gss_server, alice_ccache):
         imap = imaplib.IMAP4("127.0.0.1", gss_server.imap_port, timeout=10)
         try:
             with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
-                imap.authenticate("GSSAPI", lambda _: next(recorded, b""))
+                imap.authenticate("GSSAPI", lambda _, sent=recorded: next(sent, b""))
         finally:
             imap.logout()
 
@@ -294,9 +323,8 @@ def test_E0003_unusable_setups_stop_start_up(reactor_thread, tmp_path, kdc):
     from exchmail.errors import ConfigError
 
     for config, key in (
-            (gssapi_config(kdc, keytab=tmp_path / "missing.keytab"), "gssapi.keytab"),
-            (gssapi_config(kdc, imap_principal="imap/elsewhere"), "gssapi.imap_principal")):
+        (gssapi_config(kdc, keytab=tmp_path / "missing.keytab"), "gssapi.keytab"),
+        (gssapi_config(kdc, imap_principal="imap/elsewhere"), "gssapi.imap_principal"),
+    ):
         with pytest.raises(ConfigError, match=key):
-            start_server(tmp_path / key, login_type="SecureLogin",
-                         config_changes={"gssapi": config})
-
+            start_server(tmp_path / key, login_type="SecureLogin", config_changes={"gssapi": config})

@@ -28,16 +28,14 @@ spnego = pytest.importorskip("spnego", reason="pyspnego (exchmail[ntlm]) is miss
 
 MESSAGE = b"From: a@example.com\r\nSubject: ntlm\r\n\r\nhello over NTLM\r\n"
 needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-needs_fetchmail = pytest.mark.skipif(shutil.which("fetchmail") is None,
-                                     reason="fetchmail is not installed")
+needs_fetchmail = pytest.mark.skipif(shutil.which("fetchmail") is None, reason="fetchmail is not installed")
 
 
 def start(tmp_path: Path, config: NTLMConfig, nt_hashes: bool = True) -> RunningServer:
     accounts = AccountsFile(tmp_path / "exchmail-data" / "users")
     accounts.add("alice", PASSWORD, nt_hash=nt_hashes)
     accounts.add("bob", PASSWORD)  # no NT hash: NTLM cannot work for bob
-    server = start_server(tmp_path, users=(), login_type="SecureLogin",
-                          config_changes={"ntlm": config})
+    server = start_server(tmp_path, users=(), login_type="SecureLogin", config_changes={"ntlm": config})
 
     def deliver() -> Any:
         d = server.store.account("alice")
@@ -66,9 +64,22 @@ class NTLMClient:
 
 
 def curl(url: str, user: str = "alice", password: str = PASSWORD) -> subprocess.CompletedProcess:
-    return subprocess.run(["curl", "-sS", "--ipv4", "--max-time", "20", "--user",
-                           f"{user}:{password}", "--login-options", "AUTH=NTLM", url],
-                          capture_output=True, timeout=30)
+    return subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "--ipv4",
+            "--max-time",
+            "20",
+            "--user",
+            f"{user}:{password}",
+            "--login-options",
+            "AUTH=NTLM",
+            url,
+        ],
+        capture_output=True,
+        timeout=30,
+    )
 
 
 @needs_curl
@@ -91,8 +102,7 @@ def test_E0002_curl_pop3_ntlmv2_list_and_retr(ntlm_server):
 
 @needs_curl
 def test_E0003_curl_ntlm_wrong_password_refused(ntlm_server):
-    result = curl(f"imap://127.0.0.1:{ntlm_server.imap_port}/INBOX;UID=1",
-                  password="wrong " + PASSWORD)
+    result = curl(f"imap://127.0.0.1:{ntlm_server.imap_port}/INBOX;UID=1", password="wrong " + PASSWORD)
     assert result.returncode == 67  # login denied
 
 
@@ -113,15 +123,21 @@ def imap_ntlm(server: RunningServer, client: NTLMClient) -> tuple[str, Any]:
             pass
 
 
-@pytest.mark.parametrize("user", ["alice", "EXCHMAIL\\alice", "alice@exchmail.test",
-                                  "exchmail\\ALICE"])
+@pytest.mark.parametrize("user", ["alice", "EXCHMAIL\\alice", "alice@exchmail.test", "exchmail\\ALICE"])
 def test_E0003_pyspnego_imap_user_forms(ntlm_server, user):
     assert imap_ntlm(ntlm_server, NTLMClient(user))[0] == "OK"
 
 
-@pytest.mark.parametrize("user, password", [
-    ("alice", "wrong"), ("OTHER\\alice", PASSWORD), ("alice@other.test", PASSWORD),
-    ("bob", PASSWORD), ("nobody", PASSWORD)])
+@pytest.mark.parametrize(
+    "user, password",
+    [
+        ("alice", "wrong"),
+        ("OTHER\\alice", PASSWORD),
+        ("alice@other.test", PASSWORD),
+        ("bob", PASSWORD),
+        ("nobody", PASSWORD),
+    ],
+)
 def test_E0003_pyspnego_imap_refused(ntlm_server, user, password):
     typ, text = imap_ntlm(ntlm_server, NTLMClient(user, password))
     assert typ == "NO" and "AUTHENTICATIONFAILED" in text
@@ -145,13 +161,25 @@ def fetchmail_ntlm(server: RunningServer, tmp_path: Path, protocol: str) -> tupl
     rc.write_text(
         "set invisible\n"
         f"poll 127.0.0.1 protocol {protocol} port {port} auth ntlm timeout 20\n"
-        f"  user alice password \"{PASSWORD}\" is alice here\n"
-        f"  mda \"cat > {out_dir}/msg-$$\" no rewrite sslproto '' keep fetchall\n")
+        f'  user alice password "{PASSWORD}" is alice here\n'
+        f"  mda \"cat > {out_dir}/msg-$$\" no rewrite sslproto '' keep fetchall\n"
+    )
     rc.chmod(0o600)
     env = {"HOME": str(tmp_path), "FETCHMAILHOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    result = subprocess.run(["fetchmail", "--nodetach", "-f", str(rc), "--pidfile",
-                             str(tmp_path / f"fetchmail-{protocol}.pid"), "--nosyslog"],
-                            capture_output=True, timeout=60, env=env)
+    result = subprocess.run(
+        [
+            "fetchmail",
+            "--nodetach",
+            "-f",
+            str(rc),
+            "--pidfile",
+            str(tmp_path / f"fetchmail-{protocol}.pid"),
+            "--nosyslog",
+        ],
+        capture_output=True,
+        timeout=60,
+        env=env,
+    )
     delivered = [p.read_bytes() for p in out_dir.iterdir()]
     assert delivered in ([], [MESSAGE.replace(b"\r\n", b"\n")])
     return result.returncode, result.stderr.decode()

@@ -42,29 +42,38 @@ class Issuer:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
         self.jwks = folder / "jwks.json"
-        self.jwks.write_text(json.dumps({"keys": [{**jwk, "kid": kid, "use": "sig",
-                                                    "alg": "RS256"}]}))
+        self.jwks.write_text(json.dumps({"keys": [{**jwk, "kid": kid, "use": "sig", "alg": "RS256"}]}))
 
-    def token(self, lifetime: float = 600, key: Any = None, algorithm: str = "RS256",
-              **claims: Any) -> str:
+    def token(self, lifetime: float = 600, key: Any = None, algorithm: str = "RS256", **claims: Any) -> str:
         now = int(time.time())
-        body = {"iss": ISSUER, "aud": AUDIENCE, "iat": now, "nbf": now,
-                "exp": now + int(lifetime), "preferred_username": "alice@example.org",
-                "scope": "IMAP.AccessAsUser.All", **claims}
+        body = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "iat": now,
+            "nbf": now,
+            "exp": now + int(lifetime),
+            "preferred_username": "alice@example.org",
+            "scope": "IMAP.AccessAsUser.All",
+            **claims,
+        }
         if algorithm == "none":
             return jwt.encode(body, None, algorithm="none", headers={"kid": self.kid})
         return jwt.encode(body, key or self.key, algorithm=algorithm, headers={"kid": self.kid})
 
 
 def oauth_config(issuer: Issuer, **changes: Any) -> OAuthConfig:
-    config = OAuthConfig(issuer=ISSUER, audience=(AUDIENCE,), jwks_file=issuer.jwks,
-                         domains=("example.org",), scope="IMAP.AccessAsUser.All")
+    config = OAuthConfig(
+        issuer=ISSUER,
+        audience=(AUDIENCE,),
+        jwks_file=issuer.jwks,
+        domains=("example.org",),
+        scope="IMAP.AccessAsUser.All",
+    )
     return replace(config, **changes)
 
 
 def start(tmp_path: Path, config: OAuthConfig, overrides: dict | None = None) -> RunningServer:
-    server = start_server(tmp_path, profile_overrides=overrides or OAUTH_ON,
-                          config_changes={"oauth": config})
+    server = start_server(tmp_path, profile_overrides=overrides or OAUTH_ON, config_changes={"oauth": config})
 
     def deliver() -> Any:
         d = server.store.account("alice")
@@ -87,8 +96,9 @@ def oauth_server(reactor_thread: Any, tmp_path: Path, issuer: Issuer) -> Iterato
     server.stop()
 
 
-def imapclient_login(server: RunningServer, token: str, mechanism: str = "XOAUTH2",
-                     user: str = "alice@example.org") -> Any:
+def imapclient_login(
+    server: RunningServer, token: str, mechanism: str = "XOAUTH2", user: str = "alice@example.org"
+) -> Any:
     client = IMAPClient("127.0.0.1", port=server.imap_port, ssl=False, timeout=10)
     try:
         if mechanism == "OAUTHBEARER":
@@ -108,11 +118,15 @@ def test_E0004_imapclient_bearer_login(oauth_server, issuer, mechanism):
     assert imapclient_login(oauth_server, issuer.token(), mechanism) == 1
 
 
-def test_E0004_capabilities_list_bearer_mechanisms_only_when_on(oauth_server, reactor_thread,
-                                                                tmp_path, issuer):
+def test_E0004_capabilities_list_bearer_mechanisms_only_when_on(
+    oauth_server, reactor_thread, tmp_path, issuer
+):
     client = IMAPClient("127.0.0.1", port=oauth_server.imap_port, ssl=False, timeout=10)
     assert [c for c in client.capabilities() if c.startswith(b"AUTH=")] == [
-        b"AUTH=PLAIN", b"AUTH=XOAUTH2", b"AUTH=OAUTHBEARER"]
+        b"AUTH=PLAIN",
+        b"AUTH=XOAUTH2",
+        b"AUTH=OAUTHBEARER",
+    ]
     client.logout()
     off = start(tmp_path / "off", oauth_config(issuer), overrides={"enable_oauth": False})
     try:
@@ -123,8 +137,9 @@ def test_E0004_capabilities_list_bearer_mechanisms_only_when_on(oauth_server, re
         off.stop()
 
 
-@pytest.mark.parametrize("case", ["expired", "audience", "signature", "none", "issuer",
-                                  "scope", "account", "user"])
+@pytest.mark.parametrize(
+    "case", ["expired", "audience", "signature", "none", "issuer", "scope", "account", "user"]
+)
 def test_E0004_bad_tokens_refused(oauth_server, issuer, tmp_path, case):
     from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -144,17 +159,30 @@ def test_E0004_bad_tokens_refused(oauth_server, issuer, tmp_path, case):
 
 
 def curl(url: str, token: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["curl", "-sS", "--ipv4", "--max-time", "20", "--user",
-                           "alice@example.org", "--oauth2-bearer", token, *args, url],
-                          capture_output=True, timeout=30)
+    return subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "--ipv4",
+            "--max-time",
+            "20",
+            "--user",
+            "alice@example.org",
+            "--oauth2-bearer",
+            token,
+            *args,
+            url,
+        ],
+        capture_output=True,
+        timeout=30,
+    )
 
 
 @needs_curl
 @pytest.mark.parametrize("mechanism", ["XOAUTH2", "OAUTHBEARER"])
 def test_E0004_curl_bearer_imap_and_pop3(oauth_server, issuer, mechanism):
     option = ("--login-options", f"AUTH={mechanism}")
-    result = curl(f"imap://127.0.0.1:{oauth_server.imap_port}/INBOX;UID=1", issuer.token(),
-                  *option)
+    result = curl(f"imap://127.0.0.1:{oauth_server.imap_port}/INBOX;UID=1", issuer.token(), *option)
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout == MESSAGE
     result = curl(f"pop3://127.0.0.1:{oauth_server.pop3_port}/1", issuer.token(), *option)
@@ -164,8 +192,7 @@ def test_E0004_curl_bearer_imap_and_pop3(oauth_server, issuer, mechanism):
 
 @needs_curl
 def test_E0004_curl_expired_token_refused(oauth_server, issuer):
-    result = curl(f"imap://127.0.0.1:{oauth_server.imap_port}/INBOX;UID=1",
-                  issuer.token(lifetime=-3600))
+    result = curl(f"imap://127.0.0.1:{oauth_server.imap_port}/INBOX;UID=1", issuer.token(lifetime=-3600))
     assert result.returncode == 67
 
 
@@ -193,9 +220,14 @@ class Introspection:
                 token = request.args.get(b"token", [b""])[0]
                 answer: dict[str, Any] = {"active": False}
                 if token == b"opaque-good" and request.getHeader("authorization"):
-                    answer = {"active": True, "iss": ISSUER, "aud": AUDIENCE,
-                              "exp": int(time.time()) + 600, "scope": "IMAP.AccessAsUser.All",
-                              "preferred_username": "alice@example.org"}
+                    answer = {
+                        "active": True,
+                        "iss": ISSUER,
+                        "aud": AUDIENCE,
+                        "exp": int(time.time()) + 600,
+                        "scope": "IMAP.AccessAsUser.All",
+                        "preferred_username": "alice@example.org",
+                    }
                 request.setHeader(b"content-type", b"application/json")
                 return json.dumps(answer).encode()
 
@@ -215,9 +247,13 @@ class Introspection:
 def test_E0004_introspection_opaque_token_cached(reactor_thread, tmp_path, issuer):
     endpoint = Introspection()
     url = endpoint.start()
-    config = oauth_config(issuer, jwks_file=None, introspection_url=url,
-                          introspection_client_id="exchmail",
-                          introspection_client_secret="client secret")
+    config = oauth_config(
+        issuer,
+        jwks_file=None,
+        introspection_url=url,
+        introspection_client_id="exchmail",
+        introspection_client_secret="client secret",
+    )
     server = start(tmp_path, config)
     try:
         assert imapclient_login(server, "opaque-good") == 1
@@ -233,9 +269,12 @@ def test_E0004_introspection_opaque_token_cached(reactor_thread, tmp_path, issue
 def test_E0004_introspection_unreachable_is_temporary(reactor_thread, tmp_path, issuer):
     from kdc_server import free_port
 
-    config = oauth_config(issuer, jwks_file=None,
-                          introspection_url=f"http://127.0.0.1:{free_port()}/introspect",
-                          introspection_timeout=5.0)
+    config = oauth_config(
+        issuer,
+        jwks_file=None,
+        introspection_url=f"http://127.0.0.1:{free_port()}/introspect",
+        introspection_timeout=5.0,
+    )
     server = start(tmp_path, config)
     try:
         with pytest.raises(LoginError, match=r"UNAVAILABLE"):
