@@ -63,7 +63,7 @@ def ntlm_setup() -> dict[bytes, Any]:
 
 
 # -- NTLM ---------------------------------------------------------------------------------
-def test_E0003_ntlm_exchange_shape_imap(tmp_path):
+def test_E0004_ntlm_offered_before_tls_exchange_shape(tmp_path):
     """[MS-OXIMAP4]: an empty '+ ' first, then NEGOTIATE / CHALLENGE / AUTHENTICATE."""
     c = make(tmp_path, ntlm_setup()).imap()
     assert b"AUTH=NTLM" in c.line("a CAPABILITY")  # before STARTTLS, under SecureLogin
@@ -204,7 +204,7 @@ def gss_until_layers(c: Any, client: Any) -> bytes:
     return unb64(c.line(b""))
 
 
-def test_E0003_gssapi_offers_only_no_security_layer(tmp_path, kdc, alice_ccache):
+def test_V0021_E0003_gssapi_offers_only_no_security_layer(tmp_path, kdc, alice_ccache):
     """V0021: the final server message offers layer 1 (none) and size 0."""
     c = make(tmp_path, gss_setup(kdc)).imap()
     client = gss_client(alice_ccache)
@@ -249,7 +249,7 @@ def test_E0003_gssapi_foreign_realm_in_memory(tmp_path, kdc, alice_ccache):
     assert out.startswith(b"a NO [AUTHENTICATIONFAILED]")
 
 
-def test_E0002_capability_order_nltm_gssapi_plain(tmp_path, kdc):
+def test_E0004_capability_order_ntlm_gssapi_plain(tmp_path, kdc):
     """Exchange's order: AUTH=NTLM AUTH=GSSAPI AUTH=PLAIN, POP3 SASL NTLM GSSAPI PLAIN
     (PLAIN only where login_type allows it; NTLM and GSSAPI before TLS too)."""
     setups = {**ntlm_setup(), **gss_setup(kdc)}
