@@ -22,6 +22,7 @@ import pytest
 from conftest import RunningServer, in_reactor, start_server
 from kdc_server import (  # noqa: F401 - the fixtures kdc and alice_ccache
     ALICE_PASSWORD,
+    BOB_PASSWORD,
     KDC,
     REALM,
     alice_ccache_fixture,
@@ -328,3 +329,44 @@ def test_E0003_unusable_setups_stop_start_up(reactor_thread, tmp_path, kdc):
     ):
         with pytest.raises(ConfigError, match=key):
             start_server(tmp_path / key, login_type="SecureLogin", config_changes={"gssapi": config})
+
+
+# -- the LDAP directory ---------------------------------------------------------------------
+def test_E0003_ldap_directory_maps_principals(reactor_thread, tmp_path, kdc, alice_ccache):
+    """A principal's account comes from LDAP (principal_filter), with the
+    directory's per-protocol groups: alice may use IMAP, bob not POP3."""
+    from slapd_server import MAIL_GROUP, POP_GROUP, Slapd, ldap_config
+    from slapd_server import unavailable_reason as slapd_missing
+
+    from exchmail.service.config import default_config
+
+    if slapd_missing():
+        pytest.skip(f"OpenLDAP slapd is not available: {slapd_missing()}")
+    slapd = Slapd(tmp_path / "slapd")
+    slapd.start()
+    auth = replace(default_config(tmp_path).auth, backend="ldap")
+    ldap = ldap_config(
+        slapd,
+        imap_group=MAIL_GROUP,
+        pop3_group=POP_GROUP,
+        principal_filter="(&(objectClass=inetOrgPerson)(uid={user}))",
+    )
+    server = start_server(
+        tmp_path / "server",
+        users=(),
+        login_type="SecureLogin",
+        config_changes={"auth": auth, "ldap": ldap, "gssapi": gssapi_config(kdc)},
+    )
+    try:
+        imap = imaplib.IMAP4("127.0.0.1", server.imap_port, timeout=10)
+        assert imap.authenticate("GSSAPI", SASLClient(alice_ccache, "imap").respond)[0] == "OK"
+        assert imap.select("INBOX")[0] == "OK"
+        imap.logout()
+        bob = tmp_path / "bob.ccache"
+        kdc.kinit(bob, "bob", BOB_PASSWORD)
+        pop = poplib.POP3("127.0.0.1", server.pop3_port, timeout=10)
+        assert pop3_auth(pop, "GSSAPI", SASLClient(bob, "pop").respond).startswith(b"-ERR")
+        pop.quit()
+    finally:
+        server.stop()
+        slapd.stop()
