@@ -147,3 +147,39 @@ def test_E0003_profile_show_lists_the_switches(capsys):
     assert all("false" in row for row in rows if "enable_oauth" in row)
     assert main(["profile", "show", "exchange2007"]) == 0
     assert "imap.enable_oauth" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "module, make, key",
+    [
+        ("gssapi", "kerberos", "gssapi.imap_principal: GSSAPI needs the gssapi package"),
+        ("spnego._ntlm_raw", "ntlm", "ntlm: NTLM needs the pyspnego package"),
+        ("jwt", "oauth", "oauth: bearer tokens need the PyJWT package"),
+    ],
+)
+def test_E0003_missing_extra_stops_start_up(tmp_path, monkeypatch, module, make, key):
+    """A configured mechanism whose extra is not installed (its import fails) stops
+    the start-up with one line naming the key and the extra."""
+    import sys
+
+    from exchmail.auth.saslconfig import GSSAPIConfig, NTLMConfig, OAuthConfig
+
+    monkeypatch.setitem(sys.modules, module, None)  # import now raises ImportError
+    with pytest.raises(ConfigError, match=key):
+        if make == "kerberos":
+            from exchmail.auth.kerberos import GSSAPISetup
+
+            GSSAPISetup(
+                GSSAPIConfig(tmp_path / "k", "imap/x", "pop/x"),
+                "imap/x",
+                "gssapi.imap_principal",
+                lambda f, *a: f(*a),
+            )
+        elif make == "ntlm":
+            from exchmail.auth.ntlm import NTLMSetup
+
+            NTLMSetup(NTLMConfig())
+        else:
+            from exchmail.auth.oauth import TokenValidator
+
+            TokenValidator(OAuthConfig("i", ("a",), jwks_file=tmp_path / "j"), None)
