@@ -335,6 +335,34 @@ class ISCRAMCredentials(Interface):
         """Whether the client's proof matches ``stored_key`` (constant time)."""
 
 
+class INTLMCredentials(Interface):
+    """Credentials of a completed NTLM exchange ([MS-NLMP]), verified by a
+    checker that keeps the users' NT hashes (the accounts file, with
+    ``[ntlm]`` configured), which lists this interface in its
+    ``credentialInterfaces``."""
+
+    username = Attribute("bytes: the account name the exchange maps to.")
+
+    def check_nt_hash(nt_hash: bytes) -> bool:
+        """Whether the client's response was computed from ``nt_hash`` (the
+        16-octet MD4 of the UTF-16LE password); constant-time comparison."""
+
+
+class IVerifiedLogin(Interface):
+    """Credentials a SASL mechanism has verified by itself (GSSAPI's Kerberos
+    ticket, an OAuth 2.0 bearer token): the identity is proven, and the
+    checker that accepts them only confirms that the account exists and
+    gives its avatar ID, so the realm, the throttle and the per-user limits
+    apply as for passwords.
+
+    Only mechanisms make these, after verification; a checker trusts them.
+    """
+
+    username = Attribute("bytes: the account name the proven identity maps to.")
+    identity = Attribute("str: the proven identity (a Kerberos principal, a token's subject).")
+    mechanism = Attribute("str: the SASL mechanism that proved it, e.g. 'GSSAPI'.")
+
+
 class ILoginMind(Interface):
     """The ``mind`` a session passes to ``Portal.login``: who is logging in,
     how.  Realms read it to apply per-protocol rules (Exchange's

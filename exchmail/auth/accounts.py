@@ -12,7 +12,11 @@ the hash.  One such field holds the account's SCRAM-SHA-256 keys
 (``$scram-sha-256$i=<iterations>$<salt>$<StoredKey>$<ServerKey>``, see
 :mod:`exchmail.auth.sasl`); :meth:`AccountsFile.add` and
 :meth:`~AccountsFile.set_password` write it, so accounts created before it
-existed can use SCRAM once their password is set again.
+existed can use SCRAM once their password is set again.  With NTLM
+configured, another field holds the NT hash (``$nt$<hex>``, see
+:mod:`exchmail.auth.ntlm`): it is password-equivalent, so it is written
+only when asked for (``nt_hash=True``) and dropped at every other change of
+the password.
 
 User names are those of :func:`exchmail.store.names.check_user_name` and
 are matched case-insensitively, as Exchange matches them; the spelling in
@@ -46,7 +50,7 @@ from exchmail.auth.cache import DEFAULT_MAX_ENTRIES, DEFAULT_TTL, CredentialsCac
 from exchmail.auth.hashpool import DEFAULT_THREADS, HashPool
 from exchmail.auth.sasl import SCRAMKeys, scram_keys
 from exchmail.errors import AccountError
-from exchmail.interfaces import IDirectory, ISCRAMCredentials, ISCRAMKeys
+from exchmail.interfaces import IDirectory, INTLMCredentials, ISCRAMCredentials, ISCRAMKeys
 from exchmail.store.names import check_user_name
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 16384, 8, 1
@@ -144,18 +148,38 @@ class _Account:
                     return None
         return None
 
-    def set_secret(self, password: str) -> None:
-        """Hash ``password`` and replace the SCRAM keys (dropped if SASLprep refuses it)."""
+    def nt_hash(self) -> bytes | None:
+        for field in self.extra:
+            if field.startswith(_NT_PREFIX):
+                try:
+                    value = bytes.fromhex(field[len(_NT_PREFIX):])
+                except ValueError:
+                    return None
+                return value if len(value) == 16 else None
+        return None
+
+    def set_secret(self, password: str, nt_hash: bool = False) -> None:
+        """Hash ``password`` and replace the SCRAM keys (dropped if SASLprep refuses it)
+        and the NT hash (written only with ``nt_hash``)."""
         self.encoded = hash_password(password)
-        extra = [f for f in self.extra if not f.startswith(_SCRAM_PREFIX)]
+        extra = [f for f in self.extra if not f.startswith((_SCRAM_PREFIX, _NT_PREFIX))]
         try:
             extra.insert(0, scram_keys(password).encode())
         except ValueError:
             pass  # SASLprep prohibits the password: no SCRAM for this account
+        if nt_hash:
+            from exchmail.auth.ntlm import nt_hash as compute_nt_hash
+
+            try:
+                extra.append(_NT_PREFIX + compute_nt_hash(password).hex())
+            except ImportError:
+                raise AccountError("NT hashes need the pyspnego package "
+                                   "(pip install 'exchmail[ntlm]')") from None
         self.extra = tuple(extra)
 
 
 _SCRAM_PREFIX = "$scram-sha-256$"
+_NT_PREFIX = "$nt$"
 
 
 class AccountsFile:
@@ -232,9 +256,15 @@ class AccountsFile:
         account = self._find(name)
         return account.scram() if account else None
 
-    def add(self, name: str, password: str) -> None:
-        """Add an account.  :raises AccountError: if ``name`` exists (any case).
+    def nt_hash(self, name: str) -> bytes | None:
+        """The NT hash of ``name``, or ``None`` (unknown user, or none stored)."""
+        account = self._find(name)
+        return account.nt_hash() if account else None
 
+    def add(self, name: str, password: str, nt_hash: bool = False) -> None:
+        """Add an account (with its NT hash if ``nt_hash``, for NTLM).
+
+        :raises AccountError: if ``name`` exists (any case).
         :raises InvalidUserName: if ``name`` is not a safe user name.
         """
         check_user_name(name)
@@ -242,18 +272,19 @@ class AccountsFile:
         if self._find(name):
             raise AccountError(f"user {name!r} already exists")
         account = _Account(name, "")
-        account.set_secret(password)
+        account.set_secret(password, nt_hash)
         self._lines.append(account)
         self._reindex()
         self._write()
 
-    def set_password(self, name: str, password: str) -> None:
-        """Replace the password of ``name``.  :raises AccountError: if unknown."""
+    def set_password(self, name: str, password: str, nt_hash: bool = False) -> None:
+        """Replace the password of ``name`` (and its NT hash, kept only if
+        ``nt_hash``).  :raises AccountError: if unknown."""
         self.load()
         account = self._find(name)
         if account is None:
             raise AccountError(f"no such user {name!r}")
-        account.set_secret(password)
+        account.set_secret(password, nt_hash)
         self._write()
 
     def remove(self, name: str) -> None:
@@ -382,7 +413,7 @@ class AccountsChecker:
     :param check_interval: seconds between file checks for answers from memory.
     """
 
-    credentialInterfaces = (IUsernamePassword, ISCRAMCredentials)
+    credentialInterfaces = (IUsernamePassword, ISCRAMCredentials, INTLMCredentials)
     log = Logger(namespace="exchmail.auth")
 
     def __init__(
@@ -488,6 +519,8 @@ class AccountsChecker:
         d = self.refresh(self.check_interval)
         if ISCRAMCredentials.providedBy(credentials):
             return d.addCallback(lambda _: self._check_scram(credentials))
+        if INTLMCredentials.providedBy(credentials):
+            return d.addCallback(lambda _: self._check_ntlm(credentials))
         name, secret = _decode(credentials.username, credentials.password)
         return d.addCallback(self._cached_or_verified, name, secret)
 
@@ -512,6 +545,15 @@ class AccountsChecker:
 
         d = self._run_hash(verify_password, secret, encoded or _DUMMY_HASH)
         return d.addCallback(checked)
+
+    def _check_ntlm(self, credentials: Any) -> str:
+        """NTLM against the account's NT hash (none stored: refused)."""
+        name, _ = _decode(credentials.username, b"")
+        canonical = self._file.canonical_name(name) if name else None
+        stored = self._file.nt_hash(name) if canonical else None
+        if canonical is None or stored is None or not credentials.check_nt_hash(stored):
+            raise UnauthorizedLogin("invalid user name or password")
+        return canonical
 
     def _check_scram(self, credentials: Any) -> str:
         name, _ = _decode(credentials.username, b"")

@@ -67,7 +67,7 @@ from exchmail.auth.cache import DEFAULT_MAX_ENTRIES, CredentialsCache
 from exchmail.auth.directory import IMAP, POP3, DirectoryUser
 from exchmail.auth.ldapconfig import LDAPConfig
 from exchmail.errors import DirectoryUnavailable, InvalidUserName
-from exchmail.interfaces import IDirectory
+from exchmail.interfaces import IDirectory, IVerifiedLogin
 from exchmail.store.names import check_user_name
 
 #: Bind result codes that mean "these credentials are refused" (RFC 4511
@@ -122,7 +122,7 @@ class LDAPChecker:
     :param clock: a monotonic clock for the positive cache (tests replace it).
     """
 
-    credentialInterfaces = (IUsernamePassword,)
+    credentialInterfaces = (IUsernamePassword, IVerifiedLogin)
     log = Logger(namespace="exchmail.auth.ldap")
 
     def __init__(
@@ -294,14 +294,15 @@ class LDAPChecker:
             self._slots.put(slot)
 
     # -- directory operations (blocking; run in the pool) -------------------
-    def _search_user(self, slot: _Slot, name: str) -> Any | None:
-        """The one entry ``name`` finds, or ``None``; raises _Unavailable on errors."""
+    def _search_user(self, slot: _Slot, name: str, search: str = "") -> Any | None:
+        """The one entry ``name`` (or the filter ``search``) finds, or ``None``;
+        raises _Unavailable on errors."""
         ldap3 = self._ldap3
         scope = {"subtree": ldap3.SUBTREE, "level": ldap3.LEVEL, "base": ldap3.BASE}
         conn = slot.search
         ok = conn.search(
             self.config.base_dn,
-            user_filter(self.config.user_filter, name),
+            search or user_filter(self.config.user_filter, name),
             search_scope=scope[self.config.scope],
             attributes=self._attributes,
             size_limit=2,
@@ -410,6 +411,22 @@ class LDAPChecker:
 
         return self._with_slot(work)
 
+    def identify(self, name: str, principal: str) -> DirectoryUser:
+        """The entry of a login GSSAPI or a token proved (blocking): found by
+        ``principal_filter`` (``{principal}``, ``{user}``), else by ``user_filter``
+        with the mapped ``name``; no bind.  UnauthorizedLogin if none."""
+        template = self.config.principal_filter
+        search = template.replace("{principal}", escape_filter_value(principal)).replace(
+            "{user}", escape_filter_value(name)) if template else ""
+
+        def work(slot: _Slot) -> DirectoryUser:
+            entry = self._search_user(slot, name, search)
+            if entry is None:
+                raise UnauthorizedLogin(f"no directory entry for {principal!r}")
+            return self._user(slot, entry, name)
+
+        return self._with_slot(work)
+
     def lookup(self, name: str) -> str | None:
         """The canonical (mailbox) name of ``name`` in the directory, or ``None`` (blocking)."""
         if not self._valid_name(name):
@@ -443,6 +460,8 @@ class LDAPChecker:
     def requestAvatarId(self, credentials: Any) -> defer.Deferred[Any]:
         """A Deferred firing with a :class:`DirectoryUser`, or failing with
         UnauthorizedLogin (refused) or DirectoryUnavailable (try again later)."""
+        if IVerifiedLogin.providedBy(credentials):
+            return self._verified(credentials)
         try:
             name = credentials.username
             password = credentials.password
@@ -465,6 +484,19 @@ class LDAPChecker:
         d = self._run_blocking(self.authenticate, name, password)
         d.addBoth(self._done_waiting)
         return d.addCallback(lambda user: self._remember(folded, password, user))
+
+    def _verified(self, credentials: Any) -> defer.Deferred[Any]:
+        """A login GSSAPI or a bearer token proved: find its entry (never cached)."""
+        name = credentials.username.decode("utf-8", "replace")
+        if not self._valid_name(name):
+            return defer.fail(UnauthorizedLogin("unusable account name"))
+        if self._run_blocking is None:
+            return defer.maybeDeferred(self.identify, name, credentials.identity)
+        if self._waiting >= self.max_waiting:
+            return defer.fail(DirectoryUnavailable("too many logins are waiting for the directory"))
+        self._waiting += 1
+        d = self._run_blocking(self.identify, name, credentials.identity)
+        return d.addBoth(self._done_waiting)
 
     def _done_waiting(self, result: Any) -> Any:
         self._waiting -= 1

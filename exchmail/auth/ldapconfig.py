@@ -34,3 +34,7 @@ class LDAPConfig:
     timeout: float = 10.0
     pool_size: int = 4
     cache_ttl: float = 0.0
+    #: Finds the entry of a Kerberos principal (GSSAPI logins): ``{principal}``
+    #: is the whole principal, ``{user}`` the account name it maps to; empty:
+    #: ``user_filter`` with the mapped name.
+    principal_filter: str = ""

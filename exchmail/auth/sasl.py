@@ -18,8 +18,17 @@ answers it (IMAP ``BAD``, POP3 ``-ERR``).  No mechanism here negotiates a
 security layer (MS-STANXIMAP V0021).
 
 ``plaintext`` mechanisms carry the password itself and obey
-``auth.login_type``; SCRAM does not, so it is allowed before TLS.  New
-mechanisms (NTLM, GSSAPI) register with :func:`register`.
+``auth.login_type``; SCRAM, NTLM and GSSAPI do not, so they are allowed
+before TLS.  Bearer tokens (XOAUTH2, OAUTHBEARER) are secrets anyone who
+sees them can replay until they expire, so they count as plaintext.
+New mechanisms register with :func:`register`.
+
+Mechanisms that need configuration (GSSAPI's keytab, NTLM's domains, the
+token issuer) get a *setup* object, one per service, through
+:func:`challengers`: ``cls(portal, setup)``; without one they are not
+offered.  Mechanisms that verify the client by themselves raise
+:class:`MechanismRefused` (an ``UnauthorizedLogin``) from a step; the
+session counts that like a wrong password.
 
 SCRAM-SHA-256 (RFC 5802, RFC 7677) needs a checker that provides
 :class:`~exchmail.interfaces.ISCRAMKeys` and accepts
@@ -37,12 +46,13 @@ import hmac
 import secrets
 import stringprep
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar
 
 from twisted.cred.credentials import UsernamePassword
+from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
 from zope.interface import implementer
 
@@ -57,6 +67,16 @@ MAX_RESPONSE = 16 * 1024
 
 class MalformedResponse(Exception):
     """The client's response does not follow the mechanism's syntax or order."""
+
+
+class MechanismRefused(UnauthorizedLogin):
+    """A mechanism that verifies by itself refused the client (bad ticket or
+    token, foreign realm, ...).  ``username`` is the account the exchange
+    named, if it got that far (``""`` otherwise), for the throttle."""
+
+    def __init__(self, reason: str, username: str = "") -> None:
+        super().__init__(reason)
+        self.username = username
 
 
 @dataclass(frozen=True)
@@ -89,13 +109,15 @@ class ServerMechanism:
     #: Whether the password crosses the wire (login_type applies).
     plaintext: ClassVar[bool] = True
 
-    def __init__(self, portal: Any) -> None:
+    def __init__(self, portal: Any, setup: Any = None) -> None:
         self.portal = portal
+        self.setup = setup
         self.done = False
 
     @classmethod
-    def available(cls, portal: Any) -> bool:
-        """Whether this mechanism can work with ``portal``'s checkers."""
+    def available(cls, portal: Any, setup: Any = None) -> bool:
+        """Whether this mechanism can work with ``portal``'s checkers (and
+        ``setup``, the service's configuration of it, if it needs one)."""
         return True
 
     def start(self, initial: bytes | None) -> Step | defer.Deferred[Step]:
@@ -147,8 +169,8 @@ class Login(ServerMechanism):
 
     name = b"LOGIN"
 
-    def __init__(self, portal: Any) -> None:
-        super().__init__(portal)
+    def __init__(self, portal: Any, setup: Any = None) -> None:
+        super().__init__(portal, setup)
         self.username: bytes | None = None
 
     def start(self, initial: bytes | None) -> Step:
@@ -289,8 +311,8 @@ class ScramSHA256(ServerMechanism):
     name = b"SCRAM-SHA-256"
     plaintext = False
 
-    def __init__(self, portal: Any) -> None:
-        super().__init__(portal)
+    def __init__(self, portal: Any, setup: Any = None) -> None:
+        super().__init__(portal, setup)
         self._keys_source = find_scram_keys(portal)
         self._state = "first"
         self._gs2 = b""
@@ -301,7 +323,7 @@ class ScramSHA256(ServerMechanism):
         self._keys: SCRAMKeys | None = None
 
     @classmethod
-    def available(cls, portal: Any) -> bool:
+    def available(cls, portal: Any, setup: Any = None) -> bool:
         return find_scram_keys(portal) is not None
 
     def step(self, response: bytes) -> Step | defer.Deferred[Step]:
@@ -395,15 +417,23 @@ for _mechanism in (ScramSHA256, Plain, Login):
     register(_mechanism)
 
 
-def challengers(names: Iterable[str | bytes], portal: Any) -> dict[bytes, Callable[[], Any]]:
+def challengers(names: Iterable[str | bytes], portal: Any,
+                setups: Mapping[bytes, Any] | None = None) -> dict[bytes, Callable[[], Any]]:
     """Mechanism name -> factory of a fresh mechanism, for the ``names`` that
-    are registered and work with ``portal``'s checkers, in the given order."""
+    are registered and work with ``portal``'s checkers, in the given order.
+
+    ``setups`` maps a mechanism name to the service's configuration of it
+    (see :mod:`exchmail.auth.saslsetup`); mechanisms that need one are
+    left out without it.
+    """
+    setups = setups or {}
     out: dict[bytes, Callable[[], Any]] = {}
     for name in names:
-        key = name.encode("ascii") if isinstance(name, str) else name
-        cls = MECHANISMS.get(key.upper())
-        if cls is not None and cls.available(portal):
-            out[cls.name] = partial(cls, portal)
+        key = (name.encode("ascii") if isinstance(name, str) else name).upper()
+        cls = MECHANISMS.get(key)
+        setup = setups.get(key)
+        if cls is not None and cls.available(portal, setup):
+            out[cls.name] = partial(cls, portal, setup) if setup is not None else partial(cls, portal)
     return out
 
 

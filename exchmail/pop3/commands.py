@@ -68,12 +68,16 @@ def cmd_AUTH(session: POP3Session, args: list[bytes], rest: bytes) -> Any:
 def _refused(failure: Any, session: POP3Session) -> None:
     if failure.check(UnknownMechanism):
         raise CommandError(b"Unrecognized authentication type.")
-    if failure.check(SASLCancelled):
-        raise CommandError(b"AUTH cancelled by the client.")
-    if failure.check(SASLMalformed):
+    if failure.check(SASLCancelled, SASLMalformed):
+        # An abandoned exchange counts as a failed attempt (C0005).
+        if failure.value.last:
+            session.close_after_command()
+        if failure.check(SASLCancelled):  # Exchange's text
+            raise CommandError(b"The AUTH protocol exchange was canceled by the client.")
         if failure.value.encoding:
             raise CommandError(b"Invalid base64 in the AUTH response.")
-        return _failed_login(session, session.login.count_failure())
+        session.err(LOGIN_FAILED)
+        return None
     failure.trap(LoginRefused)
     reason = failure.value.reason
     if reason == "unavailable":

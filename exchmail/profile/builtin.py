@@ -12,6 +12,10 @@ from types import MappingProxyType
 
 from exchmail.profile.settings import IMAPSettings, ListReference, POP3Settings, Profile, TagSyntax
 
+# NTLM and GSSAPI are offered where configured (EnableGSSAPIAndNTLMAuth, on by
+# default in Exchange); bearer tokens (enable_oauth) are off in every profile
+# here: Exchange 2007/2010 had none, the later profiles (modern, exchange2016)
+# turn them on.
 EXCHANGE2010 = Profile("exchange2010", IMAPSettings(), POP3Settings())
 
 # Exchange 2007's documented Set-ImapSettings defaults that differ from 2010's.
@@ -58,7 +62,7 @@ RFC3501 = Profile(
         search_charsets=("US-ASCII", "UTF-8"),
         max_search_keys=0,
         ignore_invalid_parameters=False,
-        sasl_mechanisms=("SCRAM-SHA-256", "PLAIN"),
+        sasl_mechanisms=("SCRAM-SHA-256", "GSSAPI", "PLAIN"),
     ),
     replace(
         EXCHANGE2010.pop3,
@@ -72,7 +76,7 @@ RFC3501 = Profile(
         autologout_notice=False,
         max_failed_logins=0,
         extra_capabilities=("RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"),
-        sasl_mechanisms=("SCRAM-SHA-256", "PLAIN"),
+        sasl_mechanisms=("SCRAM-SHA-256", "GSSAPI", "PLAIN"),
     ),
 )
 

@@ -31,8 +31,6 @@ IMAP_FACTS = MappingProxyType({
     "V0018": "no mailbox access without authentication",
     "V0019": "no ANONYMOUS mechanism and no anonymous LOGIN",
     "V0021": "no SASL security layer is ever negotiated",
-    "E0003": "AUTH=NTLM and AUTH=GSSAPI (owned by the Windows authentication issue)",
-    "E0004": "see E0003 (owned by the Windows authentication issue)",
     "V0025": "CREATE makes the missing superior names",
     "V0030": "no mailbox is hidden from LIST wildcards",
     "V0032": "LSUB attributes differ from LIST's (no CHILDREN attributes; \\Noselect "

@@ -112,7 +112,14 @@ class ServiceSettings:
     max_failed_logins: int = setting(
         4, ids=(), minimum=0,
         doc="failed login attempts before the session is dropped (0: no limit)")
-    sasl_mechanisms: tuple[str, ...] = setting(("PLAIN",), ids=(), doc="SASL mechanisms offered")
+    sasl_mechanisms: tuple[str, ...] = setting(
+        ("NTLM", "GSSAPI", "PLAIN"), ids=(), doc="SASL mechanisms offered")
+    enable_gssapi_and_ntlm_auth: bool = setting(
+        True, ids=(), admin="EnableGSSAPIAndNTLMAuth",
+        doc="offer NTLM and GSSAPI (when [ntlm] / [gssapi] are configured)")
+    enable_oauth: bool = setting(
+        False, ids=(), doc="offer XOAUTH2 and OAUTHBEARER bearer tokens (when [oauth] is "
+                           "configured)")
     max_connections: int = setting(
         2000, ids=(), admin="MaxConnections", minimum=0,
         doc="most simultaneous connections (0: no limit)")
@@ -245,9 +252,19 @@ class IMAPSettings(ServiceSettings):
         16, ids=(), admin="MaxConnectionsPerUser", minimum=0,
         doc="most simultaneous logged-in IMAP sessions of one user (0: no limit)")
     sasl_mechanisms: tuple[str, ...] = setting(
-        ("PLAIN",), ids=(), rfc="3501 §6.2.2",
-        doc="SASL mechanisms offered, in order, of PLAIN, LOGIN, SCRAM-SHA-256 (SCRAM only "
-            "with a checker that keeps SCRAM keys; PLAIN and LOGIN obey auth.login_type)")
+        ("NTLM", "GSSAPI", "PLAIN"), ids=(), rfc="3501 §6.2.2",
+        doc="SASL mechanisms offered, in order, of NTLM, GSSAPI, PLAIN, LOGIN, SCRAM-SHA-256, "
+            "XOAUTH2, OAUTHBEARER (each only where it can work: NTLM with [ntlm], GSSAPI "
+            "with [gssapi], bearer tokens with [oauth], SCRAM with a checker that keeps "
+            "SCRAM keys; PLAIN, LOGIN and bearer tokens obey auth.login_type)")
+    enable_gssapi_and_ntlm_auth: bool = setting(
+        True, ids=("E0003", "E0004"), rfc="3501 §6.2.2", admin="EnableGSSAPIAndNTLMAuth",
+        doc="offer NTLM and GSSAPI where sasl_mechanisms lists them and [ntlm] / [gssapi] "
+            "are configured (AUTH=NTLM AUTH=GSSAPI AUTH=PLAIN, also before STARTTLS)")
+    enable_oauth: bool = setting(
+        False, ids=(), rfc="7628",
+        doc="offer XOAUTH2 and OAUTHBEARER with [oauth] configured (added after the listed "
+            "mechanisms unless sasl_mechanisms places them); Exchange 2007/2010 had neither")
     ignore_invalid_parameters: bool = setting(
         True, ids=("2.3",), rfc="3501 §9",
         doc="ignore unknown STATUS items and unsupported APPEND flags instead of BAD")
@@ -307,9 +324,17 @@ class POP3Settings(ServiceSettings):
         doc="capabilities listed by CAPA after TOP UIDL SASL USER [STLS] "
             "(only RESP-CODES, AUTH-RESP-CODE, PIPELINING are understood)")
     sasl_mechanisms: tuple[str, ...] = setting(
-        ("PLAIN",), ids=("E0002",), rfc="5034",
-        doc="SASL mechanisms offered by AUTH, in order, of PLAIN, LOGIN, SCRAM-SHA-256 "
-            "(SCRAM only with a checker that keeps SCRAM keys)")
+        ("NTLM", "GSSAPI", "PLAIN"), ids=("E0002",), rfc="5034",
+        doc="SASL mechanisms offered by AUTH, in order, of NTLM, GSSAPI, PLAIN, LOGIN, "
+            "SCRAM-SHA-256, XOAUTH2, OAUTHBEARER (each only where it can work, as for IMAP)")
+    enable_gssapi_and_ntlm_auth: bool = setting(
+        True, ids=("E0002",), rfc="5034", admin="EnableGSSAPIAndNTLMAuth",
+        doc="offer NTLM and GSSAPI where sasl_mechanisms lists them and [ntlm] / [gssapi] "
+            "are configured (SASL NTLM GSSAPI PLAIN, also before STLS)")
+    enable_oauth: bool = setting(
+        False, ids=(), rfc="7628",
+        doc="offer XOAUTH2 and OAUTHBEARER with [oauth] configured (added after the listed "
+            "mechanisms unless sasl_mechanisms places them); Exchange 2007/2010 had neither")
     max_connections: int = setting(
         2000, ids=(), admin="MaxConnections", minimum=0,
         doc="most simultaneous POP3 connections (0: no limit)")

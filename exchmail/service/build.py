@@ -32,6 +32,7 @@ from twisted.python.threadpool import ThreadPool
 
 from exchmail.auth.accounts import ensure_first_account
 from exchmail.auth.realm import MailRealm
+from exchmail.auth.verified import verified_checkers
 from exchmail.errors import ConfigError
 from exchmail.imap.factory import IMAPFactory
 from exchmail.interfaces import IAccountListing, IStore
@@ -138,7 +139,8 @@ def make_service(config: Config, reactor: Any = None, store: IStore | None = Non
     if realm is None:
         assert store is not None
         realm = MailRealm(store)
-    portal = Portal(realm, [checker])
+    # Logins GSSAPI or a bearer token proved go to a checker that confirms the account.
+    portal = Portal(realm, verified_checkers(checker))
     tls = ServerTLS(config.tls, reactor) if config.tls is not None else None  # bad: ConfigError
     if tls is not None:
         TLSService(tls, reactor).setServiceParent(top)
@@ -161,12 +163,15 @@ def _session_contexts(config: Config, reactor: Any, portal: Portal, tls: ServerT
                       top: service.MultiService) -> dict[str, SessionContext]:
     """One :class:`SessionContext` per service: limits, SASL, throttle, logs, cache."""
     from exchmail.auth.sasl import MECHANISMS, challengers
+    from exchmail.auth.saslsetup import mechanism_setups, offered_mechanisms
     from exchmail.auth.throttle import LoginThrottle
 
     profile = config.profile
     throttle = LoginThrottle(config.throttle, reactor)  # one budget for IMAP and POP3
     cache = MessageCache()  # computed message structure, shared by every session
     logs = _protocol_logs(config, reactor, top)
+    # [gssapi]/[ntlm]/[oauth]; GSSAPI accepts tokens in the store pool (keytab, replay cache).
+    setups = mechanism_setups(config, reactor, store_service.run_blocking)
     contexts = {}
     for name, settings in (("imap", profile.imap), ("pop3", profile.pop3)):
         for mechanism in settings.sasl_mechanisms:
@@ -180,7 +185,7 @@ def _session_contexts(config: Config, reactor: Any, portal: Portal, tls: ServerT
         observers = (ProtocolLogObserver(logs[name]),) if name in logs else ()
         contexts[name] = SessionContext(
             protocol=name, profile=profile, portal=portal, reactor=reactor, limits=limits,
-            mechanisms=challengers(settings.sasl_mechanisms, portal), tls=tls,
+            mechanisms=challengers(offered_mechanisms(settings), portal, setups[name]), tls=tls,
             throttle=throttle, run_blocking=store_service.run_compute, observers=observers,
             cache=cache)
     return contexts

@@ -13,6 +13,8 @@ Tables and keys (see ``examples/exchmail.toml``)::
               cache_ttl = 300  cache_size = 10000  hash_threads = 2   (accounts backend)
     [store]   backend = "maildir" | "memory" | custom  [store.options] (custom)
     [ldap]    servers, base_dn, user_filter, ... (see :class:`LDAPConfig`)
+    [gssapi]  keytab, imap_principal, realms, ...; [ntlm] domains, allow_ntlmv1;
+    [oauth]   issuer, audience, jwks_file, ... (see :mod:`exchmail.auth.saslconfig`)
     [profile] any override accepted by :func:`exchmail.profile.load_profile`
 
 Every key is optional.  Relative paths are relative to the folder of the
@@ -35,6 +37,15 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 from exchmail.auth.cache import DEFAULT_MAX_ENTRIES, DEFAULT_TTL
 from exchmail.auth.hashpool import DEFAULT_THREADS as DEFAULT_HASH_THREADS
 from exchmail.auth.ldapconfig import LDAPConfig
+from exchmail.auth.saslconfig import KEYS as SASL_KEYS
+from exchmail.auth.saslconfig import (
+    GSSAPIConfig,
+    NTLMConfig,
+    OAuthConfig,
+    parse_gssapi,
+    parse_ntlm,
+    parse_oauth,
+)
 from exchmail.auth.throttle import ThrottleSettings
 from exchmail.errors import ConfigError
 from exchmail.profile import PROFILE_NAMES, Profile, load_profile
@@ -131,6 +142,10 @@ class Config:
     logging: LoggingConfig = field(default_factory=lambda: LoggingConfig())
     #: The ``[tls]`` table (see :mod:`exchmail.tls`); None: no STARTTLS/STLS, no TLS listeners.
     tls: TLSConfig | None = None
+    #: ``[gssapi]``, ``[ntlm]``, ``[oauth]`` (see :mod:`exchmail.auth.saslconfig`): None: not offered.
+    gssapi: GSSAPIConfig | None = None
+    ntlm: NTLMConfig | None = None
+    oauth: OAuthConfig | None = None
 
 
 #: ``[throttle]`` keys of earlier versions, and what to use instead.
@@ -152,13 +167,14 @@ _KEYS: dict[str, tuple[str, ...]] = {
              "verify_hostname", "bind_dn", "bind_password", "bind_password_file",
              "login_attribute", "mail_attribute", "mailbox_attribute", "quota_attribute",
              "imap_group", "pop3_group", "group_member_attribute", "connect_timeout",
-             "timeout", "pool_size", "cache_ttl"),
+             "timeout", "pool_size", "cache_ttl", "principal_filter"),
     "quota": ("limit", "warning", "users"),
     "retention": ("interval", "folders"),
     "throttle": (*(f.name for f in fields(ThrottleSettings)), *REMOVED_THROTTLE_KEYS),
     "logging": ("protocol_log", "protocol_log_dir"),
     "profile": (),  # free-form: checked by load_profile
     "tls": ("certificate", "private_key", "chain", "min_version", "ciphers", "sni"),
+    **SASL_KEYS,
 }
 
 
@@ -309,6 +325,9 @@ def load_config(path: Path, *, reactor: Any = None) -> Config:
         throttle=_throttle(tables.get("throttle", {})),
         logging=_logging(tables.get("logging", {}), base),
         tls=_tls(tables, base),
+        gssapi=parse_gssapi(tables["gssapi"], base) if "gssapi" in tables else None,
+        ntlm=parse_ntlm(tables["ntlm"]) if "ntlm" in tables else None,
+        oauth=parse_oauth(tables["oauth"], base) if "oauth" in tables else None,
     )
 
 
@@ -433,6 +452,7 @@ def _ldap(table: Mapping[str, Any], base: Path) -> LDAPConfig:
         pop3_group=_string(table, "ldap", "pop3_group", ""),
         group_member_attribute=_string(table, "ldap", "group_member_attribute",
                                        defaults.group_member_attribute),
+        principal_filter=_string(table, "ldap", "principal_filter", ""),
         pool_size=pool_size, **numbers)
 
 

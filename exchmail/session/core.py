@@ -114,6 +114,7 @@ class Session:
         self._busy = False
         self._paused = False
         self._waiter: defer.Deferred[bytes] | None = None
+        self._waiter_limit: int | None = None  # the awaited line's own length limit
         self._output: list[bytes] = []
         self._output_size = 0
         self._logout: Any = None
@@ -287,7 +288,7 @@ class Session:
         """Hand complete input to the waiting command, or run the next command."""
         while not self.closing:
             if self._waiter is not None:
-                line = self.reader.next_line()
+                line = self.reader.next_line(self._waiter_limit)
                 if line is None:
                     break
                 self._deliver_line(line)
@@ -330,12 +331,17 @@ class Session:
         """A line a command waited for, as the protocol log shows it."""
         return line.decode("utf-8", "backslashreplace")
 
-    def await_line(self) -> defer.Deferred[bytes]:
+    def await_line(self, max_line: int | None = None) -> defer.Deferred[bytes]:
         """Flush output, then hand the client's next line to the returned Deferred
-        (it fails with :class:`ResponseLineTooLong` or :class:`ConnectionClosed`)."""
+        (it fails with :class:`ResponseLineTooLong` or :class:`ConnectionClosed`).
+
+        ``max_line`` replaces the command-line limit for this line (SASL
+        responses may be longer than any command: RFC 5034 §4).
+        """
         self.flush()
         d: defer.Deferred[bytes] = defer.Deferred()
         self._waiter = d
+        self._waiter_limit = max_line
         if self.reader.buffered:
             self.context.reactor.callLater(0, self._pump)
         return d

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
 
@@ -49,12 +50,21 @@ class LoginRefused(Exception):
 
 
 class SASLCancelled(Exception):
-    """The client answered a challenge with ``*``."""
+    """The client answered a challenge with ``*``.
+
+    :ivar last: True when this used up the session's attempts (set by
+        :meth:`LoginFlow.authenticate`, which counts an abandoned exchange
+        like a failed login).
+    """
+
+    last = False
 
 
 class SASLMalformed(Exception):
     """A SASL response was not valid base64 (``encoding``) or not what the
     mechanism expects."""
+
+    last = False  # as SASLCancelled.last
 
     def __init__(self, message: str, encoding: bool = False) -> None:
         super().__init__(message)
@@ -134,9 +144,9 @@ class LoginFlow:
         if name not in self.mechanisms():
             raise UnknownMechanism()
         mechanism = sasl.as_mechanism(self.session.context.mechanisms[name]())
-        first = decode_response(initial, initial=True) if initial is not None else None
         self.sasl_active = True
         try:
+            first = decode_response(initial, initial=True) if initial is not None else None
             try:
                 step = yield defer.maybeDeferred(mechanism.start, first)
                 while isinstance(step, sasl.Challenge):
@@ -144,20 +154,40 @@ class LoginFlow:
                     step = yield defer.maybeDeferred(mechanism.step, decode_response(response))
             except sasl.MalformedResponse as error:
                 raise SASLMalformed(str(error)) from None
-            except UnauthorizedLogin:
-                # A mechanism that verifies by itself (GSSAPI, NTLM, bearer
-                # tokens) refuses like a wrong password.
-                self._report("", name.decode("ascii"), "failure")
-                raise LoginRefused("credentials", last=self.count_failure()) from None
+            except (UnauthorizedLogin, DirectoryUnavailable) as error:
+                # A mechanism that verifies by itself (GSSAPI, bearer tokens)
+                # refused: like a wrong password, in the session and the throttle.
+                yield self._mechanism_refused(error, name.decode("ascii"))
             result = yield self.login(step.credentials, name.decode("ascii"), step.final)
+        except (SASLCancelled, SASLMalformed) as error:
+            error.last = self._abandoned(name.decode("ascii"))
+            raise
         finally:
             self.sasl_active = False
         return result
 
+    def _abandoned(self, mechanism: str) -> bool:
+        """A cancelled or malformed exchange: a failed attempt for the session's
+        limit and the address's throttle budget.  True when it was the last."""
+        throttle = self.session.context.throttle
+        if throttle is not None:
+            throttle.failed(self.session.client_address, "")
+        self._report("", mechanism, "failure")
+        return self.count_failure()
+
+    def _mechanism_refused(self, error: Exception, mechanism: str) -> defer.Deferred[Any]:
+        """Answer a refusal raised by a mechanism's step through the throttle (held
+        back or blocked like a wrong password); always fails with LoginRefused."""
+        who = UsernamePassword(getattr(error, "username", "").encode("utf-8"), b"")
+        session = self.session
+        d: defer.Deferred[Any] = guarded_login(session.context.throttle, session.client_address,
+                                               who, lambda: defer.fail(error))
+        return d.addErrback(self._refused, who, mechanism)
+
     def challenge(self, data: bytes) -> defer.Deferred[bytes]:
         """Send ``+ base64(data)`` and wait for the client's response line."""
         self.session.write_line(b"+ " + base64.b64encode(data))
-        return self.session.await_line()
+        return self.session.await_line(MAX_SASL_LINE)
 
     # -- the login itself --------------------------------------------------------------
     def login(self, credentials: Any, mechanism: str,

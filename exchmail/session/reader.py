@@ -216,8 +216,10 @@ class InputReader:
         self._abandon_command()
 
     # -- raw lines -------------------------------------------------------------
-    def next_line(self) -> Line | LineTooLong | None:
-        """The next raw line (no literal processing), for a session waiting for one."""
+    def next_line(self, max_line: int | None = None) -> Line | LineTooLong | None:
+        """The next raw line (no literal processing), for a session waiting for one;
+        ``max_line`` replaces the command-line limit (SASL responses, RFC 5034 §4)."""
+        limit = self.limits.max_line if max_line is None else max_line
         while True:
             if self._discard_octets or self._discard_line:
                 if not self._skip_discarded():
@@ -225,13 +227,13 @@ class InputReader:
                 continue
             end = self._buffer.find(b"\n")
             if end < 0:
-                if len(self._buffer) > self.limits.max_line:
+                if len(self._buffer) > limit:
                     self._buffer.clear()
                     self._discard_line = True
                     return LineTooLong()
                 return None
             line = self._take_line(end)
-            if len(line) > self.limits.max_line:
+            if len(line) > limit:
                 return LineTooLong()
             return Line(line)
 

@@ -71,9 +71,11 @@ def _logged_in(done: LoggedIn, session: IMAPSession, text: bytes) -> bytes:
 def _refused(failure: Any, session: IMAPSession) -> None:
     if failure.check(UnknownMechanism):
         raise CommandFailed(b"Unsupported authentication mechanism")
-    if failure.check(SASLCancelled):
-        raise CommandFailed(b"AUTHENTICATE cancelled by the client")
-    if failure.check(SASLMalformed):
+    if failure.check(SASLCancelled, SASLMalformed):
+        if failure.value.last:  # an abandoned exchange counts as a failed attempt (V0058)
+            session.close_after_command(b"* BYE Too many failed login attempts\r\n")
+        if failure.check(SASLCancelled):  # Exchange's text
+            raise CommandFailed(b"The AUTH protocol exchange was canceled by the client.")
         raise CommandBad(f"Invalid SASL response: {failure.value}".encode())
     failure.trap(LoginRefused)
     refused = failure.value

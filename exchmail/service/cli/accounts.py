@@ -36,6 +36,9 @@ def add_commands(commands: Any) -> None:
         if reads_password:
             sub.add_argument("--password-stdin", action="store_true",
                              help="read the password from the first line of standard input")
+            sub.add_argument("--nt-hash", action="store_true",
+                             help="also store the NT hash for NTLM (password-equivalent; "
+                                  "implied by a configuration with [ntlm])")
         where = sub.add_mutually_exclusive_group()
         where.add_argument("--config", type=Path, metavar="FILE",
                            help="use the accounts file named by this configuration file")
@@ -72,7 +75,10 @@ def add_commands(commands: Any) -> None:
 
 def _users_file(args: argparse.Namespace) -> Path:
     if args.config is not None:
-        return load_config(args.config).auth.users_file
+        config = load_config(args.config)
+        if config.ntlm is not None:  # NTLM verifies against NT hashes: keep them
+            args.nt_hash = True
+        return config.auth.users_file
     if args.users_file is not None:
         return Path(args.users_file)
     return default_config(Path.cwd()).auth.users_file
@@ -98,13 +104,13 @@ def _user(args: argparse.Namespace) -> int:
         for name in accounts.users():
             print(name)
     elif args.action == "add":
-        accounts.add(args.name, _read_password(args))
+        accounts.add(args.name, _read_password(args), args.nt_hash)
         print(f"added user {args.name} to {accounts.path}")
     elif args.action == "passwd":
         accounts.load()
         if not accounts.exists(args.name):  # fail before asking for a password
             raise AccountError(f"no such user {args.name!r}")
-        accounts.set_password(args.name, _read_password(args))
+        accounts.set_password(args.name, _read_password(args), args.nt_hash)
         print(f"changed the password of {args.name}")
     else:
         accounts.remove(args.name)
