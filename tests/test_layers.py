@@ -8,7 +8,7 @@ Layers, from the bottom (a module may import its own layer and those below):
 3. ``auth``: checkers, realm, SASL, throttle
 4. ``session``, ``mailbox``: the session core shared by the protocols; the
    selected-mailbox layer
-5. ``imap``, ``pop3``: the protocols
+5. ``imap``, ``pop3``, ``lmtp``: the protocols
 6. ``service``: configuration and assembly (twistd, CLI)
 7. ``testing``: kits for tests and backend authors
 
@@ -31,7 +31,7 @@ LAYERS = {
     "store": 2, "tls": 2,
     "auth": 3,
     "session": 4, "mailbox": 4,
-    "imap": 5, "pop3": 5,
+    "imap": 5, "pop3": 5, "lmtp": 5,
     "service": 6,
     "testing": 7,
 }

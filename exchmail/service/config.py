@@ -13,6 +13,7 @@ Tables and keys (see ``examples/exchmail.toml``)::
               cache_ttl = 300  cache_size = 10000  hash_threads = 2   (accounts backend)
     [store]   backend = "maildir" | "memory" | custom  [store.options] (custom)
     [ldap]    servers, base_dn, user_filter, ... (see :class:`LDAPConfig`)
+    [lmtp]    listen = [] (off), domains, recipient_delimiter, ... (exchmail.lmtp.settings)
     [profile] any override accepted by :func:`exchmail.profile.load_profile`
 
 Every key is optional.  Relative paths are relative to the folder of the
@@ -37,6 +38,8 @@ from exchmail.auth.hashpool import DEFAULT_THREADS as DEFAULT_HASH_THREADS
 from exchmail.auth.ldapconfig import LDAPConfig
 from exchmail.auth.throttle import ThrottleSettings
 from exchmail.errors import ConfigError
+from exchmail.lmtp.settings import KEYS as LMTP_KEYS
+from exchmail.lmtp.settings import LMTPSettings, parse_lmtp_table
 from exchmail.profile import PROFILE_NAMES, Profile, load_profile
 from exchmail.tls.config import TLSConfig, newcomer_tls, parse_tls_table
 
@@ -131,6 +134,8 @@ class Config:
     logging: LoggingConfig = field(default_factory=lambda: LoggingConfig())
     #: The ``[tls]`` table (see :mod:`exchmail.tls`); None: no STARTTLS/STLS, no TLS listeners.
     tls: TLSConfig | None = None
+    #: The ``[lmtp]`` table (see :mod:`exchmail.lmtp.settings`); no listener by default.
+    lmtp: LMTPSettings = field(default_factory=LMTPSettings)
 
 
 #: ``[throttle]`` keys of earlier versions, and what to use instead.
@@ -159,6 +164,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "logging": ("protocol_log", "protocol_log_dir"),
     "profile": (),  # free-form: checked by load_profile
     "tls": ("certificate", "private_key", "chain", "min_version", "ciphers", "sni"),
+    "lmtp": LMTP_KEYS,
 }
 
 
@@ -309,6 +315,8 @@ def load_config(path: Path, *, reactor: Any = None) -> Config:
         throttle=_throttle(tables.get("throttle", {})),
         logging=_logging(tables.get("logging", {}), base),
         tls=_tls(tables, base),
+        lmtp=parse_lmtp_table(tables.get("lmtp", {}),
+                              _listen(tables.get("lmtp", {}), "lmtp", (), reactor)),
     )
 
 
