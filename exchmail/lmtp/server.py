@@ -135,6 +135,7 @@ class LMTPServer(smtp.ESMTP):
         self.lost = False
         self.info = SessionInfo("lmtp", "", "")
         self.greeted = False
+        self._quiet = False
         self.client_name = ""
         self._input = b""
         self._busy = False  # a command or a delivery waits for its reply
@@ -189,6 +190,8 @@ class LMTPServer(smtp.ESMTP):
         """Send a reply; the one seam every reply passes.  Adds the enhanced
         status code Twisted's texts lack, tells the observers, and ends the
         running command (the next one may start)."""
+        if self._quiet:
+            return
         if self._verb not in (None, "LHLO") and code // 100 in (2, 4, 5):
             if not _ENHANCED.match(message):
                 status = (
@@ -204,10 +207,22 @@ class LMTPServer(smtp.ESMTP):
 
     # -- commands --------------------------------------------------------------------------
     def do_LHLO(self, rest: bytes) -> None:
+        # Twisted's do_EHLO reads the peer's ``host``, which Unix sockets lack,
+        # so the reply is built here; the reset is Twisted's RSET, unanswered.
+        self._forget_transaction()
         self.greeted = True
         self.client_name = rest.decode("ascii", "replace").strip()
+        name = self.client_name.encode("ascii", "replace") or b"client"
+        self.sendCode(250, self.host + b" greets " + name + b"\n" + self.listExtensions())
+
+    def _forget_transaction(self) -> None:
+        """Forget the sender and recipients, as RSET does, without its reply."""
         self._transaction = None
-        smtp.ESMTP.do_EHLO(self, rest)
+        self._quiet = True
+        try:
+            smtp.SMTP.do_RSET(self, b"")
+        finally:
+            self._quiet = False
 
     def do_HELO(self, rest: bytes) -> None:
         self.sendCode(500, b"5.5.1 This is LMTP (RFC 2033): say LHLO")

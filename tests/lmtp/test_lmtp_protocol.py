@@ -302,7 +302,7 @@ def test_observers_see_an_lmtp_session(users_file: Path) -> None:
 
 
 def test_idle_sessions_hear_about_lmtp_deliveries(users_file: Path) -> None:
-    from tests.harness import Harness
+    from harness import Harness
 
     harness = Harness()
     imap = harness.imap()
