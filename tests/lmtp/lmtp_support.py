@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from conftest import RunningServer, in_reactor, start_server
 from twisted.internet import defer
 
 from exchmail.lmtp.settings import LMTPSettings
-from conftest import RunningServer, in_reactor, start_server
 
 
 @dataclass
