@@ -8,6 +8,7 @@
     exchmail user list
     exchmail profile show [NAME] [--config FILE]
     exchmail cert selfsigned --hostname HOST [--out-dir DIR] [--days N] [--force]
+    exchmail deliver [--config FILE] [--folder F] USER < message
 
 Each group of subcommands lives in a module of this package with an
 ``add_commands(subparsers)`` function; a subcommand's ``run(args)`` returns
@@ -25,11 +26,11 @@ import argparse
 import sys
 
 from exchmail.errors import AccountError, ConfigError, InvalidUserName
-from exchmail.service.cli import accounts
+from exchmail.service.cli import accounts, delivery
 from exchmail.service.cli.common import PROG, Failure
 
 #: The modules whose ``add_commands`` make up the command, in help order.
-COMMAND_MODULES = (accounts,)
+COMMAND_MODULES = (accounts, delivery)
 
 
 def parser() -> argparse.ArgumentParser:
