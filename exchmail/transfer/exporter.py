@@ -36,14 +36,17 @@ class ExportReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"{self.exported} exported ({self.octets} octets) from {len(self.folders)} "
-                f"folders, {len(self.failed)} failed")
+        return (
+            f"{self.exported} exported ({self.octets} octets) from {len(self.folders)} "
+            f"folders, {len(self.failed)} failed"
+        )
 
 
 def mbox_path(dest: Path, folder: str) -> Path:
     """The mbox file of ``folder`` under ``dest``."""
     return dest.joinpath(*folder.split(names.DELIMITER)).with_name(
-        folder.split(names.DELIMITER)[-1] + ".mbox")
+        folder.split(names.DELIMITER)[-1] + ".mbox"
+    )
 
 
 class Exporter:
@@ -52,8 +55,15 @@ class Exporter:
     :param folders: only these folders (default: all).
     """
 
-    def __init__(self, account: Any, dest: Path, fmt: str, progress: Progress | None = None,
-                 run_blocking: RunBlocking = run_sync, folders: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        account: Any,
+        dest: Path,
+        fmt: str,
+        progress: Progress | None = None,
+        run_blocking: RunBlocking = run_sync,
+        folders: list[str] | None = None,
+    ) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r} (choose {', '.join(FORMATS)})")
         self.account = account
@@ -94,8 +104,12 @@ class Exporter:
             box = yield defer.maybeDeferred(self.account.mailbox, name)
             boxes.append((name, box, list(box.uids())))
         total = sum(len(uids) for _, _, uids in boxes)
-        octets = sum(box.message(uid).exact_size for _, box, uids in boxes for uid in uids
-                     if box.message(uid) is not None)
+        octets = sum(
+            box.message(uid).exact_size
+            for _, box, uids in boxes
+            for uid in uids
+            if box.message(uid) is not None
+        )
         self.progress.start(total, octets)
         try:
             for name, box, uids in boxes:
@@ -117,8 +131,7 @@ class Exporter:
             return  # expunged meanwhile
         try:
             content = yield defer.maybeDeferred(box.read_message, uid)
-            yield self.run_blocking(self._write, name, content, record.flags,
-                                    record.internal_date)
+            yield self.run_blocking(self._write, name, content, record.flags, record.internal_date)
         except (StoreError, OSError) as e:
             self.report.failed.append((f"{name} UID {uid}", str(e)))
             self.progress.problem(f"{name} UID {uid}: {e}; skipped")

@@ -53,8 +53,9 @@ def parse_imap_url(url: str) -> IMAPLocation:
         raise ValueError(f"expected imaps://user@host[:port][/folder], got {url!r}")
     tls = parts.scheme == "imaps"
     folder = unquote(parts.path.lstrip("/")) or None
-    return IMAPLocation(parts.hostname, parts.port or (993 if tls else 143),
-                        unquote(parts.username), tls, folder)
+    return IMAPLocation(
+        parts.hostname, parts.port or (993 if tls else 143), unquote(parts.username), tls, folder
+    )
 
 
 def quote(name: str) -> str:
@@ -78,8 +79,9 @@ class IMAPSource:
         self.location = location
         context = ssl.create_default_context(cafile=ca_file)
         if location.tls:
-            self.conn: imaplib.IMAP4 = imaplib.IMAP4_SSL(location.host, location.port,
-                                                         ssl_context=context, timeout=60)
+            self.conn: imaplib.IMAP4 = imaplib.IMAP4_SSL(
+                location.host, location.port, ssl_context=context, timeout=60
+            )
         else:
             self.conn = imaplib.IMAP4(location.host, location.port, timeout=60)
             self.conn.starttls(context)
@@ -97,8 +99,9 @@ class IMAPSource:
             match = _LIST.match(line or b"")
             if match is None or b"\\noselect" in match.group("flags").lower():
                 continue
-            delimiter = _unquote(match.group("delimiter")).decode() if match.group(
-                "delimiter") != b"NIL" else ""
+            delimiter = (
+                _unquote(match.group("delimiter")).decode() if match.group("delimiter") != b"NIL" else ""
+            )
             remote = _unquote(match.group("name").strip()).decode("utf-8", "replace")
             local = mutf7.decode(remote)
             if delimiter and delimiter != names.DELIMITER:
@@ -120,15 +123,13 @@ class IMAPSource:
                     continue
                 found.append(_metadata(line))
             self._plan.append((local, remote, sorted(found)))
-        return (sum(len(m) for _, _, m in self._plan),
-                sum(size for _, _, m in self._plan for *_, size in m))
+        return (sum(len(m) for _, _, m in self._plan), sum(size for _, _, m in self._plan for *_, size in m))
 
     def messages(self) -> Iterator[SourceMessage]:
         for local, remote, found in self._plan:
             self.conn.select(quote(remote), readonly=True)
             for uid, flags, date, size in found:
-                yield SourceMessage(local, flags, date, size, f"{remote} UID {uid}",
-                                    self._reader(uid))
+                yield SourceMessage(local, flags, date, size, f"{remote} UID {uid}", self._reader(uid))
 
     def _reader(self, uid: int) -> Callable[[], bytes]:
         def read() -> bytes:
@@ -137,6 +138,7 @@ class IMAPSource:
                 if isinstance(item, tuple):
                     return bytes(item[1])
             raise OSError(f"the server did not send UID {uid}")
+
         return read
 
     def close(self) -> None:
@@ -149,8 +151,9 @@ class IMAPSource:
 def _metadata(line: bytes) -> tuple[int, frozenset[str], float | None, int]:
     uid = int(_FETCH_UID.search(line).group(1))  # type: ignore[union-attr]
     flags_match = _FETCH_FLAGS.search(line)
-    flags = frozenset(f for f in (flags_match.group(1).decode().split() if flags_match else ())
-                      if f.lower() != "\\recent")
+    flags = frozenset(
+        f for f in (flags_match.group(1).decode().split() if flags_match else ()) if f.lower() != "\\recent"
+    )
     size_match = _FETCH_SIZE.search(line)
     date_match = _FETCH_DATE.search(line)
     date = None

@@ -63,7 +63,8 @@ class Source(Protocol):
     """Where messages come from."""
 
     def totals(self) -> tuple[int, int]:
-        """``(messages, octets)`` to expect (for the progress bar; may be estimates)."""
+        """``(messages, octets)`` to expect: the count and the sum of the messages'
+        :attr:`SourceMessage.size` (for the progress bar)."""
 
     def messages(self) -> Iterator[SourceMessage]:
         """Every message, folder by folder, in the source's order."""
@@ -115,8 +116,10 @@ class ImportReport:
     def summary(self) -> str:
         """One line for the end of the run."""
         created = f", {len(self.folders_created)} folders created" if self.folders_created else ""
-        return (f"{self.imported} imported ({self.octets} octets), {self.skipped} already "
-                f"there, {len(self.failed)} failed{created}")
+        return (
+            f"{self.imported} imported ({self.octets} octets), {self.skipped} already "
+            f"there, {len(self.failed)} failed{created}"
+        )
 
 
 class ImportMap:
@@ -175,8 +178,14 @@ class Importer:
         (sub)folders; ``None`` keeps the source's folders.
     """
 
-    def __init__(self, account: Any, import_map: ImportMap, progress: Progress | None = None,
-                 run_blocking: RunBlocking = run_sync, into: str | None = None) -> None:
+    def __init__(
+        self,
+        account: Any,
+        import_map: ImportMap,
+        progress: Progress | None = None,
+        run_blocking: RunBlocking = run_sync,
+        into: str | None = None,
+    ) -> None:
         self.account = account
         self.map = import_map
         self.progress = progress or QuietProgress()
@@ -212,7 +221,7 @@ class Importer:
             digest = hashlib.sha256(content).hexdigest()
             if self.map.take(folder, digest):
                 self.report.skipped += 1
-                self.progress.advance(len(content), "skipped")
+                self.progress.advance(item.size, "skipped")
                 return
             mailbox = yield self._mailbox(folder)
             flags = frozenset(f for f in item.flags if f.lower() != "\\recent")
@@ -227,7 +236,7 @@ class Importer:
         self.map.record(folder, digest)
         self.report.imported += 1
         self.report.octets += len(content)
-        self.progress.advance(len(content), "imported")
+        self.progress.advance(item.size, "imported")
 
     def _failed(self, item: SourceMessage, reason: str) -> None:
         self.report.failed.append((item.label, reason))

@@ -109,8 +109,14 @@ def folder_messages(name: str, folder: Path) -> Iterator[SourceMessage]:
         flags = keywords.flags(info_letters(info)) if sub == "cur" else frozenset()
         date = name_date(base)
         path = folder / sub / file_name
-        yield SourceMessage(name, flags, float(date if date is not None else mtime), size,
-                            f"{path}", functools.partial(wire_form, path))
+        yield SourceMessage(
+            name,
+            flags,
+            float(date if date is not None else mtime),
+            size,
+            f"{path}",
+            functools.partial(wire_form, path),
+        )
 
 
 def wire_form(path: Path) -> bytes:

@@ -35,12 +35,12 @@ from exchmail.store import names
 from exchmail.store.crlf import to_crlf
 from exchmail.transfer.importer import SourceMessage
 
-METADATA = (b"status", b"x-status", b"x-keywords", b"x-uid", b"x-imap", b"x-imapbase",
-            b"content-length")
+METADATA = (b"status", b"x-status", b"x-keywords", b"x-uid", b"x-imap", b"x-imapbase", b"content-length")
 X_STATUS = {"A": "\\Answered", "F": "\\Flagged", "T": "\\Draft", "D": "\\Deleted"}
 _FROM_DATE = re.compile(
     rb"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) +(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
-    rb" +(\d{1,2}) +(\d{1,2}):(\d{2})(?::(\d{2}))?(?: +[A-Z]{1,5}| +[+-]\d{4})? +(\d{4})")
+    rb" +(\d{1,2}) +(\d{1,2}):(\d{2})(?::(\d{2}))?(?: +[A-Z]{1,5}| +[+-]\d{4})? +(\d{4})"
+)
 _MONTHS = {m.encode(): i for i, m in enumerate(calendar.month_abbr) if m}
 _QUOTED_FROM = re.compile(rb"^>(>*From )", re.M)
 _SUFFIXES = (".mbox", ".mbx")
@@ -53,8 +53,9 @@ def from_line_date(line: bytes) -> float | None:
         return None
     month, day, hour, minute, second, year = match.groups()
     try:
-        return float(calendar.timegm((int(year), _MONTHS[month], int(day), int(hour),
-                                      int(minute), int(second or 0))))
+        return float(
+            calendar.timegm((int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second or 0)))
+        )
     except (ValueError, OverflowError):
         return None
 
@@ -175,11 +176,13 @@ class MboxSource:
             self.files = [(folder, self.path)]
 
     def totals(self) -> tuple[int, int]:
-        count = 0
+        count = size = 0
         for _, file in self.files:
             with open(file, "rb") as f:
-                count += sum(1 for _ in _raw_messages(f))
-        return count, sum(file.stat().st_size for _, file in self.files)
+                for _, _, raw in _raw_messages(f):
+                    count += 1
+                    size += len(raw)
+        return count, size
 
     def messages(self) -> Iterator[SourceMessage]:
         for folder, file in self.files:
@@ -208,6 +211,7 @@ def parsed_message(folder: str, label: str, raw: bytes, from_line: bytes) -> Sou
 
 # -- writing -------------------------------------------------------------------------
 
+
 def status_headers(flags: frozenset[str]) -> bytes:
     """The Status/X-Status/X-Keywords lines for ``flags`` (LF ends)."""
     lines = [b"Status: " + (b"RO" if "\\Seen" in flags else b"O")]
@@ -220,8 +224,9 @@ def status_headers(flags: frozenset[str]) -> bytes:
     return b"".join(line + b"\n" for line in lines)
 
 
-def mbox_entry(content: bytes, flags: frozenset[str], internal_date: float,
-               sender: str = "MAILER-DAEMON") -> bytes:
+def mbox_entry(
+    content: bytes, flags: frozenset[str], internal_date: float, sender: str = "MAILER-DAEMON"
+) -> bytes:
     """One message as an mboxrd entry: From line, status headers, quoted body, empty line."""
     lf = content.replace(b"\r\n", b"\n")
     head, sep, body = lf.partition(b"\n\n")

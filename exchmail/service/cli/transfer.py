@@ -45,35 +45,56 @@ LINE_INTERVAL = 5.0
 def add_commands(commands: Any) -> None:
     """Add ``import`` and ``export`` to the ``exchmail`` command."""
     importing = commands.add_parser(
-        "import", help="import mail (mbox, Maildir, or imaps://user@host) into an account")
+        "import", help="import mail (mbox, Maildir, or imaps://user@host) into an account"
+    )
     importing.add_argument("user", metavar="USER", help="the account to import into")
-    importing.add_argument("source", metavar="SOURCE",
-                           help="an mbox file, a folder of mbox files, a Maildir tree, or "
-                                "imaps://user@host[:port][/folder]")
-    importing.add_argument("--folder", metavar="FOLDER",
-                           help="put every message into this folder (default: keep the "
-                                "source's folders; a single mbox file goes to INBOX)")
-    importing.add_argument("--ca-file", metavar="PEM",
-                           help="trust these CA certificates for imaps:// (default: the system's)")
+    importing.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="an mbox file, a folder of mbox files, a Maildir tree, or imaps://user@host[:port][/folder]",
+    )
+    importing.add_argument(
+        "--folder",
+        metavar="FOLDER",
+        help="put every message into this folder (default: keep the "
+        "source's folders; a single mbox file goes to INBOX)",
+    )
+    importing.add_argument(
+        "--ca-file", metavar="PEM", help="trust these CA certificates for imaps:// (default: the system's)"
+    )
     exporting = commands.add_parser("export", help="export an account as mbox files or Maildir")
     exporting.add_argument("user", metavar="USER", help="the account to export")
-    exporting.add_argument("dest", type=Path, metavar="DEST",
-                           help="a folder (or, with one --folder and mbox, a file)")
-    exporting.add_argument("--format", choices=("mbox", "maildir"), default="mbox",
-                           help="mbox files (default) or a Maildir++ tree")
-    exporting.add_argument("--folder", action="append", metavar="FOLDER",
-                           help="export only this folder (repeatable)")
+    exporting.add_argument(
+        "dest", type=Path, metavar="DEST", help="a folder (or, with one --folder and mbox, a file)"
+    )
+    exporting.add_argument(
+        "--format",
+        choices=("mbox", "maildir"),
+        default="mbox",
+        help="mbox files (default) or a Maildir++ tree",
+    )
+    exporting.add_argument(
+        "--folder", action="append", metavar="FOLDER", help="export only this folder (repeatable)"
+    )
     for sub in (importing, exporting):
-        sub.add_argument("--config", type=Path, metavar="FILE",
-                         help="the server's configuration file (default: the newcomer "
-                              "set-up in this folder)")
-        sub.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
-                         help="a progress bar (auto: on a terminal), plain lines, or nothing")
+        sub.add_argument(
+            "--config",
+            type=Path,
+            metavar="FILE",
+            help="the server's configuration file (default: the newcomer set-up in this folder)",
+        )
+        sub.add_argument(
+            "--progress",
+            choices=("auto", "bar", "lines", "none"),
+            default="auto",
+            help="a progress bar (auto: on a terminal), plain lines, or nothing",
+        )
     importing.set_defaults(run=run_import)
     exporting.set_defaults(run=run_export)
 
 
 # -- progress ----------------------------------------------------------------------------
+
 
 class BarProgress:
     """A tqdm progress bar on standard error: octets, rate, and messages done."""
@@ -87,8 +108,16 @@ class BarProgress:
         from tqdm import tqdm  # type: ignore[import-untyped]
 
         self.total = messages
-        self.bar = tqdm(total=octets, unit="B", unit_scale=True, unit_divisor=1024,
-                        desc=self.verb, file=self.stream, dynamic_ncols=True, mininterval=0.2)
+        self.bar = tqdm(
+            total=octets,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=self.verb,
+            file=self.stream,
+            dynamic_ncols=True,
+            mininterval=0.2,
+        )
         self.bar.set_postfix_str(f"0/{messages} messages")
 
     def advance(self, octets: int, outcome: str) -> None:
@@ -126,8 +155,9 @@ class LineProgress:
     def report(self) -> None:
         self.last = time.monotonic()
         rate = self.done / max(self.last - self.started, 1e-6)
-        self._line(f"{self.verb}: {self.done}/{self.total} messages, {self.octets} octets, "
-                   f"{rate:.0f} messages/s")
+        self._line(
+            f"{self.verb}: {self.done}/{self.total} messages, {self.octets} octets, {rate:.0f} messages/s"
+        )
 
     def problem(self, text: str) -> None:
         self._line(text)
@@ -151,6 +181,7 @@ def make_progress(choice: str, verb: str, stream: TextIO = sys.stderr) -> Any:
 
 
 # -- the commands ------------------------------------------------------------------------
+
 
 def _setup(args: argparse.Namespace) -> tuple[Config, str, Any]:
     """The configuration, the canonical account name and its store account."""
@@ -223,8 +254,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     _, user, account = _setup(args)
     progress = make_progress(args.progress, "export")
-    report = wait(Exporter(account, args.dest, args.format, progress,
-                           folders=args.folder).run())
+    report = wait(Exporter(account, args.dest, args.format, progress, folders=args.folder).run())
     for label, reason in report.failed:
         print(f"exchmail: failed: {label}: {reason}", file=sys.stderr)
     print(f"exchmail: export of {user}: {report.summary()}", file=sys.stderr)
