@@ -165,6 +165,7 @@ def test_an_mbox_written_by_mutt(small: Path, config: Path, tmp_path: Path) -> N
         assert re.sub(rb"Lines: \d+\r\n", b"", mutt_content) == content
 
 
+@pytest.mark.slow
 def test_maildir_and_mbox_exports_import_back(small: Path, config: Path, tmp_path: Path) -> None:
     assert exchmail(config, "import", "alice", str(small)).returncode == 0
     assert exchmail(config, "import", "--folder", "Archive/2024", "alice", str(small)).returncode == 0
@@ -231,6 +232,7 @@ def imaps_server(reactor_thread: Any, tmp_path: Path) -> Iterator[tuple[Any, int
     running.stop()
 
 
+@pytest.mark.slow
 def test_import_from_a_remote_imap_account(imaps_server: Any, small: Path, config: Path) -> None:
     from conftest import PASSWORD
 
