@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from conftest import in_reactor, start_server  # noqa: F401
-from lmtp_support import shared_folder
 
 from exchmail.errors import ConfigError
 from exchmail.lmtp.settings import LMTPSettings
@@ -92,7 +91,6 @@ def test_a_service_without_a_store_refuses_lmtp(tmp_path: Path) -> None:
 
 
 def test_lmtp_protocol_log(reactor_thread: Any, tmp_path: Path) -> None:
-    folder = shared_folder()
     running = start_server(
         tmp_path,
         config_changes={
@@ -107,7 +105,6 @@ def test_lmtp_protocol_log(reactor_thread: Any, tmp_path: Path) -> None:
             client.sendmail("a@example.com", ["alice@example.org"], b"Subject: x\r\n\r\nhi\r\n")
     finally:
         running.stop()
-        folder.rmdir()
     (log,) = (running.data_dir / "protocol-logs").glob("lmtp-*.log")
     text = log.read_text()
     assert "#Log-type: LMTP Protocol Log" in text
