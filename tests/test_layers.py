@@ -6,9 +6,9 @@ Layers, from the bottom (a module may import its own layer and those below):
 1. ``profile``, ``mime``: the conformance profile as data; message parsing
 2. ``store``, ``tls``: storage backends; certificates and contexts
 3. ``auth``: checkers, realm, SASL, throttle
-4. ``session``, ``mailbox``: the session core shared by the protocols; the
+4. ``session``, ``mailbox``, ``transfer``: the session core shared by the protocols; the
    selected-mailbox layer
-5. ``imap``, ``pop3``: the protocols
+5. ``imap``, ``pop3``, ``lmtp``: the protocols
 6. ``service``: configuration and assembly (twistd, CLI)
 7. ``testing``: kits for tests and backend authors
 
@@ -30,8 +30,8 @@ LAYERS = {
     "profile": 1, "mime": 1,
     "store": 2, "tls": 2,
     "auth": 3,
-    "session": 4, "mailbox": 4,
-    "imap": 5, "pop3": 5,
+    "session": 4, "mailbox": 4, "transfer": 4,
+    "imap": 5, "pop3": 5, "lmtp": 5,
     "service": 6,
     "testing": 7,
 }

@@ -297,12 +297,16 @@ class LDAPChecker:
     def _search_user(self, slot: _Slot, name: str, search: str = "") -> Any | None:
         """The one entry ``name`` (or the filter ``search``) finds, or ``None``;
         raises _Unavailable on errors."""
+        return self._search_one(slot, search or user_filter(self.config.user_filter, name), name)
+
+    def _search_one(self, slot: _Slot, search_filter: str, name: str) -> Any | None:
+        """The one entry ``search_filter`` finds, or ``None``; raises _Unavailable on errors."""
         ldap3 = self._ldap3
         scope = {"subtree": ldap3.SUBTREE, "level": ldap3.LEVEL, "base": ldap3.BASE}
         conn = slot.search
         ok = conn.search(
             self.config.base_dn,
-            search or user_filter(self.config.user_filter, name),
+            search_filter,
             search_scope=scope[self.config.scope],
             attributes=self._attributes,
             size_limit=2,
@@ -311,7 +315,7 @@ class LDAPChecker:
         code = (conn.result or {}).get("result")
         entries = [e for e in (conn.response or []) if e.get("type") == "searchResEntry"]
         if code == _SIZE_LIMIT_EXCEEDED or len(entries) > 1:
-            self.log.error("LDAP user filter matches several entries for {name!r}; refusing", name=name)
+            self.log.error("LDAP search matches several entries for {name!r}; refusing", name=name)
             return None
         if not ok and code not in (0, None):
             if code == _NO_SUCH_OBJECT:
@@ -443,6 +447,43 @@ class LDAPChecker:
             )
 
         return self._with_slot(work)
+
+    def find_address(self, address: str) -> str | None:
+        """The mailbox name for a recipient ``address``, or ``None`` (blocking).
+
+        The entry whose ``mail_attribute`` equals ``address`` (any case, as
+        the directory compares it); failing that, the entry whose login name
+        is the whole address, then its part before ``@``.  Used by LMTP.
+        """
+        if not self._valid_name(address):
+            return None
+        local = address.rpartition("@")[0]
+        mail = self.config.mail_attribute
+
+        def work(slot: _Slot) -> str | None:
+            entry = None
+            if local and mail:
+                entry = self._search_one(slot, f"({mail}={escape_filter_value(address)})", address)
+            for name in dict.fromkeys((address, local) if local else (address,)):
+                if entry is None:
+                    entry = self._search_user(slot, name)
+            if entry is None:
+                return None
+            return (
+                self._first(entry, self.config.mailbox_attribute)
+                or self._first(entry, self.config.login_attribute)
+                or local
+                or address
+            )
+
+        return self._with_slot(work)
+
+    def mailbox_for_address(self, address: str) -> defer.Deferred[str | None]:
+        """:meth:`find_address` off the reactor thread; a Deferred
+        (DirectoryUnavailable if the directory does not answer)."""
+        if self._run_blocking is not None:
+            return self._run_blocking(self.find_address, address)
+        return defer.maybeDeferred(self.find_address, address)
 
     @staticmethod
     def _valid_name(name: str) -> bool:

@@ -12,6 +12,8 @@ The tree is::
       TLSService "tls"        with [tls]: the certificates (reload() on SIGHUP), and a
                               ListeningService per [imap]/[pop3].tls_listen (implicit TLS)
       ProtocolLogService      with [logging] protocol_log: flushes the logs at stop
+      ListeningService * N    one per [lmtp].listen endpoint string (LMTPFactory), with
+                              its own protocol log service when protocol_log is on
       RetentionService        when [retention.folders] is set
 
 Each protocol factory gets one frozen
@@ -155,6 +157,7 @@ def make_service(config: Config, reactor: Any = None, store: IStore | None = Non
                            wrap_factory(tls, factories[name]))
     if store is not None:
         _add_retention(config, store, store_service, reactor, top)
+    _add_lmtp(config, reactor, store, checker, top)
     return top
 
 
@@ -211,6 +214,37 @@ def _add_listeners(top: service.MultiService, reactor: Any, kind: str,
         listener.setServiceParent(top)
 
 
+def _add_lmtp(config: Config, reactor: Any, store: IStore | None, directory: Any,
+              top: service.MultiService) -> None:
+    """``[lmtp] listen``: local delivery into ``store`` for the users of ``directory``."""
+    if not config.lmtp.listen:
+        return
+    from exchmail.lmtp.server import LMTPFactory, make_context
+
+    if store is None:
+        raise ConfigError("lmtp.listen: LMTP delivers into a store, and this service "
+                          "was given only a realm")
+    observers: tuple[Any, ...] = ()
+    if config.logging.protocol_log:
+        directory_ = config.logging.protocol_log_dir or config.server.data_dir / "protocol-logs"
+        lmtp_log = ProtocolLog(directory_, "lmtp", reactor)
+        log_service = ProtocolLogService([lmtp_log])
+        log_service.setName("lmtp-protocol-log")
+        log_service.setServiceParent(top)
+        observers = (ProtocolLogObserver(lmtp_log),)
+    context = make_context(config.lmtp, store, directory, reactor, observers)
+    _add_listeners(top, reactor, "lmtp", config.lmtp.listen, LMTPFactory(context))
+
+
+def open_store(config: Config, reactor: Any = None, run_blocking: Any = None) -> IStore:
+    """The store ``config`` names, with the ``[quota]`` wrapper, as the service
+    builds it (for tools that work on the store without a server, such as
+    ``exchmail deliver``); ``run_blocking`` ``None`` runs disk work at once."""
+    from exchmail.store.runner import run_sync
+
+    return _with_quota(config, make_store(config, reactor, run_blocking or run_sync))
+
+
 def _with_quota(config: Config, store: IStore) -> IStore:
     """Wrap ``store`` so that every addition honours ``[quota]`` (E0003/E0004)."""
     from exchmail.store.quota import QuotaLimits, QuotaPolicy, QuotaStore
@@ -262,4 +296,4 @@ def listening_ports(top: service.MultiService) -> defer.Deferred[list[Any]]:
     return defer.gatherResults([s.listening for s in listeners])
 
 
-__all__ = ["make_service", "listening_ports", "StoreService", "ListeningService"]
+__all__ = ["make_service", "listening_ports", "open_store", "StoreService", "ListeningService"]

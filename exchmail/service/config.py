@@ -15,6 +15,7 @@ Tables and keys (see ``examples/exchmail.toml``)::
     [ldap]    servers, base_dn, user_filter, ... (see :class:`LDAPConfig`)
     [gssapi]  keytab, imap_principal, realms, ...; [ntlm] domains, allow_ntlmv1;
     [oauth]   issuer, audience, jwks_file, ... (see :mod:`exchmail.auth.saslconfig`)
+    [lmtp]    listen = [] (off), domains, recipient_delimiter, ... (exchmail.lmtp.settings)
     [profile] any override accepted by :func:`exchmail.profile.load_profile`
 
 Every key is optional.  Relative paths are relative to the folder of the
@@ -48,6 +49,8 @@ from exchmail.auth.saslconfig import (
 )
 from exchmail.auth.throttle import ThrottleSettings
 from exchmail.errors import ConfigError
+from exchmail.lmtp.settings import KEYS as LMTP_KEYS
+from exchmail.lmtp.settings import LMTPSettings, parse_lmtp_table
 from exchmail.profile import PROFILE_NAMES, Profile, load_profile
 from exchmail.tls.config import TLSConfig, newcomer_tls, parse_tls_table
 
@@ -146,6 +149,8 @@ class Config:
     gssapi: GSSAPIConfig | None = None
     ntlm: NTLMConfig | None = None
     oauth: OAuthConfig | None = None
+    #: The ``[lmtp]`` table (see :mod:`exchmail.lmtp.settings`); no listener by default.
+    lmtp: LMTPSettings = field(default_factory=LMTPSettings)
 
 
 #: ``[throttle]`` keys of earlier versions, and what to use instead.
@@ -175,6 +180,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "profile": (),  # free-form: checked by load_profile
     "tls": ("certificate", "private_key", "chain", "min_version", "ciphers", "sni"),
     **SASL_KEYS,
+    "lmtp": LMTP_KEYS,
 }
 
 
@@ -328,6 +334,8 @@ def load_config(path: Path, *, reactor: Any = None) -> Config:
         gssapi=parse_gssapi(tables["gssapi"], base) if "gssapi" in tables else None,
         ntlm=parse_ntlm(tables["ntlm"]) if "ntlm" in tables else None,
         oauth=parse_oauth(tables["oauth"], base) if "oauth" in tables else None,
+        lmtp=parse_lmtp_table(tables.get("lmtp", {}),
+                              _listen(tables.get("lmtp", {}), "lmtp", (), reactor)),
     )
 
 

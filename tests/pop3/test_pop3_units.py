@@ -242,7 +242,8 @@ def test_E0002_auth_plain_with_and_without_initial_response(server, session):
     s = connect()
     assert s.send(b"AUTH\r\n") == b"+OK\r\nPLAIN\r\n.\r\n"
     assert s.send(b"AUTH NTLM\r\n") == b"-ERR Unrecognized authentication type.\r\n"
-    assert s.send(b"AUTH PLAIN\r\n", b"*\r\n") == b"+ \r\n-ERR The AUTH protocol exchange was canceled by the client.\r\n"
+    cancelled = b"-ERR The AUTH protocol exchange was canceled by the client.\r\n"
+    assert s.send(b"AUTH PLAIN\r\n", b"*\r\n") == b"+ \r\n" + cancelled
     assert s.send(b"AUTH PLAIN !!!\r\n") == b"-ERR Invalid base64 in the AUTH response.\r\n"
     assert s.send(b"AUTH PLAIN " + base64.b64encode(b"\0alice\0no") + b"\r\n") == LOGIN_FAILED
 

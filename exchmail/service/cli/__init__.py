@@ -8,6 +8,9 @@
     exchmail user list
     exchmail profile show [NAME] [--config FILE]
     exchmail cert selfsigned --hostname HOST [--out-dir DIR] [--days N] [--force]
+    exchmail deliver [--config FILE] [--folder F] USER < message
+    exchmail import [--config FILE] [--folder F] USER SOURCE   (mbox, Maildir, imaps://)
+    exchmail export [--config FILE] [--format mbox|maildir] USER DEST
 
 Each group of subcommands lives in a module of this package with an
 ``add_commands(subparsers)`` function; a subcommand's ``run(args)`` returns
@@ -25,11 +28,11 @@ import argparse
 import sys
 
 from exchmail.errors import AccountError, ConfigError, InvalidUserName
-from exchmail.service.cli import accounts
+from exchmail.service.cli import accounts, delivery, transfer
 from exchmail.service.cli.common import PROG, Failure
 
 #: The modules whose ``add_commands`` make up the command, in help order.
-COMMAND_MODULES = (accounts,)
+COMMAND_MODULES = (accounts, delivery, transfer)
 
 
 def parser() -> argparse.ArgumentParser:
