@@ -2,12 +2,14 @@
 
 ::
 
+    exchmail --version
     exchmail user add NAME [--password-stdin]
     exchmail user passwd NAME [--password-stdin]
-    exchmail user del NAME
+    exchmail user del NAME [--purge]
     exchmail user list
     exchmail profile show [NAME] [--config FILE]
     exchmail cert selfsigned --hostname HOST [--out-dir DIR] [--days N] [--force]
+    exchmail config check [--config FILE]
 
 Each group of subcommands lives in a module of this package with an
 ``add_commands(subparsers)`` function; a subcommand's ``run(args)`` returns
@@ -24,18 +26,20 @@ from __future__ import annotations
 import argparse
 import sys
 
+from exchmail import __version__
 from exchmail.errors import AccountError, ConfigError, InvalidUserName
-from exchmail.service.cli import accounts
+from exchmail.service.cli import accounts, configcheck
 from exchmail.service.cli.common import PROG, Failure
 
 #: The modules whose ``add_commands`` make up the command, in help order.
-COMMAND_MODULES = (accounts,)
+COMMAND_MODULES = (accounts, configcheck)
 
 
 def parser() -> argparse.ArgumentParser:
     """The ``exchmail`` argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
         prog=PROG, description="Manage an exchmail IMAP4/POP3 server.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.add_commands(commands)
