@@ -116,7 +116,7 @@ class Metrics:
         """A ``twisted.logger`` observer: count errors and throttle blocks."""
         namespace = str(event.get("log_namespace", ""))
         level = event.get("log_level")
-        if namespace == "exchmail.auth.throttle" and level == LogLevel.warn:
+        if namespace.startswith("exchmail.auth.throttle") and level == LogLevel.warn:
             self.throttle_blocks.inc()  # the throttle warns once per block started
             return
         if level not in (LogLevel.error, LogLevel.critical) and "log_failure" not in event:

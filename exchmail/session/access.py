@@ -37,6 +37,8 @@ from exchmail.session.observe import SessionInfo, SessionObserver
 
 #: The namespace of access events in the main log.
 NAMESPACE = "exchmail.access"
+# Module level: a Logger class attribute would name its events after the class.
+log = Logger(namespace=NAMESPACE)
 
 
 def quote(text: str) -> str:
@@ -56,8 +58,6 @@ class AccessLogObserver(SessionObserver):
     :param clock: an ``IReactorTime`` (for session durations).
     """
 
-    log = Logger(namespace=NAMESPACE)
-
     def __init__(self, clock: Any) -> None:
         self.clock = clock
 
@@ -76,9 +76,9 @@ class AccessLogObserver(SessionObserver):
             text += f" user={quote(user)}"
         values = {"event": event, **values}
         if event == "login-failed":
-            self.log.warn("{line}", line=text, access=values)
+            log.warn("{line}", line=text, access=values)
         else:
-            self.log.info("{line}", line=text, access=values)
+            log.info("{line}", line=text, access=values)
 
     def session_opened(self, session: Any) -> None:
         self._emit(
@@ -97,7 +97,7 @@ class AccessLogObserver(SessionObserver):
             self._emit("login-failed", session, {"reason": reason, "mechanism": mechanism, "tls": tls}, user)
 
     def session_closed(self, session: Any) -> None:
-        duration = max(0.0, self.clock.seconds() - session.started) if session.started else 0.0
+        duration = max(0.0, self.clock.seconds() - session.started)
         tls = session.tls_version or ("yes" if session.secure else "no")
         self._emit(
             "session-end",
