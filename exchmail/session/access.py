@@ -16,8 +16,9 @@ to ``twisted.logger`` under the namespace ``exchmail.access``, in a stable
         tls=TLSv1.3 duration=12.503 in=412 out=88213 user="alice"
 
 Each event is one line (wrapped here).  Fields come in this order and
-never contain spaces, except ``user``, which is always last and JSON-quoted (``"``, ``\\`` and control characters
-escaped): a client cannot forge fields by choosing its user name.
+never contain spaces, except ``user``, which is always last and
+JSON-quoted (``"``, ``\\`` and control characters escaped): a client
+cannot forge fields by choosing its user name.
 ``reason`` is ``credentials`` (wrong user or password), ``blocked`` (the
 failed-login throttle refused it), ``unavailable`` (the directory did not
 answer) or ``sessions`` (too many sessions of that user).
