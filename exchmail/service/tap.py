@@ -91,7 +91,22 @@ def _json_stream(options: usage.Options) -> Any:
     logfile = parent.get("logfile") or ""
     if logfile == "-" or (not logfile and parent.get("nodaemon", True)):
         return sys.stdout
-    return LogFile.fromFullPath(logfile or "twistd.log")
+    stream = LogFile.fromFullPath(logfile or "twistd.log")  # rotated at 1 MB, as twistd's
+    _rotate_on_sigusr1(stream)
+    return stream
+
+
+def _rotate_on_sigusr1(stream: Any) -> None:
+    """SIGUSR1 rotates the log file now, as it does twistd's own text log."""
+    import signal
+
+    from twisted.internet import reactor
+
+    def rotate(signum: int, frame: Any) -> None:
+        reactor.callFromThread(stream.rotate)  # type: ignore[attr-defined]
+
+    if not signal.getsignal(signal.SIGUSR1):
+        signal.signal(signal.SIGUSR1, rotate)
 
 
 def makeService(options: Options) -> service.IService:
