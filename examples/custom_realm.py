@@ -583,7 +583,10 @@ def _database(context: Any) -> Path:
         raise ConfigError("store.options.database: required (the application's SQLite file)")
     source = context.config.source
     base = Path(source).resolve().parent if source is not None else Path.cwd()
-    return base / value
+    path = base / value
+    if context.options.get("create_demo") and not path.exists():
+        create_demo(path)  # the example configuration works as shipped
+    return path
 
 
 def make_store(context: Any) -> SQLiteStore:
@@ -631,8 +634,8 @@ def main() -> None:
     service.privilegedStartService()
     service.startService()
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
-    print("IMAP on 127.0.0.1:1143, POP3 on 127.0.0.1:1110; user 'demo', "
-          "password 'demo password'")
+    print("IMAP on 127.0.0.1:1143, POP3 on 127.0.0.1:1110 (STARTTLS/STLS with "
+          "custom-realm-data/tls/cert.pem); user 'demo', password 'demo password'")
     reactor.run()  # type: ignore[attr-defined]
 
 

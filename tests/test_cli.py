@@ -39,8 +39,9 @@ def test_user_add_list_passwd_del(monkeypatch, capsys, users):
     assert verify_password("secret one", hash_of(users, "alice"))
     assert stat.S_IMODE(os.stat(users).st_mode) == 0o600
 
-    run(monkeypatch, capsys, "user", "add", "bob", "--password-stdin", *where, stdin="pw\r\n")
-    assert verify_password("pw", hash_of(users, "bob"))
+    run(monkeypatch, capsys, "user", "add", "bob", "--password-stdin", *where,
+        stdin="bob's pw\r\n")
+    assert verify_password("bob's pw", hash_of(users, "bob"))
     status, out, _ = run(monkeypatch, capsys, "user", "list", *where)
     assert (status, out) == (0, "alice\nbob\n")
 
@@ -87,11 +88,11 @@ def test_unknown_user(monkeypatch, capsys, users, argv):
 
 
 def test_prompted_password(monkeypatch, capsys, users):
-    answers = iter(["typed", "typed"])
+    answers = iter(["typed in", "typed in"])
     monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
     status, _, _ = run(monkeypatch, capsys, "user", "add", "alice", "--users-file", str(users))
     assert status == 0
-    assert verify_password("typed", hash_of(users, "alice"))
+    assert verify_password("typed in", hash_of(users, "alice"))
 
 
 def test_prompted_password_mismatch(monkeypatch, capsys, users):
@@ -106,7 +107,7 @@ def test_prompted_password_mismatch(monkeypatch, capsys, users):
 def test_default_users_file_is_newcomer_default(monkeypatch, capsys, tmp_path):
     monkeypatch.chdir(tmp_path)
     status, _, _ = run(monkeypatch, capsys, "user", "add", "alice", "--password-stdin",
-                       stdin="pw\n")
+                       stdin="long enough\n")
     assert status == 0
     assert (tmp_path / "exchmail-data" / "users").exists()
 
@@ -115,9 +116,9 @@ def test_users_file_from_config(monkeypatch, capsys, tmp_path):
     config = tmp_path / "exchmail.toml"
     config.write_text('[auth]\nusers_file = "accounts"\n')
     status, _, _ = run(monkeypatch, capsys, "user", "add", "alice", "--password-stdin",
-                       "--config", str(config), stdin="pw\n")
+                       "--config", str(config), stdin="long enough\n")
     assert status == 0
-    assert verify_password("pw", hash_of(tmp_path / "accounts", "alice"))
+    assert verify_password("long enough", hash_of(tmp_path / "accounts", "alice"))
 
 
 def test_bad_config(monkeypatch, capsys, tmp_path):

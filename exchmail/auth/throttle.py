@@ -50,6 +50,11 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 
+class LoginBlocked(UnauthorizedLogin):
+    """A login refused outright because its (account, address) pair or its
+    address is blocked; answered exactly like a wrong password."""
+
+
 @dataclass(frozen=True)
 class ThrottleSettings:
     """The ``[throttle]`` table of the configuration (counts of 0 turn a rule off)."""
@@ -254,7 +259,7 @@ class LoginThrottle:
         if self.blocked(ip, account):
             self.log.info("Refused a login from {ip} for {account}: blocked", ip=ip, account=account)
             d: defer.Deferred[Any] = defer.Deferred()
-            self.clock.callLater(self.settings.max_delay, d.errback, UnauthorizedLogin("blocked"))
+            self.clock.callLater(self.settings.max_delay, d.errback, LoginBlocked("blocked"))
             return d
         delay = self.delay(ip, account)
         if delay:

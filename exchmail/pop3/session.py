@@ -63,13 +63,16 @@ class POP3Session(Session):
         self.maildrop: Maildrop | None = None
         self.user: bytes | None = None  # from USER, for PASS
         self.locked: str | None = None
+        self.status = ""  # of the last response: +OK or -ERR (for the observers)
 
     # -- output ------------------------------------------------------------------------
     def ok(self, text: bytes = b"") -> None:
+        self.status = "+OK"
         self.write(wire.status_line(b"+OK", text))
 
     def err(self, text: bytes) -> None:
         """``-ERR`` with informational text (MS-STANXPOP3 V0001)."""
+        self.status = "-ERR"
         self.write(wire.status_line(b"-ERR", text))
 
     def multiline(self, lines: list[bytes]) -> None:
@@ -132,9 +135,10 @@ class POP3Session(Session):
             self.err(problem)
             return None
         self.server.setTimeout(None)  # no idle timeout while a command runs
+        name = line.split(None, 1)[0].upper().decode("ascii", "replace")
         d = defer.maybeDeferred(handler, self, args, rest)
         d.addErrback(self._failed)
-        d.addBoth(self._after)
+        d.addBoth(self._after, name, self.context.reactor.seconds())
         return d
 
     def _parse(self, line: bytes) -> tuple[bytes | None, Any, list[bytes], bytes]:
@@ -176,7 +180,8 @@ class POP3Session(Session):
         else:
             failure.raiseException()
 
-    def _after(self, result: object) -> object:
+    def _after(self, result: object, name: str, started: float) -> object:
+        self.report_command(name, self.status, self.context.reactor.seconds() - started)
         if not self.closing and self.phase != UPDATE:
             settings = self.context.profile.pop3
             authenticated = self.phase == TRANSACTION

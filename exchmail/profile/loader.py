@@ -63,6 +63,36 @@ def _lookup(key: str) -> list[tuple[str, str]]:
     return found
 
 
+#: Exchange administration names that are no profile setting here, by their
+#: lower-case name, with the configuration key that does the same (the
+#: ``unknown setting`` error points to it).  A name the profile knows is
+#: never looked up here.
+ELSEWHERE = {
+    "x509certificatename": "the certificate is a file here: set [tls] certificate and "
+                           "private_key ([tls.sni.\"name\"] for more host names)",
+    "protocollogenabled": "set [logging] protocol_log = true (protocol_log_dir for the folder)",
+    "protocollogpath": "set [logging] protocol_log_dir",
+    "enablegssapiandntlmauth": "this build offers no GSSAPI or NTLM: the offered SASL "
+                               "mechanisms are imap.sasl_mechanisms and pop3.sasl_mechanisms",
+    "unencryptedortlsbindings": "set [imap] listen / [pop3] listen (STARTTLS/STLS with [tls])",
+    "sslbindings": "set [imap] tls_listen / [pop3] tls_listen (with [tls])",
+    "internalconnectionsettings": "exchmail publishes no connection settings: see [imap] "
+                                  "listen and tls_listen",
+    "externalconnectionsettings": "exchmail publishes no connection settings: see [imap] "
+                                  "listen and tls_listen",
+}
+
+
+def unknown_setting(key: str) -> str:
+    """The ``unknown setting`` error for override ``key``, pointing to the configuration
+    key that does the same when ``key`` is an Exchange name exchmail sets elsewhere."""
+    bare = key.rpartition(".")[2].lower()
+    hint = ELSEWHERE.get(bare)
+    if hint is None:
+        return f"{_PREFIX}.{key}: unknown setting"
+    return f"{_PREFIX}.{key}: not a profile setting here; {hint}"
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -137,7 +167,7 @@ def load_profile(name: str, overrides: Mapping[str, Any] | None = None) -> Profi
     for key, value in _flatten(overrides or {}):
         targets = _lookup(key)
         if not targets:
-            raise ConfigError(f"{_PREFIX}.{key}: unknown setting")
+            raise ConfigError(unknown_setting(key))
         for section, field_name in targets:
             field = next(f for f in _fields(section) if f.name == field_name)
             hint = _hints(section)[field_name]

@@ -90,7 +90,7 @@ class ServiceSettings:
     description differ.
     """
 
-    banner: str = setting("", ids=(), doc="text of the greeting")
+    banner: str = setting("", ids=(), admin="Banner", doc="text of the greeting")
     sign_off: str = setting("", ids=(), doc="text of the goodbye at LOGOUT/QUIT")
     login_type: LoginType = setting(
         LoginType.SECURE_LOGIN, ids=(), admin="LoginType",
@@ -136,7 +136,7 @@ class IMAPSettings(ServiceSettings):
     """How the IMAP4rev1 service behaves where Exchange and RFC 3501 differ."""
 
     banner: str = setting(
-        "The Microsoft Exchange IMAP4 service is ready.", ids=(),
+        "The Microsoft Exchange IMAP4 service is ready.", ids=(), admin="Banner",
         rfc="3501 §7.1.1", doc="text of the untagged OK greeting")
     sign_off: str = setting(
         "Microsoft Exchange Server 2010 IMAP4 server signing off.", ids=(),
@@ -275,7 +275,7 @@ class POP3Settings(ServiceSettings):
     """How the POP3 service behaves where Exchange and RFC 1939 differ."""
 
     banner: str = setting(
-        "The Microsoft Exchange POP3 service is ready.", ids=(),
+        "The Microsoft Exchange POP3 service is ready.", ids=(), admin="Banner",
         rfc="1939 §4", doc="text of the +OK greeting")
     sign_off: str = setting(
         "Microsoft Exchange Server 2010 POP3 server signing off.", ids=(),

@@ -14,6 +14,7 @@ The tree is::
       ProtocolLogService      with [logging] protocol_log: flushes the logs at stop
       ListeningService * N    one per [lmtp].listen endpoint string (LMTPFactory), with
                               its own protocol log service when protocol_log is on
+      MetricsService          with [metrics] listen: /metrics and /healthz (twisted.web)
       RetentionService        when [retention.folders] is set
 
 Each protocol factory gets one frozen
@@ -26,7 +27,6 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application import service
-from twisted.application.internet import StreamServerEndpointService
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet import defer, endpoints, threads
 from twisted.logger import Logger
@@ -42,6 +42,8 @@ from exchmail.mailbox.cache import MessageCache
 from exchmail.pop3.factory import POP3Factory
 from exchmail.service.backends import make_checker, make_store
 from exchmail.service.config import Config
+from exchmail.service.listen import ListenFailed, ListeningService
+from exchmail.service.operations import Operations
 from exchmail.session.admission import ConnectionLimits
 from exchmail.session.context import SessionContext
 from exchmail.session.protolog import ProtocolLog, ProtocolLogObserver, ProtocolLogService
@@ -89,26 +91,10 @@ class StoreService(service.Service):
         self.compute_pool.stop()
 
 
-class ListeningService(StreamServerEndpointService):
-    """An endpoint service whose ``listening`` Deferred gives the bound port."""
-
-    def __init__(self, endpoint: Any, factory: Any) -> None:
-        super().__init__(endpoint, factory)
-        self.listening: defer.Deferred[Any] = defer.Deferred()
-
-    def privilegedStartService(self) -> None:
-        super().privilegedStartService()
-        waiting: Any = self._waitingForPort
-        waiting.addCallback(self._bound)
-
-    def _bound(self, port: Any) -> Any:
-        self.listening.callback(port)
-        return port
-
-
 def make_service(config: Config, reactor: Any = None, store: IStore | None = None,
                  realm: IRealm | None = None,
-                 create_first_account: bool = False) -> service.MultiService:
+                 create_first_account: bool = False,
+                 strict: bool = False) -> service.MultiService:
     """Build the exchmail service tree for ``config``.
 
     :param reactor: the reactor to use (the global one when ``None``).
@@ -121,6 +107,9 @@ def make_service(config: Config, reactor: Any = None, store: IStore | None = Non
         work on the store, are then the realm's business.
     :param create_first_account: create and log a first account when the
         accounts file has none (the newcomer set-up of ``twistd exchmail``).
+    :param strict: refuse (:class:`ConfigError`) the dead ends that are only
+        warned about otherwise: a service nobody can log in to, an accounts
+        file that cannot be read (``twistd exchmail`` is strict).
     """
     if reactor is None:
         from twisted.internet import reactor as global_reactor
@@ -136,17 +125,20 @@ def make_service(config: Config, reactor: Any = None, store: IStore | None = Non
         store_service.store = store
     if create_first_account and config.auth.backend == "accounts":
         _announce_first_account(config)
+    ops = Operations(config, reactor, strict)  # checks; access log, metrics, health
     # [auth] backend: the accounts file, LDAP (adds its own thread pool), or custom.
     checker = make_checker(config, reactor, store_service.run_blocking, top)
     if realm is None:
         assert store is not None
         realm = MailRealm(store)
-    # Logins GSSAPI or a bearer token proved go to a checker that confirms the account.
-    portal = Portal(realm, verified_checkers(checker))
+    # Logins GSSAPI or a bearer token proved go to a checker that confirms the account;
+    # the timed checker measures how long the directory takes (metrics).
+    portal = Portal(realm, verified_checkers(ops.timed_checker(checker)))
     tls = ServerTLS(config.tls, reactor) if config.tls is not None else None  # bad: ConfigError
     if tls is not None:
         TLSService(tls, reactor).setServiceParent(top)
-    contexts = _session_contexts(config, reactor, portal, tls, store_service, top)
+    contexts = _session_contexts(config, reactor, portal, tls, store_service, top, ops)
+    ops.check_login_paths(contexts)
     factories = {"imap": IMAPFactory(contexts["imap"]), "pop3": POP3Factory(contexts["pop3"])}
     for name, section in (("imap", config.imap), ("pop3", config.pop3)):
         _add_listeners(top, reactor, name, section.listen, factories[name])
@@ -157,13 +149,14 @@ def make_service(config: Config, reactor: Any = None, store: IStore | None = Non
                            wrap_factory(tls, factories[name]))
     if store is not None:
         _add_retention(config, store, store_service, reactor, top)
-    _add_lmtp(config, reactor, store, checker, top)
+    _add_lmtp(config, reactor, store, checker, top, ops)
+    ops.add_services(top, store_service, checker)
     return top
 
 
 def _session_contexts(config: Config, reactor: Any, portal: Portal, tls: ServerTLS | None,
-                      store_service: StoreService,
-                      top: service.MultiService) -> dict[str, SessionContext]:
+                      store_service: StoreService, top: service.MultiService,
+                      ops: Operations | None = None) -> dict[str, SessionContext]:
     """One :class:`SessionContext` per service: limits, SASL, throttle, logs, cache."""
     from exchmail.auth.sasl import MECHANISMS, challengers
     from exchmail.auth.saslsetup import mechanism_setups, offered_mechanisms
@@ -185,7 +178,9 @@ def _session_contexts(config: Config, reactor: Any, portal: Portal, tls: ServerT
         limits = ConnectionLimits(settings.max_connections,
                                   settings.max_connection_from_single_ip,
                                   settings.max_connections_per_user)
-        observers = (ProtocolLogObserver(logs[name]),) if name in logs else ()
+        observers: tuple[Any, ...] = (ProtocolLogObserver(logs[name]),) if name in logs else ()
+        if ops is not None:
+            observers += ops.observers(name)
         contexts[name] = SessionContext(
             protocol=name, profile=profile, portal=portal, reactor=reactor, limits=limits,
             mechanisms=challengers(offered_mechanisms(settings), portal, setups[name]), tls=tls,
@@ -209,13 +204,14 @@ def _add_listeners(top: service.MultiService, reactor: Any, kind: str,
                    descriptions: tuple[str, ...], factory: Any) -> None:
     """One :class:`ListeningService` per endpoint string, named ``kind:description``."""
     for description in descriptions:
-        listener = ListeningService(endpoints.serverFromString(reactor, description), factory)
+        listener = ListeningService(endpoints.serverFromString(reactor, description), factory,
+                                    description)
         listener.setName(f"{kind}:{description}")
         listener.setServiceParent(top)
 
 
 def _add_lmtp(config: Config, reactor: Any, store: IStore | None, directory: Any,
-              top: service.MultiService) -> None:
+              top: service.MultiService, ops: Operations | None = None) -> None:
     """``[lmtp] listen``: local delivery into ``store`` for the users of ``directory``."""
     if not config.lmtp.listen:
         return
@@ -232,6 +228,8 @@ def _add_lmtp(config: Config, reactor: Any, store: IStore | None, directory: Any
         log_service.setName("lmtp-protocol-log")
         log_service.setServiceParent(top)
         observers = (ProtocolLogObserver(lmtp_log),)
+    if ops is not None:  # the access log and the delivery counters
+        observers += ops.observers("lmtp")
     context = make_context(config.lmtp, store, directory, reactor, observers)
     _add_listeners(top, reactor, "lmtp", config.lmtp.listen, LMTPFactory(context))
 
@@ -296,4 +294,5 @@ def listening_ports(top: service.MultiService) -> defer.Deferred[list[Any]]:
     return defer.gatherResults([s.listening for s in listeners])
 
 
-__all__ = ["make_service", "listening_ports", "open_store", "StoreService", "ListeningService"]
+__all__ = ["make_service", "listening_ports", "open_store", "StoreService", "ListeningService",
+           "ListenFailed"]

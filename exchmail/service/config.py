@@ -17,6 +17,8 @@ Tables and keys (see ``examples/exchmail.toml``)::
     [oauth]   issuer, audience, jwks_file, ... (see :mod:`exchmail.auth.saslconfig`)
     [lmtp]    listen = [] (off), domains, recipient_delimiter, ... (exchmail.lmtp.settings)
     [profile] any override accepted by :func:`exchmail.profile.load_profile`
+    [metrics] listen = [] (off), health_timeout; [logging] format, access;
+              [auth] password_min_length   (see :mod:`exchmail.service.opsconfig`)
 
 Every key is optional.  Relative paths are relative to the folder of the
 configuration file.  Any problem raises :class:`~exchmail.errors.ConfigError`
@@ -52,6 +54,15 @@ from exchmail.errors import ConfigError
 from exchmail.lmtp.settings import KEYS as LMTP_KEYS
 from exchmail.lmtp.settings import LMTPSettings, parse_lmtp_table
 from exchmail.profile import PROFILE_NAMES, Profile, load_profile
+from exchmail.service.opsconfig import (
+    DEFAULT_PASSWORD_MIN_LENGTH,
+    LOGGING_KEYS,
+    METRICS_KEYS,
+    MetricsConfig,
+    parse_logging_keys,
+    parse_metrics_table,
+    parse_password_min_length,
+)
 from exchmail.tls.config import TLSConfig, newcomer_tls, parse_tls_table
 
 #: The accepted ``auth.login_type`` values (Exchange's ``LoginType`` parameter).
@@ -108,6 +119,8 @@ class AuthConfig:
     cache_size: int = DEFAULT_MAX_ENTRIES
     #: Threads that hash passwords (:class:`exchmail.auth.hashpool.HashPool`).
     hash_threads: int = DEFAULT_HASH_THREADS
+    #: Shortest password ``exchmail user add/passwd`` accept (0: no floor).
+    password_min_length: int = DEFAULT_PASSWORD_MIN_LENGTH
 
 
 @dataclass(frozen=True)
@@ -151,6 +164,8 @@ class Config:
     oauth: OAuthConfig | None = None
     #: The ``[lmtp]`` table (see :mod:`exchmail.lmtp.settings`); no listener by default.
     lmtp: LMTPSettings = field(default_factory=LMTPSettings)
+    #: The ``[metrics]`` table (see :mod:`exchmail.service.opsconfig`); off by default.
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 #: ``[throttle]`` keys of earlier versions, and what to use instead.
@@ -166,7 +181,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "imap": ("listen", "tls_listen"),
     "pop3": ("listen", "tls_listen"),
     "auth": ("users_file", "login_type", "backend", "options", "cache_ttl", "cache_size",
-             "hash_threads"),
+             "hash_threads", "password_min_length"),
     "store": ("backend", "options"),
     "ldap": ("servers", "base_dn", "user_filter", "scope", "start_tls", "ca_file",
              "verify_hostname", "bind_dn", "bind_password", "bind_password_file",
@@ -176,11 +191,13 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "quota": ("limit", "warning", "users"),
     "retention": ("interval", "folders"),
     "throttle": (*(f.name for f in fields(ThrottleSettings)), *REMOVED_THROTTLE_KEYS),
-    "logging": ("protocol_log", "protocol_log_dir"),
+    "logging": ("protocol_log", "protocol_log_dir", *LOGGING_KEYS),
     "profile": (),  # free-form: checked by load_profile
-    "tls": ("certificate", "private_key", "chain", "min_version", "ciphers", "sni"),
+    "tls": ("certificate", "private_key", "chain", "min_version", "ciphers", "sni",
+            "self_signed"),
     **SASL_KEYS,
     "lmtp": LMTP_KEYS,
+    "metrics": METRICS_KEYS,
 }
 
 
@@ -321,7 +338,8 @@ def load_config(path: Path, *, reactor: Any = None) -> Config:
                         tls_listen=_listen(tables.get("pop3", {}), "pop3", (), reactor,
                                            "tls_listen")),
         auth=AuthConfig(users_file=users_file, backend=auth_backend,
-                        options=_options(auth, "auth"), **_auth_cache(auth, auth_backend)),
+                        options=_options(auth, "auth"), **_auth_cache(auth, auth_backend),
+                        password_min_length=parse_password_min_length(auth)),
         profile=load_profile(profile_name, profile_overrides),
         source=path,
         store=_store(tables.get("store", {})),
@@ -336,6 +354,9 @@ def load_config(path: Path, *, reactor: Any = None) -> Config:
         oauth=parse_oauth(tables["oauth"], base) if "oauth" in tables else None,
         lmtp=parse_lmtp_table(tables.get("lmtp", {}),
                               _listen(tables.get("lmtp", {}), "lmtp", (), reactor)),
+        metrics=parse_metrics_table(
+            tables.get("metrics", {}),
+            lambda where, description: _check_endpoint(where, description, reactor)),
     )
 
 
@@ -551,6 +572,10 @@ class LoggingConfig:
 
     protocol_log: bool = False
     protocol_log_dir: Path | None = None
+    #: The main log's format under twistd: "text" or "json" (JSON lines).
+    format: str = "text"
+    #: Session start/end and login lines in the main log (the access log).
+    access: bool = True
 
 
 def _throttle(table: Mapping[str, Any]) -> ThrottleSettings:
@@ -583,4 +608,5 @@ def _logging(table: Mapping[str, Any], base: Path) -> LoggingConfig:
     if not isinstance(enabled, bool):
         raise ConfigError(f"logging.protocol_log: expected true or false, got {enabled!r}")
     return LoggingConfig(protocol_log=enabled,
-                         protocol_log_dir=_path(table, "logging", "protocol_log_dir", base))
+                         protocol_log_dir=_path(table, "logging", "protocol_log_dir", base),
+                         **parse_logging_keys(table))

@@ -38,7 +38,7 @@ from zope.interface import implementer
 
 from exchmail.session.admission import Admission
 from exchmail.session.context import SessionContext
-from exchmail.session.observe import SessionInfo, endpoint
+from exchmail.session.observe import SessionInfo, endpoint, tls_version
 from exchmail.session.reader import (
     Command,
     ContinueLiteral,
@@ -199,6 +199,8 @@ class Session:
         if self._waiter is not None:
             waiter, self._waiter = self._waiter, None
             waiter.errback(ConnectionClosed())
+        if self.secure and self.context.observers:
+            self.info.tls_version = tls_version(self.server.transport)
         for observer in self.context.observers:
             observer.session_closed(self.info)
 

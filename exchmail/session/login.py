@@ -24,7 +24,7 @@ from twisted.internet import defer
 
 from exchmail.auth import sasl
 from exchmail.auth.realm import LoginMind
-from exchmail.auth.throttle import guarded_login
+from exchmail.auth.throttle import LoginBlocked, guarded_login
 from exchmail.errors import DirectoryUnavailable, InvalidUserName
 from exchmail.interfaces import IStoreAccount
 from exchmail.profile.settings import LoginType
@@ -232,7 +232,7 @@ class LoginFlow:
             raise LoginRefused("closed")
         if not session.admission.admit_user(account.name.lower()):
             logout()
-            self._report(account.name, mechanism, "refused")
+            self._report(account.name, mechanism, "refused", "sessions")
             raise LoginRefused("sessions")
         self.failures = 0
         session.info.user = account.name
@@ -242,12 +242,13 @@ class LoginFlow:
     def _refused(self, failure: Any, credentials: Any, mechanism: str) -> None:
         user = _user_of(credentials)
         if failure.check(DirectoryUnavailable):
-            self._report(user, mechanism, "unavailable")
+            self._report(user, mechanism, "unavailable", "unavailable")
             raise LoginRefused("unavailable")
         if failure.check(SASLMalformed, SASLCancelled):
             return failure.raiseException()
         failure.trap(UnauthorizedLogin, InvalidUserName)
-        self._report(user, mechanism, "failure")
+        self._report(user, mechanism, "failure",
+                     "blocked" if failure.check(LoginBlocked) else "credentials")
         raise LoginRefused("credentials", last=self.count_failure())
 
     def count_failure(self) -> bool:
@@ -255,7 +256,9 @@ class LoginFlow:
         self.failures += 1
         return bool(self.max_failures) and self.failures >= self.max_failures
 
-    def _report(self, user: str, mechanism: str, outcome: str) -> None:
+    def _report(self, user: str, mechanism: str, outcome: str, reason: str = "") -> None:
+        # The reason of a failure travels on the SessionInfo (access log, metrics).
+        self.session.info.login_failure = reason if outcome != "success" else ""
         for observer in self.session.context.observers:
             observer.login_done(self.session.info, user, mechanism, outcome)
 

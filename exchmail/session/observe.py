@@ -31,6 +31,11 @@ class SessionInfo:
     started: float = 0.0
     bytes_in: int = 0
     bytes_out: int = 0
+    #: The negotiated TLS version (``"TLSv1.3"``), set when the connection ends.
+    tls_version: str = ""
+    #: Why the last login attempt failed (``"credentials"``, ``"blocked"``,
+    #: ``"unavailable"``, ``"sessions"``), read by ``login_done`` observers.
+    login_failure: str = ""
 
 
 @implementer(ISessionObserver)
@@ -56,6 +61,20 @@ class SessionObserver:
 
     def session_closed(self, session: object) -> None:
         """Ignored."""
+
+
+def tls_version(transport: object) -> str:
+    """The TLS version a finished handshake negotiated on ``transport`` (``""``:
+    none, or not known).  Uses the public ``getHandle()``, which is the
+    OpenSSL connection on TLS transports."""
+    get_handle = getattr(transport, "getHandle", None)
+    handle = get_handle() if get_handle is not None else None
+    version = getattr(handle, "get_protocol_version_name", None)
+    try:
+        name = version() if version is not None else ""
+    except Exception:  # noqa: BLE001 - a socket, or no handshake: no version
+        return ""
+    return name if isinstance(name, str) and name != "Unknown" else ""
 
 
 def endpoint(address: object) -> str:

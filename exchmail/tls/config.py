@@ -7,7 +7,8 @@ See ``examples/exchmail.toml``::
     private_key = "key.pem"         # PEM: its private key (not encrypted)
     chain = "chain.pem"             # optional PEM: intermediate certificates
     min_version = "TLSv1.2"         # "TLSv1", "TLSv1.1", "TLSv1.2" or "TLSv1.3"
-    ciphers = "HIGH:..."            # OpenSSL cipher string for TLS 1.2 and older
+    ciphers = "ECDHE+AESGCM:..."    # OpenSSL cipher string for TLS 1.2 and older
+    self_signed = "localhost"       # make a self-signed pair for this name if both are missing
     [tls.sni."mail.example.org"]    # another certificate for clients asking for this name
     certificate = "mail.pem"
     private_key = "mail.key"
@@ -30,11 +31,15 @@ TLS_VERSIONS: Mapping[str, int] = {
     "TLSv1.2": SSL.TLS1_2_VERSION, "TLSv1.3": SSL.TLS1_3_VERSION,
 }
 DEFAULT_MIN_VERSION = "TLSv1.2"
-#: OpenSSL's strong ciphers (TLS 1.2 and older; TLS 1.3 suites are all strong).
-DEFAULT_CIPHERS = "HIGH:!aNULL:!eNULL:!RC4:!3DES:!MD5:!PSK:!SRP"
+#: TLS 1.2: forward secrecy (ECDHE) and AEAD ciphers only; TLS 1.3 suites are
+#: OpenSSL's own (all of them are both).
+DEFAULT_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+#: The default when ``min_version`` lets TLS 1.0/1.1 in: those versions have no
+#: AEAD suites, so ECDHE with CBC is added for them (still forward secret).
+LEGACY_CIPHERS = DEFAULT_CIPHERS + ":ECDHE+AES"
 #: Appended to every cipher string: these are never offered, whatever the configuration.
 NEVER = ":!aNULL:!eNULL:!RC4:!EXP:!LOW"
-_KEYS = ("certificate", "private_key", "chain", "min_version", "ciphers", "sni")
+_KEYS = ("certificate", "private_key", "chain", "min_version", "ciphers", "sni", "self_signed")
 _SNI_KEYS = ("certificate", "private_key", "chain")
 
 
@@ -53,8 +58,9 @@ class TLSConfig:
 
     ``sni`` maps a server name (lower case; ``*.example.org`` matches one
     label) to the identity offered to clients that ask for it.
-    ``self_signed`` (the newcomer set-up only): create a self-signed
-    certificate for that host name when the files do not exist yet.
+    ``self_signed`` (the newcomer set-up, or the ``self_signed`` key): create
+    a self-signed certificate for that host name when the files do not
+    exist yet.
     """
 
     identity: TLSIdentity
@@ -99,9 +105,13 @@ def parse_tls_table(table: Mapping[str, Any], base: Path) -> TLSConfig:
     if min_version not in TLS_VERSIONS:
         raise ConfigError(f"tls.min_version: unknown version {min_version!r} "
                           f"(choose {', '.join(TLS_VERSIONS)})")
-    ciphers = table.get("ciphers", DEFAULT_CIPHERS)
+    modern = TLS_VERSIONS[min_version] >= SSL.TLS1_2_VERSION
+    ciphers = table.get("ciphers", DEFAULT_CIPHERS if modern else LEGACY_CIPHERS)
     if not isinstance(ciphers, str) or not ciphers:
         raise ConfigError(f"tls.ciphers: expected an OpenSSL cipher string, got {ciphers!r}")
+    self_signed = table.get("self_signed")
+    if self_signed is not None and (not isinstance(self_signed, str) or not self_signed):
+        raise ConfigError(f"tls.self_signed: expected a host name, got {self_signed!r}")
     sni_table = table.get("sni", {})
     if not isinstance(sni_table, Mapping):
         raise ConfigError(f"tls.sni: expected a table of server names, got {sni_table!r}")
@@ -114,7 +124,8 @@ def parse_tls_table(table: Mapping[str, Any], base: Path) -> TLSConfig:
             if key not in _SNI_KEYS:
                 raise ConfigError(f"{where}.{key}: unknown key")
         sni[name.lower().rstrip(".")] = _identity(entry, where, base)
-    return TLSConfig(identity=identity, min_version=min_version, ciphers=ciphers, sni=sni)
+    return TLSConfig(identity=identity, min_version=min_version, ciphers=ciphers, sni=sni,
+                     self_signed=self_signed)
 
 
 def newcomer_tls(data_dir: Path) -> TLSConfig:

@@ -118,7 +118,8 @@ jwks_file = "jwks.json"
 
 def test_E0003_user_commands_write_nt_hashes_only_for_ntlm(tmp_path, monkeypatch):
     pytest.importorskip("spnego")
-    config = write(tmp_path, '[auth]\nusers_file = "users"\n[ntlm]\ndomains = ["EXAMPLE"]\n')
+    config = write(tmp_path, '[auth]\nusers_file = "users"\npassword_min_length = 0\n'
+                             '[ntlm]\ndomains = ["EXAMPLE"]\n')
     users = tmp_path / "users"
     monkeypatch.setattr("sys.stdin", io.StringIO("secret\n"))
     assert main(["user", "add", "alice", "--password-stdin", "--config", str(config)]) == 0
@@ -126,11 +127,11 @@ def test_E0003_user_commands_write_nt_hashes_only_for_ntlm(tmp_path, monkeypatch
     accounts.load()
     # NT hash of "secret" (MD4 of UTF-16LE), as Windows computes it.
     assert accounts.nt_hash("alice") == bytes.fromhex("878d8014606cda29677a44efa1353fc7")
-    monkeypatch.setattr("sys.stdin", io.StringIO("other\n"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("another password\n"))
     assert main(["user", "passwd", "alice", "--password-stdin", "--users-file", str(users)]) == 0
     accounts.load()
     assert accounts.nt_hash("alice") is None  # dropped: not asked for
-    monkeypatch.setattr("sys.stdin", io.StringIO("other\n"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("another password\n"))
     assert main(["user", "passwd", "alice", "--password-stdin", "--nt-hash", "--users-file", str(users)]) == 0
     accounts.load()
     assert accounts.nt_hash("alice") is not None

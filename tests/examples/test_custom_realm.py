@@ -140,7 +140,7 @@ def test_the_example_configuration_loads() -> None:
     config = load_config(EXAMPLES / "custom_realm.toml")
     assert config.store.backend == "python:custom_realm:make_store"
     assert config.auth.backend == "python:custom_realm:make_checker"
-    assert config.store.options == {"database": "custom_realm.sqlite"}
+    assert config.store.options == {"database": "custom_realm.sqlite", "create_demo": True}
 
 
 def test_served_over_imap_and_pop3(reactor_thread: Any, tmp_path: Path) -> None:

@@ -2,15 +2,17 @@
 
 ::
 
+    exchmail --version
     exchmail user add NAME [--password-stdin]
     exchmail user passwd NAME [--password-stdin]
-    exchmail user del NAME
+    exchmail user del NAME [--purge]
     exchmail user list
     exchmail profile show [NAME] [--config FILE]
     exchmail cert selfsigned --hostname HOST [--out-dir DIR] [--days N] [--force]
     exchmail deliver [--config FILE] [--folder F] USER < message
     exchmail import [--config FILE] [--folder F] USER SOURCE   (mbox, Maildir, imaps://)
     exchmail export [--config FILE] [--format mbox|maildir] USER DEST
+    exchmail config check [--config FILE]
 
 Each group of subcommands lives in a module of this package with an
 ``add_commands(subparsers)`` function; a subcommand's ``run(args)`` returns
@@ -27,18 +29,20 @@ from __future__ import annotations
 import argparse
 import sys
 
+from exchmail import __version__
 from exchmail.errors import AccountError, ConfigError, InvalidUserName
-from exchmail.service.cli import accounts, delivery, transfer
+from exchmail.service.cli import accounts, configcheck, delivery, transfer
 from exchmail.service.cli.common import PROG, Failure
 
 #: The modules whose ``add_commands`` make up the command, in help order.
-COMMAND_MODULES = (accounts, delivery, transfer)
+COMMAND_MODULES = (accounts, delivery, transfer, configcheck)
 
 
 def parser() -> argparse.ArgumentParser:
     """The ``exchmail`` argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
         prog=PROG, description="Manage an exchmail IMAP4/POP3 server.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.add_commands(commands)

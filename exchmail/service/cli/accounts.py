@@ -3,12 +3,19 @@
 ``user`` commands take ``--config FILE`` (use its ``auth.users_file``) or
 ``--users-file FILE``; with neither they use ``./exchmail-data/users``, the
 file of a server started without a configuration file in this folder.
+
+``user add`` and ``user passwd`` refuse passwords below the floor of
+``[auth] password_min_length`` (8 characters by default; 0 turns it off),
+passwords equal to the user name and one character repeated.  ``user del``
+removes the account and keeps its mailbox, saying where it is; with
+``--purge`` it removes the mailbox folder too (Maildir store only).
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +24,8 @@ from exchmail.auth.accounts import AccountsFile
 from exchmail.errors import AccountError
 from exchmail.profile import PROFILE_NAMES, describe, load_profile
 from exchmail.service.cli.common import Failure
-from exchmail.service.config import default_config, load_config, read_toml
+from exchmail.service.config import Config, default_config, load_config, read_toml
+from exchmail.store.names import check_user_name
 
 
 def add_commands(commands: Any) -> None:
@@ -39,6 +47,9 @@ def add_commands(commands: Any) -> None:
             sub.add_argument("--nt-hash", action="store_true",
                              help="also store the NT hash for NTLM (password-equivalent; "
                                   "implied by a configuration with [ntlm])")
+        if action == "del":
+            sub.add_argument("--purge", action="store_true",
+                             help="also remove the user's mailbox folder (default: keep it)")
         where = sub.add_mutually_exclusive_group()
         where.add_argument("--config", type=Path, metavar="FILE",
                            help="use the accounts file named by this configuration file")
@@ -73,18 +84,31 @@ def add_commands(commands: Any) -> None:
 
 
 
-def _users_file(args: argparse.Namespace) -> Path:
+def _config(args: argparse.Namespace) -> Config | None:
+    """The configuration named by ``--config``, the newcomer's without
+    ``--users-file``, or None (a bare accounts file)."""
     if args.config is not None:
-        config = load_config(args.config)
-        if config.ntlm is not None:  # NTLM verifies against NT hashes: keep them
-            args.nt_hash = True
-        return config.auth.users_file
+        return load_config(args.config)
     if args.users_file is not None:
-        return Path(args.users_file)
-    return default_config(Path.cwd()).auth.users_file
+        return None
+    return default_config(Path.cwd())
 
 
-def _read_password(args: argparse.Namespace) -> str:
+def weak_password(password: str, name: str, min_length: int) -> str | None:
+    """Why ``password`` is below the floor for user ``name`` (None: it is not)."""
+    if not min_length:
+        return None
+    if len(password) < min_length:
+        return (f"the password is too short: at least {min_length} characters "
+                f"([auth] password_min_length)")
+    if password.lower() == name.lower():
+        return "the password must not be the user name"
+    if len(set(password)) == 1:
+        return "the password must not be one character repeated"
+    return None
+
+
+def _read_password(args: argparse.Namespace, min_length: int) -> str:
     if args.password_stdin:
         line = sys.stdin.readline()
         password = line.rstrip("\r\n")
@@ -94,28 +118,72 @@ def _read_password(args: argparse.Namespace) -> str:
             raise Failure("the passwords do not match", 1)
     if not password:
         raise Failure("the password must not be empty", 1)
+    problem = weak_password(password, args.name, min_length)
+    if problem is not None:
+        raise Failure(problem, 1)
     return password
 
 
 def _user(args: argparse.Namespace) -> int:
-    accounts = AccountsFile(_users_file(args))
+    config = _config(args)
+    path = config.auth.users_file if config is not None else Path(args.users_file)
+    floor = config.auth.password_min_length if config is not None else 8
+    # NTLM verifies against NT hashes: a configuration with [ntlm] keeps them
+    nt_hash = getattr(args, "nt_hash", False) or (config is not None and config.ntlm is not None)
+    accounts = AccountsFile(path)
     if args.action == "list":
         accounts.load()
         for name in accounts.users():
             print(name)
     elif args.action == "add":
-        accounts.add(args.name, _read_password(args), args.nt_hash)
+        check_user_name(args.name)  # fail before asking for a password
+        accounts.load()
+        if accounts.exists(args.name):
+            raise AccountError(f"user {args.name!r} already exists")
+        accounts.add(args.name, _read_password(args, floor), nt_hash)
         print(f"added user {args.name} to {accounts.path}")
     elif args.action == "passwd":
         accounts.load()
         if not accounts.exists(args.name):  # fail before asking for a password
             raise AccountError(f"no such user {args.name!r}")
-        accounts.set_password(args.name, _read_password(args), args.nt_hash)
+        accounts.set_password(args.name, _read_password(args, floor), nt_hash)
         print(f"changed the password of {args.name}")
     else:
-        accounts.remove(args.name)
-        print(f"deleted user {args.name}")
+        _delete(accounts, args.name, config, args.purge)
     return 0
+
+
+def _mailbox_folder(config: Config | None, name: str) -> Path | None:
+    """The Maildir folder of user ``name`` (None: not a Maildir store, or unknown)."""
+    if config is None or config.store.backend != "maildir":
+        return None
+    return config.server.data_dir / "mail" / name
+
+
+def _delete(accounts: AccountsFile, name: str, config: Config | None, purge: bool) -> None:
+    accounts.load()
+    canonical = accounts.canonical_name(name)
+    if canonical is None:
+        raise AccountError(f"no such user {name!r}")
+    folder = _mailbox_folder(config, canonical)
+    if purge and folder is None:
+        raise Failure("--purge removes Maildir folders only: give --config (or no option, "
+                      "for ./exchmail-data) with [store] backend = \"maildir\"", 2)
+    accounts.remove(canonical)
+    if folder is None:
+        print(f"deleted user {canonical}; its mail, if any, is left in the store")
+    elif not folder.exists():
+        print(f"deleted user {canonical} (no mailbox folder at {folder})")
+    elif purge:
+        try:
+            shutil.rmtree(folder)
+        except OSError as e:
+            raise Failure(f"deleted user {canonical}, but cannot remove {folder}: "
+                          f"{e.strerror or e}", 1) from None
+        print(f"deleted user {canonical} and removed the mailbox {folder}")
+    else:
+        print(f"deleted user {canonical}; the mailbox {folder} is kept (remove it with "
+              f"'exchmail user del --purge', or add the user again to use it)")
 
 
 def _profile_show(args: argparse.Namespace) -> int:
