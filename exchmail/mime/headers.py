@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from typing import NamedTuple
 
-from exchmail.mime.scan import find_line_end
+from exchmail.mime.scan import WINDOW, find_line_end
 
 __all__ = [
     "HeaderBlock",
@@ -105,7 +105,10 @@ def header_end(data: bytes, start: int = 0, end: int | None = None) -> int | Non
 
 
 def _make_field(data: bytes, start: int, end: int) -> HeaderField:
-    raw = data[start:end]
+    return _field(data[start:end])
+
+
+def _field(raw: bytes) -> HeaderField:
     first, sep, rest = raw.partition(b"\n")
     first = first.removesuffix(b"\r")
     if sep and rest:
@@ -129,6 +132,8 @@ def parse_fields(data: bytes, start: int, end: int) -> list[HeaderField]:
     :func:`scan_header`): continuation lines are folded into the field
     before them; lines that are not fields keep an empty name.
     """
+    if end - start <= WINDOW:
+        return _parse_short_fields(data[start:end])
     fields: list[HeaderField] = []
     pos = start
     field_start = -1
@@ -143,6 +148,28 @@ def parse_fields(data: bytes, start: int, end: int) -> list[HeaderField]:
         pos = find_line_end(data, pos, end)
     if field_start >= 0:
         fields.append(_make_field(data, field_start, pos))
+    return fields
+
+
+def _parse_short_fields(block: bytes) -> list[HeaderField]:
+    """:func:`parse_fields` for a block of at most WINDOW octets: one split
+    instead of a search per line (the same fields, byte for byte)."""
+    fields: list[HeaderField] = []
+    lines = block.split(b"\n")
+    last = len(lines) - 1
+    current: list[bytes] = []
+    for index, line in enumerate(lines):
+        if index == last:
+            if not line:
+                break  # the block ended with a line end
+        elif line == b"" or line == b"\r":
+            break  # the empty line ending the block
+        if current and line[:1] not in (b" ", b"\t"):
+            fields.append(_field(b"".join(current)))
+            current = []
+        current.append(line if index == last else line + b"\n")
+    if current:
+        fields.append(_field(b"".join(current)))
     return fields
 
 

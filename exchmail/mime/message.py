@@ -182,7 +182,9 @@ class MimePart:
         """All header lines, including malformed ones (with an empty name)."""
         node = self._node
         if node.fields is None:
-            node.fields = parse_fields(self._ctx.data, self.start, self.body_start)
+            body_start = self.body_start  # parses the header, which may set the fields
+            if node.fields is None:
+                node.fields = parse_fields(self._ctx.data, self.start, body_start)
         return node.fields
 
     def get_all(self, name: str | bytes) -> list[bytes]:
