@@ -21,10 +21,12 @@ SASL mechanisms, TLS, throttle, observers, message cache).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from twisted.application import service
 from twisted.application.internet import StreamServerEndpointService
+from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet import defer, endpoints, threads
 from twisted.logger import Logger
@@ -44,6 +46,10 @@ from exchmail.session.context import SessionContext
 from exchmail.session.protolog import ProtocolLog, ProtocolLogObserver, ProtocolLogService
 from exchmail.tls.context import ServerTLS, wrap_factory
 from exchmail.tls.service import TLSService
+
+if TYPE_CHECKING:
+    from exchmail.session.faults import SessionFaults
+    from exchmail.session.observe import SessionObserver
 
 log = Logger(namespace="exchmail.service")
 
@@ -105,7 +111,10 @@ class ListeningService(StreamServerEndpointService):
 
 def make_service(config: Config, reactor: Any = None, store: IStore | None = None,
                  realm: IRealm | None = None,
-                 create_first_account: bool = False) -> service.MultiService:
+                 create_first_account: bool = False, *,
+                 checker: ICredentialsChecker | None = None,
+                 observers: Sequence[SessionObserver] = (),
+                 faults: SessionFaults | None = None) -> service.MultiService:
     """Build the exchmail service tree for ``config``.
 
     :param reactor: the reactor to use (the global one when ``None``).
@@ -118,6 +127,11 @@ def make_service(config: Config, reactor: Any = None, store: IStore | None = Non
         work on the store, are then the realm's business.
     :param create_first_account: create and log a first account when the
         accounts file has none (the newcomer set-up of ``twistd exchmail``).
+    :param checker: a credentials checker to use instead of the one
+        ``[auth]`` names (embedders, :mod:`exchmail.testing`).
+    :param observers: more session observers for both services (after the
+        protocol log's).
+    :param faults: fault injection for both services (:mod:`exchmail.testing`).
     """
     if reactor is None:
         from twisted.internet import reactor as global_reactor
@@ -134,7 +148,8 @@ def make_service(config: Config, reactor: Any = None, store: IStore | None = Non
     if create_first_account and config.auth.backend == "accounts":
         _announce_first_account(config)
     # [auth] backend: the accounts file, LDAP (adds its own thread pool), or custom.
-    checker = make_checker(config, reactor, store_service.run_blocking, top)
+    if checker is None:
+        checker = make_checker(config, reactor, store_service.run_blocking, top)
     if realm is None:
         assert store is not None
         realm = MailRealm(store)
@@ -142,7 +157,8 @@ def make_service(config: Config, reactor: Any = None, store: IStore | None = Non
     tls = ServerTLS(config.tls, reactor) if config.tls is not None else None  # bad: ConfigError
     if tls is not None:
         TLSService(tls, reactor).setServiceParent(top)
-    contexts = _session_contexts(config, reactor, portal, tls, store_service, top)
+    contexts = _session_contexts(config, reactor, portal, tls, store_service, top,
+                                 tuple(observers), faults)
     factories = {"imap": IMAPFactory(contexts["imap"]), "pop3": POP3Factory(contexts["pop3"])}
     for name, section in (("imap", config.imap), ("pop3", config.pop3)):
         _add_listeners(top, reactor, name, section.listen, factories[name])
@@ -157,8 +173,9 @@ def make_service(config: Config, reactor: Any = None, store: IStore | None = Non
 
 
 def _session_contexts(config: Config, reactor: Any, portal: Portal, tls: ServerTLS | None,
-                      store_service: StoreService,
-                      top: service.MultiService) -> dict[str, SessionContext]:
+                      store_service: StoreService, top: service.MultiService,
+                      extra_observers: tuple[SessionObserver, ...] = (),
+                      faults: SessionFaults | None = None) -> dict[str, SessionContext]:
     """One :class:`SessionContext` per service: limits, SASL, throttle, logs, cache."""
     from exchmail.auth.sasl import MECHANISMS, challengers
     from exchmail.auth.throttle import LoginThrottle
@@ -177,12 +194,13 @@ def _session_contexts(config: Config, reactor: Any, portal: Portal, tls: ServerT
         limits = ConnectionLimits(settings.max_connections,
                                   settings.max_connection_from_single_ip,
                                   settings.max_connections_per_user)
-        observers = (ProtocolLogObserver(logs[name]),) if name in logs else ()
+        log_observers = (ProtocolLogObserver(logs[name]),) if name in logs else ()
+        observers = (*log_observers, *extra_observers)
         contexts[name] = SessionContext(
             protocol=name, profile=profile, portal=portal, reactor=reactor, limits=limits,
             mechanisms=challengers(settings.sasl_mechanisms, portal), tls=tls,
             throttle=throttle, run_blocking=store_service.run_compute, observers=observers,
-            cache=cache)
+            cache=cache, faults=faults)
     return contexts
 
 
