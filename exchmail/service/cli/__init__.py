@@ -8,6 +8,8 @@
     exchmail user list
     exchmail profile show [NAME] [--config FILE]
     exchmail cert selfsigned --hostname HOST [--out-dir DIR] [--days N] [--force]
+    exchmail serve --ephemeral [--user NAME:PASSWORD]... [--profile P] [--tls] ...
+    exchmail control SOCKET [REQUEST]...
 
 Each group of subcommands lives in a module of this package with an
 ``add_commands(subparsers)`` function; a subcommand's ``run(args)`` returns
@@ -25,11 +27,11 @@ import argparse
 import sys
 
 from exchmail.errors import AccountError, ConfigError, InvalidUserName
-from exchmail.service.cli import accounts
+from exchmail.service.cli import accounts, serve
 from exchmail.service.cli.common import PROG, Failure
 
 #: The modules whose ``add_commands`` make up the command, in help order.
-COMMAND_MODULES = (accounts,)
+COMMAND_MODULES = (accounts, serve)
 
 
 def parser() -> argparse.ArgumentParser:
