@@ -171,9 +171,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _control(args: argparse.Namespace) -> int:
     requests = args.requests or [line for line in sys.stdin.read().splitlines() if line.strip()]
+    lines = []
     for request in requests:
-        try:
-            json.loads(request)
+        try:  # one line each, whatever the layout of the argument
+            lines.append(json.dumps(json.loads(request)).encode("utf-8") + b"\n")
         except ValueError as e:
             raise ConfigError(f"not a JSON request: {request!r} ({e})") from None
     status = 0
@@ -182,8 +183,8 @@ def _control(args: argparse.Namespace) -> int:
             connection.settimeout(CONTROL_TIMEOUT)
             connection.connect(str(args.socket))
             reader = connection.makefile("rb")
-            for request in requests:
-                connection.sendall(request.encode("utf-8").strip() + b"\n")
+            for line in lines:
+                connection.sendall(line)
                 answer = reader.readline()
                 if not answer:
                     raise Failure("the server closed the control connection", 1)
