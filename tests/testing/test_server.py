@@ -15,6 +15,10 @@ import pytest
 
 from exchmail.testing.server import ExchmailServer, to_wire
 
+# exchmail.testing starts the reactor thread unless it runs already: start the
+# suite's own (tests/conftest.py) first, so that the reactor has one owner.
+pytestmark = pytest.mark.usefixtures("reactor_thread")
+
 TIMEOUT = 10
 MESSAGE = b"From: a@example.org\nSubject: Hello\n\nHello world\n"
 

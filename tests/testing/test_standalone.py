@@ -23,6 +23,10 @@ from exchmail.testing.control import Controller
 from exchmail.testing.reactor import in_reactor
 from exchmail.testing.server import ServerCore
 
+# exchmail.testing starts the reactor thread unless it runs already: start the
+# suite's own (tests/conftest.py) first, so that the reactor has one owner.
+pytestmark = pytest.mark.usefixtures("reactor_thread")
+
 TIMEOUT = 10
 MBOX = (
     b"From alice@example.org Mon Jan  1 00:00:00 2024\nSubject: seeded one\n\nbody one\n"
