@@ -296,15 +296,17 @@ class Session:
         self.close_after_command()
 
     def _write_cut(self, data: bytes) -> None:
+        transport = self.server.transport
         allowed = self._cut or 0
-        if allowed and self.server.transport is not None:
-            self.server.transport.write(data[:allowed])
+        if allowed and transport is not None:
+            transport.write(data[:allowed])
         self._cut = max(allowed - len(data), 0)
         if len(data) >= allowed and not self.closing:
             # What is written later is discarded: _cut stays at 0.
             self.closing = True
             self.reader.clear()
-            self.server.transport.loseConnection()
+            if transport is not None:
+                transport.loseConnection()
 
     def note_data_sent(self, size: int) -> None:
         """Tell the protocol log that ``size`` octets of message data went out."""

@@ -132,6 +132,8 @@ class ServerCore:
         replace (e.g. ``{"throttle": ThrottleSettings(...)}``; the failed-login
         throttle is off by default).
     :param users: users to add at once, name -> password.
+    :param temp_parent: where the Maildir's temporary folder is made
+        (default: the system's temporary folder).
     """
 
     def __init__(
@@ -146,6 +148,7 @@ class ServerCore:
         config: Mapping[str, Any] | None = None,
         users: Mapping[str, str] | None = None,
         reactor: Any = None,
+        temp_parent: Path | None = None,
     ) -> None:
         if store not in STORES:
             raise ValueError(f"store must be one of {', '.join(STORES)}, not {store!r}")
@@ -158,6 +161,7 @@ class ServerCore:
         self.directory: Path | None = None
         self._config_changes = dict(config or {})
         self._reactor = reactor
+        self._temp_parent = temp_parent
         self.users = MemoryUsers()
         for name, password in (users or {}).items():
             self.users.add(name, password)
@@ -195,7 +199,7 @@ class ServerCore:
         if self.store_kind == "maildir":
             from exchmail.store.maildir import MaildirStore
 
-            self.directory = Path(tempfile.mkdtemp(prefix="exchmail-test-"))
+            self.directory = Path(tempfile.mkdtemp(prefix="exchmail-test-", dir=self._temp_parent))
             pool = reactor.getThreadPool()
             self.store = MaildirStore(
                 self.directory / "mail",

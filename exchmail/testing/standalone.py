@@ -23,6 +23,7 @@ import json
 import mailbox
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -105,6 +106,7 @@ class Standalone:
             host=options.host,
             users=options.users,
             reactor=reactor,
+            temp_parent=self.directory,
         )
         self.control_path = self.directory / "control.sock"
         self.control_port: Any = None
@@ -176,6 +178,9 @@ def run(options: Options) -> int:
 
     reactor.callWhenRunning(started)
     reactor.addSystemEventTrigger("before", "shutdown", server.stop)
+    # A shell starts background jobs with SIGINT ignored, and the reactor
+    # only handles SIGINT if Python's handler is in place: put it back.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         reactor.run()  # SIGTERM and SIGINT stop it
     finally:

@@ -85,8 +85,12 @@ def standalone(tmp_path):
         yield process, info, port_file
     finally:
         if process.poll() is None:
-            process.kill()
-            process.communicate(timeout=TIMEOUT)
+            process.terminate()  # SIGTERM: the server removes its folders
+            try:
+                process.communicate(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
 
 
 def control(info: dict, *requests: dict) -> list[dict]:
