@@ -43,6 +43,12 @@ class OverQuota(StoreError):
     (IMAP ``NO [OVERQUOTA]``, POP3 ``-ERR [SYS/PERM]``)."""
 
 
+class StoreUnavailable(StoreError):
+    """The store cannot do it now (a database or file system that does not
+    answer); the client may try again later (IMAP ``NO [UNAVAILABLE]``,
+    POP3 ``-ERR [SYS/TEMP]``)."""
+
+
 class InvalidUserName(ExchmailError):
     """The user name is malformed or not allowed."""
 

@@ -30,6 +30,8 @@ def store_error_text(error: Exception) -> bytes:
         return b"[OVERQUOTA] " + text
     if isinstance(error, errors.NoSuchMessage):
         return b"[EXPUNGEISSUED] " + text
+    if isinstance(error, errors.StoreUnavailable):
+        return b"[UNAVAILABLE] " + text
     return text
 
 

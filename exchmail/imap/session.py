@@ -120,6 +120,24 @@ class IMAPSession(Session):
 
         return describe_command(command, self._options())
 
+    def command_name(self, command: Command) -> str:
+        try:
+            head = syntax.parse_head(_first_line(command), self._options())
+        except syntax.CommandSyntaxError:
+            return ""
+        return ("UID " if head.uid else "") + head.name.decode("ascii")
+
+    def answer_fault(self, command: Command, status: str, text: str) -> None:
+        """An injected answer: ``tag NO text``, ``tag BAD text``, or ``* BYE text``
+        and the connection closes (no tagged answer, as when a server shuts down)."""
+        data = text.encode("utf-8")
+        if status.upper() == "BYE":
+            self.untagged(b"BYE " + data)
+            self.close_after_command()
+            return
+        tag = syntax.split_tag(_first_line(command), self._options())[0]
+        self.tagged(tag, status.upper().encode("ascii"), data)
+
     def describe_output(self, data: bytes) -> str:
         from exchmail.imap.transcript import describe_output
 

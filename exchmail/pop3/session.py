@@ -126,6 +126,18 @@ class POP3Session(Session):
     def describe_response_line(self, line: bytes) -> str:
         return "*" if line.strip() == b"*" else "****"
 
+    def command_name(self, command: Command) -> str:
+        line = command.segments[0]
+        words = line.split(None, 1) if isinstance(line, bytes) else []
+        return words[0].upper().decode("ascii", "replace") if words else ""
+
+    def answer_fault(self, command: Command, status: str, text: str) -> None:
+        """An injected answer: ``-ERR text`` (POP3 has no NO/BAD); after ``BYE``
+        the connection closes."""
+        self.err(text.encode("utf-8"))
+        if status.upper() == "BYE":
+            self.close_after_command()
+
     # -- dispatch ------------------------------------------------------------------------
     def execute(self, command: Command) -> defer.Deferred[Any] | None:
         line = command.segments[0]
@@ -173,6 +185,8 @@ class POP3Session(Session):
             self.err(error.args[0])
         elif failure.check(ResponseLineTooLong):
             self.err(b"AUTH response line too long.")
+        elif failure.check(errors.StoreUnavailable):
+            self.err(b"[SYS/TEMP] " + str(error).encode("utf-8", "replace"))
         elif failure.check(errors.OverQuota):
             self.err(b"[SYS/PERM] " + str(error).encode("utf-8", "replace"))
         elif failure.check(errors.StoreError):

@@ -24,9 +24,11 @@ SASL mechanisms, TLS, throttle, observers, message cache).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from twisted.application import service
+from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet import defer, endpoints, threads
 from twisted.logger import Logger
@@ -49,6 +51,10 @@ from exchmail.session.context import SessionContext
 from exchmail.session.protolog import ProtocolLog, ProtocolLogObserver, ProtocolLogService
 from exchmail.tls.context import ServerTLS, wrap_factory
 from exchmail.tls.service import TLSService
+
+if TYPE_CHECKING:
+    from exchmail.session.faults import SessionFaults
+    from exchmail.session.observe import SessionObserver
 
 log = Logger(namespace="exchmail.service")
 
@@ -93,8 +99,10 @@ class StoreService(service.Service):
 
 def make_service(config: Config, reactor: Any = None, store: IStore | None = None,
                  realm: IRealm | None = None,
-                 create_first_account: bool = False,
-                 strict: bool = False) -> service.MultiService:
+                 create_first_account: bool = False, strict: bool = False, *,
+                 checker: ICredentialsChecker | None = None,
+                 observers: Sequence[SessionObserver] = (),
+                 faults: SessionFaults | None = None) -> service.MultiService:
     """Build the exchmail service tree for ``config``.
 
     :param reactor: the reactor to use (the global one when ``None``).
@@ -110,6 +118,11 @@ def make_service(config: Config, reactor: Any = None, store: IStore | None = Non
     :param strict: refuse (:class:`ConfigError`) the dead ends that are only
         warned about otherwise: a service nobody can log in to, an accounts
         file that cannot be read (``twistd exchmail`` is strict).
+    :param checker: a credentials checker to use instead of the one
+        ``[auth]`` names (embedders, :mod:`exchmail.testing`).
+    :param observers: more session observers for both services (after the
+        protocol log's).
+    :param faults: fault injection for both services (:mod:`exchmail.testing`).
     """
     if reactor is None:
         from twisted.internet import reactor as global_reactor
@@ -127,7 +140,8 @@ def make_service(config: Config, reactor: Any = None, store: IStore | None = Non
         _announce_first_account(config)
     ops = Operations(config, reactor, strict)  # checks; access log, metrics, health
     # [auth] backend: the accounts file, LDAP (adds its own thread pool), or custom.
-    checker = make_checker(config, reactor, store_service.run_blocking, top)
+    if checker is None:
+        checker = make_checker(config, reactor, store_service.run_blocking, top)
     if realm is None:
         assert store is not None
         realm = MailRealm(store)
@@ -137,7 +151,8 @@ def make_service(config: Config, reactor: Any = None, store: IStore | None = Non
     tls = ServerTLS(config.tls, reactor) if config.tls is not None else None  # bad: ConfigError
     if tls is not None:
         TLSService(tls, reactor).setServiceParent(top)
-    contexts = _session_contexts(config, reactor, portal, tls, store_service, top, ops)
+    contexts = _session_contexts(config, reactor, portal, tls, store_service, top, ops,
+                                 tuple(observers), faults)
     ops.check_login_paths(contexts)
     factories = {"imap": IMAPFactory(contexts["imap"]), "pop3": POP3Factory(contexts["pop3"])}
     for name, section in (("imap", config.imap), ("pop3", config.pop3)):
@@ -156,7 +171,9 @@ def make_service(config: Config, reactor: Any = None, store: IStore | None = Non
 
 def _session_contexts(config: Config, reactor: Any, portal: Portal, tls: ServerTLS | None,
                       store_service: StoreService, top: service.MultiService,
-                      ops: Operations | None = None) -> dict[str, SessionContext]:
+                      ops: Operations | None = None,
+                      extra_observers: tuple[SessionObserver, ...] = (),
+                      faults: SessionFaults | None = None) -> dict[str, SessionContext]:
     """One :class:`SessionContext` per service: limits, SASL, throttle, logs, cache."""
     from exchmail.auth.sasl import MECHANISMS, challengers
     from exchmail.auth.saslsetup import mechanism_setups, offered_mechanisms
@@ -181,11 +198,12 @@ def _session_contexts(config: Config, reactor: Any, portal: Portal, tls: ServerT
         observers: tuple[Any, ...] = (ProtocolLogObserver(logs[name]),) if name in logs else ()
         if ops is not None:
             observers += ops.observers(name)
+        observers += extra_observers
         contexts[name] = SessionContext(
             protocol=name, profile=profile, portal=portal, reactor=reactor, limits=limits,
             mechanisms=challengers(offered_mechanisms(settings), portal, setups[name]), tls=tls,
             throttle=throttle, run_blocking=store_service.run_compute, observers=observers,
-            cache=cache)
+            cache=cache, faults=faults)
     return contexts
 
 

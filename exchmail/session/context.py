@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from exchmail.auth.throttle import LoginThrottle
     from exchmail.profile import Profile
+    from exchmail.session.faults import SessionFaults
     from exchmail.session.observe import SessionObserver
     from exchmail.tls.context import ServerTLS
 
@@ -51,6 +52,8 @@ class SessionContext:
         reactor thread.
     :ivar observers: told of connections, commands and logins (protocol
         log, metrics).
+    :ivar faults: fault injection for client tests (:mod:`exchmail.testing`),
+        asked before each command; None (production) costs nothing.
     """
 
     protocol: str
@@ -69,3 +72,4 @@ class SessionContext:
     #: Per-message data computed from content (structure, headers), shared
     #: by the service's sessions (an :class:`exchmail.mailbox.cache.MessageCache`).
     cache: Any = None
+    faults: SessionFaults | None = None

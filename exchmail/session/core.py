@@ -18,7 +18,9 @@ events to a :class:`Session` subclass, which does the rest:
 - the internal-error policy: any unexpected exception from a command is
   logged with its traceback and answered by :meth:`answer_internal_error`
   (``NO [SERVERBUG]`` / ``-ERR [SYS/TEMP]``); the session goes on;
-- observers (protocol log, metrics) told of what passes.
+- observers (protocol log, metrics) told of what passes;
+- fault injection for client tests, only when the context has ``faults``
+  (see :mod:`exchmail.session.faults`).
 
 Subclasses implement the protocol: :meth:`greeting`, :meth:`execute`,
 :meth:`answer_refused`, :meth:`answer_internal_error`,
@@ -38,6 +40,7 @@ from zope.interface import implementer
 
 from exchmail.session.admission import Admission
 from exchmail.session.context import SessionContext
+from exchmail.session.faults import apply_fault
 from exchmail.session.observe import SessionInfo, endpoint, tls_version
 from exchmail.session.reader import (
     Command,
@@ -119,6 +122,7 @@ class Session:
         self._output_size = 0
         self._logout: Any = None
         self._last_words: bytes | None = None
+        self._cut: int | None = None  # fault injection: octets left before the connection drops
         self._transcripts = tuple(o for o in context.observers if o.transcript)
 
     # -- the protocol's hooks ---------------------------------------------------------
@@ -153,6 +157,16 @@ class Session:
     def describe_command(self, command: Command) -> str:
         """The command as the protocol log shows it (secrets hidden)."""
         return ""
+
+    def command_name(self, command: Command) -> str:
+        """The command's name for fault rules (``"UID FETCH"``, ``"RETR"``; ``""``
+        if it has none); asked only when the context has ``faults``."""
+        return ""
+
+    def answer_fault(self, command: Command, status: str, text: str) -> None:
+        """Answer ``command`` with an injected ``status`` (``NO``, ``BAD`` or
+        ``BYE``, which also closes the connection) and ``text``."""
+        raise NotImplementedError
 
     def describe_output(self, data: bytes) -> str:
         """Output as the protocol log shows it (message data as its size)."""
@@ -252,7 +266,9 @@ class Session:
             self.info.bytes_out += self._output_size
             self._output_size = 0
             transport = self.server.transport
-            if transport is not None:
+            if self._cut is not None:
+                self._write_cut(b"".join(output))
+            elif transport is not None:
                 transport.writeSequence(output)
 
     @property
@@ -270,8 +286,30 @@ class Session:
         the Deferred fires when the client is reading again."""
         self.flush()
         self.info.bytes_out += len(data)
-        self.server.transport.write(data)
+        if self._cut is not None:
+            self._write_cut(data)
+        else:
+            self.server.transport.write(data)
         return self.write_gate.wait()
+
+    def cut_output_after(self, octets: int) -> None:
+        """Fault injection: let ``octets`` more octets of output through, then
+        drop the connection (also when the running command ends first)."""
+        self._cut = max(octets, 0)
+        self.close_after_command()
+
+    def _write_cut(self, data: bytes) -> None:
+        transport = self.server.transport
+        allowed = self._cut or 0
+        if allowed and transport is not None:
+            transport.write(data[:allowed])
+        self._cut = max(allowed - len(data), 0)
+        if len(data) >= allowed and not self.closing:
+            # What is written later is discarded: _cut stays at 0.
+            self.closing = True
+            self.reader.clear()
+            if transport is not None:
+                transport.loseConnection()
 
     def note_data_sent(self, size: int) -> None:
         """Tell the protocol log that ``size`` octets of message data went out."""
@@ -356,7 +394,13 @@ class Session:
             text = self.describe_command(command)
             for observer in self._transcripts:
                 observer.received(self.info, text)
-        d = defer.maybeDeferred(self.execute, command)
+        faults = self.context.faults
+        action = None if faults is None else faults.command_starting(
+            self.info, self.command_name(command))
+        if action is None:
+            d = defer.maybeDeferred(self.execute, command)
+        else:
+            d = defer.maybeDeferred(apply_fault, self, command, action)
         d.addErrback(self._internal_error, command)
         d.addBoth(self._finished, command, started)
 

@@ -1,5 +1,10 @@
-"""Test support for exchmail and for authors of its backends.
+"""Test support for exchmail, for authors of its backends and for client developers.
 
+- :class:`ExchmailServer` (:mod:`exchmail.testing.server`): an Exchange-like
+  IMAP/POP3 server for a client's tests, set up and inspected in code, with
+  fault injection (:mod:`exchmail.testing.faults`); the pytest plugin
+  (:mod:`exchmail.testing.pytest_plugin`) and the standalone server
+  (``exchmail serve --ephemeral``) are built on it.  See ``docs/testing.md``.
 - :mod:`exchmail.testing.store_contract`: the store compliance kit.
 - :func:`call`, :func:`result`: the results of synchronously fired Deferreds.
 - :class:`Recorder`: an :class:`~exchmail.interfaces.IMailboxListener` that
@@ -18,6 +23,23 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from exchmail.interfaces import IMailboxListener, IStoreMailbox
+
+#: Names imported from submodules on first use (importing this package stays light).
+_LAZY = {
+    "ExchmailServer": "exchmail.testing.server",
+    "ServerCore": "exchmail.testing.server",
+    "Message": "exchmail.testing.server",
+    "Faults": "exchmail.testing.faults",
+    "FaultRule": "exchmail.testing.faults",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def result(d: defer.Deferred[Any]) -> Any:

@@ -13,6 +13,8 @@
     exchmail import [--config FILE] [--folder F] USER SOURCE   (mbox, Maildir, imaps://)
     exchmail export [--config FILE] [--format mbox|maildir] USER DEST
     exchmail config check [--config FILE]
+    exchmail serve --ephemeral [--user NAME:PASSWORD]... [--profile P] [--tls] ...
+    exchmail control SOCKET [REQUEST]...
 
 Each group of subcommands lives in a module of this package with an
 ``add_commands(subparsers)`` function; a subcommand's ``run(args)`` returns
@@ -31,11 +33,11 @@ import sys
 
 from exchmail import __version__
 from exchmail.errors import AccountError, ConfigError, InvalidUserName
-from exchmail.service.cli import accounts, configcheck, delivery, transfer
+from exchmail.service.cli import accounts, configcheck, delivery, serve, transfer
 from exchmail.service.cli.common import PROG, Failure
 
 #: The modules whose ``add_commands`` make up the command, in help order.
-COMMAND_MODULES = (accounts, delivery, transfer, configcheck)
+COMMAND_MODULES = (accounts, delivery, transfer, configcheck, serve)
 
 
 def parser() -> argparse.ArgumentParser:
