@@ -381,7 +381,8 @@ def _expunge(args: Arguments) -> Command:
 
 
 def _search(args: Arguments) -> Command:
-    tokens, charset = args.tokens, "US-ASCII"
+    # After ENABLE UTF8=ACCEPT strings are UTF-8 and CHARSET is refused (RFC 6855 §3).
+    tokens, charset = args.tokens, "UTF-8" if args.options.utf8 else "US-ASCII"
     first = tokens[0] if tokens else None
     if len(tokens) >= 2 and isinstance(first, Atom) and first.upper() == b"CHARSET":
         if args.options.utf8:  # RFC 6855 §3: conflicting charset labels
