@@ -74,7 +74,7 @@ def _decode_body(part: MimePart) -> bytes:
     encoding = part.transfer_encoding
     if encoding not in KNOWN_ENCODINGS:
         raise UnknownCTE(encoding or "")
-    body = part.data[part.body_start:part.end]
+    body = part.data[part.body_start : part.end]
     if encoding == "base64":
         return decode_transfer(body, "base64")
     if encoding == "quoted-printable":
@@ -106,7 +106,7 @@ def _header_with_encoding(part: MimePart, encoding: bytes) -> bytes:
     pieces, pos, done = [], start, False
     for field in part.fields:
         size = len(field.raw)
-        if data[pos:pos + size] != field.raw:  # not contiguous: give up rewriting in place
+        if data[pos : pos + size] != field.raw:  # not contiguous: give up rewriting in place
             break
         if not done and field.name.lower() == _CTE:
             line_end = b"\r\n" if field.raw.endswith(b"\r\n") else b"\n"
@@ -116,9 +116,9 @@ def _header_with_encoding(part: MimePart, encoding: bytes) -> bytes:
     if done:
         return b"".join(pieces) + data[start:end]
     # No such field: add one where the fields end (before the empty line).
-    header = data[part.start:end]
+    header = data[part.start : end]
     tail = b"\r\n" if header.endswith(b"\r\n") else b"\n" if header.endswith(b"\n") else b""
-    head = header[:len(header) - len(tail)]
+    head = header[: len(header) - len(tail)]
     if head and not head.endswith(b"\n"):
         head += b"\r\n"
     return head + b"Content-Transfer-Encoding: " + encoding + b"\r\n" + tail
@@ -134,7 +134,7 @@ def _rebuild(container: MimePart, start: int, end: int) -> bytes:
             raise UnknownCTE(encoding or "")
         if encoding not in _ENCODED or leaf.start < start or leaf.end > end:
             continue
-        out.append(data[pos:leaf.start])
+        out.append(data[pos : leaf.start])
         out.append(_header_with_encoding(leaf, b"binary"))
         out.append(_decode_body(leaf))
         pos = leaf.end
@@ -163,7 +163,7 @@ def binary_literal(data: bytes) -> bytes:
 
 # -- APPEND literal8 --------------------------------------------------------------------
 def _needs_base64(leaf: MimePart) -> bool:
-    body = leaf.data[leaf.body_start:leaf.end]
+    body = leaf.data[leaf.body_start : leaf.end]
     if b"\x00" in body:
         return True
     if leaf.transfer_encoding == "binary":
@@ -172,8 +172,9 @@ def _needs_base64(leaf: MimePart) -> bool:
 
 
 def _base64_body(body: bytes) -> bytes:
-    lines = (binascii.b2a_base64(body[i:i + _B64_LINE], newline=False)
-             for i in range(0, len(body), _B64_LINE))
+    lines = (
+        binascii.b2a_base64(body[i : i + _B64_LINE], newline=False) for i in range(0, len(body), _B64_LINE)
+    )
     return b"\r\n".join(lines)
 
 
@@ -191,11 +192,11 @@ def storable(data: bytes) -> bytes:
     for leaf in _leaves(message):
         if not _needs_base64(leaf):
             continue
-        out.append(_to_crlf(data[pos:leaf.start]))
+        out.append(_to_crlf(data[pos : leaf.start]))
         if leaf.transfer_encoding in _ENCODED:
             raise NotStorable("NUL octets in a base64 or quoted-printable body")
         out.append(_to_crlf(_header_with_encoding(leaf, b"base64")))
-        out.append(_base64_body(data[leaf.body_start:leaf.end]))
+        out.append(_base64_body(data[leaf.body_start : leaf.end]))
         if leaf.end == len(data):
             out.append(b"\r\n")
         pos = leaf.end

@@ -142,8 +142,9 @@ def _looks_like_date(token: Token) -> bool:
     return isinstance(token, bytes) and len(token) <= MAX_DATE_TIME and b"\n" not in token
 
 
-def _message_data(tokens: list[Token], pos: int,
-                  extensions: frozenset[str]) -> tuple[tuple[AppendPart, ...], int]:
+def _message_data(
+    tokens: list[Token], pos: int, extensions: frozenset[str]
+) -> tuple[tuple[AppendPart, ...], int]:
     """The message at ``pos`` (literal, literal8 or CATENATE list) and the position after it."""
     token = tokens[pos]
     if isinstance(token, Atom):

@@ -67,12 +67,12 @@ def parse_url(url: bytes) -> MessageURL:
         marker = _UID_MARKER.search(url)
         if marker is None or marker.start() <= 1:
             raise BadURL(url, "the URL names no message")
-        box = url[1:marker.start()]
+        box = url[1 : marker.start()]
         found = _UIDVALIDITY.match(box)
         if found:
             box, uidvalidity = found.group(1), int(found.group(2))
         mailbox = _decode_mailbox(url, box)
-        rest = url[marker.start() + 1:].split(b"/")
+        rest = url[marker.start() + 1 :].split(b"/")
     else:
         rest = url.split(b"/")
     if not rest:

@@ -32,7 +32,7 @@ HEADER_SCAN = 256 * 1024
 def header_has_8bit(data: bytes) -> bool:
     """Whether the header of ``data`` (up to the first empty line) has an octet >= 0x80."""
     ends = [i for i in (data.find(b"\r\n\r\n"), data.find(b"\n\n")) if i >= 0]
-    header = data[:min(ends)] if ends else data
+    header = data[: min(ends)] if ends else data
     return not header.isascii()
 
 
@@ -47,8 +47,7 @@ def check_append_headers(session: IMAPSession, source: Any) -> defer.Deferred[No
     if not (settings.utf8_accept and settings.utf8_append_needs_enable) or session.utf8:
         return defer.succeed(None)
     if isinstance(source, SpooledLiteral):
-        d = offload(session.context.run_blocking, HEADER_SCAN + 1, _spooled_header_has_8bit,
-                    source)
+        d = offload(session.context.run_blocking, HEADER_SCAN + 1, _spooled_header_has_8bit, source)
     else:
         d = defer.succeed(header_has_8bit(bytes(source[:HEADER_SCAN])))
 

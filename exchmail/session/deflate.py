@@ -53,8 +53,13 @@ class DeflateTransport:
 
     log = Logger(namespace="exchmail.session.deflate")
 
-    def __init__(self, transport: Any, deliver: Callable[[bytes], None],
-                 call_later: Callable[..., Any], corrupt: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        transport: Any,
+        deliver: Callable[[bytes], None],
+        call_later: Callable[..., Any],
+        corrupt: Callable[[], None],
+    ) -> None:
         self.transport = transport
         self._deliver = deliver
         self._call_later = call_later
@@ -140,8 +145,12 @@ class DeflateTransport:
         return getattr(self.transport, name)
 
 
-def start_deflate(protocol: Any, deliver: Callable[[bytes], None],
-                  call_later: Callable[..., Any], corrupt: Callable[[], None]) -> DeflateTransport:
+def start_deflate(
+    protocol: Any,
+    deliver: Callable[[bytes], None],
+    call_later: Callable[..., Any],
+    corrupt: Callable[[], None],
+) -> DeflateTransport:
     """Put a :class:`DeflateTransport` between ``protocol`` and its transport
     (call it right after the last uncompressed octets were written)."""
     layer = DeflateTransport(protocol.transport, deliver, call_later, corrupt)

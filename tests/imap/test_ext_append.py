@@ -16,8 +16,7 @@ from exchmail.errors import StoreError
 from exchmail.store.memory import MemoryStore
 from exchmail.store.quota import QuotaLimits, QuotaPolicy, QuotaStore, check_room
 
-ALL = {"multiappend": True, "binary": True, "catenate": True, "utf8_accept": True,
-       "compress_deflate": True}
+ALL = {"multiappend": True, "binary": True, "catenate": True, "utf8_accept": True, "compress_deflate": True}
 M1 = b"From: a@example.com\r\nSubject: one\r\n\r\nbody1\r\n"
 M2 = b"From: a@example.com\r\nSubject: two\r\n\r\nbody2\r\n"
 
@@ -51,8 +50,10 @@ def defer_result(value):
 # -- MULTIAPPEND -------------------------------------------------------------------------------
 def test_multiappend_stores_every_message_with_its_flags():
     harness, conn = connect()
-    out = conn.send(b"a APPEND INBOX (\\Seen) " + lit(M1) + b" (\\Flagged) "
-                    b'"01-Jan-2024 10:00:00 +0000" ' + lit(M2) + b"\r\n")
+    out = conn.send(
+        b"a APPEND INBOX (\\Seen) " + lit(M1) + b" (\\Flagged) "
+        b'"01-Jan-2024 10:00:00 +0000" ' + lit(M2) + b"\r\n"
+    )
     match = re.search(rb"a OK \[APPENDUID (\d+) (\S+)\]", out)
     assert match and match.group(2) == b"1:2", out
     box = harness.mailbox()
@@ -135,8 +136,7 @@ def test_multiappend_in_the_wrong_state_is_bad():
 def test_multiappend_too_large_message_is_toobig():
     harness, conn = connect({**ALL, "max_literal_size": 60})
     big = b"Subject: x\r\n\r\n" + b"y" * 30
-    out = conn.send(b"a APPEND INBOX CATENATE (TEXT " + lit(big) + b" TEXT " + lit(big)
-                    + b")\r\n")
+    out = conn.send(b"a APPEND INBOX CATENATE (TEXT " + lit(big) + b" TEXT " + lit(big) + b")\r\n")
     assert out.startswith(b"a NO [TOOBIG]"), out
     assert bodies(harness) == []
     still_usable(conn)
@@ -148,8 +148,7 @@ def test_catenate_joins_text_and_urls_of_own_messages():
     harness.deliver(M1)
     uidvalidity = harness.mailbox().uid_validity
     url = b'"/INBOX;UIDVALIDITY=%d/;UID=1/;SECTION=HEADER"' % uidvalidity
-    out = conn.send(b"a APPEND INBOX CATENATE (URL " + url + b" TEXT " + lit(b"new body\r\n")
-                    + b")\r\n")
+    out = conn.send(b"a APPEND INBOX CATENATE (URL " + url + b" TEXT " + lit(b"new body\r\n") + b")\r\n")
     assert b"a OK [APPENDUID" in out, out
     assert bodies(harness)[-1] == b"From: a@example.com\r\nSubject: one\r\n\r\nnew body\r\n"
 
@@ -158,28 +157,40 @@ def test_catenate_relative_url_partial_and_part():
     harness, conn = connect()
     harness.deliver(M1)
     conn.line("s SELECT INBOX")
-    out = conn.send(b'a APPEND INBOX CATENATE (URL ";UID=1/;SECTION=TEXT" '
-                    b'URL "/INBOX/;UID=1/;PARTIAL=0.4" URL "/INBOX/;UID=1/;PARTIAL=100000.1")\r\n')
+    out = conn.send(
+        b'a APPEND INBOX CATENATE (URL ";UID=1/;SECTION=TEXT" '
+        b'URL "/INBOX/;UID=1/;PARTIAL=0.4" URL "/INBOX/;UID=1/;PARTIAL=100000.1")\r\n'
+    )
     assert b"a OK" in out, out
     assert bodies(harness)[-1] == b"body1\r\nFrom"
 
 
-@pytest.mark.parametrize("url", [
-    b'"/INBOX;UIDVALIDITY=1/;UID=1"',  # wrong UIDVALIDITY
-    b'"/INBOX/;UID=99"',  # no such message
-    b'"/Nowhere/;UID=1"',  # no such mailbox
-    b'"/INBOX/;UID=1/;SECTION=7"',  # no such part
-    b'"imap://alice@localhost/INBOX/;UID=1"',  # not this session's (absolute)
-    b'";UID=1"',  # relative, but nothing selected
-    b'"/INBOX/;UID=1/;SECTION=BOGUS"',
-    b'"/INBOX/;UID=1/;URLAUTH=anonymous"',
-    b'"not a url"',
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        b'"/INBOX;UIDVALIDITY=1/;UID=1"',  # wrong UIDVALIDITY
+        b'"/INBOX/;UID=99"',  # no such message
+        b'"/Nowhere/;UID=1"',  # no such mailbox
+        b'"/INBOX/;UID=1/;SECTION=7"',  # no such part
+        b'"imap://alice@localhost/INBOX/;UID=1"',  # not this session's (absolute)
+        b'";UID=1"',  # relative, but nothing selected
+        b'"/INBOX/;UID=1/;SECTION=BOGUS"',
+        b'"/INBOX/;UID=1/;URLAUTH=anonymous"',
+        b'"not a url"',
+    ],
+)
 def test_catenate_bad_urls_are_no_badurl_and_nothing_is_stored(url):
     harness, conn = connect()
     harness.deliver(M1)
-    out = conn.send(b"a APPEND INBOX CATENATE (TEXT " + lit(b"x: 1\r\n\r\n") + b" URL " + url
-                    + b") CATENATE (TEXT " + lit(b"x: 2\r\n\r\n") + b")\r\n")
+    out = conn.send(
+        b"a APPEND INBOX CATENATE (TEXT "
+        + lit(b"x: 1\r\n\r\n")
+        + b" URL "
+        + url
+        + b") CATENATE (TEXT "
+        + lit(b"x: 2\r\n\r\n")
+        + b")\r\n"
+    )
     assert out.startswith(b"a NO [BADURL "), out
     assert len(bodies(harness)) == 1
     still_usable(conn)
@@ -199,14 +210,17 @@ def test_catenate_to_a_missing_mailbox_is_trycreate_even_with_a_bad_url():
     assert out.startswith(b"a NO [TRYCREATE]"), out
 
 
-@pytest.mark.parametrize("args", [
-    b"CATENATE ()",
-    b"CATENATE (TEXT)",
-    b'CATENATE (FOO "x")',
-    b"CATENATE (URL (a b))",
-    b"CATENATE",
-    b'CATENATE "x"',
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        b"CATENATE ()",
+        b"CATENATE (TEXT)",
+        b'CATENATE (FOO "x")',
+        b"CATENATE (URL (a b))",
+        b"CATENATE",
+        b'CATENATE "x"',
+    ],
+)
 def test_catenate_syntax_errors_are_bad(args):
     harness, conn = connect()
     out = conn.line(b"a APPEND INBOX " + args)
@@ -223,8 +237,10 @@ def test_catenate_off_is_bad():
 
 
 # -- literal8 ------------------------------------------------------------------------------------------
-BINARY_MESSAGE = (b"Subject: bin\r\nContent-Type: application/octet-stream\r\n"
-                  b"Content-Transfer-Encoding: binary\r\n\r\n\x00\x01\xff\nA\rB\r\n")
+BINARY_MESSAGE = (
+    b"Subject: bin\r\nContent-Type: application/octet-stream\r\n"
+    b"Content-Transfer-Encoding: binary\r\n\r\n\x00\x01\xff\nA\rB\r\n"
+)
 
 
 def test_append_literal8_is_stored_losslessly_as_base64():
@@ -254,12 +270,15 @@ def test_literal8_without_binary_is_bad():
     still_usable(conn)
 
 
-@pytest.mark.parametrize("command", [
-    b"a LOGIN ~{3+}\r\n\x00ab pw",
-    b"a SELECT ~{5+}\r\nIN\x00OX",
-    b'a APPEND INBOX CATENATE (URL ~{3+}\r\n/\x00x)',
-    b"a CREATE ~{2+}\r\nab",
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        b"a LOGIN ~{3+}\r\n\x00ab pw",
+        b"a SELECT ~{5+}\r\nIN\x00OX",
+        b"a APPEND INBOX CATENATE (URL ~{3+}\r\n/\x00x)",
+        b"a CREATE ~{2+}\r\nab",
+    ],
+)
 def test_literal8_outside_append_is_bad(command):
     harness = Harness("rfc3501", ALL)
     conn = harness.imap()
@@ -272,8 +291,13 @@ def test_literal8_outside_append_is_bad(command):
 
 def test_catenate_text_literal8_with_binary():
     harness, conn = connect()
-    out = conn.send(b"a APPEND INBOX CATENATE (TEXT " + lit(BINARY_MESSAGE[:88])
-                    + b" TEXT ~" + lit(BINARY_MESSAGE[88:]) + b")\r\n")
+    out = conn.send(
+        b"a APPEND INBOX CATENATE (TEXT "
+        + lit(BINARY_MESSAGE[:88])
+        + b" TEXT ~"
+        + lit(BINARY_MESSAGE[88:])
+        + b")\r\n"
+    )
     assert b"a OK" in out, out
     stored = bodies(harness)[0]
     assert b"\x00" not in stored and b"base64" in stored

@@ -87,10 +87,13 @@ def test_storable_keeps_content_and_is_idempotent():
 # -- FETCH ----------------------------------------------------------------------------------------
 def test_fetch_binary_items():
     harness, conn = session()
-    out = conn.line("f FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1] BINARY.PEEK[3] BINARY.SIZE[3] "
-                    "BINARY.PEEK[4]<1.3> FLAGS)")
-    assert (b"BINARY[1] {11}\r\nhello world BINARY.SIZE[1] 11 BINARY[3] ~{4}\r\n\x00\x01\x02\xff "
-            b"BINARY.SIZE[3] 4 BINARY[4]<1> {3}\r\nr\xc3\xa8 FLAGS (\\Recent))") in out, out
+    out = conn.line(
+        "f FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1] BINARY.PEEK[3] BINARY.SIZE[3] BINARY.PEEK[4]<1.3> FLAGS)"
+    )
+    assert (
+        b"BINARY[1] {11}\r\nhello world BINARY.SIZE[1] 11 BINARY[3] ~{4}\r\n\x00\x01\x02\xff "
+        b"BINARY.SIZE[3] 4 BINARY[4]<1> {3}\r\nr\xc3\xa8 FLAGS (\\Recent))"
+    ) in out, out
     assert out.endswith(b"f OK FETCH completed.\r\n")
 
 
@@ -123,10 +126,19 @@ def test_binary_unknown_cte_is_no_and_session_goes_on():
     assert conn.line("g FETCH 1 BODY.PEEK[1]").endswith(b"g OK FETCH completed.\r\n")
 
 
-@pytest.mark.parametrize("item", [
-    "BINARY[HEADER]", "BINARY[1.MIME]", "BINARY.SIZE[1]<0.5>", "BINARY[1]<0.0>", "BINARY[0]",
-    "BINARY.PEEK[TEXT]", "BINARY[1", "BINARY.FOO[1]",
-])
+@pytest.mark.parametrize(
+    "item",
+    [
+        "BINARY[HEADER]",
+        "BINARY[1.MIME]",
+        "BINARY.SIZE[1]<0.5>",
+        "BINARY[1]<0.0>",
+        "BINARY[0]",
+        "BINARY.PEEK[TEXT]",
+        "BINARY[1",
+        "BINARY.FOO[1]",
+    ],
+)
 def test_bad_binary_items_are_bad(item):
     harness, conn = session()
     out = conn.line(f"f FETCH 1 ({item})")

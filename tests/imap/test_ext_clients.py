@@ -21,8 +21,13 @@ from imapclient import IMAPClient
 from exchmail.service.config import LoggingConfig
 
 TIMEOUT = 10
-EXTENSIONS = {"multiappend": True, "binary": True, "catenate": True, "utf8_accept": True,
-              "compress_deflate": True}
+EXTENSIONS = {
+    "multiappend": True,
+    "binary": True,
+    "catenate": True,
+    "utf8_accept": True,
+    "compress_deflate": True,
+}
 M1 = b"From: a@example.com\r\nSubject: one\r\n\r\nfirst\r\n"
 M2 = b"From: a@example.com\r\nSubject: two\r\n\r\nsecond\r\n"
 ATTACHMENT = (
@@ -70,7 +75,7 @@ class Raw:
         for _ in range(100000):  # bounded: each round reads at least one octet or fails
             end = self.buf.find(marker)
             if end >= 0:
-                out, self.buf = self.buf[:end + len(marker)], self.buf[end + len(marker):]
+                out, self.buf = self.buf[: end + len(marker)], self.buf[end + len(marker) :]
                 return out
             self._fill()
         raise AssertionError("no end of response")
@@ -88,7 +93,7 @@ class Raw:
                 start = data.find(marker)
                 end = data.find(b"\r\n", start + 2) if start >= 0 else -1
                 if end >= 0:
-                    out, self.buf = data[2:end + 2], data[end + 2:]
+                    out, self.buf = data[2 : end + 2], data[end + 2 :]
                     return out
             self._fill()
         raise AssertionError("no tagged response")
@@ -153,8 +158,9 @@ def test_imaplib_utf8_mode_mailbox_names(server):
 def test_catenate_and_literal8_over_loopback(server):
     raw = login(server)
     assert b"b OK" in raw.command(b"b", b"APPEND INBOX {%d+}\r\n" % len(M1) + M1)
-    out = raw.command(b"d", b'APPEND INBOX CATENATE (URL "/INBOX/;UID=1/;SECTION=HEADER" '
-                      b"TEXT {9+}\r\nnew one\r\n)")
+    out = raw.command(
+        b"d", b'APPEND INBOX CATENATE (URL "/INBOX/;UID=1/;SECTION=HEADER" TEXT {9+}\r\nnew one\r\n)'
+    )
     assert b"d OK [APPENDUID" in out, out
     blob = b"Content-Transfer-Encoding: binary\r\n\r\n\x00\xff\x00\r\n"
     assert b"e OK" in raw.command(b"e", b"APPEND INBOX ~{%d+}\r\n" % len(blob) + blob)
@@ -172,8 +178,7 @@ def test_catenate_and_literal8_over_loopback(server):
 def test_compress_session_with_idle_and_large_literals(server):
     raw = login(server)
     raw.compress()
-    message = b"Subject: big\r\n\r\n" + b"".join(b"line %07d of a big message\r\n" % i
-                                                   for i in range(120000))
+    message = b"Subject: big\r\n\r\n" + b"".join(b"line %07d of a big message\r\n" % i for i in range(120000))
     out = raw.command(b"b", b"APPEND INBOX {%d}" % len(message))
     assert out == b"+ Ready for literal data\r\n", out
     raw.send(message + b"\r\n")
@@ -195,9 +200,11 @@ def test_compress_session_with_idle_and_large_literals(server):
 
 def test_compress_with_the_protocol_log(reactor_thread, tmp_path):
     logs = tmp_path / "protocol-logs"
-    running = start_server(tmp_path, profile_overrides={**FEATURES, **EXTENSIONS},
-                           config_changes={"logging": LoggingConfig(protocol_log=True,
-                                                                    protocol_log_dir=logs)})
+    running = start_server(
+        tmp_path,
+        profile_overrides={**FEATURES, **EXTENSIONS},
+        config_changes={"logging": LoggingConfig(protocol_log=True, protocol_log_dir=logs)},
+    )
     try:
         raw = login(running)
         raw.compress()
@@ -222,4 +229,3 @@ def test_extensions_off_by_default(reactor_thread, tmp_path):
         raw.close()
     finally:
         running.stop()
-

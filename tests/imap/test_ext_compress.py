@@ -73,8 +73,9 @@ def test_output_is_really_compressed():
     harness, conn, client = compressed()
     harness.deliver(b"Subject: s\r\n\r\n" + b"the same line again\r\n" * 2000)
     client.line("s SELECT INBOX")
-    wire = conn.send(client.deflate.compress(b"f FETCH 1 BODY.PEEK[]\r\n")
-                     + client.deflate.flush(zlib.Z_SYNC_FLUSH))
+    wire = conn.send(
+        client.deflate.compress(b"f FETCH 1 BODY.PEEK[]\r\n") + client.deflate.flush(zlib.Z_SYNC_FLUSH)
+    )
     plain = client.inflate.decompress(wire)
     assert plain.endswith(b"f OK FETCH completed.\r\n")
     assert len(wire) * 10 < len(plain)
@@ -107,10 +108,11 @@ def test_inflating_stops_while_the_session_pauses_input():
     box = harness.mailbox()
     held: list[defer.Deferred] = []
     box.append = lambda *args: held.append(defer.Deferred()) or held[-1]
-    command = b"l LIST \"\" " + b"x" * 9000 + b"\r\n"
+    command = b'l LIST "" ' + b"x" * 9000 + b"\r\n"
     count = 3 * INPUT_HIGH_WATER // len(command)
-    wire = client.deflate.compress(b"a APPEND INBOX {1+}\r\nx\r\n" + command * count) \
-        + client.deflate.flush(zlib.Z_SYNC_FLUSH)
+    wire = client.deflate.compress(b"a APPEND INBOX {1+}\r\nx\r\n" + command * count) + client.deflate.flush(
+        zlib.Z_SYNC_FLUSH
+    )
     assert len(wire) < INPUT_HIGH_WATER // 100
     layer = conn.session.compression
     delivered: list[int] = []
@@ -164,12 +166,15 @@ def test_compress_twice_is_bad_and_compression_goes_on():
     assert client.line("z NOOP") == b"z OK NOOP completed.\r\n"
 
 
-@pytest.mark.parametrize("command, answer", [
-    (b"c COMPRESS GZIP", b"c BAD Unknown compression algorithm; only DEFLATE is supported\r\n"),
-    (b"c COMPRESS", b"c BAD missing argument\r\n"),
-    (b"c COMPRESS DEFLATE X", b"c BAD too many arguments\r\n"),
-    (b'c COMPRESS "DEFLATE"', b"c BAD COMPRESS takes an algorithm name\r\n"),
-])
+@pytest.mark.parametrize(
+    "command, answer",
+    [
+        (b"c COMPRESS GZIP", b"c BAD Unknown compression algorithm; only DEFLATE is supported\r\n"),
+        (b"c COMPRESS", b"c BAD missing argument\r\n"),
+        (b"c COMPRESS DEFLATE X", b"c BAD too many arguments\r\n"),
+        (b'c COMPRESS "DEFLATE"', b"c BAD COMPRESS takes an algorithm name\r\n"),
+    ],
+)
 def test_bad_compress_commands_leave_the_session_uncompressed(command, answer):
     harness = Harness("rfc3501", ON)
     conn = harness.imap()

@@ -116,8 +116,9 @@ def test_append_with_8bit_header():
     harness, conn = session({"utf8_append_needs_enable": True, "multiappend": True})
     out = conn.send(b"a APPEND INBOX " + lit(EIGHT_BIT) + b"\r\n")
     assert out.startswith(b"a NO") and b"UTF8=ACCEPT" in out, out
-    out = conn.send(b"b APPEND INBOX " + lit(b"Subject: x\r\n\r\n\xc3\xa9\r\n") + b" "
-                    + lit(EIGHT_BIT) + b"\r\n")
+    out = conn.send(
+        b"b APPEND INBOX " + lit(b"Subject: x\r\n\r\n\xc3\xa9\r\n") + b" " + lit(EIGHT_BIT) + b"\r\n"
+    )
     assert out.startswith(b"b NO"), out  # MULTIAPPEND: none of them
     assert list(harness.mailbox().uids()) == []
     conn.line("e ENABLE UTF8=ACCEPT")

@@ -22,8 +22,9 @@ from tls_support import (  # noqa: F401 - pki_fixture
 
 @pytest.fixture
 def compress_server(reactor_thread, tmp_path, pki):
-    server = start_tls_server(tmp_path, tls_config(pki),
-                              profile_overrides={"compress_deflate": True, "binary": True})
+    server = start_tls_server(
+        tmp_path, tls_config(pki), profile_overrides={"compress_deflate": True, "binary": True}
+    )
     yield server
     server.stop()
 
@@ -43,7 +44,7 @@ class Stream:
         for _ in range(100000):  # bounded
             end = self.buf.find(marker)
             if end >= 0:
-                out, self.buf = self.buf[:end + len(marker)], self.buf[end + len(marker):]
+                out, self.buf = self.buf[: end + len(marker)], self.buf[end + len(marker) :]
                 return out
             chunk = self.sock.recv(65536)
             if not chunk:

@@ -122,8 +122,9 @@ def _build(session: IMAPSession, message: syntax.AppendMessage):
         try:
             data = yield offload(session.context.run_blocking, len(data), storable, data)
         except NotStorable as error:
-            raise CommandFailed(b"[UNKNOWN-CTE] Cannot store this message: "
-                                + str(error).encode("ascii", "replace")) from None
+            raise CommandFailed(
+                b"[UNKNOWN-CTE] Cannot store this message: " + str(error).encode("ascii", "replace")
+            ) from None
     return data, len(data)
 
 
@@ -142,8 +143,7 @@ def _resolve(session: IMAPSession, raw: bytes):
         data = yield _url_content(session, url, raw)
     except BadURL as error:
         text = raw.replace(b"]", b"%5D").replace(b"\r", b"").replace(b"\n", b"")[:512]
-        raise CommandFailed(b"[BADURL " + text + b"] "
-                            + str(error).encode("ascii", "replace")) from None
+        raise CommandFailed(b"[BADURL " + text + b"] " + str(error).encode("ascii", "replace")) from None
     return data
 
 
