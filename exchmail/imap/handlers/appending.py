@@ -46,6 +46,16 @@ if TYPE_CHECKING:
 log = Logger(namespace="exchmail.imap.append")
 
 
+def message_size_limit(session: IMAPSession) -> int:
+    """The largest message one APPEND may store (each message of a MULTIAPPEND).
+
+    The one place an APPENDLIMIT (RFC 7889) setting joins in: every message
+    is checked before any is stored, so one over the limit fails the whole
+    command with ``NO [TOOBIG]`` and stores nothing.
+    """
+    return session.context.profile.imap.max_literal_size
+
+
 @defer.inlineCallbacks
 def extended_append(command: syntax.ExtendedAppend, session: IMAPSession):
     name = yield mailbox_name(session, command.mailbox)
@@ -53,7 +63,7 @@ def extended_append(command: syntax.ExtendedAppend, session: IMAPSession):
         mailbox = yield defer.maybeDeferred(session.account.mailbox, name)
     except errors.NoSuchMailbox:
         raise CommandFailed(b"[TRYCREATE] Mailbox does not exist") from None
-    limit = session.context.profile.imap.max_literal_size
+    limit = message_size_limit(session)
     built: list[tuple[Any, frozenset[str], float | None]] = []
     total = 0
     for message in command.messages:
@@ -105,7 +115,7 @@ def _build(session: IMAPSession, message: syntax.AppendMessage):
         return data, len(data)
     pieces = []
     binary = False
-    limit = session.context.profile.imap.max_literal_size
+    limit = message_size_limit(session)
     size = 0
     for part in parts:
         if isinstance(part, syntax.CatenateUrl):
