@@ -30,10 +30,20 @@ from typing import Literal
 from exchmail.imap.commands_args import (
     ParseOptions,
     astring,
-    date_time,
     flag_list,
     sequence_set,
     status_items,
+)
+from exchmail.imap.commands_ext import (
+    AppendMessage,
+    CatenateText,
+    CatenateUrl,
+    Compress,
+    Enable,
+    ExtendedAppend,
+    parse_append,
+    parse_compress,
+    parse_enable,
 )
 from exchmail.imap.commands_types import (
     Append,
@@ -70,7 +80,6 @@ from exchmail.imap.parsing import (
     Atom,
     LiteralSegment,
     ParseError,
-    Spool,
     Token,
     as_atom,
     as_bytes,
@@ -84,6 +93,12 @@ from exchmail.profile.settings import TagSyntax
 
 __all__ = [
     "Append",
+    "AppendMessage",
+    "CatenateText",
+    "CatenateUrl",
+    "Compress",
+    "Enable",
+    "ExtendedAppend",
     "Arguments",
     "Authenticate",
     "Capability",
@@ -182,20 +197,25 @@ Parser = Callable[[Arguments], Command]
 @dataclass(frozen=True, slots=True)
 class CommandSpec:
     """A registered command: its parse function, whether ``UID`` may precede
-    it, and whether its atoms may carry fetch sections (``BODY[...]``)."""
+    it, whether its atoms may carry fetch sections (``BODY[...]``), and the
+    extension (capability name) without which it is unknown, if any."""
 
     parse: Parser
     uid: bool = False
     sections: bool = False
+    extension: str = ""
 
 
 #: Command name (upper case) -> how to parse it.
 REGISTRY: dict[bytes, CommandSpec] = {}
 
 
-def register(name: bytes, parse: Parser, *, uid: bool = False, sections: bool = False) -> None:
-    """Make ``name`` a command parsed by ``parse`` (replacing an earlier entry)."""
-    REGISTRY[name.upper()] = CommandSpec(parse, uid, sections)
+def register(name: bytes, parse: Parser, *, uid: bool = False, sections: bool = False,
+             extension: str = "") -> None:
+    """Make ``name`` a command parsed by ``parse`` (replacing an earlier entry);
+    with ``extension``, the command exists only where ``ParseOptions.extensions``
+    holds that capability name."""
+    REGISTRY[name.upper()] = CommandSpec(parse, uid, sections, extension)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +277,8 @@ def _head(line: bytes, options: ParseOptions) -> tuple[CommandHead, int]:
             raise CommandSyntaxError(
                 tag, "UID must be followed by " + ", ".join(allowed[:-1]) + " or " + allowed[-1]
             )
-    if name not in REGISTRY:
+    spec = REGISTRY.get(name)
+    if spec is None or (spec.extension and spec.extension not in options.extensions):
         raise CommandSyntaxError(tag, "Unsupported command")
     return CommandHead(tag, name, uid), pos
 
@@ -294,6 +315,7 @@ def parse_command(segments: Sequence[bytes | LiteralSegment], options: ParseOpti
             sections=spec.sections,
             max_depth=options.max_depth,
             max_literals=options.max_literals,
+            utf8=options.utf8,
         )
         return spec.parse(Arguments(head.tag, head.name, head.uid, tokens, options))
     except ParseError as error:
@@ -349,23 +371,6 @@ def _status(args: Arguments) -> Command:
     return Status(args.tag, mailbox, items)
 
 
-def _append(args: Arguments) -> Command:
-    args.expect(2, 4)
-    mailbox, message = astring(args.tokens[0]), args.tokens[-1]
-    if not isinstance(message, (bytes, Spool)) or isinstance(message, Atom):
-        raise ParseError("APPEND needs the message as a literal")
-    options = list(args.tokens[1:-1])
-    flags: frozenset[str] = frozenset()
-    if options and isinstance(options[0], list):
-        flags = flag_list(options.pop(0))
-        if "\\Recent" in flags:
-            raise ParseError("\\Recent cannot be set")
-    when = date_time(options.pop(0)) if options and not isinstance(options[0], list) else None
-    if options:
-        raise ParseError("APPEND takes [(flags)] [date-time] before the message")
-    return Append(args.tag, mailbox, flags, when, message)
-
-
 # -- selected ---------------------------------------------------------------------------------
 def _expunge(args: Arguments) -> Command:
     if not args.uid:
@@ -376,9 +381,12 @@ def _expunge(args: Arguments) -> Command:
 
 
 def _search(args: Arguments) -> Command:
-    tokens, charset = args.tokens, "US-ASCII"
+    # After ENABLE UTF8=ACCEPT strings are UTF-8 and CHARSET is refused (RFC 6855 §3).
+    tokens, charset = args.tokens, "UTF-8" if args.options.utf8 else "US-ASCII"
     first = tokens[0] if tokens else None
     if len(tokens) >= 2 and isinstance(first, Atom) and first.upper() == b"CHARSET":
+        if args.options.utf8:  # RFC 6855 §3: conflicting charset labels
+            raise ParseError("SEARCH CHARSET is not allowed after ENABLE UTF8=ACCEPT")
         charset = as_bytes(tokens[1]).decode("ascii", "replace").upper()
         tokens = tokens[2:]
         supported = args.options.search_charsets
@@ -392,7 +400,7 @@ def _search(args: Arguments) -> Command:
 def _fetch(args: Arguments) -> Command:
     args.expect(2)
     numbers = sequence_set(args.tokens[0])
-    items = parse_fetch_items([args.tokens[1]])
+    items = parse_fetch_items([args.tokens[1]], binary="BINARY" in args.options.extensions)
     if args.uid and not any(item.name == b"UID" for item in items):
         items.insert(0, FetchItem(b"UID"))  # RFC 3501 6.4.8: UID FETCH always answers UID
     return Fetch(args.tag, numbers, tuple(items), args.uid)
@@ -436,7 +444,7 @@ register(b"UNSUBSCRIBE", _one_mailbox(Unsubscribe))
 register(b"LIST", _two_strings(List))
 register(b"LSUB", _two_strings(Lsub))
 register(b"STATUS", _status)
-register(b"APPEND", _append)
+register(b"APPEND", parse_append)
 register(b"NAMESPACE", _no_arguments(Namespace))
 register(b"IDLE", _no_arguments(Idle))
 register(b"CHECK", _no_arguments(Check))
@@ -446,3 +454,5 @@ register(b"SEARCH", _search, uid=True)
 register(b"FETCH", _fetch, uid=True, sections=True)
 register(b"STORE", _store, uid=True)
 register(b"COPY", _copy, uid=True)
+register(b"ENABLE", parse_enable, extension="ENABLE")
+register(b"COMPRESS", parse_compress, extension="COMPRESS=DEFLATE")

@@ -11,6 +11,7 @@ import calendar
 import re
 from dataclasses import dataclass
 
+from exchmail.imap.extensions import enabled_extensions
 from exchmail.imap.parsing import (
     MAX_DEPTH,
     MAX_LITERALS,
@@ -38,6 +39,11 @@ class ParseOptions:
     :param search_charsets: the charsets SEARCH accepts (V0035/V0036).
     :param max_depth: deepest nesting of lists, and of SEARCH lists/NOT/OR together.
     :param max_literals: most literals in one command.
+    :param extensions: capability names of the extensions the profile turns
+        on (:mod:`exchmail.imap.extensions`); their commands and syntax are
+        BAD without them.
+    :param utf8: the client enabled UTF8=ACCEPT (RFC 6855): quoted strings
+        must be valid UTF-8, SEARCH takes no CHARSET.
     """
 
     liberal_whitespace: bool = True
@@ -47,6 +53,8 @@ class ParseOptions:
     search_charsets: tuple[str, ...] = ("US-ASCII",)
     max_depth: int = MAX_DEPTH
     max_literals: int = MAX_LITERALS
+    extensions: frozenset[str] = frozenset()
+    utf8: bool = False
 
     @classmethod
     def from_settings(cls, imap: IMAPSettings) -> ParseOptions:
@@ -57,6 +65,7 @@ class ParseOptions:
             max_search_keys=imap.max_search_keys,
             ignore_invalid_parameters=imap.ignore_invalid_parameters,
             search_charsets=tuple(imap.search_charsets),
+            extensions=enabled_extensions(imap),
         )
 
 

@@ -1,4 +1,10 @@
-"""Parsing of FETCH attributes (RFC 3501 6.4.5) into :class:`FetchItem` values."""
+"""Parsing of FETCH attributes (RFC 3501 6.4.5) into :class:`FetchItem` values.
+
+With the BINARY extension (RFC 3516) also ``BINARY[part]<partial>``,
+``BINARY.PEEK[part]<partial>`` and ``BINARY.SIZE[part]``: their section is a
+part number or empty (no HEADER, TEXT or MIME), and BINARY.SIZE takes no
+partial range.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,8 @@ SIMPLE = {b"ENVELOPE", b"FLAGS", b"INTERNALDATE", b"RFC822", b"RFC822.HEADER",
 TEXT_SPECS = {"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"}
 
 _BODY_SECTION = re.compile(rb"^(BODY(?:\.PEEK)?)\[([^\]]*)\](?:<(\d{1,10})\.(\d{1,10})>)?$", re.I)
+_BINARY_SECTION = re.compile(
+    rb"^(BINARY(?:\.PEEK|\.SIZE)?)\[([0-9.]*)\](?:<(\d{1,10})\.(\d{1,10})>)?$", re.I)
 _FIELDS = re.compile(rb"^(HEADER\.FIELDS(?:\.NOT)?)[ \t]*\((.*)\)$", re.I | re.S)
 
 
@@ -25,7 +33,8 @@ class FetchItem:
     """One requested data item.
 
     ``name`` is the upper-case item (``BODY[]`` items have name ``BODY``
-    and a ``section``); ``path`` is the 1-based part path; ``text`` one of
+    and a ``section``; BINARY items ``BINARY`` or ``BINARY.SIZE``, with the
+    part number as ``section``); ``path`` is the 1-based part path; ``text`` one of
     :data:`TEXT_SPECS` or ``None``; ``partial`` is ``(start, length)``.
     """
 
@@ -48,7 +57,7 @@ class FetchItem:
         """The item name as it appears in the FETCH response."""
         if self.section is None:
             return self.name
-        label = b"BODY[" + self.section + b"]"
+        label = (b"BODY[" if self.name == b"BODY" else self.name + b"[") + self.section + b"]"
         if self.partial is not None:
             label += b"<%d>" % self.partial[0]
         return label
@@ -81,12 +90,41 @@ def _parse_section(spec: bytes) -> tuple[tuple[int, ...], str | None, tuple[byte
     return tuple(path), text, fields
 
 
-def _parse_one(token: Token) -> list[FetchItem]:
+def parse_section(spec: bytes) -> tuple[tuple[int, ...], str | None, tuple[bytes, ...]]:
+    """A section spec (``1.2.HEADER.FIELDS (A B)``, ``TEXT``, ``3``): path, text
+    specifier and fields; :class:`ParseError` if it is not one."""
+    return _parse_section(spec)
+
+
+def _parse_binary(token: bytes) -> list[FetchItem]:
+    """``BINARY[...]``, ``BINARY.PEEK[...]`` or ``BINARY.SIZE[...]`` (RFC 3516)."""
+    match = _BINARY_SECTION.match(token)
+    if not match:
+        raise ParseError("BINARY takes a part number section: BINARY[1.2]<0.100>")
+    kind, section = match.group(1).upper(), match.group(2)
+    path, text, _ = _parse_section(section)
+    if text is not None or (section and not path):
+        raise ParseError("invalid BINARY section")
+    partial = None
+    if match.group(3) is not None:
+        if kind == b"BINARY.SIZE":
+            raise ParseError("BINARY.SIZE takes no partial range")
+        length = int(match.group(4))
+        if length == 0:
+            raise ParseError("partial length must be positive")
+        partial = (int(match.group(3)), length)
+    name = b"BINARY.SIZE" if kind == b"BINARY.SIZE" else b"BINARY"
+    return [FetchItem(name, path, None, (), partial, peek=kind != b"BINARY", section=section)]
+
+
+def _parse_one(token: Token, binary: bool = False) -> list[FetchItem]:
     if not isinstance(token, Atom):
         raise ParseError("invalid fetch attribute")
     upper = bytes(token).upper()
     if upper in SIMPLE:
         return [FetchItem(upper)]
+    if binary and upper.startswith(b"BINARY"):
+        return _parse_binary(bytes(token))
     match = _BODY_SECTION.match(bytes(token))
     if not match:
         raise ParseError(f"unknown fetch attribute {bytes(token)[:40]!r}")
@@ -102,8 +140,9 @@ def _parse_one(token: Token) -> list[FetchItem]:
                       peek=match.group(1).upper() == b"BODY.PEEK", section=section)]
 
 
-def parse_fetch_items(args: list[Token]) -> list[FetchItem]:
-    """Parse the attribute argument(s) of FETCH: a macro, one item or a list."""
+def parse_fetch_items(args: list[Token], binary: bool = False) -> list[FetchItem]:
+    """Parse the attribute argument(s) of FETCH: a macro, one item or a list
+    (with ``binary``, the BINARY items of RFC 3516 too)."""
     if len(args) != 1:
         raise ParseError("expected one fetch attribute or a parenthesised list")
     arg = args[0]
@@ -114,5 +153,5 @@ def parse_fetch_items(args: list[Token]) -> list[FetchItem]:
         raise ParseError("empty fetch attribute list")
     items: list[FetchItem] = []
     for token in tokens:
-        items.extend(_parse_one(token))
+        items.extend(_parse_one(token, binary))
     return items

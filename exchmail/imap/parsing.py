@@ -11,7 +11,10 @@ tokens:
 - :class:`Spool` (the session reader's
   :class:`~exchmail.session.reader.SpooledLiteral`) for literals kept in the
   command's temporary file;
-- ``list`` for parenthesised lists, nested at most :data:`MAX_DEPTH` deep.
+- ``list`` for parenthesised lists, nested at most :data:`MAX_DEPTH` deep;
+- :class:`Literal8` for a literal announced as ``~{n}`` (RFC 3516); only
+  the arguments that take one (APPEND's message, CATENATE's TEXT) accept
+  it, everywhere else it is a syntax error.
 
 Whitespace between tokens may be any run of SP and TAB (MS-STANXIMAP
 2.1.7 / V0003) when ``liberal_whitespace`` is true; quoted strings and
@@ -66,7 +69,23 @@ class Atom(bytes):
     """An unquoted atom (``NIL`` as an atom differs from the string ``"NIL"``)."""
 
 
-Token = Union[Atom, bytes, Spool, list]  # noqa: UP007 - a runtime alias, 3.10-compatible
+@dataclass(frozen=True, slots=True)
+class Literal8:
+    """A ``literal8`` (``~{n}``, RFC 3516): octets that may hold NUL.
+
+    It is not a string: :func:`as_bytes` refuses it, so it is BAD wherever
+    the grammar has no place for it.
+    """
+
+    data: bytes | Spool
+
+    @property
+    def size(self) -> int:
+        """The literal's length in octets."""
+        return len(self.data)
+
+
+Token = Union[Atom, bytes, Spool, Literal8, list]  # noqa: UP007 - a runtime alias, 3.10-compatible
 
 
 def skip_space(text: bytes, pos: int, liberal: bool) -> int:
@@ -133,12 +152,15 @@ def tokenize(
     sections: bool = True,
     max_depth: int = MAX_DEPTH,
     max_literals: int = MAX_LITERALS,
+    utf8: bool = False,
 ) -> list[Token]:
     """Turn a command's segments into a token tree (see the module docstring).
 
     Raises :class:`ParseError` for malformed input, lists nested deeper than
-    ``max_depth`` and more than ``max_literals`` literals.  The work is
-    linear in the input and never recursive.
+    ``max_depth`` and more than ``max_literals`` literals.  With ``utf8``
+    (the client enabled UTF8=ACCEPT, RFC 6855 §3) a quoted string with
+    8-bit octets must be valid UTF-8.  The work is linear in the input and
+    never recursive.
     """
     literal_count = sum(isinstance(seg, LiteralSegment) for seg in segments)
     if literal_count > max_literals:
@@ -151,8 +173,12 @@ def tokenize(
             continue
         text, pos = segment, 0
         literal_match = LITERAL_AT_END.search(text)
+        binary = False
         if literal_match:
             text = text[: literal_match.start()]
+            binary = _ends_with_literal8_marker(text)
+            if binary:
+                text = text[:-1]
         while True:
             pos = skip_space(text, pos, liberal_whitespace)
             if pos >= len(text):
@@ -172,6 +198,8 @@ def tokenize(
                 pos += 1
             elif char == 0x22:
                 value, pos = _quoted(text, pos + 1)
+                if utf8 and not value.isascii():
+                    _check_utf8(value)
                 stack[-1].append(value)
             else:
                 atom, pos = scan_atom(text, pos, sections)
@@ -180,10 +208,23 @@ def tokenize(
             literal = next(literals, None)
             if literal is None:
                 raise ParseError("literal data missing")
-            stack[-1].append(literal.data)
+            stack[-1].append(Literal8(literal.data) if binary else literal.data)
     if len(stack) != 1:
         raise ParseError("unbalanced '('")
     return root
+
+
+def _ends_with_literal8_marker(text: bytes) -> bool:
+    """Whether the text before a ``{n}`` announcement ends in the ``~`` of
+    ``~{n}``, standing alone (after a separator or ``(``, or at the start)."""
+    return text.endswith(b"~") and (len(text) == 1 or text[-2:-1] in (b" ", b"\t", b"("))
+
+
+def _check_utf8(value: bytes) -> None:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ParseError("quoted string is not valid UTF-8") from None
 
 
 def literal_request(line: bytes) -> tuple[int, bool] | None:
@@ -271,6 +312,8 @@ def as_bytes(token: Token) -> bytes:
         return token.read_all()
     if isinstance(token, list):
         raise ParseError("expected a string, got a list")
+    if isinstance(token, Literal8):
+        raise ParseError("literal8 (~{n}) is not allowed here")
     return bytes(token)
 
 

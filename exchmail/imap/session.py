@@ -17,6 +17,7 @@ tagged OK (bytes) or a Deferred of it, and raises
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from twisted.internet import defer
@@ -24,6 +25,7 @@ from twisted.python.failure import Failure
 
 from exchmail import errors
 from exchmail.imap import commands as syntax
+from exchmail.imap.extensions import enabled_extensions, extra_capabilities, gated_capabilities
 from exchmail.imap.handlers import HANDLERS, STATES
 from exchmail.imap.parsing import MAX_LITERALS
 from exchmail.imap.responses import (
@@ -36,6 +38,7 @@ from exchmail.imap.responses import (
 from exchmail.mailbox.view import MailboxView, Updates
 from exchmail.session.context import SessionContext
 from exchmail.session.core import ConnectionClosed, ResponseLineTooLong, Session
+from exchmail.session.deflate import DeflateTransport, start_deflate
 from exchmail.session.login import LoginFlow
 from exchmail.session.reader import Command, InputReader, ReaderLimits, Refused
 
@@ -59,6 +62,13 @@ class IMAPSession(Session):
         self.view: MailboxView | None = None
         self.idling = False
         self.announced: frozenset[str] = frozenset()  # keywords the client was told of
+        self.enabled: set[bytes] = set()  # extensions switched on by ENABLE (RFC 5161)
+        self.compression: DeflateTransport | None = None  # COMPRESS=DEFLATE (RFC 4978)
+
+    @property
+    def utf8(self) -> bool:
+        """Whether the client enabled UTF8=ACCEPT (RFC 6855)."""
+        return b"UTF8=ACCEPT" in self.enabled
 
     @staticmethod
     def _limits(settings: Any, authenticated: bool) -> ReaderLimits:
@@ -150,7 +160,8 @@ class IMAPSession(Session):
 
     # -- dispatch -----------------------------------------------------------------------------
     def _options(self) -> syntax.ParseOptions:
-        return syntax.ParseOptions.from_settings(self.context.profile.imap)
+        options = syntax.ParseOptions.from_settings(self.context.profile.imap)
+        return dataclasses.replace(options, utf8=True) if self.utf8 else options
 
     def execute(self, raw: Command) -> defer.Deferred[Any] | None:
         options = self._options()
@@ -238,10 +249,32 @@ class IMAPSession(Session):
             "STARTTLS": [b"STARTTLS"] if self.can_start_tls() else [],
             "CHILDREN": [b"CHILDREN"] if settings.list_children_attributes else [],
         }
+        enabled = enabled_extensions(settings)
+        for name in gated_capabilities():
+            present[name] = [name.encode("ascii")] if name in enabled else []
         caps: list[bytes] = []
         for name in settings.capabilities:
             caps.extend(present.get(name, [name.encode("ascii")]))
-        return caps
+        return caps + extra_capabilities(settings, settings.capabilities)
+
+    # -- COMPRESS=DEFLATE -------------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        if self.compression is not None:
+            self.compression.received(data)  # inflated, then handed to the core
+        else:
+            super().data_received(data)
+
+    def start_compression(self) -> None:
+        """After COMPRESS's OK (queued): flush it uncompressed, forget pipelined
+        input (RFC 4978 §3 forbids any), then compress both directions."""
+        self.flush()
+        self.reader.clear()
+        self.compression = start_deflate(self.server, super().data_received,
+                                         self.context.reactor.callLater, self._corrupt_input)
+
+    def _corrupt_input(self) -> None:
+        self.untagged(b"BYE Corrupt compressed input")
+        self.close()
 
     # -- the selected mailbox -------------------------------------------------------------------
     def select(self, mailbox: Any, readonly: bool) -> MailboxView:

@@ -268,6 +268,28 @@ class IMAPSettings(ServiceSettings):
     ignore_invalid_parameters: bool = setting(
         True, ids=("2.3",), rfc="3501 §9",
         doc="ignore unknown STATUS items and unsupported APPEND flags instead of BAD")
+    # -- extensions beyond RFC 3501 (off in the Exchange profiles and rfc3501) --------
+    multiappend: bool = setting(
+        False, ids=(), rfc="3502",
+        doc="MULTIAPPEND: several messages in one APPEND, stored all or none")
+    binary: bool = setting(
+        False, ids=(), rfc="3516",
+        doc="BINARY: FETCH BINARY[]/BINARY.PEEK[]/BINARY.SIZE[] (decoded content, also "
+            "under seven_bit_output) and APPEND with literal8 ~{n}")
+    catenate: bool = setting(
+        False, ids=(), rfc="4469",
+        doc="CATENATE: APPEND built from literals and URLs of this user's own messages")
+    utf8_accept: bool = setting(
+        False, ids=(), rfc="6855",
+        doc="UTF8=ACCEPT (and ENABLE for it): after ENABLE UTF8=ACCEPT, mailbox names are "
+            "UTF-8 both ways and quoted strings must be valid UTF-8")
+    utf8_append_needs_enable: bool = setting(
+        False, ids=(), rfc="6855 §4",
+        doc="with UTF8=ACCEPT advertised, refuse (NO) an APPEND whose header has 8-bit "
+            "octets unless the client enabled UTF8=ACCEPT (the RFC's MUST; Dovecot accepts)")
+    compress_deflate: bool = setting(
+        False, ids=(), rfc="4978",
+        doc="COMPRESS=DEFLATE: zlib compression of the session after COMPRESS DEFLATE")
 
 
 @dataclass(frozen=True, kw_only=True)

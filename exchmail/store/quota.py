@@ -124,6 +124,19 @@ def warning_message(user: str, usage: int, limits: QuotaLimits, now: float) -> b
     return "\r\n".join(lines).encode("ascii", "replace")
 
 
+def check_room(mailbox: Any, octets: int) -> defer.Deferred[None]:
+    """Fail with :class:`OverQuota` if adding ``octets`` to ``mailbox`` would take
+    its account past the limit; succeed at once for a store without quotas.
+
+    For additions of several messages at once (IMAP MULTIAPPEND): one check
+    of their total before the first is stored, so that all fit or none is
+    added.  Each ``append`` checks again, as always.
+    """
+    if isinstance(mailbox, QuotaMailbox):
+        return defer.maybeDeferred(mailbox.account.check, octets)
+    return defer.succeed(None)
+
+
 @implementer(IStore, IUserQuota)
 class QuotaStore:
     """An :class:`IStore` whose accounts enforce ``policy``."""

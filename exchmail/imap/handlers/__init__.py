@@ -11,7 +11,16 @@ from collections.abc import Callable
 from typing import Any
 
 from exchmail.imap import commands as c
-from exchmail.imap.handlers import fetching, mailboxes, messages, nonauth, searching
+from exchmail.imap.handlers import (
+    appending,
+    compress,
+    enable,
+    fetching,
+    mailboxes,
+    messages,
+    nonauth,
+    searching,
+)
 
 ANY = ("unauth", "auth", "select")
 NONAUTH = ("unauth",)
@@ -47,6 +56,10 @@ HANDLERS: dict[type[c.Command], tuple[Handler, tuple[str, ...]]] = {
     c.Copy: (messages.copy, SELECTED),
     c.Fetch: (fetching.fetch_command, SELECTED),
     c.Search: (searching.search, SELECTED),
+    # extensions (exchmail.imap.extensions): unknown commands unless the profile enables them
+    c.ExtendedAppend: (appending.extended_append, AUTH),
+    c.Enable: (enable.enable, AUTH),
+    c.Compress: (compress.compress, AUTH),
 }
 
 #: command name (as ``parse_head`` gives it) -> the states in which it is valid

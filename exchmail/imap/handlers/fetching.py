@@ -12,6 +12,12 @@ Per message: one index record read, and at most one content read.
   :func:`render_content` -- on the reactor thread up to
   :data:`~exchmail.mailbox.content.INLINE_LIMIT` octets, in the thread pool
   above, so a big message never stalls other sessions.
+- BINARY items (RFC 3516) decode the content the other items see: with
+  ``seven_bit_output`` that is the 7-bit view, whose decoded part contents
+  equal the stored ones, so BINARY still returns the parts' real octets
+  (8-bit, NUL) and only BINARY[] of a whole message shows the view's
+  RFC 2047 headers.  An encoding BINARY cannot undo ends the command with
+  ``NO [UNKNOWN-CTE]``.
 - A whole-message item (BODY[], BODY.PEEK[], RFC822) of a message larger
   than :data:`STREAM_THRESHOLD` that needs no 7-bit view is streamed from
   the store in chunks, with back-pressure, without reading it into memory
@@ -29,8 +35,10 @@ from twisted.internet import defer, task
 
 from exchmail.imap import commands as syntax
 from exchmail.imap import fetch
+from exchmail.imap.binary import UnknownCTE, binary_literal, binary_section
 from exchmail.imap.fetchatt import FetchItem
 from exchmail.imap.handlers.messages import message_set
+from exchmail.imap.responses import CommandFailed
 from exchmail.mailbox.content import ReadAhead, offload
 from exchmail.mime.message import ParsedMessage
 from exchmail.mime.sevenbit import has_8bit, to_seven_bit
@@ -75,7 +83,7 @@ def whole_message(item: FetchItem) -> bool:
     """Whether the item is the whole message without a partial range."""
     if item.name == b"RFC822":
         return True
-    return item.section == b"" and item.partial is None
+    return item.name == b"BODY" and item.section == b"" and item.partial is None
 
 
 def needs_content(item: FetchItem, options: FetchOptions) -> bool:
@@ -95,6 +103,7 @@ def render_content(data: bytes, items: Sequence[FetchItem],
     view = to_seven_bit(data) if options.seven_bit and has_8bit(data) else data
     out: dict[FetchItem, bytes] = {}
     parsed: ParsedMessage | None = None
+    decoded: dict[tuple[int, ...], bytes] = {}  # BINARY sections, decoded once
     for item in items:
         name = item.name
         if name == b"RFC822.SIZE":
@@ -105,8 +114,24 @@ def render_content(data: bytes, items: Sequence[FetchItem],
             continue
         if parsed is None:
             parsed = ParsedMessage(view)
+        if name in (b"BINARY", b"BINARY.SIZE"):
+            out[item] = _render_binary(parsed, item, decoded)
+            continue
         out[item] = _render_parsed(parsed, item, options)
     return out
+
+
+def _render_binary(parsed: ParsedMessage, item: FetchItem,
+                   decoded: dict[tuple[int, ...], bytes]) -> bytes:
+    """BINARY[...] or BINARY.SIZE[...] (raises UnknownCTE)."""
+    data = decoded.get(item.path)
+    if data is None:
+        data = decoded[item.path] = binary_section(parsed, item.path)
+    if item.name == b"BINARY.SIZE":
+        return b"%d" % len(data)
+    if item.partial is not None:
+        data = fetch.partial(data, *item.partial)
+    return binary_literal(data)
 
 
 def _render_parsed(parsed: ParsedMessage, item: FetchItem, options: FetchOptions) -> bytes:
@@ -133,7 +158,14 @@ def fetch_command(command: syntax.Fetch, session: IMAPSession) -> Any:
     items = list(command.items)
     if command.uid and not any(item.name == b"UID" for item in items):
         items.insert(0, FetchItem(b"UID"))
-    return _Fetch(session, items, command.uid).run(pairs)
+    d = _Fetch(session, items, command.uid).run(pairs)
+    return d.addErrback(_unknown_cte)
+
+
+def _unknown_cte(failure: Any) -> None:
+    failure.trap(UnknownCTE)
+    encoding = str(failure.value).encode("ascii", "replace")[:60]
+    raise CommandFailed(b"[UNKNOWN-CTE] Cannot decode the Content-Transfer-Encoding " + encoding)
 
 
 class _Fetch:

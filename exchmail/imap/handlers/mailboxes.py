@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 def mailbox_name(session: IMAPSession, raw: bytes):
     """A mailbox argument, spelled as the existing mailbox is when the profile
     makes names case-insensitive (V0008)."""
-    name = decode_mailbox(raw)
+    name = decode_mailbox(raw, utf8=session.utf8)
     if session.context.profile.imap.case_insensitive_names and name.upper() != "INBOX":
         existing = yield defer.maybeDeferred(session.account.list_mailboxes)
         name = listing.canonical_name(name, existing)
@@ -42,7 +42,8 @@ def new_mailbox_name(session: IMAPSession, raw: bytes):
 
 def mailbox_line(session: IMAPSession, name: str) -> bytes:
     """A mailbox name as responses spell it (V0009: a literal if the profile says so)."""
-    return encode_mailbox(name, session.context.profile.imap.backslash_names_as_literal)
+    return encode_mailbox(name, session.context.profile.imap.backslash_names_as_literal,
+                          utf8=session.utf8)
 
 
 # -- SELECT / EXAMINE ----------------------------------------------------------------------------
@@ -123,14 +124,15 @@ def unsubscribe(command: syntax.Unsubscribe, session: IMAPSession):
 
 
 # -- LIST / LSUB ------------------------------------------------------------------------------------
-def _pattern(raw: bytes) -> str:
+def _pattern(raw: bytes, utf8: bool = False) -> str:
     """A LIST reference or pattern; the empty string is allowed."""
-    return "" if raw == b"" else decode_mailbox(raw)
+    return "" if raw == b"" else decode_mailbox(raw, utf8=utf8)
 
 
 @defer.inlineCallbacks
 def list_(command: syntax.List, session: IMAPSession):
-    reference, pattern = _pattern(command.reference), _pattern(command.pattern)
+    reference, pattern = (_pattern(command.reference, session.utf8),
+                          _pattern(command.pattern, session.utf8))
     settings = session.context.profile.imap
     if not pattern:
         session.untagged(b'LIST (\\Noselect) "/" ""')
@@ -155,7 +157,8 @@ def list_(command: syntax.List, session: IMAPSession):
 
 @defer.inlineCallbacks
 def lsub(command: syntax.Lsub, session: IMAPSession):
-    reference, pattern = _pattern(command.reference), _pattern(command.pattern)
+    reference, pattern = (_pattern(command.reference, session.utf8),
+                          _pattern(command.pattern, session.utf8))
     settings = session.context.profile.imap
     full = listing.full_pattern(reference, pattern)
     subscribed = yield defer.maybeDeferred(session.account.subscriptions)

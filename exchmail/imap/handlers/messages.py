@@ -12,6 +12,7 @@ from exchmail import errors
 from exchmail.imap import commands as syntax
 from exchmail.imap.handlers.mailboxes import mailbox_name
 from exchmail.imap.responses import SYSTEM_FLAGS, CommandBad, CommandFailed
+from exchmail.imap.utf8 import check_append_headers
 from exchmail.mailbox.view import MailboxView
 from exchmail.session.reader import SpooledLiteral
 
@@ -73,6 +74,7 @@ def append(command: syntax.Append, session: IMAPSession):
     except errors.NoSuchMailbox:
         raise CommandFailed(b"[TRYCREATE] Mailbox does not exist") from None
     message = command.message
+    yield check_append_headers(session, message)  # RFC 6855 §4, where the profile says so
     source = message.reader() if isinstance(message, SpooledLiteral) else message
     new_uid = yield defer.maybeDeferred(mailbox.append, source, flags, command.internal_date)
     return b"[APPENDUID %d %d] APPEND completed." % (mailbox.uid_validity, new_uid)

@@ -1,0 +1,59 @@
+"""The IMAP extensions a profile switches on one by one, and their capabilities.
+
+Each extension is one boolean field of
+:class:`~exchmail.profile.settings.IMAPSettings` (off in the Exchange
+profiles and in ``rfc3501``).  What follows from the switch:
+
+- CAPABILITY lists the extension's capability only when its setting is on
+  (in the place the profile's ``capabilities`` tuple gives it, else after
+  the listed ones);
+- the parser refuses its commands and syntax as unknown (BAD) when it is
+  off: :class:`~exchmail.imap.commands_args.ParseOptions` carries the set
+  of enabled capability names.
+
+``ENABLE`` (RFC 5161) is advertised when an extension that needs it is
+on (UTF8=ACCEPT, RFC 6855 §3).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+
+from exchmail.profile.settings import IMAPSettings
+
+#: capability name -> the IMAPSettings field that switches it on, in the
+#: order CAPABILITY lists them when the profile's tuple does not name them.
+EXTENSION_SETTINGS: dict[str, str] = {
+    "MULTIAPPEND": "multiappend",
+    "BINARY": "binary",
+    "CATENATE": "catenate",
+    "UTF8=ACCEPT": "utf8_accept",
+    "COMPRESS=DEFLATE": "compress_deflate",
+}
+#: Extensions that are used through ENABLE (RFC 5161).
+NEEDS_ENABLE = frozenset({"UTF8=ACCEPT"})
+
+
+@functools.lru_cache(maxsize=64)
+def enabled_extensions(settings: IMAPSettings) -> frozenset[str]:
+    """The capability names of the extensions ``settings`` switches on
+    (``ENABLE`` included when one of them needs it)."""
+    names = {name for name, field in EXTENSION_SETTINGS.items() if getattr(settings, field)}
+    if names & NEEDS_ENABLE:
+        names.add("ENABLE")
+    return frozenset(names)
+
+
+def gated_capabilities() -> frozenset[str]:
+    """Every capability name this module decides on (listed only when on)."""
+    return frozenset(EXTENSION_SETTINGS) | {"ENABLE"}
+
+
+def extra_capabilities(settings: IMAPSettings, listed: Iterable[str]) -> list[bytes]:
+    """The enabled extensions the profile's ``capabilities`` tuple does not
+    name, to be advertised after the listed ones (ENABLE first)."""
+    enabled = enabled_extensions(settings)
+    named = set(listed)
+    order = ["ENABLE", *EXTENSION_SETTINGS]
+    return [name.encode("ascii") for name in order if name in enabled and name not in named]
