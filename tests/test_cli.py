@@ -1,4 +1,4 @@
-"""Tests of the ``exchmail`` command (exchmail.service.cli.main)."""
+"""Tests of the ``exchmail`` command (exchmail.cli.main)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import stat
 
 import pytest
 
+from exchmail import cli
 from exchmail.auth.accounts import AccountsFile, verify_password
-from exchmail.service import cli
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ Layers, from the bottom (a module may import its own layer and those below):
 4. ``session``, ``mailbox``, ``transfer``: the session core shared by the protocols; the
    selected-mailbox layer
 5. ``imap``, ``pop3``, ``lmtp``: the protocols
-6. ``service``: configuration and assembly (twistd, CLI)
-7. ``testing``: kits for tests and backend authors
+6. ``service``: configuration and assembly (make_service, twistd)
+7. ``testing``: kits for tests and backend authors (the in-process server, faults)
+8. ``cli``: the ``exchmail`` command, which may use all of the above
 
 Module-level imports count, also inside ``if``/``try`` at module level,
 but not those under ``if TYPE_CHECKING:`` (annotations only).
@@ -34,6 +35,7 @@ LAYERS = {
     "imap": 5, "pop3": 5, "lmtp": 5,
     "service": 6,
     "testing": 7,
+    "cli": 8,
 }
 
 

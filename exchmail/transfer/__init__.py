@@ -5,5 +5,5 @@ flags, keywords, internal dates, order; idempotent through an import map);
 the sources are :mod:`.mbox` files, :mod:`.maildir` trees and remote
 :mod:`.imap` accounts.  :mod:`.exporter` writes an account out as mbox
 files or a Maildir++ tree.  ``exchmail import`` and ``exchmail export``
-(:mod:`exchmail.service.cli.transfer`) drive them.
+(:mod:`exchmail.cli.transfer`) drive them.
 """

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from exchmail.auth.accounts import AccountsFile
+from exchmail.cli import main
 from exchmail.errors import ConfigError
-from exchmail.service.cli import main
 from exchmail.service.config import load_config
 
 

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from conftest import PASSWORD, start_server
 
+from exchmail import cli
 from exchmail.auth.accounts import AccountsFile
-from exchmail.service import cli
 
 #: The ``exchmail`` command, as a process.
-EXCHMAIL = [sys.executable, "-c", "import sys; from exchmail.service.cli import main; sys.exit(main())"]
+EXCHMAIL = [sys.executable, "-c", "import sys; from exchmail.cli import main; sys.exit(main())"]
 MESSAGE = b"From: a@example.com\nSubject: by deliver\n\nHello from procmail.\n"
 
 

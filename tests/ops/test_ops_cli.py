@@ -13,7 +13,7 @@ import pytest
 
 from exchmail import __version__
 from exchmail.auth.accounts import AccountsFile
-from exchmail.service.cli import main
+from exchmail.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -147,7 +147,7 @@ def test_examples_exchmail_toml_works_as_shipped(reactor_thread, tmp_path, monke
 
     from conftest import in_reactor
 
-    from exchmail.service.cli import main
+    from exchmail.cli import main
 
     config_file = write(
         tmp_path / "exchmail.toml", _free_ports((ROOT / "examples" / "exchmail.toml").read_text())

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from exchmail.service.cli import main
+from exchmail.cli import main
 from exchmail.testing.control import Controller
 from exchmail.testing.reactor import in_reactor
 from exchmail.testing.server import ServerCore
@@ -39,7 +39,7 @@ def exchmail(*args: str) -> list[str]:
     return [
         sys.executable,
         "-c",
-        "import sys; from exchmail.service.cli import main; sys.exit(main())",
+        "import sys; from exchmail.cli import main; sys.exit(main())",
         *args,
     ]
 

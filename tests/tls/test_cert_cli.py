@@ -11,8 +11,8 @@ from conftest import PASSWORD, start_server
 from cryptography import x509
 from tls_support import LOOPBACK, TIMEOUT
 
+from exchmail.cli import main
 from exchmail.service import make_service
-from exchmail.service.cli import main
 from exchmail.service.config import IMAPConfig, POP3Config, default_config
 from exchmail.tls.config import TLSConfig, TLSIdentity, newcomer_tls
 

@@ -27,7 +27,7 @@ from exchmail.auth.accounts import AccountsFile
 from exchmail.store.maildir import MaildirStore
 from exchmail.testing import result
 
-EXCHMAIL = [sys.executable, "-c", "import sys; from exchmail.service.cli import main; sys.exit(main())"]
+EXCHMAIL = [sys.executable, "-c", "import sys; from exchmail.cli import main; sys.exit(main())"]
 tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 mutt = pytest.mark.skipif(shutil.which("mutt") is None, reason="mutt is not installed")
 

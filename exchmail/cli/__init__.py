@@ -32,9 +32,9 @@ import argparse
 import sys
 
 from exchmail import __version__
+from exchmail.cli import accounts, configcheck, delivery, serve, transfer
+from exchmail.cli.common import PROG, Failure
 from exchmail.errors import AccountError, ConfigError, InvalidUserName
-from exchmail.service.cli import accounts, configcheck, delivery, serve, transfer
-from exchmail.service.cli.common import PROG, Failure
 
 #: The modules whose ``add_commands`` make up the command, in help order.
 COMMAND_MODULES = (accounts, delivery, transfer, configcheck, serve)

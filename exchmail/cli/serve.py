@@ -12,7 +12,7 @@ chosen by the system, prints them (with the CA file and the control
 socket) as one line of JSON, and runs until SIGTERM or SIGINT, keeping
 everything in memory or in a temporary folder removed on exit.  The server
 itself is :mod:`exchmail.testing.standalone` (imported when the command
-runs: the testing layer sits above the service layer).  ``control`` sends
+runs, so that the other commands start without the test kit).  ``control`` sends
 JSON requests to its control socket (:mod:`exchmail.testing.control`), one
 per argument (or per line of standard input), and prints the answers.
 """
@@ -31,9 +31,9 @@ try:
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
 
+from exchmail.cli.common import Failure
 from exchmail.errors import ConfigError
 from exchmail.profile import PROFILE_NAMES, load_profile
-from exchmail.service.cli.common import Failure
 from exchmail.service.config import LOGIN_TYPES
 
 #: Seconds ``exchmail control`` waits for an answer.

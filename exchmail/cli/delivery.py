@@ -33,10 +33,10 @@ from typing import Any, BinaryIO
 from twisted.internet import defer
 from twisted.python.failure import Failure as TwistedFailure
 
+from exchmail.cli.common import Failure
 from exchmail.errors import ConfigError, DirectoryUnavailable, InvalidUserName
 from exchmail.lmtp.delivery import Deliverer, Reply, over_quota_reply
 from exchmail.lmtp.recipients import Recipient, RecipientResolver
-from exchmail.service.cli.common import Failure
 from exchmail.service.config import Config, default_config, load_config
 from exchmail.store.crlf import CRLFConverter
 

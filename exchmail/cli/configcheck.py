@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from exchmail import __version__
+from exchmail.cli.common import PROG
 from exchmail.errors import ConfigError
 from exchmail.profile import load_profile
 from exchmail.profile.loader import format_value
 from exchmail.profile.settings import SECTIONS
 from exchmail.service import preflight
-from exchmail.service.cli.common import PROG
 from exchmail.service.config import Config, default_config, load_config
 
 #: Values never printed.

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from exchmail.auth.accounts import AccountsFile
+from exchmail.cli.common import Failure
 from exchmail.errors import AccountError
 from exchmail.profile import PROFILE_NAMES, describe, load_profile
-from exchmail.service.cli.common import Failure
 from exchmail.service.config import Config, default_config, load_config, read_toml
 from exchmail.store.names import check_user_name
 

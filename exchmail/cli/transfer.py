@@ -32,9 +32,9 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from exchmail.cli.common import Failure
+from exchmail.cli.delivery import directory_for, wait
 from exchmail.errors import ConfigError
-from exchmail.service.cli.common import Failure
-from exchmail.service.cli.delivery import directory_for, wait
 from exchmail.service.config import Config, default_config, load_config
 
 PASSWORD_VARIABLE = "EXCHMAIL_IMPORT_PASSWORD"
