@@ -19,7 +19,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, Literal, NamedTuple, overload
 
 from exchmail.store.crlf import CRLFConverter, LFConverter, bare_lf_count, to_crlf
 from exchmail.store.maildir.filenames import final_name
@@ -76,18 +76,31 @@ def read_wire(path: Path | str) -> bytes:
         return to_crlf(source.read())
 
 
-def measure(path: Path | str, dir_fd: int | None = None) -> tuple[int, int]:
-    """``(stored size, wire size)`` of a file (relative to ``dir_fd``), read in chunks."""
+@overload
+def measure(path: Path | str, dir_fd: int | None = None) -> tuple[int, int]: ...
+@overload
+def measure(path: Path | str, dir_fd: int | None = None, *,
+            with_mtime: Literal[True]) -> tuple[int, int, float]: ...
+
+
+def measure(path: Path | str, dir_fd: int | None = None, *,
+            with_mtime: bool = False) -> tuple[int, int] | tuple[int, int, float]:
+    """``(stored size, wire size)`` of a file (relative to ``dir_fd``), read in
+    chunks; with ``with_mtime``, its modification time too (from the same open)."""
     stored = exact = 0
     prev_cr = False
-    with open(path, "rb", opener=lambda name, flags: os.open(name, flags, dir_fd=dir_fd)) as source:
-        while chunk := source.read(CHUNK):
+    fd = os.open(path, os.O_RDONLY, dir_fd=dir_fd)  # raw reads: most files are one chunk
+    try:
+        mtime = os.fstat(fd).st_mtime if with_mtime else 0.0
+        while chunk := os.read(fd, CHUNK):
             stored += len(chunk)
             exact += len(chunk) + bare_lf_count(chunk)
             if prev_cr and chunk.startswith(b"\n"):
                 exact -= 1  # a CRLF split between two chunks
             prev_cr = chunk.endswith(b"\r")
-    return stored, exact
+    finally:
+        os.close(fd)
+    return (stored, exact, mtime) if with_mtime else (stored, exact)
 
 
 class KeywordSink:

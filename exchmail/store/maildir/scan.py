@@ -145,16 +145,24 @@ def _move_new(
 ) -> bool:
     """Move what is in ``new/`` to ``cur/``; whether there was anything."""
     names = [name for name in os.listdir(new) if usable(name)]
-    for name in names:
-        base, info = split_name(name)
-        target = name if info is not None else base + ":2,"
-        try:
-            os.rename(new / name, cur / target)
-        except FileNotFoundError:
-            continue  # another reader moved it first; we will see it in cur/
-        touched.extend((("new", name), ("cur", target)))
-        files[base] = (target, True)
-    return bool(names)
+    if not names:
+        return False
+    # Directory descriptors and plain names: a folder may hold 100,000 of them.
+    new_fd, cur_fd = os.open(new, os.O_RDONLY), os.open(cur, os.O_RDONLY)
+    try:
+        for name in names:
+            base, info = split_name(name)
+            target = name if info is not None else base + ":2,"
+            try:
+                os.rename(name, target, src_dir_fd=new_fd, dst_dir_fd=cur_fd)
+            except FileNotFoundError:
+                continue  # another reader moved it first; we will see it in cur/
+            touched.extend((("new", name), ("cur", target)))
+            files[base] = (target, True)
+    finally:
+        os.close(new_fd)
+        os.close(cur_fd)
+    return True
 
 
 def list_folder(folder: Path) -> Listing:
@@ -188,10 +196,12 @@ def file_info(cur: int, filename: str, from_new: bool) -> FileInfo | None:
     colon = filename.find(":")
     stored, exact, date = name_fields(filename if colon < 0 else filename[:colon])
     try:
-        when = float(date) if date is not None else os.stat(filename, dir_fd=cur).st_mtime
         if stored is None or exact is None:
             # Dropped in by a program that does not record sizes in the name.
-            stored, exact = measure(filename, dir_fd=cur)
+            stored, exact, mtime = measure(filename, dir_fd=cur, with_mtime=True)
+            when = float(date) if date is not None else mtime
+        else:
+            when = float(date) if date is not None else os.stat(filename, dir_fd=cur).st_mtime
     except FileNotFoundError:
         return None  # expunged (or renamed) by someone else meanwhile
     return FileInfo(filename, from_new, when, stored, exact)
