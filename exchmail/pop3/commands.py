@@ -220,25 +220,42 @@ def cmd_UIDL(session: POP3Session, args: list[bytes], rest: bytes) -> None:
     session.multiline([b"%d %d" % (i + 1, maildrop.uid(i)) for i in maildrop.live()])
 
 
-@defer.inlineCallbacks
-def cmd_RETR(session: POP3Session, args: list[bytes], rest: bytes):
+#: Messages up to this size are read whole (one store trip) and written in
+#: one call; larger ones are streamed with back-pressure.
+READ_WHOLE = 256 * 1024
+
+
+def cmd_RETR(session: POP3Session, args: list[bytes], rest: bytes) -> defer.Deferred[None]:
     """C0011: the message in wire form, byte-stuffed, as IMAP's BODY[] has it."""
     index = _index(session, args[0])
-    maildrop = _maildrop(session)
-    reader = yield maildrop.open(index)
-    session.ok(b"%d octets" % maildrop.size(index, session.context.profile.pop3.exact_rfc822_size))
-    yield wire.send_message(session, reader)
+    size = _maildrop(session).size(index, session.context.profile.pop3.exact_rfc822_size)
+    return _send(session, index, b"%d octets" % size, None)
 
 
-@defer.inlineCallbacks
-def cmd_TOP(session: POP3Session, args: list[bytes], rest: bytes):
+def cmd_TOP(session: POP3Session, args: list[bytes], rest: bytes) -> defer.Deferred[None]:
     """V0007: the header, the blank line and the first n body lines."""
     index = _index(session, args[0])
     if not args[1].isdigit():
         raise CommandError(b"Protocol error: the line count must be a decimal number.")
-    reader = yield _maildrop(session).open(index)
-    session.ok()
-    yield wire.send_message(session, reader, top_lines=int(args[1]))
+    return _send(session, index, b"", int(args[1]))
+
+
+def _send(session: POP3Session, index: int, ok_text: bytes,
+          top_lines: int | None) -> defer.Deferred[None]:
+    """``+OK`` and the message (or its top): whole if small, else streamed."""
+    maildrop = _maildrop(session)
+
+    def whole(data: bytes) -> None:
+        session.ok(ok_text)
+        session.write_data(wire.stuffed_message(data, top_lines))
+
+    def streamed(reader: Any) -> defer.Deferred[None]:
+        session.ok(ok_text)
+        return wire.send_message(session, reader, top_lines)
+
+    if maildrop.size(index, exact=True) <= READ_WHOLE:
+        return maildrop.read(index).addCallback(whole)
+    return maildrop.open(index).addCallback(streamed)
 
 
 def cmd_DELE(session: POP3Session, args: list[bytes], rest: bytes) -> None:

@@ -64,11 +64,19 @@ class Maildrop:
         return sum(self.size(i, exact) for i in self.live())
 
     def open(self, index: int) -> defer.Deferred[IMessageReader]:
-        """The message in wire form (CRLF); NoSuchMessage if another session removed it."""
+        """A reader of the message in wire form (CRLF), for streaming a big one;
+        NoSuchMessage if another session removed it."""
+        return self._content(index, self.mailbox.open_message)
+
+    def read(self, index: int) -> defer.Deferred[bytes]:
+        """The whole message in wire form, in one store trip (small messages)."""
+        return self._content(index, self.mailbox.read_message)
+
+    def _content(self, index: int, how: Any) -> defer.Deferred[Any]:
         uid = self.uid(index)
         if self.mailbox.message(uid) is None:
             return defer.fail(NoSuchMessage(f"message {index + 1} was removed by another session"))
-        return defer.maybeDeferred(self.mailbox.open_message, uid)
+        return defer.maybeDeferred(how, uid)
 
     def delete(self, index: int) -> None:
         """Mark message ``index`` for removal at UPDATE."""

@@ -113,6 +113,15 @@ class TopCutter:
 CHUNK = 64 * 1024
 
 
+def stuffed_message(data: bytes, top_lines: int | None = None) -> bytes:
+    """A whole (small) message byte-stuffed with its ``.`` line (RETR, TOP),
+    ready to write in one call."""
+    if top_lines is not None:
+        data = TopCutter(top_lines).cut(data)
+    body, at_line_start = stuff(data, True)
+    return body + (b"" if at_line_start else b"\r\n") + b".\r\n"
+
+
 @defer.inlineCallbacks
 def send_message(session: Any, reader: Any, top_lines: int | None = None):
     """Write the message of ``reader`` byte-stuffed, then the ``.`` line (RETR, TOP).

@@ -255,6 +255,12 @@ class Session:
             for observer in self._transcripts:
                 observer.sent(self.info, text)
 
+    def write_data(self, data: bytes) -> None:
+        """Queue message data: the protocol log shows only its size."""
+        self._output.append(data)
+        self._output_size += len(data)
+        self.note_data_sent(len(data))
+
     def write_line(self, line: bytes) -> None:
         """Queue one response line (CRLF added)."""
         self.write(line + b"\r\n")

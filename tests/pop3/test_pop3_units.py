@@ -330,7 +330,7 @@ def test_internal_error_is_sys_temp_and_logged(server, session, monkeypatch):
     def broken(index):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(session.session.maildrop, "open", broken)
+    monkeypatch.setattr(session.session.maildrop, "read", broken)  # small messages are read whole
     from twisted.logger import globalLogPublisher
 
     seen = []
