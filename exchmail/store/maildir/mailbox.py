@@ -150,7 +150,8 @@ class MaildirMailbox(IndexedMailbox):
         return start, len(name), self._infos.id(info)
 
     def _content_handle(self, row: int) -> tuple[str, int]:
-        return str(self.path / "cur" / self._filename(row)), self._rows.exact[row]
+        # A plain string join: this runs for every message read.
+        return f"{self.path}/cur/{self._filename(row)}", self._rows.exact[row]
 
     def _read_blocking(self, handle: tuple[str, int]) -> bytes:
         return read_wire(handle[0])
