@@ -23,9 +23,11 @@ from typing import Any
 from twisted.internet import defer
 
 from exchmail.errors import NoSuchMessage
-from exchmail.interfaces import IMessageReader, IStoreMailbox, IStoreMessage
+from exchmail.interfaces import IBatchRead, IMessageReader, IStoreMailbox, IStoreMessage
 
 DELETED = "\\Deleted"
+#: How much of the maildrop one read may bring ahead of the message asked for.
+READ_AHEAD_OCTETS = 512 * 1024
 
 
 class Maildrop:
@@ -44,6 +46,7 @@ class Maildrop:
             records.reverse()
         self.records = records
         self.deleted: set[int] = set()
+        self._ahead: dict[int, bytes] = {}  # messages read ahead, by index
 
     def __len__(self) -> int:
         return len(self.records)
@@ -69,8 +72,40 @@ class Maildrop:
         return self._content(index, self.mailbox.open_message)
 
     def read(self, index: int) -> defer.Deferred[bytes]:
-        """The whole message in wire form, in one store trip (small messages)."""
-        return self._content(index, self.mailbox.read_message)
+        """The whole message in wire form (small messages).
+
+        Clients read a maildrop from the first message to the last, so a
+        store that reads in batches (IBatchRead) is asked for this message
+        and the small ones after it together, up to READ_AHEAD_OCTETS: one
+        trip to the store's thread for many RETRs.
+        """
+        data = self._ahead.pop(index, None)
+        if data is not None:
+            return defer.succeed(data)
+        if not IBatchRead.providedBy(self.mailbox):
+            return self._content(index, self.mailbox.read_message)
+        batch = self._batch_from(index)
+        d = defer.maybeDeferred(IBatchRead(self.mailbox).read_messages,
+                                [self.uid(i) for i in batch])
+        return d.addCallback(self._arrived, batch, index)
+
+    def _batch_from(self, index: int) -> list[int]:
+        batch, total = [index], self.size(index, exact=True)
+        for following in range(index + 1, len(self.records)):
+            size = self.size(following, exact=True)
+            if following in self.deleted or total + size > READ_AHEAD_OCTETS:
+                break
+            batch.append(following)
+            total += size
+        return batch
+
+    def _arrived(self, contents: list[bytes | None], batch: list[int], index: int) -> bytes:
+        self._ahead = {i: data for i, data in zip(batch, contents, strict=True)
+                       if data is not None and i != index}
+        data = contents[0]
+        if data is None:
+            raise NoSuchMessage(f"message {index + 1} was removed by another session")
+        return data
 
     def _content(self, index: int, how: Any) -> defer.Deferred[Any]:
         uid = self.uid(index)

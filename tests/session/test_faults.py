@@ -212,7 +212,7 @@ def test_store_error_during_a_command(harness, faults):
 
 
 def test_store_error_by_operation_in_pop3(harness, faults):
-    rule = faults.store_error("read_message", user="alice")  # RETR reads small messages whole
+    rule = faults.store_error("read_messages", user="alice")  # RETR reads ahead in batches
     pop3 = harness.pop3()
     pop3.login()
     assert pop3.line("RETR 1") == b"-ERR [SYS/TEMP] " + rule.text.encode() + b"\r\n"
