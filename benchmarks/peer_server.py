@@ -59,7 +59,7 @@ from pathlib import Path
 
 SHARED_TOOLS = Path(os.environ.get("BENCH_SHARED_TOOLS", "/work/shared/tools"))
 PASSWORD = "pass"
-PROFILES = ("rfc3501", "exchange2010", "exchange2007")
+PROFILES = ("rfc3501", "exchange2010", "exchange2007", "modern", "exchange2016")
 HASHES = ("pbkdf2", "scrypt")
 
 # Run with the target venv's Python: prints one accounts-file line per user.

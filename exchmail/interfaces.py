@@ -272,6 +272,30 @@ class IMarkedMailboxes(Interface):
         session.  Unknown names are not marked.  Asked once per LIST."""
 
 
+class ISpecialUseMailboxes(Interface):
+    """Optional for :class:`IStoreAccount` providers: special-use attributes
+    clients give mailboxes (IMAP CREATE-SPECIAL-USE, RFC 6154).  The store
+    keeps them with the mailbox: a renamed mailbox keeps its attributes and a
+    deleted one loses them.  Accounts that do not provide it refuse
+    ``CREATE ... (USE (...))`` with ``NO [USEATTR]``."""
+
+    def special_uses() -> Deferred[dict[str, frozenset[str]]]:
+        """Asynchronous: ``{mailbox name: attributes}`` such as ``{"Sent": {"\\Sent"}}``."""
+
+    def set_special_use(name: str, uses: frozenset[str]) -> Deferred[None]:
+        """Asynchronous: give the existing mailbox ``name`` these attributes
+        (empty: none).  Fails with NoSuchMailbox."""
+
+
+class IAccountQuota(Interface):
+    """Optional for :class:`IStoreAccount` providers that enforce a storage
+    quota: what IMAP's GETQUOTA/GETQUOTAROOT report (RFC 9208)."""
+
+    def quota() -> Deferred[tuple[int, int]]:
+        """Asynchronous: ``(used, limit)`` in octets for the whole account;
+        ``limit`` 0 means none."""
+
+
 class IAccountListing(Interface):
     """Optional for :class:`IStore` providers: which accounts have mail
     (periodic jobs such as retention walk them, whatever the directory is)."""

@@ -124,6 +124,8 @@ FEATURES: dict[str, Any] = {
     "notify_external_flag_changes": True,
     "list_reference_without_delimiter": "join",
     "backslash_names_as_literal": False,
+    # A fresh account holds INBOX only (the default folders have tests of their own).
+    "default_folders": [],
 }
 
 

@@ -171,7 +171,7 @@ def test_profile_show_unknown(monkeypatch, capsys):
     status, _, err = run(monkeypatch, capsys, "profile", "show", "exchange2013")
     assert status == 2
     assert err == ("exchmail: error: unknown profile 'exchange2013' "
-                   "(choose exchange2010, exchange2007, rfc3501)\n")
+                   "(choose exchange2010, exchange2007, rfc3501, modern, exchange2016)\n")
 
 
 def test_profile_show_with_config(monkeypatch, capsys, tmp_path):

@@ -121,7 +121,8 @@ def test_listen_accepts_single_string(tmp_path):
     ('[server]\ndata_dir = 5\n', "server.data_dir: expected a string, got 5"),
     ('[server]\ndata_dir = ""\n', "server.data_dir: must not be empty"),
     ('[server]\nprofile = "x"\n',
-     "server.profile: unknown profile 'x' (choose exchange2010, exchange2007, rfc3501)"),
+     "server.profile: unknown profile 'x' (choose exchange2010, exchange2007, rfc3501, modern, "
+     "exchange2016)"),
     ('[server]\nprofile = true\n', "server.profile: expected a string, got True"),
     ('[auth]\nlogin_type = "Basic"\n',
      ("auth.login_type: unknown login type 'Basic' "

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from exchmail.imap import commands_modern
 from exchmail.imap.commands_args import (
     ParseOptions,
     astring,
@@ -272,15 +273,22 @@ def _head(line: bytes, options: ParseOptions) -> tuple[CommandHead, int]:
         after = skip_space(text, pos, options.liberal_whitespace)
         name, pos = _word(tag, text, after, "") if after > pos else (b"", pos)
         spec = REGISTRY.get(name)
-        if spec is None or not spec.uid:
-            allowed = sorted(n.decode("ascii") for n, s in REGISTRY.items() if s.uid)
+        if spec is None or not spec.uid or not _known(spec, options):
+            allowed = sorted(
+                n.decode("ascii") for n, s in REGISTRY.items() if s.uid and _known(s, options)
+            )
             raise CommandSyntaxError(
                 tag, "UID must be followed by " + ", ".join(allowed[:-1]) + " or " + allowed[-1]
             )
     spec = REGISTRY.get(name)
-    if spec is None or (spec.extension and spec.extension not in options.extensions):
+    if spec is None or not _known(spec, options):
         raise CommandSyntaxError(tag, "Unsupported command")
     return CommandHead(tag, name, uid), pos
+
+
+def _known(spec: CommandSpec, options: ParseOptions) -> bool:
+    """Whether the profile has the command (its extension, if any, is on)."""
+    return not spec.extension or spec.extension in options.extensions
 
 
 def _word(tag: bytes, text: bytes, pos: int, missing: str) -> tuple[bytes, int]:
@@ -367,7 +375,8 @@ def _two_strings(kind: Callable[[bytes, bytes, bytes], Command]) -> Parser:
 def _status(args: Arguments) -> Command:
     args.expect(2)
     mailbox = astring(args.tokens[0])
-    items = status_items(args.tokens[1], args.options.ignore_invalid_parameters)
+    items = status_items(args.tokens[1], args.options.ignore_invalid_parameters,
+                         commands_modern.status_extra(args.options))
     return Status(args.tag, mailbox, items)
 
 
@@ -436,12 +445,12 @@ register(b"LOGIN", _login)
 register(b"AUTHENTICATE", _authenticate)
 register(b"SELECT", _select)
 register(b"EXAMINE", _select)
-register(b"CREATE", _one_mailbox(Create))
+register(b"CREATE", commands_modern.parse_create)  # CREATE-SPECIAL-USE
 register(b"DELETE", _one_mailbox(Delete))
 register(b"RENAME", _two_strings(Rename))
 register(b"SUBSCRIBE", _one_mailbox(Subscribe))
 register(b"UNSUBSCRIBE", _one_mailbox(Unsubscribe))
-register(b"LIST", _two_strings(List))
+register(b"LIST", commands_modern.parse_list)  # LIST-EXTENDED, LIST-STATUS
 register(b"LSUB", _two_strings(Lsub))
 register(b"STATUS", _status)
 register(b"APPEND", parse_append)
@@ -456,3 +465,5 @@ register(b"STORE", _store, uid=True)
 register(b"COPY", _copy, uid=True)
 register(b"ENABLE", parse_enable, extension="ENABLE")
 register(b"COMPRESS", parse_compress, extension="COMPRESS=DEFLATE")
+for _name, (_parse, _uid, _extension) in commands_modern.PARSERS.items():
+    register(_name, _parse, uid=_uid, extension=_extension)

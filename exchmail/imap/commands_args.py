@@ -154,9 +154,11 @@ def date_time(token: Token) -> float:
 STATUS_ITEMS = frozenset({b"MESSAGES", b"RECENT", b"UIDNEXT", b"UIDVALIDITY", b"UNSEEN"})
 
 
-def status_items(token: Token, ignore_unknown: bool) -> tuple[bytes, ...]:
+def status_items(token: Token, ignore_unknown: bool,
+                 extra: frozenset[bytes] = frozenset()) -> tuple[bytes, ...]:
     """STATUS data items (a list, or one atom), upper case, in order.
 
+    ``extra`` are the items of extensions the profile has on (``SIZE``...).
     Unknown items are BAD, or dropped with ``ignore_unknown``; at least one
     known item must remain.
     """
@@ -166,7 +168,7 @@ def status_items(token: Token, ignore_unknown: bool) -> tuple[bytes, ...]:
         if not isinstance(item, Atom):
             raise ParseError("expected an atom")
         name = bytes(item).upper()
-        if name in STATUS_ITEMS:
+        if name in STATUS_ITEMS or name in extra:
             items.append(name)
         elif not ignore_unknown:
             raise ParseError("invalid STATUS item")

@@ -102,10 +102,15 @@ class Select(Command):
 
 @dataclass(frozen=True, slots=True)
 class Create(Command):
-    """CREATE mailbox."""
+    """CREATE mailbox [(USE (attributes))] (RFC 6154 CREATE-SPECIAL-USE).
+
+    ``uses`` are the special-use attributes in their canonical spelling
+    (``"\\Sent"``); empty for a plain CREATE.
+    """
 
     NAME: ClassVar[bytes] = b"CREATE"
     mailbox: bytes
+    uses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,11 +148,23 @@ class Unsubscribe(Command):
 
 @dataclass(frozen=True, slots=True)
 class List(Command):
-    """LIST reference pattern (either may be empty)."""
+    """LIST reference pattern (either may be empty), or the extended form of
+    RFC 5258: ``LIST [(selection)] reference (patterns) [RETURN (options)]``.
+
+    ``pattern`` is the first of ``patterns``; ``selection`` and ``returns``
+    hold upper-case option names, ``status_items`` the items of
+    ``RETURN (STATUS (...))`` (RFC 5819).  ``extended`` tells whether the
+    client used any of the extended syntax.
+    """
 
     NAME: ClassVar[bytes] = b"LIST"
     reference: bytes
     pattern: bytes
+    patterns: tuple[bytes, ...] = ()
+    selection: frozenset[bytes] = frozenset()
+    returns: frozenset[bytes] = frozenset()
+    status_items: tuple[bytes, ...] = ()
+    extended: bool = False
 
 
 @dataclass(frozen=True, slots=True)

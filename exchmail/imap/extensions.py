@@ -25,10 +25,23 @@ from exchmail.profile.settings import IMAPSettings
 #: capability name -> the IMAPSettings field that switches it on, in the
 #: order CAPABILITY lists them when the profile's tuple does not name them.
 EXTENSION_SETTINGS: dict[str, str] = {
+    "SASL-IR": "sasl_ir",
+    "LITERAL-": "literal_minus",
+    "ID": "id",
+    "UNSELECT": "unselect",
+    "MOVE": "move",
     "MULTIAPPEND": "multiappend",
     "BINARY": "binary",
     "CATENATE": "catenate",
     "UTF8=ACCEPT": "utf8_accept",
+    "SPECIAL-USE": "special_use",
+    "CREATE-SPECIAL-USE": "create_special_use",
+    "LIST-EXTENDED": "list_extended",
+    "LIST-STATUS": "list_status",
+    "APPENDLIMIT": "appendlimit",
+    "STATUS=SIZE": "status_size",
+    "QUOTA": "quota",
+    "QUOTA=RES-STORAGE": "quota",
     "COMPRESS=DEFLATE": "compress_deflate",
 }
 #: Extensions that are used through ENABLE (RFC 5161).
@@ -50,10 +63,18 @@ def gated_capabilities() -> frozenset[str]:
     return frozenset(EXTENSION_SETTINGS) | {"ENABLE"}
 
 
+def wire_form(name: str, settings: IMAPSettings) -> bytes:
+    """How CAPABILITY spells an extension: APPENDLIMIT carries the limit (RFC 7889)."""
+    if name == "APPENDLIMIT":
+        return b"APPENDLIMIT=%d" % settings.max_literal_size
+    return name.encode("ascii")
+
+
 def extra_capabilities(settings: IMAPSettings, listed: Iterable[str]) -> list[bytes]:
     """The enabled extensions the profile's ``capabilities`` tuple does not
-    name, to be advertised after the listed ones (ENABLE first)."""
+    name, to be advertised after the listed ones (ENABLE first).  LITERAL-
+    takes the place of LITERAL+ (RFC 7888: never both)."""
     enabled = enabled_extensions(settings)
     named = set(listed)
     order = ["ENABLE", *EXTENSION_SETTINGS]
-    return [name.encode("ascii") for name in order if name in enabled and name not in named]
+    return [wire_form(name, settings) for name in order if name in enabled and name not in named]

@@ -25,7 +25,12 @@ from twisted.python.failure import Failure
 
 from exchmail import errors
 from exchmail.imap import commands as syntax
-from exchmail.imap.extensions import enabled_extensions, extra_capabilities, gated_capabilities
+from exchmail.imap.extensions import (
+    enabled_extensions,
+    extra_capabilities,
+    gated_capabilities,
+    wire_form,
+)
 from exchmail.imap.handlers import HANDLERS, STATES
 from exchmail.imap.parsing import MAX_LITERALS
 from exchmail.imap.responses import (
@@ -46,6 +51,8 @@ from exchmail.session.reader import Command, InputReader, ReaderLimits, Refused
 #: not logged in must not be able to use the server's memory or files).
 PREAUTH_LITERALS = ReaderLimits(max_line=0, max_literal_total=64 * 1024, max_literals=4,
                                 memory_budget=64 * 1024)
+#: RFC 7888 LITERAL-: the largest non-synchronizing literal.
+LITERAL_MINUS_MAX = 4096
 STATE_NAMES = {"unauth": "not authenticated", "auth": "authenticated", "select": "selected"}
 
 
@@ -72,12 +79,14 @@ class IMAPSession(Session):
 
     @staticmethod
     def _limits(settings: Any, authenticated: bool) -> ReaderLimits:
+        nonsync = LITERAL_MINUS_MAX if settings.literal_minus else 0
         if not authenticated:
             total = min(settings.max_literal_size, PREAUTH_LITERALS.max_literal_total)
             return ReaderLimits(settings.max_command_size, total,
-                                PREAUTH_LITERALS.max_literals, PREAUTH_LITERALS.memory_budget)
+                                PREAUTH_LITERALS.max_literals, PREAUTH_LITERALS.memory_budget,
+                                nonsync)
         return ReaderLimits(settings.max_command_size, settings.max_literal_size,
-                            MAX_LITERALS)
+                            MAX_LITERALS, max_nonsync_literal=nonsync)
 
     # -- responses ------------------------------------------------------------------------
     def untagged(self, text: bytes) -> None:
@@ -108,6 +117,9 @@ class IMAPSession(Session):
             self.tagged(tag, b"BAD", b"[TOOBIG] Command line too long")
         elif refused.reason == "count":
             self.tagged(tag, b"BAD", b"[LIMIT] Too many literals in one command")
+        elif refused.reason == "nonsync":
+            self.tagged(tag, b"BAD", b"[TOOBIG] Non-synchronizing literals are at most %d "
+                                     b"octets (LITERAL-)" % refused.limit)
         else:
             self.tagged(tag, b"NO", b"[TOOBIG] Literal larger than %d octets" % refused.limit)
 
@@ -237,7 +249,8 @@ class IMAPSession(Session):
         """CAPABILITY in the profile's order, limited to what applies now.
 
         ``AUTH`` stands for the usable SASL mechanisms; LOGINDISABLED,
-        STARTTLS and CHILDREN appear only when they apply.
+        STARTTLS and CHILDREN appear only when they apply, extensions only
+        when their setting is on (:mod:`exchmail.imap.extensions`).
         """
         settings = self.context.profile.imap
         mechanisms = self.login.mechanisms()
@@ -251,11 +264,16 @@ class IMAPSession(Session):
         }
         enabled = enabled_extensions(settings)
         for name in gated_capabilities():
-            present[name] = [name.encode("ascii")] if name in enabled else []
+            present[name] = [wire_form(name, settings)] if name in enabled else []
+        if not mechanisms:
+            present["SASL-IR"] = []
+        if settings.literal_minus:
+            present["LITERAL+"] = []  # LITERAL- comes with the extensions (RFC 7888: never both)
         caps: list[bytes] = []
         for name in settings.capabilities:
             caps.extend(present.get(name, [name.encode("ascii")]))
-        return caps + extra_capabilities(settings, settings.capabilities)
+        extra = extra_capabilities(settings, settings.capabilities)
+        return caps + [name for name in extra if name != b"SASL-IR" or mechanisms]
 
     # -- COMPRESS=DEFLATE -------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:

@@ -70,7 +70,8 @@ class MailboxView:
         self._on_change = on_change
         self._uids: Sequence[int] = mailbox.uids()
         self.exists = len(self._uids)
-        self.recent: set[int] = set() if readonly else set(mailbox.claim_recent())
+        # RFC 3501 §2.3.2: a read-only session sees \Recent without claiming it.
+        self.recent: set[int] = set(unclaimed_recent(mailbox) if readonly else mailbox.claim_recent())
         self._pending_flags: set[int] = set()
         self._expunges_pending = False
         mailbox.add_listener(self)
@@ -166,7 +167,9 @@ class MailboxView:
         exists = None
         if len(current) > self.exists:
             self.exists = len(current)
-            if not self.readonly:
+            if self.readonly:
+                self.recent.update(unclaimed_recent(self.mailbox))
+            else:
                 self.recent.update(self.mailbox.claim_recent())
             exists = self.exists
         return Updates(expunged, exists, len(self.recent), self._flag_updates())
@@ -208,6 +211,19 @@ class MailboxView:
         if origin is not self and self.notify_external_flags:
             self._pending_flags.update(uids)
             self._on_change()
+
+
+def unclaimed_recent(mailbox: IStoreMailbox) -> Sequence[int]:
+    """The UIDs that are \\Recent for no session yet, without claiming them.
+
+    Claims take every unclaimed message and new messages get larger UIDs,
+    so these are always the last ``recent_count()`` UIDs.
+    """
+    count = mailbox.recent_count()
+    if not count:
+        return ()
+    uids = mailbox.uids()
+    return uids[len(uids) - count:]
 
 
 def _ordered(ranges: Ranges, largest: int) -> Iterable[tuple[int, int]]:

@@ -43,6 +43,8 @@ RFC3501 = Profile(
         lsub_percent_noselect_parent=True,
         capabilities=("IMAP4rev1", "AUTH", "SASL-IR", "LOGINDISABLED", "STARTTLS",
                       "UIDPLUS", "CHILDREN", "IDLE", "NAMESPACE", "LITERAL+"),
+        sasl_ir=True,
+        default_folders=(),
         liberal_whitespace=False,
         tag_syntax=TagSyntax.RFC3501,
         unsolicited_exists=False,
@@ -55,7 +57,7 @@ RFC3501 = Profile(
         max_failed_logins=0,
         delete_with_children=True,
         subscribe_requires_existing=True,
-        list_reference_without_delimiter=ListReference.JOIN,
+        list_reference_without_delimiter=ListReference.CONCATENATE,
         notify_external_flag_changes=True,
         list_children_attributes=True,
         exists_after_expunge=False,
@@ -80,8 +82,72 @@ RFC3501 = Profile(
     ),
 )
 
+# Strict RFC 3501 plus the extensions today's clients use, with Dovecot's
+# defaults where RFC 3501 leaves a choice: what a user of Dovecot expects.
+MODERN = replace(
+    RFC3501,
+    name="modern",
+    imap=replace(
+        RFC3501.imap,
+        banner="exchmail IMAP4rev1 server ready",
+        # Dovecot's imap_max_line_length: long ID, SEARCH and UID sets fit.
+        max_command_size=65536,
+        max_connections=0,
+        max_connection_from_single_ip=0,
+        max_connections_per_user=0,
+        move=True,
+        unselect=True,
+        id=True,
+        special_use=True,
+        create_special_use=True,
+        list_extended=True,
+        list_status=True,
+        appendlimit=True,
+        status_size=True,
+        quota=True,
+        multiappend=True,
+        binary=True,
+        catenate=True,
+        utf8_accept=True,  # and with it ENABLE
+        compress_deflate=True,
+        enable_oauth=True,  # bearer tokens where [oauth] is configured
+        default_folders=("Sent=\\Sent", "Drafts=\\Drafts", "Trash=\\Trash", "Junk=\\Junk",
+                         "Archive=\\Archive"),
+    ),
+    pop3=replace(RFC3501.pop3, max_connections=0, max_connection_from_single_ip=0,
+                 max_connections_per_user=0, enable_oauth=True),
+)
+
+# Exchange 2010 plus what later Exchange versions (2013/2016/2019 and Exchange
+# Online) are publicly seen to add; docs/conformance-imap.md gives the
+# evidence for each setting.
+EXCHANGE2016 = replace(
+    EXCHANGE2010,
+    name="exchange2016",
+    imap=replace(
+        EXCHANGE2010.imap,
+        sign_off="Microsoft Exchange Server IMAP4 server signing off.",
+        capabilities=("IMAP4", "IMAP4rev1", "AUTH", "LOGINDISABLED", "STARTTLS", "SASL-IR",
+                      "UIDPLUS", "MOVE", "ID", "UNSELECT", "CHILDREN", "IDLE", "NAMESPACE",
+                      "LITERAL+"),
+        sasl_ir=True,
+        move=True,
+        id=True,
+        unselect=True,
+        id_fields=("name=Microsoft.Exchange.Imap4.Imap4Server",),
+        list_children_attributes=True,
+        enable_oauth=True,  # Exchange Online's AUTH=XOAUTH2, where [oauth] is configured
+        default_folders=("Sent Items=\\Sent", "Drafts=\\Drafts", "Deleted Items=\\Trash",
+                         "Junk Email=\\Junk", "Outbox", "Calendar", "Contacts", "Tasks",
+                         "Notes", "Journal"),
+    ),
+    pop3=replace(EXCHANGE2010.pop3, enable_oauth=True),
+)
+
 #: Every built-in profile by name.
-PROFILES = MappingProxyType({p.name: p for p in (EXCHANGE2010, EXCHANGE2007, RFC3501)})
+PROFILES = MappingProxyType({p.name: p for p in (EXCHANGE2010, EXCHANGE2007, RFC3501, MODERN,
+                                                 EXCHANGE2016)})
 
 #: The names accepted by :func:`exchmail.profile.load_profile`, default first.
-PROFILE_NAMES: tuple[str, ...] = ("exchange2010", "exchange2007", "rfc3501")
+PROFILE_NAMES: tuple[str, ...] = ("exchange2010", "exchange2007", "rfc3501", "modern",
+                                  "exchange2016")

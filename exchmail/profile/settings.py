@@ -64,10 +64,15 @@ class SortOrder(str, enum.Enum):
 
 
 class ListReference(str, enum.Enum):
-    """How LIST treats a reference that is not a hierarchy level (V0029)."""
+    """How LIST treats a reference that does not end with the delimiter (V0029)."""
 
+    #: Nothing is listed (Exchange).
     NO_RESULTS = "no_results"
+    #: The reference is a level: ``LIST "a" "%"`` lists ``a/x``.
     JOIN = "join"
+    #: Reference and pattern are concatenated, as Dovecot and Cyrus do:
+    #: ``LIST "a" "*"`` lists ``a`` itself, ``a/x`` and ``ab``.
+    CONCATENATE = "concatenate"
 
 
 class LoginType(str, enum.Enum):
@@ -224,8 +229,8 @@ class IMAPSettings(ServiceSettings):
         doc="SUBSCRIBE checks that the mailbox exists")
     list_reference_without_delimiter: ListReference = setting(
         ListReference.NO_RESULTS, ids=("V0029",), rfc="3501 §6.3.8",
-        doc="LIST with a reference not ending in '/': no_results (Exchange) or join "
-            "(treat it as a level)")
+        doc="LIST with a reference not ending in '/': no_results (Exchange), join "
+            "(treat it as a level) or concatenate (reference + pattern, as Dovecot and Cyrus)")
     notify_external_flag_changes: bool = setting(
         False, ids=("V0044",), rfc="3501 §6.4.6, §7.4.2",
         doc="send untagged FETCH FLAGS for changes made by other sessions or protocols")
@@ -290,6 +295,49 @@ class IMAPSettings(ServiceSettings):
     compress_deflate: bool = setting(
         False, ids=(), rfc="4978",
         doc="COMPRESS=DEFLATE: zlib compression of the session after COMPRESS DEFLATE")
+    sasl_ir: bool = setting(
+        False, ids=(), rfc="4959",
+        doc="SASL-IR advertised (initial responses in AUTHENTICATE are accepted in every profile)")
+    move: bool = setting(
+        False, ids=(), rfc="6851",
+        doc="MOVE: MOVE and UID MOVE (untagged COPYUID, then the EXPUNGE responses)")
+    unselect: bool = setting(
+        False, ids=(), rfc="3691", doc="UNSELECT: leave the selected mailbox without expunging")
+    id: bool = setting(False, ids=(), rfc="2971", doc="ID: the ID command (answer: id_fields)")
+    id_fields: tuple[str, ...] = setting(
+        ("name=exchmail",), ids=(), rfc="2971 §3.3",
+        doc='the server\'s answer to ID, as "key=value" entries (none: ID NIL)')
+    special_use: bool = setting(
+        False, ids=(), rfc="6154",
+        doc="SPECIAL-USE: \\Sent, \\Drafts, \\Trash, \\Junk, \\Archive... in LIST (from "
+            "default_folders, and from CREATE-SPECIAL-USE where the store keeps them)")
+    create_special_use: bool = setting(
+        False, ids=(), rfc="6154 §3", doc="CREATE-SPECIAL-USE: CREATE name (USE (\\Sent))")
+    list_extended: bool = setting(
+        False, ids=(), rfc="5258",
+        doc="LIST-EXTENDED: selection options (SUBSCRIBED, REMOTE, RECURSIVEMATCH), "
+            "several patterns, RETURN (SUBSCRIBED CHILDREN)")
+    list_status: bool = setting(
+        False, ids=(), rfc="5819", doc="LIST-STATUS: LIST ... RETURN (STATUS (items))")
+    literal_minus: bool = setting(
+        False, ids=(), rfc="7888",
+        doc="LITERAL- advertised instead of LITERAL+: non-synchronizing literals of at most "
+            "4096 octets (larger ones get BAD)")
+    appendlimit: bool = setting(
+        False, ids=(), rfc="7889",
+        doc="APPENDLIMIT=<max_literal_size> advertised, and the STATUS item APPENDLIMIT")
+    status_size: bool = setting(
+        False, ids=(), rfc="8438", doc="STATUS=SIZE: the STATUS item SIZE (the mailbox's octets)")
+    quota: bool = setting(
+        False, ids=(), rfc="9208",
+        doc="QUOTA and QUOTA=RES-STORAGE: GETQUOTA, GETQUOTAROOT over the [quota] limits "
+            '(one root "" per account), STATUS DELETED-STORAGE')
+    default_folders: tuple[str, ...] = setting(
+        ("Sent Items=\\Sent", "Drafts=\\Drafts", "Deleted Items=\\Trash",
+         "Junk E-Mail=\\Junk", "Outbox", "Calendar", "Contacts", "Tasks", "Notes", "Journal"),
+        ids=(), rfc="6154 §2",
+        doc='folders made at an account\'s first login (after a start) when missing; existing '
+            'ones are never touched; each "Name" or "Name=\\Use" (its SPECIAL-USE attribute)')
 
 
 @dataclass(frozen=True, kw_only=True)

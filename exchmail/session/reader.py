@@ -42,6 +42,9 @@ class ReaderLimits:
     max_literal_total: int = 0
     max_literals: int = 0
     memory_budget: int = 256 * 1024
+    #: Largest non-synchronizing literal (``{n+}``); 0: no limit of its own
+    #: (IMAP LITERAL-, RFC 7888: 4096).
+    max_nonsync_literal: int = 0
 
 
 class SpooledLiteral:
@@ -135,7 +138,8 @@ class Command:
 class Refused:
     """A command refused while it was read: ``first`` is the start of its
     first line (for the tag), ``reason`` one of ``"line"`` (line too long),
-    ``"literal"`` (literals too large) or ``"count"`` (too many literals)."""
+    ``"literal"`` (literals too large), ``"count"`` (too many literals) or
+    ``"nonsync"`` (a non-synchronizing literal over ``max_nonsync_literal``)."""
 
     first: bytes
     reason: str
@@ -283,10 +287,13 @@ class InputReader:
         limits = self.limits
         total = self._literal_total + size
         reason = ("count" if self._literal_count >= limits.max_literals
-                  else "literal" if total > limits.max_literal_total else None)
+                  else "literal" if total > limits.max_literal_total
+                  else "nonsync" if not synchronizing and 0 < limits.max_nonsync_literal < size
+                  else None)
         if reason is not None:
             first = self._first_line(line)
-            limit = limits.max_literals if reason == "count" else limits.max_literal_total
+            limit = {"count": limits.max_literals, "literal": limits.max_literal_total,
+                     "nonsync": limits.max_nonsync_literal}[reason]
             self._abandon_command()
             refusal = Refused(first, reason, limit)
             if synchronizing:

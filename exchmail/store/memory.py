@@ -22,6 +22,7 @@ from exchmail.errors import InvalidMailboxName, MailboxExists, NoSuchMailbox
 from exchmail.interfaces import (
     IAccountListing,
     IMarkedMailboxes,
+    ISpecialUseMailboxes,
     IStore,
     IStoreAccount,
     IStoreMailbox,
@@ -85,7 +86,7 @@ def _now(f: Any, *args: Any) -> defer.Deferred[Any]:
     return defer.maybeDeferred(f, *args)
 
 
-@implementer(IStoreAccount, IMarkedMailboxes)
+@implementer(IStoreAccount, IMarkedMailboxes, ISpecialUseMailboxes)
 class MemoryAccount:
     """One user's mailboxes, held in a dict keyed by canonical name."""
 
@@ -93,6 +94,7 @@ class MemoryAccount:
         self.name = name
         self._mailboxes: dict[str, MemoryMailbox] = {}
         self._subscriptions: set[str] = set()
+        self._special: dict[str, frozenset[str]] = {}
         self._add(names.INBOX)
 
     def _add(self, name: str) -> MemoryMailbox:
@@ -133,6 +135,7 @@ class MemoryAccount:
         if name not in self._mailboxes:
             raise NoSuchMailbox(f"no mailbox {name!r}")
         del self._mailboxes[name]
+        self._special.pop(name, None)
 
     def rename(self, old: str, new: str) -> defer.Deferred[None]:
         return _now(self._rename, old, new)
@@ -156,6 +159,8 @@ class MemoryAccount:
                 box = self._mailboxes.pop(name)
                 box.name = new + name[len(old) :]
                 self._mailboxes[box.name] = box
+                if name in self._special:
+                    self._special[box.name] = self._special.pop(name)
 
     def _move_inbox(self, new: str) -> None:
         """RFC 3501 6.3.5: INBOX's messages move to ``new``; INBOX stays, empty."""
@@ -171,6 +176,19 @@ class MemoryAccount:
             if box is not None and box.recent_count() > 0:
                 marked.add(name)
         return defer.succeed(marked)
+
+    def special_uses(self) -> defer.Deferred[dict[str, frozenset[str]]]:
+        return defer.succeed(dict(self._special))
+
+    def set_special_use(self, name: str, uses: frozenset[str]) -> defer.Deferred[None]:
+        def change() -> None:
+            box = self._mailbox(name)  # NoSuchMailbox
+            if uses:
+                self._special[box.name] = frozenset(uses)
+            else:
+                self._special.pop(box.name, None)
+
+        return _now(change)
 
     def subscriptions(self) -> defer.Deferred[set[str]]:
         return defer.succeed(set(self._subscriptions))

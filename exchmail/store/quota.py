@@ -36,7 +36,9 @@ from zope.interface import alsoProvides, implementer
 from exchmail.errors import NoSuchMailbox, OverQuota
 from exchmail.interfaces import (
     IAccountListing,
+    IAccountQuota,
     IMarkedMailboxes,
+    ISpecialUseMailboxes,
     IStore,
     IStoreAccount,
     IStoreMailbox,
@@ -175,7 +177,7 @@ class QuotaStore:
         return getattr(self.store, name)
 
 
-@implementer(IStoreAccount)
+@implementer(IStoreAccount, IAccountQuota)
 class QuotaAccount:
     """An account wrapper: hands out :class:`QuotaMailbox` wrappers, tracks the warning."""
 
@@ -185,8 +187,9 @@ class QuotaAccount:
         self.clock = clock
         self.warned = False
         self._boxes: weakref.WeakKeyDictionary[Any, QuotaMailbox] = weakref.WeakKeyDictionary()
-        if IMarkedMailboxes.providedBy(account):  # optional interfaces pass through
-            alsoProvides(self, IMarkedMailboxes)
+        for optional in (IMarkedMailboxes, ISpecialUseMailboxes):  # optional interfaces pass through
+            if optional.providedBy(account):
+                alsoProvides(self, optional)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.wrapped, name)
@@ -213,6 +216,12 @@ class QuotaAccount:
                 continue  # deleted meanwhile
             total += mailbox_size(box)
         return total
+
+    @defer.inlineCallbacks
+    def quota(self):
+        """A Deferred of ``(used, limit)`` octets (IMAP QUOTA, RFC 9208)."""
+        used = yield self.usage()
+        return used, self.limits.limit
 
     @defer.inlineCallbacks
     def check(self, extra: int):

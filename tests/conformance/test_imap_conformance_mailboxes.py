@@ -11,6 +11,8 @@ import re
 import pytest
 from imap_conformance_support import PLAIN, PROFILES, capability_line, list_lines, raw, running, settings
 
+from exchmail.imap.folders import parse_default_folders
+
 pytestmark = pytest.mark.usefixtures("reactor_thread")
 
 both = pytest.mark.parametrize("profile", PROFILES)
@@ -227,8 +229,11 @@ def test_V0029_list_reference_without_delimiter(tmp_path, profile):
             assert profile == "exchange2010"
             assert untagged == [] and done == b"OK LIST completed.", (untagged, done)
         else:
-            assert profile == "rfc3501"
-            assert untagged == [b'* LIST (\\HasNoChildren) "/" "Work/child"'], untagged
+            assert profile == "rfc3501"  # concatenated, as Dovecot and Cyrus do: "Work%"
+            assert settings(profile).list_reference_without_delimiter.value == "concatenate"
+            assert untagged == [b'* LIST (\\HasChildren) "/" "Work"'], untagged
+            lines = list_lines(c, b'"Work"', b'"*"')
+            assert [line.rsplit(b" ", 1)[1] for line in lines] == [b'"Work"', b'"Work/child"']
         # With the delimiter, the reference is a level in every profile.
         lines = list_lines(c, b'"Work/"', b'"%"')
         assert len(lines) == 1 and lines[0].endswith(b' "/" "Work/child"'), lines
@@ -285,8 +290,11 @@ def test_V0051_list_name_attributes(tmp_path, profile):
         else:
             assert profile == "exchange2010"
             assert b"CHILDREN" not in caps
-            assert lines == [b'* LIST () "/" "INBOX"', b'* LIST () "/" "P"',
-                             b'* LIST () "/" "P/Q"'], lines
+            # Exchange's default folders are there too (imap.default_folders).
+            defaults = [b'* LIST () "/" "%s"' % name.encode()
+                        for name, _ in parse_default_folders(settings(profile).default_folders)]
+            assert lines == sorted([b'* LIST () "/" "INBOX"', b'* LIST () "/" "P"',
+                                    b'* LIST () "/" "P/Q"', *defaults]), lines
         for line in lines:
             assert not attrs(line) & {b"\\Noinferiors", b"\\Unmarked"}, line
 

@@ -596,11 +596,18 @@ def test_registry_holds_every_command():
         b"COPY",
         b"ENABLE",  # extensions (issue 13): unknown unless the profile enables them
         b"COMPRESS",
+        b"MOVE",
+        b"UNSELECT",
+        b"ID",
+        b"GETQUOTA",
+        b"GETQUOTAROOT",
+        b"SETQUOTA",
     }
     assert {name for name, spec in REGISTRY.items() if spec.uid} == {
         b"COPY",
         b"EXPUNGE",
         b"FETCH",
+        b"MOVE",
         b"SEARCH",
         b"STORE",
     }

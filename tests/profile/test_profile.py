@@ -47,7 +47,7 @@ def test_setting_wraps_field_metadata():
 
 
 def test_profile_names():
-    assert PROFILE_NAMES == ("exchange2010", "exchange2007", "rfc3501")
+    assert PROFILE_NAMES == ("exchange2010", "exchange2007", "rfc3501", "modern", "exchange2016")
     for name in PROFILE_NAMES:
         profile = load_profile(name)
         assert isinstance(profile, Profile)
@@ -183,7 +183,8 @@ def test_override_errors(overrides, message):
 
 def test_unknown_profile():
     with pytest.raises(ConfigError, match=re.escape(
-            "unknown profile 'exchange2013' (choose exchange2010, exchange2007, rfc3501)")):
+            "unknown profile 'exchange2013' (choose exchange2010, exchange2007, rfc3501, modern, "
+            "exchange2016)")):
         load_profile("exchange2013")
 
 

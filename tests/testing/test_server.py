@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 
 import pytest
 
+from exchmail.imap.folders import parse_default_folders
+from exchmail.profile.builtin import EXCHANGE2010
 from exchmail.testing.server import ExchmailServer, to_wire
 
 # exchmail.testing starts the reactor thread unless it runs already: start the
@@ -53,7 +55,9 @@ def test_deliver_is_read_back_over_imap_and_flags_come_back(server):
     (message,) = server.mailbox("alice", "Archive/2024")
     assert message.uid == uid and message.flags == {"\\Flagged", "\\Seen"}
     assert message.internal_date == when.timestamp() and message.subject == "Hello"
-    assert server.folders("alice") == ["Archive", "Archive/2024", "INBOX"]
+    # The IMAP login made Exchange's default folders (imap.default_folders) too.
+    defaults = [name for name, _ in parse_default_folders(EXCHANGE2010.imap.default_folders)]
+    assert server.folders("alice") == sorted(["Archive", "Archive/2024", "INBOX", *defaults])
 
 
 def test_pop3_retr_and_dele(server):

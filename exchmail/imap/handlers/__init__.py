@@ -11,13 +11,16 @@ from collections.abc import Callable
 from typing import Any
 
 from exchmail.imap import commands as c
+from exchmail.imap import commands_modern as m
 from exchmail.imap.handlers import (
     appending,
     compress,
     enable,
     fetching,
+    listext,
     mailboxes,
     messages,
+    modern,
     nonauth,
     searching,
 )
@@ -38,12 +41,12 @@ HANDLERS: dict[type[c.Command], tuple[Handler, tuple[str, ...]]] = {
     c.Authenticate: (nonauth.authenticate, NONAUTH),
     c.StartTLS: (nonauth.starttls, NONAUTH),
     c.Select: (mailboxes.select, AUTH),
-    c.Create: (mailboxes.create, AUTH),
+    c.Create: (listext.create_command, AUTH),
     c.Delete: (mailboxes.delete, AUTH),
     c.Rename: (mailboxes.rename, AUTH),
     c.Subscribe: (mailboxes.subscribe, AUTH),
     c.Unsubscribe: (mailboxes.unsubscribe, AUTH),
-    c.List: (mailboxes.list_, AUTH),
+    c.List: (listext.list_command, AUTH),
     c.Lsub: (mailboxes.lsub, AUTH),
     c.Status: (mailboxes.status, AUTH),
     c.Namespace: (mailboxes.namespace, AUTH),
@@ -60,6 +63,12 @@ HANDLERS: dict[type[c.Command], tuple[Handler, tuple[str, ...]]] = {
     c.ExtendedAppend: (appending.extended_append, AUTH),
     c.Enable: (enable.enable, AUTH),
     c.Compress: (compress.compress, AUTH),
+    m.Id: (modern.id_, ANY),  # issue 13's MOVE, UNSELECT, ID, QUOTA (commands_modern)
+    m.GetQuota: (modern.getquota, AUTH),
+    m.GetQuotaRoot: (modern.getquotaroot, AUTH),
+    m.SetQuota: (modern.setquota, AUTH),
+    m.Unselect: (modern.unselect, SELECTED),
+    m.Move: (modern.move, SELECTED),
 }
 
 #: command name (as ``parse_head`` gives it) -> the states in which it is valid

@@ -1,5 +1,6 @@
 """Commands on mailboxes (authenticated state): SELECT, EXAMINE, CREATE, DELETE,
-RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB, STATUS, NAMESPACE."""
+RENAME, SUBSCRIBE, UNSUBSCRIBE, LSUB, STATUS, NAMESPACE (LIST: see
+:mod:`exchmail.imap.handlers.listext`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from twisted.internet import defer
 from exchmail.imap import commands as syntax
 from exchmail.imap import listing
 from exchmail.imap.responses import CommandFailed, decode_mailbox, encode_mailbox
-from exchmail.interfaces import IMarkedMailboxes
 from exchmail.profile.settings import ListReference
 from exchmail.store import names
 
@@ -130,37 +130,14 @@ def _pattern(raw: bytes, utf8: bool = False) -> str:
 
 
 @defer.inlineCallbacks
-def list_(command: syntax.List, session: IMAPSession):
-    reference, pattern = (_pattern(command.reference, session.utf8),
-                          _pattern(command.pattern, session.utf8))
-    settings = session.context.profile.imap
-    if not pattern:
-        session.untagged(b'LIST (\\Noselect) "/" ""')
-        return b"LIST completed."
-    if (reference and not reference.endswith(listing.DELIMITER)
-            and settings.list_reference_without_delimiter is ListReference.NO_RESULTS):
-        return b"LIST completed."  # V0029: not a level of the hierarchy
-    full = listing.full_pattern(reference, pattern)
-    account = session.account
-    existing = yield defer.maybeDeferred(account.list_mailboxes)
-    entries = listing.list_entries(existing, full, settings.list_children_attributes,
-                                   settings.case_insensitive_names)
-    if IMarkedMailboxes.providedBy(account) and entries:
-        marked = yield defer.maybeDeferred(account.marked, [name for name, _ in entries])
-        if marked:  # list again, with \Marked where it belongs in the attributes
-            entries = listing.list_entries(existing, full, settings.list_children_attributes,
-                                           settings.case_insensitive_names, marked.__contains__)
-    for name, attributes in entries:
-        _list_line(session, b"LIST", name, attributes)
-    return b"LIST completed."
-
-
-@defer.inlineCallbacks
 def lsub(command: syntax.Lsub, session: IMAPSession):
     reference, pattern = (_pattern(command.reference, session.utf8),
                           _pattern(command.pattern, session.utf8))
     settings = session.context.profile.imap
-    full = listing.full_pattern(reference, pattern)
+    if settings.list_reference_without_delimiter is ListReference.CONCATENATE:
+        full = reference + pattern  # as LIST does (exchmail.imap.listext.join_reference)
+    else:
+        full = listing.full_pattern(reference, pattern)
     subscribed = yield defer.maybeDeferred(session.account.subscriptions)
     existing = yield defer.maybeDeferred(session.account.list_mailboxes)
     entries = listing.lsub_entries(subscribed, existing, full,
@@ -179,18 +156,41 @@ def _list_line(session: IMAPSession, kind: bytes, name: str, attributes: list[by
 @defer.inlineCallbacks
 def status(command: syntax.Status, session: IMAPSession):
     name = yield mailbox_name(session, command.mailbox)
+    line = yield status_response(session, name, command.items)
+    session.untagged(line)
+    return b"STATUS completed."
+
+
+@defer.inlineCallbacks
+def status_response(session: IMAPSession, name: str, items: tuple[bytes, ...]):
+    """A Deferred of the ``STATUS name (item value ...)`` response (without ``* ``)."""
     mailbox = yield defer.maybeDeferred(session.account.mailbox, name)
     yield defer.maybeDeferred(mailbox.refresh)
+    settings = session.context.profile.imap
     values = {
         b"MESSAGES": lambda: len(mailbox.uids()),
         b"RECENT": mailbox.recent_count,
         b"UIDNEXT": lambda: mailbox.uid_next,
         b"UIDVALIDITY": lambda: mailbox.uid_validity,
         b"UNSEEN": lambda: _unseen(mailbox),
+        # RFC 8438: the octets RFC822.SIZE would report, summed.
+        b"SIZE": lambda: _size(mailbox, settings.exact_rfc822_size),
+        b"APPENDLIMIT": lambda: settings.max_literal_size,  # RFC 7889
+        # RFC 9208: what EXPUNGE would free, in the STORAGE unit (1024 octets).
+        b"DELETED-STORAGE": lambda: -(-_size(mailbox, False, "\\Deleted") // 1024),
     }
-    body = b" ".join(b"%s %d" % (item, values[item]()) for item in command.items)
-    session.untagged(b"STATUS " + mailbox_line(session, mailbox.name) + b" (" + body + b")")
-    return b"STATUS completed."
+    body = b" ".join(b"%s %d" % (item, values[item]()) for item in items)
+    return b"STATUS " + mailbox_line(session, mailbox.name) + b" (" + body + b")"
+
+
+def _size(mailbox: Any, exact: bool, flag: str | None = None) -> int:
+    message = mailbox.message
+    total = 0
+    for uid in mailbox.uids():
+        record = message(uid)
+        if record is not None and (flag is None or flag in record.flags):
+            total += record.exact_size if exact else record.stored_size
+    return total
 
 
 def _unseen(mailbox: Any) -> int:

@@ -8,6 +8,7 @@ from twisted.cred.credentials import UsernamePassword
 from twisted.internet import defer
 
 from exchmail.imap import commands as syntax
+from exchmail.imap import folders
 from exchmail.imap.responses import CommandBad, CommandFailed
 from exchmail.session.login import (
     LoggedIn,
@@ -61,11 +62,14 @@ def authenticate(command: syntax.Authenticate, session: IMAPSession) -> Any:
     return d
 
 
-def _logged_in(done: LoggedIn, session: IMAPSession, text: bytes) -> bytes:
+def _logged_in(done: LoggedIn, session: IMAPSession, text: bytes) -> Any:
     session.logged_in(done.account, done.logout)
-    if session.context.profile.imap.capability_in_login_response:
-        return b"[CAPABILITY " + b" ".join(session.capabilities()) + b"] " + text
-    return text
+    settings = session.context.profile.imap
+    if settings.capability_in_login_response:
+        text = b"[CAPABILITY " + b" ".join(session.capabilities()) + b"] " + text
+    # The profile's default folders exist before the client's first command.
+    d = folders.ensure_default_folders(done.account, settings)
+    return d.addCallback(lambda _: text)
 
 
 def _refused(failure: Any, session: IMAPSession) -> None:

@@ -22,13 +22,14 @@ from exchmail.errors import InvalidMailboxName, NoSuchMailbox
 from exchmail.interfaces import (
     IAccountListing,
     IMarkedMailboxes,
+    ISpecialUseMailboxes,
     IStore,
     IStoreAccount,
     IStoreMailbox,
 )
 from exchmail.store import names
 from exchmail.store.index import IndexedMailbox
-from exchmail.store.maildir import folders, layout, scan
+from exchmail.store.maildir import folders, layout, scan, specialuse
 from exchmail.store.maildir.mailbox import MaildirMailbox
 from exchmail.store.maildir.watch import MaildirWatcher
 from exchmail.store.openboxes import OpenMailboxes
@@ -42,7 +43,7 @@ def _checked(check: Any, *args: Any) -> defer.Deferred[Any]:
     return defer.maybeDeferred(check, *args)
 
 
-@implementer(IStoreAccount, IMarkedMailboxes)
+@implementer(IStoreAccount, IMarkedMailboxes, ISpecialUseMailboxes)
 class MaildirAccount:
     """One user's maildir: INBOX at ``path``, folders as ``path/.A.B``."""
 
@@ -63,6 +64,7 @@ class MaildirAccount:
         self._boxes = OpenMailboxes(reactor, release_after, self._released)
         self._lock = defer.DeferredLock()  # folder changes and subscriptions
         self._subscriptions: set[str] | None = None
+        self._special: dict[str, frozenset[str]] | None = None  # CREATE-SPECIAL-USE
         self._recent_hint: set[str] = set()  # released mailboxes with unclaimed \Recent
 
     # -- listing and opening ------------------------------------------------------
@@ -126,7 +128,8 @@ class MaildirAccount:
         if isinstance(box, MaildirMailbox):
             box.deleted()
         self._recent_hint.discard(name)
-        return self._run(folders.delete, self.path, name)
+        d = self._run(folders.delete, self.path, name)
+        return d.addCallback(lambda _: self._forget_special_use(name))
 
     def rename(self, old: str, new: str) -> defer.Deferred[None]:
         d = _checked(lambda: (names.normalize_mailbox(old), names.normalize_mailbox(new)))
@@ -158,6 +161,9 @@ class MaildirAccount:
         finally:
             for box in boxes:
                 box.lock.release()
+        uses = yield self._special_uses()
+        if any(name == old or names.is_inferior(name, old) for name in uses):
+            yield self._store_special_uses(specialuse.renamed(uses, old, new))
         return None
 
     @defer.inlineCallbacks
@@ -213,6 +219,47 @@ class MaildirAccount:
             return self._lock.run(lambda: self._subscribed().addCallback(change, name))
 
         return _checked(names.normalize_mailbox, name).addCallback(locked)
+
+    # -- special uses (RFC 6154) ---------------------------------------------------
+    def _special_uses(self) -> defer.Deferred[dict[str, frozenset[str]]]:
+        if self._special is not None:
+            return defer.succeed(self._special)
+
+        def keep(found: dict[str, frozenset[str]]) -> dict[str, frozenset[str]]:
+            if self._special is None:
+                self._special = found
+            return self._special
+
+        return self._run(specialuse.read, self.path).addCallback(keep)
+
+    def _store_special_uses(self, uses: dict[str, frozenset[str]]) -> defer.Deferred[None]:
+        d = self._run(specialuse.write, self.path, uses)
+        return d.addCallback(lambda _: setattr(self, "_special", uses))
+
+    def special_uses(self) -> defer.Deferred[dict[str, frozenset[str]]]:
+        return self._special_uses().addCallback(dict)
+
+    def set_special_use(self, name: str, uses: frozenset[str]) -> defer.Deferred[None]:
+        @defer.inlineCallbacks
+        def change(name: str) -> Any:
+            if not (yield self._run(folders.exists, self.path, name)) and name != names.INBOX:
+                raise NoSuchMailbox(f"no mailbox {name!r}")
+            current = yield self._special_uses()
+            updated = {**current, name: frozenset(uses)} if uses else \
+                {k: v for k, v in current.items() if k != name}
+            yield self._store_special_uses(updated)
+
+        return _checked(names.normalize_mailbox, name).addCallback(
+            lambda name: self._lock.run(change, name))
+
+    def _forget_special_use(self, name: str) -> Any:
+        """A deleted mailbox loses its special use (called under the lock)."""
+        def drop(uses: dict[str, frozenset[str]]) -> Any:
+            if name not in uses:
+                return None
+            return self._store_special_uses({k: v for k, v in uses.items() if k != name})
+
+        return self._special_uses().addCallback(drop)
 
     def close(self) -> None:
         """Stop the release timers."""
