@@ -47,6 +47,9 @@ from exchmail.session.deflate import DeflateTransport, start_deflate
 from exchmail.session.login import LoginFlow
 from exchmail.session.reader import Command, InputReader, ReaderLimits, Refused
 
+#: The most messages of full size one MULTIAPPEND may carry (they are spooled
+#: to one temporary file: this bounds its size).
+MULTIAPPEND_MESSAGES = 10
 #: Literals before login: small, few, and never on disk (a client that has
 #: not logged in must not be able to use the server's memory or files).
 PREAUTH_LITERALS = ReaderLimits(max_line=0, max_literal_total=64 * 1024, max_literals=4,
@@ -85,8 +88,11 @@ class IMAPSession(Session):
             return ReaderLimits(settings.max_command_size, total,
                                 PREAUTH_LITERALS.max_literals, PREAUTH_LITERALS.memory_budget,
                                 nonsync)
-        return ReaderLimits(settings.max_command_size, settings.max_literal_size,
-                            MAX_LITERALS, max_nonsync_literal=nonsync)
+        # MULTIAPPEND: each message may be as large as one APPEND's, and
+        # together (spooled to disk) at most MULTIAPPEND_MESSAGES of them.
+        total = settings.max_literal_size * (MULTIAPPEND_MESSAGES if settings.multiappend else 1)
+        return ReaderLimits(settings.max_command_size, total, MAX_LITERALS,
+                            max_nonsync_literal=nonsync, max_literal=settings.max_literal_size)
 
     # -- responses ------------------------------------------------------------------------
     def untagged(self, text: bytes) -> None:

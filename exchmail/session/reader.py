@@ -45,6 +45,9 @@ class ReaderLimits:
     #: Largest non-synchronizing literal (``{n+}``); 0: no limit of its own
     #: (IMAP LITERAL-, RFC 7888: 4096).
     max_nonsync_literal: int = 0
+    #: Largest single literal; 0: only the total counts.  (IMAP MULTIAPPEND:
+    #: each message may be as large as one APPEND's, RFC 7889.)
+    max_literal: int = 0
 
 
 class SpooledLiteral:
@@ -288,11 +291,14 @@ class InputReader:
         total = self._literal_total + size
         reason = ("count" if self._literal_count >= limits.max_literals
                   else "literal" if total > limits.max_literal_total
+                  or 0 < limits.max_literal < size
                   else "nonsync" if not synchronizing and 0 < limits.max_nonsync_literal < size
                   else None)
         if reason is not None:
             first = self._first_line(line)
-            limit = {"count": limits.max_literals, "literal": limits.max_literal_total,
+            single = limits.max_literal if 0 < limits.max_literal < size else 0
+            limit = {"count": limits.max_literals,
+                     "literal": single or limits.max_literal_total,
                      "nonsync": limits.max_nonsync_literal}[reason]
             self._abandon_command()
             refusal = Refused(first, reason, limit)

@@ -14,7 +14,7 @@ from test_maildir import QueueRunner, cur_files, drop_in, open_inbox, result_of
 
 from exchmail.errors import NoSuchMailbox
 from exchmail.store.maildir import MaildirStore, deliver, uidlist
-from exchmail.store.maildir.scan import TMP_MAX_AGE
+from exchmail.store.maildir.scan import TMP_MAX_AGE, clean_tmp
 
 HOUR = 3600
 
@@ -103,24 +103,35 @@ def test_recent_survives_restart_until_claimed(root: Path) -> None:
 
 
 # -- tmp/ ----------------------------------------------------------------------------------
-def test_tmp_leftovers_older_than_36_hours_are_removed(root: Path) -> None:
+def test_tmp_leftovers_older_than_36_hours_are_removed(root: Path, monkeypatch) -> None:
     folder = make_folder(root)
-    now = time.time()
-    for name, age in (("old", TMP_MAX_AGE + HOUR), ("young", TMP_MAX_AGE - HOUR)):
-        path = folder / "tmp" / name
-        path.write_bytes(b"half a message")
-        os.utime(path, (now - age, now - age))
+    (folder / "tmp" / "leftover").write_bytes(b"half a message")
     (folder / "tmp" / "olddir").mkdir()
-    os.utime(folder / "tmp" / "olddir", (now - 2 * TMP_MAX_AGE,) * 2)
+    # The files were just made (their change time is now): pretend 37 hours pass.
+    later = time.time() + TMP_MAX_AGE + HOUR
+    monkeypatch.setattr(time, "time", lambda: later)
     box = open_inbox(root)
-    assert sorted(os.listdir(folder / "tmp")) == ["olddir", "young"]
+    assert os.listdir(folder / "tmp") == ["olddir"]  # only files go
     assert list(box.uids()) == []
     # Also on a rescan of an open mailbox.
-    path = folder / "tmp" / "young"
-    os.utime(path, (now - 2 * TMP_MAX_AGE,) * 2)
+    (folder / "tmp" / "second").write_bytes(b"half a message")
+    later += TMP_MAX_AGE + HOUR
     drop_in(folder, "1700000013.M1P1Q1.mx", b"x\n")
     call(box.refresh)
     assert os.listdir(folder / "tmp") == ["olddir"]
+
+
+def test_tmp_keeps_a_delivery_whose_date_is_old(root: Path) -> None:
+    """A delivery in progress sets its file's mtime to the message's internal
+    date (here two days ago): the change time says it is new, so it stays."""
+    folder = make_folder(root)
+    path = folder / "tmp" / "in-flight"
+    path.write_bytes(b"a message being delivered")
+    old = time.time() - 2 * TMP_MAX_AGE
+    os.utime(path, (old, old))
+    assert clean_tmp(folder, time.time()) == []
+    assert path.exists()
+    assert clean_tmp(folder, time.time() + TMP_MAX_AGE + HOUR) == ["in-flight"]
 
 
 # -- the UID list ------------------------------------------------------------------------------

@@ -122,7 +122,12 @@ def read_keywords(folder: Path) -> KeywordMap:
 
 
 def clean_tmp(folder: Path, now: float) -> list[str]:
-    """Remove files in ``tmp/`` not touched for 36 hours; their names."""
+    """Remove files in ``tmp/`` not touched for 36 hours; their names.
+
+    The change time counts too: a delivery sets its file's modification
+    time to the message's internal date (possibly years ago) before moving
+    it into ``cur/``, and must not be taken for a leftover meanwhile.
+    """
     cutoff = now - TMP_MAX_AGE
     removed = []
     try:
@@ -130,7 +135,8 @@ def clean_tmp(folder: Path, now: float) -> list[str]:
             for entry in entries:
                 try:
                     info = entry.stat(follow_symlinks=False)
-                    if stat.S_ISREG(info.st_mode) and max(info.st_atime, info.st_mtime) < cutoff:
+                    touched = max(info.st_atime, info.st_mtime, info.st_ctime)
+                    if stat.S_ISREG(info.st_mode) and touched < cutoff:
                         os.unlink(entry.path)
                         removed.append(entry.name)
                 except FileNotFoundError:
