@@ -262,6 +262,16 @@ class IBatchRead(Interface):
         ``None`` for a message that is gone."""
 
 
+class IIndexScan(Interface):
+    """Optional for :class:`IStoreMailbox` providers: the index of many messages
+    at once, without a record object per message (FETCH of flags and sizes,
+    SEARCH on flags, SELECT over very large mailboxes use it)."""
+
+    def scan(uids: Sequence[int]) -> Iterable[tuple[int, frozenset[str], float, int, int]]:
+        """Synchronous: ``(uid, flags, internal_date, stored_size, exact_size)`` of
+        each of ``uids`` that still exists, in the order given (ascending UIDs)."""
+
+
 class IMarkedMailboxes(Interface):
     """Optional for :class:`IStoreAccount` providers: which mailboxes hold
     messages no session has seen yet (LIST's ``\\Marked``, RFC 3501 7.2.2).

@@ -108,6 +108,9 @@ class SearchProgram:
 
     predicate: Predicate
     needs: Needs
+    #: Whether the answer depends on a message's flags and \\Recent alone
+    #: (so it can be worked out once per distinct flag set).
+    flags_only: bool = False
 
     def matches(self, candidate: Candidate) -> bool:
         """Whether the message satisfies the criteria."""
@@ -132,10 +135,27 @@ def needs_of(key: SearchKey) -> Needs:
     return needs
 
 
+def flags_only(key: SearchKey) -> bool:
+    """Whether ``key`` looks at nothing but flags and \\Recent."""
+    stack = [key]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, And):
+            stack.extend(node.keys)
+        elif isinstance(node, Or):
+            stack.extend((node.left, node.right))
+        elif isinstance(node, Not):
+            stack.append(node.key)
+        elif not isinstance(node, (Flag, Recent, All)):
+            return False
+    return True
+
+
 def compile_search(criteria: SearchKey, max_seq: int, max_uid: int) -> SearchProgram:
     """The program for ``criteria`` in a mailbox whose last message has
     sequence number ``max_seq`` and UID ``max_uid`` (for ``*``)."""
-    return SearchProgram(_Compiler(max_seq, max_uid).compile(criteria), needs_of(criteria))
+    return SearchProgram(_Compiler(max_seq, max_uid).compile(criteria), needs_of(criteria),
+                         flags_only(criteria))
 
 
 _DAY_OPS: dict[str, Callable[[datetime.date, datetime.date], bool]] = {
@@ -257,6 +277,16 @@ class IndexCandidate:
         self.flags = record.flags
         self.internal_date = record.internal_date
         self.size = record.exact_size if exact else record.stored_size
+
+    @classmethod
+    def from_row(cls, row: tuple[int, int, frozenset[str], float, int, int], recent: bool,
+                 exact: bool) -> IndexCandidate:
+        """A candidate from a view's index row ``(seq, uid, flags, date, stored, exact)``."""
+        candidate = cls.__new__(cls)
+        candidate.seq, candidate.uid, candidate.flags, candidate.internal_date = row[:4]
+        candidate.recent = recent
+        candidate.size = row[5] if exact else row[4]
+        return candidate
 
     def header(self, name: str) -> str | None:
         raise LookupError("index candidates have no content")

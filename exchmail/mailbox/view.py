@@ -15,15 +15,17 @@ changed as plain values and the protocol renders them.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from zope.interface import implementer
 
-from exchmail.interfaces import IMailboxListener, IStoreMailbox
+from exchmail.interfaces import IIndexScan, IMailboxListener, IStoreMailbox
 
 RECENT = "\\Recent"
 
+#: ``(seq, uid, flags, internal_date, stored_size, exact_size)`` of one message.
+IndexRow = tuple[int, int, frozenset[str], float, int, int]
 #: A sequence set as ranges of (low, high); ``None`` stands for ``*``.
 Ranges = Iterable[tuple[int | None, int | None]]
 
@@ -101,6 +103,28 @@ class MailboxView:
         """The UIDs the client knows, in sequence order (do not mutate)."""
         uids = self._uids
         return uids if len(uids) == self.exists else uids[:self.exists]
+
+    def index_rows(self, pairs: Sequence[tuple[int, int]] | None = None) -> Iterator[IndexRow]:
+        """``(seq, uid, flags, internal_date, stored_size, exact_size)`` of the
+        messages of ``pairs`` (``(seq, uid)``, ascending; default: all the
+        client knows) that still exist, straight from the store's columns
+        when it offers :class:`~exchmail.interfaces.IIndexScan`."""
+        if pairs is None:
+            pairs = list(enumerate(self.known_uids(), 1))
+        mailbox = self.mailbox
+        if not IIndexScan.providedBy(mailbox):
+            for seq, uid in pairs:
+                record = mailbox.message(uid)
+                if record is not None:
+                    yield (seq, uid, record.flags, record.internal_date, record.stored_size,
+                           record.exact_size)
+            return
+        known = iter(pairs)
+        for row in IIndexScan(mailbox).scan([uid for _, uid in pairs]):
+            for seq, uid in known:  # skip what the store no longer has
+                if uid == row[0]:
+                    yield (seq, *row)
+                    break
 
     def resolve(self, ranges: Ranges, by_uid: bool) -> list[tuple[int, int]]:
         """``(seq, uid)`` pairs a sequence set selects, ascending, no duplicates.

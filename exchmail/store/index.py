@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable, Iterable, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, BinaryIO, ClassVar, NamedTuple
 
 from twisted.internet import defer
@@ -38,7 +39,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from exchmail.errors import NoSuchMessage
-from exchmail.interfaces import IBatchRead, IMailboxListener, IMessageReader, IStoreMailbox
+from exchmail.interfaces import IBatchRead, IIndexScan, IMailboxListener, IMessageReader, IStoreMailbox
 from exchmail.store.columns import Columns, MessageRecord
 from exchmail.store.readers import BytesReader
 from exchmail.store.runner import RunBlocking, run_sync
@@ -91,7 +92,7 @@ def apply_flag_mode(current: frozenset[str], flags: frozenset[str], mode: str) -
 _MOVED = object()
 
 
-@implementer(IStoreMailbox, IBatchRead)
+@implementer(IStoreMailbox, IBatchRead, IIndexScan)
 class IndexedMailbox:
     """Index, listeners and the store-independent half of :class:`IStoreMailbox`.
 
@@ -141,6 +142,25 @@ class IndexedMailbox:
     def message(self, uid: int) -> MessageRecord | None:
         row = self._rows.find(uid)
         return None if row < 0 else self._rows.record(row)
+
+    def scan(self, uids: Sequence[int]) -> Iterator[tuple[int, frozenset[str], float, int, int]]:
+        """:class:`~exchmail.interfaces.IIndexScan`: the columns themselves,
+        walked once; a list that is a prefix of the index costs no look-up."""
+        rows = self._rows
+        count = len(uids)
+        if count <= len(rows) and (count == 0 or rows.uids[count - 1] == uids[-1]):
+            if uids is not rows.uids and not isinstance(uids, array):
+                uids = array("Q", uids)  # compared in C below
+        if count <= len(rows) and (count == 0 or rows.uids[count - 1] == uids[-1]) \
+                and (uids is rows.uids or rows.uids[:count] == uids):
+            table = rows.table
+            yield from zip(rows.uids[:count], (table[i] for i in rows.flags[:count]),
+                           rows.dates[:count], rows.stored[:count], rows.exact[:count], strict=True)
+            return
+        for uid in uids:
+            row = rows.find(uid)
+            if row >= 0:
+                yield (uid, rows.flags_of(row), rows.dates[row], rows.stored[row], rows.exact[row])
 
     def recent_count(self) -> int:
         return len(self._rows) - self._rows.first_at_or_after(self._first_recent)

@@ -27,8 +27,9 @@ Per message: one index record read, and at most one content read.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer, task
@@ -40,6 +41,7 @@ from exchmail.imap.fetchatt import FetchItem
 from exchmail.imap.handlers.messages import message_set
 from exchmail.imap.responses import CommandFailed
 from exchmail.mailbox.content import ReadAhead, offload
+from exchmail.mailbox.view import IndexRow
 from exchmail.mime.message import ParsedMessage
 from exchmail.mime.sevenbit import has_8bit, to_seven_bit
 
@@ -50,7 +52,8 @@ if TYPE_CHECKING:
 STREAM_THRESHOLD = 1024 * 1024
 CHUNK = 64 * 1024
 #: Messages between two returns to the reactor, and output flushed at once.
-BATCH = 200
+BATCH = 1000
+CONTENT_BATCH = 200
 FLUSH_AT = 64 * 1024
 MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun",
           b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")
@@ -218,31 +221,52 @@ class _Fetch:
             self._write_one(seq, uid, record, items, values)
             if self.session.buffered_output > FLUSH_AT:
                 yield self.session.flush_and_wait()
-            if count % BATCH == 0:
+            if count % CONTENT_BATCH == 0:
                 yield task.deferLater(self.session.context.reactor, 0, lambda: None)
         return b"FETCH completed."
 
     @defer.inlineCallbacks
     def _metadata_only(self, pairs: list[tuple[int, int]], newly_seen: set[int]):
-        """The common FETCH of index data only (FLAGS, UID, sizes, dates): one
-        record per message, no content, each distinct flag set formatted once."""
-        message = self.mailbox.message
+        """The common FETCH of index data only (FLAGS, UID, sizes, dates): the
+        index rows straight from the store, no content, each distinct flag set
+        formatted once."""
         session = self.session
         write = session.write
-        plain = [(item.label() + b" ", item) for item in self.items]
-        with_flags = [*plain, (b"FLAGS ", FetchItem(b"FLAGS"))]
-        metadata = self._metadata
-        for count, (seq, uid) in enumerate(pairs, 1):
-            record = message(uid)
-            if record is None:
-                continue
-            items = with_flags if uid in newly_seen and not self._has_flags else plain
-            write(b"* %d FETCH (%s)\r\n" % (seq, b" ".join(
-                [label + metadata(uid, record, item) for label, item in items])))
-            if count % BATCH == 0:
-                if session.buffered_output > FLUSH_AT:
-                    yield session.flush_and_wait()
-                yield task.deferLater(session.context.reactor, 0, lambda: None)
+        plain = [(item.label() + b" ", self._row_renderer(item)) for item in self.items]
+        with_flags = [*plain, (b"FLAGS ", self._row_renderer(FetchItem(b"FLAGS")))]
+        rows = self.view.index_rows(pairs)
+        while True:
+            batch = list(islice(rows, BATCH))
+            for row in batch:
+                items = with_flags if row[1] in newly_seen and not self._has_flags else plain
+                write(b"* %d FETCH (%s)\r\n" % (row[0], b" ".join(
+                    [label + render(row) for label, render in items])))
+            if len(batch) < BATCH:
+                return
+            if session.buffered_output > FLUSH_AT:
+                yield session.flush_and_wait()
+            yield task.deferLater(session.context.reactor, 0, lambda: None)
+
+    def _row_renderer(self, item: FetchItem) -> Callable[[IndexRow], bytes]:
+        """How to render an index item from a row ``(seq, uid, flags, date, stored, exact)``."""
+        name = item.name
+        if name == b"UID":
+            return lambda row: b"%d" % row[1]
+        if name == b"FLAGS":
+            return lambda row: self._flags_text(row[1], row[2])
+        if name == b"INTERNALDATE":
+            return lambda row: internal_date(row[3])
+        if self.options.exact_size:
+            return lambda row: b"%d" % row[5]
+        return lambda row: b"%d" % row[4]
+
+    def _flags_text(self, uid: int, flags: frozenset[str]) -> bytes:
+        key = (flags, uid in self.view.recent)
+        text = self._flag_text.get(key)
+        if text is None:
+            text = self._flag_text[key] = self.session.flags_for_client(
+                self.view.with_recent(uid, flags))
+        return text
 
     @property
     def _has_flags(self) -> bool:
@@ -311,12 +335,7 @@ class _Fetch:
         if name == b"UID":
             return b"%d" % uid
         if name == b"FLAGS":
-            key = (record.flags, uid in self.view.recent)
-            text = self._flag_text.get(key)
-            if text is None:
-                text = self._flag_text[key] = self.session.flags_for_client(
-                    self.view.with_recent(uid, record.flags))
-            return text
+            return self._flags_text(uid, record.flags)
         if name == b"INTERNALDATE":
             return internal_date(record.internal_date)
         size = record.exact_size if self.options.exact_size else record.stored_size

@@ -67,10 +67,8 @@ def select(command: syntax.Select, session: IMAPSession):
 
 
 def _first_unseen(view: Any) -> int | None:
-    message = view.mailbox.message
-    for seq, uid in enumerate(view.known_uids(), 1):
-        record = message(uid)
-        if record is not None and "\\Seen" not in record.flags:
+    for seq, _, flags, *_ in view.index_rows():
+        if "\\Seen" not in flags:
             return seq
     return None
 
