@@ -20,8 +20,10 @@ from exchmail.errors import NoSuchMessage
 from exchmail.interfaces import IBatchRead, IStoreMailbox
 from exchmail.session.context import RunBlocking
 
-#: Content up to this size is processed on the reactor thread.
+#: Content up to this size is processed on the reactor thread ...
 INLINE_LIMIT = 64 * 1024
+#: ... when it is one message or a few.
+INLINE_COUNT = 4
 #: Reads (or batches) a FETCH or SEARCH keeps in flight ahead of the message it is at.
 READ_AHEAD = 4
 #: A batch read holds at most this many messages, and this many octets
@@ -31,9 +33,11 @@ BATCH_OCTETS = 1024 * 1024
 
 
 def offload(run_blocking: RunBlocking, size: int, f: Callable[..., Any],
-            *args: Any) -> defer.Deferred[Any]:
-    """``f(*args)`` as a Deferred: inline for ``size <= INLINE_LIMIT``, else in the pool."""
-    if size <= INLINE_LIMIT:
+            *args: Any, count: int = 1) -> defer.Deferred[Any]:
+    """``f(*args)`` as a Deferred: inline for a little work (``count`` messages
+    of ``size`` octets in all, at most INLINE_COUNT and INLINE_LIMIT), else in
+    the pool: many small messages cost as much as one big one."""
+    if size <= INLINE_LIMIT and count <= INLINE_COUNT:
         return defer.maybeDeferred(f, *args)
     return run_blocking(f, *args)
 

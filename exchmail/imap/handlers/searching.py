@@ -36,9 +36,19 @@ INDEX_BATCH = 5000
 CACHED_BATCH = 256
 
 
-def _matching(program: SearchProgram, candidates: list[ContentCandidate]) -> list[int]:
-    """The candidates (their indexes) that match: one batch, in one call."""
-    return [i for i, candidate in enumerate(candidates) if program.matches(candidate)]
+def _matching(program: SearchProgram, candidates: list[ContentCandidate],
+              headers_only: bool) -> tuple[list[int], list[bytes]]:
+    """The candidates (their indexes) that match, one batch in one call (in
+    the pool for more than a few messages), and -- for a search on headers
+    alone -- each candidate's header block, which is all it needed."""
+    blocks: list[bytes] = []
+    if headers_only:
+        for candidate in candidates:
+            end = header_end(candidate.data)
+            if end is not None:
+                candidate.data = candidate.data[:end]
+            blocks.append(candidate.data)
+    return [i for i, candidate in enumerate(candidates) if program.matches(candidate)], blocks
 
 
 @defer.inlineCallbacks
@@ -97,7 +107,7 @@ def _search_content(session: IMAPSession, program: SearchProgram, uids: list[int
     to_read = uids if headers is None else [uid for uid in uids if headers.get(uid) is None]
     found: set[int] = set()
 
-    def evaluate(contents: list[tuple[int, bytes | None]]) -> defer.Deferred[Any]:
+    def evaluate(contents: list[tuple[int, bytes | None]], keep: bool) -> defer.Deferred[Any]:
         candidates = []
         for uid, data in contents:
             record = message(uid)
@@ -105,19 +115,27 @@ def _search_content(session: IMAPSession, program: SearchProgram, uids: list[int
                 candidates.append(ContentCandidate(seqs[uid], uid, record, uid in recent,
                                                    exact, data))
         size = sum(len(c.data) for c in candidates)
-        d = offload(session.context.run_blocking, size, _matching, program, candidates)
-        return d.addCallback(lambda matched: found.update(candidates[i].uid for i in matched))
+        d = offload(session.context.run_blocking, size, _matching, program, candidates,
+                    keep, count=len(candidates))
+
+        def done(result: tuple[list[int], list[bytes]]) -> None:
+            matched, blocks = result
+            found.update(candidates[i].uid for i in matched)
+            if blocks and headers is not None:  # kept on the reactor thread (the cache's)
+                for candidate, block in zip(candidates, blocks, strict=True):
+                    headers.keep(candidate.uid, block)
+
+        return d.addCallback(done)
 
     if headers is not None and len(to_read) < len(uids):
-        known = [(uid, headers.get(uid)) for uid in uids if uid not in set(to_read)]
+        unread = set(to_read)
+        known = [(uid, headers.get(uid)) for uid in uids if uid not in unread]
         for start in range(0, len(known), CACHED_BATCH):
-            yield evaluate(known[start:start + CACHED_BATCH])
+            yield evaluate(known[start:start + CACHED_BATCH], False)
     ahead = ReadAhead(view.mailbox, to_read)
     while (batch := ahead.next_batch()) is not None:
         contents = yield batch
-        if headers is not None:
-            contents = [(uid, headers.keep(uid, data)) for uid, data in contents]
-        yield evaluate(contents)
+        yield evaluate(contents, headers is not None)
     return [uid if by_uid else seqs[uid] for uid in uids if uid in found]
 
 
@@ -132,12 +150,7 @@ class _HeaderCache:
     def get(self, uid: int) -> bytes | None:
         return None if self.cache is None else self.cache.get((*self.prefix, uid, b"HEADER"))
 
-    def keep(self, uid: int, data: bytes | None) -> bytes | None:
-        """The header block of ``data`` (all a header search needs), remembered."""
-        if data is None:
-            return None
-        end = header_end(data)
-        block = data if end is None else data[:end]
+    def keep(self, uid: int, block: bytes) -> None:
+        """Remember a message's header block (all a header search needs)."""
         if self.cache is not None:
             self.cache.put((*self.prefix, uid, b"HEADER"), block)
-        return block
