@@ -29,7 +29,8 @@ from twisted.cred.credentials import UsernamePassword
 from twisted.internet import defer, task, threads
 from twisted.python.threadpool import ThreadPool
 
-from exchmail.auth.accounts import AccountsChecker, AccountsFile
+from exchmail.auth.accounts import AccountsFile
+from exchmail.auth.checker import AccountsChecker
 from exchmail.auth.hashpool import HashPool
 
 USER, PASSWORD = "alice", "correct horse battery staple"

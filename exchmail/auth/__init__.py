@@ -1,8 +1,8 @@
 """Authentication: credential checkers, the user directory, the realm and login policy.
 
 - :mod:`exchmail.auth.accounts`: the accounts file (salted scrypt hashes)
-  and its checker and directory (:class:`~exchmail.auth.accounts.AccountsChecker`,
-  :class:`~exchmail.auth.accounts.AccountsService`);
+  and its checker and directory (:class:`~exchmail.auth.checker.AccountsChecker`,
+  :class:`~exchmail.auth.checker.AccountsService`);
 - :mod:`exchmail.auth.cache` and :mod:`exchmail.auth.hashpool`: the
   verified-credentials cache and the password-hashing threads;
 - :mod:`exchmail.auth.ldap`: the LDAP checker and directory;

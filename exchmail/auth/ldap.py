@@ -62,8 +62,8 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from exchmail.auth.accounts import RunBlocking
 from exchmail.auth.cache import DEFAULT_MAX_ENTRIES, CredentialsCache
+from exchmail.auth.checker import RunBlocking
 from exchmail.auth.directory import IMAP, POP3, DirectoryUser
 from exchmail.auth.ldapconfig import LDAPConfig
 from exchmail.errors import DirectoryUnavailable, InvalidUserName

@@ -10,7 +10,7 @@ itself reads password hashes only from a file named by the process-wide
 ``NTLM_USER_FILE`` variable, so exchmail drives the same layer with its
 own state machine and leaves the verification to a ``twisted.cred``
 checker that keeps the hashes: the mechanism ends with
-:class:`NTLMCredentials`, which :class:`~exchmail.auth.accounts.AccountsChecker`
+:class:`NTLMCredentials`, which :class:`~exchmail.auth.checker.AccountsChecker`
 verifies against the account's NT hash (an ``$nt$`` field of the accounts
 file, written by ``exchmail user add|passwd`` while ``[ntlm]`` is
 configured).  So the throttle, the realm and the per-user limits apply as

@@ -105,7 +105,7 @@ def read_message(stream: BinaryIO) -> BinaryIO:
 def directory_for(config: Config) -> Any:
     """The ``[auth]`` backend as a directory, working without a reactor."""
     if config.auth.backend == "accounts":
-        from exchmail.auth.accounts import AccountsChecker
+        from exchmail.auth.checker import AccountsChecker
 
         return AccountsChecker(config.auth.users_file)
     if config.auth.backend == "ldap" and config.ldap is not None:

@@ -53,7 +53,7 @@ class BackendContext:
     :ivar data_dir: ``[server] data_dir`` (created before the factory runs).
     :ivar reactor: the reactor the service runs on.
     :ivar run_blocking: runs ``f(*args)`` in exchmail's store thread pool and
-        returns a Deferred (see :data:`exchmail.auth.accounts.RunBlocking`);
+        returns a Deferred (see :data:`exchmail.auth.checker.RunBlocking`);
         results and errors arrive on the reactor thread.
     """
 
@@ -147,7 +147,7 @@ def make_checker(config: Any, reactor: Any, run_blocking: Callable[..., Any],
     if backend == "accounts":
         # Hashing runs in the AccountsService's own pool, so logins never
         # queue in front of the store's file work (APPEND, delivery).
-        from exchmail.auth.accounts import AccountsService
+        from exchmail.auth.checker import AccountsService
         accounts = AccountsService(reactor, config.auth.users_file, run_blocking,
                                    cache_ttl=config.auth.cache_ttl,
                                    cache_size=config.auth.cache_size,

@@ -16,13 +16,14 @@ from twisted.internet.task import Clock
 from zope.interface.verify import verifyObject
 
 from exchmail.auth import accounts as accounts_module
+from exchmail.auth import checker as checker_module
 from exchmail.auth.accounts import (
-    AccountsChecker,
     AccountsFile,
     ensure_first_account,
     hash_password,
     verify_password,
 )
+from exchmail.auth.checker import AccountsChecker
 from exchmail.errors import AccountError, InvalidUserName
 from exchmail.interfaces import IDirectory
 
@@ -270,7 +271,7 @@ def test_unknown_user_still_hashes(checker, monkeypatch):
         calls.append(encoded)
         return real(password, encoded)
 
-    monkeypatch.setattr(accounts_module, "verify_password", spy)
+    monkeypatch.setattr(checker_module, "verify_password", spy)
     result_of(checker.requestAvatarId(UsernamePassword(b"nobody", b"x"))).trap(UnauthorizedLogin)
     result_of(checker.requestAvatarId(UsernamePassword(b"\xff", b"x"))).trap(UnauthorizedLogin)
     assert len(calls) == 2

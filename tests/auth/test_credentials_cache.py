@@ -17,8 +17,10 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from exchmail.auth import accounts as accounts_module
-from exchmail.auth.accounts import AccountsChecker, AccountsFile
+from exchmail.auth import checker as checker_module
+from exchmail.auth.accounts import AccountsFile
 from exchmail.auth.cache import DEFAULT_MAX_ENTRIES, DEFAULT_TTL, CredentialsCache
+from exchmail.auth.checker import AccountsChecker
 from exchmail.auth.hashpool import HashPool
 from exchmail.auth.sasl import SCRAMCredentials
 from exchmail.errors import ConfigError, DirectoryUnavailable
@@ -130,7 +132,7 @@ def hashes(monkeypatch) -> list:
         calls.append(password)
         return real(password, encoded)
 
-    monkeypatch.setattr(accounts_module, "verify_password", counting)
+    monkeypatch.setattr(checker_module, "verify_password", counting)
     return calls
 
 
@@ -345,7 +347,7 @@ def test_auth_cache_config(tmp_path):
 
 
 def test_accounts_service_wires_checker_and_hash_pool(users):
-    from exchmail.auth.accounts import AccountsService
+    from exchmail.auth.checker import AccountsService
 
     reactor = ThreadReactor()
     service = AccountsService(reactor, users, None, cache_ttl=60, cache_size=5, threads=1)

@@ -18,7 +18,8 @@ from twisted.cred.portal import Portal
 from zope.interface.verify import verifyObject
 
 from exchmail.auth import sasl
-from exchmail.auth.accounts import AccountsChecker, AccountsFile
+from exchmail.auth.accounts import AccountsFile
+from exchmail.auth.checker import AccountsChecker
 from exchmail.auth.realm import MailRealm
 from exchmail.interfaces import ISCRAMCredentials, ISCRAMKeys
 from exchmail.store.memory import MemoryStore

@@ -20,7 +20,8 @@ from kdc_server import (  # noqa: F401 - the fixtures kdc and alice_ccache
     kdc_fixture,
 )
 
-from exchmail.auth.accounts import AccountsChecker, AccountsFile
+from exchmail.auth.accounts import AccountsFile
+from exchmail.auth.checker import AccountsChecker
 from exchmail.auth.sasl import challengers
 from exchmail.auth.saslconfig import GSSAPIConfig, NTLMConfig, OAuthConfig
 from exchmail.auth.saslsetup import offered_mechanisms

@@ -11,7 +11,8 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from exchmail.auth.accounts import AccountsChecker, AccountsFile
+from exchmail.auth.accounts import AccountsFile
+from exchmail.auth.checker import AccountsChecker
 from exchmail.lmtp.server import LMTPServer, make_context
 from exchmail.lmtp.settings import LMTPSettings
 from exchmail.session.observe import SessionObserver
