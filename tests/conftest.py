@@ -168,3 +168,11 @@ def pg_dsn(pg_cluster: Any) -> Iterator[str]:
     yield dsn
     with psycopg.connect(pg_cluster.dsn, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def postgresql_store_config(dsn: str) -> dict[str, Any]:
+    """``config_changes`` for :func:`start_server`: the PostgreSQL store on ``dsn``."""
+    from exchmail.service.config import StoreConfig
+    from exchmail.store.postgresql.settings import PostgreSQLSettings
+
+    return {"store": StoreConfig(backend="postgresql", postgresql=PostgreSQLSettings(dsn=dsn, pool_size=4))}

@@ -27,7 +27,7 @@ from exchmail.errors import StoreUnavailable
 T = TypeVar("T")
 
 #: Seconds a caller waits for a free connection before giving up (UNAVAILABLE).
-POOL_TIMEOUT = 10.0
+POOL_TIMEOUT = 5.0
 
 
 def connect_kwargs(statement_timeout_ms: int) -> dict[str, Any]:
@@ -55,7 +55,9 @@ class Database:
             max_size=max(1, pool_size),
             kwargs=connect_kwargs(statement_timeout_ms),
             timeout=POOL_TIMEOUT,
-            reconnect_timeout=0,  # keep trying for ever: the database comes back
+            # A connection that broke while idle (the database restarted) is
+            # replaced before use, instead of failing the caller's transaction.
+            check=ConnectionPool.check_connection,
             open=False,
             name="exchmail-store",
         )
