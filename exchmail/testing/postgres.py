@@ -148,6 +148,6 @@ class PostgresCluster:
         """Stop the server if it runs and remove the folder."""
         try:
             self.stop("immediate")
-        except RuntimeError:
-            pass
+        except (RuntimeError, OSError):
+            pass  # not running, or its folder is gone already
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -186,3 +186,27 @@ def test_database_down_is_unavailable(pg_cluster: Any) -> None:
             call(store.account, "alice")
     finally:
         store.close()
+
+
+def test_store_table_keys(tmp_path: Any) -> None:
+    from exchmail.errors import ConfigError
+    from exchmail.service.config import load_config
+    from exchmail.store.postgresql.settings import PostgreSQLSettings
+
+    path = tmp_path / "exchmail.toml"
+    path.write_text(
+        '[store]\nbackend = "postgresql"\ndsn = "dbname=mail"\npool_size = 3\n'
+        "statement_timeout = 2.5\npoll_interval = 0\n"
+    )
+    assert load_config(path).store.postgresql == PostgreSQLSettings("dbname=mail", 3, 2.5, 0.0)
+    for bad, key in (
+        ("pool_size = 0", "store.pool_size"),
+        ('statement_timeout = "x"', "store.statement_timeout"),
+        ("dsn = 5", "store.dsn"),
+    ):
+        path.write_text(f'[store]\nbackend = "postgresql"\n{bad}\n')
+        with pytest.raises(ConfigError, match=key):
+            load_config(path)
+    path.write_text('[store]\nbackend = "maildir"\ndsn = "x"\n')
+    with pytest.raises(ConfigError, match="store.dsn: only the postgresql backend"):
+        load_config(path)
