@@ -88,6 +88,9 @@ def unavailable_on_errors() -> Iterator[None]:
         raise StoreUnavailable("the mailbox database does not answer; try again later") from e
     except (psycopg.OperationalError, psycopg.errors.QueryCanceled) as e:
         raise StoreUnavailable("the mailbox database is unavailable; try again later") from e
+    except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as e:
+        # Rolled back as a whole: nothing happened, the client may try again.
+        raise StoreUnavailable("the mailbox database is busy; try again") from e
 
 
 def transactional(f: Callable[..., T]) -> Callable[..., T]:

@@ -8,6 +8,9 @@ under the mailbox lock, so that UIDs reach it in ascending order whichever
 frontend added them.  An APPEND or COPY commits, then syncs (its own
 message arrives with any other frontend's earlier ones, in order); a STORE
 or EXPUNGE applies the database's answer directly, under the same lock.
+Every change takes the mailbox's next modseq: when a change of this
+frontend took exactly the one after the index's, nothing else happened in
+between, and the index takes the change without reading it back.
 
 Other frontends' changes arrive as a NOTIFY (see :mod:`.notify`), which
 makes a listened mailbox sync at once, and, should a notification be
@@ -26,7 +29,7 @@ from twisted.python.failure import Failure
 from exchmail.errors import NoSuchMessage
 from exchmail.interfaces import IMessageReader, IStoreMailbox
 from exchmail.store.columns import Columns
-from exchmail.store.index import FLAG_MODES, RECENT, IndexedMailbox
+from exchmail.store.index import DELETED, FLAG_MODES, RECENT, IndexedMailbox
 from exchmail.store.postgresql import bodies, queries
 
 if TYPE_CHECKING:
@@ -103,11 +106,29 @@ class PostgreSQLMailbox(IndexedMailbox):
         d = self._store.transact(
             queries.append, self.mailbox_id, self._store.frontend_id, source, flags, when
         )
-        return self._track(d.addCallback(self._synced_with))
+        d.addCallback(
+            lambda out: self._lock.run(self._committed, out[0], [out[1]]).addCallback(lambda _: out[1][0])
+        )
+        return self._track(d)
 
-    def _synced_with(self, result: Any) -> defer.Deferred[Any]:
-        """Sync (under the lock) so the index has what was committed, then ``result``."""
-        return self.refresh().addCallback(lambda _: result)
+    def _committed(self, modseq: int, rows: list[queries.Row]) -> Any:
+        """(Under the lock) this frontend committed ``rows`` at ``modseq``: add
+        them at once if nothing else happened since the index's modseq, or sync."""
+        highest = self._rows.uids[-1] if len(self._rows) else 0
+        if modseq != self.modseq + 1 or (rows and rows[0][0] <= highest):
+            return self._sync_locked()
+        for uid, flags, date, size, body in rows:
+            self._rows.append(uid, date, size, size, flags, (body,))
+            self.uid_next = max(self.uid_next, uid + 1)
+            self._notify("messages_added", [uid])
+        self.modseq = modseq
+        return None
+
+    def _advanced(self, modseq: int | None) -> None:
+        """(Under the lock) this frontend's change took ``modseq``: the index is
+        current up to it if that was the next one."""
+        if modseq is not None and modseq == self.modseq + 1:
+            self.modseq = modseq
 
     def copy_to(self, uids: Iterable[int], target: IStoreMailbox) -> defer.Deferred[list[tuple[int, int]]]:
         if not isinstance(target, PostgreSQLMailbox) or target._store is not self._store:
@@ -119,7 +140,10 @@ class PostgreSQLMailbox(IndexedMailbox):
         d = self._store.transact(
             queries.copy, self.mailbox_id, target.mailbox_id, self._store.frontend_id, wanted
         )
-        return self._track(d.addCallback(target._synced_with))
+        d.addCallback(
+            lambda out: target._lock.run(target._committed, out[0], out[2]).addCallback(lambda _: out[1])
+        )
+        return self._track(d)
 
     def set_flags(
         self, uids: Iterable[int], flags: frozenset[str], mode: str, origin: object = None
@@ -138,7 +162,11 @@ class PostgreSQLMailbox(IndexedMailbox):
         )
         return d.addCallback(self._flags_now, origin)
 
-    def _flags_now(self, stored: dict[int, frozenset[str]], origin: object) -> dict[int, frozenset[str]]:
+    def _flags_now(
+        self, outcome: tuple[int, dict[int, frozenset[str]]], origin: object
+    ) -> dict[int, frozenset[str]]:
+        modseq, stored = outcome
+        self._advanced(modseq)
         result, changed = {}, []
         for uid in sorted(stored):
             row = self._rows.find(uid)
@@ -162,14 +190,17 @@ class PostgreSQLMailbox(IndexedMailbox):
         highest = self._rows.uids[-1] if len(self._rows) else 0
         if not highest:
             return []
+        if only_deleted and not self._rows.table.ids_with(DELETED) & set(self._rows.flags):
+            return []  # nothing this frontend knows of is \Deleted: no trip to the database
         d = self._store.transact(
             queries.remove, self.mailbox_id, self._store.frontend_id, uids, highest, only_deleted
         )
-        return d.addCallback(lambda removed: self._removed((removed, None)))
+        return d.addCallback(self._removed_now)
 
-    def claim_recent(self) -> frozenset[int]:
-        claimed = super().claim_recent()
-        return claimed
+    def _removed_now(self, outcome: tuple[int | None, list[int]]) -> Any:
+        modseq, removed = outcome
+        self._advanced(modseq)
+        return self._removed((removed, None))
 
     def _recent_claimed(self) -> None:
         # Other frontends learn it at their next sync; if this write is lost,
@@ -188,8 +219,6 @@ class PostgreSQLMailbox(IndexedMailbox):
 
     def _refresh_locked(self) -> defer.Deferred[None]:
         waiters, self._refresh_waiters = self._refresh_waiters, []
-        d = self._store.transact(queries.changes_since, self.mailbox_id, self.modseq)
-        d.addCallback(self._apply)
 
         def tell(outcome: Any) -> None:
             for waiter in waiters:
@@ -198,7 +227,12 @@ class PostgreSQLMailbox(IndexedMailbox):
                 else:
                     waiter.callback(None)
 
-        return d.addBoth(tell)
+        return self._sync_locked().addBoth(tell)
+
+    def _sync_locked(self) -> defer.Deferred[None]:
+        """(Under the lock) read what changed after the index's modseq and apply it."""
+        d = self._store.transact(queries.changes_since, self.mailbox_id, self.modseq)
+        return d.addCallback(self._apply)
 
     def _apply(self, changes: queries.Changes) -> None:
         """Bring the index to ``changes`` (reactor thread, under the lock)."""

@@ -99,8 +99,8 @@ def append(
     source: bytes | BinaryIO,
     flags: frozenset[str],
     internal_date: float,
-) -> int:
-    """Store the body (or share an equal one) and add the message; its UID."""
+) -> tuple[int, Row]:
+    """Store the body (or share an equal one) and add the message: (modseq, its row)."""
     body_id, size = store_body(conn, as_file(source))
     uid, modseq = bump(conn, mailbox_id, 1)
     conn.execute(
@@ -109,20 +109,29 @@ def append(
         (mailbox_id, uid, body_id, sorted(flags), internal_date, size, modseq),
     )
     notify(conn, mailbox_id, frontend)
-    return uid
+    return modseq, (uid, frozenset(flags), internal_date, size, body_id)
 
 
-def copy(conn: Any, source_id: int, target_id: int, frontend: str, uids: list[int]) -> list[tuple[int, int]]:
-    """Copy messages (sharing their bodies) in one transaction: (old, new) UID pairs."""
+def copy(
+    conn: Any, source_id: int, target_id: int, frontend: str, uids: list[int]
+) -> tuple[int, list[tuple[int, int]], list[Row]]:
+    """Copy messages (sharing their bodies) in one transaction:
+    (modseq, (old, new) UID pairs, the new rows)."""
+    # The target's row lock first, as every writer takes it, so that a COPY
+    # into the same mailbox cannot deadlock with a STORE there.
+    _, modseq = bump(conn, target_id)
     rows = conn.execute(
         "SELECT uid, body_id, flags, internal_date, size FROM messages "
-        "WHERE mailbox_id = %s AND uid = ANY(%s) ORDER BY uid FOR SHARE",
+        "WHERE mailbox_id = %s AND uid = ANY(%s) ORDER BY uid",
         (source_id, uids),
     ).fetchall()
     if not rows:
-        return []
-    first, modseq = bump(conn, target_id, len(rows))
-    pairs = [(int(row[0]), first + n) for n, row in enumerate(rows)]
+        return modseq, [], []
+    (first,) = conn.execute(
+        "UPDATE mailboxes SET uid_next = uid_next + %s WHERE id = %s RETURNING uid_next - %s",
+        (len(rows), target_id, len(rows)),
+    ).fetchone()
+    pairs = [(int(row[0]), int(first) + n) for n, row in enumerate(rows)]
     with conn.cursor() as cursor:
         cursor.executemany(
             "INSERT INTO messages (mailbox_id, uid, body_id, flags, internal_date, size, modseq) "
@@ -133,12 +142,13 @@ def copy(conn: Any, source_id: int, target_id: int, frontend: str, uids: list[in
             ],
         )
     notify(conn, target_id, frontend)
-    return pairs
+    added = [_row(new, row[2], row[3], row[4], row[1]) for (_, new), row in zip(pairs, rows, strict=True)]
+    return modseq, pairs, added
 
 
 def set_flags(
     conn: Any, mailbox_id: int, frontend: str, uids: list[int], flags: frozenset[str], mode: str
-) -> dict[int, frozenset[str]]:
+) -> tuple[int, dict[int, frozenset[str]]]:
     """Apply a STORE to the stored flags (not to what this frontend last saw,
     so that concurrent changes from other frontends are kept); every
     existing UID's flags after it."""
@@ -167,36 +177,39 @@ def set_flags(
     rows = conn.execute(
         "SELECT uid, flags FROM messages WHERE mailbox_id = %s AND uid = ANY(%s)", (mailbox_id, uids)
     ).fetchall()
-    return {int(uid): frozenset(stored) for uid, stored in rows}
+    return modseq, {int(uid): frozenset(stored) for uid, stored in rows}
 
 
 def remove(
     conn: Any, mailbox_id: int, frontend: str, uids: list[int] | None, highest: int, only_deleted: bool
-) -> list[int]:
+) -> tuple[int | None, list[int]]:
     """Remove messages (only those flagged ``\\Deleted`` if ``only_deleted``;
     among ``uids`` if given; never above ``highest``, which the caller has
-    seen): the removed UIDs, ascending, logged in ``expunged``."""
-    _, modseq = bump(conn, mailbox_id)
-    query = "DELETE FROM messages WHERE mailbox_id = %s AND uid <= %s"
+    seen): (the modseq taken, or None if nothing was to go; the removed
+    UIDs, ascending, logged in ``expunged``)."""
+    where = "mailbox_id = %s AND uid <= %s"
     params: list[Any] = [mailbox_id, highest]
     if only_deleted:
-        query += " AND %s = ANY(flags)"
+        where += " AND %s = ANY(flags)"
         params.append(DELETED)
     if uids is not None:
-        query += " AND uid = ANY(%s)"
+        where += " AND uid = ANY(%s)"
         params.append(uids)
-    gone = conn.execute(query + " RETURNING uid, body_id", params).fetchall()
-    if not gone:
-        return []
+    # Nothing to remove (the common EXPUNGE): no lock, no modseq.
+    if not conn.execute(f"SELECT EXISTS (SELECT 1 FROM messages WHERE {where})", params).fetchone()[0]:
+        return None, []
+    _, modseq = bump(conn, mailbox_id)
+    gone = conn.execute(f"DELETE FROM messages WHERE {where} RETURNING uid, body_id", params).fetchall()
     removed = sorted(int(uid) for uid, _ in gone)
-    conn.execute(
-        "INSERT INTO expunged (mailbox_id, uid, modseq) SELECT %s, u, %s "
-        "FROM unnest(%s::bigint[]) AS u ON CONFLICT DO NOTHING",
-        (mailbox_id, modseq, removed),
-    )
-    orphan_bodies(conn, sorted({int(body) for _, body in gone}))
-    notify(conn, mailbox_id, frontend)
-    return removed
+    if removed:
+        conn.execute(
+            "INSERT INTO expunged (mailbox_id, uid, modseq) SELECT %s, u, %s "
+            "FROM unnest(%s::bigint[]) AS u ON CONFLICT DO NOTHING",
+            (mailbox_id, modseq, removed),
+        )
+        orphan_bodies(conn, sorted({int(body) for _, body in gone}))
+        notify(conn, mailbox_id, frontend)
+    return modseq, removed
 
 
 def claim_recent(conn: Any, mailbox_id: int, first_recent: int) -> None:
