@@ -210,3 +210,30 @@ def test_store_table_keys(tmp_path: Any) -> None:
     path.write_text('[store]\nbackend = "maildir"\ndsn = "x"\n')
     with pytest.raises(ConfigError, match="store.dsn: only the postgresql backend"):
         load_config(path)
+
+
+def test_names_changed_by_another_frontend(pg_dsn: str) -> None:
+    """A mailbox this frontend has open, renamed, re-created or deleted by
+    another frontend: opening by name gives what the name means now."""
+    from exchmail.errors import NoSuchMailbox
+
+    one, two = sync_store(pg_dsn), sync_store(pg_dsn)
+    try:
+        mine, theirs = call(one.account, "dave"), call(two.account, "dave")
+        call(mine.create, "Box")
+        box = call(mine.mailbox, "Box")
+        uid = call(box.append, MESSAGE)
+        call(theirs.rename, "Box", "Other")
+        call(theirs.create, "Box")
+        fresh = call(mine.mailbox, "Box")
+        assert fresh is not box and fresh.uid_validity != box.uid_validity and list(fresh.uids()) == []
+        moved = call(mine.mailbox, "Other")
+        assert moved is box and box.name == "Other" and list(box.uids()) == [uid]
+        call((call(theirs.mailbox, "Other")).append, MESSAGE)
+        assert len(call(mine.mailbox, "Other").uids()) == 2  # brought up to date on open
+        call(theirs.delete, "Other")
+        with pytest.raises(NoSuchMailbox):
+            call(mine.mailbox, "Other")
+    finally:
+        one.close()
+        two.close()

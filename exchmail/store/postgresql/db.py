@@ -18,6 +18,8 @@ again as soon as the database is back.
 from __future__ import annotations
 
 import functools
+import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -28,6 +30,8 @@ T = TypeVar("T")
 
 #: Seconds a caller waits for a free connection before giving up (UNAVAILABLE).
 POOL_TIMEOUT = 5.0
+#: Seconds a pooled connection may sit unused before it is checked on its next use.
+CHECK_IDLE = 1.0
 
 
 def connect_kwargs(statement_timeout_ms: int) -> dict[str, Any]:
@@ -49,6 +53,8 @@ class Database:
 
         self.dsn = dsn
         self.statement_timeout_ms = statement_timeout_ms
+        self._check_connection = ConnectionPool.check_connection
+        self._last_used: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
         self.pool = ConnectionPool(
             dsn,
             min_size=1,
@@ -57,7 +63,7 @@ class Database:
             timeout=POOL_TIMEOUT,
             # A connection that broke while idle (the database restarted) is
             # replaced before use, instead of failing the caller's transaction.
-            check=ConnectionPool.check_connection,
+            check=self._check,
             open=False,
             name="exchmail-store",
         )
@@ -68,8 +74,18 @@ class Database:
         """A connection inside one transaction (committed on success)."""
         with unavailable_on_errors():
             with self.pool.connection() as conn:
-                with conn.transaction():
-                    yield conn
+                try:
+                    with conn.transaction():
+                        yield conn
+                finally:
+                    self._last_used[conn] = time.monotonic()
+
+    def _check(self, conn: Any) -> None:
+        """Check a connection that has been idle a while (one round trip); a
+        busy one was fine a moment ago, and if it broke since, the caller
+        gets UNAVAILABLE once and the pool replaces it."""
+        if time.monotonic() - self._last_used.get(conn, 0.0) > CHECK_IDLE:
+            self._check_connection(conn)
 
     def close(self) -> None:
         """Close every connection (blocking: call it off the reactor thread or at exit)."""

@@ -51,6 +51,14 @@ def load(conn: Any, account: int, name: str) -> tuple[Head, list[queries.Row]]:
     return found, queries.load_rows(conn, found[0])
 
 
+def reopen(conn: Any, account: int, name: str, box_id: int, modseq: int) -> queries.Changes | None:
+    """What changed in mailbox ``box_id`` after ``modseq``, if ``name`` still
+    names it (``None`` if another mailbox has the name now)."""
+    if head(conn, account, name)[0] != box_id:
+        return None
+    return queries.changes_since(conn, box_id, modseq)
+
+
 def _exists(conn: Any, account: int, name: str) -> bool:
     row = conn.execute("SELECT 1 FROM mailboxes WHERE account_id = %s AND name = %s", (account, name))
     return row.fetchone() is not None

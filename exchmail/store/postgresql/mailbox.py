@@ -30,7 +30,7 @@ from exchmail.errors import NoSuchMessage
 from exchmail.interfaces import IMessageReader, IStoreMailbox
 from exchmail.store.columns import Columns
 from exchmail.store.index import DELETED, FLAG_MODES, RECENT, IndexedMailbox
-from exchmail.store.postgresql import bodies, queries
+from exchmail.store.postgresql import bodies, folders, queries
 
 if TYPE_CHECKING:
     from exchmail.store.postgresql.store import PostgreSQLStore
@@ -233,6 +233,20 @@ class PostgreSQLMailbox(IndexedMailbox):
         """(Under the lock) read what changed after the index's modseq and apply it."""
         d = self._store.transact(queries.changes_since, self.mailbox_id, self.modseq)
         return d.addCallback(self._apply)
+
+    def reopen(self, account: int, name: str) -> defer.Deferred[PostgreSQLMailbox | None]:
+        """(Under the lock) if ``name`` still names this mailbox, sync and give
+        it; ``None`` if it names another one now (renamed or re-created
+        elsewhere).  Fails with NoSuchMailbox if there is none."""
+        d = self._store.transact(folders.reopen, account, name, self.mailbox_id, self.modseq)
+
+        def synced(changes: queries.Changes | None) -> PostgreSQLMailbox | None:
+            if changes is None:
+                return None
+            self._apply(changes)
+            return self
+
+        return d.addCallback(synced)
 
     def _apply(self, changes: queries.Changes) -> None:
         """Bring the index to ``changes`` (reactor thread, under the lock)."""

@@ -51,6 +51,8 @@ class PostgreSQLAccount:
         self.name = name
         self.account_id = account_id
         self._store = store
+        #: The mailboxes this frontend has open, by the name they were opened under.
+        self._open_names: weakref.WeakValueDictionary[str, PostgreSQLMailbox] = weakref.WeakValueDictionary()
 
     def _do(self, f: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
         return self._store.transact(f, self.account_id, *args)
@@ -63,6 +65,15 @@ class PostgreSQLAccount:
             name = names.normalize_mailbox(name)
         except Exception:
             return defer.fail()
+        box = self._open_names.get(name)
+        if box is not None and box.name == name:
+            # Open here already: one transaction checks the name still means
+            # this mailbox and brings the index up to date.
+            d = box.lock.run(box.reopen, self.account_id, name)
+            return d.addCallback(lambda current: current if current is not None else self._load(name))
+        return self._load(name)
+
+    def _load(self, name: str) -> defer.Deferred[Any]:
         return self._do(self._open_blocking, name).addCallback(self._opened, name)
 
     def _open_blocking(self, conn: Any, account: int, name: str) -> Any:
@@ -77,11 +88,13 @@ class PostgreSQLAccount:
         box = self._store.open_box(box_id)
         if box is not None and box.uid_validity == validity:
             box.name = name
+            self._open_names[name] = box
             return box.refresh().addCallback(lambda _: box)
         if rows is None:  # it was dropped meanwhile: load it again
             return self.mailbox(name)
         box = PostgreSQLMailbox(self._store, box_id, name, validity, uid_next, modseq, first_recent, rows)
         self._store.boxes[box_id] = box
+        self._open_names[name] = box
         return box
 
     def create(self, name: str) -> defer.Deferred[None]:
@@ -107,6 +120,7 @@ class PostgreSQLAccount:
             box = self._store.open_box(box_id)
             if box is not None:
                 box.name = name
+                self._open_names[name] = box
         if both[0] == names.INBOX:  # its messages went: tell its sessions
             inbox = [box for box in self._store.boxes.values() if box.name == names.INBOX]
             return defer.gatherResults([box.refresh() for box in inbox]).addCallback(lambda _: None)
