@@ -123,10 +123,12 @@ def make_store(config: Any, reactor: Any, run_blocking: Callable[..., Any]) -> A
         from exchmail.store.memory import MemoryStore
         return MemoryStore()
     if backend == "postgresql":
+        from exchmail.store.postgresql.settings import PostgreSQLSettings
         from exchmail.store.postgresql.store import PostgreSQLStore
         # Queries run in the store thread pool; other frontends' changes
         # arrive by LISTEN/NOTIFY on the reactor.
-        return PostgreSQLStore.from_settings(config.store.postgresql, reactor, run_blocking)
+        settings = config.store.postgresql or PostgreSQLSettings()
+        return PostgreSQLStore.from_settings(settings, reactor, run_blocking)
     config.server.data_dir.mkdir(parents=True, exist_ok=True)
     if backend == "maildir":
         from exchmail.store.maildir import MaildirStore

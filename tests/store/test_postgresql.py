@@ -28,10 +28,13 @@ from exchmail.testing import call
 from exchmail.testing.store_contract import MESSAGE, StoreContract
 
 POLL = 5.0
+RELEASE_AFTER = 30.0
 
 
 def sync_store(dsn: str, clock: Any = None) -> PostgreSQLStore:
-    return PostgreSQLStore(Database(dsn, pool_size=2), reactor=clock, poll_interval=POLL, listen=False)
+    return PostgreSQLStore(
+        Database(dsn, pool_size=2), reactor=clock, poll_interval=POLL, listen=False, keep_open=RELEASE_AFTER
+    )
 
 
 def other_frontend_append(dsn: str, user: str, mailbox: str, message: bytes) -> None:
@@ -44,7 +47,10 @@ def other_frontend_append(dsn: str, user: str, mailbox: str, message: bytes) -> 
 
 
 class TestPostgreSQLStore(StoreContract):
-    """Queries at once; a Clock drives the polling."""
+    """Queries at once; a Clock drives the polling and the release of
+    mailboxes nobody holds."""
+
+    release_after = RELEASE_AFTER
 
     @pytest.fixture
     def store(self, pg_dsn: str) -> Iterator[Any]:

@@ -112,3 +112,24 @@ def test_migrate_from_maildir(pg_dsn: str, tmp_path: Path) -> None:
     # A second run imports nothing twice.
     assert exchmail(*argv, cwd=tmp_path).returncode == 0
     assert snapshot(pg_dsn, "alice", "INBOX") == wanted["alice/INBOX"]
+
+
+def test_deliver_into_postgresql(pg_dsn: str, tmp_path: Path) -> None:
+    """``exchmail deliver`` (what an MTA runs) stores into the database."""
+    from exchmail.auth.accounts import AccountsFile
+
+    (tmp_path / "data").mkdir()
+    AccountsFile(tmp_path / "data" / "users").add("erin", "a long password")
+    config = tmp_path / "exchmail.toml"
+    config.write_text(f'[server]\ndata_dir = "data"\n[store]\nbackend = "postgresql"\ndsn = "{pg_dsn}"\n')
+    message = b"From: x@example.org\r\nSubject: delivered\r\n\r\nhi\r\n"
+    done = subprocess.run(
+        [*EXCHMAIL, "deliver", "--config", str(config), "erin"],
+        input=message,
+        capture_output=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    ((flags, _, content),) = snapshot(pg_dsn, "erin", "INBOX")
+    assert content == message

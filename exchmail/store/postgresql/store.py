@@ -8,8 +8,9 @@ kept current by LISTEN/NOTIFY (see :mod:`.mailbox` and :mod:`.notify`).
 
 One mailbox object per mailbox per frontend: objects are kept by mailbox
 id in a weak dictionary, so that every session of this frontend shares
-one while any holds it, and an unused one is dropped (and loaded afresh
-on the next open).  Every open reads the mailbox's row from the database,
+one while any holds it; the store itself holds each for ``keep_open``
+seconds after its last open, then lets it go (it is loaded afresh on the
+next open).  Every open reads the mailbox's row from the database,
 so a mailbox renamed, deleted or re-created by another frontend is seen.
 """
 
@@ -70,7 +71,9 @@ class PostgreSQLAccount:
             # Open here already: one transaction checks the name still means
             # this mailbox and brings the index up to date.
             d = box.lock.run(box.reopen, self.account_id, name)
-            return d.addCallback(lambda current: current if current is not None else self._load(name))
+            return d.addCallback(
+                lambda current: self._store.keep(current) if current is not None else self._load(name)
+            )
         return self._load(name)
 
     def _load(self, name: str) -> defer.Deferred[Any]:
@@ -89,13 +92,15 @@ class PostgreSQLAccount:
         if box is not None and box.uid_validity == validity:
             box.name = name
             self._open_names[name] = box
-            return box.refresh().addCallback(lambda _: box)
+            kept = box
+            refreshed: defer.Deferred[Any] = box.refresh()
+            return refreshed.addCallback(lambda _: self._store.keep(kept))
         if rows is None:  # it was dropped meanwhile: load it again
             return self.mailbox(name)
         box = PostgreSQLMailbox(self._store, box_id, name, validity, uid_next, modseq, first_recent, rows)
         self._store.boxes[box_id] = box
         self._open_names[name] = box
-        return box
+        return self._store.keep(box)
 
     def create(self, name: str) -> defer.Deferred[None]:
         return (
@@ -172,11 +177,14 @@ class PostgreSQLStore:
         reactor: Any = None,
         poll_interval: float = 5.0,
         listen: bool = True,
+        keep_open: float = 300.0,
     ) -> None:
         self.db = db
         self.run_blocking: RunBlocking = run_blocking or run_sync
         self.reactor = reactor
         self.poll_interval = poll_interval
+        self.keep_open = keep_open
+        self._kept: dict[int, tuple[PostgreSQLMailbox, Any]] = {}
         #: Names this process in NOTIFY payloads, so it skips its own changes.
         self.frontend_id = uuid.uuid4().hex[:12]
         self.boxes: weakref.WeakValueDictionary[int, PostgreSQLMailbox] = weakref.WeakValueDictionary()
@@ -225,6 +233,19 @@ class PostgreSQLStore:
         return self.transact(folders.account_names)
 
     # -- open mailboxes and notifications ------------------------------------------------
+    def keep(self, box: PostgreSQLMailbox) -> PostgreSQLMailbox:
+        """Hold ``box`` for ``keep_open`` seconds after its last open (with a
+        reactor), so that opening it again soon (STATUS, SELECT) costs one
+        small transaction instead of reading its whole index."""
+        if self.reactor is None or not self.keep_open:
+            return box
+        kept = self._kept.pop(box.mailbox_id, None)
+        if kept is not None and kept[1].active():
+            kept[1].cancel()
+        timer = self.reactor.callLater(self.keep_open, self._kept.pop, box.mailbox_id, None)
+        self._kept[box.mailbox_id] = (box, timer)
+        return box
+
     def open_box(self, box_id: int) -> PostgreSQLMailbox | None:
         """The mailbox object of ``box_id`` if this frontend has one."""
         return self.boxes.get(box_id)
@@ -254,4 +275,8 @@ class PostgreSQLStore:
         """Stop listening and close the connections."""
         if self.notifier is not None:
             self.notifier.stop()
+        for _, timer in self._kept.values():
+            if timer.active():
+                timer.cancel()
+        self._kept.clear()
         self.db.close()
