@@ -30,9 +30,13 @@ import pytest
 from conftest import PASSWORD
 
 from exchmail.auth.accounts import AccountsFile
+from exchmail.testing import postgres
 from exchmail.testing.frontends import Frontend
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(postgres.unavailable_reason() is not None, reason=str(postgres.unavailable_reason())),
+]
 
 TIMEOUT = 20
 PROFILE = {"notify_external_flag_changes": True, "client_keywords": True}
