@@ -20,6 +20,8 @@ Tables and keys (see ``examples/exchmail.toml``)::
     [profile] any override accepted by :func:`exchmail.profile.load_profile`
     [metrics] listen = [] (off), health_timeout; [logging] format, access;
               [auth] password_min_length   (see :mod:`exchmail.service.opsconfig`)
+    [quota] limit, warning, users; [retention] interval, folders;
+    [throttle] window, ...   (see :mod:`exchmail.service.limitsconfig`)
 
 Every key is optional.  Relative paths are relative to the folder of the
 configuration file.  Any problem raises :class:`~exchmail.errors.ConfigError`
@@ -29,7 +31,7 @@ with a one-line message naming the key, e.g. ``server.data_dr: unknown key``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +57,21 @@ from exchmail.errors import ConfigError
 from exchmail.lmtp.settings import KEYS as LMTP_KEYS
 from exchmail.lmtp.settings import LMTPSettings, parse_lmtp_table
 from exchmail.profile import PROFILE_NAMES, Profile, load_profile
+from exchmail.service.limitsconfig import KEYS as LIMITS_KEYS
+from exchmail.service.limitsconfig import (
+    QuotaConfig,
+    RetentionConfig,
+    parse_quota_table,
+    parse_retention_table,
+    parse_throttle_table,
+)
 from exchmail.service.opsconfig import (
     DEFAULT_PASSWORD_MIN_LENGTH,
     LOGGING_KEYS,
     METRICS_KEYS,
+    LoggingConfig,
     MetricsConfig,
-    parse_logging_keys,
+    parse_logging_table,
     parse_metrics_table,
     parse_password_min_length,
 )
@@ -173,12 +184,6 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
-#: ``[throttle]`` keys of earlier versions, and what to use instead.
-REMOVED_THROTTLE_KEYS = {
-    "account_block_after": "accounts are no longer blocked from everywhere (anyone could "
-                           "lock anyone out); use pair_block_after (per account and address) "
-                           "and account_delay_after",
-}
 
 
 _KEYS: dict[str, tuple[str, ...]] = {
@@ -193,10 +198,8 @@ _KEYS: dict[str, tuple[str, ...]] = {
              "login_attribute", "mail_attribute", "mailbox_attribute", "quota_attribute",
              "imap_group", "pop3_group", "group_member_attribute", "connect_timeout",
              "timeout", "pool_size", "cache_ttl", "principal_filter"),
-    "quota": ("limit", "warning", "users"),
-    "retention": ("interval", "folders"),
-    "throttle": (*(f.name for f in fields(ThrottleSettings)), *REMOVED_THROTTLE_KEYS),
-    "logging": ("protocol_log", "protocol_log_dir", *LOGGING_KEYS),
+    **LIMITS_KEYS,
+    "logging": LOGGING_KEYS,
     "profile": (),  # free-form: checked by load_profile
     "tls": ("certificate", "private_key", "chain", "min_version", "ciphers", "sni",
             "self_signed"),
@@ -349,10 +352,12 @@ def load_config(path: Path, *, reactor: Any = None) -> Config:
         source=path,
         store=_store(tables.get("store", {})),
         ldap=_ldap(tables["ldap"], base) if "ldap" in tables else None,
-        quota=_quota(tables.get("quota", {})),
-        retention=_retention(tables.get("retention", {})),
-        throttle=_throttle(tables.get("throttle", {})),
-        logging=_logging(tables.get("logging", {}), base),
+        quota=parse_quota_table(tables.get("quota", {})),
+        retention=parse_retention_table(tables.get("retention", {})),
+        throttle=parse_throttle_table(tables.get("throttle", {})),
+        logging=parse_logging_table(
+            tables.get("logging", {}), _path(tables.get("logging", {}), "logging", "protocol_log_dir", base)
+        ),
         tls=_tls(tables, base),
         gssapi=parse_gssapi(tables["gssapi"], base) if "gssapi" in tables else None,
         ntlm=parse_ntlm(tables["ntlm"]) if "ntlm" in tables else None,
@@ -495,71 +500,6 @@ def _ldap(table: Mapping[str, Any], base: Path) -> LDAPConfig:
         pool_size=pool_size, **numbers)
 
 
-# -- [quota] and [retention] (MS-STANXPOP3 E0003-E0005) ------------------------
-
-@dataclass(frozen=True)
-class QuotaConfig:
-    """The ``[quota]`` table: storage limits in octets per account (0: none).
-
-    ``users`` maps a user name to its own ``(limit, warning)``.
-    """
-
-    limit: int = 0
-    warning: int = 0
-    users: Mapping[str, tuple[int, int]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class RetentionConfig:
-    """The ``[retention]`` table: folder name -> largest age in days; run every ``interval`` s."""
-
-    interval: float = 3600.0
-    folders: Mapping[str, float] = field(default_factory=dict)
-
-
-def _octets(table: Mapping[str, Any], where: str, key: str, default: int) -> int:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{where}.{key}: expected a number of octets (0 or more), got {value!r}")
-    return value
-
-
-def _quota(table: Mapping[str, Any]) -> QuotaConfig:
-    limit = _octets(table, "quota", "limit", 0)
-    warning = _octets(table, "quota", "warning", 0)
-    users_table = table.get("users", {})
-    if not isinstance(users_table, Mapping):
-        raise ConfigError(f"quota.users: expected a table, got {users_table!r}")
-    users: dict[str, tuple[int, int]] = {}
-    for user, entry in users_table.items():
-        where = f"quota.users.{user}"
-        if not isinstance(entry, Mapping):
-            raise ConfigError(f"{where}: expected a table with limit/warning, got {entry!r}")
-        for key in entry:
-            if key not in ("limit", "warning"):
-                raise ConfigError(f"{where}.{key}: unknown key")
-        users[user] = (_octets(entry, where, "limit", limit),
-                       _octets(entry, where, "warning", warning))
-    return QuotaConfig(limit=limit, warning=warning, users=users)
-
-
-def _retention(table: Mapping[str, Any]) -> RetentionConfig:
-    interval = table.get("interval", 3600)
-    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
-        raise ConfigError(f"retention.interval: expected a positive number of seconds, "
-                          f"got {interval!r}")
-    folders_table = table.get("folders", {})
-    if not isinstance(folders_table, Mapping):
-        raise ConfigError(f"retention.folders: expected a table, got {folders_table!r}")
-    folders: dict[str, float] = {}
-    for folder, days in folders_table.items():
-        if isinstance(days, bool) or not isinstance(days, (int, float)) or days <= 0:
-            raise ConfigError(f"retention.folders.{folder}: expected a positive number of "
-                              f"days, got {days!r}")
-        folders[folder] = float(days)
-    return RetentionConfig(interval=float(interval), folders=folders)
-
-
 # -- [tls] ------------------------------------------------------------------------
 
 def _tls(tables: Mapping[str, Mapping[str, Any]], base: Path) -> TLSConfig | None:
@@ -569,54 +509,3 @@ def _tls(tables: Mapping[str, Mapping[str, Any]], base: Path) -> TLSConfig | Non
         if tables.get(section, {}).get("tls_listen") and config is None:
             raise ConfigError(f"{section}.tls_listen: needs a [tls] table with a certificate")
     return config
-
-
-# -- [throttle] and [logging] ----------------------------------------------------
-
-@dataclass(frozen=True)
-class LoggingConfig:
-    """The ``[logging]`` table: protocol logs (Exchange's ProtocolLogEnabled), off by default.
-
-    ``protocol_log_dir`` ``None`` means ``<data_dir>/protocol-logs``.
-    """
-
-    protocol_log: bool = False
-    protocol_log_dir: Path | None = None
-    #: The main log's format under twistd: "text" or "json" (JSON lines).
-    format: str = "text"
-    #: Session start/end and login lines in the main log (the access log).
-    access: bool = True
-
-
-def _throttle(table: Mapping[str, Any]) -> ThrottleSettings:
-    """``[throttle]``: the failed-login budgets of :mod:`exchmail.auth.throttle`."""
-    for key, instead in REMOVED_THROTTLE_KEYS.items():
-        if key in table:
-            raise ConfigError(f"throttle.{key}: no longer supported: {instead}")
-    values: dict[str, Any] = {}
-    for f in fields(ThrottleSettings):
-        if f.name not in table:
-            continue
-        value, where = table[f.name], f"throttle.{f.name}"
-        if f.type in (bool, "bool"):
-            if not isinstance(value, bool):
-                raise ConfigError(f"{where}: expected true or false, got {value!r}")
-        elif f.type in (int, "int"):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"{where}: expected a count (0 or more), got {value!r}")
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ConfigError(f"{where}: expected a number of seconds (0 or more), got {value!r}")
-        values[f.name] = float(value) if f.type in (float, "float") else value
-    settings = ThrottleSettings(**values)
-    if settings.window <= 0:
-        raise ConfigError(f"throttle.window: must be positive, got {settings.window!r}")
-    return settings
-
-
-def _logging(table: Mapping[str, Any], base: Path) -> LoggingConfig:
-    enabled = table.get("protocol_log", False)
-    if not isinstance(enabled, bool):
-        raise ConfigError(f"logging.protocol_log: expected true or false, got {enabled!r}")
-    return LoggingConfig(protocol_log=enabled,
-                         protocol_log_dir=_path(table, "logging", "protocol_log_dir", base),
-                         **parse_logging_keys(table))

@@ -1,4 +1,4 @@
-"""The operations tables of the configuration: ``[metrics]`` and ``[logging]`` keys.
+"""The operations tables of the configuration: ``[metrics]`` and ``[logging]``.
 
 ::
 
@@ -7,6 +7,7 @@
     health_timeout = 10                          # seconds a /healthz check may take
 
     [logging]
+    protocol_log = false  # Exchange's ProtocolLogEnabled; files in protocol_log_dir
     format = "text"       # or "json": one JSON object per line (twistd's main log)
     access = true         # session start/end and login lines (exchmail.session.access)
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from exchmail.errors import ConfigError
@@ -26,8 +28,8 @@ from exchmail.errors import ConfigError
 METRICS_KEYS = ("listen", "health_timeout")
 #: ``[logging] format`` values.
 LOG_FORMATS = ("text", "json")
-#: The ``[logging]`` keys this module reads (the protocol-log keys are config.py's).
-LOGGING_KEYS = ("format", "access")
+#: The keys of ``[logging]``.
+LOGGING_KEYS = ("protocol_log", "protocol_log_dir", "format", "access")
 #: ``[auth] password_min_length`` when not given: ``exchmail user add/passwd``
 #: refuse shorter passwords.
 DEFAULT_PASSWORD_MIN_LENGTH = 8
@@ -63,15 +65,39 @@ def parse_metrics_table(table: Mapping[str, Any], check_endpoint: Any) -> Metric
     return MetricsConfig(listen=tuple(listen), health_timeout=float(timeout))
 
 
-def parse_logging_keys(table: Mapping[str, Any]) -> dict[str, Any]:
-    """``[logging] format`` and ``access`` as :class:`LoggingConfig` keyword arguments."""
+@dataclass(frozen=True)
+class LoggingConfig:
+    """The ``[logging]`` table: protocol logs (Exchange's ProtocolLogEnabled), off by default.
+
+    ``protocol_log_dir`` ``None`` means ``<data_dir>/protocol-logs``.
+    """
+
+    protocol_log: bool = False
+    protocol_log_dir: Path | None = None
+    #: The main log's format under twistd: "text" or "json" (JSON lines).
+    format: str = "text"
+    #: Session start/end and login lines in the main log (the access log).
+    access: bool = True
+
+
+def parse_logging_table(table: Mapping[str, Any], protocol_log_dir: Path | None) -> LoggingConfig:
+    """The :class:`LoggingConfig` of a ``[logging]`` table.
+
+    ``protocol_log_dir`` is the table's ``protocol_log_dir`` already resolved
+    against the configuration file's folder (or ``None``).
+    """
+    enabled = table.get("protocol_log", False)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"logging.protocol_log: expected true or false, got {enabled!r}")
     log_format = table.get("format", "text")
     if log_format not in LOG_FORMATS:
         raise ConfigError(f"logging.format: unknown format {log_format!r} (choose {', '.join(LOG_FORMATS)})")
     access = table.get("access", True)
     if not isinstance(access, bool):
         raise ConfigError(f"logging.access: expected true or false, got {access!r}")
-    return {"format": log_format, "access": access}
+    return LoggingConfig(
+        protocol_log=enabled, protocol_log_dir=protocol_log_dir, format=log_format, access=access
+    )
 
 
 def parse_password_min_length(table: Mapping[str, Any]) -> int:

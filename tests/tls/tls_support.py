@@ -25,6 +25,7 @@ from cryptography.x509.oid import NameOID
 
 from exchmail.service.config import IMAPConfig, POP3Config
 from exchmail.tls.config import TLSConfig, TLSIdentity
+from exchmail.tls.context import ServerTLS
 
 TIMEOUT = 20
 LOOPBACK = "tcp:0:interface=127.0.0.1"
@@ -147,8 +148,14 @@ def start_tls_server(tmp_path: Path, tls: TLSConfig, login_type: str = "SecureLo
 
 
 @pytest.fixture(name="tls_server")
-def tls_server_fixture(reactor_thread: Any, tmp_path: Path, pki: PKI) -> Any:
-    """A server with the ``server`` certificate and login_type SecureLogin."""
+def tls_server_fixture(reactor_thread: Any, tmp_path: Path, pki: PKI, monkeypatch: Any) -> Any:
+    """A server with the ``server`` certificate and login_type SecureLogin.
+
+    ``openssl s_client -ign_eof`` never answers the server's close_notify
+    after LOGOUT/QUIT: the connection ends only when the server gives up
+    waiting (:attr:`ServerTLS.close_timeout`), shortened here from 5 s.
+    """
+    monkeypatch.setattr(ServerTLS, "close_timeout", 0.5)
     server = start_tls_server(tmp_path, tls_config(pki))
     yield server
     server.stop()

@@ -93,8 +93,11 @@ def run_in_tmux(command: str, done_marker: str, timeout: float = 300) -> list[st
     """Run ``command`` in a detached tmux pane (a terminal); the screens captured
     while it ran, the last one after ``done_marker`` appeared."""
     session = f"exchmail-test-{os.getpid()}"
+    # A tmux server of its own (-L): another xdist worker's test ending its
+    # last session cannot take this one's server down.
+    tmux_cmd = ["tmux", "-L", session]
     subprocess.run(
-        ["tmux", "new-session", "-d", "-s", session, "-x", "150", "-y", "40", f"{command}; sleep 600"],
+        [*tmux_cmd, "new-session", "-d", "-s", session, "-x", "150", "-y", "40", f"{command}; sleep 600"],
         check=True,
     )
     screens = []
@@ -102,7 +105,7 @@ def run_in_tmux(command: str, done_marker: str, timeout: float = 300) -> list[st
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             screen = subprocess.run(
-                ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True
+                [*tmux_cmd, "capture-pane", "-p", "-t", session], capture_output=True, text=True
             ).stdout
             screens.append(screen)
             if done_marker in screen:
@@ -110,7 +113,7 @@ def run_in_tmux(command: str, done_marker: str, timeout: float = 300) -> list[st
             time.sleep(0.2)
         raise AssertionError(f"{command!r} did not finish; screen:\n{screens[-1]}")
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run([*tmux_cmd, "kill-server"], capture_output=True)
 
 
 @pytest.mark.slow
