@@ -105,7 +105,8 @@ class PostgresCluster:
             "listen_addresses = '127.0.0.1'",
             f"unix_socket_directories = '{self.folder}'",
             "max_connections = 200",
-            "shared_buffers = 64MB",
+            # Small: pytest-xdist starts one cluster per worker.
+            f"shared_buffers = {'64MB' if durable else '16MB'}",
             "log_min_messages = warning",
         ]
         if not durable:
