@@ -148,7 +148,7 @@ class StoreConfig:
     #: The ``[store.options]`` table, passed to a custom store factory.
     options: Mapping[str, Any] = field(default_factory=dict)
     #: ``dsn``, ``pool_size``... of ``backend = "postgresql"`` (None for the others).
-    postgresql: PostgreSQLSettings | None = None
+    postgresql: PostgreSQLSettings | None = field(default=None, metadata={"inline": True})
 
 
 @dataclass(frozen=True)

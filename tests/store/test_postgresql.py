@@ -243,3 +243,14 @@ def test_names_changed_by_another_frontend(pg_dsn: str) -> None:
     finally:
         one.close()
         two.close()
+
+
+def test_config_check_prints_store_keys_and_hides_the_dsn(tmp_path: Any, capsys: Any) -> None:
+    from exchmail.cli import main
+
+    path = tmp_path / "exchmail.toml"
+    path.write_text('[store]\nbackend = "postgresql"\ndsn = "host=db password=secret"\npool_size = 4\n')
+    main(["config", "check", "--config", str(path)])
+    out = capsys.readouterr().out
+    store = out[out.index("[store]") :]
+    assert 'dsn = "****"' in store and "pool_size = 4" in store and "secret" not in out

@@ -133,3 +133,28 @@ def test_deliver_into_postgresql(pg_dsn: str, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     ((flags, _, content),) = snapshot(pg_dsn, "erin", "INBOX")
     assert content == message
+
+
+def test_frontend_on_a_database_without_schema_says_so(empty_dsn: str, tmp_path: Path) -> None:
+    """The log names the fix at start-up; sessions get NO, the server stays up."""
+    import imaplib
+    import time
+
+    from exchmail.auth.accounts import AccountsFile
+    from exchmail.testing.frontends import Frontend
+
+    AccountsFile(tmp_path / "users").add("alice", "a long password")
+    frontend = Frontend(tmp_path / "f", empty_dsn, tmp_path / "users").start()
+    try:
+        for _ in range(100):
+            if "exchmail db init" in frontend.log_text():
+                break
+            time.sleep(0.1)
+        assert "the mailbox database is not ready" in frontend.log_text()
+        client = imaplib.IMAP4("127.0.0.1", frontend.imap_port, timeout=20)
+        with pytest.raises(imaplib.IMAP4.error, match="exchmail db init"):
+            client.login("alice", "a long password")  # the account cannot be opened
+        assert client.noop()[0] == "OK"
+        client.logout()
+    finally:
+        frontend.stop()

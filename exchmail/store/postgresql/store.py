@@ -202,7 +202,15 @@ class PostgreSQLStore:
     ) -> PostgreSQLStore:
         """A store over a new connection pool, as ``[store]`` describes it."""
         db = Database(settings.dsn, settings.pool_size, int(settings.statement_timeout * 1000))
-        return cls(db, run_blocking, reactor, settings.poll_interval)
+        store = cls(db, run_blocking, reactor, settings.poll_interval)
+        if reactor is not None:
+            # Tell the operator now, not at the first login, if the database
+            # cannot be reached or lacks the schema (the server runs anyway).
+            checked = store.transact(lambda conn: None)
+            checked.addErrback(
+                lambda f: log.error("the mailbox database is not ready: {why}", why=f.getErrorMessage())
+            )
+        return store
 
     # -- running transactions ------------------------------------------------------------
     def transact(self, f: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
