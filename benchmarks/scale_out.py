@@ -37,7 +37,8 @@ Sections:
 Bounds: each load tool run is limited by its own duration (+ timeouts);
 everything listens on 127.0.0.1; every process started is stopped at the
 end (also on errors).  Output: a Markdown table on stdout and
-``OUT/results.json``.
+``OUT/results.json`` (with the load tools' output); the servers' own
+folders are removed at the end.
 """
 
 from __future__ import annotations
@@ -458,7 +459,7 @@ def main() -> int:
     args = parser.parse_args()
     sections = args.sections.split(",")
     work = Path(tempfile.mkdtemp(prefix="scale-out-"))
-    out = args.out or work / "out"
+    out = args.out or Path(tempfile.mkdtemp(prefix="scale-out-results-"))
     out.mkdir(parents=True, exist_ok=True)
     load, note = load_dir(work)
     log(note)
@@ -510,9 +511,9 @@ def main() -> int:
             (out / "results.json").write_text(json.dumps(results, indent=2))
     finally:
         cluster.destroy()
+        shutil.rmtree(work, ignore_errors=True)  # servers' data and logs; results stay in OUT
     print(render(results))
     log(f"results: {out / 'results.json'}")
-    shutil.rmtree(work / "loadtools", ignore_errors=True)
     return 0
 
 
