@@ -133,3 +133,46 @@ FEATURES: dict[str, Any] = {
 def profile_overrides() -> dict[str, Any]:
     """Profile overrides of the ``server`` fixture (none: exchange2010); modules override it."""
     return {}
+
+
+# -- PostgreSQL: one private cluster per test session, one database per test ------------
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Any]:
+    """A private PostgreSQL cluster (skipped, saying why, where it cannot run)."""
+    from exchmail.testing import postgres
+
+    reason = postgres.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    cluster = postgres.PostgresCluster()
+    yield cluster
+    cluster.destroy()
+
+
+_databases = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def pg_dsn(pg_cluster: Any) -> Iterator[str]:
+    """The DSN of a fresh database with the exchmail schema, dropped afterwards."""
+    import psycopg
+
+    from exchmail.store.postgresql import schema
+
+    name = f"test{next(_databases)}"
+    with psycopg.connect(pg_cluster.dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    dsn = pg_cluster.dsn.replace("dbname=exchmail", f"dbname={name}")
+    with psycopg.connect(dsn) as conn:
+        schema.init(conn)
+    yield dsn
+    with psycopg.connect(pg_cluster.dsn, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def postgresql_store_config(dsn: str) -> dict[str, Any]:
+    """``config_changes`` for :func:`start_server`: the PostgreSQL store on ``dsn``."""
+    from exchmail.service.config import StoreConfig
+    from exchmail.store.postgresql.settings import PostgreSQLSettings
+
+    return {"store": StoreConfig(backend="postgresql", postgresql=PostgreSQLSettings(dsn=dsn, pool_size=4))}

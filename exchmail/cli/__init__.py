@@ -13,6 +13,8 @@
     exchmail import [--config FILE] [--folder F] USER SOURCE   (mbox, Maildir, imaps://)
     exchmail export [--config FILE] [--format mbox|maildir] USER DEST
     exchmail config check [--config FILE]
+    exchmail db init|upgrade|status [--config FILE] [--dsn DSN]
+    exchmail migrate --from maildir --to postgresql [--config FILE] [--dsn DSN] [--user NAME]...
     exchmail serve --ephemeral [--user NAME:PASSWORD]... [--profile P] [--tls] ...
     exchmail control SOCKET [REQUEST]...
 
@@ -32,12 +34,12 @@ import argparse
 import sys
 
 from exchmail import __version__
-from exchmail.cli import accounts, configcheck, delivery, serve, transfer
+from exchmail.cli import accounts, configcheck, database, delivery, serve, transfer
 from exchmail.cli.common import PROG, Failure
 from exchmail.errors import AccountError, ConfigError, InvalidUserName
 
 #: The modules whose ``add_commands`` make up the command, in help order.
-COMMAND_MODULES = (accounts, delivery, transfer, configcheck, serve)
+COMMAND_MODULES = (accounts, delivery, transfer, database, configcheck, serve)
 
 
 def parser() -> argparse.ArgumentParser:

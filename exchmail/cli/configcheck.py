@@ -32,7 +32,7 @@ from exchmail.service import preflight
 from exchmail.service.config import Config, default_config, load_config
 
 #: Values never printed.
-SECRETS = ("ldap.bind_password",)
+SECRETS = ("ldap.bind_password", "store.dsn")  # a libpq string may hold a password
 #: Config fields that are not tables of their own.
 _SKIP = ("profile", "source")
 
@@ -58,7 +58,9 @@ def add_commands(commands: Any) -> None:
 def _flat(prefix: str, value: Any, base: Path | None) -> Iterator[tuple[str, Any]]:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         for f in dataclasses.fields(value):
-            yield from _flat(f"{prefix}.{f.name}", getattr(value, f.name), base)
+            # "inline": the field's own keys sit in the table itself ([store] dsn).
+            name = prefix if f.metadata.get("inline") else f"{prefix}.{f.name}"
+            yield from _flat(name, getattr(value, f.name), base)
     elif isinstance(value, Mapping):
         for key, item in value.items():
             name = f'"{key}"' if not str(key).isidentifier() else str(key)

@@ -1,7 +1,7 @@
 """Choosing and building store and credential-checker backends.
 
 ``[store] backend`` and ``[auth] backend`` name either a built-in backend
-(``maildir``/``memory``; ``accounts``/``ldap``) or a *custom factory*,
+(``maildir``/``memory``/``postgresql``; ``accounts``/``ldap``) or a *custom factory*,
 written the way Python packaging writes object references:
 
 ``python:package.module:attribute``
@@ -122,6 +122,13 @@ def make_store(config: Any, reactor: Any, run_blocking: Callable[..., Any]) -> A
     if backend == "memory":
         from exchmail.store.memory import MemoryStore
         return MemoryStore()
+    if backend == "postgresql":
+        from exchmail.store.postgresql.settings import PostgreSQLSettings
+        from exchmail.store.postgresql.store import PostgreSQLStore
+        # Queries run in the store thread pool; other frontends' changes
+        # arrive by LISTEN/NOTIFY on the reactor.
+        settings = config.store.postgresql or PostgreSQLSettings()
+        return PostgreSQLStore.from_settings(settings, reactor, run_blocking)
     config.server.data_dir.mkdir(parents=True, exist_ok=True)
     if backend == "maildir":
         from exchmail.store.maildir import MaildirStore

@@ -11,7 +11,8 @@ Tables and keys (see ``examples/exchmail.toml``)::
               profile's LoginType of both services)
               backend = "accounts" | "ldap" | custom   [auth.options] (custom)
               cache_ttl = 300  cache_size = 10000  hash_threads = 2   (accounts backend)
-    [store]   backend = "maildir" | "memory" | custom  [store.options] (custom)
+    [store]   backend = "maildir" | "memory" | "postgresql" (dsn, pool_size,
+              statement_timeout, poll_interval) | custom  [store.options] (custom)
     [ldap]    servers, base_dn, user_filter, ... (see :class:`LDAPConfig`)
     [gssapi]  keytab, imap_principal, realms, ...; [ntlm] domains, allow_ntlmv1;
     [oauth]   issuer, audience, jwks_file, ... (see :mod:`exchmail.auth.saslconfig`)
@@ -74,6 +75,8 @@ from exchmail.service.opsconfig import (
     parse_metrics_table,
     parse_password_min_length,
 )
+from exchmail.store.postgresql.settings import KEYS as POSTGRESQL_KEYS
+from exchmail.store.postgresql.settings import PostgreSQLSettings
 from exchmail.tls.config import TLSConfig, newcomer_tls, parse_tls_table
 
 #: The accepted ``auth.login_type`` values (Exchange's ``LoginType`` parameter).
@@ -144,6 +147,8 @@ class StoreConfig:
     backend: str = "maildir"
     #: The ``[store.options]`` table, passed to a custom store factory.
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: ``dsn``, ``pool_size``... of ``backend = "postgresql"`` (None for the others).
+    postgresql: PostgreSQLSettings | None = field(default=None, metadata={"inline": True})
 
 
 @dataclass(frozen=True)
@@ -187,7 +192,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "pop3": ("listen", "tls_listen"),
     "auth": ("users_file", "login_type", "backend", "options", "cache_ttl", "cache_size",
              "hash_threads", "password_min_length"),
-    "store": ("backend", "options"),
+    "store": ("backend", "options", *POSTGRESQL_KEYS),
     "ldap": ("servers", "base_dn", "user_filter", "scope", "start_tls", "ca_file",
              "verify_hostname", "bind_dn", "bind_password", "bind_password_file",
              "login_attribute", "mail_attribute", "mailbox_attribute", "quota_attribute",
@@ -391,7 +396,7 @@ def _auth_cache(table: Mapping[str, Any], backend: str) -> dict[str, Any]:
 #: Built-in ``auth.backend`` and ``store.backend`` names; anything else is a
 #: custom factory resolved by :mod:`exchmail.service.backends`.
 AUTH_BACKENDS = ("accounts", "ldap")
-STORE_BACKENDS = ("maildir", "memory")
+STORE_BACKENDS = ("maildir", "memory", "postgresql")
 LDAP_SCOPES = ("subtree", "level", "base")
 
 
@@ -414,8 +419,13 @@ def _backend(table: Mapping[str, Any], where: str, kind: str, builtin: tuple[str
 
 
 def _store(table: Mapping[str, Any]) -> StoreConfig:
-    return StoreConfig(backend=_backend(table, "store", "store", STORE_BACKENDS),
-                       options=_options(table, "store"))
+    backend = _backend(table, "store", "store", STORE_BACKENDS)
+    if backend == "postgresql":
+        return StoreConfig(backend=backend, postgresql=PostgreSQLSettings.from_table(table))
+    stray = [key for key in POSTGRESQL_KEYS if key in table]
+    if stray:
+        raise ConfigError(f"store.{stray[0]}: only the postgresql backend takes it")
+    return StoreConfig(backend=backend, options=_options(table, "store"))
 
 
 def _typed(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], default: Any,
