@@ -69,10 +69,10 @@ from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
-from zope.interface import implementer
+from zope.interface import implementer, implementer_only
 
 from exchmail.errors import InvalidMailboxName, MailboxExists, NoSuchMailbox, NoSuchMessage
-from exchmail.interfaces import IDirectory, IStore, IStoreAccount, IStoreMailbox
+from exchmail.interfaces import IBatchRead, IDirectory, IIndexScan, IStore, IStoreAccount, IStoreMailbox
 from exchmail.store import names
 from exchmail.store.crlf import to_crlf, wire_size
 from exchmail.store.index import FlagChange, IndexedMailbox, NewMessage
@@ -311,10 +311,15 @@ def _q_subscribe(db: sqlite3.Connection, owner: str, name: str, on: bool) -> Non
 # -- the store objects (reactor thread; every query through run_blocking) ---------------
 
 
+@implementer_only(IStoreMailbox, IBatchRead, IIndexScan)
 class SQLiteMailbox(IndexedMailbox):
     """One folder of one owner; the index is the shared IndexedMailbox one.
 
     The row id is the UID, so the database chooses it (``uids_from_storage``).
+    It does not keep MODSEQs in the database, so it does not declare
+    :class:`~exchmail.interfaces.IModSeq` (the index's counters would start
+    afresh after a restart): IMAP sessions answer ``NOMODSEQ`` for it, and
+    CONDSTORE/QRESYNC clients fall back to a full resynchronisation.
     """
 
     uids_from_storage = True
@@ -502,6 +507,7 @@ class SQLiteStore:
 
 # -- the application's users and their password hashes -------------------------
 
+
 def make_password(password: str, iterations: int = 100_000) -> str:
     """A hash in the application's format: ``pbkdf2_sha256$iterations$salt$base64``."""
     salt = secrets.token_hex(8)
@@ -541,8 +547,7 @@ class AppChecker:
     def _row(self, name: str) -> tuple[str, str] | None:
         db = sqlite3.connect(self.path)  # one per call: this runs in pool threads
         try:
-            row = db.execute("SELECT login, password_hash FROM app_users WHERE login = ?",
-                             (name,)).fetchone()
+            row = db.execute("SELECT login, password_hash FROM app_users WHERE login = ?", (name,)).fetchone()
         finally:
             db.close()
         return (row[0], row[1]) if row else None
@@ -576,10 +581,12 @@ class AppChecker:
 
 # -- the factories named in the configuration ----------------------------------
 
+
 def _database(context: Any) -> Path:
     value = context.options.get("database")
     if not isinstance(value, str) or not value:
         from exchmail.errors import ConfigError
+
         raise ConfigError("store.options.database: required (the application's SQLite file)")
     source = context.config.source
     base = Path(source).resolve().parent if source is not None else Path.cwd()
@@ -591,8 +598,7 @@ def _database(context: Any) -> Path:
 
 def make_store(context: Any) -> SQLiteStore:
     """``[store] backend = "python:custom_realm:make_store"``."""
-    return SQLiteStore(_database(context), run_blocking=context.run_blocking,
-                       reactor=context.reactor)
+    return SQLiteStore(_database(context), run_blocking=context.run_blocking, reactor=context.reactor)
 
 
 def make_checker(context: Any) -> AppChecker:
@@ -602,19 +608,27 @@ def make_checker(context: Any) -> AppChecker:
 
 # -- running the example -----------------------------------------------------------
 
+
 def create_demo(path: Path) -> None:
     """A demo database: user ``demo`` (password ``demo password``), two messages."""
     db = sqlite3.connect(str(path))
     db.executescript(SCHEMA)
     with db:
         if db.execute("SELECT 1 FROM app_users").fetchone() is None:
-            db.execute("INSERT INTO app_users VALUES (?, ?, ?)",
-                       ("demo", make_password("demo password"), "demo@example.org"))
+            db.execute(
+                "INSERT INTO app_users VALUES (?, ?, ?)",
+                ("demo", make_password("demo password"), "demo@example.org"),
+            )
             for i, subject in enumerate(["Welcome", "Your order has shipped"], 1):
-                db.execute("INSERT INTO app_messages (owner, raw, received) VALUES (?, ?, ?)",
-                           ("demo", f"From: app@example.org\nTo: demo@example.org\n"
-                                    f"Subject: {subject}\n\nMessage {i} of the app.\n".encode(),
-                            time.time()))
+                db.execute(
+                    "INSERT INTO app_messages (owner, raw, received) VALUES (?, ?, ?)",
+                    (
+                        "demo",
+                        f"From: app@example.org\nTo: demo@example.org\n"
+                        f"Subject: {subject}\n\nMessage {i} of the app.\n".encode(),
+                        time.time(),
+                    ),
+                )
     db.close()
 
 
@@ -634,8 +648,10 @@ def main() -> None:
     service.privilegedStartService()
     service.startService()
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
-    print("IMAP on 127.0.0.1:1143, POP3 on 127.0.0.1:1110 (STARTTLS/STLS with "
-          "custom-realm-data/tls/cert.pem); user 'demo', password 'demo password'")
+    print(
+        "IMAP on 127.0.0.1:1143, POP3 on 127.0.0.1:1110 (STARTTLS/STLS with "
+        "custom-realm-data/tls/cert.pem); user 'demo', password 'demo password'"
+    )
     reactor.run()  # type: ignore[attr-defined]
 
 
