@@ -237,6 +237,8 @@ def status_extra(options: ParseOptions) -> frozenset[bytes]:
         extra.add(b"APPENDLIMIT")
     if "QUOTA" in options.extensions:
         extra.add(b"DELETED-STORAGE")
+    if "CONDSTORE" in options.extensions:
+        extra.add(b"HIGHESTMODSEQ")  # RFC 7162 §3.1.8
     return frozenset(extra)
 
 

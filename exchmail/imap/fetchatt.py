@@ -117,11 +117,11 @@ def _parse_binary(token: bytes) -> list[FetchItem]:
     return [FetchItem(name, path, None, (), partial, peek=kind != b"BINARY", section=section)]
 
 
-def _parse_one(token: Token, binary: bool = False) -> list[FetchItem]:
+def _parse_one(token: Token, binary: bool = False, modseq: bool = False) -> list[FetchItem]:
     if not isinstance(token, Atom):
         raise ParseError("invalid fetch attribute")
     upper = bytes(token).upper()
-    if upper in SIMPLE:
+    if upper in SIMPLE or (modseq and upper == b"MODSEQ"):
         return [FetchItem(upper)]
     if binary and upper.startswith(b"BINARY"):
         return _parse_binary(bytes(token))
@@ -140,9 +140,11 @@ def _parse_one(token: Token, binary: bool = False) -> list[FetchItem]:
                       peek=match.group(1).upper() == b"BODY.PEEK", section=section)]
 
 
-def parse_fetch_items(args: list[Token], binary: bool = False) -> list[FetchItem]:
+def parse_fetch_items(args: list[Token], binary: bool = False,
+                      modseq: bool = False) -> list[FetchItem]:
     """Parse the attribute argument(s) of FETCH: a macro, one item or a list
-    (with ``binary``, the BINARY items of RFC 3516 too)."""
+    (with ``binary``, the BINARY items of RFC 3516 too; with ``modseq``,
+    CONDSTORE's MODSEQ, RFC 7162 §3.1.4)."""
     if len(args) != 1:
         raise ParseError("expected one fetch attribute or a parenthesised list")
     arg = args[0]
@@ -153,5 +155,5 @@ def parse_fetch_items(args: list[Token], binary: bool = False) -> list[FetchItem
         raise ParseError("empty fetch attribute list")
     items: list[FetchItem] = []
     for token in tokens:
-        items.extend(_parse_one(token, binary))
+        items.extend(_parse_one(token, binary, modseq))
     return items

@@ -110,6 +110,23 @@ MODERN = replace(
         catenate=True,
         utf8_accept=True,  # and with it ENABLE
         compress_deflate=True,
+        # issue 14: fast resynchronisation, server-side search, sort and threads
+        condstore=True,
+        qresync=True,
+        esearch=True,
+        searchres=True,
+        within=True,
+        sort=True,
+        sort_display=True,
+        esort=True,
+        thread_orderedsubject=True,
+        thread_references=True,
+        context_search=True,
+        context_sort=True,
+        notify=True,
+        imap4rev2=True,
+        capabilities=("IMAP4rev1", "IMAP4rev2", "AUTH", "SASL-IR", "LOGINDISABLED", "STARTTLS",
+                      "UIDPLUS", "CHILDREN", "IDLE", "NAMESPACE", "LITERAL+"),
         enable_oauth=True,  # bearer tokens where [oauth] is configured
         default_folders=("Sent=\\Sent", "Drafts=\\Drafts", "Trash=\\Trash", "Junk=\\Junk",
                          "Archive=\\Archive"),
