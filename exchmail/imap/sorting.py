@@ -32,6 +32,13 @@ _BLOB = r"\[[^\[\]]*\] *"
 _LEADER = re.compile(rf"^(?:(?:{_BLOB})*(?:re|fwd?) *(?:{_BLOB})?:| +)", re.IGNORECASE)
 _BLOB_PREFIX = re.compile(rf"^{_BLOB}")
 _MSGID = re.compile(rb"<([^<>\s]+)>")
+# The common single address, "Name <a@b>" or "a@b", read without the full
+# RFC 5322 parser (anything else -- groups, comments, quotes, encoded words,
+# several addresses -- goes to it).
+_SIMPLE_ADDRESS = re.compile(
+    rb"^[ \t]*(?:([A-Za-z0-9 .\-_']*?)[ \t]*<)?([^<>@\s(),;:\"]+)@"
+    rb"([^<>@\s(),;:\"]+)(?(1)>|>?)[ \t]*$"
+)
 
 
 class SortFields(NamedTuple):
@@ -103,6 +110,11 @@ def _first_address(value: bytes | None) -> tuple[str, str]:
     """``(addr-mailbox, display form)`` of the first address (RFC 5256, 5957)."""
     if value is None:
         return "", ""
+    simple = _SIMPLE_ADDRESS.match(value)
+    if simple is not None:
+        name, mailbox, domain = (part.decode("latin-1") if part else "" for part in simple.groups())
+        name = name.strip()
+        return casemap(mailbox), casemap(name or f"{mailbox}@{domain}")
     for address in parse_addresses(value, fill_missing=False):
         if address.is_group_end:
             continue

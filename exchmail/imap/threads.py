@@ -131,13 +131,14 @@ def _merge_subjects(roots: list[Node]) -> list[Node]:
         held = table.get(subject)
         if held is None or (held.row is not None and (node.row is None or (held.subject()[1] and not reply))):
             table[subject] = node
-    out: list[Node] = []
+    # The roots kept, in order (a dict: membership tests stay O(1) for large mailboxes);
+    # step (6) sorts them anyway.
+    out: dict[Node, None] = {}
     for node in roots:  # (5)(C)
         subject, reply = node.subject()
         held = table.get(subject) if subject else None
         if held is None or held is node:
-            if node not in out:
-                out.append(node)
+            out[node] = None
             continue
         if held.row is None and node.row is None:
             for child in list(node.children):
@@ -146,17 +147,14 @@ def _merge_subjects(roots: list[Node]) -> list[Node]:
             _link(held, node)
         else:
             dummy = Node()
-            position = out.index(held) if held in out else len(out)
-            if held in out:
-                out.remove(held)
+            out.pop(held, None)
             _link(dummy, held)
             _link(dummy, node)
-            out.insert(position, dummy)
             table[subject] = dummy
-            continue
-        if held not in out:
-            out.append(held)
-    return out
+            held = dummy
+        out.pop(node, None)
+        out[held] = None
+    return list(out)
 
 
 def _sort_siblings(nodes: list[Node]) -> None:

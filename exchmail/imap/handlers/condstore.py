@@ -64,12 +64,12 @@ def check_select(command: syntax.Select, session: IMAPSession) -> None:
     """Before the mailbox is opened: QRESYNC needs ENABLE QRESYNC (§3.2.5)."""
     if command.qresync is not None and not session.qresync:
         raise CommandBad(b"QRESYNC parameter without ENABLE QRESYNC")
+    if command.condstore:  # before the view is made: it reports others' flag changes
+        session.enabled.add(b"CONDSTORE")
 
 
 def after_select(command: syntax.Select, session: IMAPSession, mailbox: Any) -> None:
     """The untagged responses CONDSTORE/QRESYNC add to SELECT/EXAMINE."""
-    if command.condstore:
-        session.enabled.add(b"CONDSTORE")
     if not session.condstore:
         return
     session.untagged(highest_modseq_line(mailbox))

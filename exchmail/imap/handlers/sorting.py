@@ -32,10 +32,16 @@ FIELDS = b"SORTFIELDS"
 FIELDS_SIZE = 400
 
 
+#: Sort keys that come from the index alone (no header is read for them).
+INDEX_KEYS = frozenset({b"ARRIVAL", b"SIZE"})
+_NO_FIELDS = SortFields(None, "", False, "", "", "", "", "", None, ())
+
+
 @defer.inlineCallbacks
 def sort(command: Sort, session: IMAPSession):
     found, modseq_used = yield matching_uids(session, command.criteria)
-    rows = yield sort_rows_of(session, found)
+    headers = not all(name in INDEX_KEYS for name, _ in command.keys)
+    rows = yield sort_rows_of(session, found, headers)
     ordered = [row[1] for row in sort_rows(rows, command.keys)]
     esearch.answer(session, command.tag, command.uid, command.returns, ordered, modseq_used, kind=b"SORT")
     return b"SORT completed."
@@ -52,14 +58,15 @@ def thread(command: Thread, session: IMAPSession):
 
 
 @defer.inlineCallbacks
-def sort_rows_of(session: IMAPSession, uids: list[int]):
-    """A Deferred of the :data:`SortRow` of each of ``uids`` that still exists."""
+def sort_rows_of(session: IMAPSession, uids: list[int], headers: bool = True):
+    """A Deferred of the :data:`SortRow` of each of ``uids`` that still exists
+    (without ``headers``, with empty fields: for index keys alone)."""
     view = session.selected_view()
     cache = _FieldCache(session)
     exact = session.context.profile.imap.exact_rfc822_size
     fields: dict[int, SortFields] = {}
     missing = []
-    for uid in uids:
+    for uid in uids if headers else ():
         value = cache.get(uid)
         if value is None:
             missing.append(uid)
@@ -74,6 +81,8 @@ def sort_rows_of(session: IMAPSession, uids: list[int]):
         for uid, value in parsed:
             fields[uid] = value
             cache.put(uid, value)
+    if not headers:
+        fields = dict.fromkeys(uids, _NO_FIELDS)
     rows: list[SortRow] = []
     for seq, uid, _, date, stored, exact_size in view.index_rows(
         [(view.seq_of(uid) or 0, uid) for uid in uids if uid in fields]
