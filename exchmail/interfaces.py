@@ -289,7 +289,9 @@ class IModSeq(Interface):
       all its messages the same value), so HIGHESTMODSEQ strictly increases;
       a flag change that changes nothing changes no MODSEQ;
     - both survive restarts for a store whose messages do, and only ever
-      grow while ``uid_validity`` stays the same;
+      grow while ``uid_validity`` stays the same: the Deferred of a change
+      fires only once its MODSEQ is recorded, so no client is told a
+      HIGHESTMODSEQ that a restart could take back;
     - expunged UIDs are remembered with the MODSEQ of their expunge, at
       least the most recent ones (bounded memory): :meth:`expunged_since`
       answers ``None`` when it no longer reaches back far enough.

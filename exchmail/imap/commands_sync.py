@@ -249,6 +249,9 @@ def _criteria(tokens: Sequence[Token], charset: str, options: Any) -> SearchKey:
 # -- new commands --------------------------------------------------------------------------------
 def parse_sort(args: Any) -> Command:
     returns, tokens = search_return(args.tokens, args.options.extensions, sort=True)
+    if returns is not None and b"UPDATE" in returns.options:
+        # Sorted results are not kept up to date (CONTEXT=SORT's PARTIAL is).
+        raise ParseError("SORT RETURN (UPDATE) is not supported", code=b"CANNOT", status="NO")
     if len(tokens) < 3 or not isinstance(tokens[0], list) or not tokens[0]:
         raise ParseError("SORT needs (sort criteria), a charset and search criteria")
     keys: list[tuple[bytes, bool]] = []

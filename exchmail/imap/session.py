@@ -378,6 +378,8 @@ class IMAPSession(Session):
     def flags_for_client(self, flags: frozenset[str]) -> bytes:
         """``flags`` formatted for a response; keywords the client has not been
         told of are first announced with new FLAGS/PERMANENTFLAGS responses."""
+        if self.rev2:  # RFC 9051 has no \\Recent
+            flags = flags - {"\\Recent"}
         unknown = [f for f in flags if f not in self.announced and f[:1] != "\\"]
         if unknown:
             self.announced |= frozenset(unknown)

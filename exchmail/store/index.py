@@ -461,12 +461,14 @@ class IndexedMailbox(ModSeqIndex):
             result[uid] = stored
             if stored != before:
                 changed.append(uid)
+        recorded = None
         if changed:
-            self._touch(changed)
+            recorded = self._touch(changed)
             self._notify("flags_changed", changed, origin)
-        if error is not None:
-            return Failure(error)
-        return result
+        outcome_: Any = Failure(error) if error is not None else result
+        if recorded is None:
+            return outcome_
+        return recorded.addCallback(lambda _: outcome_)
 
     def expunge(self, uids: Iterable[int] | None = None) -> defer.Deferred[list[int]]:
         wanted = None if uids is None else set(uids)
@@ -492,12 +494,15 @@ class IndexedMailbox(ModSeqIndex):
 
     def _removed(self, outcome: tuple[list[int], BaseException | None]) -> Any:
         removed, error = outcome
+        self._expunge_recorded = None
         gone = self._remove_uids(removed)
         if gone:
             self._persist_removed(gone)
-        if error is not None:
-            return Failure(error)
-        return gone
+        recorded, self._expunge_recorded = self._expunge_recorded, None
+        result: Any = Failure(error) if error is not None else gone
+        if recorded is None:
+            return result
+        return recorded.addCallback(lambda _: result)
 
     @defer.inlineCallbacks
     def copy_to(self, uids: Iterable[int], target: IStoreMailbox) -> Any:

@@ -46,8 +46,12 @@ class ModSeqIndex:
     def _init_modseq(self, highest: int, expunged: Iterable[tuple[int, int]], floor: int) -> None:
         modseqs = self._rows.modseqs
         self._highest = max(highest, max(modseqs) if modseqs else 1, 1)
-        self._expunged: deque[tuple[int, int]] = deque(expunged, maxlen=EXPUNGE_MEMORY)
+        remembered = list(expunged)
+        if len(remembered) > EXPUNGE_MEMORY:  # the oldest are forgotten from now on
+            floor = max(floor, remembered[-EXPUNGE_MEMORY - 1][0])
+        self._expunged: deque[tuple[int, int]] = deque(remembered, maxlen=EXPUNGE_MEMORY)
         self._expunge_floor = floor
+        self._expunge_recorded: defer.Deferred[Any] | None = None
 
     # -- synchronous: modification sequences (IModSeq) ------------------------------
     def highest_modseq(self) -> int:
@@ -83,26 +87,29 @@ class ModSeqIndex:
         self._highest += 1
         return self._highest
 
-    def _touch(self, uids: list[int]) -> int:
-        """Give the rows of ``uids`` a new MODSEQ (a flag change); it is returned."""
+    def _touch(self, uids: list[int]) -> defer.Deferred[Any] | None:
+        """Give the rows of ``uids`` a new MODSEQ (a flag change); a Deferred
+        of its being recorded (the change's Deferred waits for it: a client
+        must never see a HIGHESTMODSEQ a restart could take back)."""
         modseq = self._next_modseq()
         rows = self._rows
         for uid in uids:
             row = rows.find(uid)
             if row >= 0:
                 rows.modseqs[row] = modseq
-        self._persist_modseq("M", modseq, uids)
-        return modseq
+        return self._persist_modseq("M", modseq, uids)
 
     def _record_expunge(self, gone: list[int]) -> None:
-        """``gone`` were expunged (rows already removed): remember them."""
+        """``gone`` were expunged (rows already removed): remember them; the
+        Deferred of their being recorded is ``_expunge_recorded`` (the
+        expunge's Deferred waits for it)."""
         modseq = self._next_modseq()
         expunged = self._expunged
         for uid in gone:
             if len(expunged) == expunged.maxlen:
                 self._expunge_floor = expunged[0][0]  # forgotten from now on
             expunged.append((modseq, uid))
-        self._persist_modseq("X", modseq, gone)
+        self._expunge_recorded = self._persist_modseq("X", modseq, gone)
 
     def set_flags_unchanged_since(
         self,
@@ -140,6 +147,9 @@ class ModSeqIndex:
     def _set_flags_locked(self, uids: list[int], flags: frozenset[str], mode: str, origin: object) -> Any:
         raise NotImplementedError
 
-    def _persist_modseq(self, kind: str, modseq: int, uids: list[int]) -> None:
+    def _persist_modseq(self, kind: str, modseq: int, uids: list[int]) -> defer.Deferred[Any] | None:
         """Record that ``uids`` got ``modseq``: ``"M"`` by a flag change, ``"X"``
-        by their expunge (appends are recorded with ``_persist_added``)."""
+        by their expunge (appends are recorded with ``_persist_added``); a
+        Deferred that fires once it is recorded (never fails: backends log
+        their errors), or None when there is nothing to wait for."""
+        return None

@@ -272,6 +272,8 @@ def test_enable_imap4rev2(modern):
     assert b"RECENT" not in out
     assert c.line("b SEARCH 1:2").startswith(b'* ESEARCH (TAG "b") ALL 1:2\r\n')
     assert b"* OK [CLOSED]" in c.line("d EXAMINE INBOX")
+    assert c.line("f FETCH 1 FLAGS").startswith(b"* 1 FETCH (FLAGS ())\r\n")  # no \\Recent
+    assert plain.line("g FETCH 1 FLAGS").startswith(b"* 1 FETCH (FLAGS (\\Recent))\r\n")
 
 
 # -- off in the Exchange profiles -------------------------------------------------------------------
@@ -303,3 +305,8 @@ def test_off_in_exchange2010(command):
     out = c.line("t " + command)
     assert out.startswith(b"t BAD"), out
     assert b"u OK" in c.line("u NOOP")  # the session goes on
+
+
+def test_sort_update_is_refused(alice):
+    alice.line("a SELECT INBOX")
+    assert alice.line("b SORT RETURN (UPDATE) (DATE) US-ASCII ALL").startswith(b"b NO [CANNOT]")

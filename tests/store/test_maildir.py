@@ -344,7 +344,10 @@ def test_outside_flag_change_and_removal(root: Path) -> None:
     keep_name, gone_name = box.filename(keep), box.filename(gone)
     (cur / keep_name).rename(cur / (keep_name.split(":")[0] + ":2,FS"))  # like mutt
     (cur / gone_name).unlink()
+    before = box.highest_modseq()
     call(box.refresh)
+    # RFC 7162: outside changes are changes too (new MODSEQs; the removal remembered)
+    assert dict(box.modseqs([keep]))[keep] > before and box.expunged_since(before) == [gone]
     assert box.message(keep).flags == frozenset({"\\Flagged", "\\Seen"})
     assert box.message(gone) is None
     assert ("flags", [keep], None) in listener.events

@@ -24,7 +24,7 @@ from twisted.internet import defer, task
 from exchmail.imap import commands as syntax
 from exchmail.imap.handlers import context, esearch
 from exchmail.imap.search import ContentCandidate, IndexCandidate, Needs, SearchProgram, compile_search
-from exchmail.imap.searchkeys import SearchKey
+from exchmail.imap.searchkeys import All, SearchKey
 from exchmail.mailbox.content import ReadAhead, offload
 from exchmail.mime.headers import header_end
 
@@ -67,6 +67,8 @@ def matching_uids(session: IMAPSession, criteria: SearchKey):
     """A Deferred of ``(UIDs that match, ascending; whether MODSEQ was a key)``
     among the messages the client knows."""
     view = session.selected_view()
+    if isinstance(criteria, All):  # SORT/THREAD ALL, SEARCH ALL: the index alone
+        return [row[1] for row in view.index_rows()], False  # (what still exists)
     criteria, modseq_used = esearch.resolve_keys(session, criteria)
     program = compile_search(criteria, view.exists, view.max_uid, session.context.reactor.seconds())
     exact = session.context.profile.imap.exact_rfc822_size

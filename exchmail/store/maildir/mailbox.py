@@ -257,17 +257,16 @@ class MaildirMailbox(IndexedMailbox):
             lines.append(f"M{modseq} {uidlist.format_uid_set(added)}")
         return self._uidlist.append(lines)
 
-    def _persist_modseq(self, kind: str, modseq: int, uids: list[int]) -> None:
+    def _persist_modseq(self, kind: str, modseq: int, uids: list[int]) -> defer.Deferred[Any] | None:
         if not uids or self.gone:
-            return
+            return None
         # Flag changes add a line each: once they outnumber the messages
         # (and a few thousand), one rewrite folds them into one line per MODSEQ.
         self._modseq_lines += 1
         if self._modseq_lines > max(len(self._rows), MODSEQ_LINES):
             self._modseq_lines = 0
-            self._uidlist.rewrite()
-        else:
-            self._uidlist.append([f"{kind}{modseq} {uidlist.format_uid_set(sorted(uids))}"])
+            return self._uidlist.rewrite()
+        return self._uidlist.append([f"{kind}{modseq} {uidlist.format_uid_set(sorted(uids))}"])
 
     # -- flags ------------------------------------------------------------------------------
     def _store_flags(self, changes: list[FlagChange]) -> Any:
