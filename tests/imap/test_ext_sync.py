@@ -254,6 +254,10 @@ def test_notify_status_of_other_mailboxes(modern, alice):
     modern.deliver(message("p"), name="Other")
     out = alice.take()
     assert b'* STATUS "Other" (MESSAGES 2 UIDNEXT 3 UIDVALIDITY ' in out, out
+    alice.line("s SELECT Other")  # now selected: EXISTS tells, not STATUS (RFC 5465 §5)
+    modern.deliver(message("p2"), name="Other")
+    out = alice.line("m NOOP")
+    assert b"* 3 EXISTS" in out and b"STATUS" not in out, out
     assert alice.line("b NOTIFY NONE") == b"b OK NOTIFY completed.\r\n"
     modern.deliver(message("q"), name="Other")
     assert b"STATUS" not in alice.line("n NOOP")

@@ -55,6 +55,9 @@ class Watch:
         self.session, self.mailbox, self.events = session, mailbox, events
 
     def _changed(self, event: bytes) -> None:
+        view = self.session.view
+        if view is not None and view.mailbox is self.mailbox:
+            return  # the selected mailbox: its usual updates tell (RFC 5465 §5)
         if event in self.events:
             self.session.notify.pending[self.mailbox.name] = self
             self.session.notify.push()
