@@ -36,6 +36,7 @@ import os
 import random
 import re
 import shutil
+import socket
 import statistics
 import sys
 import tempfile
@@ -75,6 +76,13 @@ WORDS = (
     "launch",
 )
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now (so parallel runs do not collide)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def make_template(folder: Path, count: int) -> Path:
@@ -200,13 +208,11 @@ def main() -> int:
     servers: list = []
     for i, spec in enumerate(args.exchmail_venv):
         label, _, venv = spec.rpartition("=")
-        s = ExchmailPeer(
-            venv, work / f"exchmail{i}", 12243 + 10 * i, 12210 + 10 * i, users=2, profile="modern"
-        )
+        s = ExchmailPeer(venv, work / f"exchmail{i}", free_port(), free_port(), users=2, profile="modern")
         s.label = label or f"exchmail{i + 1}"
         servers.append(s)
     if not args.no_dovecot:
-        d = DovecotPeer(args.dovecot_dir, 11243, 11210, users=2)
+        d = DovecotPeer(args.dovecot_dir, free_port(), free_port(), users=2)
         d.label = "dovecot"
         servers.append(d)
     results: dict[str, list[dict]] = {s.label: [] for s in servers}

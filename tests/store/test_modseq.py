@@ -27,3 +27,33 @@ def test_new_expunges_push_the_floor():
     assert call(box.expunge) == [uid]
     assert box.expunged_since(0) is None  # UID 1's expunge was forgotten for it
     assert box.expunged_since(1)[-1] == uid and len(box.expunged_since(1)) == EXPUNGE_MEMORY
+
+
+def test_maildir_uid_list_rewrite_keeps_modseqs(tmp_path, monkeypatch):
+    """Flag-change lines are folded into the UID list when it is rewritten:
+    MODSEQs, HIGHESTMODSEQ and remembered expunges survive it and a restart."""
+    from exchmail.store.maildir import MaildirStore
+    from exchmail.store.maildir import mailbox as maildir_mailbox
+
+    monkeypatch.setattr(maildir_mailbox, "MODSEQ_LINES", 3)
+
+    def inbox():
+        return call(call(MaildirStore(tmp_path).account, "bob").mailbox, "INBOX")
+
+    box = inbox()
+    uids = [call(box.append, b"Subject: %d\r\n\r\nx\r\n" % n) for n in range(4)]
+    for round_ in range(6):  # more M lines than messages and MODSEQ_LINES: rewrites
+        call(box.set_flags, [uids[round_ % 3]], frozenset({f"$k{round_}"}), "add")
+    call(box.set_flags, [uids[3]], frozenset({"\\Deleted"}), "add")
+    before_expunge = box.highest_modseq()
+    assert call(box.expunge) == [uids[3]]
+    call(box.set_flags, [uids[0]], frozenset({"\\Seen"}), "add")
+    expected = dict(box.modseqs(uids))
+    highest = box.highest_modseq()
+    text = (tmp_path / "bob" / "exchmail-uidlist").read_text()
+    # 13 M/X lines were appended in all; a rewrite folded them (one per MODSEQ)
+    assert sum(line[:1] in ("M", "X") for line in text.splitlines()) < 10, text
+    again = inbox()
+    assert again.highest_modseq() == highest
+    assert dict(again.modseqs(uids)) == expected
+    assert again.expunged_since(before_expunge) == [uids[3]]

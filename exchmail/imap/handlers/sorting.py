@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 #: The cache entry of a message's sort keys (beside SEARCH's b"HEADER").
 FIELDS = b"SORTFIELDS"
+#: Messages read (and their headers parsed) per thread trip.
+SORT_BATCH = 512
 #: Rough size of one cached SortFields, for the cache's budget.
 FIELDS_SIZE = 400
 
@@ -72,7 +74,9 @@ def sort_rows_of(session: IMAPSession, uids: list[int], headers: bool = True):
             missing.append(uid)
         else:
             fields[uid] = value
-    ahead = ReadAhead(view.mailbox, missing)
+    # Bigger batches than FETCH's: a SORT reads every message once, and each
+    # batch is a thread trip to read it and another to parse its headers.
+    ahead = ReadAhead(view.mailbox, missing, batch_count=SORT_BATCH)
     while (batch := ahead.next_batch()) is not None:
         contents = yield batch
         blocks = [(uid, cache.header(uid) or _header(data)) for uid, data in contents if data is not None]
