@@ -79,6 +79,8 @@ class IMAPSession(Session):
         self.saved_result: list[int] = []  # UIDs of SEARCH RETURN (SAVE) (RFC 5182)
         #: CONTEXT=SEARCH/SORT (RFC 5267): searches kept up to date, by tag
         self.search_contexts: dict[bytes, Any] = {}
+        #: while they are refreshed during IDLE: whether a change came meanwhile
+        self.contexts_refreshing: bool | None = None
         #: NOTIFY (RFC 5465): the session's notification state, or None
         self.notify: Any = None
 
@@ -430,6 +432,10 @@ class IMAPSession(Session):
         if self.idling:
             self.send_updates(allow_expunge=True)
             self.flush()
+            if self.search_contexts:  # CONTEXT=SEARCH: kept searches, while idling too
+                from exchmail.imap.handlers.context import refresh_while_idle
+
+                refresh_while_idle(self)
         elif (self.context.profile.imap.unsolicited_exists and not self.busy
               and not self.reader.buffered and not self.write_gate.paused
               and self.state == "select"):

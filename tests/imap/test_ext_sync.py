@@ -212,6 +212,16 @@ def test_context_search_updates(modern, alice):
     assert b"i NO" in alice.line('i CANCELUPDATE "zz"')
 
 
+def test_context_search_updates_while_idling(modern, alice):
+    alice.line("a SELECT INBOX")
+    alice.line("b SEARCH RETURN (UPDATE) SEEN")
+    assert alice.line("i IDLE").startswith(b"+ ")
+    modern.deliver(message("seen"), flags=frozenset({"\\Seen"}))
+    out = alice.send(b"")
+    assert b"* 6 EXISTS" in out and b'* ESEARCH (TAG "b") ADDTO (0 6)' in out, out
+    assert alice.line("DONE").endswith(b"i OK IDLE completed.\r\n")
+
+
 def test_context_sort_partial(alice):
     alice.line("a SELECT INBOX")
     out = alice.line("b SORT RETURN (PARTIAL 2:3) (REVERSE ARRIVAL) US-ASCII ALL")

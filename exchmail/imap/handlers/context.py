@@ -8,9 +8,10 @@ are not sorted) until it sends ``CANCELUPDATE "t"`` or leaves the mailbox:
 - messages that are expunged are removed at once, before their EXPUNGE
   responses, with the sequence numbers the client still knows
   (:func:`refresh_contexts`, from the session's update writer);
-- after every command (:func:`after_command`) the kept searches run again
-  over the mailbox and the differences are sent.  A search over a very
-  large mailbox costs what the SEARCH cost; clients keep few contexts.
+- after every command (:func:`after_command`), and on every change while
+  the client idles (:func:`refresh_while_idle`), the kept searches run
+  again over the mailbox and the differences are sent.  A search over a
+  very large mailbox costs what the SEARCH cost; clients keep few contexts.
 """
 
 from __future__ import annotations
@@ -96,3 +97,22 @@ def after_command(session: IMAPSession):
             numbers = uids if context.by_uid else [s for s in map(view.seq_of, uids) if s]
             if numbers:
                 session.untagged(_line(context, word, numbers))
+
+
+def refresh_while_idle(session: IMAPSession) -> None:
+    """A change while the client idles: refresh the kept searches (one run at a
+    time per session; changes during a run cause one more run)."""
+    if session.contexts_refreshing is not None:
+        session.contexts_refreshing = True  # run again when this run is done
+        return
+    session.contexts_refreshing = False
+
+    def done(_: object) -> None:
+        again, session.contexts_refreshing = session.contexts_refreshing, None
+        session.flush()
+        if again and session.idling and session.search_contexts:
+            refresh_while_idle(session)
+
+    d = after_command(session)
+    d.addErrback(lambda failure: session.log.failure("updating kept searches failed", failure))
+    d.addBoth(done)
