@@ -288,6 +288,8 @@ def test_enable_imap4rev2(modern):
     assert b"* OK [CLOSED]" in c.line("d EXAMINE INBOX")
     assert c.line("f FETCH 1 FLAGS").startswith(b"* 1 FETCH (FLAGS ())\r\n")  # no \\Recent
     assert plain.line("g FETCH 1 FLAGS").startswith(b"* 1 FETCH (FLAGS (\\Recent))\r\n")
+    modern.mailbox().set_flags([2, 3], frozenset({"\\Deleted"}), "add")
+    assert b"(MESSAGES 5 DELETED 2)" in c.line("h STATUS INBOX (MESSAGES DELETED)")
 
 
 # -- off in the Exchange profiles -------------------------------------------------------------------

@@ -184,6 +184,7 @@ def status_response(session: IMAPSession, name: str, items: tuple[bytes, ...]):
         b"APPENDLIMIT": lambda: settings.max_literal_size,  # RFC 7889
         # RFC 9208: what EXPUNGE would free, in the STORAGE unit (1024 octets).
         b"DELETED-STORAGE": lambda: -(-_size(mailbox, False, "\\Deleted") // 1024),
+        b"DELETED": lambda: _count_flag(mailbox, "\\Deleted"),  # RFC 9051 §6.3.11
         # RFC 7162 §3.1.8 (0 for a store without MODSEQs)
         b"HIGHESTMODSEQ": lambda: (IModSeq(mailbox).highest_modseq()
                                    if IModSeq.providedBy(mailbox) else 0),
@@ -202,6 +203,11 @@ def _size(mailbox: Any, exact: bool, flag: str | None = None) -> int:
         if record is not None and (flag is None or flag in record.flags):
             total += record.exact_size if exact else record.stored_size
     return total
+
+
+def _count_flag(mailbox: Any, flag: str) -> int:
+    message = mailbox.message
+    return sum(1 for uid in mailbox.uids() if (r := message(uid)) is not None and flag in r.flags)
 
 
 def _unseen(mailbox: Any) -> int:
