@@ -421,7 +421,7 @@ def _fetch(args: Arguments) -> Command:
     numbers = sequence_set(args.tokens[0])
     extensions = args.options.extensions
     items = parse_fetch_items([args.tokens[1]], binary="BINARY" in extensions,
-                              modseq="CONDSTORE" in extensions)
+                              modseq="CONDSTORE" in extensions, preview="PREVIEW" in extensions)
     changed, vanished = None, False
     if len(args.tokens) == 3:  # RFC 7162: (CHANGEDSINCE n [VANISHED])
         changed, vanished = commands_sync.fetch_modifiers(args.tokens[2:], extensions, args.uid)

@@ -57,6 +57,7 @@ EXTENSION_SETTINGS: dict[str, str] = {
     "CONTEXT=SORT": "context_sort",
     "NOTIFY": "notify",
     "IMAP4rev2": "imap4rev2",
+    "PREVIEW": "preview",
 }
 #: Extensions that are used through ENABLE (RFC 5161).
 NEEDS_ENABLE = frozenset({"UTF8=ACCEPT", "CONDSTORE", "QRESYNC", "IMAP4rev2"})

@@ -141,7 +141,7 @@ def _parse_one(token: Token, binary: bool = False, modseq: bool = False) -> list
 
 
 def parse_fetch_items(args: list[Token], binary: bool = False,
-                      modseq: bool = False) -> list[FetchItem]:
+                      modseq: bool = False, preview: bool = False) -> list[FetchItem]:
     """Parse the attribute argument(s) of FETCH: a macro, one item or a list
     (with ``binary``, the BINARY items of RFC 3516 too; with ``modseq``,
     CONDSTORE's MODSEQ, RFC 7162 §3.1.4)."""
@@ -154,6 +154,17 @@ def parse_fetch_items(args: list[Token], binary: bool = False,
     if not tokens:
         raise ParseError("empty fetch attribute list")
     items: list[FetchItem] = []
-    for token in tokens:
+    tokens = list(tokens)
+    while tokens:
+        token = tokens.pop(0)
+        if preview and isinstance(token, Atom) and bytes(token).upper() == b"PREVIEW":
+            # RFC 8970: PREVIEW, or PREVIEW (LAZY) -- computed at once either way
+            modifiers = tokens[0] if tokens else None
+            if isinstance(modifiers, list):
+                tokens.pop(0)
+                if not all(isinstance(m, Atom) and bytes(m).upper() == b"LAZY" for m in modifiers):
+                    raise ParseError("unknown PREVIEW modifier")
+            items.append(FetchItem(b"PREVIEW"))
+            continue
         items.extend(_parse_one(token, binary, modseq))
     return items

@@ -125,6 +125,7 @@ MODERN = replace(
         context_sort=True,
         notify=True,
         imap4rev2=True,
+        preview=True,
         capabilities=("IMAP4rev1", "IMAP4rev2", "AUTH", "SASL-IR", "LOGINDISABLED", "STARTTLS",
                       "UIDPLUS", "CHILDREN", "IDLE", "NAMESPACE", "LITERAL+"),
         enable_oauth=True,  # bearer tokens where [oauth] is configured

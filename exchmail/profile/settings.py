@@ -371,6 +371,10 @@ class IMAPSettings(ServiceSettings):
         False, ids=(), rfc="5465",
         doc="NOTIFY: NOTIFY SET/NONE for the selected mailbox and the personal namespace "
             "(STATUS updates of other mailboxes)")
+    preview: bool = setting(
+        False, ids=(), rfc="8970",
+        doc="PREVIEW: the FETCH item PREVIEW (and PREVIEW (LAZY)): up to 200 characters "
+            "of the first text part")
     imap4rev2: bool = setting(
         False, ids=(), rfc="9051",
         doc="IMAP4rev2 advertised beside IMAP4rev1; ENABLE IMAP4rev2 switches the session to "

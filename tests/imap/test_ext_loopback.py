@@ -48,7 +48,7 @@ def test_capabilities_of_each_profile(reactor_thread, tmp_path):
         b"CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS APPENDLIMIT=52428800 STATUS=SIZE QUOTA "
         b"QUOTA=RES-STORAGE COMPRESS=DEFLATE CONDSTORE QRESYNC ESEARCH SEARCHRES WITHIN SORT "
         b"SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONTEXT=SEARCH "
-        b"CONTEXT=SORT NOTIFY",
+        b"CONTEXT=SORT NOTIFY PREVIEW",
     }
     for profile, line in expected.items():
         server = serve(tmp_path / profile, profile)

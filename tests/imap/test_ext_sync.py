@@ -326,3 +326,28 @@ def test_off_in_exchange2010(command):
 def test_sort_update_is_refused(alice):
     alice.line("a SELECT INBOX")
     assert alice.line("b SORT RETURN (UPDATE) (DATE) US-ASCII ALL").startswith(b"b NO [CANNOT]")
+
+
+# -- PREVIEW (RFC 8970) -------------------------------------------------------------------------------
+def test_fetch_preview():
+    harness = Harness("modern")
+    harness.deliver(b"Subject: a\r\n\r\nHello   there,\r\n  this is the body.\r\n")
+    html_part = (
+        b"Subject: b\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=x\r\n"
+        b"\r\n--x\r\nContent-Type: text/html; charset=utf-8\r\n"
+        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n<p>Caf=C3=A9 &amp; "
+        b'<b>"tea"</b></p>\r\n--x--\r\n'
+    )
+    harness.deliver(html_part)
+    harness.deliver(b"Subject: c\r\n\r\n" + b"word " * 100 + b"\r\n")
+    c = harness.imap()
+    c.login()
+    c.line("s SELECT INBOX")
+    assert c.line("a FETCH 1 (PREVIEW)").startswith(b'* 1 FETCH (PREVIEW "Hello there, this is the body.")')
+    out = c.line("b FETCH 2 (PREVIEW (LAZY))")
+    text = 'Café & "tea"'.encode()
+    assert out.startswith(b"* 2 FETCH (PREVIEW {%d}\r\n" % len(text) + text + b")"), out
+    value = re.search(rb'PREVIEW "([^"]*)"', c.line("d FETCH 3 PREVIEW")).group(1)
+    assert len(value) <= 200 and value.startswith(b"word word") and value.endswith(b"word")
+    assert b"e BAD" in c.line("e FETCH 1 (PREVIEW (EAGER))")
+    assert b"* 1 FETCH (FLAGS" in c.line("f FETCH 1 FLAGS")

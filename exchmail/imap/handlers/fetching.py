@@ -40,6 +40,7 @@ from exchmail.imap.binary import UnknownCTE, binary_literal, binary_section
 from exchmail.imap.fetchatt import FetchItem
 from exchmail.imap.handlers import condstore
 from exchmail.imap.handlers.messages import message_set
+from exchmail.imap.preview import preview_value
 from exchmail.imap.responses import CommandFailed
 from exchmail.interfaces import IModSeq
 from exchmail.mailbox.content import ReadAhead, offload
@@ -60,7 +61,7 @@ FLUSH_AT = 64 * 1024
 MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun",
           b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")
 #: Items computed from the structure alone, worth caching.
-CACHED = frozenset({b"ENVELOPE", b"BODYSTRUCTURE", b"BODY"})
+CACHED = frozenset({b"ENVELOPE", b"BODYSTRUCTURE", b"BODY", b"PREVIEW"})
 _METADATA = frozenset({b"UID", b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE", b"MODSEQ"})
 
 
@@ -141,6 +142,8 @@ def _render_binary(parsed: ParsedMessage, item: FetchItem,
 
 def _render_parsed(parsed: ParsedMessage, item: FetchItem, options: FetchOptions) -> bytes:
     name = item.name
+    if name == b"PREVIEW":  # RFC 8970
+        return preview_value(parsed)
     if name == b"ENVELOPE":
         return fetch.envelope(parsed, empty_as_nil=options.empty_as_nil)
     if name == b"BODYSTRUCTURE" or (name == b"BODY" and item.section is None):
