@@ -41,7 +41,8 @@ open folder lives in memory (:class:`~exchmail.store.index.IndexedMailbox`)
 and answers the synchronous methods; every query runs off the reactor
 thread, through ``context.run_blocking``, on one connection behind a lock
 (:class:`Database`).  It passes the store compliance kit
-(``exchmail.testing.store_contract``); see
+(``exchmail.testing.store_contract``), MODSEQ rules included (CONDSTORE
+and QRESYNC: the ``exchmail_modseq`` tables); see
 ``tests/examples/test_custom_realm.py`` and ``docs/backends.md``.
 
 A limit worth knowing: the row id is the UID, so a row the application
@@ -75,7 +76,7 @@ from exchmail.errors import InvalidMailboxName, MailboxExists, NoSuchMailbox, No
 from exchmail.interfaces import IDirectory, IStore, IStoreAccount, IStoreMailbox
 from exchmail.store import names
 from exchmail.store.crlf import to_crlf, wire_size
-from exchmail.store.index import FlagChange, IndexedMailbox, NewMessage
+from exchmail.store.index import EXPUNGE_MEMORY, FlagChange, IndexedMailbox, NewMessage
 from exchmail.store.openboxes import OpenMailboxes
 from exchmail.store.runner import RunBlocking, run_sync
 from exchmail.store.watch import PollingWatch
@@ -107,6 +108,19 @@ CREATE TABLE IF NOT EXISTS exchmail_flags (
 CREATE TABLE IF NOT EXISTS exchmail_subscriptions (
     owner TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (owner, name)
 );
+-- CONDSTORE/QRESYNC (RFC 7162): each message's MODSEQ, each folder's
+-- HIGHESTMODSEQ and its remembered expunges, keyed by the folder's
+-- UIDVALIDITY (which RENAME keeps).
+CREATE TABLE IF NOT EXISTS exchmail_modseq (
+    message_id INTEGER PRIMARY KEY, modseq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS exchmail_highest_modseq (
+    uid_validity INTEGER PRIMARY KEY, highest INTEGER NOT NULL, floor INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS exchmail_expunged (
+    uid_validity INTEGER NOT NULL, modseq INTEGER NOT NULL, uid INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS exchmail_expunged_folder ON exchmail_expunged (uid_validity, modseq);
 """
 
 _validity = itertools.count(int(time.time()))
@@ -146,15 +160,76 @@ class Database:
 # -- the queries (each runs in a thread, on the locked connection) ---------------------
 
 
-def _q_folder(db: sqlite3.Connection, owner: str, name: str) -> tuple[int, int, list[Any]] | None:
-    """A folder's UIDVALIDITY, UID lower bound and message rows, or None."""
+def _q_folder(db: sqlite3.Connection, owner: str, name: str) -> tuple[int, int, list[Any], Any] | None:
+    """A folder's UIDVALIDITY, UID lower bound, message rows and MODSEQ state, or None."""
     row = db.execute(
         "SELECT uid_validity FROM exchmail_folders WHERE owner = ? AND name = ?", (owner, name)
     ).fetchone()
     if row is None:
         return None
     seq = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'app_messages'").fetchone()
-    return row[0], (seq[0] if seq else 0) + 1, _q_rows(db, owner, name, 0)
+    rows = _q_rows(db, owner, name, 0)
+    return row[0], (seq[0] if seq else 0) + 1, rows, _q_modseq_state(db, row[0], rows)
+
+
+def _q_modseq_state(db: sqlite3.Connection, validity: int, rows: list[Any]) -> tuple[Any, ...]:
+    """``(highest, floor, [(modseq, uid)] expunged, {uid: modseq})`` of a folder."""
+    state = db.execute(
+        "SELECT highest, floor FROM exchmail_highest_modseq WHERE uid_validity = ?", (validity,)
+    ).fetchone()
+    expunged = db.execute(
+        "SELECT modseq, uid FROM exchmail_expunged WHERE uid_validity = ? ORDER BY modseq, uid",
+        (validity,),
+    ).fetchall()
+    known: dict[int, int] = {}
+    for start in range(0, len(rows), 500):  # SQLite's bound on host parameters
+        ids = [row[0] for row in rows[start : start + 500]]
+        marks = ",".join("?" * len(ids))
+        known.update(
+            db.execute(f"SELECT message_id, modseq FROM exchmail_modseq WHERE message_id IN ({marks})", ids)
+        )
+    highest, floor = state if state else (1, 0)
+    return highest, floor, [(m, u) for m, u in expunged], known
+
+
+def _q_modseq(
+    db: sqlite3.Connection,
+    validity: int,
+    highest: int,
+    changed: list[tuple[int, int]],
+    expunged: list[int],
+    modseq: int,
+    keep: int,
+) -> None:
+    """Record new MODSEQs (``changed``: (uid, modseq)), expunges at ``modseq``, and
+    HIGHESTMODSEQ; the oldest expunges beyond ``keep`` are forgotten (the floor)."""
+    with db:
+        # max(): two transactions may run in either order (pool threads)
+        db.executemany(
+            "INSERT INTO exchmail_modseq VALUES (?, ?) ON CONFLICT (message_id) DO UPDATE "
+            "SET modseq = max(modseq, excluded.modseq)",
+            changed,
+        )
+        if expunged:
+            db.executemany("DELETE FROM exchmail_modseq WHERE message_id = ?", [(u,) for u in expunged])
+            db.executemany(
+                "INSERT INTO exchmail_expunged VALUES (?, ?, ?)", [(validity, modseq, u) for u in expunged]
+            )
+        floor_row = db.execute(
+            "SELECT modseq FROM exchmail_expunged WHERE uid_validity = ? ORDER BY modseq DESC, uid DESC "
+            "LIMIT 1 OFFSET ?",
+            (validity, keep),
+        ).fetchone()
+        floor = floor_row[0] if floor_row else 0
+        if floor:
+            db.execute(
+                "DELETE FROM exchmail_expunged WHERE uid_validity = ? AND modseq <= ?", (validity, floor)
+            )
+        db.execute(
+            "INSERT INTO exchmail_highest_modseq VALUES (?, ?, ?) ON CONFLICT (uid_validity) DO UPDATE "
+            "SET highest = max(highest, excluded.highest), floor = max(floor, excluded.floor)",
+            (validity, highest, floor),
+        )
 
 
 def _q_rows(db: sqlite3.Connection, owner: str, name: str, after: int) -> list[Any]:
@@ -261,6 +336,11 @@ def _q_drop(db: sqlite3.Connection, owner: str, name: str) -> None:
             (owner, name),
         )
         db.execute("DELETE FROM app_messages WHERE owner = ? AND folder = ?", (owner, name))
+        validity = db.execute(
+            "SELECT uid_validity FROM exchmail_folders WHERE owner = ? AND name = ?", (owner, name)
+        ).fetchone()[0]
+        db.execute("DELETE FROM exchmail_highest_modseq WHERE uid_validity = ?", (validity,))
+        db.execute("DELETE FROM exchmail_expunged WHERE uid_validity = ?", (validity,))
         db.execute("DELETE FROM exchmail_folders WHERE owner = ? AND name = ?", (owner, name))
 
 
@@ -315,17 +395,41 @@ class SQLiteMailbox(IndexedMailbox):
     """One folder of one owner; the index is the shared IndexedMailbox one.
 
     The row id is the UID, so the database chooses it (``uids_from_storage``).
+    MODSEQs (:class:`~exchmail.interfaces.IModSeq`, which the index provides)
+    are kept in the ``exchmail_modseq`` tables, so they survive restarts;
+    messages the application added while no server ran get a new MODSEQ
+    when the folder is loaded.
     """
 
     uids_from_storage = True
 
-    def __init__(self, store: SQLiteStore, owner: str, name: str, folder: tuple[int, int, list[Any]]) -> None:
-        uid_validity, uid_next, rows = folder
+    def __init__(self, store: SQLiteStore, owner: str, name: str, folder: tuple[Any, ...]) -> None:
+        uid_validity, uid_next, rows, (highest, floor, expunged, known) = folder
         # What is there is not new to anyone: \Recent starts at uid_next.
-        super().__init__(name, uid_validity, uid_next, store.run_blocking, first_recent=uid_next)
+        super().__init__(
+            name,
+            uid_validity,
+            uid_next,
+            store.run_blocking,
+            first_recent=uid_next,
+            highest_modseq=highest,
+            expunged=expunged,
+            expunge_floor=floor,
+        )
         self.store, self.owner = store, owner
         self._poll: PollingWatch | None = None
-        self._add_rows(rows)
+        self._add_rows(rows)  # each row gets a new MODSEQ; the stored ones are put back:
+        modseqs, unknown = self._rows.modseqs, []
+        for index, uid in enumerate(self._rows.uids):
+            if uid in known:
+                modseqs[index] = known[uid]
+            else:
+                unknown.append(uid)
+        if unknown:  # new to the index: they keep the new MODSEQ, which is recorded
+            self._highest = max(self._highest, max(modseqs, default=1))
+            self._persist_modseq("M", self.highest_modseq(), unknown)
+        else:  # nothing changed: HIGHESTMODSEQ stays what it was
+            self._highest = max(highest, max(modseqs, default=1))
 
     def _add_rows(self, rows: list[Any]) -> None:
         self._add_messages(
@@ -358,6 +462,22 @@ class SQLiteMailbox(IndexedMailbox):
     def _remove_messages(self, uids: list[int]) -> defer.Deferred[Any]:
         return self.store.query(_q_delete, uids).addCallback(lambda _: (uids, None))
 
+    def _persist_added(self, uids: list[int]) -> defer.Deferred[Any] | None:
+        return self._record_modseqs(list(self.modseqs(uids)), [], 0)
+
+    def _persist_modseq(self, kind: str, modseq: int, uids: list[int]) -> defer.Deferred[Any] | None:
+        if kind == "X":
+            d = self._record_modseqs([], uids, modseq)
+        else:
+            d = self._record_modseqs([(uid, modseq) for uid in uids], [], 0)
+        return d.addErrback(lambda failure: self.log.failure("cannot record MODSEQs", failure))
+
+    def _record_modseqs(self, changed: list[tuple[int, int]], expunged: list[int], modseq: int) -> Any:
+        """One transaction, in order with the others (the database runs them one at a time)."""
+        return self.store.query(
+            _q_modseq, self.uid_validity, self.highest_modseq(), changed, expunged, modseq, EXPUNGE_MEMORY
+        )
+
     # -- rows the application added or deleted ---------------------------------------------
     def refresh(self) -> defer.Deferred[None]:
         return self._track(self._lock.run(self._refresh))
@@ -371,7 +491,10 @@ class SQLiteMailbox(IndexedMailbox):
         present, rows = changes
         self._remove_uids([uid for uid in self.uids() if uid not in present])
         newest = self._rows.uids[-1] if len(self._rows) else 0
-        self._add_rows([row for row in rows if row[0] > newest])  # not appended meanwhile
+        fresh = [row for row in rows if row[0] > newest]  # not appended meanwhile
+        self._add_rows(fresh)
+        if fresh:
+            self._persist_added([row[0] for row in fresh])
 
     # -- watching: poll once per mailbox while sessions listen ------------------------------
     def _listening(self, active: bool) -> None:
@@ -502,6 +625,7 @@ class SQLiteStore:
 
 # -- the application's users and their password hashes -------------------------
 
+
 def make_password(password: str, iterations: int = 100_000) -> str:
     """A hash in the application's format: ``pbkdf2_sha256$iterations$salt$base64``."""
     salt = secrets.token_hex(8)
@@ -541,8 +665,7 @@ class AppChecker:
     def _row(self, name: str) -> tuple[str, str] | None:
         db = sqlite3.connect(self.path)  # one per call: this runs in pool threads
         try:
-            row = db.execute("SELECT login, password_hash FROM app_users WHERE login = ?",
-                             (name,)).fetchone()
+            row = db.execute("SELECT login, password_hash FROM app_users WHERE login = ?", (name,)).fetchone()
         finally:
             db.close()
         return (row[0], row[1]) if row else None
@@ -576,10 +699,12 @@ class AppChecker:
 
 # -- the factories named in the configuration ----------------------------------
 
+
 def _database(context: Any) -> Path:
     value = context.options.get("database")
     if not isinstance(value, str) or not value:
         from exchmail.errors import ConfigError
+
         raise ConfigError("store.options.database: required (the application's SQLite file)")
     source = context.config.source
     base = Path(source).resolve().parent if source is not None else Path.cwd()
@@ -591,8 +716,7 @@ def _database(context: Any) -> Path:
 
 def make_store(context: Any) -> SQLiteStore:
     """``[store] backend = "python:custom_realm:make_store"``."""
-    return SQLiteStore(_database(context), run_blocking=context.run_blocking,
-                       reactor=context.reactor)
+    return SQLiteStore(_database(context), run_blocking=context.run_blocking, reactor=context.reactor)
 
 
 def make_checker(context: Any) -> AppChecker:
@@ -602,19 +726,27 @@ def make_checker(context: Any) -> AppChecker:
 
 # -- running the example -----------------------------------------------------------
 
+
 def create_demo(path: Path) -> None:
     """A demo database: user ``demo`` (password ``demo password``), two messages."""
     db = sqlite3.connect(str(path))
     db.executescript(SCHEMA)
     with db:
         if db.execute("SELECT 1 FROM app_users").fetchone() is None:
-            db.execute("INSERT INTO app_users VALUES (?, ?, ?)",
-                       ("demo", make_password("demo password"), "demo@example.org"))
+            db.execute(
+                "INSERT INTO app_users VALUES (?, ?, ?)",
+                ("demo", make_password("demo password"), "demo@example.org"),
+            )
             for i, subject in enumerate(["Welcome", "Your order has shipped"], 1):
-                db.execute("INSERT INTO app_messages (owner, raw, received) VALUES (?, ?, ?)",
-                           ("demo", f"From: app@example.org\nTo: demo@example.org\n"
-                                    f"Subject: {subject}\n\nMessage {i} of the app.\n".encode(),
-                            time.time()))
+                db.execute(
+                    "INSERT INTO app_messages (owner, raw, received) VALUES (?, ?, ?)",
+                    (
+                        "demo",
+                        f"From: app@example.org\nTo: demo@example.org\n"
+                        f"Subject: {subject}\n\nMessage {i} of the app.\n".encode(),
+                        time.time(),
+                    ),
+                )
     db.close()
 
 
@@ -634,8 +766,10 @@ def main() -> None:
     service.privilegedStartService()
     service.startService()
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
-    print("IMAP on 127.0.0.1:1143, POP3 on 127.0.0.1:1110 (STARTTLS/STLS with "
-          "custom-realm-data/tls/cert.pem); user 'demo', password 'demo password'")
+    print(
+        "IMAP on 127.0.0.1:1143, POP3 on 127.0.0.1:1110 (STARTTLS/STLS with "
+        "custom-realm-data/tls/cert.pem); user 'demo', password 'demo password'"
+    )
     reactor.run()  # type: ignore[attr-defined]
 
 

@@ -162,8 +162,9 @@ class IStoreMailbox(Interface):
         The caller closes it.  Fails with :class:`~exchmail.errors.NoSuchMessage`.
         """
 
-    def append(source: bytes | BinaryIO, flags: frozenset[str] = frozenset(),
-               internal_date: float | None = None) -> Deferred[int]:
+    def append(
+        source: bytes | BinaryIO, flags: frozenset[str] = frozenset(), internal_date: float | None = None
+    ) -> Deferred[int]:
         """Asynchronous: add a message; the result is the new UID.
 
         ``source`` is the message in wire form; a file is read (off the
@@ -173,8 +174,9 @@ class IStoreMailbox(Interface):
         message survives a crash.
         """
 
-    def set_flags(uids: Iterable[int], flags: frozenset[str], mode: str,
-                  origin: object = None) -> Deferred[dict[int, frozenset[str]]]:
+    def set_flags(
+        uids: Iterable[int], flags: frozenset[str], mode: str, origin: object = None
+    ) -> Deferred[dict[int, frozenset[str]]]:
         """Asynchronous: change flags; ``mode`` is ``"replace"``, ``"add"`` or ``"remove"``.
 
         The result maps every UID that still exists to its new flags.
@@ -270,6 +272,49 @@ class IIndexScan(Interface):
     def scan(uids: Sequence[int]) -> Iterable[tuple[int, frozenset[str], float, int, int]]:
         """Synchronous: ``(uid, flags, internal_date, stored_size, exact_size)`` of
         each of ``uids`` that still exists, in the order given (ascending UIDs)."""
+
+
+class IModSeq(Interface):
+    """Optional for :class:`IStoreMailbox` providers: modification sequences
+    (CONDSTORE and QRESYNC, RFC 7162).  Mailboxes without it are answered
+    ``NOMODSEQ``: the protocol works, without fast resynchronisation.
+
+    The rules every implementation keeps (the store compliance kit checks them):
+
+    - every message has a MODSEQ, a positive integer; the mailbox's
+      HIGHESTMODSEQ is at least every message's MODSEQ;
+    - every change -- APPEND (and COPY/MOVE into the mailbox), a flag change
+      that changes flags, an expunge -- gives the messages it touches a
+      MODSEQ larger than the HIGHESTMODSEQ before it (one change may give
+      all its messages the same value), so HIGHESTMODSEQ strictly increases;
+      a flag change that changes nothing changes no MODSEQ;
+    - both survive restarts for a store whose messages do, and only ever
+      grow while ``uid_validity`` stays the same: the Deferred of a change
+      fires only once its MODSEQ is recorded, so no client is told a
+      HIGHESTMODSEQ that a restart could take back;
+    - expunged UIDs are remembered with the MODSEQ of their expunge, at
+      least the most recent ones (bounded memory): :meth:`expunged_since`
+      answers ``None`` when it no longer reaches back far enough.
+    """
+
+    def highest_modseq() -> int:
+        """Synchronous: HIGHESTMODSEQ, the largest MODSEQ given so far (at least 1)."""
+
+    def modseqs(uids: Sequence[int]) -> Iterable[tuple[int, int]]:
+        """Synchronous: ``(uid, modseq)`` of each of ``uids`` that still exists,
+        in the order given."""
+
+    def expunged_since(modseq: int) -> Sequence[int] | None:
+        """Synchronous: the UIDs expunged with a MODSEQ larger than ``modseq``,
+        ascending; ``None`` if expunges that old are forgotten."""
+
+    def set_flags_unchanged_since(
+        uids: Iterable[int], flags: frozenset[str], mode: str, unchanged_since: int, origin: object = None
+    ) -> Deferred[tuple[dict[int, frozenset[str]], list[int]]]:
+        """Asynchronous: :meth:`IStoreMailbox.set_flags` for the messages whose
+        MODSEQ is at most ``unchanged_since`` (tested and changed atomically,
+        RFC 7162 §3.1.3); the result is the new flags of the messages that
+        still exist and the UIDs that failed the test, ascending."""
 
 
 class IMarkedMailboxes(Interface):
@@ -418,7 +463,8 @@ class ISessionObserver(Interface):
 
     transcript = Attribute(
         "bool: whether the observer wants the text of every command and "
-        "response (redacted: no passwords, literal data as its size).")
+        "response (redacted: no passwords, literal data as its size)."
+    )
 
     def session_opened(session: object) -> None:
         """A connection was accepted (before the greeting)."""

@@ -1,5 +1,6 @@
 """benchmarks/imaptest_compliance.py: which scripts it runs, how it reports, and
-(where imaptest is built) that the modern profile passes them."""
+(where imaptest is built) that the modern profile passes at least 68 of the 71
+(everything but URLAUTH) with no failing command."""
 
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ sys.path.insert(0, str(BENCHMARKS))
 import imaptest_compliance as it  # noqa: E402
 
 HOME = it.DEFAULT_HOME
+#: imaptest scripts the modern profile passes: all 71 but the three URLAUTH ones
+#: (Dovecot 2.3 on the same machine: 67).
+MIN_PASSED = 68
 
 
-def test_selects_the_scripts_of_part_one(tmp_path):
+def test_selects_every_script(tmp_path):
     headers = {
         "select": "state: created\n\nok select $mailbox\n",
         "move": "capabilities: MOVE\nstate: created\n\nok move 1 x\n",
@@ -31,7 +35,7 @@ def test_selects_the_scripts_of_part_one(tmp_path):
     for name, text in headers.items():
         (tmp_path / name).write_text(text)
     (tmp_path / "select.mbox").write_text("From x\n")
-    assert [p.name for p in it.selected_scripts(tmp_path, None)] == ["move", "select"]
+    assert [p.name for p in it.selected_scripts(tmp_path, None)] == sorted(headers)
     assert [p.name for p in it.selected_scripts(tmp_path, {"select"})] == ["select"]
     assert it.required_capabilities(tmp_path / "move") == ["MOVE"]
 
@@ -56,7 +60,14 @@ def test_report_lines():
 )
 def test_modern_profile_passes_imaptest():
     result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "imaptest_compliance.py"), "--exchmail-venv", sys.prefix],
+        [
+            sys.executable,
+            str(BENCHMARKS / "imaptest_compliance.py"),
+            "--exchmail-venv",
+            sys.prefix,
+            "--min-passed",
+            str(MIN_PASSED),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -64,3 +75,5 @@ def test_modern_profile_passes_imaptest():
     assert result.returncode == 0, result.stdout + result.stderr
     summary = result.stdout.splitlines()[0]
     assert " 0 failed," in summary and "base commands failed 0/" in summary, result.stdout
+    assert "extension commands failed 0/" in summary, result.stdout
+    assert int(summary.split()[1]) >= MIN_PASSED, result.stdout

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from exchmail.imap import commands_modern
+from exchmail.imap import commands_modern, commands_sync
 from exchmail.imap.commands_args import (
     ParseOptions,
     astring,
@@ -351,9 +351,17 @@ def _authenticate(args: Arguments) -> Command:
 
 
 # -- authenticated --------------------------------------------------------------------------
+def _condstore(args: Arguments) -> int:
+    """How many more arguments RFC 7162's modifiers allow (none without CONDSTORE)."""
+    return 1 if "CONDSTORE" in args.options.extensions else 0
+
+
 def _select(args: Arguments) -> Command:
-    args.expect(1)
-    return Select(args.tag, astring(args.tokens[0]), readonly=args.name == b"EXAMINE")
+    args.expect(1, 1 + _condstore(args))
+    condstore, resync = False, None
+    if len(args.tokens) == 2:  # RFC 7162: (CONDSTORE) / (QRESYNC (...))
+        condstore, resync = commands_sync.select_parameters(args.tokens[1:], args.options.extensions)
+    return Select(args.tag, astring(args.tokens[0]), args.name == b"EXAMINE", condstore, resync)
 
 
 def _one_mailbox(kind: Callable[[bytes, bytes], Command]) -> Parser:
@@ -390,8 +398,9 @@ def _expunge(args: Arguments) -> Command:
 
 
 def _search(args: Arguments) -> Command:
+    returns, tokens = commands_sync.search_return(args.tokens, args.options.extensions)
     # After ENABLE UTF8=ACCEPT strings are UTF-8 and CHARSET is refused (RFC 6855 §3).
-    tokens, charset = args.tokens, "UTF-8" if args.options.utf8 else "US-ASCII"
+    charset = "UTF-8" if args.options.utf8 else "US-ASCII"
     first = tokens[0] if tokens else None
     if len(tokens) >= 2 and isinstance(first, Atom) and first.upper() == b"CHARSET":
         if args.options.utf8:  # RFC 6855 §3: conflicting charset labels
@@ -402,34 +411,43 @@ def _search(args: Arguments) -> Command:
         if charset not in supported or charset not in CODECS:
             names = " ".join(supported).encode("ascii", "replace")
             raise ParseError("Unsupported charset", code=b"BADCHARSET (" + names + b")", status="NO")
-    criteria = parse_search(tokens, charset, args.options.max_search_keys, args.options.max_depth)
-    return Search(args.tag, charset, criteria, args.uid)
+    criteria = parse_search(tokens, charset, args.options.max_search_keys, args.options.max_depth,
+                            args.options.extensions)
+    return Search(args.tag, charset, criteria, args.uid, returns)
 
 
 def _fetch(args: Arguments) -> Command:
-    args.expect(2)
+    args.expect(2, 2 + _condstore(args))
     numbers = sequence_set(args.tokens[0])
-    items = parse_fetch_items([args.tokens[1]], binary="BINARY" in args.options.extensions)
+    extensions = args.options.extensions
+    items = parse_fetch_items([args.tokens[1]], binary="BINARY" in extensions,
+                              modseq="CONDSTORE" in extensions, preview="PREVIEW" in extensions)
+    changed, vanished = None, False
+    if len(args.tokens) == 3:  # RFC 7162: (CHANGEDSINCE n [VANISHED])
+        changed, vanished = commands_sync.fetch_modifiers(args.tokens[2:], extensions, args.uid)
     if args.uid and not any(item.name == b"UID" for item in items):
         items.insert(0, FetchItem(b"UID"))  # RFC 3501 6.4.8: UID FETCH always answers UID
-    return Fetch(args.tag, numbers, tuple(items), args.uid)
+    return Fetch(args.tag, numbers, tuple(items), args.uid, changed, vanished)
 
 
 STORE_MODES: dict[bytes, StoreMode] = {b"FLAGS": "replace", b"+FLAGS": "add", b"-FLAGS": "remove"}
 
 
 def _store(args: Arguments) -> Command:
-    args.expect(3)
+    args.expect(3, 3 + _condstore(args))
     numbers = sequence_set(args.tokens[0])
-    item = as_atom(args.tokens[1])
+    tokens, unchanged = list(args.tokens), None
+    if len(tokens) == 4:  # RFC 7162: (UNCHANGEDSINCE n) before the item
+        unchanged = commands_sync.store_modifier(tokens.pop(1), args.options.extensions)
+    item = as_atom(tokens[1])
     silent = item.endswith(b".SILENT")
     mode = STORE_MODES.get(item[:-7] if silent else item)
     if mode is None:
         raise ParseError("STORE needs FLAGS, +FLAGS or -FLAGS")
-    flags = flag_list(args.tokens[2])
+    flags = flag_list(tokens[2])
     if "\\Recent" in flags:
         raise ParseError("\\Recent cannot be stored")
-    return Store(args.tag, numbers, mode, silent, flags, args.uid)
+    return Store(args.tag, numbers, mode, silent, flags, args.uid, unchanged)
 
 
 def _copy(args: Arguments) -> Command:
@@ -465,5 +483,5 @@ register(b"STORE", _store, uid=True)
 register(b"COPY", _copy, uid=True)
 register(b"ENABLE", parse_enable, extension="ENABLE")
 register(b"COMPRESS", parse_compress, extension="COMPRESS=DEFLATE")
-for _name, (_parse, _uid, _extension) in commands_modern.PARSERS.items():
+for _name, (_parse, _uid, _extension) in (commands_modern.PARSERS | commands_sync.PARSERS).items():
     register(_name, _parse, uid=_uid, extension=_extension)

@@ -76,9 +76,14 @@ def astring(token: Token) -> bytes:
 
 
 def sequence_set(token: Token) -> SequenceSet:
-    """A sequence-set argument (an atom such as ``1:3,5:*``)."""
+    """A sequence-set argument (an atom such as ``1:3,5:*``), or ``$`` (RFC 5182's
+    saved search result, which the handlers refuse unless SEARCHRES is on)."""
     if not isinstance(token, Atom):
         raise ParseError("expected a sequence set")
+    if token == b"$":
+        from exchmail.imap.commands_sync import SAVED
+
+        return SAVED
     return SequenceSet.parse(bytes(token))
 
 

@@ -237,6 +237,10 @@ def status_extra(options: ParseOptions) -> frozenset[bytes]:
         extra.add(b"APPENDLIMIT")
     if "QUOTA" in options.extensions:
         extra.add(b"DELETED-STORAGE")
+    if "CONDSTORE" in options.extensions:
+        extra.add(b"HIGHESTMODSEQ")  # RFC 7162 §3.1.8
+    if "IMAP4rev2" in options.extensions:
+        extra.add(b"DELETED")  # RFC 9051 §6.3.11: messages with \Deleted
     return frozenset(extra)
 
 

@@ -87,12 +87,38 @@ class Authenticate(Command):
 
 # -- authenticated ------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
+class Resync:
+    """SELECT's QRESYNC parameter (RFC 7162 §3.2.5): what the client knows."""
+
+    uid_validity: int
+    modseq: int
+    known_uids: SequenceSet | None = None
+    #: ``(sequence numbers, their UIDs)`` the client knows (may be ignored)
+    seq_match: tuple[SequenceSet, SequenceSet] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchReturn:
+    """ESEARCH/CONTEXT result options (RFC 4731, 5182, 5267): ``RETURN (...)``.
+
+    ``options`` holds the upper-case names (MIN MAX ALL COUNT SAVE UPDATE
+    CONTEXT); ``partial`` the range of ``PARTIAL m:n`` (``low <= high``).
+    """
+
+    options: frozenset[bytes] = frozenset()
+    partial: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Select(Command):
     """SELECT mailbox, or EXAMINE mailbox (``readonly``)."""
 
     NAME: ClassVar[bytes] = b"SELECT"
     mailbox: bytes
     readonly: bool = False
+    #: RFC 7162: ``(CONDSTORE)``, or ``(QRESYNC (...))`` as a :class:`Resync`
+    condstore: bool = False
+    qresync: Resync | None = None
 
     @property
     def name(self) -> bytes:
@@ -260,6 +286,8 @@ class Search(Command):
     charset: str
     criteria: SearchKey
     uid: bool = False
+    #: ``RETURN (...)`` (ESEARCH): None for a plain SEARCH
+    returns: SearchReturn | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +302,9 @@ class Fetch(Command):
     sequence_set: SequenceSet
     items: tuple[FetchItem, ...]
     uid: bool = False
+    #: RFC 7162 modifiers: ``(CHANGEDSINCE n [VANISHED])``
+    changed_since: int | None = None
+    vanished: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +317,8 @@ class Store(Command):
     silent: bool
     flags: frozenset[str]
     uid: bool = False
+    #: RFC 7162 modifier ``(UNCHANGEDSINCE n)``
+    unchanged_since: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,9 +43,24 @@ EXTENSION_SETTINGS: dict[str, str] = {
     "QUOTA": "quota",
     "QUOTA=RES-STORAGE": "quota",
     "COMPRESS=DEFLATE": "compress_deflate",
+    "CONDSTORE": "condstore",
+    "QRESYNC": "qresync",
+    "ESEARCH": "esearch",
+    "SEARCHRES": "searchres",
+    "WITHIN": "within",
+    "SORT": "sort",
+    "SORT=DISPLAY": "sort_display",
+    "ESORT": "esort",
+    "THREAD=ORDEREDSUBJECT": "thread_orderedsubject",
+    "THREAD=REFERENCES": "thread_references",
+    "CONTEXT=SEARCH": "context_search",
+    "CONTEXT=SORT": "context_sort",
+    "NOTIFY": "notify",
+    "IMAP4rev2": "imap4rev2",
+    "PREVIEW": "preview",
 }
 #: Extensions that are used through ENABLE (RFC 5161).
-NEEDS_ENABLE = frozenset({"UTF8=ACCEPT"})
+NEEDS_ENABLE = frozenset({"UTF8=ACCEPT", "CONDSTORE", "QRESYNC", "IMAP4rev2"})
 
 
 @functools.lru_cache(maxsize=64)

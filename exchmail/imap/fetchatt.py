@@ -117,11 +117,11 @@ def _parse_binary(token: bytes) -> list[FetchItem]:
     return [FetchItem(name, path, None, (), partial, peek=kind != b"BINARY", section=section)]
 
 
-def _parse_one(token: Token, binary: bool = False) -> list[FetchItem]:
+def _parse_one(token: Token, binary: bool = False, modseq: bool = False) -> list[FetchItem]:
     if not isinstance(token, Atom):
         raise ParseError("invalid fetch attribute")
     upper = bytes(token).upper()
-    if upper in SIMPLE:
+    if upper in SIMPLE or (modseq and upper == b"MODSEQ"):
         return [FetchItem(upper)]
     if binary and upper.startswith(b"BINARY"):
         return _parse_binary(bytes(token))
@@ -140,9 +140,11 @@ def _parse_one(token: Token, binary: bool = False) -> list[FetchItem]:
                       peek=match.group(1).upper() == b"BODY.PEEK", section=section)]
 
 
-def parse_fetch_items(args: list[Token], binary: bool = False) -> list[FetchItem]:
+def parse_fetch_items(args: list[Token], binary: bool = False,
+                      modseq: bool = False, preview: bool = False) -> list[FetchItem]:
     """Parse the attribute argument(s) of FETCH: a macro, one item or a list
-    (with ``binary``, the BINARY items of RFC 3516 too)."""
+    (with ``binary``, the BINARY items of RFC 3516 too; with ``modseq``,
+    CONDSTORE's MODSEQ, RFC 7162 §3.1.4)."""
     if len(args) != 1:
         raise ParseError("expected one fetch attribute or a parenthesised list")
     arg = args[0]
@@ -152,6 +154,17 @@ def parse_fetch_items(args: list[Token], binary: bool = False) -> list[FetchItem
     if not tokens:
         raise ParseError("empty fetch attribute list")
     items: list[FetchItem] = []
-    for token in tokens:
-        items.extend(_parse_one(token, binary))
+    tokens = list(tokens)
+    while tokens:
+        token = tokens.pop(0)
+        if preview and isinstance(token, Atom) and bytes(token).upper() == b"PREVIEW":
+            # RFC 8970: PREVIEW, or PREVIEW (LAZY) -- computed at once either way
+            modifiers = tokens[0] if tokens else None
+            if isinstance(modifiers, list):
+                tokens.pop(0)
+                if not all(isinstance(m, Atom) and bytes(m).upper() == b"LAZY" for m in modifiers):
+                    raise ParseError("unknown PREVIEW modifier")
+            items.append(FetchItem(b"PREVIEW"))
+            continue
+        items.extend(_parse_one(token, binary, modseq))
     return items

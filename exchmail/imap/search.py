@@ -40,6 +40,8 @@ from exchmail.imap.searchkeys import (
     SearchKey,
     Size,
     Text,
+    UidSet,
+    Within,
 )
 from exchmail.mime.message import ParsedMessage, body_contains
 
@@ -151,10 +153,13 @@ def flags_only(key: SearchKey) -> bool:
     return True
 
 
-def compile_search(criteria: SearchKey, max_seq: int, max_uid: int) -> SearchProgram:
+def compile_search(criteria: SearchKey, max_seq: int, max_uid: int,
+                   now: float = 0.0) -> SearchProgram:
     """The program for ``criteria`` in a mailbox whose last message has
-    sequence number ``max_seq`` and UID ``max_uid`` (for ``*``)."""
-    return SearchProgram(_Compiler(max_seq, max_uid).compile(criteria), needs_of(criteria),
+    sequence number ``max_seq`` and UID ``max_uid`` (for ``*``); ``now`` is
+    the time OLDER and YOUNGER count from (RFC 5032).  ``MODSEQ`` and ``$``
+    must have been resolved to :class:`UidSet` keys first."""
+    return SearchProgram(_Compiler(max_seq, max_uid, now).compile(criteria), needs_of(criteria),
                          flags_only(criteria))
 
 
@@ -190,6 +195,7 @@ def _contains(haystack: str, needle: str) -> bool:
 class _Compiler:
     max_seq: int
     max_uid: int
+    now: float = 0.0
 
     def compile(self, key: SearchKey) -> Predicate:
         """A predicate for ``key``; the recursion is as deep as the criteria,
@@ -239,6 +245,14 @@ class _Compiler:
         if isinstance(key, Text):
             needle = key.value
             return lambda c: _contains(c.header_text(), needle) or c.body_contains(needle)
+        if isinstance(key, UidSet):
+            uids = key.uids
+            return lambda c: c.uid in uids
+        if isinstance(key, Within):
+            cutoff = self.now - key.seconds
+            if key.op == "older":
+                return lambda c: c.internal_date < cutoff
+            return lambda c: c.internal_date >= cutoff
         raise TypeError(f"unknown search key {key!r}")
 
     def message_set(self, key: MessageSet) -> Predicate:

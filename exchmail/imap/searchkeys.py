@@ -136,6 +136,51 @@ class And(SearchKey):
     keys: tuple[SearchKey, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class ModSeq(SearchKey):
+    """``MODSEQ [entry type] n`` (RFC 7162 §3.1.5): MODSEQ at least ``value``
+    (the entry name is accepted; every entry shares the message's MODSEQ)."""
+
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class Within(SearchKey):
+    """``OLDER n`` / ``YOUNGER n`` (RFC 5032): the internal date more / at most
+    ``seconds`` before the search."""
+
+    op: Literal["older", "younger"]
+    seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class SavedResult(SearchKey):
+    """``$`` (RFC 5182): the messages of the last ``SEARCH RETURN (SAVE)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class UidSet(SearchKey):
+    """Messages whose UID is in ``uids`` (what ``MODSEQ`` and ``$`` resolve to
+    before evaluation, from the store's index and the session)."""
+
+    uids: frozenset[int]
+
+
+#: search keys of extensions -> the capability without which they are unknown
+EXTENSION_KEYS = {b"MODSEQ": "CONDSTORE", b"OLDER": "WITHIN", b"YOUNGER": "WITHIN", b"$": "SEARCHRES"}
+_ENTRY_TYPES = (b"PRIV", b"SHARED", b"ALL")
+
+
+def as_mod_sequence(token: Token, zero: bool = True) -> int:
+    """A mod-sequence value (RFC 7162 §7: 63-bit; 0 only where ``zero``)."""
+    if not isinstance(token, Atom) or not token.isdigit() or len(token) > 19:
+        raise ParseError("expected a mod-sequence value")
+    value = int(token)
+    if value > 0x7FFFFFFFFFFFFFFF or (value == 0 and not zero):
+        raise ParseError("mod-sequence value out of range")
+    return value
+
+
 def parse_search_date(token: Token) -> datetime.date:
     """Parse an IMAP ``date`` (``1-Feb-1994``, quoted or not)."""
     text = as_bytes(token).decode("ascii", "replace")
@@ -198,7 +243,8 @@ _DATE_KEYS: dict[bytes, tuple[Literal["internal", "sent"], Literal["before", "on
 class _Parser:
     """One SEARCH's criteria: counts keys and depth as it goes."""
 
-    def __init__(self, charset: str, max_depth: int) -> None:
+    def __init__(self, charset: str, max_depth: int, extensions: frozenset[str] = frozenset()) -> None:
+        self.extensions = extensions
         self.charset = charset
         self.codec = CODECS[charset]
         self.max_depth = max_depth
@@ -234,6 +280,11 @@ class _Parser:
         simple = _FLAG_KEYS.get(name)
         if simple is not None:
             return simple
+        needed = EXTENSION_KEYS.get(name)
+        if needed is not None and needed not in self.extensions:
+            raise ParseError(f"unknown search key {name[:30]!r}")
+        if name == b"$":
+            return SavedResult()
         if name == b"NOT":
             return Not(self.key(cursor, self.deeper(depth)))
         if name == b"OR":
@@ -277,6 +328,22 @@ class _Parser:
     def text(self, name: bytes, cursor: _Cursor) -> SearchKey:
         return Text(self.string(cursor))
 
+    def modseq(self, name: bytes, cursor: _Cursor) -> SearchKey:
+        token = cursor.take()
+        if not isinstance(token, Atom) or not bytes(token).isdigit():
+            as_bytes(token)  # the entry name (a string), then its type
+            kind = cursor.take()
+            if not isinstance(kind, Atom) or bytes(kind).upper() not in _ENTRY_TYPES:
+                raise ParseError("MODSEQ entry type must be priv, shared or all")
+            token = cursor.take()
+        return ModSeq(as_mod_sequence(token))
+
+    def within(self, name: bytes, cursor: _Cursor) -> SearchKey:
+        seconds = as_number(cursor.take())
+        if seconds < 1:
+            raise ParseError("OLDER and YOUNGER need a positive number of seconds")
+        return Within("older" if name == b"OLDER" else "younger", seconds)
+
     _ARGUMENT_KEYS: dict[bytes, Callable[[_Parser, bytes, _Cursor], SearchKey]] = {
         b"KEYWORD": keyword,
         b"UNKEYWORD": keyword,
@@ -288,11 +355,18 @@ class _Parser:
         b"HEADER": any_header,
         b"BODY": body,
         b"TEXT": text,
+        b"MODSEQ": modseq,
+        b"OLDER": within,
+        b"YOUNGER": within,
     }
 
 
 def parse_search(
-    tokens: Sequence[Token], charset: str = "US-ASCII", max_keys: int = 0, max_depth: int = MAX_DEPTH
+    tokens: Sequence[Token],
+    charset: str = "US-ASCII",
+    max_keys: int = 0,
+    max_depth: int = MAX_DEPTH,
+    extensions: frozenset[str] = frozenset(),
 ) -> SearchKey:
     """Parse SEARCH criteria; one key, or :class:`And` of the top-level keys.
 
@@ -300,7 +374,7 @@ def parse_search(
     limit.  Raises :class:`ParseError`: BAD for malformed criteria or
     nesting deeper than ``max_depth``, ``NO [LIMIT]`` for too many keys.
     """
-    parser = _Parser(charset, max_depth)
+    parser = _Parser(charset, max_depth, extensions)
     criteria = parser.keys(tokens, 0)
     if max_keys and parser.count > max_keys:
         raise ParseError(f"At most {max_keys} search keys are supported", code=b"LIMIT", status="NO")

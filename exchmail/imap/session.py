@@ -32,6 +32,7 @@ from exchmail.imap.extensions import (
     wire_form,
 )
 from exchmail.imap.handlers import HANDLERS, STATES
+from exchmail.imap.handlers.messages import compact_uid_set
 from exchmail.imap.parsing import MAX_LITERALS
 from exchmail.imap.responses import (
     SYSTEM_FLAGS,
@@ -40,6 +41,7 @@ from exchmail.imap.responses import (
     format_flags,
     store_error_text,
 )
+from exchmail.interfaces import IModSeq
 from exchmail.mailbox.view import MailboxView, Updates
 from exchmail.session.context import SessionContext
 from exchmail.session.core import ConnectionClosed, ResponseLineTooLong, Session
@@ -74,11 +76,34 @@ class IMAPSession(Session):
         self.announced: frozenset[str] = frozenset()  # keywords the client was told of
         self.enabled: set[bytes] = set()  # extensions switched on by ENABLE (RFC 5161)
         self.compression: DeflateTransport | None = None  # COMPRESS=DEFLATE (RFC 4978)
+        self.saved_result: list[int] = []  # UIDs of SEARCH RETURN (SAVE) (RFC 5182)
+        #: CONTEXT=SEARCH/SORT (RFC 5267): searches kept up to date, by tag
+        self.search_contexts: dict[bytes, Any] = {}
+        #: while they are refreshed during IDLE: whether a change came meanwhile
+        self.contexts_refreshing: bool | None = None
+        #: NOTIFY (RFC 5465): the session's notification state, or None
+        self.notify: Any = None
 
     @property
     def utf8(self) -> bool:
         """Whether the client enabled UTF8=ACCEPT (RFC 6855)."""
         return b"UTF8=ACCEPT" in self.enabled
+
+    @property
+    def condstore(self) -> bool:
+        """Whether CONDSTORE is on for this session (RFC 7162 §3.1: enabled by a
+        CONDSTORE-enabling command or by QRESYNC)."""
+        return b"CONDSTORE" in self.enabled or b"QRESYNC" in self.enabled
+
+    @property
+    def qresync(self) -> bool:
+        """Whether the client enabled QRESYNC (RFC 7162 §3.2.3)."""
+        return b"QRESYNC" in self.enabled
+
+    @property
+    def rev2(self) -> bool:
+        """Whether the client enabled IMAP4rev2 (RFC 9051)."""
+        return b"IMAP4REV2" in self.enabled
 
     @staticmethod
     def _limits(settings: Any, authenticated: bool) -> ReaderLimits:
@@ -142,6 +167,8 @@ class IMAPSession(Session):
     def left(self) -> None:
         self.state = "logout"
         self.close_mailbox()
+        if self.notify is not None:
+            self.notify.stop()
 
     def describe_command(self, command: Command) -> str:
         from exchmail.imap.transcript import describe_command
@@ -199,10 +226,19 @@ class IMAPSession(Session):
         handler = HANDLERS[type(command)][0]
         started = self.context.reactor.seconds()
         d = defer.maybeDeferred(handler, command, self)
+        d.addCallback(self._keep_contexts)
         d.addCallbacks(self._succeeded, self._failed, callbackArgs=(command,),
                        errbackArgs=(command,))
         d.addCallback(self._report, command, started)
         return d
+
+    def _keep_contexts(self, text: bytes | None) -> Any:
+        """CONTEXT=SEARCH: kept searches are brought up to date after each command."""
+        if text is None or not self.search_contexts or self.state != "select":
+            return text
+        from exchmail.imap.handlers.context import after_command
+
+        return after_command(self).addCallback(lambda _: text)
 
     def _succeeded(self, text: bytes | None, command: Any) -> bytes:
         # None: the handler answered itself (LOGOUT, STARTTLS).
@@ -305,8 +341,11 @@ class IMAPSession(Session):
         """Make ``mailbox`` the selected one (the previous one is closed first)."""
         self.close_mailbox()
         settings = self.context.profile.imap
+        # RFC 7162 §3.1: with CONDSTORE, other sessions' flag changes are reported.
         self.view = MailboxView(mailbox, readonly, self.mailbox_changed,
-                                settings.notify_external_flag_changes)
+                                settings.notify_external_flag_changes or self.condstore)
+        self.saved_result = []
+        self.search_contexts.clear()
         self.announced = frozenset(settings.server_keywords)
         self.state = "select"
         return self.view
@@ -341,6 +380,8 @@ class IMAPSession(Session):
     def flags_for_client(self, flags: frozenset[str]) -> bytes:
         """``flags`` formatted for a response; keywords the client has not been
         told of are first announced with new FLAGS/PERMANENTFLAGS responses."""
+        if self.rev2:  # RFC 9051 has no \\Recent
+            flags = flags - {"\\Recent"}
         unknown = [f for f in flags if f not in self.announced and f[:1] != "\\"]
         if unknown:
             self.announced |= frozenset(unknown)
@@ -351,17 +392,33 @@ class IMAPSession(Session):
         """Queue untagged responses for changes the client has not heard of."""
         if self.view is not None:
             self.write_updates(self.view.updates(allow_expunge))
+        if self.notify is not None and self.notify.pending:
+            self.notify.flush()  # NOTIFY's STATUS lines held back during a command
 
     def write_updates(self, updates: Updates) -> None:
         if not updates:
             return
-        for seq in updates.expunged:
-            self.untagged(b"%d EXPUNGE" % seq)
+        if self.search_contexts and updates.expunged:
+            from exchmail.imap.handlers.context import refresh_contexts
+
+            refresh_contexts(self, updates)  # REMOVEFROM with the numbers still valid
+        if updates.expunged and self.qresync:  # RFC 7162 §3.2.10: VANISHED, not EXPUNGE
+            self.untagged(b"VANISHED " + compact_uid_set(updates.expunged_uids))
+        else:
+            for seq in updates.expunged:
+                self.untagged(b"%d EXPUNGE" % seq)
         if updates.exists is not None:
             self.untagged(b"%d EXISTS" % updates.exists)
-            self.untagged(b"%d RECENT" % updates.recent)
-        for seq, _, flags in updates.flags:
-            self.untagged(b"%d FETCH (FLAGS %s)" % (seq, self.flags_for_client(flags)))
+            if not self.rev2:  # RFC 9051: no \Recent, no RECENT response
+                self.untagged(b"%d RECENT" % updates.recent)
+        modseqs = modseq_map(self, [uid for _, uid, _ in updates.flags])
+        for seq, uid, flags in updates.flags:
+            extra = b""
+            if self.qresync:
+                extra += b" UID %d" % uid
+            if uid in modseqs:  # RFC 7162 §3.1.4: flag changes carry MODSEQ
+                extra += b" MODSEQ (%d)" % modseqs[uid]
+            self.untagged(b"%d FETCH (FLAGS %s%s)" % (seq, self.flags_for_client(flags), extra))
 
     def mailbox_changed(self) -> None:
         """The store reported a change: push it now if the client idles, or,
@@ -375,11 +432,24 @@ class IMAPSession(Session):
         if self.idling:
             self.send_updates(allow_expunge=True)
             self.flush()
+            if self.search_contexts:  # CONTEXT=SEARCH: kept searches, while idling too
+                from exchmail.imap.handlers.context import refresh_while_idle
+
+                refresh_while_idle(self)
         elif (self.context.profile.imap.unsolicited_exists and not self.busy
               and not self.reader.buffered and not self.write_gate.paused
               and self.state == "select"):
             self.send_updates(allow_expunge=False)
             self.flush()
+
+
+def modseq_map(session: IMAPSession, uids: list[int]) -> dict[int, int]:
+    """MODSEQs of ``uids`` in the selected mailbox when CONDSTORE is on and the
+    store keeps them; else empty."""
+    view = session.view
+    if not uids or view is None or not session.condstore or not IModSeq.providedBy(view.mailbox):
+        return {}
+    return dict(IModSeq(view.mailbox).modseqs(uids))
 
 
 def holds_expunges(command: Any) -> bool:

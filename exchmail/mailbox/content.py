@@ -54,8 +54,9 @@ class ReadAhead:
     """
 
     def __init__(self, mailbox: IStoreMailbox, uids: Sequence[int],
-                 window: int = READ_AHEAD) -> None:
+                 window: int = READ_AHEAD, batch_count: int = BATCH_COUNT) -> None:
         self.mailbox = mailbox
+        self._batch_count = batch_count
         self._uids = list(uids)
         self._position = 0
         self._window = window
@@ -94,14 +95,14 @@ class ReadAhead:
         return d.addCallback(arrived)
 
     def _next_batch(self) -> list[int]:
-        """The next UIDs to read together: up to BATCH_COUNT, BATCH_OCTETS in all."""
+        """The next UIDs to read together: up to ``batch_count``, BATCH_OCTETS in all."""
         start = self._position
         if not self._batched:
             self._position += 1
             return self._uids[start:start + 1]
         total, end = 0, start
         message = self.mailbox.message
-        while end < len(self._uids) and end - start < BATCH_COUNT:
+        while end < len(self._uids) and end - start < self._batch_count:
             record = message(self._uids[end])
             size = record.exact_size if record is not None else 0
             if end > start and total + size > BATCH_OCTETS:

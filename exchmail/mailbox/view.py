@@ -39,12 +39,14 @@ class Updates:
     :ivar exists: the new message count, or None if unchanged.
     :ivar recent: the new \\Recent count (with ``exists``).
     :ivar flags: ``(seq, uid, flags)`` of messages whose flags others changed.
+    :ivar expunged_uids: the UIDs of ``expunged``, ascending (QRESYNC's VANISHED).
     """
 
     expunged: tuple[int, ...] = ()
     exists: int | None = None
     recent: int = 0
     flags: tuple[tuple[int, int, frozenset[str]], ...] = ()
+    expunged_uids: tuple[int, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.expunged or self.exists is not None or self.flags)
@@ -179,11 +181,12 @@ class MailboxView:
         """
         current = self.mailbox.uids()
         expunged: tuple[int, ...] = ()
+        gone_uids: tuple[int, ...] = ()
         if self._expunges_pending:
             if not allow_expunge:
                 return Updates(flags=self._flag_updates())
             self._expunges_pending = False
-            expunged = self._apply_expunges(current)
+            expunged, gone_uids = self._apply_expunges(current)
         else:
             # Only additions since the last look (the store says so through
             # messages_expunged otherwise): the known prefix is unchanged.
@@ -196,21 +199,22 @@ class MailboxView:
             else:
                 self.recent.update(self.mailbox.claim_recent())
             exists = self.exists
-        return Updates(expunged, exists, len(self.recent), self._flag_updates())
+        return Updates(expunged, exists, len(self.recent), self._flag_updates(), gone_uids)
 
-    def _apply_expunges(self, current: Sequence[int]) -> tuple[int, ...]:
+    def _apply_expunges(self, current: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
         still = set(current)
-        gone = []
+        gone, uids = [], []
         for index in range(self.exists - 1, -1, -1):
             uid = self._uids[index]
             if uid not in still:
                 gone.append(index + 1)
+                uids.append(uid)
                 self.recent.discard(uid)
                 self._pending_flags.discard(uid)
         last_known = self.max_uid
         self._uids = current
         self.exists = bisect_right(current, last_known)
-        return tuple(gone)
+        return tuple(gone), tuple(reversed(uids))
 
     def _flag_updates(self) -> tuple[tuple[int, int, frozenset[str]], ...]:
         out = []

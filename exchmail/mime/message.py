@@ -507,6 +507,11 @@ def _text_leaves(part: MimePart) -> Iterator[MimePart]:
             yield node
 
 
+def text_leaves(part: MimePart) -> Iterator[MimePart]:
+    """The text parts under *part*, in order (as :func:`iter_text_parts` reads them)."""
+    return _text_leaves(part)
+
+
 def iter_text_parts(part: MimePart, chunk: int = CHUNK) -> Iterator[Iterator[str]]:
     """For each text part under *part*, an iterator over its decoded text
     (transfer encoding and charset undone), about *chunk* raw octets a step.

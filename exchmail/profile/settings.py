@@ -332,6 +332,53 @@ class IMAPSettings(ServiceSettings):
         False, ids=(), rfc="9208",
         doc="QUOTA and QUOTA=RES-STORAGE: GETQUOTA, GETQUOTAROOT over the [quota] limits "
             '(one root "" per account), STATUS DELETED-STORAGE')
+    condstore: bool = setting(
+        False, ids=(), rfc="7162 §3.1",
+        doc="CONDSTORE: MODSEQ per message, HIGHESTMODSEQ (SELECT, STATUS), FETCH "
+            "CHANGEDSINCE, STORE UNCHANGEDSINCE ([MODIFIED]), SEARCH MODSEQ; NOMODSEQ for "
+            "stores that keep no MODSEQs")
+    qresync: bool = setting(
+        False, ids=(), rfc="7162 §3.2",
+        doc="QRESYNC (after ENABLE QRESYNC): SELECT/EXAMINE (QRESYNC (...)) with VANISHED "
+            "(EARLIER), UID FETCH (CHANGEDSINCE n VANISHED), VANISHED instead of EXPUNGE")
+    esearch: bool = setting(
+        False, ids=(), rfc="4731",
+        doc="ESEARCH: SEARCH RETURN (MIN MAX ALL COUNT) answered with an ESEARCH response")
+    searchres: bool = setting(
+        False, ids=(), rfc="5182",
+        doc="SEARCHRES: SEARCH RETURN (SAVE) and '$' as a sequence set for the saved result")
+    within: bool = setting(
+        False, ids=(), rfc="5032", doc="WITHIN: the SEARCH keys OLDER n and YOUNGER n (seconds)")
+    sort: bool = setting(
+        False, ids=(), rfc="5256 §3",
+        doc="SORT and UID SORT (ARRIVAL CC DATE FROM REVERSE SIZE SUBJECT TO) with "
+            "i;unicode-casemap collation and RFC 5256 base subjects")
+    sort_display: bool = setting(
+        False, ids=(), rfc="5957", doc="SORT=DISPLAY: the sort keys DISPLAYFROM and DISPLAYTO")
+    esort: bool = setting(
+        False, ids=(), rfc="5267 §3", doc="ESORT: SORT RETURN (MIN MAX ALL COUNT) as ESEARCH")
+    thread_orderedsubject: bool = setting(
+        False, ids=(), rfc="5256 §3", doc="THREAD=ORDEREDSUBJECT")
+    thread_references: bool = setting(
+        False, ids=(), rfc="5256 §3", doc="THREAD=REFERENCES (the RFC's six steps)")
+    context_search: bool = setting(
+        False, ids=(), rfc="5267 §4",
+        doc="CONTEXT=SEARCH: SEARCH RETURN (PARTIAL m:n) and (UPDATE) with ADDTO/REMOVEFROM "
+            "notifications, CANCELUPDATE")
+    context_sort: bool = setting(
+        False, ids=(), rfc="5267 §4", doc="CONTEXT=SORT: SORT RETURN (PARTIAL m:n)")
+    notify: bool = setting(
+        False, ids=(), rfc="5465",
+        doc="NOTIFY: NOTIFY SET/NONE for the selected mailbox and the personal namespace "
+            "(STATUS updates of other mailboxes)")
+    preview: bool = setting(
+        False, ids=(), rfc="8970",
+        doc="PREVIEW: the FETCH item PREVIEW (and PREVIEW (LAZY)): up to 200 characters "
+            "of the first text part")
+    imap4rev2: bool = setting(
+        False, ids=(), rfc="9051",
+        doc="IMAP4rev2 advertised beside IMAP4rev1; ENABLE IMAP4rev2 switches the session to "
+            "rev2 rules (no \\Recent, ESEARCH replies to SEARCH); rev1 clients see no change")
     default_folders: tuple[str, ...] = setting(
         ("Sent Items=\\Sent", "Drafts=\\Drafts", "Deleted Items=\\Trash",
          "Junk E-Mail=\\Junk", "Outbox", "Calendar", "Contacts", "Tasks", "Notes", "Journal"),

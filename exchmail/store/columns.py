@@ -118,7 +118,7 @@ class Columns:
         holding arbitrary objects), appended and removed with the rows.
     """
 
-    __slots__ = ("uids", "dates", "stored", "exact", "flags", "extra", "table", "_shared")
+    __slots__ = ("uids", "dates", "stored", "exact", "flags", "modseqs", "extra", "table", "_shared")
 
     def __init__(self, extra: Sequence[str | None] = ()) -> None:
         self.uids = array("Q")
@@ -126,6 +126,8 @@ class Columns:
         self.stored = array("Q")
         self.exact = array("Q")
         self.flags = array("I")
+        #: each message's modification sequence (RFC 7162): 8 octets a row
+        self.modseqs = array("Q")
         self.extra: list[Any] = [array(code) if code else [] for code in extra]
         self.table = FlagTable()
         self._shared = False
@@ -149,7 +151,14 @@ class Columns:
         return bisect_left(self.uids, uid)
 
     def append(
-        self, uid: int, date: float, stored: int, exact: int, flags: frozenset[str], extra: Sequence[Any] = ()
+        self,
+        uid: int,
+        date: float,
+        stored: int,
+        exact: int,
+        flags: frozenset[str],
+        extra: Sequence[Any] = (),
+        modseq: int = 1,
     ) -> None:
         """Add a row; ``uid`` must be larger than every UID already here."""
         if self.uids and uid <= self.uids[-1]:
@@ -161,6 +170,7 @@ class Columns:
         self.stored.append(stored)
         self.exact.append(exact)
         self.flags.append(self.table.id(flags))
+        self.modseqs.append(modseq)
         for column, value in zip(self.extra, extra, strict=True):
             column.append(value)
 
@@ -199,6 +209,7 @@ class Columns:
         self.stored = _kept(self.stored, keep)
         self.exact = _kept(self.exact, keep)
         self.flags = _kept(self.flags, keep)
+        self.modseqs = _kept(self.modseqs, keep)
         self.extra = [_kept(column, keep) for column in self.extra]
         self._shrink_table()
 

@@ -16,7 +16,16 @@ hook                       does
 ``_deliver(...)``          store a message durably; a Deferred of NewMessage
 ``_store_flags(changes)``  persist flag changes in one go; ``(applied, error)``
 ``_remove_messages(uids)`` remove contents; ``(removed uids, error)``
+``_persist_modseq(...)``   record new MODSEQs of flag changes and expunges
 =========================  ====================================================
+
+Modification sequences (:class:`~exchmail.interfaces.IModSeq`, RFC 7162)
+live in a column of the index: every append, flag change and expunge takes
+the next value of the mailbox's HIGHESTMODSEQ (one per operation, shared by
+the messages it touches).  The UIDs of the last :data:`EXPUNGE_MEMORY`
+expunged messages are kept with their MODSEQ for QRESYNC; older ones are
+forgotten (``expunged_since`` then answers ``None``, and QRESYNC clients are
+told every UID they asked about that no longer exists).
 
 The index changes only on the reactor thread, in callbacks, after the work
 is durable; listeners are told after the index changed.  Flag changes,
@@ -39,12 +48,27 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from exchmail.errors import NoSuchMessage
-from exchmail.interfaces import IBatchRead, IIndexScan, IMailboxListener, IMessageReader, IStoreMailbox
+from exchmail.interfaces import (
+    IBatchRead,
+    IIndexScan,
+    IMailboxListener,
+    IMessageReader,
+    IStoreMailbox,
+)
 from exchmail.store.columns import Columns, MessageRecord
+from exchmail.store.modseq import EXPUNGE_MEMORY, ModSeqIndex
 from exchmail.store.readers import BytesReader
 from exchmail.store.runner import RunBlocking, run_sync
 
-__all__ = ["DELETED", "SYSTEM_FLAGS", "IndexedMailbox", "MessageRecord", "NewMessage", "apply_flag_mode"]
+__all__ = [
+    "DELETED",
+    "EXPUNGE_MEMORY",
+    "SYSTEM_FLAGS",
+    "IndexedMailbox",
+    "MessageRecord",
+    "NewMessage",
+    "apply_flag_mode",
+]
 
 DELETED = "\\Deleted"
 RECENT = "\\Recent"
@@ -93,13 +117,16 @@ _MOVED = object()
 
 
 @implementer(IStoreMailbox, IBatchRead, IIndexScan)
-class IndexedMailbox:
+class IndexedMailbox(ModSeqIndex):
     """Index, listeners and the store-independent half of :class:`IStoreMailbox`.
 
     :param columns: a ready index (a backend that built it in a thread);
         by default an empty one with the backend's ``extra_columns``.
     :param first_recent: the lowest UID that is still \\Recent (messages no
         session has claimed); by default ``uid_next`` (nothing recent).
+    :param highest_modseq: HIGHESTMODSEQ as last stored (at least every row's).
+    :param expunged: ``(modseq, uid)`` of remembered expunges, ascending.
+    :param expunge_floor: expunges up to this MODSEQ may be forgotten.
     """
 
     log = Logger(namespace="exchmail.store")
@@ -118,6 +145,9 @@ class IndexedMailbox:
         run_blocking: RunBlocking | None = None,
         columns: Columns | None = None,
         first_recent: int | None = None,
+        highest_modseq: int = 1,
+        expunged: Iterable[tuple[int, int]] = (),
+        expunge_floor: int = 0,
     ) -> None:
         self.name = name
         self.uid_validity = uid_validity
@@ -125,6 +155,7 @@ class IndexedMailbox:
         self._run: RunBlocking = run_blocking or run_sync
         self._rows = columns if columns is not None else Columns(self.extra_columns)
         self._first_recent = uid_next if first_recent is None else first_recent
+        self._init_modseq(highest_modseq, expunged, expunge_floor)
         self._listeners: dict[IMailboxListener, None] = {}
         self._lock = defer.DeferredLock()
         self._append_lock = defer.DeferredLock()
@@ -151,11 +182,20 @@ class IndexedMailbox:
         if count <= len(rows) and (count == 0 or rows.uids[count - 1] == uids[-1]):
             if uids is not rows.uids and not isinstance(uids, array):
                 uids = array("Q", uids)  # compared in C below
-        if count <= len(rows) and (count == 0 or rows.uids[count - 1] == uids[-1]) \
-                and (uids is rows.uids or rows.uids[:count] == uids):
+        if (
+            count <= len(rows)
+            and (count == 0 or rows.uids[count - 1] == uids[-1])
+            and (uids is rows.uids or rows.uids[:count] == uids)
+        ):
             table = rows.table
-            yield from zip(rows.uids[:count], (table[i] for i in rows.flags[:count]),
-                           rows.dates[:count], rows.stored[:count], rows.exact[:count], strict=True)
+            yield from zip(
+                rows.uids[:count],
+                (table[i] for i in rows.flags[:count]),
+                rows.dates[:count],
+                rows.stored[:count],
+                rows.exact[:count],
+                strict=True,
+            )
             return
         for uid in uids:
             row = rows.find(uid)
@@ -239,9 +279,12 @@ class IndexedMailbox:
     def _add_messages(self, messages: Sequence[NewMessage], uids: Sequence[int] | None = None) -> list[int]:
         """Give ``messages`` the next UIDs (or ``uids``), add them, tell the listeners."""
         added = []
+        modseq = self._next_modseq() if messages else 0
         for number, new in enumerate(messages):
             uid = self.uid_next if uids is None else uids[number]
-            self._rows.append(uid, new.internal_date, new.stored_size, new.exact_size, new.flags, new.extra)
+            self._rows.append(
+                uid, new.internal_date, new.stored_size, new.exact_size, new.flags, new.extra, modseq
+            )
             self.uid_next = max(self.uid_next, uid + 1)
             added.append(uid)
         if added:
@@ -255,6 +298,7 @@ class IndexedMailbox:
             return []
         self._rows.remove(rows)
         gone = sorted(rows.values())
+        self._record_expunge(gone)
         self._notify("messages_expunged", gone)
         return gone
 
@@ -295,9 +339,12 @@ class IndexedMailbox:
             failure.trap(NoSuchMessage)
             return None
 
-        return defer.gatherResults([
-            self.read_message(uid).addErrback(gone) if result is _MOVED
-            else defer.succeed(result) for uid, result in zip(uids, results, strict=True)])
+        return defer.gatherResults(
+            [
+                self.read_message(uid).addErrback(gone) if result is _MOVED else defer.succeed(result)
+                for uid, result in zip(uids, results, strict=True)
+            ]
+        )
 
     def _handle(self, uid: int) -> Any:
         row = self._rows.find(uid)
@@ -414,11 +461,14 @@ class IndexedMailbox:
             result[uid] = stored
             if stored != before:
                 changed.append(uid)
+        recorded = None
         if changed:
+            recorded = self._touch(changed)
             self._notify("flags_changed", changed, origin)
-        if error is not None:
-            return Failure(error)
-        return result
+        outcome_: Any = Failure(error) if error is not None else result
+        if recorded is None:
+            return outcome_
+        return recorded.addCallback(lambda _: outcome_)
 
     def expunge(self, uids: Iterable[int] | None = None) -> defer.Deferred[list[int]]:
         wanted = None if uids is None else set(uids)
@@ -444,12 +494,15 @@ class IndexedMailbox:
 
     def _removed(self, outcome: tuple[list[int], BaseException | None]) -> Any:
         removed, error = outcome
+        self._expunge_recorded = None
         gone = self._remove_uids(removed)
         if gone:
             self._persist_removed(gone)
-        if error is not None:
-            return Failure(error)
-        return gone
+        recorded, self._expunge_recorded = self._expunge_recorded, None
+        result: Any = Failure(error) if error is not None else gone
+        if recorded is None:
+            return result
+        return recorded.addCallback(lambda _: result)
 
     @defer.inlineCallbacks
     def copy_to(self, uids: Iterable[int], target: IStoreMailbox) -> Any:

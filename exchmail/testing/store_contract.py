@@ -16,7 +16,8 @@ Every test of the kit then runs against that store: UIDs (strictly
 increasing, never reused, copy-on-write ``uids()``), streamed and whole
 reads (chunks of 1, 7 and 65536 octets), internal dates from 1900 to 9999,
 flag modes, results and notifications (with ``origin``), concurrent flag
-changes, expunge of ``\\Deleted`` only, COPY, replace, CREATE/DELETE/RENAME
+changes, expunge of ``\\Deleted`` only, MODSEQs where the store keeps them
+(:mod:`exchmail.testing.modseq_contract`), COPY, replace, CREATE/DELETE/RENAME
 (INBOX rules included), subscriptions, ``\\Marked``, name validation and
 the zope interface declarations.
 
@@ -76,6 +77,7 @@ from exchmail.interfaces import (
     IStoreMessage,
 )
 from exchmail.testing import Recorder, call
+from exchmail.testing.modseq_contract import ModSeqContract
 
 MESSAGE = b"From: a@example.org\r\nSubject: test\r\n\r\nHello\r\nworld\r\n"
 #: The internal dates IMAP can express (RFC 3501 date-time): 1900 to 9999, UTC.
@@ -92,7 +94,7 @@ def big_message(lines: int = 25) -> bytes:
     return b"Subject: big\r\n\r\n" + line * lines + b"\xfe\xff end\r\n"
 
 
-class StoreContract:
+class StoreContract(ModSeqContract):
     """The IStore* contract; subclass it as ``Test...`` with a ``store`` fixture."""
 
     #: Seconds after which the store releases unlistened mailboxes, if it does.

@@ -602,12 +602,18 @@ def test_registry_holds_every_command():
         b"GETQUOTA",
         b"GETQUOTAROOT",
         b"SETQUOTA",
+        b"SORT",  # issue 14
+        b"THREAD",
+        b"CANCELUPDATE",
+        b"NOTIFY",
     }
     assert {name for name, spec in REGISTRY.items() if spec.uid} == {
         b"COPY",
         b"EXPUNGE",
         b"FETCH",
         b"MOVE",
+        b"SORT",
+        b"THREAD",
         b"SEARCH",
         b"STORE",
     }

@@ -43,10 +43,12 @@ def test_capabilities_of_each_profile(reactor_thread, tmp_path):
         "exchange2007": b"* CAPABILITY IMAP4 IMAP4rev1 UIDPLUS IDLE NAMESPACE LITERAL+",
         "exchange2016": b"* CAPABILITY IMAP4 IMAP4rev1 SASL-IR UIDPLUS MOVE ID UNSELECT "
         b"CHILDREN IDLE NAMESPACE LITERAL+",
-        "modern": b"* CAPABILITY IMAP4rev1 SASL-IR UIDPLUS CHILDREN IDLE NAMESPACE LITERAL+ "
-        b"ENABLE ID UNSELECT MOVE MULTIAPPEND BINARY CATENATE UTF8=ACCEPT SPECIAL-USE "
+        "modern": b"* CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR UIDPLUS CHILDREN IDLE NAMESPACE "
+        b"LITERAL+ ENABLE ID UNSELECT MOVE MULTIAPPEND BINARY CATENATE UTF8=ACCEPT SPECIAL-USE "
         b"CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS APPENDLIMIT=52428800 STATUS=SIZE QUOTA "
-        b"QUOTA=RES-STORAGE COMPRESS=DEFLATE",
+        b"QUOTA=RES-STORAGE COMPRESS=DEFLATE CONDSTORE QRESYNC ESEARCH SEARCHRES WITHIN SORT "
+        b"SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONTEXT=SEARCH "
+        b"CONTEXT=SORT NOTIFY PREVIEW",
     }
     for profile, line in expected.items():
         server = serve(tmp_path / profile, profile)
@@ -62,7 +64,7 @@ def test_capabilities_of_each_profile(reactor_thread, tmp_path):
 def test_move_unselect_id_enable_on_the_wire(alice):
     assert status(alice.command(b"a", b"a APPEND INBOX {%d+}\r\n" % len(MESSAGE) + MESSAGE)[-1]) == b"OK"
     assert alice.run(b'ID ("name" "raw")')[0] == b'* ID ("name" "exchmail")'
-    assert alice.run(b"ENABLE CONDSTORE")[0] == b"* ENABLED"
+    assert alice.run(b"ENABLE CONDSTORE")[0] == b"* ENABLED CONDSTORE"
     alice.run(b"SELECT INBOX")
     lines = alice.run(b"UID MOVE 1 Trash")
     assert lines[0].startswith(b"* OK [COPYUID ") and lines[1] == b"* 1 EXPUNGE", lines

@@ -225,7 +225,8 @@ def test_uids_never_reused_across_restart(root: Path) -> None:
     call(box.set_flags, [uids[-1]], frozenset({"\\Deleted"}), "add")
     assert call(box.expunge) == [uids[-1]]
     header = (root / "bob" / "exchmail-uidlist").read_text().splitlines()[0]
-    assert header == f"V{validity} N{uids[-1] + 1} R{uids[0]}"  # nothing claimed yet
+    # nothing claimed yet; HIGHESTMODSEQ 6: three appends, one flag change, one expunge
+    assert header == f"V{validity} N{uids[-1] + 1} R{uids[0]} H6 F0"
     again = open_inbox(root)  # a new store on the same root: a restart
     assert again is not box
     assert again.uid_validity == validity
@@ -276,6 +277,7 @@ def test_uidlist_repair_on_load(root: Path) -> None:
     assert again.message(d_uid).flags == frozenset({"\\Seen"})
     assert again.message(c_uid).exact_size == 3 and again.message(c_uid).stored_size == 2
     lines = (folder / "exchmail-uidlist").read_text().splitlines()
+    lines = [line for line in lines if line[:1] not in ("M", "X")]  # MODSEQ lines
     assert [line.split()[0] for line in lines[1:]] == [str(b), str(d_uid), str(c_uid)]
     assert a not in again.uids()
 
@@ -342,7 +344,10 @@ def test_outside_flag_change_and_removal(root: Path) -> None:
     keep_name, gone_name = box.filename(keep), box.filename(gone)
     (cur / keep_name).rename(cur / (keep_name.split(":")[0] + ":2,FS"))  # like mutt
     (cur / gone_name).unlink()
+    before = box.highest_modseq()
     call(box.refresh)
+    # RFC 7162: outside changes are changes too (new MODSEQs; the removal remembered)
+    assert dict(box.modseqs([keep]))[keep] > before and box.expunged_since(before) == [gone]
     assert box.message(keep).flags == frozenset({"\\Flagged", "\\Seen"})
     assert box.message(gone) is None
     assert ("flags", [keep], None) in listener.events

@@ -48,7 +48,7 @@ def test_old_uidlist_and_files_load_unchanged(root: Path) -> None:
     assert box.claim_recent() == frozenset()  # found in cur/: not new to anyone
     assert call(box.read_message, 7) == b"a\r\n"
     assert call(box.append, b"c\r\n") == 40
-    lines = (folder / "exchmail-uidlist").read_text().splitlines()
+    lines = uid_lines(folder / "exchmail-uidlist")
     assert lines[0] == "V1234 N40" and lines[-1] == f"40 {box.filename(40)[:-3]}"
     assert list(open_inbox(root).uids()) == [7, 12, 40]
 
@@ -56,10 +56,19 @@ def test_old_uidlist_and_files_load_unchanged(root: Path) -> None:
 def test_new_uidlist_lines_are_skipped_by_old_readers() -> None:
     """R lines and the R header field are invisible to the old parser's rules
     (a line is a message if it starts with a digit; header fields by letter)."""
-    data = uidlist.UidList(9, 20, [(3, "base")], first_recent=15).serialize() + b"R17\n"
+    data = (
+        uidlist.UidList(
+            9, 20, [(3, "base")], first_recent=15, highest_modseq=7, modseqs={3: 5}, expunged=[(6, 4)]
+        ).serialize()
+        + b"R17\n"
+    )
     lines = data.decode().splitlines()
-    assert lines == ["V9 N20 R15", "3 base", "R17"]
-    assert not lines[2].split(" ")[0].isdigit()
+    assert lines == ["V9 N20 R15 H7 F0", "3 base", "M5 3", "X6 4", "R17"]
+    assert not any(line.split(" ")[0].isdigit() for line in lines[2:])
+    # ...and the new parser reads them back
+    parsed = uidlist.UidList.parse(data)
+    assert parsed is not None
+    assert (parsed.highest_modseq, parsed.modseqs, parsed.expunged) == (7, {3: 5}, [(6, 4)])
     parsed = uidlist.UidList.parse(data)
     assert parsed is not None and parsed.first_recent == 17 and parsed.entries == [(3, "base")]
 
@@ -135,19 +144,24 @@ def test_tmp_keeps_a_delivery_whose_date_is_old(root: Path) -> None:
 
 
 # -- the UID list ------------------------------------------------------------------------------
+def uid_lines(path: Path) -> list[str]:
+    """The header and message lines of a UID list (without its MODSEQ lines)."""
+    return [line for line in path.read_text().splitlines() if line[:1] not in ("M", "X")]
+
+
 def test_small_expunges_in_a_large_folder_do_not_rewrite_the_uid_list(root: Path) -> None:
     box = open_inbox(root)
     uids = [call(box.append, b"m\r\n") for _ in range(10)]
     path = root / "bob" / "exchmail-uidlist"
     call(box.set_flags, uids[:2], frozenset({"\\Deleted"}), "add")
     call(box.expunge)
-    assert len(path.read_text().splitlines()) == 11  # stale lines stay for now
+    assert len(uid_lines(path)) == 11  # stale lines stay for now
     again = open_inbox(root)  # they are dropped (and the file rewritten) on load
     assert list(again.uids()) == uids[2:]
-    assert path.read_text().splitlines()[0].startswith("V") and len(path.read_text().splitlines()) == 9
+    assert uid_lines(path)[0].startswith("V") and len(uid_lines(path)) == 9
     call(again.set_flags, uids[2:7], frozenset({"\\Deleted"}), "add")
     call(again.expunge)  # now half of the lines would be stale: rewritten
-    assert [int(line.split()[0]) for line in path.read_text().splitlines()[1:]] == uids[7:]
+    assert [int(line.split()[0]) for line in uid_lines(path)[1:]] == uids[7:]
     assert call(again.append, b"n\r\n") == uids[-1] + 1
 
 

@@ -12,9 +12,11 @@ from typing import Any
 
 from exchmail.imap import commands as c
 from exchmail.imap import commands_modern as m
+from exchmail.imap import commands_sync as sy
 from exchmail.imap.handlers import (
     appending,
     compress,
+    context,
     enable,
     fetching,
     listext,
@@ -22,7 +24,9 @@ from exchmail.imap.handlers import (
     messages,
     modern,
     nonauth,
+    notify,
     searching,
+    sorting,
 )
 
 ANY = ("unauth", "auth", "select")
@@ -69,6 +73,10 @@ HANDLERS: dict[type[c.Command], tuple[Handler, tuple[str, ...]]] = {
     m.SetQuota: (modern.setquota, AUTH),
     m.Unselect: (modern.unselect, SELECTED),
     m.Move: (modern.move, SELECTED),
+    sy.Sort: (sorting.sort, SELECTED),  # issue 14's SORT, THREAD, CONTEXT, NOTIFY (commands_sync)
+    sy.Thread: (sorting.thread, SELECTED),
+    sy.CancelUpdate: (context.cancelupdate, SELECTED),
+    sy.Notify: (notify.notify, AUTH),
 }
 
 #: command name (as ``parse_head`` gives it) -> the states in which it is valid

@@ -1,4 +1,5 @@
-"""ENABLE (RFC 5161), as far as UTF8=ACCEPT (RFC 6855) needs it.
+"""ENABLE (RFC 5161): UTF8=ACCEPT (RFC 6855), CONDSTORE and QRESYNC (RFC 7162),
+IMAP4rev2 (RFC 9051).
 
 :data:`ENABLERS` maps a capability name to a function that switches it on
 for one session and says whether it did; ENABLE answers ``* ENABLED``
@@ -27,8 +28,31 @@ def _utf8_accept(session: IMAPSession) -> bool:
     return session.context.profile.imap.utf8_accept and session.state == "auth"
 
 
+def _condstore(session: IMAPSession) -> bool:
+    if not session.context.profile.imap.condstore:
+        return False
+    from exchmail.imap.handlers.condstore import enable_condstore
+
+    enable_condstore(session)
+    return True
+
+
+def _qresync(session: IMAPSession) -> bool:
+    # RFC 7162 §3.2.3: QRESYNC implies CONDSTORE.
+    return session.context.profile.imap.qresync and _condstore(session)
+
+
+def _imap4rev2(session: IMAPSession) -> bool:
+    return session.context.profile.imap.imap4rev2
+
+
 #: capability name (upper case) -> enabler
-ENABLERS: dict[bytes, Enabler] = {b"UTF8=ACCEPT": _utf8_accept}
+ENABLERS: dict[bytes, Enabler] = {
+    b"UTF8=ACCEPT": _utf8_accept,
+    b"CONDSTORE": _condstore,
+    b"QRESYNC": _qresync,
+    b"IMAP4REV2": _imap4rev2,
+}
 
 
 def enable(command: syntax.Enable, session: IMAPSession) -> bytes:

@@ -38,8 +38,11 @@ from exchmail.imap import commands as syntax
 from exchmail.imap import fetch
 from exchmail.imap.binary import UnknownCTE, binary_literal, binary_section
 from exchmail.imap.fetchatt import FetchItem
+from exchmail.imap.handlers import condstore
 from exchmail.imap.handlers.messages import message_set
+from exchmail.imap.preview import preview_value
 from exchmail.imap.responses import CommandFailed
+from exchmail.interfaces import IModSeq
 from exchmail.mailbox.content import ReadAhead, offload
 from exchmail.mailbox.view import IndexRow
 from exchmail.mime.message import ParsedMessage
@@ -58,8 +61,8 @@ FLUSH_AT = 64 * 1024
 MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun",
           b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")
 #: Items computed from the structure alone, worth caching.
-CACHED = frozenset({b"ENVELOPE", b"BODYSTRUCTURE", b"BODY"})
-_METADATA = frozenset({b"UID", b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE"})
+CACHED = frozenset({b"ENVELOPE", b"BODYSTRUCTURE", b"BODY", b"PREVIEW"})
+_METADATA = frozenset({b"UID", b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE", b"MODSEQ"})
 
 
 def internal_date(epoch: float) -> bytes:
@@ -139,6 +142,8 @@ def _render_binary(parsed: ParsedMessage, item: FetchItem,
 
 def _render_parsed(parsed: ParsedMessage, item: FetchItem, options: FetchOptions) -> bytes:
     name = item.name
+    if name == b"PREVIEW":  # RFC 8970
+        return preview_value(parsed)
     if name == b"ENVELOPE":
         return fetch.envelope(parsed, empty_as_nil=options.empty_as_nil)
     if name == b"BODYSTRUCTURE" or (name == b"BODY" and item.section is None):
@@ -161,6 +166,12 @@ def fetch_command(command: syntax.Fetch, session: IMAPSession) -> Any:
     items = list(command.items)
     if command.uid and not any(item.name == b"UID" for item in items):
         items.insert(0, FetchItem(b"UID"))
+    if command.changed_since is not None:  # RFC 7162 §3.1.4.1: CHANGEDSINCE implies MODSEQ
+        pairs = condstore.fetch_changed(command, session, pairs)
+        if not any(item.name == b"MODSEQ" for item in items):
+            items.append(FetchItem(b"MODSEQ"))
+    if any(item.name == b"MODSEQ" for item in items):
+        condstore.modseq_mailbox(session)  # CONDSTORE on; BAD where NOMODSEQ
     d = _Fetch(session, items, command.uid).run(pairs)
     return d.addErrback(_unknown_cte)
 
@@ -187,10 +198,14 @@ class _Fetch:
         self.cache_prefix = (account, self.mailbox.name, self.mailbox.uid_validity)
         self.content_items = [i for i in items if needs_content(i, self.options)]
         self._flag_text: dict[tuple[frozenset[str], bool], bytes] = {}
+        self.modseqs: dict[int, int] = {}
 
     @defer.inlineCallbacks
     def run(self, pairs: list[tuple[int, int]]):
         newly_seen = yield self._mark_seen(pairs)
+        if any(item.name == b"MODSEQ" for item in self.items):
+            # after the implicit \Seen, which gave those messages new MODSEQs
+            self.modseqs = dict(IModSeq(self.mailbox).modseqs([uid for _, uid in pairs]))
         if not self.content_items:
             yield self._metadata_only(pairs, newly_seen)
             return b"FETCH completed."
@@ -256,6 +271,8 @@ class _Fetch:
             return lambda row: self._flags_text(row[1], row[2])
         if name == b"INTERNALDATE":
             return lambda row: internal_date(row[3])
+        if name == b"MODSEQ":
+            return lambda row: b"(%d)" % self.modseqs.get(row[1], 0)
         if self.options.exact_size:
             return lambda row: b"%d" % row[5]
         return lambda row: b"%d" % row[4]
@@ -338,6 +355,8 @@ class _Fetch:
             return self._flags_text(uid, record.flags)
         if name == b"INTERNALDATE":
             return internal_date(record.internal_date)
+        if name == b"MODSEQ":
+            return b"(%d)" % self.modseqs.get(uid, 0)
         size = record.exact_size if self.options.exact_size else record.stored_size
         return b"%d" % size
 

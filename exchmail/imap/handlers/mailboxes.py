@@ -11,6 +11,7 @@ from twisted.internet import defer
 from exchmail.imap import commands as syntax
 from exchmail.imap import listing
 from exchmail.imap.responses import CommandFailed, decode_mailbox, encode_mailbox
+from exchmail.interfaces import IModSeq
 from exchmail.profile.settings import ListReference
 from exchmail.store import names
 
@@ -49,19 +50,26 @@ def mailbox_line(session: IMAPSession, name: str) -> bytes:
 # -- SELECT / EXAMINE ----------------------------------------------------------------------------
 @defer.inlineCallbacks
 def select(command: syntax.Select, session: IMAPSession):
+    from exchmail.imap.handlers import condstore
+
+    condstore.check_select(command, session)
     name = yield mailbox_name(session, command.mailbox)
+    if session.view is not None and (session.qresync or session.rev2):
+        session.untagged(b"OK [CLOSED] Previous mailbox closed")  # RFC 7162 §3.2.11
     session.close_mailbox()
     mailbox = yield defer.maybeDeferred(session.account.mailbox, name)
     yield defer.maybeDeferred(mailbox.refresh)
     view = session.select(mailbox, command.readonly)
     session.send_flags()
     session.untagged(b"%d EXISTS" % view.exists)
-    session.untagged(b"%d RECENT" % len(view.recent))
+    if not session.rev2:  # RFC 9051 has no \Recent
+        session.untagged(b"%d RECENT" % len(view.recent))
     first_unseen = _first_unseen(view)
     if first_unseen is not None:
         session.untagged(b"OK [UNSEEN %d] First unseen message" % first_unseen)
     session.untagged(b"OK [UIDVALIDITY %d] UIDs valid" % mailbox.uid_validity)
     session.untagged(b"OK [UIDNEXT %d] Predicted next UID" % mailbox.uid_next)
+    condstore.after_select(command, session, mailbox)
     mode = b"[READ-ONLY] EXAMINE" if command.readonly else b"[READ-WRITE] SELECT"
     return mode + b" completed."
 
@@ -176,7 +184,13 @@ def status_response(session: IMAPSession, name: str, items: tuple[bytes, ...]):
         b"APPENDLIMIT": lambda: settings.max_literal_size,  # RFC 7889
         # RFC 9208: what EXPUNGE would free, in the STORAGE unit (1024 octets).
         b"DELETED-STORAGE": lambda: -(-_size(mailbox, False, "\\Deleted") // 1024),
+        b"DELETED": lambda: _count_flag(mailbox, "\\Deleted"),  # RFC 9051 §6.3.11
+        # RFC 7162 §3.1.8 (0 for a store without MODSEQs)
+        b"HIGHESTMODSEQ": lambda: (IModSeq(mailbox).highest_modseq()
+                                   if IModSeq.providedBy(mailbox) else 0),
     }
+    if b"HIGHESTMODSEQ" in items and not session.condstore:
+        session.enabled.add(b"CONDSTORE")  # a CONDSTORE-enabling command (§3.1)
     body = b" ".join(b"%s %d" % (item, values[item]()) for item in items)
     return b"STATUS " + mailbox_line(session, mailbox.name) + b" (" + body + b")"
 
@@ -189,6 +203,11 @@ def _size(mailbox: Any, exact: bool, flag: str | None = None) -> int:
         if record is not None and (flag is None or flag in record.flags):
             total += record.exact_size if exact else record.stored_size
     return total
+
+
+def _count_flag(mailbox: Any, flag: str) -> int:
+    message = mailbox.message
+    return sum(1 for uid in mailbox.uids() if (r := message(uid)) is not None and flag in r.flags)
 
 
 def _unseen(mailbox: Any) -> int:

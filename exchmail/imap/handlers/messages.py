@@ -10,6 +10,7 @@ from twisted.internet import defer
 
 from exchmail import errors
 from exchmail.imap import commands as syntax
+from exchmail.imap.commands_sync import SavedSet
 from exchmail.imap.handlers.mailboxes import mailbox_name
 from exchmail.imap.responses import SYSTEM_FLAGS, CommandBad, CommandFailed
 from exchmail.imap.utf8 import check_append_headers
@@ -58,6 +59,10 @@ def writable(session: IMAPSession) -> MailboxView:
 def message_set(session: IMAPSession, sequence_set: Any, uid: bool) -> list[tuple[int, int]]:
     """``(seq, uid)`` pairs of a sequence set; BAD for message numbers that do not exist."""
     view = session.selected_view()
+    if isinstance(sequence_set, SavedSet):  # RFC 5182: '$'
+        from exchmail.imap.handlers.esearch import saved_set_uids
+
+        return [(view.seq_of(u) or 0, u) for u in saved_set_uids(session)]
     ranges = sequence_set.ranges
     if not uid and not view.seqs_in_range(ranges):
         raise CommandBad(b"Invalid message sequence number")
@@ -107,19 +112,36 @@ def expunge(command: syntax.Expunge, session: IMAPSession):
 # -- STORE ---------------------------------------------------------------------------------------------
 @defer.inlineCallbacks
 def store(command: syntax.Store, session: IMAPSession):
+    from exchmail.imap.handlers.condstore import modseq_mailbox
+    from exchmail.imap.session import modseq_map
+
     pairs = message_set(session, command.sequence_set, command.uid)
     view = writable(session)
     flags = allowed_flags(session, command.flags, storing=True)
-    changed = yield defer.maybeDeferred(view.mailbox.set_flags, [u for _, u in pairs], flags,
-                                        command.mode, view)
-    if not command.silent:
-        for seq, uid in pairs:
-            current = changed.get(uid)
-            if current is None:
-                continue
-            uid_part = b" UID %d" % uid if command.uid else b""
-            session.untagged(b"%d FETCH (FLAGS %s%s)" % (
-                seq, session.flags_for_client(view.with_recent(uid, current)), uid_part))
+    uids = [u for _, u in pairs]
+    modified: list[int] = []
+    if command.unchanged_since is not None:  # RFC 7162 §3.1.3: a conditional STORE
+        box = modseq_mailbox(session)
+        changed, modified = yield defer.maybeDeferred(
+            box.set_flags_unchanged_since, uids, flags, command.mode, command.unchanged_since, view)
+    else:
+        changed = yield defer.maybeDeferred(view.mailbox.set_flags, uids, flags, command.mode, view)
+    modseqs = modseq_map(session, [uid for uid in uids if uid in changed])
+    for seq, uid in pairs:
+        current = changed.get(uid)
+        if current is None or (command.silent and uid not in modseqs):
+            continue
+        # With CONDSTORE even .SILENT answers the new MODSEQ (RFC 7162 §3.1.3).
+        parts = [] if command.silent else [
+            b"FLAGS " + session.flags_for_client(view.with_recent(uid, current))]
+        if command.uid or (session.qresync and uid in modseqs):
+            parts.append(b"UID %d" % uid)
+        if uid in modseqs:
+            parts.append(b"MODSEQ (%d)" % modseqs[uid])
+        session.untagged(b"%d FETCH (%s)" % (seq, b" ".join(parts)))
+    if modified:
+        numbers = modified if command.uid else [s for s, u in pairs if u in set(modified)]
+        return b"[MODIFIED %s] Conditional STORE failed" % compact_uid_set(numbers)
     return b"STORE completed."
 
 

@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import defer, task
 
 from exchmail.imap import commands as syntax
+from exchmail.imap.handlers import context, esearch
 from exchmail.imap.search import ContentCandidate, IndexCandidate, Needs, SearchProgram, compile_search
+from exchmail.imap.searchkeys import All, SearchKey
 from exchmail.mailbox.content import ReadAhead, offload
 from exchmail.mime.headers import header_end
 
@@ -53,16 +55,29 @@ def _matching(program: SearchProgram, candidates: list[ContentCandidate],
 
 @defer.inlineCallbacks
 def search(command: syntax.Search, session: IMAPSession):
+    found, modseq_used = yield matching_uids(session, command.criteria)
+    esearch.answer(session, command.tag, command.uid, command.returns, found, modseq_used)
+    if command.returns is not None and b"UPDATE" in command.returns.options:
+        context.register(session, command, found)  # CONTEXT=SEARCH (RFC 5267 §4)
+    return b"SEARCH completed."
+
+
+@defer.inlineCallbacks
+def matching_uids(session: IMAPSession, criteria: SearchKey):
+    """A Deferred of ``(UIDs that match, ascending; whether MODSEQ was a key)``
+    among the messages the client knows."""
     view = session.selected_view()
-    program = compile_search(command.criteria, view.exists, view.max_uid)
+    if isinstance(criteria, All):  # SORT/THREAD ALL, SEARCH ALL: the index alone
+        return [row[1] for row in view.index_rows()], False  # (what still exists)
+    criteria, modseq_used = esearch.resolve_keys(session, criteria)
+    program = compile_search(criteria, view.exists, view.max_uid, session.context.reactor.seconds())
     exact = session.context.profile.imap.exact_rfc822_size
     uids = list(view.known_uids())
     if program.needs > Needs.INDEX:
-        found = yield _search_content(session, program, uids, exact, command.uid)
+        found = yield _search_content(session, program, uids, exact, True)
     else:
-        found = yield _search_index(session, program, uids, exact, command.uid)
-    session.untagged(b"SEARCH" + b"".join(b" %d" % n for n in found))
-    return b"SEARCH completed."
+        found = yield _search_index(session, program, uids, exact, True)
+    return found, modseq_used
 
 
 @defer.inlineCallbacks

@@ -61,6 +61,8 @@ from exchmail.store.runner import RunBlocking, run_sync
 
 __all__ = ["MaildirMailbox", "RunBlocking", "run_sync"]
 
+#: M/X lines the UID list may gain before a rewrite folds them (at least).
+MODSEQ_LINES = 4096
 #: Outside changes seen by inotify within this many seconds share one scan.
 WATCH_DELAY = 0.05
 
@@ -70,8 +72,17 @@ class IndexSnapshot:
 
     def __init__(self, box: MaildirMailbox) -> None:
         extra = box._rows.extra
-        self.header = uidlist.UidList(box.uid_validity, box.uid_next, first_recent=box._first_recent)
+        expunged, floor = box.expunge_memory()
+        self.header = uidlist.UidList(
+            box.uid_validity,
+            box.uid_next,
+            first_recent=box._first_recent,
+            highest_modseq=box.highest_modseq(),
+            expunged=expunged,
+            expunge_floor=floor,
+        )
         self.uids = box._rows.uids[:]
+        self.modseqs = box._rows.modseqs[:]
         self.starts = extra[BASE_START][:]
         self.lens = extra[BASE_LEN][:]
         self.blob = bytes(box._blob)
@@ -82,6 +93,7 @@ class IndexSnapshot:
             (uid, decode_base(blob[start : start + size]))
             for uid, start, size in zip(self.uids, self.starts, self.lens, strict=True)
         ]
+        self.header.modseqs = {uid: m for uid, m in zip(self.uids, self.modseqs, strict=True) if m > 1}
         return self.header.serialize()
 
 
@@ -108,7 +120,15 @@ class MaildirMailbox(IndexedMailbox):
     ) -> None:
         built = loaded.builder
         super().__init__(
-            name, loaded.uid_validity, loaded.uid_next, run_blocking, built.rows, loaded.first_recent
+            name,
+            loaded.uid_validity,
+            loaded.uid_next,
+            run_blocking,
+            built.rows,
+            loaded.first_recent,
+            loaded.highest_modseq,
+            loaded.expunged,
+            loaded.expunge_floor,
         )
         self.path = path
         self.gone = False
@@ -122,6 +142,7 @@ class MaildirMailbox(IndexedMailbox):
         self._stamp: Stamp | None = loaded.stamp
         self._stamp_trusted = loaded.trusted
         self._stale_lines = 0  # UID list lines of expunged messages
+        self._modseq_lines = 0  # M and X lines appended since the last rewrite
         self._uidlist = uidlist.UidListWriter(self._run, lambda: self.path, lambda: IndexSnapshot(self))
         self._reactor = reactor
         self._watcher = watcher
@@ -223,12 +244,29 @@ class MaildirMailbox(IndexedMailbox):
         )
 
     def _persist_added(self, uids: list[int]) -> defer.Deferred[Any] | None:
-        lines = []
+        lines, modseqs = [], set()
         for uid in uids:
             row = self._rows.find(uid)
             if row >= 0:
                 lines.append(f"{uid} {self._base(row)}")
-        return self._uidlist.append(lines) if lines else None
+                modseqs.add(self._rows.modseqs[row])
+        if not lines:
+            return None
+        for modseq in sorted(modseqs):
+            added = [uid for uid, m in self.modseqs(uids) if m == modseq]
+            lines.append(f"M{modseq} {uidlist.format_uid_set(added)}")
+        return self._uidlist.append(lines)
+
+    def _persist_modseq(self, kind: str, modseq: int, uids: list[int]) -> defer.Deferred[Any] | None:
+        if not uids or self.gone:
+            return None
+        # Flag changes add a line each: once they outnumber the messages
+        # (and a few thousand), one rewrite folds them into one line per MODSEQ.
+        self._modseq_lines += 1
+        if self._modseq_lines > max(len(self._rows), MODSEQ_LINES):
+            self._modseq_lines = 0
+            return self._uidlist.rewrite()
+        return self._uidlist.append([f"{kind}{modseq} {uidlist.format_uid_set(sorted(uids))}"])
 
     # -- flags ------------------------------------------------------------------------------
     def _store_flags(self, changes: list[FlagChange]) -> Any:
@@ -416,6 +454,7 @@ class MaildirMailbox(IndexedMailbox):
                 self._rows.set_flags(row, flags)
                 changed.append(uid)
         if changed:
+            self._touch(changed)
             self._notify("flags_changed", changed, None)
 
     # -- watching ------------------------------------------------------------------------------

@@ -223,7 +223,7 @@ class IndexBuilder:
         self.infos = InfoTable()
         self._numbers: dict[str, tuple[int, int]] = {}  # info -> (info id, flag set id)
 
-    def add(self, uid: int, info: FileInfo) -> None:
+    def add(self, uid: int, info: FileInfo, modseq: int = 1) -> None:
         """Add a row (UIDs must come in ascending order)."""
         filename = info.filename
         colon = filename.find(":")
@@ -242,11 +242,16 @@ class IndexBuilder:
         rows.stored.append(info.stored_size)
         rows.exact.append(info.exact_size)
         rows.flags.append(numbers[1])
+        rows.modseqs.append(modseq)
         start, size, info_ids = rows.extra
         start.append(len(self.blob))
         size.append(len(name))
         info_ids.append(numbers[0])
         self.blob += name
+
+    def modseq_map(self) -> dict[int, int]:
+        """uid -> MODSEQ of the rows whose MODSEQ is not 1."""
+        return {uid: m for uid, m in zip(self.rows.uids, self.rows.modseqs, strict=True) if m > 1}
 
     def entries(self) -> list[tuple[int, str]]:
         starts, lens = self.rows.extra[BASE_START], self.rows.extra[BASE_LEN]
@@ -267,6 +272,9 @@ class Loaded:
     stamp: Stamp | None
     trusted: bool
     touched: list[tuple[str, str]]
+    highest_modseq: int = 1
+    expunged: list[tuple[int, int]] = field(default_factory=list)
+    expunge_floor: int = 0
 
 
 def load(folder: Path, now: float) -> Loaded:
@@ -287,11 +295,30 @@ def load(folder: Path, now: float) -> Loaded:
     with _directory(folder / "cur") as cur:
         uid_next, first_recent, lines, dirty = _build(builder, stored, listing.files, cur, dirty)
     if dirty:
-        uidlist.write(folder, uidlist.UidList(stored.uid_validity, uid_next, builder.entries(), first_recent))
+        fresh = uidlist.UidList(
+            stored.uid_validity,
+            uid_next,
+            builder.entries(),
+            first_recent,
+            stored.highest_modseq,
+            builder.modseq_map(),
+            stored.expunged,
+            stored.expunge_floor,
+        )
+        uidlist.write(folder, fresh)
     elif lines:
         uidlist.append_lines(folder, lines)
     return Loaded(
-        stored.uid_validity, uid_next, first_recent, builder, listing.stamp, listing.trusted, listing.touched
+        stored.uid_validity,
+        uid_next,
+        first_recent,
+        builder,
+        listing.stamp,
+        listing.trusted,
+        listing.touched,
+        stored.highest_modseq,
+        stored.expunged,
+        stored.expunge_floor,
     )
 
 
@@ -306,8 +333,10 @@ def _build(
         if info is None:
             dirty = True  # the file is gone: forget its line
             continue
-        builder.add(uid, info)
+        builder.add(uid, info, stored.modseqs.get(uid, 1))
     uid_next, first_new, lines = stored.uid_next, None, []
+    # Files new to the UID list were changes: they share one new MODSEQ.
+    modseq, start = stored.highest_modseq + 1, uid_next
     # Unlisted files get new UIDs: those found in cur/ first, then new
     # arrivals, each in file name order (so the arrivals are the \Recent ones).
     for filename, from_new in sorted(files.values(), key=lambda item: (item[1], item[0])):
@@ -316,9 +345,12 @@ def _build(
             continue
         if from_new and first_new is None:
             first_new = uid_next
-        builder.add(uid_next, info)
+        builder.add(uid_next, info, modseq)
         lines.append(f"{uid_next} {split_name(filename)[0]}")
         uid_next += 1
+    if uid_next > start:
+        stored.highest_modseq = modseq
+        lines.append(f"M{modseq} {uidlist.format_uid_set(range(start, uid_next))}")
     first_recent = stored.first_recent
     if first_recent is None or (first_new is not None and first_new < first_recent):
         first_recent = first_new if first_new is not None else uid_next

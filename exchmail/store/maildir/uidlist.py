@@ -19,6 +19,13 @@ session has claimed as \\Recent yet.  Files written before it existed have
 none, and readers that do not know it skip the line (it does not start
 with a digit) and the header field, so both directions stay compatible.
 
+``H`` (header field) is the folder's HIGHESTMODSEQ (RFC 7162) when the
+file was rewritten, ``F`` the MODSEQ up to which expunges may have been
+forgotten; ``M<modseq> <uid set>`` lines give messages their MODSEQ (the
+last one wins; a message without one has MODSEQ 1) and ``X<modseq> <uid
+set>`` lines remember expunged UIDs for QRESYNC.  Older readers skip these
+lines (they start with neither a digit nor ``R``).
+
 Reading and writing block: they run in a thread.  :class:`UidListWriter`
 orders and batches the writes of one mailbox from the reactor thread.
 """
@@ -65,6 +72,12 @@ class UidList:
     uid_next: int = 1
     entries: list[tuple[int, str]] = field(default_factory=list)
     first_recent: int | None = None
+    highest_modseq: int = 1
+    #: uid -> MODSEQ, for the messages whose MODSEQ is not 1
+    modseqs: dict[int, int] = field(default_factory=dict)
+    #: ``(modseq, uid)`` of remembered expunges, ascending
+    expunged: list[tuple[int, int]] = field(default_factory=list)
+    expunge_floor: int = 0
 
     @classmethod
     def parse(cls, data: bytes) -> UidList | None:
@@ -79,6 +92,8 @@ class UidList:
         result = cls(int(header["V"]), max(1, int(header["N"])))
         if header.get("R", "").isdigit():
             result.first_recent = int(header["R"])
+        result.highest_modseq = int(header["H"]) if header.get("H", "").isdigit() else 1
+        result.expunge_floor = int(header["F"]) if header.get("F", "").isdigit() else 0
         last = 0
         for line in lines[1:]:
             uid, _, base = line.partition(" ")
@@ -88,6 +103,8 @@ class UidList:
                 result.entries.append((last, base))
             elif uid.startswith("R") and uid[1:].isdigit() and not base:
                 result.first_recent = int(uid[1:])
+            elif uid[:1] in ("M", "X") and uid[1:].isdigit() and base:
+                result._modseq_line(uid[0], int(uid[1:]), base)
         if result.uid_validity == 0:
             return None
         result.uid_next = max(result.uid_next, last + 1)
@@ -95,14 +112,59 @@ class UidList:
             result.first_recent = min(result.first_recent, result.uid_next)
         return result
 
+    def _modseq_line(self, kind: str, modseq: int, uid_set: str) -> None:
+        uids = parse_uid_set(uid_set)
+        self.highest_modseq = max(self.highest_modseq, modseq)
+        if kind == "M":
+            self.modseqs.update(dict.fromkeys(uids, modseq))
+        else:
+            self.expunged.extend((modseq, uid) for uid in uids)
+            for uid in uids:
+                self.modseqs.pop(uid, None)
+
+    def modseq_lines(self) -> Iterable[str]:
+        """``M`` lines for every MODSEQ above 1, then ``X`` lines of the expunges."""
+        for kind, pairs in (
+            ("M", ((m, u) for u, m in self.modseqs.items() if m > 1)),
+            ("X", iter(self.expunged)),
+        ):
+            groups: dict[int, list[int]] = {}
+            for modseq, uid in pairs:
+                groups.setdefault(modseq, []).append(uid)
+            for modseq in sorted(groups):
+                yield f"{kind}{modseq} {format_uid_set(sorted(groups[modseq]))}\n"
+
     def serialize(self) -> bytes:
         """The whole file content."""
         recent = "" if self.first_recent is None else f" R{self.first_recent}"
+        modseq = f" H{self.highest_modseq} F{self.expunge_floor}"
         lines = itertools.chain(
-            [f"V{self.uid_validity} N{self.uid_next}{recent}\n"],
+            [f"V{self.uid_validity} N{self.uid_next}{recent}{modseq}\n"],
             (f"{uid} {base}\n" for uid, base in self.entries),
+            self.modseq_lines(),
         )
         return "".join(lines).encode("utf-8", "surrogateescape")
+
+
+def format_uid_set(uids: Iterable[int]) -> str:
+    """``1:3,7`` for ascending [1, 2, 3, 7]."""
+    ranges: list[list[int]] = []
+    for uid in uids:
+        if ranges and uid == ranges[-1][1] + 1:
+            ranges[-1][1] = uid
+        else:
+            ranges.append([uid, uid])
+    return ",".join(str(a) if a == b else f"{a}:{b}" for a, b in ranges)
+
+
+def parse_uid_set(text: str) -> list[int]:
+    """The UIDs of ``format_uid_set``'s output (garbage parts are skipped)."""
+    out: list[int] = []
+    for part in text.split(","):
+        low, _, high = part.partition(":")
+        if low.isdigit() and (not high or high.isdigit()):
+            out.extend(range(int(low), int(high or low) + 1))
+    return out
 
 
 def read(folder: Path) -> UidList | None:
