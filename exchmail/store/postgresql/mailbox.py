@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
+from zope.interface import implementer_only
 
 from exchmail.errors import NoSuchMessage
-from exchmail.interfaces import IMessageReader, IStoreMailbox
+from exchmail.interfaces import IBatchRead, IIndexScan, IMessageReader, IStoreMailbox
 from exchmail.store.columns import Columns
 from exchmail.store.index import DELETED, FLAG_MODES, RECENT, IndexedMailbox
 from exchmail.store.postgresql import bodies, folders, queries
@@ -46,8 +47,14 @@ def columns_of(rows: Sequence[queries.Row]) -> Columns:
     return columns
 
 
+@implementer_only(IStoreMailbox, IBatchRead, IIndexScan)
 class PostgreSQLMailbox(IndexedMailbox):
-    """A mailbox row and its messages, shared by this frontend's sessions."""
+    """A mailbox row and its messages, shared by this frontend's sessions.
+
+    Not :class:`~exchmail.interfaces.IModSeq` (yet): the index's MODSEQ
+    counters are this process's own, while every frontend's changes take the
+    database's ``highestmodseq``; IMAP sessions answer ``NOMODSEQ``.
+    """
 
     extra_columns = ("Q",)
 
