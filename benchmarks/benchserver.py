@@ -40,18 +40,20 @@ def rss_mb() -> float:
 
 def run_reactor() -> None:
     """Run the reactor in a daemon thread (stop it with reactor.callFromThread)."""
-    threading.Thread(target=reactor.run, kwargs={"installSignalHandlers": False},
-                     daemon=True).start()
+    threading.Thread(target=reactor.run, kwargs={"installSignalHandlers": False}, daemon=True).start()
 
 
 def start_imap(data: Path) -> int:
     """Start exchmail with its data in ``data``; return the IMAP port."""
     config = default_config(data)
-    config = replace(config, imap=IMAPConfig(listen=("tcp:0:interface=127.0.0.1",)),
-                     pop3=POP3Config(listen=()), tls=None,
-                     throttle=ThrottleSettings(enabled=False),
-                     profile=load_profile("exchange2010", {"max_connections_per_user": 0,
-                                                           "login_type": "PlainTextLogin"}))
+    config = replace(
+        config,
+        imap=IMAPConfig(listen=("tcp:0:interface=127.0.0.1",)),
+        pop3=POP3Config(listen=()),
+        tls=None,
+        throttle=ThrottleSettings(enabled=False),
+        profile=load_profile("exchange2010", {"max_connections_per_user": 0, "login_type": "PlainTextLogin"}),
+    )
     config.server.data_dir.mkdir(parents=True)
     AccountsFile(config.auth.users_file).add(USER, PASSWORD)
 

@@ -53,8 +53,13 @@ from rawimap import RawIMAP, percentile  # noqa: E402
 procstat = import_procstat()
 
 USER = "user1"
-COMMANDS = ("SELECT INBOX", "UID FETCH 1:* (FLAGS)", "FETCH 1:* (UID RFC822.SIZE)",
-            "UID SEARCH HEADER Subject x", "SEARCH UNSEEN")
+COMMANDS = (
+    "SELECT INBOX",
+    "UID FETCH 1:* (FLAGS)",
+    "FETCH 1:* (UID RFC822.SIZE)",
+    "UID SEARCH HEADER Subject x",
+    "SEARCH UNSEEN",
+)
 
 
 def log(msg: str) -> None:
@@ -100,9 +105,23 @@ def pinger(port: int, interval: float, max_seconds: float, ready, stop, results)
 def seed_template(folder: Path, args: argparse.Namespace) -> Path:
     """user1's Maildir with ``--messages`` messages in new/ (made once, then hard-linked)."""
     template = folder / "template"
-    cmd = [sys.executable, str(LOAD / "seed-mail.py"), "--maildir",
-           str(template / "user{}"), "--users", "1-1", "--user-pattern", "user{}",
-           "--count", str(args.messages), "--sizes", args.sizes, "--seed", "1", "--reset"]
+    cmd = [
+        sys.executable,
+        str(LOAD / "seed-mail.py"),
+        "--maildir",
+        str(template / "user{}"),
+        "--users",
+        "1-1",
+        "--user-pattern",
+        "user{}",
+        "--count",
+        str(args.messages),
+        "--sizes",
+        args.sizes,
+        "--seed",
+        "1",
+        "--reset",
+    ]
     log("seeding the template: " + " ".join(cmd))
     subprocess.run(cmd, check=True, timeout=3600)
     return template / "user1"
@@ -122,8 +141,9 @@ def measure(server, args: argparse.Namespace) -> dict:
     ctx = multiprocessing.get_context("fork")
     ready, stop = ctx.Event(), ctx.Event()
     receive, send = ctx.Pipe(duplex=False)
-    ping = ctx.Process(target=pinger, args=(server.imap_port, args.noop_interval, args.timeout,
-                                            ready, stop, send))
+    ping = ctx.Process(
+        target=pinger, args=(server.imap_port, args.noop_interval, args.timeout, ready, stop, send)
+    )
     ping.start()
     if not ready.wait(60):
         ping.kill()
@@ -137,15 +157,15 @@ def measure(server, args: argparse.Namespace) -> dict:
     for i, command in enumerate(COMMANDS):
         reply = client.command(command, keep=(i == 0))
         spans.append((command, reply.sent_at, reply.sent_at + reply.seconds))
-        res[command] = {"seconds": round(reply.seconds, 4), "ok": reply.ok,
-                        "response_bytes": reply.size}
+        res[command] = {"seconds": round(reply.seconds, 4), "ok": reply.ok, "response_bytes": reply.size}
         if not reply.ok:
             res[command]["status"] = reply.status.decode(errors="replace")
         if i == 0:
             exists = [line for line in reply.body.split(b"\r\n") if line.endswith(b" EXISTS")]
             res["exists"] = int(exists[0].split()[1]) if exists else None
             res["rss_after_select_mb"], res["pss_after_select_mb"] = (
-                v / 1e6 for v in tree_memory(server.pid))
+                v / 1e6 for v in tree_memory(server.pid)
+            )
         log(f"  {command}: {reply.seconds:.3f} s ({reply.size} bytes) {reply.status[:60]!r}")
     res["rss_end_mb"], res["pss_end_mb"] = (v / 1e6 for v in tree_memory(server.pid))
     stop.set()
@@ -156,15 +176,20 @@ def measure(server, args: argparse.Namespace) -> dict:
     client.close()
     start, end = spans[0][1], spans[-1][2]
     during = [lat for sent, lat in samples if sent + lat >= start and sent <= end]
-    res["noop"] = {"count": len(during), "median_ms": 1000 * statistics.median(during) if during else None,
-                   "p99_ms": 1000 * percentile(during, 0.99), "max_ms": 1000 * max(during, default=0)}
+    res["noop"] = {
+        "count": len(during),
+        "median_ms": 1000 * statistics.median(during) if during else None,
+        "p99_ms": 1000 * percentile(during, 0.99),
+        "max_ms": 1000 * max(during, default=0),
+    }
     for command, t0, t1 in spans:
         overlapping = [lat for sent, lat in samples if sent + lat >= t0 and sent <= t1]
         res[command]["noop_max_ms"] = round(1000 * max(overlapping, default=0), 1)
         res[command]["noop_count"] = len(overlapping)
     res["index_bytes_per_message"] = (res["rss_after_select_mb"] - res["rss_before_mb"]) * 1e6 / args.messages
-    res["index_pss_bytes_per_message"] = ((res["pss_after_select_mb"] - res["pss_before_mb"]) * 1e6
-                                          / args.messages)
+    res["index_pss_bytes_per_message"] = (
+        (res["pss_after_select_mb"] - res["pss_before_mb"]) * 1e6 / args.messages
+    )
     return res
 
 
@@ -177,20 +202,22 @@ def render(results: dict[str, list[dict]]) -> str:
         return format(statistics.median(vals), fmt) if vals else "-"
 
     rows = [(f"{c} (s)", ".3f", lambda r, c=c: r[c]["seconds"]) for c in COMMANDS]
-    rows += [(f"NOOP worst during {c} (ms)", ".1f", lambda r, c=c: r[c]["noop_max_ms"])
-             for c in COMMANDS]
-    rows += [("NOOP median over the sequence (ms)", ".2f", lambda r: r["noop"]["median_ms"]),
-             ("NOOP p99 (ms)", ".1f", lambda r: r["noop"]["p99_ms"]),
-             ("NOOP worst (ms)", ".1f", lambda r: r["noop"]["max_ms"]),
-             ("RSS before SELECT (MB)", ".1f", lambda r: r["rss_before_mb"]),
-             ("RSS after SELECT (MB)", ".1f", lambda r: r["rss_after_select_mb"]),
-             ("RSS at the end (MB)", ".1f", lambda r: r["rss_end_mb"]),
-             ("index RSS bytes/message", ".0f", lambda r: r["index_bytes_per_message"]),
-             ("index PSS bytes/message", ".0f", lambda r: r["index_pss_bytes_per_message"]),
-             ("EXISTS after SELECT", "d", lambda r: r["exists"])]
+    rows += [(f"NOOP worst during {c} (ms)", ".1f", lambda r, c=c: r[c]["noop_max_ms"]) for c in COMMANDS]
+    rows += [
+        ("NOOP median over the sequence (ms)", ".2f", lambda r: r["noop"]["median_ms"]),
+        ("NOOP p99 (ms)", ".1f", lambda r: r["noop"]["p99_ms"]),
+        ("NOOP worst (ms)", ".1f", lambda r: r["noop"]["max_ms"]),
+        ("RSS before SELECT (MB)", ".1f", lambda r: r["rss_before_mb"]),
+        ("RSS after SELECT (MB)", ".1f", lambda r: r["rss_after_select_mb"]),
+        ("RSS at the end (MB)", ".1f", lambda r: r["rss_end_mb"]),
+        ("index RSS bytes/message", ".0f", lambda r: r["index_bytes_per_message"]),
+        ("index PSS bytes/message", ".0f", lambda r: r["index_pss_bytes_per_message"]),
+        ("EXISTS after SELECT", "d", lambda r: r["exists"]),
+    ]
     lines = ["| metric (median) | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
-    lines += [f"| {name} | " + " | ".join(cell(lab, get, fmt) for lab in labels) + " |"
-              for name, fmt, get in rows]
+    lines += [
+        f"| {name} | " + " | ".join(cell(lab, get, fmt) for lab in labels) + " |" for name, fmt, get in rows
+    ]
     return "\n".join(lines)
 
 
@@ -217,8 +244,9 @@ def main() -> int:
     servers: list = []
     for i, spec in enumerate(args.exchmail_venv):
         label, _, venv = spec.rpartition("=")
-        s = ExchmailPeer(venv, work / f"exchmail{i}", 12143 + 10 * i, 12110 + 10 * i, users=2,
-                         profile=args.profile)
+        s = ExchmailPeer(
+            venv, work / f"exchmail{i}", 12143 + 10 * i, 12110 + 10 * i, users=2, profile=args.profile
+        )
         s.label = label or f"exchmail{i + 1}"
         servers.append(s)
     if not args.no_dovecot:
@@ -253,8 +281,10 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
     if args.json_out:
         args.json_out.write_text(json.dumps(results, indent=1))
-    print(f"big mailbox: {args.messages} messages of {args.sizes} in user1's INBOX, "
-          f"{args.runs} round(s), profile {args.profile}")
+    print(
+        f"big mailbox: {args.messages} messages of {args.sizes} in user1's INBOX, "
+        f"{args.runs} round(s), profile {args.profile}"
+    )
     print(render(results))
     return 0
 

@@ -98,8 +98,9 @@ class Runner:
         self.load = load
         self.env = dict(os.environ, IMAPTEST_HOME=str(args.imaptest_home))
 
-    def _run(self, cmd: list[str], env: dict[str, str] | None = None, timeout: float = 600,
-             name: str = "run") -> str:
+    def _run(
+        self, cmd: list[str], env: dict[str, str] | None = None, timeout: float = 600, name: str = "run"
+    ) -> str:
         log(f"  $ {' '.join(cmd)}")
         r = subprocess.run(cmd, env=env or self.env, capture_output=True, text=True, timeout=timeout)
         stamp = f"{name}-{time.strftime('%H%M%S')}"
@@ -109,26 +110,70 @@ class Runner:
     def pop3(self, server, seed: bool) -> dict:
         a = self.args
         jfile = self.out / f"pop3-{server.label}.jsonl"
-        cmd = [a.client_python, str(self.load / "pop3-measure"), "127.0.0.1", str(server.pop3_port),
-               "user{}", "pass", "--users", "101-150", "--messages", "20", "--clients", "20",
-               "--duration", str(a.pop3_secs), "--runs", "1", "--server-pidfile", str(server.pidfile),
-               "--json-out", str(jfile), "--label", server.label]
+        cmd = [
+            a.client_python,
+            str(self.load / "pop3-measure"),
+            "127.0.0.1",
+            str(server.pop3_port),
+            "user{}",
+            "pass",
+            "--users",
+            "101-150",
+            "--messages",
+            "20",
+            "--clients",
+            "20",
+            "--duration",
+            str(a.pop3_secs),
+            "--runs",
+            "1",
+            "--server-pidfile",
+            str(server.pidfile),
+            "--json-out",
+            str(jfile),
+            "--label",
+            server.label,
+        ]
         cmd += ["--imap-port", str(server.imap_port)] if seed else ["--seed-mode", "none"]
         self._run(cmd, name=f"pop3-{server.label}")
         s = json.loads(jfile.read_text().splitlines()[-1])
-        return {k: s[k] for k in ("sessions_per_s", "server_cpu_ms_per_session", "server_cpu_pct",
-                                  "errors", "lat_p50_ms", "lat_p99_ms", "client_cpu_pct",
-                                  "sys_busy_pct")}
+        return {
+            k: s[k]
+            for k in (
+                "sessions_per_s",
+                "server_cpu_ms_per_session",
+                "server_cpu_pct",
+                "errors",
+                "lat_p50_ms",
+                "lat_p99_ms",
+                "client_cpu_pct",
+                "sys_busy_pct",
+            )
+        }
 
     def imap_bench(self, server, section: str = "imap") -> dict:
         env = dict(self.env, IMAP_MEASURE_ONLY="bench", IMAP_MEASURE_SECS=str(self.args.bench_secs))
         la0 = loadavg()
-        out = self._run([str(self.load / "imap-measure"), "127.0.0.1", str(server.imap_port), "user1",
-                         "pass", "user%d", "pass"], env=env, timeout=self.args.bench_secs + 400,
-                        name=f"{section}-{server.label}")
+        out = self._run(
+            [
+                str(self.load / "imap-measure"),
+                "127.0.0.1",
+                str(server.imap_port),
+                "user1",
+                "pass",
+                "user%d",
+                "pass",
+            ],
+            env=env,
+            timeout=self.args.bench_secs + 400,
+            name=f"{section}-{server.label}",
+        )
         m = re.search(r"benchmark: ([\d.]+) cmds/s, (\d+) errors", out)
-        res = {"cmds_per_s": float(m.group(1)) if m else None, "errors": int(m.group(2)) if m else None,
-               "loadavg": f"{la0}->{loadavg()}"}
+        res = {
+            "cmds_per_s": float(m.group(1)) if m else None,
+            "errors": int(m.group(2)) if m else None,
+            "loadavg": f"{la0}->{loadavg()}",
+        }
         lat = re.search(r"bench-latency-ms \(last 10s window avg\): (.*)", out)
         res["latency_ms"] = lat.group(1) if lat else ""
         logs = re.search(r"^logs: (\S+)", out, re.M)
@@ -139,13 +184,20 @@ class Runner:
 
     def compliance(self, server) -> dict:
         env = dict(self.env, IMAP_MEASURE_ONLY="compliance")
-        out = self._run([str(self.load / "imap-measure"), "127.0.0.1", str(server.imap_port), "user1",
-                         "pass"], env=env, timeout=71 * 40 + 60, name=f"compliance-{server.label}")
+        out = self._run(
+            [str(self.load / "imap-measure"), "127.0.0.1", str(server.imap_port), "user1", "pass"],
+            env=env,
+            timeout=71 * 40 + 60,
+            name=f"compliance-{server.label}",
+        )
         m = re.search(r"compliance: (\d+) passed, (\d+) failed \((\d+) skipped", out)
-        return {"passed": int(m.group(1)) if m else None, "failed": int(m.group(2)) if m else None,
-                "skipped": int(m.group(3)) if m else None,
-                "failures": re.findall(r"^FAIL (.*)$", out, re.M),
-                "skipped_list": (re.findall(r"^skipped: (.*)$", out, re.M) or [""])[0]}
+        return {
+            "passed": int(m.group(1)) if m else None,
+            "failed": int(m.group(2)) if m else None,
+            "skipped": int(m.group(3)) if m else None,
+            "failures": re.findall(r"^FAIL (.*)$", out, re.M),
+            "skipped_list": (re.findall(r"^skipped: (.*)$", out, re.M) or [""])[0],
+        }
 
     def idle(self, server) -> dict:
         """conn-measure with a long hold; the idle CPU is sampled while every session idles."""
@@ -153,10 +205,25 @@ class Runner:
         settle = 2.0 + 10 * 0.1 + 5.0 + 1.0  # notify-at + sample appends + deadline + margin
         hold = settle + a.idle_window + 3.0
         jfile = self.out / f"idle-{server.label}.jsonl"
-        cmd = [a.client_python, str(self.load / "conn-measure"), "127.0.0.1", str(server.imap_port),
-               "user{}", "pass", str(a.idle_sessions), "--users", "1-200",
-               "--server-pidfile", str(server.pidfile), "--hold", str(hold),
-               "--json-out", str(jfile), "--label", server.label]
+        cmd = [
+            a.client_python,
+            str(self.load / "conn-measure"),
+            "127.0.0.1",
+            str(server.imap_port),
+            "user{}",
+            "pass",
+            str(a.idle_sessions),
+            "--users",
+            "1-200",
+            "--server-pidfile",
+            str(server.pidfile),
+            "--hold",
+            str(hold),
+            "--json-out",
+            str(jfile),
+            "--label",
+            server.label,
+        ]
         log(f"  $ {' '.join(cmd)}")
         errlog = open(self.out / f"idle-{server.label}-{time.strftime('%H%M%S')}.err", "w")
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -180,12 +247,19 @@ class Runner:
             errlog.close()
         (self.out / f"idle-{server.label}.out").write_text(out)
         r = json.loads(jfile.read_text().splitlines()[-1])
-        return {"established": r["established"], "failures": r["failures"],
-                "establish_s": r["establish_s"], "pss_per_conn_kb": r["pss_per_conn_kb"],
-                "rss_per_conn_kb": r["rss_per_conn_kb"], "notify_p50_ms": r["notify_p50_ms"],
-                "notify_p99_ms": r["notify_p99_ms"], "missed": r["missed"],
-                "server_pss_hold_mb": r["server_pss_hold_mb"], "procs": r["server_procs_hold"],
-                "idle_cpu_pct": cpu}
+        return {
+            "established": r["established"],
+            "failures": r["failures"],
+            "establish_s": r["establish_s"],
+            "pss_per_conn_kb": r["pss_per_conn_kb"],
+            "rss_per_conn_kb": r["rss_per_conn_kb"],
+            "notify_p50_ms": r["notify_p50_ms"],
+            "notify_p99_ms": r["notify_p99_ms"],
+            "missed": r["missed"],
+            "server_pss_hold_mb": r["server_pss_hold_mb"],
+            "procs": r["server_procs_hold"],
+            "idle_cpu_pct": cpu,
+        }
 
 
 def idle_cpu(root: int, window: float) -> float:
@@ -217,8 +291,15 @@ def make_servers(args: argparse.Namespace, work: Path, hash: str) -> list:
     for i, spec in enumerate(args.exchmail_venv):
         label, _, venv = spec.rpartition("=")
         label = label or ("exchmail" if len(args.exchmail_venv) == 1 else f"exchmail{i + 1}")
-        s = ExchmailPeer(venv, work / f"{label}-{hash}", 12143 + 10 * i, 12110 + 10 * i,
-                         users=200, hash=hash, profile=args.profile)
+        s = ExchmailPeer(
+            venv,
+            work / f"{label}-{hash}",
+            12143 + 10 * i,
+            12110 + 10 * i,
+            users=200,
+            hash=hash,
+            profile=args.profile,
+        )
         s.label = label
         servers.append(s)
     d = DovecotPeer(args.dovecot_dir, 11143, 11110, users=200, scheme="PLAIN")
@@ -247,8 +328,9 @@ def summarize(results: dict, labels: list[str]) -> list[tuple[str, list[str]]]:
         for lab in labels:
             runs = results[section].get(lab, [])
             vals = [r[key] for r in runs if r.get(key) is not None]
-            cells.append((fmt % median(vals)) + (f" (n={len(vals)})" if len(vals) != 1 else "")
-                         if vals else "-")
+            cells.append(
+                (fmt % median(vals)) + (f" (n={len(vals)})" if len(vals) != 1 else "") if vals else "-"
+            )
         rows.append((f"{section}: {key}", cells))
 
     med("pop3", "sessions_per_s", "%.1f")
@@ -264,8 +346,14 @@ def summarize(results: dict, labels: list[str]) -> list[tuple[str, list[str]]]:
             runs = results["compliance"].get(lab, [])
             cells.append(" / ".join(f"{r['passed']}/{r['failed']}/{r['skipped']}" for r in runs) or "-")
         rows.append(("compliance: passed/failed/skipped", cells))
-    for key, fmt in (("established", "%d"), ("establish_s", "%.1f"), ("pss_per_conn_kb", "%.1f"),
-                     ("notify_p50_ms", "%.0f"), ("notify_p99_ms", "%.0f"), ("idle_cpu_pct", "%.2f")):
+    for key, fmt in (
+        ("established", "%d"),
+        ("establish_s", "%.1f"),
+        ("pss_per_conn_kb", "%.1f"),
+        ("notify_p50_ms", "%.0f"),
+        ("notify_p99_ms", "%.0f"),
+        ("idle_cpu_pct", "%.2f"),
+    ):
         med("idle", key, fmt)
     return rows
 
@@ -278,8 +366,13 @@ def render(rows: list[tuple[str, list[str]]], labels: list[str]) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--exchmail-venv", action="append", required=True, metavar="[LABEL=]VENV",
-                    help="venv of an exchmail checkout (repeat to interleave several)")
+    ap.add_argument(
+        "--exchmail-venv",
+        action="append",
+        required=True,
+        metavar="[LABEL=]VENV",
+        help="venv of an exchmail checkout (repeat to interleave several)",
+    )
     ap.add_argument("--sections", default=",".join(SECTIONS), help="comma list of " + ",".join(SECTIONS))
     ap.add_argument("--runs", type=int, default=3, help="rounds for pop3, imap, imap-scrypt")
     ap.add_argument("--compliance-runs", type=int, default=1)
@@ -290,12 +383,18 @@ def main() -> int:
     ap.add_argument("--bench-secs", type=int, default=20)
     ap.add_argument("--profile", default="rfc3501", help="exchmail profile (default rfc3501)")
     ap.add_argument("--dovecot-dir", default="/tmp/dovecot-peer")
-    ap.add_argument("--imaptest-home", type=Path,
-                    default=Path(os.environ.get("IMAPTEST_HOME", Path.home() / ".cache/imaptest")))
+    ap.add_argument(
+        "--imaptest-home",
+        type=Path,
+        default=Path(os.environ.get("IMAPTEST_HOME", Path.home() / ".cache/imaptest")),
+    )
     ap.add_argument("--client-python", default=sys.executable, help="Python for the load tools (uvloop)")
     ap.add_argument("--out", type=Path, help="results folder (default: a new /tmp/compare.*)")
-    ap.add_argument("--stock-load-tools", action="store_true",
-                    help="run /work/shared/tools/load as it is (see loadtools.py for the pop3load fix)")
+    ap.add_argument(
+        "--stock-load-tools",
+        action="store_true",
+        help="run /work/shared/tools/load as it is (see loadtools.py for the pop3load fix)",
+    )
     args = ap.parse_args()
     sections = [s for s in args.sections.split(",") if s]
     if bad := set(sections) - set(SECTIONS):
@@ -310,9 +409,14 @@ def main() -> int:
     load, load_note = load_dir(work, stock=args.stock_load_tools)
     log(f"load tools: {load_note}")
     runner = Runner(args, out, load)
-    results: dict = {"meta": {"args": vars(args) | {"imaptest_home": str(args.imaptest_home),
-                                                     "out": str(out)}, "load_tools": load_note,
-                              "start": time.strftime("%Y-%m-%d %H:%M:%S"), "loadavg_start": loadavg()}}
+    results: dict = {
+        "meta": {
+            "args": vars(args) | {"imaptest_home": str(args.imaptest_home), "out": str(out)},
+            "load_tools": load_note,
+            "start": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "loadavg_start": loadavg(),
+        }
+    }
     cheap = make_servers(args, work, "pbkdf2")
     labels = [s.label for s in cheap]
     running: list = []
@@ -327,8 +431,9 @@ def main() -> int:
             if "imap" in sections:
                 interleave(lambda s, r: runner.imap_bench(s), cheap, args.runs, "imap", results)
             if "compliance" in sections:
-                interleave(lambda s, r: runner.compliance(s), cheap, args.compliance_runs,
-                           "compliance", results)
+                interleave(
+                    lambda s, r: runner.compliance(s), cheap, args.compliance_runs, "compliance", results
+                )
             for s in running:
                 if s.name == "exchmail":
                     s.stop()
@@ -339,8 +444,9 @@ def main() -> int:
                 if s not in running:
                     log(f"starting {s.describe()}")
                     running.append(s.start())
-            interleave(lambda s, r: runner.imap_bench(s, "imap-scrypt"), scrypt, args.runs, "imap-scrypt",
-                       results)
+            interleave(
+                lambda s, r: runner.imap_bench(s, "imap-scrypt"), scrypt, args.runs, "imap-scrypt", results
+            )
             for s in scrypt:
                 s.stop()
             running = []
@@ -361,6 +467,7 @@ def main() -> int:
                     return runner.idle(s)
                 finally:
                     s.stop()
+
             interleave(one_idle, cheap, args.idle_runs, "idle", results)
     finally:
         for s in cheap + running:

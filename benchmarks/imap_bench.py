@@ -50,14 +50,16 @@ def timed(label: str, f, count: int = 1, unit: str = "ops"):  # type: ignore[no-
 
 
 def message(i: int) -> bytes:
-    body = (b"line of text for the benchmark message body\r\n" * 20)
-    return (b"From: bench@example.org\r\nTo: you@example.org\r\n"
-            b"Subject: benchmark message %d\r\n\r\n" % i) + body
+    body = b"line of text for the benchmark message body\r\n" * 20
+    return (
+        b"From: bench@example.org\r\nTo: you@example.org\r\nSubject: benchmark message %d\r\n\r\n" % i
+    ) + body
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--big-mb", type=int, default=20)
     parser.add_argument("--idle-sessions", type=int, default=500)
@@ -85,39 +87,56 @@ def main() -> None:
                 raw.sendall(data + b"\r\n")
                 while not reader.readline().startswith(b"a "):
                     pass
+
         timed(f"APPEND x{args.messages} (fsync each)", appends, args.messages, "msg")
         raw.close()
         timed("SELECT INBOX (first open: scan)", lambda: c.select("INBOX"))
         c2 = client(port)
         timed("SELECT INBOX (second session: shared index)", lambda: c2.select("INBOX"))
-        timed("FETCH 1:* (UID FLAGS RFC822.SIZE)",
-              lambda: c.fetch("1:*", "(UID FLAGS RFC822.SIZE)"), args.messages, "msg")
-        timed("SEARCH SUBJECT (parses every message)",
-              lambda: c.search(None, "SUBJECT", '"message 7"'), args.messages, "msg")
+        timed(
+            "FETCH 1:* (UID FLAGS RFC822.SIZE)",
+            lambda: c.fetch("1:*", "(UID FLAGS RFC822.SIZE)"),
+            args.messages,
+            "msg",
+        )
+        timed(
+            "SEARCH SUBJECT (parses every message)",
+            lambda: c.search(None, "SUBJECT", '"message 7"'),
+            args.messages,
+            "msg",
+        )
 
         def noops() -> None:
             for _ in range(200):
                 c.noop()
+
         timed("NOOP x200 (round trips)", noops, 200, "rtt")
 
         big = b"Subject: big\r\n\r\n" + (b"x" * 998 + b"\r\n") * (args.big_mb * 1024)
         c.append("INBOX", None, None, big)
         c.select("INBOX")
         before = rss_mb()
-        data = timed(f"FETCH BODY[] of a {args.big_mb} MiB message (streamed)",
-                     lambda: c.fetch(str(args.messages + 1), "(BODY.PEEK[])"))
+        data = timed(
+            f"FETCH BODY[] of a {args.big_mb} MiB message (streamed)",
+            lambda: c.fetch(str(args.messages + 1), "(BODY.PEEK[])"),
+        )
         assert len(data[1][0][1]) == len(big)
         print(f"{'RSS before/after the big FETCH':<48} {before:10.1f} / {rss_mb():.1f} MiB")
 
         base = rss_mb()
-        sessions = timed(f"{args.idle_sessions} sessions: connect + LOGIN + SELECT",
-                         lambda: [client(port) for _ in range(args.idle_sessions)],
-                         args.idle_sessions, "sessions")
+        sessions = timed(
+            f"{args.idle_sessions} sessions: connect + LOGIN + SELECT",
+            lambda: [client(port) for _ in range(args.idle_sessions)],
+            args.idle_sessions,
+            "sessions",
+        )
         for s in sessions:
             s.select("INBOX")
         grown = rss_mb() - base
-        print(f"{'RSS per idle selected session':<48} {grown * 1024 / args.idle_sessions:10.1f} KiB "
-              "(client sockets included: same process)")
+        print(
+            f"{'RSS per idle selected session':<48} {grown * 1024 / args.idle_sessions:10.1f} KiB "
+            "(client sockets included: same process)"
+        )
         for s in sessions:
             s.logout()
         c.logout()

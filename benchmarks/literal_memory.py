@@ -55,13 +55,16 @@ class Client:
 
 
 def report(label: str, before: float, after: float, seconds: float, reply: bytes) -> None:
-    print(f"{label:<40} RSS {before:8.1f} -> {after:8.1f} MiB  ({after - before:+6.1f})"
-          f"  {seconds:6.2f} s  {reply.decode(errors='replace')[:50]}")
+    print(
+        f"{label:<40} RSS {before:8.1f} -> {after:8.1f} MiB  ({after - before:+6.1f})"
+        f"  {seconds:6.2f} s  {reply.decode(errors='replace')[:50]}"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--oversized-mb", type=int, default=80)
     parser.add_argument("--append-mb", type=int, default=40)
     args = parser.parse_args()
@@ -79,13 +82,19 @@ def main() -> None:
         client.send_octets(size)
         client.sock.sendall(b"\r\n")
         reply = client.until(b"b")
-        report(f"oversized LITERAL+ ({args.oversized_mb} MiB)", before, rss_mb(),
-               time.perf_counter() - t0, reply)
+        report(
+            f"oversized LITERAL+ ({args.oversized_mb} MiB)", before, rss_mb(), time.perf_counter() - t0, reply
+        )
 
         before, t0 = rss_mb(), time.perf_counter()
         reply = client.command(b"c", b"APPEND INBOX {%d}" % size)
-        report(f"oversized sync literal ({args.oversized_mb} MiB)", before, rss_mb(),
-               time.perf_counter() - t0, reply)
+        report(
+            f"oversized sync literal ({args.oversized_mb} MiB)",
+            before,
+            rss_mb(),
+            time.perf_counter() - t0,
+            reply,
+        )
 
         size = args.append_mb * 1024 * 1024
         header = b"From: bench@example.org\r\nSubject: big\r\n\r\n"
@@ -94,8 +103,7 @@ def main() -> None:
         client.send_octets(size)
         client.sock.sendall(b"\r\n")
         reply = client.until(b"d")
-        report(f"large APPEND ({args.append_mb} MiB)", before, rss_mb(),
-               time.perf_counter() - t0, reply)
+        report(f"large APPEND ({args.append_mb} MiB)", before, rss_mb(), time.perf_counter() - t0, reply)
         client.command(b"e", b"LOGOUT")
     reactor.callFromThread(reactor.stop)
 

@@ -47,9 +47,12 @@ from rawimap import RawIMAP, percentile  # noqa: E402
 
 TIMEOUT = 60.0
 APPENDER = "user200"
-MESSAGE = (b"From: bench <bench@example.org>\r\nTo: user200@example.org\r\n"
-           b"Subject: login_cost append probe\r\nMessage-ID: <probe@example.org>\r\n\r\n"
-           + (b"y" * 76 + b"\r\n") * 24)  # about 2 KB
+MESSAGE = (
+    b"From: bench <bench@example.org>\r\nTo: user200@example.org\r\n"
+    b"Subject: login_cost append probe\r\nMessage-ID: <probe@example.org>\r\n\r\n"
+    + (b"y" * 76 + b"\r\n")
+    * 24
+)  # about 2 KB
 
 
 def log(msg: str) -> None:
@@ -110,8 +113,12 @@ def appends(client: RawIMAP, interval: float, seconds: float, limit: int = 10_00
 
 def stats(values: list[float]) -> dict:
     ms = [1000 * v for v in values]
-    return {"n": len(ms), "median_ms": statistics.median(ms) if ms else None,
-            "p90_ms": percentile(ms, 0.9), "max_ms": max(ms, default=None)}
+    return {
+        "n": len(ms),
+        "median_ms": statistics.median(ms) if ms else None,
+        "p90_ms": percentile(ms, 0.9),
+        "max_ms": max(ms, default=None),
+    }
 
 
 def measure(server, args: argparse.Namespace) -> dict:
@@ -132,13 +139,18 @@ def measure(server, args: argparse.Namespace) -> dict:
         ready.wait(30)
         time.sleep(1.0)  # let the storm ramp up
         res["append_storm"] = stats(appends(appender, args.append_interval, args.storm_secs - 2.0))
-        logins, latencies, errors, elapsed = receive.recv() if receive.poll(args.storm_secs + 120) \
-            else (0, [], -1, 1.0)
+        logins, latencies, errors, elapsed = (
+            receive.recv() if receive.poll(args.storm_secs + 120) else (0, [], -1, 1.0)
+        )
         proc.join(30)
         if proc.is_alive():
             proc.kill()
-        res["storm"] = {"clients": args.storm_clients, "logins_per_s": logins / elapsed,
-                        "errors": errors, **{f"login_{k}": v for k, v in stats(latencies).items()}}
+        res["storm"] = {
+            "clients": args.storm_clients,
+            "logins_per_s": logins / elapsed,
+            "errors": errors,
+            **{f"login_{k}": v for k, v in stats(latencies).items()},
+        }
     finally:
         appender.close()
     return res
@@ -146,25 +158,28 @@ def measure(server, args: argparse.Namespace) -> dict:
 
 def render(results: dict[str, list[dict]]) -> str:
     labels = list(results)
-    rows = [("very first LOGIN after start (ms)", ".1f", lambda r: r["very_first_login_ms"]),
-            ("first LOGIN of a user, median (ms)", ".1f", lambda r: r["first_login"]["median_ms"]),
-            ("repeated LOGIN of one user, median (ms)", ".1f", lambda r: r["repeated_login"]["median_ms"]),
-            ("repeated LOGIN p90 (ms)", ".1f", lambda r: r["repeated_login"]["p90_ms"]),
-            ("APPEND alone, median (ms)", ".1f", lambda r: r["append_quiet"]["median_ms"]),
-            ("APPEND during login storm, median (ms)", ".1f", lambda r: r["append_storm"]["median_ms"]),
-            ("APPEND during login storm, p90 (ms)", ".1f", lambda r: r["append_storm"]["p90_ms"]),
-            ("APPEND during login storm, worst (ms)", ".1f", lambda r: r["append_storm"]["max_ms"]),
-            ("storm logins/s", ".1f", lambda r: r["storm"]["logins_per_s"]),
-            ("storm LOGIN median (ms)", ".1f", lambda r: r["storm"]["login_median_ms"]),
-            ("storm errors", "d", lambda r: r["storm"]["errors"])]
+    rows = [
+        ("very first LOGIN after start (ms)", ".1f", lambda r: r["very_first_login_ms"]),
+        ("first LOGIN of a user, median (ms)", ".1f", lambda r: r["first_login"]["median_ms"]),
+        ("repeated LOGIN of one user, median (ms)", ".1f", lambda r: r["repeated_login"]["median_ms"]),
+        ("repeated LOGIN p90 (ms)", ".1f", lambda r: r["repeated_login"]["p90_ms"]),
+        ("APPEND alone, median (ms)", ".1f", lambda r: r["append_quiet"]["median_ms"]),
+        ("APPEND during login storm, median (ms)", ".1f", lambda r: r["append_storm"]["median_ms"]),
+        ("APPEND during login storm, p90 (ms)", ".1f", lambda r: r["append_storm"]["p90_ms"]),
+        ("APPEND during login storm, worst (ms)", ".1f", lambda r: r["append_storm"]["max_ms"]),
+        ("storm logins/s", ".1f", lambda r: r["storm"]["logins_per_s"]),
+        ("storm LOGIN median (ms)", ".1f", lambda r: r["storm"]["login_median_ms"]),
+        ("storm errors", "d", lambda r: r["storm"]["errors"]),
+    ]
 
     def cell(label: str, get, fmt: str) -> str:
         vals = [v for v in (get(r) for r in results[label]) if v is not None]
         return format(statistics.median(vals), fmt) if vals else "-"
 
     lines = ["| metric (median of rounds) | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
-    lines += [f"| {name} | " + " | ".join(cell(lab, get, fmt) for lab in labels) + " |"
-              for name, fmt, get in rows]
+    lines += [
+        f"| {name} | " + " | ".join(cell(lab, get, fmt) for lab in labels) + " |" for name, fmt, get in rows
+    ]
     return "\n".join(lines)
 
 
@@ -173,8 +188,12 @@ def main() -> int:
     ap.add_argument("--exchmail-venv", action="append", default=[], metavar="[LABEL=]VENV")
     ap.add_argument("--exchmail-hash", choices=HASHES, default="scrypt")
     ap.add_argument("--profile", choices=PROFILES, default="rfc3501")
-    ap.add_argument("--dovecot-scheme", action="append", default=None,
-                    help="Dovecot password scheme(s) (default ARGON2ID and PLAIN); 'none' skips Dovecot")
+    ap.add_argument(
+        "--dovecot-scheme",
+        action="append",
+        default=None,
+        help="Dovecot password scheme(s) (default ARGON2ID and PLAIN); 'none' skips Dovecot",
+    )
     ap.add_argument("--dovecot-dir", default="/tmp/dovecot-peer")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--first-users", type=int, default=10)
@@ -193,8 +212,15 @@ def main() -> int:
     servers: list = []
     for i, spec in enumerate(args.exchmail_venv):
         label, _, venv = spec.rpartition("=")
-        s = ExchmailPeer(venv, work / f"exchmail{i}", 12143 + 10 * i, 12110 + 10 * i, users=200,
-                         hash=args.exchmail_hash, profile=args.profile)
+        s = ExchmailPeer(
+            venv,
+            work / f"exchmail{i}",
+            12143 + 10 * i,
+            12110 + 10 * i,
+            users=200,
+            hash=args.exchmail_hash,
+            profile=args.profile,
+        )
         s.label = f"{label or f'exchmail{i + 1}'} ({args.exchmail_hash})"
         servers.append(s)
     for scheme in schemes:
@@ -219,8 +245,10 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     if args.json_out:
         args.json_out.write_text(json.dumps(results, indent=1))
-    print(f"login cost: {args.runs} round(s), fresh server each; storm {args.storm_clients} clients "
-          f"for {args.storm_secs:g} s; APPEND every {args.append_interval:g} s")
+    print(
+        f"login cost: {args.runs} round(s), fresh server each; storm {args.storm_clients} clients "
+        f"for {args.storm_secs:g} s; APPEND every {args.append_interval:g} s"
+    )
     print(render(results))
     return 0
 

@@ -67,7 +67,7 @@ def short_frame(frame: str) -> str:
     if "site-packages/" in path:
         path = path.rsplit("site-packages/", 1)[1]
     elif (i := path.rfind("/exchmail/")) >= 0:
-        path = path[i + 1:]
+        path = path[i + 1 :]
     elif (i := path.find("/lib/python3")) >= 0:
         path = "stdlib/" + path[i:].split("/", 3)[-1]
     return f"{m.group('func')} ({path})"
@@ -102,25 +102,44 @@ def summarize(raw: Path, top: int) -> str:
     if not total:
         return f"{raw.name}: no busy samples ({waiting} waiting)\n"
     split = ", ".join(f"{name} {100 * n / total:.0f}%" for name, n in threads.most_common())
-    out = [f"{raw.name}: {total} busy samples (+{waiting} waiting samples left out); {split}", "",
-           "| # | self % | function (self time: the sampled frame) |", "|---|---|---|"]
+    out = [
+        f"{raw.name}: {total} busy samples (+{waiting} waiting samples left out); {split}",
+        "",
+        "| # | self % | function (self time: the sampled frame) |",
+        "|---|---|---|",
+    ]
     out += [f"| {i} | {100 * n / total:.1f} | `{f}` |" for i, (f, n) in enumerate(own.most_common(top), 1)]
     out += ["", "| # | inclusive % | exchmail function (on the stack) |", "|---|---|---|"]
-    out += [f"| {i} | {100 * n / total:.1f} | `{f}` |"
-            for i, (f, n) in enumerate(inclusive.most_common(top), 1)]
+    out += [
+        f"| {i} | {100 * n / total:.1f} | `{f}` |" for i, (f, n) in enumerate(inclusive.most_common(top), 1)
+    ]
     return "\n".join(out) + "\n"
 
 
-def run_with_profile(cmd: list[str], env: dict[str, str], pid: int, args: argparse.Namespace,
-                     raw: Path, load_out: Path) -> None:
+def run_with_profile(
+    cmd: list[str], env: dict[str, str], pid: int, args: argparse.Namespace, raw: Path, load_out: Path
+) -> None:
     """Run the load ``cmd``; record the server with py-spy while it runs."""
     log("load: " + " ".join(cmd))
     with open(load_out, "w") as out:
         load = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
             time.sleep(args.ramp)
-            spy = [args.py_spy, "record", "--pid", str(pid), "-d", str(args.secs), "--rate",
-                   str(args.rate), "--format", "raw", "--nolineno", "-o", str(raw)]
+            spy = [
+                args.py_spy,
+                "record",
+                "--pid",
+                str(pid),
+                "-d",
+                str(args.secs),
+                "--rate",
+                str(args.rate),
+                "--format",
+                "raw",
+                "--nolineno",
+                "-o",
+                str(raw),
+            ]
             log("profile: " + " ".join(spy))
             r = subprocess.run(spy, capture_output=True, text=True, timeout=args.secs + 60)
             if r.returncode != 0:
@@ -143,10 +162,16 @@ def main() -> int:
     ap.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     ap.add_argument("--top", type=int, default=10)
     ap.add_argument("--py-spy", default=str(Path(sys.executable).parent / "py-spy"))
-    ap.add_argument("--imaptest-home", type=Path,
-                    default=Path(os.environ.get("IMAPTEST_HOME", Path.home() / ".cache/imaptest")))
-    ap.add_argument("--stock-load-tools", action="store_true",
-                    help="run /work/shared/tools/load as it is (see loadtools.py)")
+    ap.add_argument(
+        "--imaptest-home",
+        type=Path,
+        default=Path(os.environ.get("IMAPTEST_HOME", Path.home() / ".cache/imaptest")),
+    )
+    ap.add_argument(
+        "--stock-load-tools",
+        action="store_true",
+        help="run /work/shared/tools/load as it is (see loadtools.py)",
+    )
     ap.add_argument("--summarize", type=Path, metavar="FILE.raw", help="only print the tables of FILE")
     args = ap.parse_args()
     if args.summarize:
@@ -165,26 +190,69 @@ def main() -> int:
     log(f"load tools: {load_note}")
     server = ExchmailPeer(args.exchmail_venv, work / "server", 12143, 12110, users=200)
     env = dict(os.environ, IMAPTEST_HOME=str(args.imaptest_home))
-    report = [f"# py-spy hot spots: {args.exchmail_venv}", "",
-              f"{args.secs} s at {args.rate} Hz, after {args.ramp:g} s of load; self = the sampled frame, "
-              "inclusive = anywhere on the stack.", ""]
+    report = [
+        f"# py-spy hot spots: {args.exchmail_venv}",
+        "",
+        f"{args.secs} s at {args.rate} Hz, after {args.ramp:g} s of load; self = the sampled frame, "
+        "inclusive = anywhere on the stack.",
+        "",
+    ]
     try:
         server.start()
         log(f"started {server.describe()} pid {server.pid}")
         for workload in [w for w in args.workloads.split(",") if w]:
             if workload == "pop3":
-                seed = [sys.executable, str(load / "seed-mail.py"), "--port", str(server.imap_port),
-                        "--users", "101-150", "--count", "20", "--sizes", "mix", "--seed", "1", "--reset",
-                        "--password", "pass"]
+                seed = [
+                    sys.executable,
+                    str(load / "seed-mail.py"),
+                    "--port",
+                    str(server.imap_port),
+                    "--users",
+                    "101-150",
+                    "--count",
+                    "20",
+                    "--sizes",
+                    "mix",
+                    "--seed",
+                    "1",
+                    "--reset",
+                    "--password",
+                    "pass",
+                ]
                 subprocess.run(seed, check=True, timeout=600, stdout=subprocess.DEVNULL)
-                cmd = [sys.executable, str(load / "pop3-measure"), "127.0.0.1", str(server.pop3_port),
-                       "user{}", "pass", "--seed-mode", "none", "--users", "101-150", "--messages", "20",
-                       "--clients", "20", "--duration", str(args.load_secs), "--warmup", "0",
-                       "--server-pidfile", str(server.pidfile)]
+                cmd = [
+                    sys.executable,
+                    str(load / "pop3-measure"),
+                    "127.0.0.1",
+                    str(server.pop3_port),
+                    "user{}",
+                    "pass",
+                    "--seed-mode",
+                    "none",
+                    "--users",
+                    "101-150",
+                    "--messages",
+                    "20",
+                    "--clients",
+                    "20",
+                    "--duration",
+                    str(args.load_secs),
+                    "--warmup",
+                    "0",
+                    "--server-pidfile",
+                    str(server.pidfile),
+                ]
                 wenv = env
             elif workload == "imap":
-                cmd = [str(load / "imap-measure"), "127.0.0.1", str(server.imap_port), "user1", "pass",
-                       "user%d", "pass"]
+                cmd = [
+                    str(load / "imap-measure"),
+                    "127.0.0.1",
+                    str(server.imap_port),
+                    "user1",
+                    "pass",
+                    "user%d",
+                    "pass",
+                ]
                 wenv = dict(env, IMAP_MEASURE_ONLY="bench", IMAP_MEASURE_SECS=str(args.load_secs))
             else:
                 ap.error(f"unknown workload {workload!r}")

@@ -56,7 +56,7 @@ class RawIMAP:
         while (end := self.buf.find(b"\r\n")) < 0:
             self._fill()
         line = bytes(self.buf[:end])
-        del self.buf[:end + 2]
+        del self.buf[: end + 2]
         return line
 
     def command(self, text: bytes | str, keep: bool = False) -> Reply:
@@ -86,7 +86,7 @@ class RawIMAP:
                 seconds = time.perf_counter() - t0
                 status = bytes(self.buf[start:end])
                 body = bytes(self.buf[:start]) if keep else b""
-                del self.buf[:end + 2]
+                del self.buf[: end + 2]
                 return Reply(seconds, status, start, body, sent_at)
             self._fill()
 

@@ -34,8 +34,7 @@ class Hello(resource.Resource):
 def build_application() -> service.Application:
     """The application: its web site plus exchmail's IMAP service."""
     application = service.Application("web-with-mail")
-    web = strports.service(os.environ.get("EMBED_WEB", "tcp:8080:interface=127.0.0.1"),
-                           server.Site(Hello()))
+    web = strports.service(os.environ.get("EMBED_WEB", "tcp:8080:interface=127.0.0.1"), server.Site(Hello()))
     web.setServiceParent(application)
 
     data_dir = Path(os.environ.get("EMBED_DATA_DIR", "embed-data")).absolute()

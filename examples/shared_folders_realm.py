@@ -61,7 +61,7 @@ def _shared_name(name: str) -> str | None:
     if name == PREFIX:
         return ""
     if name.startswith(PREFIX + "/"):
-        return name[len(PREFIX) + 1:]
+        return name[len(PREFIX) + 1 :]
     return None
 
 
@@ -92,16 +92,15 @@ class SharedFoldersAccount:
             raise InvalidMailboxName(f"folders under {PREFIX}/ are read-only")
 
     def create(self, name: str) -> defer.Deferred[None]:
-        return defer.maybeDeferred(self._refuse_shared, name).addCallback(
-            lambda _: self.own.create(name))
+        return defer.maybeDeferred(self._refuse_shared, name).addCallback(lambda _: self.own.create(name))
 
     def delete(self, name: str) -> defer.Deferred[None]:
-        return defer.maybeDeferred(self._refuse_shared, name).addCallback(
-            lambda _: self.own.delete(name))
+        return defer.maybeDeferred(self._refuse_shared, name).addCallback(lambda _: self.own.delete(name))
 
     def rename(self, old: str, new: str) -> defer.Deferred[None]:
         return defer.maybeDeferred(self._refuse_shared, old, new).addCallback(
-            lambda _: self.own.rename(old, new))
+            lambda _: self.own.rename(old, new)
+        )
 
     def subscriptions(self) -> defer.Deferred[set[str]]:
         return defer.maybeDeferred(self.own.subscriptions)
@@ -128,10 +127,10 @@ class ReadOnlyMailbox:
         # of the shared folder is allowed)
         return getattr(self._mailbox, name)
 
-    def set_flags(self, uids: Iterable[int], flags: frozenset[str], mode: str,
-                  origin: object = None) -> defer.Deferred[dict[int, frozenset[str]]]:
-        current = {uid: record.flags for uid in uids
-                   if (record := self._mailbox.message(uid)) is not None}
+    def set_flags(
+        self, uids: Iterable[int], flags: frozenset[str], mode: str, origin: object = None
+    ) -> defer.Deferred[dict[int, frozenset[str]]]:
+        current = {uid: record.flags for uid in uids if (record := self._mailbox.message(uid)) is not None}
         return defer.succeed(current)
 
     def _read_only(self, *args: Any, **kwargs: Any) -> defer.Deferred[Any]:

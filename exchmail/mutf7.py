@@ -78,7 +78,7 @@ def decode(text: str) -> str:
         end = text.find("-", pos + 1)
         if end < 0:
             raise ValueError("unterminated shift sequence in modified UTF-7")
-        encoded = text[pos + 1:end]
+        encoded = text[pos + 1 : end]
         out.append("&" if not encoded else _decode_run(encoded))
         pos = end + 1
     result = "".join(out)

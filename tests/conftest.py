@@ -29,8 +29,7 @@ PASSWORD = "secret pw"
 @pytest.fixture(scope="session")
 def reactor_thread() -> Iterator[Any]:
     """The global reactor, running in a daemon thread."""
-    thread = threading.Thread(target=reactor.run, kwargs={"installSignalHandlers": False},
-                              daemon=True)
+    thread = threading.Thread(target=reactor.run, kwargs={"installSignalHandlers": False}, daemon=True)
     thread.start()
     yield reactor
     reactor.callFromThread(reactor.stop)
@@ -56,10 +55,15 @@ class RunningServer:
         in_reactor(self.service.stopService)
 
 
-def start_server(tmp_path: Path, store: Any = None, profile_overrides: dict | None = None,
-                 users: tuple[str, ...] = ("alice", "bob"),
-                 login_type: str | None = None, config_changes: dict | None = None,
-                 realm: Any = None) -> RunningServer:
+def start_server(
+    tmp_path: Path,
+    store: Any = None,
+    profile_overrides: dict | None = None,
+    users: tuple[str, ...] = ("alice", "bob"),
+    login_type: str | None = None,
+    config_changes: dict | None = None,
+    realm: Any = None,
+) -> RunningServer:
     """Start a server with a Maildir store (or ``store``) on a port-0 loopback listener.
 
     ``login_type`` sets ``auth.login_type`` (e.g. ``"SecureLogin"``); default: PlainTextLogin.
@@ -67,9 +71,13 @@ def start_server(tmp_path: Path, store: Any = None, profile_overrides: dict | No
     replaces whole ``Config`` fields (e.g. ``{"quota": QuotaConfig(...)}``).
     """
     config = default_config(tmp_path)
-    config = replace(config, imap=IMAPConfig(listen=("tcp:0:interface=127.0.0.1",)),
-                     pop3=POP3Config(listen=("tcp:0:interface=127.0.0.1",)), tls=None,
-                     throttle=ThrottleSettings(enabled=False))  # on: config_changes["throttle"]
+    config = replace(
+        config,
+        imap=IMAPConfig(listen=("tcp:0:interface=127.0.0.1",)),
+        pop3=POP3Config(listen=("tcp:0:interface=127.0.0.1",)),
+        tls=None,
+        throttle=ThrottleSettings(enabled=False),
+    )  # on: config_changes["throttle"]
     if config_changes:
         config = replace(config, **config_changes)
     from exchmail.profile import load_profile
@@ -79,8 +87,14 @@ def start_server(tmp_path: Path, store: Any = None, profile_overrides: dict | No
     if profile_overrides:
         profile = load_profile(profile.name, profile_overrides)
     login = LoginType(login_type or "PlainTextLogin")
-    config = replace(config, profile=replace(profile, imap=replace(profile.imap, login_type=login),
-                                             pop3=replace(profile.pop3, login_type=login)))
+    config = replace(
+        config,
+        profile=replace(
+            profile,
+            imap=replace(profile.imap, login_type=login),
+            pop3=replace(profile.pop3, login_type=login),
+        ),
+    )
     config.server.data_dir.mkdir(parents=True, exist_ok=True)
     accounts = AccountsFile(config.auth.users_file)
     for user in users:
@@ -96,13 +110,11 @@ def start_server(tmp_path: Path, store: Any = None, profile_overrides: dict | No
     used_store = top.getServiceNamed("store").store
     pop3 = [s for s in top if (s.name or "").startswith("pop3:")]
     pop3_port = in_reactor(lambda: pop3[0].listening).getHost().port if pop3 else 0
-    return RunningServer(config.server.data_dir, ports[0].getHost().port, top, used_store,
-                         pop3_port)
+    return RunningServer(config.server.data_dir, ports[0].getHost().port, top, used_store, pop3_port)
 
 
 @pytest.fixture
-def server(reactor_thread: Any, tmp_path: Path,
-           profile_overrides: dict[str, Any]) -> Iterator[RunningServer]:
+def server(reactor_thread: Any, tmp_path: Path, profile_overrides: dict[str, Any]) -> Iterator[RunningServer]:
     """A running server over a Maildir store in ``tmp_path`` (profile: see ``profile_overrides``)."""
     running = start_server(tmp_path, profile_overrides=profile_overrides)
     yield running

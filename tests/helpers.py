@@ -10,4 +10,3 @@ from __future__ import annotations
 from exchmail.testing import Recorder, call, result
 
 __all__ = ["Recorder", "call", "result"]
-

@@ -42,39 +42,52 @@ def test_defaults(tmp_path: Path) -> None:
 
 
 def test_python_factory(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, f"""
+    config = load_config(
+        write(
+            tmp_path,
+            f"""
 [store]
 backend = "python:{__name__}:memory_factory"
 [store.options]
 anything = 1
-"""))
+""",
+        )
+    )
     assert config.store.options == {"anything": 1}
     assert resolve_factory(config.store.backend, "store", "store.backend") is memory_factory
 
 
-@pytest.mark.parametrize("text, message", [
-    ('[store]\nbackend = "python:no_such_module_x:f"', "store.backend: cannot load"),
-    ('[store]\nbackend = "python:no_colon"', "store.backend: expected 'python:"),
-    ('[store]\nbackend = "appdb"', "store.backend: unknown backend 'appdb'"),
-    ('[auth]\nbackend = "python:os:sep"', "auth.backend: 'python:os:sep' is not callable"),
-    ('[store]\nbackend = "maildir"\n[store.options]\nx = 1', "store.options: the built-in"),
-    ('[store]\nbackend = 3', "store.backend: expected a string"),
-    ('[store]\nbakend = "x"', "store.bakend: unknown key"),
-    ('[auth]\nbackend = "ldap"', "ldap: missing table"),
-    ('[ldap]\nbase_dn = "dc=x"', "ldap.servers: expected a non-empty list"),
-    ('[ldap]\nservers = ["http://x"]\nbase_dn = "dc=x"', "ldap.servers[0]: expected an ldap://"),
-    ('[ldap]\nservers = ["ldap://x"]', "ldap.base_dn: required"),
-    ('[ldap]\nservers = ["ldap://x"]\nbase_dn = "dc=x"\nuser_filter = "(uid=%s)"',
-     "ldap.user_filter: expected"),
-    ('[ldap]\nservers = ["ldap://x"]\nbase_dn = "dc=x"\npool_size = 0', "ldap.pool_size"),
-    ('[ldap]\nservers = ["ldap://x"]\nbase_dn = "dc=x"\ntimeout = "1"', "ldap.timeout"),
-    ('[ldap]\nservers = ["ldap://x"]\nbase_dn = "dc=x"\nstart_tls = 1', "ldap.start_tls"),
-    ('[ldap]\nservers = ["ldap://x"]\nbase_dn = "dc=x"\nscope = "deep"', "ldap.scope"),
-    ('[ldap]\nservers = ["ldap://x"]\nbase_dn = "dc=x"\nbind_password = "p"', "ldap.bind_dn"),
-    ('[ldap]\nservers = ["ldap://x"]\nbase_dn = "dc=x"\nbind_dn = "cn=a"\n'
-     'bind_password_file = "missing"', "ldap.bind_password_file: cannot read"),
-    ('[ldap]\nservers = ["ldap://x"]\nbase_dn = "dc=x"\nport = 1', "ldap.port: unknown key"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('[store]\nbackend = "python:no_such_module_x:f"', "store.backend: cannot load"),
+        ('[store]\nbackend = "python:no_colon"', "store.backend: expected 'python:"),
+        ('[store]\nbackend = "appdb"', "store.backend: unknown backend 'appdb'"),
+        ('[auth]\nbackend = "python:os:sep"', "auth.backend: 'python:os:sep' is not callable"),
+        ('[store]\nbackend = "maildir"\n[store.options]\nx = 1', "store.options: the built-in"),
+        ("[store]\nbackend = 3", "store.backend: expected a string"),
+        ('[store]\nbakend = "x"', "store.bakend: unknown key"),
+        ('[auth]\nbackend = "ldap"', "ldap: missing table"),
+        ('[ldap]\nbase_dn = "dc=x"', "ldap.servers: expected a non-empty list"),
+        ('[ldap]\nservers = ["http://x"]\nbase_dn = "dc=x"', "ldap.servers[0]: expected an ldap://"),
+        ('[ldap]\nservers = ["ldap://x"]', "ldap.base_dn: required"),
+        (
+            '[ldap]\nservers = ["ldap://x"]\nbase_dn = "dc=x"\nuser_filter = "(uid=%s)"',
+            "ldap.user_filter: expected",
+        ),
+        ('[ldap]\nservers = ["ldap://x"]\nbase_dn = "dc=x"\npool_size = 0', "ldap.pool_size"),
+        ('[ldap]\nservers = ["ldap://x"]\nbase_dn = "dc=x"\ntimeout = "1"', "ldap.timeout"),
+        ('[ldap]\nservers = ["ldap://x"]\nbase_dn = "dc=x"\nstart_tls = 1', "ldap.start_tls"),
+        ('[ldap]\nservers = ["ldap://x"]\nbase_dn = "dc=x"\nscope = "deep"', "ldap.scope"),
+        ('[ldap]\nservers = ["ldap://x"]\nbase_dn = "dc=x"\nbind_password = "p"', "ldap.bind_dn"),
+        (
+            '[ldap]\nservers = ["ldap://x"]\nbase_dn = "dc=x"\nbind_dn = "cn=a"\n'
+            'bind_password_file = "missing"',
+            "ldap.bind_password_file: cannot read",
+        ),
+        ('[ldap]\nservers = ["ldap://x"]\nbase_dn = "dc=x"\nport = 1', "ldap.port: unknown key"),
+    ],
+)
 def test_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
     # Reading the file checks its syntax; backends are resolved when the
     # service is built, so either step may be the one that refuses.
@@ -86,7 +99,10 @@ def test_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
 
 def test_ldap_table(tmp_path: Path) -> None:
     (tmp_path / "secret").write_text("s3cret\n")
-    config = load_config(write(tmp_path, """
+    config = load_config(
+        write(
+            tmp_path,
+            """
 [auth]
 backend = "ldap"
 [ldap]
@@ -100,7 +116,9 @@ imap_group = "cn=imap,dc=example,dc=org"
 timeout = 3
 pool_size = 8
 cache_ttl = 30
-"""))
+""",
+        )
+    )
     ldap = config.ldap
     assert ldap is not None and config.auth.backend == "ldap"
     assert ldap.servers == ("ldaps://ldap1.example.org", "ldap://ldap2.example.org")
@@ -112,7 +130,8 @@ cache_ttl = 30
 
 def test_build_checks_the_interface(tmp_path: Path) -> None:
     context = BackendContext(None, {}, tmp_path, None, lambda f, *a: f(*a))
-    assert isinstance(build(f"python:{__name__}:memory_factory", "store", "store.backend",
-                            context, IStore), MemoryStore)
+    assert isinstance(
+        build(f"python:{__name__}:memory_factory", "store", "store.backend", context, IStore), MemoryStore
+    )
     with pytest.raises(ConfigError, match="store.backend: .* does not provide IStore"):
         build(f"python:{__name__}:not_a_store", "store", "store.backend", context, IStore)

@@ -32,21 +32,22 @@ def hash_of(path, name):
 
 def test_user_add_list_passwd_del(monkeypatch, capsys, users):
     where = ("--users-file", str(users))
-    status, out, err = run(monkeypatch, capsys, "user", "add", "alice", "--password-stdin",
-                           *where, stdin="secret one\n")
+    status, out, err = run(
+        monkeypatch, capsys, "user", "add", "alice", "--password-stdin", *where, stdin="secret one\n"
+    )
     assert (status, err) == (0, "")
     assert "added user alice" in out
     assert verify_password("secret one", hash_of(users, "alice"))
     assert stat.S_IMODE(os.stat(users).st_mode) == 0o600
 
-    run(monkeypatch, capsys, "user", "add", "bob", "--password-stdin", *where,
-        stdin="bob's pw\r\n")
+    run(monkeypatch, capsys, "user", "add", "bob", "--password-stdin", *where, stdin="bob's pw\r\n")
     assert verify_password("bob's pw", hash_of(users, "bob"))
     status, out, _ = run(monkeypatch, capsys, "user", "list", *where)
     assert (status, out) == (0, "alice\nbob\n")
 
-    status, _, _ = run(monkeypatch, capsys, "user", "passwd", "alice", "--password-stdin",
-                       *where, stdin="secret two\n")
+    status, _, _ = run(
+        monkeypatch, capsys, "user", "passwd", "alice", "--password-stdin", *where, stdin="secret two\n"
+    )
     assert status == 0
     assert verify_password("secret two", hash_of(users, "alice"))
 
@@ -57,22 +58,49 @@ def test_user_add_list_passwd_del(monkeypatch, capsys, users):
 
 def test_add_duplicate(monkeypatch, capsys, users):
     AccountsFile(users).add("alice", "pw")
-    status, _, err = run(monkeypatch, capsys, "user", "add", "alice", "--password-stdin",
-                         "--users-file", str(users), stdin="x\n")
+    status, _, err = run(
+        monkeypatch,
+        capsys,
+        "user",
+        "add",
+        "alice",
+        "--password-stdin",
+        "--users-file",
+        str(users),
+        stdin="x\n",
+    )
     assert status == 1
     assert err == "exchmail: error: user 'alice' already exists\n"
 
 
 def test_add_invalid_name(monkeypatch, capsys, users):
-    status, _, err = run(monkeypatch, capsys, "user", "add", "../x", "--password-stdin",
-                         "--users-file", str(users), stdin="x\n")
+    status, _, err = run(
+        monkeypatch,
+        capsys,
+        "user",
+        "add",
+        "../x",
+        "--password-stdin",
+        "--users-file",
+        str(users),
+        stdin="x\n",
+    )
     assert status == 1
     assert err == "exchmail: error: invalid user name '../x'\n"
 
 
 def test_empty_password_refused(monkeypatch, capsys, users):
-    status, _, err = run(monkeypatch, capsys, "user", "add", "alice", "--password-stdin",
-                         "--users-file", str(users), stdin="\n")
+    status, _, err = run(
+        monkeypatch,
+        capsys,
+        "user",
+        "add",
+        "alice",
+        "--password-stdin",
+        "--users-file",
+        str(users),
+        stdin="\n",
+    )
     assert status == 1
     assert err == "exchmail: error: the password must not be empty\n"
     assert not users.exists()
@@ -81,8 +109,7 @@ def test_empty_password_refused(monkeypatch, capsys, users):
 @pytest.mark.parametrize("argv", [("passwd", "bob", "--password-stdin"), ("del", "bob")])
 def test_unknown_user(monkeypatch, capsys, users, argv):
     AccountsFile(users).add("alice", "pw")
-    status, _, err = run(monkeypatch, capsys, "user", *argv, "--users-file", str(users),
-                         stdin="x\n")
+    status, _, err = run(monkeypatch, capsys, "user", *argv, "--users-file", str(users), stdin="x\n")
     assert status == 1
     assert err == "exchmail: error: no such user 'bob'\n"
 
@@ -106,8 +133,7 @@ def test_prompted_password_mismatch(monkeypatch, capsys, users):
 
 def test_default_users_file_is_newcomer_default(monkeypatch, capsys, tmp_path):
     monkeypatch.chdir(tmp_path)
-    status, _, _ = run(monkeypatch, capsys, "user", "add", "alice", "--password-stdin",
-                       stdin="long enough\n")
+    status, _, _ = run(monkeypatch, capsys, "user", "add", "alice", "--password-stdin", stdin="long enough\n")
     assert status == 0
     assert (tmp_path / "exchmail-data" / "users").exists()
 
@@ -115,8 +141,17 @@ def test_default_users_file_is_newcomer_default(monkeypatch, capsys, tmp_path):
 def test_users_file_from_config(monkeypatch, capsys, tmp_path):
     config = tmp_path / "exchmail.toml"
     config.write_text('[auth]\nusers_file = "accounts"\n')
-    status, _, _ = run(monkeypatch, capsys, "user", "add", "alice", "--password-stdin",
-                       "--config", str(config), stdin="long enough\n")
+    status, _, _ = run(
+        monkeypatch,
+        capsys,
+        "user",
+        "add",
+        "alice",
+        "--password-stdin",
+        "--config",
+        str(config),
+        stdin="long enough\n",
+    )
     assert status == 0
     assert verify_password("long enough", hash_of(tmp_path / "accounts", "alice"))
 
@@ -136,8 +171,7 @@ def test_unreadable_users_file(monkeypatch, capsys, tmp_path):
 
 
 def test_config_and_users_file_are_exclusive(monkeypatch, capsys, tmp_path):
-    status, _, err = run(monkeypatch, capsys, "user", "list", "--config", "a",
-                         "--users-file", "b")
+    status, _, err = run(monkeypatch, capsys, "user", "list", "--config", "a", "--users-file", "b")
     assert status == 2
     assert "not allowed with argument" in err
 
@@ -170,8 +204,10 @@ def test_profile_show_named(monkeypatch, capsys):
 def test_profile_show_unknown(monkeypatch, capsys):
     status, _, err = run(monkeypatch, capsys, "profile", "show", "exchange2013")
     assert status == 2
-    assert err == ("exchmail: error: unknown profile 'exchange2013' "
-                   "(choose exchange2010, exchange2007, rfc3501, modern, exchange2016)\n")
+    assert err == (
+        "exchmail: error: unknown profile 'exchange2013' "
+        "(choose exchange2010, exchange2007, rfc3501, modern, exchange2016)\n"
+    )
 
 
 def test_profile_show_with_config(monkeypatch, capsys, tmp_path):
@@ -180,8 +216,7 @@ def test_profile_show_with_config(monkeypatch, capsys, tmp_path):
     status, out, _ = run(monkeypatch, capsys, "profile", "show", "--config", str(config))
     assert status == 0
     assert out.startswith("profile exchange2007 (* = overridden)")
-    status, out, _ = run(monkeypatch, capsys, "profile", "show", "exchange2010",
-                         "--config", str(config))
+    status, out, _ = run(monkeypatch, capsys, "profile", "show", "exchange2010", "--config", str(config))
     assert out.startswith("profile exchange2010 (* = overridden)")
     row = next(line for line in out.splitlines() if line.startswith("pop3.exact_rfc822_size"))
     assert "true *" in row
@@ -192,5 +227,4 @@ def test_profile_show_bad_override(monkeypatch, capsys, tmp_path):
     config.write_text('[profile]\nmax_command_size = "abc"\n')
     status, _, err = run(monkeypatch, capsys, "profile", "show", "--config", str(config))
     assert status == 2
-    assert err == ("exchmail: error: profile.max_command_size: "
-                   "expected an integer, got 'abc'\n")
+    assert err == ("exchmail: error: profile.max_command_size: expected an integer, got 'abc'\n")

@@ -68,7 +68,10 @@ def test_empty_file_gives_defaults_relative_to_file(tmp_path):
 
 
 def test_full_file(tmp_path):
-    config = load_config(write(tmp_path, """
+    config = load_config(
+        write(
+            tmp_path,
+            """
 [server]
 data_dir = "mail"
 profile = "rfc3501"
@@ -83,7 +86,9 @@ login_type = "SecureLogin"
 "pop3.max_command_size" = 1000
 [profile.imap]
 capabilities = ["IDLE"]
-"""))
+""",
+        )
+    )
     assert config.server.data_dir == tmp_path.resolve() / "mail"
     assert config.server.profile == "rfc3501"
     assert config.imap.listen == ("tcp:143", "tcp:1143:interface=0.0.0.0")
@@ -111,30 +116,38 @@ def test_listen_accepts_single_string(tmp_path):
     assert config.imap.listen == ("tcp:143",)
 
 
-@pytest.mark.parametrize("text,message", [
-    ('[server]\ndata_dr = "x"\n', "server.data_dr: unknown key"),
-    ('[imap]\nport = 143\n', "imap.port: unknown key"),
-    ('[pop3]\nlisten = ["tcp:110"]\nfoo = 1\n', "pop3.foo: unknown key"),
-    ('[auth]\nusers = "x"\n', "auth.users: unknown key"),
-    ('[smtp]\nlisten = []\n', "smtp: unknown table"),
-    ('server = "x"\n', "server: expected a table"),
-    ('[server]\ndata_dir = 5\n', "server.data_dir: expected a string, got 5"),
-    ('[server]\ndata_dir = ""\n', "server.data_dir: must not be empty"),
-    ('[server]\nprofile = "x"\n',
-     "server.profile: unknown profile 'x' (choose exchange2010, exchange2007, rfc3501, modern, "
-     "exchange2016)"),
-    ('[server]\nprofile = true\n', "server.profile: expected a string, got True"),
-    ('[auth]\nlogin_type = "Basic"\n',
-     ("auth.login_type: unknown login type 'Basic' "
-      "(choose PlainTextLogin, PlainTextAuthentication, SecureLogin)")),
-    ('[auth]\nusers_file = 1\n', "auth.users_file: expected a string, got 1"),
-    ('[imap]\nlisten = ["xyz"]\n', "imap.listen[0]: bad endpoint 'xyz': "),
-    ('[pop3]\nlisten = ["tcp:110", "tcp:abc"]\n', "pop3.listen[1]: bad endpoint 'tcp:abc': "),
-    ('[imap]\nlisten = [143]\n', "imap.listen: expected a list of endpoint strings"),
-    ('[profile]\nexact_rfc822_sise = true\n', "profile.exact_rfc822_sise: unknown setting"),
-    ('[profile]\nmax_command_size = "abc"\n',
-     "profile.max_command_size: expected an integer, got 'abc'"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ('[server]\ndata_dr = "x"\n', "server.data_dr: unknown key"),
+        ("[imap]\nport = 143\n", "imap.port: unknown key"),
+        ('[pop3]\nlisten = ["tcp:110"]\nfoo = 1\n', "pop3.foo: unknown key"),
+        ('[auth]\nusers = "x"\n', "auth.users: unknown key"),
+        ("[smtp]\nlisten = []\n", "smtp: unknown table"),
+        ('server = "x"\n', "server: expected a table"),
+        ("[server]\ndata_dir = 5\n", "server.data_dir: expected a string, got 5"),
+        ('[server]\ndata_dir = ""\n', "server.data_dir: must not be empty"),
+        (
+            '[server]\nprofile = "x"\n',
+            "server.profile: unknown profile 'x' (choose exchange2010, exchange2007, rfc3501, modern, "
+            "exchange2016)",
+        ),
+        ("[server]\nprofile = true\n", "server.profile: expected a string, got True"),
+        (
+            '[auth]\nlogin_type = "Basic"\n',
+            (
+                "auth.login_type: unknown login type 'Basic' "
+                "(choose PlainTextLogin, PlainTextAuthentication, SecureLogin)"
+            ),
+        ),
+        ("[auth]\nusers_file = 1\n", "auth.users_file: expected a string, got 1"),
+        ('[imap]\nlisten = ["xyz"]\n', "imap.listen[0]: bad endpoint 'xyz': "),
+        ('[pop3]\nlisten = ["tcp:110", "tcp:abc"]\n', "pop3.listen[1]: bad endpoint 'tcp:abc': "),
+        ("[imap]\nlisten = [143]\n", "imap.listen: expected a list of endpoint strings"),
+        ("[profile]\nexact_rfc822_sise = true\n", "profile.exact_rfc822_sise: unknown setting"),
+        ('[profile]\nmax_command_size = "abc"\n', "profile.max_command_size: expected an integer, got 'abc'"),
+    ],
+)
 def test_errors_name_the_key(tmp_path, text, message):
     assert error_of(write(tmp_path, text)).startswith(message)
 
@@ -172,8 +185,7 @@ def test_unreadable_file(tmp_path):
 def test_injected_reactor_is_used(tmp_path):
     from twisted.internet.testing import MemoryReactor
 
-    config = load_config(write(tmp_path, '[imap]\nlisten = ["tcp:143"]\n'),
-                         reactor=MemoryReactor())
+    config = load_config(write(tmp_path, '[imap]\nlisten = ["tcp:143"]\n'), reactor=MemoryReactor())
     assert config.imap.listen == ("tcp:143",)
 
 

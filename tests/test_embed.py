@@ -32,14 +32,27 @@ def wait_for_port(port: int, deadline: float) -> None:
 
 def test_embedded_application_serves_web_and_imap(tmp_path):
     web_port, imap_port = free_port(), free_port()
-    env = dict(os.environ, EMBED_DATA_DIR=str(tmp_path / "data"),
-               EMBED_WEB=f"tcp:{web_port}:interface=127.0.0.1",
-               EMBED_IMAP=f"tcp:{imap_port}:interface=127.0.0.1")
+    env = dict(
+        os.environ,
+        EMBED_DATA_DIR=str(tmp_path / "data"),
+        EMBED_WEB=f"tcp:{web_port}:interface=127.0.0.1",
+        EMBED_IMAP=f"tcp:{imap_port}:interface=127.0.0.1",
+    )
     log = tmp_path / "twistd.log"
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "twistd"), "-n", "--logfile", str(log),
-         "--pidfile", "", "-y", str(ROOT / "examples" / "embed.py")],
-        cwd=tmp_path, env=env)
+        [
+            str(Path(sys.executable).parent / "twistd"),
+            "-n",
+            "--logfile",
+            str(log),
+            "--pidfile",
+            "",
+            "-y",
+            str(ROOT / "examples" / "embed.py"),
+        ],
+        cwd=tmp_path,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 30
         wait_for_port(web_port, deadline)

@@ -27,12 +27,21 @@ import exchmail
 ROOT = Path(exchmail.__file__).parent
 
 LAYERS = {
-    "errors": 0, "interfaces": 0, "mutf7": 0, "__init__": 0,
-    "profile": 1, "mime": 1,
-    "store": 2, "tls": 2,
+    "errors": 0,
+    "interfaces": 0,
+    "mutf7": 0,
+    "__init__": 0,
+    "profile": 1,
+    "mime": 1,
+    "store": 2,
+    "tls": 2,
     "auth": 3,
-    "session": 4, "mailbox": 4, "transfer": 4,
-    "imap": 5, "pop3": 5, "lmtp": 5,
+    "session": 4,
+    "mailbox": 4,
+    "transfer": 4,
+    "imap": 5,
+    "pop3": 5,
+    "lmtp": 5,
     "service": 6,
     "testing": 7,
     "cli": 8,
@@ -54,8 +63,12 @@ def top_level_imports(tree: ast.Module) -> set[str]:
             if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test):
                 walk(node.orelse)
             elif isinstance(node, (ast.If, ast.Try)):
-                walk(node.body + node.orelse + getattr(node, "finalbody", [])
-                     + [x for h in getattr(node, "handlers", []) for x in h.body])
+                walk(
+                    node.body
+                    + node.orelse
+                    + getattr(node, "finalbody", [])
+                    + [x for h in getattr(node, "handlers", []) for x in h.body]
+                )
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 if node.module.startswith("exchmail"):
                     found.add(node.module)
@@ -73,8 +86,7 @@ def graph() -> dict[str, set[str]]:
     edges = {}
     for name, path in modules.items():
         imports = top_level_imports(ast.parse(path.read_text()))
-        edges[name] = {i for i in imports
-                       if i in modules and i != name and not name.startswith(i + ".")}
+        edges[name] = {i for i in imports if i in modules and i != name and not name.startswith(i + ".")}
     return edges
 
 
@@ -89,9 +101,12 @@ def test_every_package_has_a_layer() -> None:
 
 
 def test_no_upward_imports() -> None:
-    upward = [f"{module} (layer {layer(module)}) imports {target} (layer {layer(target)})"
-              for module, targets in graph().items() for target in targets
-              if layer(target) > layer(module)]
+    upward = [
+        f"{module} (layer {layer(module)}) imports {target} (layer {layer(target)})"
+        for module, targets in graph().items()
+        for target in targets
+        if layer(target) > layer(module)
+    ]
     assert not upward, "\n".join(upward)
 
 
@@ -105,7 +120,7 @@ def test_no_import_cycles() -> None:
         path.append(module)
         for target in sorted(edges[module]):
             if state.get(target) == 1:
-                return path[path.index(target):] + [target]
+                return path[path.index(target) :] + [target]
             if target not in state:
                 cycle = visit(target)
                 if cycle:

@@ -30,8 +30,9 @@ def test_zero_means_no_limit():
 
 @pytest.fixture
 def limited(reactor_thread, tmp_path):
-    running = start_server(tmp_path, profile_overrides={
-        "max_connection_from_single_ip": 2, "max_connections_per_user": 1})
+    running = start_server(
+        tmp_path, profile_overrides={"max_connection_from_single_ip": 2, "max_connections_per_user": 1}
+    )
     yield running
     running.stop()
 

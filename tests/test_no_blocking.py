@@ -30,12 +30,14 @@ INLINE_LIMIT = 64 * 1024
 def big_message() -> bytes:
     blob = base64.encodebytes(bytes(range(256)) * (35 * 1024 * 4))  # ~50 MB of base64
     text = b"Hello,\r\n\r\nthe report is attached; the magic word is xylophone.\r\n"
-    return (b"From: a@example.org\r\nTo: b@example.org\r\nSubject: big\r\n"
-            b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=BB\r\n\r\n"
-            b"--BB\r\nContent-Type: text/plain\r\n\r\n" + text +
-            b"--BB\r\nContent-Type: application/octet-stream\r\n"
-            b"Content-Transfer-Encoding: base64\r\n\r\n" + blob.replace(b"\n", b"\r\n") +
-            b"\r\n--BB--\r\n")
+    return (
+        b"From: a@example.org\r\nTo: b@example.org\r\nSubject: big\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=BB\r\n\r\n"
+        b"--BB\r\nContent-Type: text/plain\r\n\r\n"
+        + text
+        + b"--BB\r\nContent-Type: application/octet-stream\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n" + blob.replace(b"\n", b"\r\n") + b"\r\n--BB--\r\n"
+    )
 
 
 class Watch:
@@ -59,11 +61,13 @@ class Watch:
         def recorded(mailbox: Any, handle: Any) -> Any:
             self.calls.append((name, handle[1], threading.get_ident()))
             return original(mailbox, handle)
+
         return recorded
 
 
-def test_big_message_blocks_no_other_client(reactor_thread: Any, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_big_message_blocks_no_other_client(
+    reactor_thread: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     server = start_server(tmp_path, profile_overrides={"seven_bit_output": False})
     try:
         reactor_ident = in_reactor(threading.get_ident)
@@ -102,8 +106,11 @@ def test_big_message_blocks_no_other_client(reactor_thread: Any, tmp_path: Path,
         assert results["fetch"][0] == "OK" and b"APPLICATION" in results["fetch"][1][0][0]
         assert results["search"] == ("OK", [b"1"])
         assert answered_while_busy, "no NOOP was answered while the big commands ran"
-        on_reactor = [(what, size) for what, size, ident in watch.calls
-                      if ident == reactor_ident and (what != "parse" or size > INLINE_LIMIT)]
+        on_reactor = [
+            (what, size)
+            for what, size, ident in watch.calls
+            if ident == reactor_ident and (what != "parse" or size > INLINE_LIMIT)
+        ]
         assert on_reactor == [], on_reactor
         assert any(what == "parse" and size > INLINE_LIMIT for what, size, _ in watch.calls)
         first.logout()

@@ -23,8 +23,12 @@ def make_venv(where: Path) -> Path:
     # pip installs into it with --python.
     venv.create(where, with_pip=False)
     python = where / "bin" / "python"
-    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             check=True, capture_output=True, text=True).stdout.strip()
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     parents = [p for p in site.getsitepackages() if Path(p).is_dir()]
     # Appended after the venv's own site-packages, so the project installed in
     # the new venv takes precedence over any copy in the running interpreter.
@@ -34,8 +38,9 @@ def make_venv(where: Path) -> Path:
 
 def source_copy(where: Path) -> Path:
     """A clean copy of the project (no build artefacts, no venvs)."""
-    ignore = shutil.ignore_patterns(".git", ".venv", "*.egg-info", "build", "__pycache__",
-                                    ".pytest_cache", "exchmail-data", ".tox")
+    ignore = shutil.ignore_patterns(
+        ".git", ".venv", "*.egg-info", "build", "__pycache__", ".pytest_cache", "exchmail-data", ".tox"
+    )
     return Path(shutil.copytree(ROOT, where, ignore=ignore))
 
 
@@ -44,20 +49,32 @@ def test_twistd_lists_exchmail(tmp_path, editable):
     python = make_venv(tmp_path / "venv")
     source = source_copy(tmp_path / "src")
     args = ["-e", str(source)] if editable else [str(source)]
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
-                    "--no-deps", *args], check=True, cwd=tmp_path, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", *args],
+        check=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
     bindir = python.parent
     # Twisted comes from the parent environment, so run twistd through the new python.
     twistd = [python, "-c", "from twisted.scripts.twistd import run; run()"]
-    out = subprocess.run([*twistd, "--help"], check=True, capture_output=True,
-                         text=True, cwd=tmp_path, timeout=60).stdout
+    out = subprocess.run(
+        [*twistd, "--help"], check=True, capture_output=True, text=True, cwd=tmp_path, timeout=60
+    ).stdout
     assert any(line.split()[:1] == ["exchmail"] for line in out.splitlines()), out
-    usage = subprocess.run([*twistd, "exchmail", "--help"], capture_output=True,
-                           text=True, cwd=tmp_path, timeout=60)
+    usage = subprocess.run(
+        [*twistd, "exchmail", "--help"], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
     assert "--config" in usage.stdout, usage.stdout + usage.stderr
-    cli = subprocess.run([bindir / "exchmail", "--help"], check=True, capture_output=True,
-                         text=True, cwd=tmp_path, timeout=60).stdout
+    cli = subprocess.run(
+        [bindir / "exchmail", "--help"], check=True, capture_output=True, text=True, cwd=tmp_path, timeout=60
+    ).stdout
     assert "user" in cli and "profile" in cli
-    where = subprocess.run([python, "-c", "import exchmail; print(exchmail.__file__)"],
-                           check=True, capture_output=True, text=True, cwd=tmp_path).stdout
+    where = subprocess.run(
+        [python, "-c", "import exchmail; print(exchmail.__file__)"],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    ).stdout
     assert where.startswith(str(source) if editable else str(tmp_path / "venv")), where

@@ -31,8 +31,7 @@ def test_twistd_without_config_serves_the_newcomer(tmp_path):
         if not port_is_free(port):
             pytest.skip(f"port {port} is in use on this machine")
     log = tmp_path / "twistd.log"
-    proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "--logfile", str(log), "exchmail"],
-                            cwd=tmp_path)
+    proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "--logfile", str(log), "exchmail"], cwd=tmp_path)
     try:
         deadline = time.monotonic() + 30
         match = None
@@ -67,17 +66,25 @@ def test_twistd_without_config_serves_the_newcomer(tmp_path):
         proc.wait(timeout=20)
 
 
-@pytest.mark.parametrize("content, message", [
-    ("[server]\nprofile = 'nope'\n", "server.profile: unknown profile 'nope'"),
-    ("[server]\ndata_dr = 'x'\n", "server.data_dr: unknown key"),
-    ("[imap]\nlisten = ['bogus:1']\n", "imap.listen[0]: bad endpoint 'bogus:1'"),
-    ("[server\n", "exchmail.toml"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("[server]\nprofile = 'nope'\n", "server.profile: unknown profile 'nope'"),
+        ("[server]\ndata_dr = 'x'\n", "server.data_dr: unknown key"),
+        ("[imap]\nlisten = ['bogus:1']\n", "imap.listen[0]: bad endpoint 'bogus:1'"),
+        ("[server\n", "exchmail.toml"),
+    ],
+)
 def test_config_error_stops_startup_with_one_line(tmp_path, content, message):
     config = tmp_path / "exchmail.toml"
     config.write_text(content)
-    result = subprocess.run([TWISTD, "-n", "--pidfile=", "exchmail", "--config", str(config)],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [TWISTD, "-n", "--pidfile=", "exchmail", "--config", str(config)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(errors) == 1, result.stderr

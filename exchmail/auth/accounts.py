@@ -138,7 +138,7 @@ class _Account:
         for field in self.extra:
             if field.startswith(_NT_PREFIX):
                 try:
-                    value = bytes.fromhex(field[len(_NT_PREFIX):])
+                    value = bytes.fromhex(field[len(_NT_PREFIX) :])
                 except ValueError:
                     return None
                 return value if len(value) == 16 else None
@@ -159,8 +159,9 @@ class _Account:
             try:
                 extra.append(_NT_PREFIX + compute_nt_hash(password).hex())
             except ImportError:
-                raise AccountError("NT hashes need the pyspnego package "
-                                   "(pip install 'exchmail[ntlm]')") from None
+                raise AccountError(
+                    "NT hashes need the pyspnego package (pip install 'exchmail[ntlm]')"
+                ) from None
         self.extra = tuple(extra)
 
 

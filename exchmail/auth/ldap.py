@@ -420,8 +420,13 @@ class LDAPChecker:
         ``principal_filter`` (``{principal}``, ``{user}``), else by ``user_filter``
         with the mapped ``name``; no bind.  UnauthorizedLogin if none."""
         template = self.config.principal_filter
-        search = template.replace("{principal}", escape_filter_value(principal)).replace(
-            "{user}", escape_filter_value(name)) if template else ""
+        search = (
+            template.replace("{principal}", escape_filter_value(principal)).replace(
+                "{user}", escape_filter_value(name)
+            )
+            if template
+            else ""
+        )
 
         def work(slot: _Slot) -> DirectoryUser:
             entry = self._search_user(slot, name, search)

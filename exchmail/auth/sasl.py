@@ -417,8 +417,9 @@ for _mechanism in (ScramSHA256, Plain, Login):
     register(_mechanism)
 
 
-def challengers(names: Iterable[str | bytes], portal: Any,
-                setups: Mapping[bytes, Any] | None = None) -> dict[bytes, Callable[[], Any]]:
+def challengers(
+    names: Iterable[str | bytes], portal: Any, setups: Mapping[bytes, Any] | None = None
+) -> dict[bytes, Callable[[], Any]]:
     """Mechanism name -> factory of a fresh mechanism, for the ``names`` that
     are registered and work with ``portal``'s checkers, in the given order.
 

@@ -44,8 +44,7 @@ COMMAND_MODULES = (accounts, delivery, transfer, database, configcheck, serve)
 
 def parser() -> argparse.ArgumentParser:
     """The ``exchmail`` argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
-        prog=PROG, description="Manage an exchmail IMAP4/POP3 server.")
+    parser = argparse.ArgumentParser(prog=PROG, description="Manage an exchmail IMAP4/POP3 server.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMAND_MODULES:

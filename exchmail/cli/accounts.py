@@ -42,46 +42,76 @@ def add_commands(commands: Any) -> None:
         if needs_name:
             sub.add_argument("name", metavar="NAME")
         if reads_password:
-            sub.add_argument("--password-stdin", action="store_true",
-                             help="read the password from the first line of standard input")
-            sub.add_argument("--nt-hash", action="store_true",
-                             help="also store the NT hash for NTLM (password-equivalent; "
-                                  "implied by a configuration with [ntlm])")
+            sub.add_argument(
+                "--password-stdin",
+                action="store_true",
+                help="read the password from the first line of standard input",
+            )
+            sub.add_argument(
+                "--nt-hash",
+                action="store_true",
+                help="also store the NT hash for NTLM (password-equivalent; "
+                "implied by a configuration with [ntlm])",
+            )
         if action == "del":
-            sub.add_argument("--purge", action="store_true",
-                             help="also remove the user's mailbox folder (default: keep it)")
+            sub.add_argument(
+                "--purge",
+                action="store_true",
+                help="also remove the user's mailbox folder (default: keep it)",
+            )
         where = sub.add_mutually_exclusive_group()
-        where.add_argument("--config", type=Path, metavar="FILE",
-                           help="use the accounts file named by this configuration file")
-        where.add_argument("--users-file", type=Path, metavar="FILE",
-                           help="the accounts file (default: ./exchmail-data/users)")
+        where.add_argument(
+            "--config",
+            type=Path,
+            metavar="FILE",
+            help="use the accounts file named by this configuration file",
+        )
+        where.add_argument(
+            "--users-file",
+            type=Path,
+            metavar="FILE",
+            help="the accounts file (default: ./exchmail-data/users)",
+        )
 
     cert = commands.add_parser("cert", help="make TLS certificates")
     cert_commands = cert.add_subparsers(dest="action", required=True, metavar="ACTION")
     selfsigned = cert_commands.add_parser(
-        "selfsigned", help="make a private key (key.pem, mode 0600) and a self-signed "
-                           "certificate (cert.pem) for testing")
-    selfsigned.add_argument("--hostname", required=True, metavar="HOST",
-                            help="the server name clients connect to (or an IP address)")
-    selfsigned.add_argument("--out-dir", type=Path, default=Path("exchmail-data") / "tls",
-                            metavar="DIR", help="where to write them (default: "
-                                                "./exchmail-data/tls, the newcomer's)")
-    selfsigned.add_argument("--days", type=int, default=365, metavar="N",
-                            help="days of validity (default: 365)")
+        "selfsigned",
+        help="make a private key (key.pem, mode 0600) and a self-signed certificate (cert.pem) for testing",
+    )
+    selfsigned.add_argument(
+        "--hostname",
+        required=True,
+        metavar="HOST",
+        help="the server name clients connect to (or an IP address)",
+    )
+    selfsigned.add_argument(
+        "--out-dir",
+        type=Path,
+        default=Path("exchmail-data") / "tls",
+        metavar="DIR",
+        help="where to write them (default: ./exchmail-data/tls, the newcomer's)",
+    )
+    selfsigned.add_argument(
+        "--days", type=int, default=365, metavar="N", help="days of validity (default: 365)"
+    )
     selfsigned.add_argument("--force", action="store_true", help="replace existing files")
 
     profile = commands.add_parser("profile", help="inspect conformance profiles")
     profile_commands = profile.add_subparsers(dest="action", required=True, metavar="ACTION")
     show = profile_commands.add_parser("show", help="print every setting of a profile")
-    show.add_argument("name", nargs="?", metavar="NAME",
-                      help=f"one of {', '.join(PROFILE_NAMES)} (default: the configured "
-                           "profile, or exchange2010)")
-    show.add_argument("--config", type=Path, metavar="FILE",
-                      help="apply this configuration file's [profile] overrides")
+    show.add_argument(
+        "name",
+        nargs="?",
+        metavar="NAME",
+        help=f"one of {', '.join(PROFILE_NAMES)} (default: the configured profile, or exchange2010)",
+    )
+    show.add_argument(
+        "--config", type=Path, metavar="FILE", help="apply this configuration file's [profile] overrides"
+    )
     user.set_defaults(run=_user)
     cert.set_defaults(run=_cert)
     profile.set_defaults(run=_profile_show)
-
 
 
 def _config(args: argparse.Namespace) -> Config | None:
@@ -99,8 +129,7 @@ def weak_password(password: str, name: str, min_length: int) -> str | None:
     if not min_length:
         return None
     if len(password) < min_length:
-        return (f"the password is too short: at least {min_length} characters "
-                f"([auth] password_min_length)")
+        return f"the password is too short: at least {min_length} characters ([auth] password_min_length)"
     if password.lower() == name.lower():
         return "the password must not be the user name"
     if len(set(password)) == 1:
@@ -167,8 +196,11 @@ def _delete(accounts: AccountsFile, name: str, config: Config | None, purge: boo
         raise AccountError(f"no such user {name!r}")
     folder = _mailbox_folder(config, canonical)
     if purge and folder is None:
-        raise Failure("--purge removes Maildir folders only: give --config (or no option, "
-                      "for ./exchmail-data) with [store] backend = \"maildir\"", 2)
+        raise Failure(
+            "--purge removes Maildir folders only: give --config (or no option, "
+            'for ./exchmail-data) with [store] backend = "maildir"',
+            2,
+        )
     accounts.remove(canonical)
     if folder is None:
         print(f"deleted user {canonical}; its mail, if any, is left in the store")
@@ -178,12 +210,15 @@ def _delete(accounts: AccountsFile, name: str, config: Config | None, purge: boo
         try:
             shutil.rmtree(folder)
         except OSError as e:
-            raise Failure(f"deleted user {canonical}, but cannot remove {folder}: "
-                          f"{e.strerror or e}", 1) from None
+            raise Failure(
+                f"deleted user {canonical}, but cannot remove {folder}: {e.strerror or e}", 1
+            ) from None
         print(f"deleted user {canonical} and removed the mailbox {folder}")
     else:
-        print(f"deleted user {canonical}; the mailbox {folder} is kept (remove it with "
-              f"'exchmail user del --purge', or add the user again to use it)")
+        print(
+            f"deleted user {canonical}; the mailbox {folder} is kept (remove it with "
+            f"'exchmail user del --purge', or add the user again to use it)"
+        )
 
 
 def _profile_show(args: argparse.Namespace) -> int:
@@ -211,9 +246,9 @@ def _cert(args: argparse.Namespace) -> int:
     try:
         make_self_signed(args.hostname, cert, key, days=args.days)
     except (OSError, ValueError) as e:
-        raise Failure(f"cannot make the certificate: {getattr(e, 'strerror', None) or e}",
-                       1) from None
-    print(f"wrote {key} (private key, mode 0600) and {cert} (self-signed for "
-          f"{args.hostname}, {args.days} days)")
+        raise Failure(f"cannot make the certificate: {getattr(e, 'strerror', None) or e}", 1) from None
+    print(
+        f"wrote {key} (private key, mode 0600) and {cert} (self-signed for {args.hostname}, {args.days} days)"
+    )
     print(f'use it with:  [tls] certificate = "{cert}"  private_key = "{key}"')
     return 0

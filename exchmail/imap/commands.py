@@ -211,8 +211,9 @@ class CommandSpec:
 REGISTRY: dict[bytes, CommandSpec] = {}
 
 
-def register(name: bytes, parse: Parser, *, uid: bool = False, sections: bool = False,
-             extension: str = "") -> None:
+def register(
+    name: bytes, parse: Parser, *, uid: bool = False, sections: bool = False, extension: str = ""
+) -> None:
     """Make ``name`` a command parsed by ``parse`` (replacing an earlier entry);
     with ``extension``, the command exists only where ``ParseOptions.extensions``
     holds that capability name."""
@@ -274,9 +275,7 @@ def _head(line: bytes, options: ParseOptions) -> tuple[CommandHead, int]:
         name, pos = _word(tag, text, after, "") if after > pos else (b"", pos)
         spec = REGISTRY.get(name)
         if spec is None or not spec.uid or not _known(spec, options):
-            allowed = sorted(
-                n.decode("ascii") for n, s in REGISTRY.items() if s.uid and _known(s, options)
-            )
+            allowed = sorted(n.decode("ascii") for n, s in REGISTRY.items() if s.uid and _known(s, options))
             raise CommandSyntaxError(
                 tag, "UID must be followed by " + ", ".join(allowed[:-1]) + " or " + allowed[-1]
             )
@@ -383,8 +382,9 @@ def _two_strings(kind: Callable[[bytes, bytes, bytes], Command]) -> Parser:
 def _status(args: Arguments) -> Command:
     args.expect(2)
     mailbox = astring(args.tokens[0])
-    items = status_items(args.tokens[1], args.options.ignore_invalid_parameters,
-                         commands_modern.status_extra(args.options))
+    items = status_items(
+        args.tokens[1], args.options.ignore_invalid_parameters, commands_modern.status_extra(args.options)
+    )
     return Status(args.tag, mailbox, items)
 
 
@@ -411,8 +411,9 @@ def _search(args: Arguments) -> Command:
         if charset not in supported or charset not in CODECS:
             names = " ".join(supported).encode("ascii", "replace")
             raise ParseError("Unsupported charset", code=b"BADCHARSET (" + names + b")", status="NO")
-    criteria = parse_search(tokens, charset, args.options.max_search_keys, args.options.max_depth,
-                            args.options.extensions)
+    criteria = parse_search(
+        tokens, charset, args.options.max_search_keys, args.options.max_depth, args.options.extensions
+    )
     return Search(args.tag, charset, criteria, args.uid, returns)
 
 
@@ -420,8 +421,12 @@ def _fetch(args: Arguments) -> Command:
     args.expect(2, 2 + _condstore(args))
     numbers = sequence_set(args.tokens[0])
     extensions = args.options.extensions
-    items = parse_fetch_items([args.tokens[1]], binary="BINARY" in extensions,
-                              modseq="CONDSTORE" in extensions, preview="PREVIEW" in extensions)
+    items = parse_fetch_items(
+        [args.tokens[1]],
+        binary="BINARY" in extensions,
+        modseq="CONDSTORE" in extensions,
+        preview="PREVIEW" in extensions,
+    )
     changed, vanished = None, False
     if len(args.tokens) == 3:  # RFC 7162: (CHANGEDSINCE n [VANISHED])
         changed, vanished = commands_sync.fetch_modifiers(args.tokens[2:], extensions, args.uid)

@@ -159,8 +159,9 @@ def date_time(token: Token) -> float:
 STATUS_ITEMS = frozenset({b"MESSAGES", b"RECENT", b"UIDNEXT", b"UIDVALIDITY", b"UNSEEN"})
 
 
-def status_items(token: Token, ignore_unknown: bool,
-                 extra: frozenset[bytes] = frozenset()) -> tuple[bytes, ...]:
+def status_items(
+    token: Token, ignore_unknown: bool, extra: frozenset[bytes] = frozenset()
+) -> tuple[bytes, ...]:
     """STATUS data items (a list, or one atom), upper case, in order.
 
     ``extra`` are the items of extensions the profile has on (``SIZE``...).

@@ -18,13 +18,22 @@ MACROS = {
     b"FAST": (b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE"),
     b"FULL": (b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE", b"ENVELOPE", b"BODY"),
 }
-SIMPLE = {b"ENVELOPE", b"FLAGS", b"INTERNALDATE", b"RFC822", b"RFC822.HEADER",
-          b"RFC822.SIZE", b"RFC822.TEXT", b"BODY", b"BODYSTRUCTURE", b"UID"}
+SIMPLE = {
+    b"ENVELOPE",
+    b"FLAGS",
+    b"INTERNALDATE",
+    b"RFC822",
+    b"RFC822.HEADER",
+    b"RFC822.SIZE",
+    b"RFC822.TEXT",
+    b"BODY",
+    b"BODYSTRUCTURE",
+    b"UID",
+}
 TEXT_SPECS = {"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"}
 
 _BODY_SECTION = re.compile(rb"^(BODY(?:\.PEEK)?)\[([^\]]*)\](?:<(\d{1,10})\.(\d{1,10})>)?$", re.I)
-_BINARY_SECTION = re.compile(
-    rb"^(BINARY(?:\.PEEK|\.SIZE)?)\[([0-9.]*)\](?:<(\d{1,10})\.(\d{1,10})>)?$", re.I)
+_BINARY_SECTION = re.compile(rb"^(BINARY(?:\.PEEK|\.SIZE)?)\[([0-9.]*)\](?:<(\d{1,10})\.(\d{1,10})>)?$", re.I)
 _FIELDS = re.compile(rb"^(HEADER\.FIELDS(?:\.NOT)?)[ \t]*\((.*)\)$", re.I | re.S)
 
 
@@ -136,12 +145,16 @@ def _parse_one(token: Token, binary: bool = False, modseq: bool = False) -> list
             raise ParseError("partial length must be positive")
         partial = (int(match.group(3)), length)
     section = match.group(2).upper()
-    return [FetchItem(b"BODY", path, text, fields, partial,
-                      peek=match.group(1).upper() == b"BODY.PEEK", section=section)]
+    return [
+        FetchItem(
+            b"BODY", path, text, fields, partial, peek=match.group(1).upper() == b"BODY.PEEK", section=section
+        )
+    ]
 
 
-def parse_fetch_items(args: list[Token], binary: bool = False,
-                      modseq: bool = False, preview: bool = False) -> list[FetchItem]:
+def parse_fetch_items(
+    args: list[Token], binary: bool = False, modseq: bool = False, preview: bool = False
+) -> list[FetchItem]:
     """Parse the attribute argument(s) of FETCH: a macro, one item or a list
     (with ``binary``, the BINARY items of RFC 3516 too; with ``modseq``,
     CONDSTORE's MODSEQ, RFC 7162 §3.1.4)."""

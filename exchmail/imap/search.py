@@ -153,14 +153,14 @@ def flags_only(key: SearchKey) -> bool:
     return True
 
 
-def compile_search(criteria: SearchKey, max_seq: int, max_uid: int,
-                   now: float = 0.0) -> SearchProgram:
+def compile_search(criteria: SearchKey, max_seq: int, max_uid: int, now: float = 0.0) -> SearchProgram:
     """The program for ``criteria`` in a mailbox whose last message has
     sequence number ``max_seq`` and UID ``max_uid`` (for ``*``); ``now`` is
     the time OLDER and YOUNGER count from (RFC 5032).  ``MODSEQ`` and ``$``
     must have been resolved to :class:`UidSet` keys first."""
-    return SearchProgram(_Compiler(max_seq, max_uid, now).compile(criteria), needs_of(criteria),
-                         flags_only(criteria))
+    return SearchProgram(
+        _Compiler(max_seq, max_uid, now).compile(criteria), needs_of(criteria), flags_only(criteria)
+    )
 
 
 _DAY_OPS: dict[str, Callable[[datetime.date, datetime.date], bool]] = {
@@ -293,8 +293,9 @@ class IndexCandidate:
         self.size = record.exact_size if exact else record.stored_size
 
     @classmethod
-    def from_row(cls, row: tuple[int, int, frozenset[str], float, int, int], recent: bool,
-                 exact: bool) -> IndexCandidate:
+    def from_row(
+        cls, row: tuple[int, int, frozenset[str], float, int, int], recent: bool, exact: bool
+    ) -> IndexCandidate:
         """A candidate from a view's index row ``(seq, uid, flags, date, stored, exact)``."""
         candidate = cls.__new__(cls)
         candidate.seq, candidate.uid, candidate.flags, candidate.internal_date = row[:4]
@@ -320,8 +321,7 @@ class ContentCandidate(IndexCandidate):
 
     __slots__ = ("data", "_parsed")
 
-    def __init__(self, seq: int, uid: int, record: Any, recent: bool, exact: bool,
-                 data: bytes) -> None:
+    def __init__(self, seq: int, uid: int, record: Any, recent: bool, exact: bool, data: bytes) -> None:
         super().__init__(seq, uid, record, recent, exact)
         self.data = data
         self._parsed: ParsedMessage | None = None

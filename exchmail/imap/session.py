@@ -54,8 +54,9 @@ from exchmail.session.reader import Command, InputReader, ReaderLimits, Refused
 MULTIAPPEND_MESSAGES = 10
 #: Literals before login: small, few, and never on disk (a client that has
 #: not logged in must not be able to use the server's memory or files).
-PREAUTH_LITERALS = ReaderLimits(max_line=0, max_literal_total=64 * 1024, max_literals=4,
-                                memory_budget=64 * 1024)
+PREAUTH_LITERALS = ReaderLimits(
+    max_line=0, max_literal_total=64 * 1024, max_literals=4, memory_budget=64 * 1024
+)
 #: RFC 7888 LITERAL-: the largest non-synchronizing literal.
 LITERAL_MINUS_MAX = 4096
 STATE_NAMES = {"unauth": "not authenticated", "auth": "authenticated", "select": "selected"}
@@ -110,14 +111,23 @@ class IMAPSession(Session):
         nonsync = LITERAL_MINUS_MAX if settings.literal_minus else 0
         if not authenticated:
             total = min(settings.max_literal_size, PREAUTH_LITERALS.max_literal_total)
-            return ReaderLimits(settings.max_command_size, total,
-                                PREAUTH_LITERALS.max_literals, PREAUTH_LITERALS.memory_budget,
-                                nonsync)
+            return ReaderLimits(
+                settings.max_command_size,
+                total,
+                PREAUTH_LITERALS.max_literals,
+                PREAUTH_LITERALS.memory_budget,
+                nonsync,
+            )
         # MULTIAPPEND: each message may be as large as one APPEND's, and
         # together (spooled to disk) at most MULTIAPPEND_MESSAGES of them.
         total = settings.max_literal_size * (MULTIAPPEND_MESSAGES if settings.multiappend else 1)
-        return ReaderLimits(settings.max_command_size, total, MAX_LITERALS,
-                            max_nonsync_literal=nonsync, max_literal=settings.max_literal_size)
+        return ReaderLimits(
+            settings.max_command_size,
+            total,
+            MAX_LITERALS,
+            max_nonsync_literal=nonsync,
+            max_literal=settings.max_literal_size,
+        )
 
     # -- responses ------------------------------------------------------------------------
     def untagged(self, text: bytes) -> None:
@@ -149,8 +159,11 @@ class IMAPSession(Session):
         elif refused.reason == "count":
             self.tagged(tag, b"BAD", b"[LIMIT] Too many literals in one command")
         elif refused.reason == "nonsync":
-            self.tagged(tag, b"BAD", b"[TOOBIG] Non-synchronizing literals are at most %d "
-                                     b"octets (LITERAL-)" % refused.limit)
+            self.tagged(
+                tag,
+                b"BAD",
+                b"[TOOBIG] Non-synchronizing literals are at most %d octets (LITERAL-)" % refused.limit,
+            )
         else:
             self.tagged(tag, b"NO", b"[TOOBIG] Literal larger than %d octets" % refused.limit)
 
@@ -218,7 +231,8 @@ class IMAPSession(Session):
             if self.state not in states:
                 where = STATE_NAMES.get(self.state, self.state)
                 raise syntax.CommandSyntaxError(
-                    head.tag, f"{head.name.decode()} not allowed in the {where} state")
+                    head.tag, f"{head.name.decode()} not allowed in the {where} state"
+                )
             command = syntax.parse_command(raw.segments, options)
         except syntax.CommandSyntaxError as error:
             self.write(error.response() + b"\r\n")
@@ -227,8 +241,7 @@ class IMAPSession(Session):
         started = self.context.reactor.seconds()
         d = defer.maybeDeferred(handler, command, self)
         d.addCallback(self._keep_contexts)
-        d.addCallbacks(self._succeeded, self._failed, callbackArgs=(command,),
-                       errbackArgs=(command,))
+        d.addCallbacks(self._succeeded, self._failed, callbackArgs=(command,), errbackArgs=(command,))
         d.addCallback(self._report, command, started)
         return d
 
@@ -274,8 +287,7 @@ class IMAPSession(Session):
 
     def _report(self, status: bytes, command: Any, started: float) -> None:
         seconds = self.context.reactor.seconds() - started
-        self.report_command(command.name.decode("ascii"),
-                            status.decode("ascii"), seconds)
+        self.report_command(command.name.decode("ascii"), status.decode("ascii"), seconds)
 
     # -- login ------------------------------------------------------------------------------------
     def logged_in(self, account: Any, logout: Any) -> None:
@@ -329,8 +341,9 @@ class IMAPSession(Session):
         input (RFC 4978 §3 forbids any), then compress both directions."""
         self.flush()
         self.reader.clear()
-        self.compression = start_deflate(self.server, super().data_received,
-                                         self.context.reactor.callLater, self._corrupt_input)
+        self.compression = start_deflate(
+            self.server, super().data_received, self.context.reactor.callLater, self._corrupt_input
+        )
 
     def _corrupt_input(self) -> None:
         self.untagged(b"BYE Corrupt compressed input")
@@ -342,8 +355,9 @@ class IMAPSession(Session):
         self.close_mailbox()
         settings = self.context.profile.imap
         # RFC 7162 §3.1: with CONDSTORE, other sessions' flag changes are reported.
-        self.view = MailboxView(mailbox, readonly, self.mailbox_changed,
-                                settings.notify_external_flag_changes or self.condstore)
+        self.view = MailboxView(
+            mailbox, readonly, self.mailbox_changed, settings.notify_external_flag_changes or self.condstore
+        )
         self.saved_result = []
         self.search_contexts.clear()
         self.announced = frozenset(settings.server_keywords)
@@ -436,9 +450,13 @@ class IMAPSession(Session):
                 from exchmail.imap.handlers.context import refresh_while_idle
 
                 refresh_while_idle(self)
-        elif (self.context.profile.imap.unsolicited_exists and not self.busy
-              and not self.reader.buffered and not self.write_gate.paused
-              and self.state == "select"):
+        elif (
+            self.context.profile.imap.unsolicited_exists
+            and not self.busy
+            and not self.reader.buffered
+            and not self.write_gate.paused
+            and self.state == "select"
+        ):
             self.send_updates(allow_expunge=False)
             self.flush()
 
@@ -461,4 +479,3 @@ def holds_expunges(command: Any) -> bool:
 def _first_line(command: Command) -> bytes:
     first = command.segments[0] if command.segments else b""
     return first if isinstance(first, bytes) else b""
-

@@ -18,8 +18,9 @@ _LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n")
 def text(data: bytes) -> str:
     """Printable text for a log field: CR/LF and other controls escaped."""
     decoded = data.decode("utf-8", "backslashreplace")
-    return "".join(c if c >= " " or c == "\t" else f"\\x{ord(c):02x}" for c in decoded) \
-        .replace("\\x0d\\x0a", "\\r\\n")
+    return "".join(c if c >= " " or c == "\t" else f"\\x{ord(c):02x}" for c in decoded).replace(
+        "\\x0d\\x0a", "\\r\\n"
+    )
 
 
 def summarize_literals(data: bytes) -> str:
@@ -29,7 +30,7 @@ def summarize_literals(data: bytes) -> str:
         if match.start() < pos:
             continue
         size = int(match.group(1))
-        out.append(text(data[pos:match.start()]) + f"{{{size}}}<{size} octets>")
+        out.append(text(data[pos : match.start()]) + f"{{{size}}}<{size} octets>")
         pos = match.end() + size
     out.append(text(data[pos:]))
     joined = "".join(out)
@@ -45,8 +46,7 @@ def describe_command(command: Command, options: object = None) -> str:
     if name == b"LOGIN":
         user = "" if len(words) < 3 else text(words[2])
         second = segments[1] if len(segments) > 1 else None
-        if user.endswith("}") and isinstance(second, LiteralSegment) \
-                and isinstance(second.data, bytes):
+        if user.endswith("}") and isinstance(second, LiteralSegment) and isinstance(second.data, bytes):
             user = text(second.data)  # the user name was a literal
         return f"{text(words[0])} LOGIN {user} {REDACTED}"
     if name == b"AUTHENTICATE":

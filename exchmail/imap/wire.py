@@ -42,9 +42,7 @@ _TEXT_CHARS = bytes(b for b in range(0x01, 0x80) if b not in (0x0A, 0x0D))
 #                 quoted-specials / resp-specials
 _ATOM_SPECIALS = frozenset(b'(){ %*"\\]') | frozenset(range(0x20)) | {0x7F}
 # ASTRING-CHAR = ATOM-CHAR / resp-specials
-_ASTRING_CHARS = bytes(
-    b for b in range(0x01, 0x80) if b not in _ATOM_SPECIALS or b == ord("]")
-)
+_ASTRING_CHARS = bytes(b for b in range(0x01, 0x80) if b not in _ATOM_SPECIALS or b == ord("]"))
 
 
 def quoted(value: bytes) -> bytes:

@@ -32,8 +32,9 @@ BATCH_COUNT = 64
 BATCH_OCTETS = 1024 * 1024
 
 
-def offload(run_blocking: RunBlocking, size: int, f: Callable[..., Any],
-            *args: Any, count: int = 1) -> defer.Deferred[Any]:
+def offload(
+    run_blocking: RunBlocking, size: int, f: Callable[..., Any], *args: Any, count: int = 1
+) -> defer.Deferred[Any]:
     """``f(*args)`` as a Deferred: inline for a little work (``count`` messages
     of ``size`` octets in all, at most INLINE_COUNT and INLINE_LIMIT), else in
     the pool: many small messages cost as much as one big one."""
@@ -53,8 +54,13 @@ class ReadAhead:
     floods the store's thread pool.
     """
 
-    def __init__(self, mailbox: IStoreMailbox, uids: Sequence[int],
-                 window: int = READ_AHEAD, batch_count: int = BATCH_COUNT) -> None:
+    def __init__(
+        self,
+        mailbox: IStoreMailbox,
+        uids: Sequence[int],
+        window: int = READ_AHEAD,
+        batch_count: int = BATCH_COUNT,
+    ) -> None:
         self.mailbox = mailbox
         self._batch_count = batch_count
         self._uids = list(uids)
@@ -90,7 +96,7 @@ class ReadAhead:
 
         def arrived(contents: list[bytes | None]) -> list[tuple[int, bytes | None]]:
             self._delivered += len(contents)
-            return list(zip(self._uids[start:start + len(contents)], contents, strict=True))
+            return list(zip(self._uids[start : start + len(contents)], contents, strict=True))
 
         return d.addCallback(arrived)
 
@@ -99,7 +105,7 @@ class ReadAhead:
         start = self._position
         if not self._batched:
             self._position += 1
-            return self._uids[start:start + 1]
+            return self._uids[start : start + 1]
         total, end = 0, start
         message = self.mailbox.message
         while end < len(self._uids) and end - start < self._batch_count:

@@ -65,9 +65,13 @@ class MailboxView:
         become pending updates (MS-STANXIMAP V0044).
     """
 
-    def __init__(self, mailbox: IStoreMailbox, readonly: bool,
-                 on_change: Callable[[], None] = lambda: None,
-                 notify_external_flags: bool = True) -> None:
+    def __init__(
+        self,
+        mailbox: IStoreMailbox,
+        readonly: bool,
+        on_change: Callable[[], None] = lambda: None,
+        notify_external_flags: bool = True,
+    ) -> None:
         self.mailbox = mailbox
         self.readonly = readonly
         self.notify_external_flags = notify_external_flags
@@ -104,7 +108,7 @@ class MailboxView:
     def known_uids(self) -> Sequence[int]:
         """The UIDs the client knows, in sequence order (do not mutate)."""
         uids = self._uids
-        return uids if len(uids) == self.exists else uids[:self.exists]
+        return uids if len(uids) == self.exists else uids[: self.exists]
 
     def index_rows(self, pairs: Sequence[tuple[int, int]] | None = None) -> Iterator[IndexRow]:
         """``(seq, uid, flags, internal_date, stored_size, exact_size)`` of the
@@ -118,8 +122,14 @@ class MailboxView:
             for seq, uid in pairs:
                 record = mailbox.message(uid)
                 if record is not None:
-                    yield (seq, uid, record.flags, record.internal_date, record.stored_size,
-                           record.exact_size)
+                    yield (
+                        seq,
+                        uid,
+                        record.flags,
+                        record.internal_date,
+                        record.stored_size,
+                        record.exact_size,
+                    )
             return
         known = iter(pairs)
         for row in IIndexScan(mailbox).scan([uid for _, uid in pairs]):
@@ -251,7 +261,7 @@ def unclaimed_recent(mailbox: IStoreMailbox) -> Sequence[int]:
     if not count:
         return ()
     uids = mailbox.uids()
-    return uids[len(uids) - count:]
+    return uids[len(uids) - count :]
 
 
 def _ordered(ranges: Ranges, largest: int) -> Iterable[tuple[int, int]]:

@@ -49,8 +49,7 @@ def cmd_PASS(session: POP3Session, args: list[bytes], rest: bytes) -> Any:
     if user is None:
         raise CommandError(b"USER command required before PASS.")
     if not session.login.plaintext_allowed():  # V0010
-        raise CommandError(b"[AUTH] Plaintext authentication is not allowed on this "
-                           b"connection; use TLS.")
+        raise CommandError(b"[AUTH] Plaintext authentication is not allowed on this connection; use TLS.")
     d = session.login.login(UsernamePassword(user, rest), "USER")
     return d.addCallbacks(_logged_in, _refused, callbackArgs=(session,), errbackArgs=(session,))
 
@@ -123,8 +122,9 @@ def _logged_in(done: LoggedIn, session: POP3Session):
 def cmd_STLS(session: POP3Session, args: list[bytes], rest: bytes) -> None:
     """RFC 2595 §4: +OK in the clear, drop pipelined input, then the TLS handshake."""
     if not session.can_start_tls():
-        raise CommandError(b"TLS is already active." if session.secure
-                           else b"STLS is not available on this server.")
+        raise CommandError(
+            b"TLS is already active." if session.secure else b"STLS is not available on this server."
+        )
     session.ok(b"Begin TLS negotiation.")
     session.user = None
     session.start_tls()
@@ -240,8 +240,7 @@ def cmd_TOP(session: POP3Session, args: list[bytes], rest: bytes) -> defer.Defer
     return _send(session, index, b"", int(args[1]))
 
 
-def _send(session: POP3Session, index: int, ok_text: bytes,
-          top_lines: int | None) -> defer.Deferred[None]:
+def _send(session: POP3Session, index: int, ok_text: bytes, top_lines: int | None) -> defer.Deferred[None]:
     """``+OK`` and the message (or its top): whole if small, else streamed."""
     maildrop = _maildrop(session)
 

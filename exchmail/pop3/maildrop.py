@@ -33,8 +33,7 @@ READ_AHEAD_OCTETS = 512 * 1024
 class Maildrop:
     """INBOX as POP3 sees it for one session; message indexes are 0-based."""
 
-    def __init__(self, account_name: str, mailbox: IStoreMailbox,
-                 newest_first: bool = False) -> None:
+    def __init__(self, account_name: str, mailbox: IStoreMailbox, newest_first: bool = False) -> None:
         self.account_name = account_name
         self.mailbox = mailbox
         records: list[IStoreMessage] = []
@@ -85,8 +84,7 @@ class Maildrop:
         if not IBatchRead.providedBy(self.mailbox):
             return self._content(index, self.mailbox.read_message)
         batch = self._batch_from(index)
-        d = defer.maybeDeferred(IBatchRead(self.mailbox).read_messages,
-                                [self.uid(i) for i in batch])
+        d = defer.maybeDeferred(IBatchRead(self.mailbox).read_messages, [self.uid(i) for i in batch])
         return d.addCallback(self._arrived, batch, index)
 
     def _batch_from(self, index: int) -> list[int]:
@@ -100,8 +98,9 @@ class Maildrop:
         return batch
 
     def _arrived(self, contents: list[bytes | None], batch: list[int], index: int) -> bytes:
-        self._ahead = {i: data for i, data in zip(batch, contents, strict=True)
-                       if data is not None and i != index}
+        self._ahead = {
+            i: data for i, data in zip(batch, contents, strict=True) if data is not None and i != index
+        }
         data = contents[0]
         if data is None:
             raise NoSuchMessage(f"message {index + 1} was removed by another session")
@@ -130,8 +129,7 @@ class Maildrop:
         re-raised.
         """
         mailbox = self.mailbox
-        doomed = [self.uid(i) for i in sorted(self.deleted)
-                  if mailbox.message(self.uid(i)) is not None]
+        doomed = [self.uid(i) for i in sorted(self.deleted) if mailbox.message(self.uid(i)) is not None]
         if not doomed:
             return []
         had_flag = {uid for uid in doomed if DELETED in _flags(mailbox.message(uid))}
@@ -139,11 +137,9 @@ class Maildrop:
         try:
             removed = yield defer.maybeDeferred(mailbox.expunge, doomed)
         except Exception:
-            left = [uid for uid in doomed
-                    if uid not in had_flag and mailbox.message(uid) is not None]
+            left = [uid for uid in doomed if uid not in had_flag and mailbox.message(uid) is not None]
             if left:
-                yield defer.maybeDeferred(mailbox.set_flags, left, frozenset({DELETED}),
-                                          "remove", self)
+                yield defer.maybeDeferred(mailbox.set_flags, left, frozenset({DELETED}), "remove", self)
             raise
         return list(removed)
 

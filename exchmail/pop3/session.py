@@ -55,8 +55,7 @@ class POP3Session(Session):
     def __init__(self, server: Any, context: SessionContext) -> None:
         settings = context.profile.pop3
         # max_command_size counts the CRLF (MS-STANXPOP3 2.1.2).
-        reader = InputReader(ReaderLimits(max_line=max(settings.max_command_size - 2, 1)),
-                             literals=False)
+        reader = InputReader(ReaderLimits(max_line=max(settings.max_command_size - 2, 1)), literals=False)
         super().__init__(server, context, reader)
         self.login = LoginFlow(self, settings)
         self.phase = AUTHORIZATION
@@ -89,8 +88,9 @@ class POP3Session(Session):
         self.err(b"[SYS/TEMP] " + reason.encode("ascii") + b"; try again later.")
 
     def answer_refused(self, refused: Refused) -> None:
-        self.err(b"Command line too long; the limit is %d octets."
-                 % self.context.profile.pop3.max_command_size)
+        self.err(
+            b"Command line too long; the limit is %d octets." % self.context.profile.pop3.max_command_size
+        )
 
     def answer_internal_error(self, command: Command) -> None:
         self.err(b"[SYS/TEMP] Internal server error; the error was logged.")
@@ -172,8 +172,7 @@ class POP3Session(Session):
         checked = [rest] if keyword == b"PASS" else args[:1] if keyword == b"AUTH" else args
         longest = settings.max_argument_length
         if longest and any(len(a) > longest for a in checked):
-            return (b"Protocol error: an argument is longer than %d characters." % longest,
-                    None, [], b"")
+            return (b"Protocol error: an argument is longer than %d characters." % longest, None, [], b"")
         return None, handler, args, rest
 
     def _failed(self, failure: Failure) -> None:
@@ -199,8 +198,9 @@ class POP3Session(Session):
         if not self.closing and self.phase != UPDATE:
             settings = self.context.profile.pop3
             authenticated = self.phase == TRANSACTION
-            self.server.setTimeout(settings.authenticated_timeout if authenticated
-                                   else settings.preauthenticated_timeout)
+            self.server.setTimeout(
+                settings.authenticated_timeout if authenticated else settings.preauthenticated_timeout
+            )
         return result
 
     # -- state ----------------------------------------------------------------------------

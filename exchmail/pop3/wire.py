@@ -46,7 +46,7 @@ def status_line(indicator: bytes, text: bytes) -> bytes:
     """``+OK text`` / ``-ERR text`` with CRLF, clipped to :data:`MAX_RESPONSE` octets."""
     line = indicator + (b" " + text if text else b"")
     line = line.replace(b"\r", b" ").replace(b"\n", b" ")
-    return line[:MAX_RESPONSE - 2] + b"\r\n"
+    return line[: MAX_RESPONSE - 2] + b"\r\n"
 
 
 def stuff(chunk: bytes, at_line_start: bool) -> tuple[bytes, bool]:
@@ -88,7 +88,7 @@ class TopCutter:
             end = chunk.find(b"\n", position)
             if end < 0:
                 if not self._partial_len:
-                    self._partial_first = chunk[position:position + 1]
+                    self._partial_first = chunk[position : position + 1]
                 self._partial_len += len(chunk) - position
                 return chunk
             if self.in_header:
@@ -106,7 +106,7 @@ class TopCutter:
         length = self._partial_len + end - position
         if length == 0:
             return True
-        first = self._partial_first if self._partial_len else chunk[position:position + 1]
+        first = self._partial_first if self._partial_len else chunk[position : position + 1]
         return length == 1 and first == b"\r"
 
 

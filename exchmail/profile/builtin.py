@@ -22,12 +22,20 @@ EXCHANGE2010 = Profile("exchange2010", IMAPSettings(), POP3Settings())
 EXCHANGE2007 = replace(
     EXCHANGE2010,
     name="exchange2007",
-    imap=replace(EXCHANGE2010.imap, max_connection_from_single_ip=20, max_connections_per_user=10,
-                 sign_off="Microsoft Exchange Server 2007 IMAP4 server signing off."),
+    imap=replace(
+        EXCHANGE2010.imap,
+        max_connection_from_single_ip=20,
+        max_connections_per_user=10,
+        sign_off="Microsoft Exchange Server 2007 IMAP4 server signing off.",
+    ),
     # Set-PopSettings MaxCommandSize was 47 octets by default in 2007 (512 in 2010).
-    pop3=replace(EXCHANGE2010.pop3, max_connection_from_single_ip=20, max_connections_per_user=10,
-                 max_command_size=47,
-                 sign_off="Microsoft Exchange Server 2007 POP3 server signing off."),
+    pop3=replace(
+        EXCHANGE2010.pop3,
+        max_connection_from_single_ip=20,
+        max_connections_per_user=10,
+        max_command_size=47,
+        sign_off="Microsoft Exchange Server 2007 POP3 server signing off.",
+    ),
 )
 
 RFC3501 = Profile(
@@ -41,8 +49,18 @@ RFC3501 = Profile(
         exact_rfc822_size=True,
         empty_envelope_fields_nil=False,
         lsub_percent_noselect_parent=True,
-        capabilities=("IMAP4rev1", "AUTH", "SASL-IR", "LOGINDISABLED", "STARTTLS",
-                      "UIDPLUS", "CHILDREN", "IDLE", "NAMESPACE", "LITERAL+"),
+        capabilities=(
+            "IMAP4rev1",
+            "AUTH",
+            "SASL-IR",
+            "LOGINDISABLED",
+            "STARTTLS",
+            "UIDPLUS",
+            "CHILDREN",
+            "IDLE",
+            "NAMESPACE",
+            "LITERAL+",
+        ),
         sasl_ir=True,
         default_folders=(),
         liberal_whitespace=False,
@@ -126,14 +144,35 @@ MODERN = replace(
         notify=True,
         imap4rev2=True,
         preview=True,
-        capabilities=("IMAP4rev1", "IMAP4rev2", "AUTH", "SASL-IR", "LOGINDISABLED", "STARTTLS",
-                      "UIDPLUS", "CHILDREN", "IDLE", "NAMESPACE", "LITERAL+"),
+        capabilities=(
+            "IMAP4rev1",
+            "IMAP4rev2",
+            "AUTH",
+            "SASL-IR",
+            "LOGINDISABLED",
+            "STARTTLS",
+            "UIDPLUS",
+            "CHILDREN",
+            "IDLE",
+            "NAMESPACE",
+            "LITERAL+",
+        ),
         enable_oauth=True,  # bearer tokens where [oauth] is configured
-        default_folders=("Sent=\\Sent", "Drafts=\\Drafts", "Trash=\\Trash", "Junk=\\Junk",
-                         "Archive=\\Archive"),
+        default_folders=(
+            "Sent=\\Sent",
+            "Drafts=\\Drafts",
+            "Trash=\\Trash",
+            "Junk=\\Junk",
+            "Archive=\\Archive",
+        ),
     ),
-    pop3=replace(RFC3501.pop3, max_connections=0, max_connection_from_single_ip=0,
-                 max_connections_per_user=0, enable_oauth=True),
+    pop3=replace(
+        RFC3501.pop3,
+        max_connections=0,
+        max_connection_from_single_ip=0,
+        max_connections_per_user=0,
+        enable_oauth=True,
+    ),
 )
 
 # Exchange 2010 plus what later Exchange versions (2013/2016/2019 and Exchange
@@ -145,9 +184,22 @@ EXCHANGE2016 = replace(
     imap=replace(
         EXCHANGE2010.imap,
         sign_off="Microsoft Exchange Server IMAP4 server signing off.",
-        capabilities=("IMAP4", "IMAP4rev1", "AUTH", "LOGINDISABLED", "STARTTLS", "SASL-IR",
-                      "UIDPLUS", "MOVE", "ID", "UNSELECT", "CHILDREN", "IDLE", "NAMESPACE",
-                      "LITERAL+"),
+        capabilities=(
+            "IMAP4",
+            "IMAP4rev1",
+            "AUTH",
+            "LOGINDISABLED",
+            "STARTTLS",
+            "SASL-IR",
+            "UIDPLUS",
+            "MOVE",
+            "ID",
+            "UNSELECT",
+            "CHILDREN",
+            "IDLE",
+            "NAMESPACE",
+            "LITERAL+",
+        ),
         sasl_ir=True,
         move=True,
         id=True,
@@ -155,17 +207,24 @@ EXCHANGE2016 = replace(
         id_fields=("name=Microsoft.Exchange.Imap4.Imap4Server",),
         list_children_attributes=True,
         enable_oauth=True,  # Exchange Online's AUTH=XOAUTH2, where [oauth] is configured
-        default_folders=("Sent Items=\\Sent", "Drafts=\\Drafts", "Deleted Items=\\Trash",
-                         "Junk Email=\\Junk", "Outbox", "Calendar", "Contacts", "Tasks",
-                         "Notes", "Journal"),
+        default_folders=(
+            "Sent Items=\\Sent",
+            "Drafts=\\Drafts",
+            "Deleted Items=\\Trash",
+            "Junk Email=\\Junk",
+            "Outbox",
+            "Calendar",
+            "Contacts",
+            "Tasks",
+            "Notes",
+            "Journal",
+        ),
     ),
     pop3=replace(EXCHANGE2010.pop3, enable_oauth=True),
 )
 
 #: Every built-in profile by name.
-PROFILES = MappingProxyType({p.name: p for p in (EXCHANGE2010, EXCHANGE2007, RFC3501, MODERN,
-                                                 EXCHANGE2016)})
+PROFILES = MappingProxyType({p.name: p for p in (EXCHANGE2010, EXCHANGE2007, RFC3501, MODERN, EXCHANGE2016)})
 
 #: The names accepted by :func:`exchmail.profile.load_profile`, default first.
-PROFILE_NAMES: tuple[str, ...] = ("exchange2010", "exchange2007", "rfc3501", "modern",
-                                  "exchange2016")
+PROFILE_NAMES: tuple[str, ...] = ("exchange2010", "exchange2007", "rfc3501", "modern", "exchange2016")

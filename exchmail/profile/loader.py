@@ -69,17 +69,17 @@ def _lookup(key: str) -> list[tuple[str, str]]:
 #: never looked up here.
 ELSEWHERE = {
     "x509certificatename": "the certificate is a file here: set [tls] certificate and "
-                           "private_key ([tls.sni.\"name\"] for more host names)",
+    'private_key ([tls.sni."name"] for more host names)',
     "protocollogenabled": "set [logging] protocol_log = true (protocol_log_dir for the folder)",
     "protocollogpath": "set [logging] protocol_log_dir",
     "enablegssapiandntlmauth": "this build offers no GSSAPI or NTLM: the offered SASL "
-                               "mechanisms are imap.sasl_mechanisms and pop3.sasl_mechanisms",
+    "mechanisms are imap.sasl_mechanisms and pop3.sasl_mechanisms",
     "unencryptedortlsbindings": "set [imap] listen / [pop3] listen (STARTTLS/STLS with [tls])",
     "sslbindings": "set [imap] tls_listen / [pop3] tls_listen (with [tls])",
     "internalconnectionsettings": "exchmail publishes no connection settings: see [imap] "
-                                  "listen and tls_listen",
+    "listen and tls_listen",
     "externalconnectionsettings": "exchmail publishes no connection settings: see [imap] "
-                                  "listen and tls_listen",
+    "listen and tls_listen",
 }
 
 
@@ -161,8 +161,7 @@ def load_profile(name: str, overrides: Mapping[str, Any] | None = None) -> Profi
     try:
         profile = PROFILES[name]
     except (KeyError, TypeError):
-        raise ConfigError(
-            f"unknown profile {name!r} (choose {', '.join(PROFILE_NAMES)})") from None
+        raise ConfigError(f"unknown profile {name!r} (choose {', '.join(PROFILE_NAMES)})") from None
     changes: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
     for key, value in _flatten(overrides or {}):
         targets = _lookup(key)
@@ -208,16 +207,19 @@ def describe(profile: Profile) -> str:
         for f in dataclasses.fields(settings):
             value = getattr(settings, f.name)
             changed = base is not None and getattr(getattr(base, section), f.name) != value
-            rows.append((
-                f"{section}.{f.name}",
-                format_value(value) + (" *" if changed else ""),
-                ", ".join(f.metadata["ids"]) or "-",
-                f.metadata["admin"] or "-",
-                f.metadata["doc"],
-            ))
+            rows.append(
+                (
+                    f"{section}.{f.name}",
+                    format_value(value) + (" *" if changed else ""),
+                    ", ".join(f.metadata["ids"]) or "-",
+                    f.metadata["admin"] or "-",
+                    f.metadata["doc"],
+                )
+            )
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
-    lines = [f"profile {profile.name}"
-             + (" (* = overridden)" if any(r[1].endswith(" *") for r in rows) else "")]
+    lines = [
+        f"profile {profile.name}" + (" (* = overridden)" if any(r[1].endswith(" *") for r in rows) else "")
+    ]
     for row in [header, *rows]:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         lines.append("  ".join([*cells, row[-1]]).rstrip())

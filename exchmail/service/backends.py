@@ -72,33 +72,32 @@ def resolve_factory(spec: str, kind: str, where: str) -> Callable[[BackendContex
     :raises ConfigError: naming ``where`` if it cannot be found or is not callable.
     """
     if spec.startswith(PYTHON_PREFIX):
-        reference = spec[len(PYTHON_PREFIX):]
+        reference = spec[len(PYTHON_PREFIX) :]
         if ":" not in reference:
             raise ConfigError(f"{where}: expected 'python:package.module:factory', got {spec!r}")
         try:
             factory = pkgutil.resolve_name(reference)
         except Exception as e:  # noqa: BLE001 - any import failure is a config error
-            raise ConfigError(f"{where}: cannot load {reference!r}: "
-                              f"{type(e).__name__}: {e}") from None
+            raise ConfigError(f"{where}: cannot load {reference!r}: {type(e).__name__}: {e}") from None
     else:
         group = ENTRY_POINT_GROUPS[kind]
         found = [ep for ep in metadata.entry_points(group=group) if ep.name == spec]
         if not found:
-            raise ConfigError(f"{where}: unknown backend {spec!r} (not built in, no "
-                              f"{group!r} entry point; custom factories are written "
-                              f"'python:package.module:factory')")
+            raise ConfigError(
+                f"{where}: unknown backend {spec!r} (not built in, no "
+                f"{group!r} entry point; custom factories are written "
+                f"'python:package.module:factory')"
+            )
         try:
             factory = found[0].load()
         except Exception as e:  # noqa: BLE001
-            raise ConfigError(f"{where}: cannot load entry point {spec!r}: "
-                              f"{type(e).__name__}: {e}") from None
+            raise ConfigError(f"{where}: cannot load entry point {spec!r}: {type(e).__name__}: {e}") from None
     if not callable(factory):
         raise ConfigError(f"{where}: {spec!r} is not callable")
     return factory
 
 
-def build(spec: str, kind: str, where: str, context: BackendContext,
-          interface: type[Interface]) -> Any:
+def build(spec: str, kind: str, where: str, context: BackendContext, interface: type[Interface]) -> Any:
     """Resolve ``spec``, call it with ``context`` and check the result provides ``interface``.
 
     :raises ConfigError: naming ``where`` if the factory fails or returns
@@ -109,8 +108,10 @@ def build(spec: str, kind: str, where: str, context: BackendContext,
     try:
         verifyObject(interface, backend)
     except Invalid as e:
-        raise ConfigError(f"{where}: {spec!r} returned {backend!r}, which does not provide "
-                          f"{interface.__name__}: {e}".replace("\n", " ")) from None
+        raise ConfigError(
+            f"{where}: {spec!r} returned {backend!r}, which does not provide "
+            f"{interface.__name__}: {e}".replace("\n", " ")
+        ) from None
     return backend
 
 
@@ -121,10 +122,12 @@ def make_store(config: Any, reactor: Any, run_blocking: Callable[..., Any]) -> A
     backend = config.store.backend
     if backend == "memory":
         from exchmail.store.memory import MemoryStore
+
         return MemoryStore()
     if backend == "postgresql":
         from exchmail.store.postgresql.settings import PostgreSQLSettings
         from exchmail.store.postgresql.store import PostgreSQLStore
+
         # Queries run in the store thread pool; other frontends' changes
         # arrive by LISTEN/NOTIFY on the reactor.
         settings = config.store.postgresql or PostgreSQLSettings()
@@ -132,17 +135,15 @@ def make_store(config: Any, reactor: Any, run_blocking: Callable[..., Any]) -> A
     config.server.data_dir.mkdir(parents=True, exist_ok=True)
     if backend == "maildir":
         from exchmail.store.maildir import MaildirStore
+
         # With the reactor, the store watches open mailboxes for outside
         # deliveries (inotify or polling) and releases idle ones.
-        return MaildirStore(config.server.data_dir / "mail", run_blocking=run_blocking,
-                            reactor=reactor)
-    context = BackendContext(config, config.store.options, config.server.data_dir, reactor,
-                             run_blocking)
+        return MaildirStore(config.server.data_dir / "mail", run_blocking=run_blocking, reactor=reactor)
+    context = BackendContext(config, config.store.options, config.server.data_dir, reactor, run_blocking)
     return build(backend, "store", "store.backend", context, IStore)
 
 
-def make_checker(config: Any, reactor: Any, run_blocking: Callable[..., Any],
-                 parent: Any) -> Any:
+def make_checker(config: Any, reactor: Any, run_blocking: Callable[..., Any], parent: Any) -> Any:
     """The credential checker that ``config.auth`` names.
 
     ``ldap`` adds an :class:`~exchmail.auth.ldap.LDAPService` (its thread
@@ -155,19 +156,24 @@ def make_checker(config: Any, reactor: Any, run_blocking: Callable[..., Any],
         # Hashing runs in the AccountsService's own pool, so logins never
         # queue in front of the store's file work (APPEND, delivery).
         from exchmail.auth.checker import AccountsService
-        accounts = AccountsService(reactor, config.auth.users_file, run_blocking,
-                                   cache_ttl=config.auth.cache_ttl,
-                                   cache_size=config.auth.cache_size,
-                                   threads=config.auth.hash_threads)
+
+        accounts = AccountsService(
+            reactor,
+            config.auth.users_file,
+            run_blocking,
+            cache_ttl=config.auth.cache_ttl,
+            cache_size=config.auth.cache_size,
+            threads=config.auth.hash_threads,
+        )
         accounts.setServiceParent(parent)
         return accounts.checker
     if backend == "ldap":
         from exchmail.auth.ldap import LDAPService
+
         if config.ldap is None:
             raise ConfigError("ldap: missing table (auth.backend is 'ldap')")
         ldap_service = LDAPService(reactor, config.ldap)
         ldap_service.setServiceParent(parent)
         return ldap_service.checker
-    context = BackendContext(config, config.auth.options, config.server.data_dir, reactor,
-                             run_blocking)
+    context = BackendContext(config, config.auth.options, config.server.data_dir, reactor, run_blocking)
     return build(backend, "checker", "auth.backend", context, ICredentialsChecker)

@@ -69,8 +69,7 @@ class StoreService(service.Service):
     def __init__(self, reactor: Any, threads: int = 4, compute_threads: int = 2) -> None:
         self.reactor = reactor
         self.pool = ThreadPool(minthreads=1, maxthreads=threads, name="exchmail-store")
-        self.compute_pool = ThreadPool(minthreads=0, maxthreads=compute_threads,
-                                       name="exchmail-compute")
+        self.compute_pool = ThreadPool(minthreads=0, maxthreads=compute_threads, name="exchmail-compute")
         self.store: IStore | None = None
 
     def run_blocking(self, f: Any, *args: Any) -> defer.Deferred[Any]:
@@ -88,8 +87,9 @@ class StoreService(service.Service):
 
     def stopService(self) -> defer.Deferred[None]:
         super().stopService()
-        d: defer.Deferred[Any] = (defer.maybeDeferred(self.store.close) if self.store is not None
-                                  else defer.succeed(None))
+        d: defer.Deferred[Any] = (
+            defer.maybeDeferred(self.store.close) if self.store is not None else defer.succeed(None)
+        )
         return d.addBoth(self._stop_pools)
 
     def _stop_pools(self, result: object) -> None:
@@ -97,12 +97,18 @@ class StoreService(service.Service):
         self.compute_pool.stop()
 
 
-def make_service(config: Config, reactor: Any = None, store: IStore | None = None,
-                 realm: IRealm | None = None,
-                 create_first_account: bool = False, strict: bool = False, *,
-                 checker: ICredentialsChecker | None = None,
-                 observers: Sequence[SessionObserver] = (),
-                 faults: SessionFaults | None = None) -> service.MultiService:
+def make_service(
+    config: Config,
+    reactor: Any = None,
+    store: IStore | None = None,
+    realm: IRealm | None = None,
+    create_first_account: bool = False,
+    strict: bool = False,
+    *,
+    checker: ICredentialsChecker | None = None,
+    observers: Sequence[SessionObserver] = (),
+    faults: SessionFaults | None = None,
+) -> service.MultiService:
     """Build the exchmail service tree for ``config``.
 
     :param reactor: the reactor to use (the global one when ``None``).
@@ -126,6 +132,7 @@ def make_service(config: Config, reactor: Any = None, store: IStore | None = Non
     """
     if reactor is None:
         from twisted.internet import reactor as global_reactor
+
         reactor = global_reactor
     top = service.MultiService()
     top.setName("exchmail")
@@ -151,8 +158,9 @@ def make_service(config: Config, reactor: Any = None, store: IStore | None = Non
     tls = ServerTLS(config.tls, reactor) if config.tls is not None else None  # bad: ConfigError
     if tls is not None:
         TLSService(tls, reactor).setServiceParent(top)
-    contexts = _session_contexts(config, reactor, portal, tls, store_service, top, ops,
-                                 tuple(observers), faults)
+    contexts = _session_contexts(
+        config, reactor, portal, tls, store_service, top, ops, tuple(observers), faults
+    )
     ops.check_login_paths(contexts)
     factories = {"imap": IMAPFactory(contexts["imap"]), "pop3": POP3Factory(contexts["pop3"])}
     for name, section in (("imap", config.imap), ("pop3", config.pop3)):
@@ -160,8 +168,7 @@ def make_service(config: Config, reactor: Any = None, store: IStore | None = Non
         if section.tls_listen and tls is None:
             raise ConfigError(f"{name}.tls_listen: needs a [tls] table")
         if tls is not None:
-            _add_listeners(top, reactor, name + "s", section.tls_listen,
-                           wrap_factory(tls, factories[name]))
+            _add_listeners(top, reactor, name + "s", section.tls_listen, wrap_factory(tls, factories[name]))
     if store is not None:
         _add_retention(config, store, store_service, reactor, top)
     _add_lmtp(config, reactor, store, checker, top, ops)
@@ -169,11 +176,17 @@ def make_service(config: Config, reactor: Any = None, store: IStore | None = Non
     return top
 
 
-def _session_contexts(config: Config, reactor: Any, portal: Portal, tls: ServerTLS | None,
-                      store_service: StoreService, top: service.MultiService,
-                      ops: Operations | None = None,
-                      extra_observers: tuple[SessionObserver, ...] = (),
-                      faults: SessionFaults | None = None) -> dict[str, SessionContext]:
+def _session_contexts(
+    config: Config,
+    reactor: Any,
+    portal: Portal,
+    tls: ServerTLS | None,
+    store_service: StoreService,
+    top: service.MultiService,
+    ops: Operations | None = None,
+    extra_observers: tuple[SessionObserver, ...] = (),
+    faults: SessionFaults | None = None,
+) -> dict[str, SessionContext]:
     """One :class:`SessionContext` per service: limits, SASL, throttle, logs, cache."""
     from exchmail.auth.sasl import MECHANISMS, challengers
     from exchmail.auth.saslsetup import mechanism_setups, offered_mechanisms
@@ -190,25 +203,36 @@ def _session_contexts(config: Config, reactor: Any, portal: Portal, tls: ServerT
         for mechanism in settings.sasl_mechanisms:
             if mechanism.upper().encode("ascii", "replace") not in MECHANISMS:
                 known = ", ".join(m.decode() for m in MECHANISMS)
-                raise ConfigError(f"profile.{name}.sasl_mechanisms: unknown SASL mechanism "
-                                  f"{mechanism!r} (choose {known})")
-        limits = ConnectionLimits(settings.max_connections,
-                                  settings.max_connection_from_single_ip,
-                                  settings.max_connections_per_user)
+                raise ConfigError(
+                    f"profile.{name}.sasl_mechanisms: unknown SASL mechanism {mechanism!r} (choose {known})"
+                )
+        limits = ConnectionLimits(
+            settings.max_connections,
+            settings.max_connection_from_single_ip,
+            settings.max_connections_per_user,
+        )
         observers: tuple[Any, ...] = (ProtocolLogObserver(logs[name]),) if name in logs else ()
         if ops is not None:
             observers += ops.observers(name)
         observers += extra_observers
         contexts[name] = SessionContext(
-            protocol=name, profile=profile, portal=portal, reactor=reactor, limits=limits,
-            mechanisms=challengers(offered_mechanisms(settings), portal, setups[name]), tls=tls,
-            throttle=throttle, run_blocking=store_service.run_compute, observers=observers,
-            cache=cache, faults=faults)
+            protocol=name,
+            profile=profile,
+            portal=portal,
+            reactor=reactor,
+            limits=limits,
+            mechanisms=challengers(offered_mechanisms(settings), portal, setups[name]),
+            tls=tls,
+            throttle=throttle,
+            run_blocking=store_service.run_compute,
+            observers=observers,
+            cache=cache,
+            faults=faults,
+        )
     return contexts
 
 
-def _protocol_logs(config: Config, reactor: Any,
-                   top: service.MultiService) -> dict[str, ProtocolLog]:
+def _protocol_logs(config: Config, reactor: Any, top: service.MultiService) -> dict[str, ProtocolLog]:
     """``[logging] protocol_log``: one log per service, flushed when the server stops."""
     if not config.logging.protocol_log:
         return {}
@@ -218,26 +242,31 @@ def _protocol_logs(config: Config, reactor: Any,
     return logs
 
 
-def _add_listeners(top: service.MultiService, reactor: Any, kind: str,
-                   descriptions: tuple[str, ...], factory: Any) -> None:
+def _add_listeners(
+    top: service.MultiService, reactor: Any, kind: str, descriptions: tuple[str, ...], factory: Any
+) -> None:
     """One :class:`ListeningService` per endpoint string, named ``kind:description``."""
     for description in descriptions:
-        listener = ListeningService(endpoints.serverFromString(reactor, description), factory,
-                                    description)
+        listener = ListeningService(endpoints.serverFromString(reactor, description), factory, description)
         listener.setName(f"{kind}:{description}")
         listener.setServiceParent(top)
 
 
-def _add_lmtp(config: Config, reactor: Any, store: IStore | None, directory: Any,
-              top: service.MultiService, ops: Operations | None = None) -> None:
+def _add_lmtp(
+    config: Config,
+    reactor: Any,
+    store: IStore | None,
+    directory: Any,
+    top: service.MultiService,
+    ops: Operations | None = None,
+) -> None:
     """``[lmtp] listen``: local delivery into ``store`` for the users of ``directory``."""
     if not config.lmtp.listen:
         return
     from exchmail.lmtp.server import LMTPFactory, make_context
 
     if store is None:
-        raise ConfigError("lmtp.listen: LMTP delivers into a store, and this service "
-                          "was given only a realm")
+        raise ConfigError("lmtp.listen: LMTP delivers into a store, and this service was given only a realm")
     observers: tuple[Any, ...] = ()
     if config.logging.protocol_log:
         directory_ = config.logging.protocol_log_dir or config.server.data_dir / "protocol-logs"
@@ -266,15 +295,18 @@ def _with_quota(config: Config, store: IStore) -> IStore:
     from exchmail.store.quota import QuotaLimits, QuotaPolicy, QuotaStore
 
     quota = config.quota
-    policy = QuotaPolicy(QuotaLimits(quota.limit, quota.warning),
-                         {user: QuotaLimits(*limits) for user, limits in quota.users.items()})
+    policy = QuotaPolicy(
+        QuotaLimits(quota.limit, quota.warning),
+        {user: QuotaLimits(*limits) for user, limits in quota.users.items()},
+    )
     # An LDAP quota attribute supplies limits at login, so the wrapper is needed then too.
     directory_quotas = config.ldap is not None and bool(config.ldap.quota_attribute)
     return QuotaStore(store, policy) if policy.active or directory_quotas else store
 
 
-def _add_retention(config: Config, store: IStore, store_service: StoreService,
-                   reactor: Any, top: service.MultiService) -> None:
+def _add_retention(
+    config: Config, store: IStore, store_service: StoreService, reactor: Any, top: service.MultiService
+) -> None:
     """Add the periodic retention run of ``[retention]`` (E0005) over every account
     the store holds (or, for a store that cannot list them, the accounts file's users)."""
     if not config.retention.folders:
@@ -292,8 +324,9 @@ def _add_retention(config: Config, store: IStore, store_service: StoreService,
             return defer.maybeDeferred(store.account_names)
         return store_service.run_blocking(file_users)
 
-    policy = RetentionPolicy({name: days * 86400.0 for name, days in config.retention.folders.items()},
-                             config.retention.interval)
+    policy = RetentionPolicy(
+        {name: days * 86400.0 for name, days in config.retention.folders.items()}, config.retention.interval
+    )
     RetentionService(store, users, policy, reactor).setServiceParent(top)
 
 
@@ -301,9 +334,12 @@ def _announce_first_account(config: Config) -> None:
     created = ensure_first_account(config.auth.users_file)
     if created is not None:
         name, password = created
-        log.warn("Created the first account: user {name!r}, password {password!r} "
-                 "(shown once; change it with 'exchmail user passwd {name}')",
-                 name=name, password=password)
+        log.warn(
+            "Created the first account: user {name!r}, password {password!r} "
+            "(shown once; change it with 'exchmail user passwd {name}')",
+            name=name,
+            password=password,
+        )
 
 
 def listening_ports(top: service.MultiService) -> defer.Deferred[list[Any]]:
@@ -312,5 +348,11 @@ def listening_ports(top: service.MultiService) -> defer.Deferred[list[Any]]:
     return defer.gatherResults([s.listening for s in listeners])
 
 
-__all__ = ["make_service", "listening_ports", "open_store", "StoreService", "ListeningService",
-           "ListenFailed"]
+__all__ = [
+    "make_service",
+    "listening_ports",
+    "open_store",
+    "StoreService",
+    "ListeningService",
+    "ListenFailed",
+]

@@ -184,25 +184,49 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
-
-
 _KEYS: dict[str, tuple[str, ...]] = {
     "server": ("data_dir", "profile"),
     "imap": ("listen", "tls_listen"),
     "pop3": ("listen", "tls_listen"),
-    "auth": ("users_file", "login_type", "backend", "options", "cache_ttl", "cache_size",
-             "hash_threads", "password_min_length"),
+    "auth": (
+        "users_file",
+        "login_type",
+        "backend",
+        "options",
+        "cache_ttl",
+        "cache_size",
+        "hash_threads",
+        "password_min_length",
+    ),
     "store": ("backend", "options", *POSTGRESQL_KEYS),
-    "ldap": ("servers", "base_dn", "user_filter", "scope", "start_tls", "ca_file",
-             "verify_hostname", "bind_dn", "bind_password", "bind_password_file",
-             "login_attribute", "mail_attribute", "mailbox_attribute", "quota_attribute",
-             "imap_group", "pop3_group", "group_member_attribute", "connect_timeout",
-             "timeout", "pool_size", "cache_ttl", "principal_filter"),
+    "ldap": (
+        "servers",
+        "base_dn",
+        "user_filter",
+        "scope",
+        "start_tls",
+        "ca_file",
+        "verify_hostname",
+        "bind_dn",
+        "bind_password",
+        "bind_password_file",
+        "login_attribute",
+        "mail_attribute",
+        "mailbox_attribute",
+        "quota_attribute",
+        "imap_group",
+        "pop3_group",
+        "group_member_attribute",
+        "connect_timeout",
+        "timeout",
+        "pool_size",
+        "cache_ttl",
+        "principal_filter",
+    ),
     **LIMITS_KEYS,
     "logging": LOGGING_KEYS,
     "profile": (),  # free-form: checked by load_profile
-    "tls": ("certificate", "private_key", "chain", "min_version", "ciphers", "sni",
-            "self_signed"),
+    "tls": ("certificate", "private_key", "chain", "min_version", "ciphers", "sni", "self_signed"),
     **SASL_KEYS,
     "lmtp": LMTP_KEYS,
     "metrics": METRICS_KEYS,
@@ -281,6 +305,7 @@ def _check_endpoint(where: str, description: str, reactor: Any) -> None:
 
     if reactor is None:
         from twisted.internet import reactor as global_reactor
+
         reactor = global_reactor
     try:
         serverFromString(reactor, description)
@@ -289,8 +314,9 @@ def _check_endpoint(where: str, description: str, reactor: Any) -> None:
         raise ConfigError(f"{where}: bad endpoint {description!r}: {reason}") from None
 
 
-def _listen(table: Mapping[str, Any], section: str, default: tuple[str, ...],
-            reactor: Any, key: str = "listen") -> tuple[str, ...]:
+def _listen(
+    table: Mapping[str, Any], section: str, default: tuple[str, ...], reactor: Any, key: str = "listen"
+) -> tuple[str, ...]:
     value = table.get(key, list(default))
     if isinstance(value, str):
         value = [value]
@@ -322,32 +348,38 @@ def load_config(path: Path, *, reactor: Any = None) -> Config:
     auth = tables.get("auth", {})
 
     data_dir = _path(server, "server", "data_dir", base) or base / DEFAULT_DATA_DIR
-    profile_name = _choice(_string(server, "server", "profile", DEFAULT_PROFILE),
-                           "server.profile", PROFILE_NAMES, "profile")
+    profile_name = _choice(
+        _string(server, "server", "profile", DEFAULT_PROFILE), "server.profile", PROFILE_NAMES, "profile"
+    )
     users_file = _path(auth, "auth", "users_file", base) or data_dir / "users"
     profile_overrides = dict(tables.get("profile", {}))
     if "login_type" in auth:
         # [auth] login_type sets both services' LoginType; [profile] may still
         # override either (imap.login_type / pop3.login_type).
-        login_type = _choice(_string(auth, "auth", "login_type", ""), "auth.login_type",
-                             LOGIN_TYPES, "login type")
+        login_type = _choice(
+            _string(auth, "auth", "login_type", ""), "auth.login_type", LOGIN_TYPES, "login type"
+        )
         profile_overrides = {"login_type": login_type, **profile_overrides}
     auth_backend = _backend(auth, "auth", "checker", AUTH_BACKENDS)
     if auth_backend == "ldap" and "ldap" not in tables:
         raise ConfigError("ldap: missing table (auth.backend is 'ldap')")
     return Config(
         server=ServerConfig(data_dir=data_dir, profile=profile_name),
-        imap=IMAPConfig(listen=_listen(tables.get("imap", {}), "imap",
-                                       DEFAULT_IMAP_LISTEN, reactor),
-                        tls_listen=_listen(tables.get("imap", {}), "imap", (), reactor,
-                                           "tls_listen")),
-        pop3=POP3Config(listen=_listen(tables.get("pop3", {}), "pop3",
-                                       DEFAULT_POP3_LISTEN, reactor),
-                        tls_listen=_listen(tables.get("pop3", {}), "pop3", (), reactor,
-                                           "tls_listen")),
-        auth=AuthConfig(users_file=users_file, backend=auth_backend,
-                        options=_options(auth, "auth"), **_auth_cache(auth, auth_backend),
-                        password_min_length=parse_password_min_length(auth)),
+        imap=IMAPConfig(
+            listen=_listen(tables.get("imap", {}), "imap", DEFAULT_IMAP_LISTEN, reactor),
+            tls_listen=_listen(tables.get("imap", {}), "imap", (), reactor, "tls_listen"),
+        ),
+        pop3=POP3Config(
+            listen=_listen(tables.get("pop3", {}), "pop3", DEFAULT_POP3_LISTEN, reactor),
+            tls_listen=_listen(tables.get("pop3", {}), "pop3", (), reactor, "tls_listen"),
+        ),
+        auth=AuthConfig(
+            users_file=users_file,
+            backend=auth_backend,
+            options=_options(auth, "auth"),
+            **_auth_cache(auth, auth_backend),
+            password_min_length=parse_password_min_length(auth),
+        ),
         profile=load_profile(profile_name, profile_overrides),
         source=path,
         store=_store(tables.get("store", {})),
@@ -362,30 +394,34 @@ def load_config(path: Path, *, reactor: Any = None) -> Config:
         gssapi=parse_gssapi(tables["gssapi"], base) if "gssapi" in tables else None,
         ntlm=parse_ntlm(tables["ntlm"]) if "ntlm" in tables else None,
         oauth=parse_oauth(tables["oauth"], base) if "oauth" in tables else None,
-        lmtp=parse_lmtp_table(tables.get("lmtp", {}),
-                              _listen(tables.get("lmtp", {}), "lmtp", (), reactor)),
+        lmtp=parse_lmtp_table(tables.get("lmtp", {}), _listen(tables.get("lmtp", {}), "lmtp", (), reactor)),
         metrics=parse_metrics_table(
-            tables.get("metrics", {}),
-            lambda where, description: _check_endpoint(where, description, reactor)),
+            tables.get("metrics", {}), lambda where, description: _check_endpoint(where, description, reactor)
+        ),
     )
 
 
 # -- [auth] cache, [store], [auth] backend and [ldap] ---------------------------
+
 
 def _auth_cache(table: Mapping[str, Any], backend: str) -> dict[str, Any]:
     """``[auth] cache_ttl``, ``cache_size`` and ``hash_threads`` (the accounts backend's)."""
     if backend == "ldap":
         for key in ("cache_ttl", "cache_size", "hash_threads"):
             if key in table:
-                raise ConfigError(f"auth.{key}: not used with auth.backend 'ldap' "
-                                  f"(see ldap.cache_ttl and ldap.pool_size)")
+                raise ConfigError(
+                    f"auth.{key}: not used with auth.backend 'ldap' (see ldap.cache_ttl and ldap.pool_size)"
+                )
     ttl = table.get("cache_ttl", DEFAULT_TTL)
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl < 0:
-        raise ConfigError(f"auth.cache_ttl: expected a number of seconds (0 or more; 0 turns "
-                          f"the cache off), got {ttl!r}")
+        raise ConfigError(
+            f"auth.cache_ttl: expected a number of seconds (0 or more; 0 turns the cache off), got {ttl!r}"
+        )
     values: dict[str, Any] = {"cache_ttl": float(ttl)}
-    for key, default, top in (("cache_size", DEFAULT_MAX_ENTRIES, 10_000_000),
-                              ("hash_threads", DEFAULT_HASH_THREADS, 64)):
+    for key, default, top in (
+        ("cache_size", DEFAULT_MAX_ENTRIES, 10_000_000),
+        ("hash_threads", DEFAULT_HASH_THREADS, 64),
+    ):
         value = table.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
             raise ConfigError(f"auth.{key}: expected an integer from 1 to {top}, got {value!r}")
@@ -428,8 +464,7 @@ def _store(table: Mapping[str, Any]) -> StoreConfig:
     return StoreConfig(backend=backend, options=_options(table, "store"))
 
 
-def _typed(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], default: Any,
-           what: str) -> Any:
+def _typed(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], default: Any, what: str) -> Any:
     value = table.get(key, default)
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         raise ConfigError(f"ldap.{key}: expected {what}, got {value!r}")
@@ -441,33 +476,32 @@ def _ldap(table: Mapping[str, Any], base: Path) -> LDAPConfig:
     servers = table.get("servers")
     if isinstance(servers, str):
         servers = [servers]
-    if not servers or not isinstance(servers, list) or not all(
-            isinstance(s, str) for s in servers):
-        raise ConfigError(f"ldap.servers: expected a non-empty list of ldap:// or ldaps:// URIs, "
-                          f"got {servers!r}")
+    if not servers or not isinstance(servers, list) or not all(isinstance(s, str) for s in servers):
+        raise ConfigError(
+            f"ldap.servers: expected a non-empty list of ldap:// or ldaps:// URIs, got {servers!r}"
+        )
     for i, uri in enumerate(servers):
         if not uri.lower().startswith(("ldap://", "ldaps://")):
-            raise ConfigError(f"ldap.servers[{i}]: expected an ldap:// or ldaps:// URI, "
-                              f"got {uri!r}")
+            raise ConfigError(f"ldap.servers[{i}]: expected an ldap:// or ldaps:// URI, got {uri!r}")
     base_dn = _string(table, "ldap", "base_dn", "")
     if not base_dn:
         raise ConfigError("ldap.base_dn: required (the subtree searched for users)")
     user_filter = _string(table, "ldap", "user_filter", defaults.user_filter)
-    if "{user}" not in user_filter or not (user_filter.startswith("(")
-                                           and user_filter.endswith(")")):
-        raise ConfigError(f"ldap.user_filter: expected a parenthesised LDAP filter containing "
-                          f"{{user}}, got {user_filter!r}")
+    if "{user}" not in user_filter or not (user_filter.startswith("(") and user_filter.endswith(")")):
+        raise ConfigError(
+            f"ldap.user_filter: expected a parenthesised LDAP filter containing {{user}}, got {user_filter!r}"
+        )
     password = _string(table, "ldap", "bind_password", "")
     password_file = _path(table, "ldap", "bind_password_file", base)
     if password_file is not None:
         if password:
-            raise ConfigError("ldap.bind_password_file: give bind_password or "
-                              "bind_password_file, not both")
+            raise ConfigError("ldap.bind_password_file: give bind_password or bind_password_file, not both")
         try:
             password = password_file.read_text(encoding="utf-8").rstrip("\r\n")
         except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"ldap.bind_password_file: cannot read {password_file}: "
-                              f"{getattr(e, 'strerror', None) or e}") from None
+            raise ConfigError(
+                f"ldap.bind_password_file: cannot read {password_file}: {getattr(e, 'strerror', None) or e}"
+            ) from None
     bind_dn = _string(table, "ldap", "bind_dn", "")
     if password and not bind_dn:
         raise ConfigError("ldap.bind_dn: required when a bind password is given")
@@ -481,26 +515,32 @@ def _ldap(table: Mapping[str, Any], base: Path) -> LDAPConfig:
     if not 1 <= pool_size <= 64:
         raise ConfigError(f"ldap.pool_size: must be between 1 and 64, got {pool_size!r}")
     return LDAPConfig(
-        servers=tuple(servers), base_dn=base_dn, user_filter=user_filter,
-        scope=_choice(_string(table, "ldap", "scope", defaults.scope), "ldap.scope",
-                      LDAP_SCOPES, "scope"),
+        servers=tuple(servers),
+        base_dn=base_dn,
+        user_filter=user_filter,
+        scope=_choice(_string(table, "ldap", "scope", defaults.scope), "ldap.scope", LDAP_SCOPES, "scope"),
         start_tls=_typed(table, "start_tls", bool, False, "true or false"),
         ca_file=_path(table, "ldap", "ca_file", base),
         verify_hostname=_typed(table, "verify_hostname", bool, True, "true or false"),
-        bind_dn=bind_dn, bind_password=password,
+        bind_dn=bind_dn,
+        bind_password=password,
         login_attribute=_string(table, "ldap", "login_attribute", defaults.login_attribute),
         mail_attribute=_string(table, "ldap", "mail_attribute", defaults.mail_attribute),
         mailbox_attribute=_string(table, "ldap", "mailbox_attribute", ""),
         quota_attribute=_string(table, "ldap", "quota_attribute", ""),
         imap_group=_string(table, "ldap", "imap_group", ""),
         pop3_group=_string(table, "ldap", "pop3_group", ""),
-        group_member_attribute=_string(table, "ldap", "group_member_attribute",
-                                       defaults.group_member_attribute),
+        group_member_attribute=_string(
+            table, "ldap", "group_member_attribute", defaults.group_member_attribute
+        ),
         principal_filter=_string(table, "ldap", "principal_filter", ""),
-        pool_size=pool_size, **numbers)
+        pool_size=pool_size,
+        **numbers,
+    )
 
 
 # -- [tls] ------------------------------------------------------------------------
+
 
 def _tls(tables: Mapping[str, Mapping[str, Any]], base: Path) -> TLSConfig | None:
     """``[tls]`` (see :mod:`exchmail.tls`); TLS listeners need it."""

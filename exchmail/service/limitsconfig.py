@@ -97,18 +97,14 @@ def parse_retention_table(table: Mapping[str, Any]) -> RetentionConfig:
     """The :class:`RetentionConfig` of a ``[retention]`` table."""
     interval = table.get("interval", 3600)
     if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
-        raise ConfigError(
-            f"retention.interval: expected a positive number of seconds, got {interval!r}"
-        )
+        raise ConfigError(f"retention.interval: expected a positive number of seconds, got {interval!r}")
     folders_table = table.get("folders", {})
     if not isinstance(folders_table, Mapping):
         raise ConfigError(f"retention.folders: expected a table, got {folders_table!r}")
     folders: dict[str, float] = {}
     for folder, days in folders_table.items():
         if isinstance(days, bool) or not isinstance(days, (int, float)) or days <= 0:
-            raise ConfigError(
-                f"retention.folders.{folder}: expected a positive number of days, got {days!r}"
-            )
+            raise ConfigError(f"retention.folders.{folder}: expected a positive number of days, got {days!r}")
         folders[folder] = float(days)
     return RetentionConfig(interval=float(interval), folders=folders)
 

@@ -75,9 +75,16 @@ def configured_mechanisms(config: Any, name: str) -> dict[str, bool]:
     from exchmail.auth.saslsetup import offered_mechanisms
 
     # Kerberos, NTLM and bearer tokens are offered only with their tables.
-    unconfigured = {key for key, table in (("GSSAPI", config.gssapi), ("NTLM", config.ntlm),
-                                           ("XOAUTH2", config.oauth), ("OAUTHBEARER", config.oauth))
-                    if table is None}
+    unconfigured = {
+        key
+        for key, table in (
+            ("GSSAPI", config.gssapi),
+            ("NTLM", config.ntlm),
+            ("XOAUTH2", config.oauth),
+            ("OAUTHBEARER", config.oauth),
+        )
+        if table is None
+    }
     found = {}
     for mechanism in offered_mechanisms(getattr(config.profile, name)):
         cls = MECHANISMS.get(mechanism.upper().encode("ascii", "replace"))

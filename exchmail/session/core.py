@@ -223,8 +223,11 @@ class Session:
 
     def timed_out(self) -> None:
         """The protocol's ``timeoutConnection``: say goodbye and close."""
-        self.log.info("{protocol} session from {address} idle too long; closing it",
-                      protocol=self.context.protocol, address=self.client_address)
+        self.log.info(
+            "{protocol} session from {address} idle too long; closing it",
+            protocol=self.context.protocol,
+            address=self.client_address,
+        )
         self.farewell()
         self.close()
 
@@ -401,8 +404,7 @@ class Session:
             for observer in self._transcripts:
                 observer.received(self.info, text)
         faults = self.context.faults
-        action = None if faults is None else faults.command_starting(
-            self.info, self.command_name(command))
+        action = None if faults is None else faults.command_starting(self.info, self.command_name(command))
         if action is None:
             d = defer.maybeDeferred(self.execute, command)
         else:
@@ -413,8 +415,7 @@ class Session:
     def _internal_error(self, failure: Failure, command: Command) -> None:
         if failure.check(ConnectionClosed):
             return
-        self.log.failure("internal error in a {protocol} command", failure,
-                         protocol=self.context.protocol)
+        self.log.failure("internal error in a {protocol} command", failure, protocol=self.context.protocol)
         if not self.closing:
             self.answer_internal_error(command)
 
@@ -456,4 +457,3 @@ class Session:
         self.reader.clear()
         self.secure = self.info.secure = True
         self.server.transport.startTLS(self.context.tls)
-

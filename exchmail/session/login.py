@@ -128,8 +128,11 @@ class LoginFlow:
         """The SASL mechanisms usable now: those sending the password in the
         clear only under PlainTextLogin/PlainTextAuthentication or with TLS."""
         allowed = self.login_type is not LoginType.SECURE_LOGIN or self.session.secure
-        return [name for name, factory in self.session.context.mechanisms.items()
-                if allowed or not sasl.is_plaintext(factory)]
+        return [
+            name
+            for name, factory in self.session.context.mechanisms.items()
+            if allowed or not sasl.is_plaintext(factory)
+        ]
 
     # -- SASL ----------------------------------------------------------------------------
     @defer.inlineCallbacks
@@ -180,8 +183,9 @@ class LoginFlow:
         back or blocked like a wrong password); always fails with LoginRefused."""
         who = UsernamePassword(getattr(error, "username", "").encode("utf-8"), b"")
         session = self.session
-        d: defer.Deferred[Any] = guarded_login(session.context.throttle, session.client_address,
-                                               who, lambda: defer.fail(error))
+        d: defer.Deferred[Any] = guarded_login(
+            session.context.throttle, session.client_address, who, lambda: defer.fail(error)
+        )
         return d.addErrback(self._refused, who, mechanism)
 
     def challenge(self, data: bytes) -> defer.Deferred[bytes]:
@@ -190,8 +194,7 @@ class LoginFlow:
         return self.session.await_line(MAX_SASL_LINE)
 
     # -- the login itself --------------------------------------------------------------
-    def login(self, credentials: Any, mechanism: str,
-              final: bytes | None = None) -> defer.Deferred[LoggedIn]:
+    def login(self, credentials: Any, mechanism: str, final: bytes | None = None) -> defer.Deferred[LoggedIn]:
         """Log in with ``credentials`` under the throttle; see :class:`LoginRefused`.
 
         ``final`` is a mechanism's last server message (SCRAM's ``v=``): it
@@ -202,12 +205,16 @@ class LoginFlow:
         mind = LoginMind(session.context.protocol, session.client_address, session.secure)
         portal = session.context.portal
         d: defer.Deferred[Any] = guarded_login(
-            session.context.throttle, session.client_address, credentials,
-            lambda: portal.login(credentials, mind, IStoreAccount))
+            session.context.throttle,
+            session.client_address,
+            credentials,
+            lambda: portal.login(credentials, mind, IStoreAccount),
+        )
         if final is not None:
             d.addCallback(self._final_step, final)
-        d.addCallbacks(self._logged_in, self._refused,
-                       callbackArgs=(mechanism,), errbackArgs=(credentials, mechanism))
+        d.addCallbacks(
+            self._logged_in, self._refused, callbackArgs=(mechanism,), errbackArgs=(credentials, mechanism)
+        )
         return d
 
     def _final_step(self, result: tuple[Any, Any, Any], final: bytes) -> defer.Deferred[Any]:
@@ -247,8 +254,7 @@ class LoginFlow:
         if failure.check(SASLMalformed, SASLCancelled):
             return failure.raiseException()
         failure.trap(UnauthorizedLogin, InvalidUserName)
-        self._report(user, mechanism, "failure",
-                     "blocked" if failure.check(LoginBlocked) else "credentials")
+        self._report(user, mechanism, "failure", "blocked" if failure.check(LoginBlocked) else "credentials")
         raise LoginRefused("credentials", last=self.count_failure())
 
     def count_failure(self) -> bool:

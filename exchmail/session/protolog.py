@@ -46,8 +46,14 @@ class ProtocolLog:
 
     log = Logger(namespace="exchmail.session.protolog")
 
-    def __init__(self, directory: Path | str, service_name: str, clock: Any,
-                 flush_interval: float = 1.0, buffer_size: int = 256 * 1024) -> None:
+    def __init__(
+        self,
+        directory: Path | str,
+        service_name: str,
+        clock: Any,
+        flush_interval: float = 1.0,
+        buffer_size: int = 256 * 1024,
+    ) -> None:
         self.directory = Path(directory)
         self.service_name = service_name
         self.clock = clock
@@ -78,22 +84,31 @@ class ProtocolLog:
             return None
         self._failed = False
         if new:
-            handle.write(f"#Software: exchmail\r\n#Log-type: {self.service_name.upper()} "
-                         f"Protocol Log\r\n#Date: {day}\r\n#Fields: {FIELDS}\r\n")
+            handle.write(
+                f"#Software: exchmail\r\n#Log-type: {self.service_name.upper()} "
+                f"Protocol Log\r\n#Date: {day}\r\n#Fields: {FIELDS}\r\n"
+            )
         self._file, self._day = handle, day
         return handle
 
-    def write(self, session_id: str, sequence: int, local: str, remote: str, event: str,
-              data: str) -> None:
+    def write(self, session_id: str, sequence: int, local: str, remote: str, event: str, data: str) -> None:
         now = self.clock.seconds()
         stamp = time.gmtime(now)
         handle = self._open(time.strftime("%Y%m%d", stamp))
         if handle is None:
             return
         line = io.StringIO()
-        csv.writer(line, lineterminator="\r\n").writerow([
-            time.strftime("%Y-%m-%dT%H:%M:%S", stamp) + f".{int(now * 1000) % 1000:03d}Z",
-            session_id, sequence, local, remote, event, data])
+        csv.writer(line, lineterminator="\r\n").writerow(
+            [
+                time.strftime("%Y-%m-%dT%H:%M:%S", stamp) + f".{int(now * 1000) % 1000:03d}Z",
+                session_id,
+                sequence,
+                local,
+                remote,
+                event,
+                data,
+            ]
+        )
         try:
             handle.write(line.getvalue())
         except OSError as e:
@@ -136,8 +151,7 @@ class SessionLog:
         self._write("+", "")
 
     def _write(self, event: str, data: str) -> None:
-        self.protocol_log.write(self.session_id, next(self._sequence), self.local, self.remote,
-                                event, data)
+        self.protocol_log.write(self.session_id, next(self._sequence), self.local, self.remote, event, data)
 
     def received(self, text: str) -> None:
         self._write("<", text)
@@ -162,8 +176,7 @@ class ProtocolLogObserver(SessionObserver):
         self._sessions: dict[SessionInfo, SessionLog] = {}
 
     def session_opened(self, session: Any) -> None:
-        self._sessions[session] = self.protocol_log.session(
-            session.session_id, session.local, session.remote)
+        self._sessions[session] = self.protocol_log.session(session.session_id, session.local, session.remote)
 
     def received(self, session: Any, text: str) -> None:
         log = self._sessions.get(session)

@@ -289,17 +289,23 @@ class InputReader:
     def _start_literal(self, line: bytes, size: int, synchronizing: bool) -> Event | object:
         limits = self.limits
         total = self._literal_total + size
-        reason = ("count" if self._literal_count >= limits.max_literals
-                  else "literal" if total > limits.max_literal_total
-                  or 0 < limits.max_literal < size
-                  else "nonsync" if not synchronizing and 0 < limits.max_nonsync_literal < size
-                  else None)
+        reason = (
+            "count"
+            if self._literal_count >= limits.max_literals
+            else "literal"
+            if total > limits.max_literal_total or 0 < limits.max_literal < size
+            else "nonsync"
+            if not synchronizing and 0 < limits.max_nonsync_literal < size
+            else None
+        )
         if reason is not None:
             first = self._first_line(line)
             single = limits.max_literal if 0 < limits.max_literal < size else 0
-            limit = {"count": limits.max_literals,
-                     "literal": single or limits.max_literal_total,
-                     "nonsync": limits.max_nonsync_literal}[reason]
+            limit = {
+                "count": limits.max_literals,
+                "literal": single or limits.max_literal_total,
+                "nonsync": limits.max_nonsync_literal,
+            }[reason]
             self._abandon_command()
             refusal = Refused(first, reason, limit)
             if synchronizing:
@@ -324,8 +330,8 @@ class InputReader:
         return ContinueLiteral(size) if synchronizing else _PROGRESS
 
     def _take_literal(self) -> bool:
-        chunk = bytes(self._buffer[:self._literal_left])
-        del self._buffer[:len(chunk)]
+        chunk = bytes(self._buffer[: self._literal_left])
+        del self._buffer[: len(chunk)]
         self._literal_left -= len(chunk)
         if self._literal_memory:
             self._literal_data += chunk
@@ -386,7 +392,7 @@ class InputReader:
     # -- helpers ----------------------------------------------------------------------
     def _take_line(self, end: int) -> bytes:
         line = bytes(self._buffer[:end])
-        del self._buffer[:end + 1]
+        del self._buffer[: end + 1]
         return line[:-1] if line.endswith(b"\r") else line
 
     def _first_line(self, fallback: bytes) -> bytes:

@@ -27,8 +27,10 @@ from exchmail.errors import ConfigError
 
 #: ``[tls] min_version`` values and their OpenSSL protocol versions.
 TLS_VERSIONS: Mapping[str, int] = {
-    "TLSv1": SSL.TLS1_VERSION, "TLSv1.1": SSL.TLS1_1_VERSION,
-    "TLSv1.2": SSL.TLS1_2_VERSION, "TLSv1.3": SSL.TLS1_3_VERSION,
+    "TLSv1": SSL.TLS1_VERSION,
+    "TLSv1.1": SSL.TLS1_1_VERSION,
+    "TLSv1.2": SSL.TLS1_2_VERSION,
+    "TLSv1.3": SSL.TLS1_3_VERSION,
 }
 DEFAULT_MIN_VERSION = "TLSv1.2"
 #: TLS 1.2: forward secrecy (ECDHE) and AEAD ciphers only; TLS 1.3 suites are
@@ -72,8 +74,8 @@ class TLSConfig:
 
 # -- configuration ------------------------------------------------------------------
 
-def _path(table: Mapping[str, Any], where: str, key: str, base: Path,
-          required: bool) -> Path | None:
+
+def _path(table: Mapping[str, Any], where: str, key: str, base: Path, required: bool) -> Path | None:
     if key not in table:
         if required:
             raise ConfigError(f"{where}.{key}: required (a PEM file)")
@@ -103,8 +105,9 @@ def parse_tls_table(table: Mapping[str, Any], base: Path) -> TLSConfig:
     identity = _identity(table, "tls", base)
     min_version = table.get("min_version", DEFAULT_MIN_VERSION)
     if min_version not in TLS_VERSIONS:
-        raise ConfigError(f"tls.min_version: unknown version {min_version!r} "
-                          f"(choose {', '.join(TLS_VERSIONS)})")
+        raise ConfigError(
+            f"tls.min_version: unknown version {min_version!r} (choose {', '.join(TLS_VERSIONS)})"
+        )
     modern = TLS_VERSIONS[min_version] >= SSL.TLS1_2_VERSION
     ciphers = table.get("ciphers", DEFAULT_CIPHERS if modern else LEGACY_CIPHERS)
     if not isinstance(ciphers, str) or not ciphers:
@@ -124,12 +127,12 @@ def parse_tls_table(table: Mapping[str, Any], base: Path) -> TLSConfig:
             if key not in _SNI_KEYS:
                 raise ConfigError(f"{where}.{key}: unknown key")
         sni[name.lower().rstrip(".")] = _identity(entry, where, base)
-    return TLSConfig(identity=identity, min_version=min_version, ciphers=ciphers, sni=sni,
-                     self_signed=self_signed)
+    return TLSConfig(
+        identity=identity, min_version=min_version, ciphers=ciphers, sni=sni, self_signed=self_signed
+    )
 
 
 def newcomer_tls(data_dir: Path) -> TLSConfig:
     """The newcomer's TLS: a self-signed certificate for localhost in ``<data_dir>/tls``."""
     folder = Path(data_dir) / "tls"
-    return TLSConfig(identity=TLSIdentity(folder / "cert.pem", folder / "key.pem"),
-                     self_signed="localhost")
+    return TLSConfig(identity=TLSIdentity(folder / "cert.pem", folder / "key.pem"), self_signed="localhost")

@@ -28,11 +28,17 @@ from exchmail.errors import ConfigError
 from exchmail.tls.config import NEVER, TLS_VERSIONS, TLSConfig, TLSIdentity
 from exchmail.tls.selfsigned import make_self_signed
 
-_KEY_TYPES = (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, dsa.DSAPrivateKey,
-              ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)
+_KEY_TYPES = (
+    rsa.RSAPrivateKey,
+    ec.EllipticCurvePrivateKey,
+    dsa.DSAPrivateKey,
+    ed25519.Ed25519PrivateKey,
+    ed448.Ed448PrivateKey,
+)
 
 
 # -- loading ------------------------------------------------------------------------------
+
 
 def _read(path: Path, where: str) -> bytes:
     try:
@@ -52,11 +58,14 @@ def _certificates(path: Path, where: str) -> list[x509.Certificate]:
 def _check_dates(cert: x509.Certificate, path: Path, where: str) -> None:
     now = datetime.datetime.now(datetime.timezone.utc)
     if cert.not_valid_after_utc < now:
-        raise ConfigError(f"{where}: the certificate in {path} expired on "
-                          f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
+        raise ConfigError(
+            f"{where}: the certificate in {path} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+        )
     if cert.not_valid_before_utc > now:
-        raise ConfigError(f"{where}: the certificate in {path} is not valid before "
-                          f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
+        raise ConfigError(
+            f"{where}: the certificate in {path} is not valid before "
+            f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+        )
 
 
 def _context(config: TLSConfig, identity: TLSIdentity, where: str) -> SSL.Context:
@@ -69,15 +78,21 @@ def _context(config: TLSConfig, identity: TLSIdentity, where: str) -> SSL.Contex
     try:
         key = serialization.load_pem_private_key(key_data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise ConfigError(f"{where}.private_key: {identity.private_key} holds no unencrypted "
-                          f"PEM private key") from None
+        raise ConfigError(
+            f"{where}.private_key: {identity.private_key} holds no unencrypted PEM private key"
+        ) from None
     if not isinstance(key, _KEY_TYPES):
-        raise ConfigError(f"{where}.private_key: {identity.private_key}: unsupported key type "
-                          f"{type(key).__name__}")
+        raise ConfigError(
+            f"{where}.private_key: {identity.private_key}: unsupported key type {type(key).__name__}"
+        )
     ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
     ctx.set_min_proto_version(TLS_VERSIONS[config.min_version])
-    ctx.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_CIPHER_SERVER_PREFERENCE
-                    | SSL.OP_SINGLE_ECDH_USE | SSL.OP_SINGLE_DH_USE)
+    ctx.set_options(
+        SSL.OP_NO_COMPRESSION
+        | SSL.OP_CIPHER_SERVER_PREFERENCE
+        | SSL.OP_SINGLE_ECDH_USE
+        | SSL.OP_SINGLE_DH_USE
+    )
     ciphers = config.ciphers + NEVER
     if TLS_VERSIONS[config.min_version] < SSL.TLS1_2_VERSION:
         ciphers += ":@SECLEVEL=0"  # OpenSSL 3 refuses TLS 1.0/1.1 at higher levels
@@ -92,8 +107,10 @@ def _context(config: TLSConfig, identity: TLSIdentity, where: str) -> SSL.Contex
         ctx.use_privatekey(key)
         ctx.check_privatekey()
     except SSL.Error:
-        raise ConfigError(f"{where}.private_key: {identity.private_key} does not match the "
-                          f"certificate in {identity.certificate}") from None
+        raise ConfigError(
+            f"{where}.private_key: {identity.private_key} does not match the "
+            f"certificate in {identity.certificate}"
+        ) from None
     ctx.set_session_id(b"exchmail")
     return ctx
 
@@ -112,9 +129,11 @@ def build_context(config: TLSConfig) -> SSL.Context:
     :raises ConfigError: one line naming the key and the file at fault.
     """
     default = _context(config, config.identity, "tls")
-    contexts = {name: _context(config, identity, f'tls.sni."{name}"')
-                for name, identity in config.sni.items()}
+    contexts = {
+        name: _context(config, identity, f'tls.sni."{name}"') for name, identity in config.sni.items()
+    }
     if contexts:
+
         def servername(connection: SSL.Connection) -> None:
             name = connection.get_servername()
             if name:
@@ -142,8 +161,7 @@ class ServerTLS:
         self.config = config
         self.reactor = reactor
         if config.self_signed and not config.identity.certificate.exists():
-            make_self_signed(config.self_signed, config.identity.certificate,
-                             config.identity.private_key)
+            make_self_signed(config.self_signed, config.identity.certificate, config.identity.private_key)
         self._context = build_context(config)
 
     def reload(self) -> None:

@@ -1,5 +1,4 @@
-"""TLSService: owns the server's TLS and reloads its certificates on SIGHUP.
-"""
+"""TLSService: owns the server's TLS and reloads its certificates on SIGHUP."""
 
 from __future__ import annotations
 
@@ -37,11 +36,9 @@ class TLSService(Service):
         try:
             self.tls.reload()
         except ConfigError as error:
-            self.log.error("TLS reload failed; keeping the current certificates: {error}",
-                           error=str(error))
+            self.log.error("TLS reload failed; keeping the current certificates: {error}", error=str(error))
             return False
-        self.log.info("TLS certificates reloaded from {path}",
-                      path=str(self.tls.config.identity.certificate))
+        self.log.info("TLS certificates reloaded from {path}", path=str(self.tls.config.identity.certificate))
         return True
 
     def _on_sighup(self, signum: int, frame: Any) -> None:

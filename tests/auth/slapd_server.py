@@ -83,47 +83,69 @@ def make_ca_and_cert(folder: Path, name: str = "test") -> tuple[Path, Path, Path
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"exchmail {name} CA")])
-    ca_cert = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-               .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(days=1))
-               .not_valid_after(now + datetime.timedelta(days=30))
-               .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-               .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
-                                            key_encipherment=False, data_encipherment=False,
-                                            key_agreement=False, key_cert_sign=True,
-                                            crl_sign=True, encipher_only=False,
-                                            decipher_only=False), critical=True)
-               .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
-                              critical=False)
-               .sign(ca_key, hashes.SHA256()))
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-            .issuer_name(ca_name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    ca_file, key_file, cert_file = (folder / f"{name}-ca.pem", folder / f"{name}-key.pem",
-                                    folder / f"{name}-cert.pem")
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file, key_file, cert_file = (
+        folder / f"{name}-ca.pem",
+        folder / f"{name}-key.pem",
+        folder / f"{name}-cert.pem",
+    )
     ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     key_file.chmod(0o600)
     return ca_file, key_file, cert_file
 
 
 def _ldif() -> str:
     entries = [
-        f"dn: {BASE_DN}\nobjectClass: dcObject\nobjectClass: organization\ndc: example\n"
-        "o: Example\n",
+        f"dn: {BASE_DN}\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n",
         f"dn: ou=people,{BASE_DN}\nobjectClass: organizationalUnit\nou: people\n",
         f"dn: ou=groups,{BASE_DN}\nobjectClass: organizationalUnit\nou: groups\n",
         f"dn: ou=services,{BASE_DN}\nobjectClass: organizationalUnit\nou: services\n",
@@ -131,9 +153,11 @@ def _ldif() -> str:
         f"cn: exchmail\nuserPassword: {ssha(SERVICE_PASSWORD)}\n",
     ]
     for user, password in PASSWORDS.items():
-        entry = (f"dn: uid={user},{PEOPLE}\nobjectClass: inetOrgPerson\nuid: {user}\n"
-                 f"cn: {user.title()}\nsn: {user.title()}\nmail: {user}@example.org\n"
-                 f"userPassword: {ssha(password)}\n")
+        entry = (
+            f"dn: uid={user},{PEOPLE}\nobjectClass: inetOrgPerson\nuid: {user}\n"
+            f"cn: {user.title()}\nsn: {user.title()}\nmail: {user}@example.org\n"
+            f"userPassword: {ssha(password)}\n"
+        )
         if user == "dave":
             entry += "description: dave.mbox\n"
         if user == "alice":
@@ -142,8 +166,10 @@ def _ldif() -> str:
     members = {MAIL_GROUP: ["alice", "bob", "dave"], POP_GROUP: ["alice"]}
     for dn, users in members.items():
         cn = dn.split(",")[0][3:]
-        entries.append(f"dn: {dn}\nobjectClass: groupOfNames\ncn: {cn}\n"
-                       + "".join(f"member: uid={u},{PEOPLE}\n" for u in users))
+        entries.append(
+            f"dn: {dn}\nobjectClass: groupOfNames\ncn: {cn}\n"
+            + "".join(f"member: uid={u},{PEOPLE}\n" for u in users)
+        )
     return "\n".join(entries)
 
 
@@ -166,8 +192,9 @@ class Slapd:
         self.starts = 0
         ldif = folder / "tree.ldif"
         ldif.write_text(_ldif())
-        subprocess.run([SLAPADD, "-f", str(self.conf), "-l", str(ldif)], check=True,
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            [SLAPADD, "-f", str(self.conf), "-l", str(ldif)], check=True, capture_output=True, timeout=60
+        )
 
     @property
     def ldap_uri(self) -> str:
@@ -178,8 +205,9 @@ class Slapd:
         return f"ldaps://127.0.0.1:{self.ldaps_port}"
 
     def _conf(self) -> str:
-        schemas = "".join(f"include {SCHEMA_DIR / name}.schema\n"
-                          for name in ("core", "cosine", "inetorgperson"))
+        schemas = "".join(
+            f"include {SCHEMA_DIR / name}.schema\n" for name in ("core", "cosine", "inetorgperson")
+        )
         return (
             f"{schemas}"
             f"pidfile {self.folder / 'slapd.pid'}\n"
@@ -191,8 +219,8 @@ class Slapd:
             "access to attrs=userPassword\n  by anonymous auth\n  by * none\n"
             "access to *\n  by * read\n"
             "database mdb\n"
-            f"suffix \"{BASE_DN}\"\n"
-            f"rootdn \"cn=admin,{BASE_DN}\"\n"
+            f'suffix "{BASE_DN}"\n'
+            f'rootdn "cn=admin,{BASE_DN}"\n'
             f"directory {self.db_dir}\n"
             "maxsize 16777216\n"
             "index objectClass eq\nindex uid eq\nindex member eq\n"
@@ -205,23 +233,27 @@ class Slapd:
         log = open(self.log_file, "ab")
         self.process = subprocess.Popen(
             [SLAPD, "-d", "0", "-h", urls, "-f", str(self.conf)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         log.close()
         self.starts += 1
         deadline = time.monotonic() + START_TIMEOUT
         for port in (self.ldap_port, self.ldaps_port):
             while True:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"slapd exited with {self.process.returncode}: "
-                                       + self.log_file.read_text(errors="replace")[-2000:])
+                    raise RuntimeError(
+                        f"slapd exited with {self.process.returncode}: "
+                        + self.log_file.read_text(errors="replace")[-2000:]
+                    )
                 try:
                     socket.create_connection(("127.0.0.1", port), timeout=1).close()
                     break
                 except OSError:
                     if time.monotonic() > deadline:
                         self.stop()
-                        raise RuntimeError(
-                            f"slapd did not listen on port {port} in time") from None
+                        raise RuntimeError(f"slapd did not listen on port {port} in time") from None
                     time.sleep(0.05)
 
     def stop(self) -> None:
@@ -254,9 +286,15 @@ def ldap_config(slapd: Slapd, **overrides: Any) -> Any:
     from exchmail.auth.ldapconfig import LDAPConfig
 
     values: dict[str, Any] = dict(
-        servers=(slapd.ldaps_uri,), base_dn=PEOPLE, ca_file=slapd.ca_file,
-        bind_dn=SERVICE_DN, bind_password=SERVICE_PASSWORD,
-        connect_timeout=2.0, timeout=2.0, pool_size=2)
+        servers=(slapd.ldaps_uri,),
+        base_dn=PEOPLE,
+        ca_file=slapd.ca_file,
+        bind_dn=SERVICE_DN,
+        bind_password=SERVICE_PASSWORD,
+        connect_timeout=2.0,
+        timeout=2.0,
+        pool_size=2,
+    )
     values.update(overrides)
     return LDAPConfig(**values)
 

@@ -53,8 +53,10 @@ def test_escape_filter_value_rfc4515() -> None:
     assert escape_filter_value(INJECTION) == "\\2a\\29\\28uid=\\2a"
     assert escape_filter_value("a\\b\x00(c)") == "a\\5cb\\00\\28c\\29"
     assert escape_filter_value("jürgen") == "jürgen"
-    assert user_filter("(&(objectClass=inetOrgPerson)(uid={user}))", "*") == \
-        "(&(objectClass=inetOrgPerson)(uid=\\2a))"
+    assert (
+        user_filter("(&(objectClass=inetOrgPerson)(uid={user}))", "*")
+        == "(&(objectClass=inetOrgPerson)(uid=\\2a))"
+    )
 
 
 def test_login_over_ldaps_search_then_bind(slapd: Slapd) -> None:
@@ -93,8 +95,9 @@ def test_wrong_passwords_and_unknown_users_are_refused(slapd: Slapd) -> None:
 
 
 @pytest.mark.parametrize("password", ["x", "alice pw", "bob pw", "*"])
-@pytest.mark.parametrize("name", [INJECTION, "*", "alice)(|(uid=*", "*)(|(objectClass=*",
-                                  "alice*", "(uid=alice)"])
+@pytest.mark.parametrize(
+    "name", [INJECTION, "*", "alice)(|(uid=*", "*)(|(objectClass=*", "alice*", "(uid=alice)"]
+)
 def test_filter_injection_logs_nobody_in(slapd: Slapd, name: str, password: str) -> None:
     checker = LDAPChecker(ldap_config(slapd))
     assert refused(outcome(checker, name, password))
@@ -132,8 +135,9 @@ def test_bad_search_account_is_unavailable_not_wrong_password(slapd: Slapd) -> N
 def test_tls_certificate_is_verified(slapd: Slapd) -> None:
     other_ca = LDAPChecker(ldap_config(slapd, ca_file=slapd.other_ca_file))
     assert unavailable(outcome(other_ca, "alice", PASSWORDS["alice"]))
-    other_ca_starttls = LDAPChecker(ldap_config(slapd, servers=(slapd.ldap_uri,),
-                                                start_tls=True, ca_file=slapd.other_ca_file))
+    other_ca_starttls = LDAPChecker(
+        ldap_config(slapd, servers=(slapd.ldap_uri,), start_tls=True, ca_file=slapd.other_ca_file)
+    )
     assert unavailable(outcome(other_ca_starttls, "alice", PASSWORDS["alice"]))
     # The certificate names IP 127.0.0.1 only: "localhost" does not match it.
     by_name = f"ldaps://localhost:{slapd.ldaps_port}"

@@ -36,8 +36,7 @@ def ldap_server(reactor_thread: Any, tmp_path: Path, slapd: Slapd) -> Iterator[R
     from exchmail.service.config import default_config
 
     auth = replace(default_config(tmp_path).auth, backend="ldap")
-    ldap = ldap_config(slapd, imap_group=MAIL_GROUP, pop3_group=POP_GROUP,
-                       timeout=2.0, connect_timeout=2.0)
+    ldap = ldap_config(slapd, imap_group=MAIL_GROUP, pop3_group=POP_GROUP, timeout=2.0, connect_timeout=2.0)
     running = start_server(tmp_path, users=(), config_changes={"auth": auth, "ldap": ldap})
     yield running
     running.stop()
@@ -146,15 +145,15 @@ def test_slapd_stopped_and_restarted_mid_test(ldap_server: RunningServer, slapd:
     client.logout()
 
 
-def test_hung_directory_stalls_no_other_session(ldap_server: RunningServer,
-                                                slapd: Slapd) -> None:
+def test_hung_directory_stalls_no_other_session(ldap_server: RunningServer, slapd: Slapd) -> None:
     status, client = imap_login(ldap_server, "alice", PASSWORDS["alice"])
     assert status == "OK"
     slapd.pause()
     results: list[tuple[str, Any]] = []
     try:
         waiting = threading.Thread(
-            target=lambda: results.append(imap_login(ldap_server, "bob", PASSWORDS["bob"])))
+            target=lambda: results.append(imap_login(ldap_server, "bob", PASSWORDS["bob"]))
+        )
         waiting.start()
         time.sleep(0.3)  # bob's login now waits for the directory in the LDAP pool
         assert client.select("INBOX")[0] == "OK"
@@ -173,8 +172,7 @@ def test_hung_directory_stalls_no_other_session(ldap_server: RunningServer,
     client.logout()
 
 
-def test_ldap_quota_attribute_limits_the_mailbox(reactor_thread: Any, tmp_path: Path,
-                                                 slapd: Slapd) -> None:
+def test_ldap_quota_attribute_limits_the_mailbox(reactor_thread: Any, tmp_path: Path, slapd: Slapd) -> None:
     """quota_attribute (alice: employeeNumber 1048576) becomes her mailbox limit."""
     from exchmail.service.config import default_config
 

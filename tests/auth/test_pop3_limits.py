@@ -14,10 +14,12 @@ from exchmail.profile import load_profile
 def test_pop3_limit_defaults():
     for name, expected in (("exchange2010", (2000, 2000, 16)), ("exchange2007", (2000, 20, 10))):
         pop3 = load_profile(name).pop3
-        assert (pop3.max_connections, pop3.max_connection_from_single_ip,
-                pop3.max_connections_per_user) == expected
-    assert load_profile("exchange2010", {"pop3.MaxConnectionsPerUser": 3}).pop3 \
-        .max_connections_per_user == 3
+        assert (
+            pop3.max_connections,
+            pop3.max_connection_from_single_ip,
+            pop3.max_connections_per_user,
+        ) == expected
+    assert load_profile("exchange2010", {"pop3.MaxConnectionsPerUser": 3}).pop3.max_connections_per_user == 3
 
 
 def connect(server) -> poplib.POP3:

@@ -13,8 +13,10 @@ from conftest import PASSWORD, start_server
 from imapclient import IMAPClient
 from scramp import ScramClient
 
-MECHANISMS = {"imap.sasl_mechanisms": ["SCRAM-SHA-256", "PLAIN", "LOGIN"],
-              "pop3.sasl_mechanisms": ["SCRAM-SHA-256", "PLAIN", "LOGIN"]}
+MECHANISMS = {
+    "imap.sasl_mechanisms": ["SCRAM-SHA-256", "PLAIN", "LOGIN"],
+    "pop3.sasl_mechanisms": ["SCRAM-SHA-256", "PLAIN", "LOGIN"],
+}
 
 
 @pytest.fixture
@@ -127,8 +129,11 @@ def test_poplib_auth_plain_and_login(sasl_server):
         assert pop.stat() == (0, 0)
     finally:
         pop.quit()
-    replies = pop3_exchange(sasl_server.pop3_port, [
-        b"AUTH LOGIN", base64.b64encode(b"bob"), base64.b64encode(PASSWORD.encode())])
-    assert replies[1:] == [b"+ VXNlcm5hbWU6\r\n", b"+ UGFzc3dvcmQ6\r\n",
-                           b"+OK User successfully logged on.\r\n"]
-
+    replies = pop3_exchange(
+        sasl_server.pop3_port, [b"AUTH LOGIN", base64.b64encode(b"bob"), base64.b64encode(PASSWORD.encode())]
+    )
+    assert replies[1:] == [
+        b"+ VXNlcm5hbWU6\r\n",
+        b"+ UGFzc3dvcmQ6\r\n",
+        b"+OK User successfully logged on.\r\n",
+    ]

@@ -118,8 +118,9 @@ jwks_file = "jwks.json"
 
 def test_E0003_user_commands_write_nt_hashes_only_for_ntlm(tmp_path, monkeypatch):
     pytest.importorskip("spnego")
-    config = write(tmp_path, '[auth]\nusers_file = "users"\npassword_min_length = 0\n'
-                             '[ntlm]\ndomains = ["EXAMPLE"]\n')
+    config = write(
+        tmp_path, '[auth]\nusers_file = "users"\npassword_min_length = 0\n[ntlm]\ndomains = ["EXAMPLE"]\n'
+    )
     users = tmp_path / "users"
     monkeypatch.setattr("sys.stdin", io.StringIO("secret\n"))
     assert main(["user", "add", "alice", "--password-stdin", "--config", str(config)]) == 0

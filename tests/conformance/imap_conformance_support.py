@@ -51,14 +51,14 @@ MULTIPART = (
     b"Subject: Report attached\r\n"
     b"Date: Tue, 02 Jan 2024 11:00:00 +0000\r\n"
     b"MIME-Version: 1.0\r\n"
-    b"Content-Type: multipart/mixed; boundary=\"XYZ\"\r\n"
+    b'Content-Type: multipart/mixed; boundary="XYZ"\r\n'
     b"\r\n"
     b"--XYZ\r\n"
     b"Content-Type: text/plain; charset=us-ascii\r\n"
     b"\r\n"
     b"See attachment.\r\n"
     b"--XYZ\r\n"
-    b"Content-Type: application/octet-stream; name=\"data.bin\"\r\n"
+    b'Content-Type: application/octet-stream; name="data.bin"\r\n'
     b"Content-Transfer-Encoding: base64\r\n"
     b"\r\n"
     b"AAECAwQFBgcICQ==\r\n"
@@ -98,11 +98,13 @@ def settings(name: str) -> IMAPSettings:
 
 
 @contextmanager
-def running(tmp_path: Path, profile: str, login_type: str | None = None,
-            **extra: Any) -> Iterator[Any]:
+def running(tmp_path: Path, profile: str, login_type: str | None = None, **extra: Any) -> Iterator[Any]:
     """A server running the whole built-in ``profile`` (plus ``extra`` settings)."""
-    server = start_server(tmp_path / profile, profile_overrides=profile_overrides(profile, **extra)
-                          or None, login_type=login_type)
+    server = start_server(
+        tmp_path / profile,
+        profile_overrides=profile_overrides(profile, **extra) or None,
+        login_type=login_type,
+    )
     try:
         yield server
     finally:
@@ -172,7 +174,7 @@ class Raw:
         while True:
             line = self.readline()
             if line.startswith(tag + b" "):
-                return untagged, line[len(tag) + 1:]
+                return untagged, line[len(tag) + 1 :]
             untagged.append(line)
 
     def finish(self, tag: bytes) -> tuple[list[bytes], bytes]:
@@ -181,7 +183,7 @@ class Raw:
         while True:
             line = self.readline()
             if line.startswith(tag + b" "):
-                return untagged, line[len(tag) + 1:]
+                return untagged, line[len(tag) + 1 :]
             if line.startswith(b"* BAD"):
                 return untagged, line[2:]
             untagged.append(line)
@@ -270,7 +272,7 @@ def append(client: Raw, message: bytes, mailbox: bytes = b"INBOX", flags: bytes 
     line = client.readline()
     if not line.startswith(b"+"):
         assert line.startswith(tag + b" "), line
-        return line[len(tag) + 1:]
+        return line[len(tag) + 1 :]
     client.send(message + b"\r\n")
     _, done = client.read_until_tag(tag)
     return done
@@ -280,11 +282,10 @@ def literal_of(line: bytes) -> bytes:
     """The octets of the (first) literal of a response line read by :class:`Raw`."""
     m = re.search(rb"\{(\d+)\}\r\n", line)
     assert m, line
-    return line[m.end():m.end() + int(m.group(1))]
+    return line[m.end() : m.end() + int(m.group(1))]
 
 
-def list_lines(client: Raw, ref: bytes = b'""', pattern: bytes = b'"*"',
-               cmd: bytes = b"LIST") -> list[bytes]:
+def list_lines(client: Raw, ref: bytes = b'""', pattern: bytes = b'"*"', cmd: bytes = b"LIST") -> list[bytes]:
     return client.ok(cmd + b" " + ref + b" " + pattern)
 
 

@@ -36,11 +36,12 @@ both = pytest.mark.parametrize("profile", PROFILES)
 CAPS = {
     "exchange2010": b"* CAPABILITY IMAP4 IMAP4rev1 AUTH=PLAIN UIDPLUS IDLE NAMESPACE LITERAL+",
     "rfc3501": b"* CAPABILITY IMAP4rev1 AUTH=SCRAM-SHA-256 AUTH=PLAIN SASL-IR UIDPLUS CHILDREN "
-               b"IDLE NAMESPACE LITERAL+",
+    b"IDLE NAMESPACE LITERAL+",
 }
 
 
 # -- 2.1.1 port ---------------------------------------------------------------------
+
 
 def test_2_1_1_config_accepts_port_143(tmp_path):
     """Any endpoint can be configured; the documented production port 143 is accepted."""
@@ -58,6 +59,7 @@ def test_2_1_1_listens_on_configured_endpoint(tmp_path, profile):
 
 
 # -- 2.1.5 LOGINDISABLED / STARTTLS / AUTH=PLAIN ---------------------------------------------
+
 
 @both
 def test_2_1_5_logindisabled_with_secure_login(tmp_path, profile):
@@ -167,6 +169,7 @@ def test_2_1_6_responses_strict_single_spaces(tmp_path, profile):
 
 # -- C0001 tags -----------------------------------------------------------------------------
 
+
 @both
 def test_C0001_tag_syntax(tmp_path, profile):
     """Tags with atom-specials: accepted (any_printable) or untagged BAD (rfc3501)."""
@@ -194,6 +197,7 @@ def test_C0001_tag_syntax(tmp_path, profile):
 
 # -- V0001 repeated tags ---------------------------------------------------------------------
 
+
 @both
 def test_V0001_repeated_tags(tmp_path, profile):
     with running(tmp_path, profile) as server, raw(server, None) as c:
@@ -205,6 +209,7 @@ def test_V0001_repeated_tags(tmp_path, profile):
 
 
 # -- V0002 / V0014 unsolicited responses -----------------------------------------------------
+
 
 @both
 def test_V0002_V0014_unsolicited_exists(tmp_path, profile):
@@ -241,6 +246,7 @@ def test_V0014_no_unsolicited_expunge(tmp_path, profile):
 
 
 # -- E0002 / V0015 timers ---------------------------------------------------------------------
+
 
 @both
 def test_E0002_preauthenticated_timeout(profile):
@@ -304,17 +310,20 @@ def test_V0015_authenticated_timeout_below_30_minutes(tmp_path, profile):
 
 # -- V0016 / V0017 serial processing ---------------------------------------------------------
 
+
 @both
 def test_V0016_V0017_pipelined_commands_in_order(tmp_path, profile):
     """Pipelined commands complete one after another, in order, each seeing the previous."""
     with running(tmp_path, profile) as server, raw(server) as c:
-        batch = (b"p1 APPEND INBOX {%d+}\r\n" % len(PLAIN) + PLAIN + b"\r\n"
-                 b"p2 SELECT INBOX\r\n"
-                 b"p3 FETCH 1 (UID)\r\n"
-                 b"p4 STORE 1 +FLAGS (\\Seen)\r\n"
-                 b"p5 FETCH 1 (FLAGS)\r\n"
-                 b"p6 SEARCH SEEN\r\n"
-                 b"p7 NOOP\r\n")
+        batch = (
+            b"p1 APPEND INBOX {%d+}\r\n" % len(PLAIN) + PLAIN + b"\r\n"
+            b"p2 SELECT INBOX\r\n"
+            b"p3 FETCH 1 (UID)\r\n"
+            b"p4 STORE 1 +FLAGS (\\Seen)\r\n"
+            b"p5 FETCH 1 (FLAGS)\r\n"
+            b"p6 SEARCH SEEN\r\n"
+            b"p7 NOOP\r\n"
+        )
         c.send(batch)
         lines = []
         while True:
@@ -334,11 +343,18 @@ def test_V0016_V0017_pipelined_commands_in_order(tmp_path, profile):
 
 # -- V0018 / V0019 no access without authentication --------------------------------------------
 
+
 @both
 def test_V0018_no_mailbox_access_before_login(tmp_path, profile):
     with running(tmp_path, profile) as server, raw(server, None) as c:
-        for command in (b"SELECT INBOX", b"EXAMINE INBOX", b'LIST "" "*"', b"STATUS INBOX (MESSAGES)",
-                        b"CREATE x", b"FETCH 1 (FLAGS)"):
+        for command in (
+            b"SELECT INBOX",
+            b"EXAMINE INBOX",
+            b'LIST "" "*"',
+            b"STATUS INBOX (MESSAGES)",
+            b"CREATE x",
+            b"FETCH 1 (FLAGS)",
+        ):
             untagged, done = c.command(command)
             assert done.startswith((b"BAD", b"NO")), (command, done)
             assert untagged == [], (command, untagged)
@@ -359,13 +375,17 @@ def test_V0019_no_anonymous(tmp_path, profile):
 
 # -- V0020 / V0050 / V0048 / V0049 greeting ----------------------------------------------------
 
+
 @both
 def test_V0020_V0050_capability_in_greeting(tmp_path, profile):
     with running(tmp_path, profile) as server, raw(server, None) as c:
         if settings(profile).capability_in_greeting:
             assert profile == "rfc3501"
-            assert c.greeting == (b"* OK [CAPABILITY " + CAPS[profile][len(b"* CAPABILITY "):]
-                                  + b"] exchmail IMAP4rev1 server ready")
+            assert c.greeting == (
+                b"* OK [CAPABILITY "
+                + CAPS[profile][len(b"* CAPABILITY ") :]
+                + b"] exchmail IMAP4rev1 server ready"
+            )
         else:
             assert profile == "exchange2010"
             assert c.greeting == EXCHANGE_GREETING
@@ -395,6 +415,7 @@ def test_V0049_no_preauth_greeting(tmp_path, profile):
 
 
 # -- V0021 / V0022 / V0023 / V0024 authentication -------------------------------------------
+
 
 def _authenticate_plain(c: Raw) -> bytes:
     tag = c.next_tag()
@@ -434,7 +455,7 @@ def test_V0023_capability_in_authenticate_response(tmp_path, profile):
         done = _authenticate_plain(c)
         if settings(profile).capability_in_login_response:
             assert profile == "rfc3501"
-            caps = CAPS[profile][len(b"* CAPABILITY "):]
+            caps = CAPS[profile][len(b"* CAPABILITY ") :]
             assert done == b"OK [CAPABILITY " + caps + b"] AUTHENTICATE completed.", done
         else:
             assert profile == "exchange2010"
@@ -447,7 +468,7 @@ def test_V0024_capability_in_login_response(tmp_path, profile):
         done = c.login()
         if settings(profile).capability_in_login_response:
             assert profile == "rfc3501"
-            caps = CAPS[profile][len(b"* CAPABILITY "):]
+            caps = CAPS[profile][len(b"* CAPABILITY ") :]
             assert done == b"OK [CAPABILITY " + caps + b"] LOGIN completed.", done
         else:
             assert profile == "exchange2010"
@@ -455,6 +476,7 @@ def test_V0024_capability_in_login_response(tmp_path, profile):
 
 
 # -- V0045 capabilities and experimental commands --------------------------------------------
+
 
 @both
 def test_V0045_capability_list(tmp_path, profile):
@@ -470,13 +492,21 @@ def test_V0045_no_experimental_commands(tmp_path, profile):
         c.ok(b"SELECT INBOX")
         caps = capability_line(c)
         assert not re.search(rb" X", caps), caps
-        for command in (b"XFOO", b"XLIST \"\" \"*\"", b"MOVE 1 Trash", b"ID NIL", b"UNSELECT",
-                        b"X-GM-EXT-1", b"XAPPLEPUSHSERVICE"):
+        for command in (
+            b"XFOO",
+            b'XLIST "" "*"',
+            b"MOVE 1 Trash",
+            b"ID NIL",
+            b"UNSELECT",
+            b"X-GM-EXT-1",
+            b"XAPPLEPUSHSERVICE",
+        ):
             _, done = c.command(command)
             assert done.startswith(b"BAD"), (command, done)
 
 
 # -- V0046 / V0047 response codes ---------------------------------------------------------------
+
 
 @both
 def test_V0046_response_codes(tmp_path, profile):
@@ -507,11 +537,25 @@ def test_V0047_no_alert_or_parse_codes(tmp_path, profile):
         c.command(b"LOGIN alice wrongpw")
         c.command(b"BOGUS")
         c.login()
-        for command in (b"SELECT Nope", b"FETCH 1 (FLAGS)", b'LIST "" "*"', b"CREATE INBOX",
-                        b"DELETE Nope", b"STATUS Nope (MESSAGES)", b"SEARCH ALL", b"SELECT INBOX",
-                        b"FETCH 1:* (BOGUS)", b"SEARCH BOGUS", b"STORE 1 +FLAGS (\\Bogus)",
-                        b"FETCH 99 (FLAGS)", b"COPY 5 Nope", b"UID FETCH x (FLAGS)", b'"unclosed',
-                        b"FETCH 1 BODY[", b"SEARCH CHARSET KOI8-R ALL"):
+        for command in (
+            b"SELECT Nope",
+            b"FETCH 1 (FLAGS)",
+            b'LIST "" "*"',
+            b"CREATE INBOX",
+            b"DELETE Nope",
+            b"STATUS Nope (MESSAGES)",
+            b"SEARCH ALL",
+            b"SELECT INBOX",
+            b"FETCH 1:* (BOGUS)",
+            b"SEARCH BOGUS",
+            b"STORE 1 +FLAGS (\\Bogus)",
+            b"FETCH 99 (FLAGS)",
+            b"COPY 5 Nope",
+            b"UID FETCH x (FLAGS)",
+            b'"unclosed',
+            b"FETCH 1 BODY[",
+            b"SEARCH CHARSET KOI8-R ALL",
+        ):
             tag = c.next_tag()
             c.send(tag + b" " + command + b"\r\n")
             c.finish(tag)
@@ -523,6 +567,7 @@ def test_V0047_no_alert_or_parse_codes(tmp_path, profile):
 
 
 # -- V0058 failed logins ----------------------------------------------------------------------
+
 
 @both
 def test_V0058_failed_logins(tmp_path, profile):
@@ -574,6 +619,7 @@ def test_V0058_failed_authenticate_counts(tmp_path, profile):
 
 # -- 2.3 error handling ---------------------------------------------------------------------
 
+
 @both
 def test_2_3_status_ignores_unknown_items(tmp_path, profile):
     with running(tmp_path, profile) as server, raw(server) as c:
@@ -582,8 +628,9 @@ def test_2_3_status_ignores_unknown_items(tmp_path, profile):
         if settings(profile).ignore_invalid_parameters:
             assert profile == "exchange2010"
             assert done.startswith(b"OK"), done
-            assert untagged == [b'* STATUS "INBOX" (MESSAGES 1)'] or \
-                untagged == [b"* STATUS INBOX (MESSAGES 1)"], untagged
+            assert untagged == [b'* STATUS "INBOX" (MESSAGES 1)'] or untagged == [
+                b"* STATUS INBOX (MESSAGES 1)"
+            ], untagged
         else:
             assert profile == "rfc3501"
             assert done.startswith(b"BAD"), done

@@ -35,6 +35,7 @@ def no(done: tuple[list[bytes], bytes]) -> bool:
 
 # -- 2.1.4 LSUB % --------------------------------------------------------------------------
 
+
 @both
 def test_2_1_4_lsub_percent_unsubscribed_parent(tmp_path, profile):
     with running(tmp_path, profile) as server, raw(server) as c:
@@ -52,6 +53,7 @@ def test_2_1_4_lsub_percent_unsubscribed_parent(tmp_path, profile):
 
 
 # -- V0008 case ----------------------------------------------------------------------------
+
 
 @both
 def test_V0008_case_insensitive_names(tmp_path, profile):
@@ -77,6 +79,7 @@ def test_V0008_case_insensitive_names(tmp_path, profile):
 
 
 # -- V0009 / V0028 / V0031 backslash and atom-specials ---------------------------------------
+
 
 @both
 def test_V0009_V0028_backslash_name_in_list(tmp_path, profile):
@@ -118,6 +121,7 @@ def test_V0009_other_atom_specials_quoted(tmp_path, profile):
 
 # -- V0010 wildcards -------------------------------------------------------------------------
 
+
 @both
 def test_V0010_wildcards_in_names(tmp_path, profile):
     with running(tmp_path, profile) as server, raw(server) as c:
@@ -136,6 +140,7 @@ def test_V0010_wildcards_in_names(tmp_path, profile):
 
 # -- V0011 delimiter -------------------------------------------------------------------------
 
+
 @both
 def test_V0011_hierarchy_delimiter_slash(tmp_path, profile):
     with running(tmp_path, profile) as server, raw(server) as c:
@@ -148,6 +153,7 @@ def test_V0011_hierarchy_delimiter_slash(tmp_path, profile):
 
 
 # -- V0012 '&' and '#' -----------------------------------------------------------------------
+
 
 @both
 def test_V0012_ampersand_and_hash(tmp_path, profile):
@@ -166,6 +172,7 @@ def test_V0012_ampersand_and_hash(tmp_path, profile):
 
 # -- V0025 superiors -------------------------------------------------------------------------
 
+
 @both
 def test_V0025_create_makes_superiors(tmp_path, profile):
     with running(tmp_path, profile) as server, raw(server) as c:
@@ -178,6 +185,7 @@ def test_V0025_create_makes_superiors(tmp_path, profile):
 
 
 # -- V0026 DELETE with inferiors -----------------------------------------------------------
+
 
 @both
 def test_V0026_delete_with_children(tmp_path, profile):
@@ -202,6 +210,7 @@ def test_V0026_delete_with_children(tmp_path, profile):
 
 # -- V0027 SUBSCRIBE -------------------------------------------------------------------------
 
+
 @both
 def test_V0027_subscribe_nonexistent(tmp_path, profile):
     with running(tmp_path, profile) as server, raw(server) as c:
@@ -218,6 +227,7 @@ def test_V0027_subscribe_nonexistent(tmp_path, profile):
 
 
 # -- V0029 LIST reference without delimiter -----------------------------------------------------
+
 
 @both
 def test_V0029_list_reference_without_delimiter(tmp_path, profile):
@@ -241,6 +251,7 @@ def test_V0029_list_reference_without_delimiter(tmp_path, profile):
 
 # -- V0030 nothing hidden ----------------------------------------------------------------------
 
+
 @both
 def test_V0030_no_mailbox_hidden_from_wildcards(tmp_path, profile):
     names = (b".hidden", b"~tilde", b"#hash", b"_under", b"Trash")
@@ -254,6 +265,7 @@ def test_V0030_no_mailbox_hidden_from_wildcards(tmp_path, profile):
 
 
 # -- V0032 LSUB attributes ------------------------------------------------------------------
+
 
 @both
 def test_V0032_lsub_attributes_differ_from_list(tmp_path, profile):
@@ -275,6 +287,7 @@ def test_V0032_lsub_attributes_differ_from_list(tmp_path, profile):
 
 # -- V0051 LIST attributes -----------------------------------------------------------------
 
+
 @both
 def test_V0051_list_name_attributes(tmp_path, profile):
     with running(tmp_path, profile) as server, raw(server) as c:
@@ -284,17 +297,22 @@ def test_V0051_list_name_attributes(tmp_path, profile):
         if settings(profile).list_children_attributes:
             assert profile == "rfc3501"
             assert b"CHILDREN" in caps
-            assert lines == [b'* LIST (\\HasChildren) "/" "P"',
-                             b'* LIST (\\HasNoChildren) "/" "INBOX"',
-                             b'* LIST (\\HasNoChildren) "/" "P/Q"'], lines
+            assert lines == [
+                b'* LIST (\\HasChildren) "/" "P"',
+                b'* LIST (\\HasNoChildren) "/" "INBOX"',
+                b'* LIST (\\HasNoChildren) "/" "P/Q"',
+            ], lines
         else:
             assert profile == "exchange2010"
             assert b"CHILDREN" not in caps
             # Exchange's default folders are there too (imap.default_folders).
-            defaults = [b'* LIST () "/" "%s"' % name.encode()
-                        for name, _ in parse_default_folders(settings(profile).default_folders)]
-            assert lines == sorted([b'* LIST () "/" "INBOX"', b'* LIST () "/" "P"',
-                                    b'* LIST () "/" "P/Q"', *defaults]), lines
+            defaults = [
+                b'* LIST () "/" "%s"' % name.encode()
+                for name, _ in parse_default_folders(settings(profile).default_folders)
+            ]
+            assert lines == sorted(
+                [b'* LIST () "/" "INBOX"', b'* LIST () "/" "P"', b'* LIST () "/" "P/Q"', *defaults]
+            ), lines
         for line in lines:
             assert not attrs(line) & {b"\\Noinferiors", b"\\Unmarked"}, line
 

@@ -29,8 +29,7 @@ pytestmark = pytest.mark.usefixtures("reactor_thread")
 
 both = pytest.mark.parametrize("profile", PROFILES)
 
-REVISED = (b"From: Alice <alice@example.com>\r\nSubject: Hello world (revised)\r\n"
-           b"\r\nThe revised body\r\n")
+REVISED = b"From: Alice <alice@example.com>\r\nSubject: Hello world (revised)\r\n\r\nThe revised body\r\n"
 
 EIGHT_BIT = (
     "From: Émile <emile@example.fr>\r\n"
@@ -46,8 +45,7 @@ EIGHT_BIT = (
     "deuxième ligne\r\n"
 ).encode()
 
-EMPTY_FIELDS = (b"From: a@b.c\r\nDate: \r\nSubject: \r\nIn-Reply-To: \r\nMessage-ID: \r\n"
-                b"\r\nbody\r\n")
+EMPTY_FIELDS = b"From: a@b.c\r\nDate: \r\nSubject: \r\nIn-Reply-To: \r\nMessage-ID: \r\n\r\nbody\r\n"
 
 
 def flags_of(line: bytes) -> set[bytes]:
@@ -61,6 +59,7 @@ def lf_size(msg: bytes) -> int:
 
 
 # -- 2.1.2 / 2.1.3 / V0004 revised messages get new UIDs ------------------------------------------
+
 
 def _replace_first(server, c) -> int:
     assert append(c, PLAIN, flags=b"(\\Seen)").startswith(b"OK")
@@ -112,13 +111,14 @@ def test_V0004_new_uid_across_sessions(tmp_path, profile):
 
 # -- E0001 / V0052 server keywords, V0005 client keywords ---------------------------------------------
 
+
 @both
 def test_E0001_V0052_flags_list_server_keywords(tmp_path, profile):
     assert settings(profile).server_keywords == ("$MDNSent",)
     with running(tmp_path, profile) as server, raw(server) as c:
         untagged = c.ok(b"SELECT INBOX")
         (flags,) = [x for x in untagged if x.startswith(b"* FLAGS ")]
-        assert set(flags[len(b"* FLAGS ("):-1].split()) == SYSTEM_FLAGS | {b"$MDNSent"}, flags
+        assert set(flags[len(b"* FLAGS (") : -1].split()) == SYSTEM_FLAGS | {b"$MDNSent"}, flags
         (perm,) = [x for x in untagged if x.startswith(b"* OK [PERMANENTFLAGS ")]
         got = set(re.match(rb"\* OK \[PERMANENTFLAGS \(([^)]*)\)\]", perm).group(1).split())
         expected = SYSTEM_FLAGS | {b"$MDNSent"}
@@ -200,6 +200,7 @@ def test_2_3_append_unknown_keyword(tmp_path, profile):
 
 # -- V0006 / V0043 / V0038 / V0039 sizes ---------------------------------------------------------
 
+
 @both
 def test_V0006_V0043_rfc822_size(tmp_path, profile):
     with running(tmp_path, profile) as server, raw(server) as c:
@@ -243,6 +244,7 @@ def test_V0039_search_smaller(tmp_path, profile):
 
 # -- V0007 8-bit output ------------------------------------------------------------------------
 
+
 @both
 def test_V0007_eight_bit_message(tmp_path, profile):
     with running(tmp_path, profile) as server, raw(server) as c:
@@ -282,6 +284,7 @@ def test_V0007_seven_bit_messages_unchanged(tmp_path, profile):
 
 
 # -- V0013 / V0042 / V0044 changes by other agents ----------------------------------------------
+
 
 @both
 def test_V0013_store_api_changes_seen_by_session(tmp_path, profile):
@@ -348,6 +351,7 @@ def test_V0044_flag_change_by_store_api(tmp_path, profile):
 
 # -- V0033 / V0034 APPEND and CHECK ------------------------------------------------------------
 
+
 @both
 def test_V0033_append_to_selected_exists_before_completion(tmp_path, profile):
     with running(tmp_path, profile) as server, raw(server) as c:
@@ -379,6 +383,7 @@ def test_V0034_check_like_noop(tmp_path, profile):
 
 
 # -- V0035 / V0036 charsets, V0041 key limit ----------------------------------------------------
+
 
 @both
 def test_V0035_V0036_search_charsets(tmp_path, profile):
@@ -422,6 +427,7 @@ def test_V0041_search_key_limit(tmp_path, profile):
 
 # -- V0053 EXISTS after EXPUNGE ------------------------------------------------------------
 
+
 @both
 def test_V0053_exists_after_expunge(tmp_path, profile):
     with running(tmp_path, profile) as server, raw(server) as c:
@@ -430,8 +436,7 @@ def test_V0053_exists_after_expunge(tmp_path, profile):
         c.ok(b"SELECT INBOX")
         c.ok(b"STORE 1,3 +FLAGS.SILENT (\\Deleted)")
         untagged = c.ok(b"EXPUNGE")
-        assert untagged[:2] in ([b"* 3 EXPUNGE", b"* 1 EXPUNGE"],
-                                [b"* 1 EXPUNGE", b"* 2 EXPUNGE"]), untagged
+        assert untagged[:2] in ([b"* 3 EXPUNGE", b"* 1 EXPUNGE"], [b"* 1 EXPUNGE", b"* 2 EXPUNGE"]), untagged
         if settings(profile).exists_after_expunge:
             assert profile == "exchange2010"
             assert untagged[2:] == [b"* 1 EXISTS"], untagged
@@ -441,6 +446,7 @@ def test_V0053_exists_after_expunge(tmp_path, profile):
 
 
 # -- V0054 BODYSTRUCTURE extension data -------------------------------------------------------
+
 
 @both
 def test_V0054_bodystructure_extension_data(tmp_path, profile):
@@ -460,6 +466,7 @@ def test_V0054_bodystructure_extension_data(tmp_path, profile):
 
 
 # -- V0055 empty envelope fields ------------------------------------------------------------
+
 
 @both
 def test_V0055_empty_envelope_fields(tmp_path, profile):

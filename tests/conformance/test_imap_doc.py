@@ -28,8 +28,9 @@ SEED = Path("/work/shared/seeds/MS-STANXIMAP.txt")
 
 #: The statements of MS-STANXIMAP (the seed's table of contents and body).
 SECTIONS = [f"2.1.{i}" for i in range(1, 9)]
-EXPECTED_IDS = (SECTIONS + ["C0001"] + [f"V{i:04d}" for i in range(1, 59)]
-                + [f"E{i:04d}" for i in range(1, 5)] + ["2.3"])
+EXPECTED_IDS = (
+    SECTIONS + ["C0001"] + [f"V{i:04d}" for i in range(1, 59)] + [f"E{i:04d}" for i in range(1, 5)] + ["2.3"]
+)
 
 #: Facts owned by other issues, as the table must mark them.
 OWNED = {"2.1.8": "TLS", "V0056": "TLS", "V0057": "TLS"}
@@ -110,8 +111,7 @@ def defined_tests() -> dict[str, list[Path]]:
     for path in (ROOT / "tests").rglob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         for node in ast.walk(tree):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
-                    node.name.startswith("test_"):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test_"):
                 found.setdefault(node.name, []).append(path)
     return found
 
@@ -160,8 +160,9 @@ def test_doc_row_setting_column(row):
 def test_doc_row_tests_exist(row):
     names = row.test_names
     if not names:
-        assert re.fullmatch(r"pending: (TLS|Windows auth) issue", row.tests), \
+        assert re.fullmatch(r"pending: (TLS|Windows auth) issue", row.tests), (
             f"{row.id}: no test and not marked pending with an issue: {row.tests!r}"
+        )
         return
     defined = defined_tests()
     tag = row.id.replace(".", "_")

@@ -20,9 +20,13 @@ NOTICE = b"From: hr@example.org\r\nSubject: canteen closed friday\r\n\r\nSorry.\
 
 def test_shared_folders_are_mounted_read_only(reactor_thread: Any, tmp_path: Path) -> None:
     store = MemoryStore()
-    in_reactor(lambda: store.account("public").addCallback(
-        lambda account: account.mailbox("INBOX")).addCallback(
-        lambda inbox: inbox.append(NOTICE)))
+    in_reactor(
+        lambda: (
+            store.account("public")
+            .addCallback(lambda account: account.mailbox("INBOX"))
+            .addCallback(lambda inbox: inbox.append(NOTICE))
+        )
+    )
     server = start_server(tmp_path, store=store, realm=SharedFoldersRealm(store))
     try:
         client = imaplib.IMAP4("127.0.0.1", server.imap_port)

@@ -127,19 +127,22 @@ def started(reactor_thread, tmp_path):
 
 
 # -- garbage -----------------------------------------------------------------------
-@pytest.mark.parametrize("line,expected_tag", [
-    (b"a1", b"a1"),
-    (b"a1 FOO", b"a1"),
-    (b"a1 FOO bar baz", b"a1"),
-    (b"*", b"*"),
-    (b"", b"*"),
-    (b"   ", b"*"),
-    (b"a1 (NOOP)", b"a1"),
-    (b'a1 "NOOP"', b"a1"),
-    (b"a1 noop extra", b"a1"),
-    (b"a1 UID", b"a1"),
-    (b"a1 UID NOOP", b"a1"),
-])
+@pytest.mark.parametrize(
+    "line,expected_tag",
+    [
+        (b"a1", b"a1"),
+        (b"a1 FOO", b"a1"),
+        (b"a1 FOO bar baz", b"a1"),
+        (b"*", b"*"),
+        (b"", b"*"),
+        (b"   ", b"*"),
+        (b"a1 (NOOP)", b"a1"),
+        (b'a1 "NOOP"', b"a1"),
+        (b"a1 noop extra", b"a1"),
+        (b"a1 UID", b"a1"),
+        (b"a1 UID NOOP", b"a1"),
+    ],
+)
 def test_garbage_line_answers_bad(client, line, expected_tag):
     lines = client.command(expected_tag, line)
     assert lines[-1].startswith(expected_tag + b" BAD"), lines
@@ -173,32 +176,38 @@ def test_bare_lf_line_ending_is_accepted(client):
     client.assert_alive()
 
 
-@pytest.mark.parametrize("text", [
-    b'LOGIN alice "secret pw',
-    b"LOGIN (alice secret",
-    b"LOGIN alice secret)",
-    b'LOGIN "a\\x" "pw"',
-    b"LOGIN ((alice)) pw",
-    b"LOGIN alice",
-    b"LOGIN a b c",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'LOGIN alice "secret pw',
+        b"LOGIN (alice secret",
+        b"LOGIN alice secret)",
+        b'LOGIN "a\\x" "pw"',
+        b"LOGIN ((alice)) pw",
+        b"LOGIN alice",
+        b"LOGIN a b c",
+    ],
+)
 def test_unbalanced_or_malformed_login(client, text):
     lines = client.run(text)
     assert status(lines[-1]) == b"BAD", lines
     client.assert_alive()
 
 
-@pytest.mark.parametrize("text", [
-    b"LIST (\"\" *",
-    b'LIST "" "*',
-    b"LIST \"\" *)",
-    b"SELECT (INBOX",
-    b"STATUS INBOX (MESSAGES",
-    b"STATUS INBOX (FOO)",
-    b"CREATE",
-    b"APPEND INBOX",
-    b"APPEND INBOX notaliteral",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'LIST ("" *',
+        b'LIST "" "*',
+        b'LIST "" *)',
+        b"SELECT (INBOX",
+        b"STATUS INBOX (MESSAGES",
+        b"STATUS INBOX (FOO)",
+        b"CREATE",
+        b"APPEND INBOX",
+        b"APPEND INBOX notaliteral",
+    ],
+)
 def test_unbalanced_in_authenticated_state(alice, text):
     lines = alice.run(text)
     assert status(lines[-1]) == b"BAD", lines
@@ -206,40 +215,43 @@ def test_unbalanced_in_authenticated_state(alice, text):
 
 
 # -- selected state: sequence sets, fetch, store, search -------------------------
-@pytest.mark.parametrize("text", [
-    b"FETCH 0 FLAGS",
-    b"FETCH 1:x FLAGS",
-    b"FETCH x FLAGS",
-    b"FETCH 1,,2 FLAGS",
-    b"FETCH 4294967296 FLAGS",
-    b"FETCH (1) FLAGS",
-    b"FETCH 1 (FOO)",
-    b"FETCH 1 FOO",
-    b"FETCH 1 BODY[FOO]",
-    b"FETCH 1 BODY[]<0.0>",
-    b"FETCH 1 (FLAGS",
-    b"FETCH 1",
-    b"FETCH 1 (ALL)",
-    b"UID FETCH 0 FLAGS",
-    b"UID FETCH 1:x FLAGS",
-    b"STORE 1 +FLAGS (\\Bogus)",
-    b'STORE 1 +FLAGS ("quoted")',
-    b"STORE 1 +FLAGS (\\Recent)",
-    b"STORE 1 +FLAGS (a(b)",
-    b"STORE 1 FOO (\\Seen)",
-    b"STORE 0 +FLAGS (\\Seen)",
-    b"STORE 1 +FLAGS",
-    b"SEARCH FOO",
-    b"SEARCH BEFORE 32-Jan-2020",
-    b"SEARCH SINCE notadate",
-    b"SEARCH ON 1-Xyz-2020",
-    b"SEARCH (SEEN",
-    b"SEARCH",
-    b"SEARCH 0",
-    b"SEARCH LARGER x",
-    b"COPY 0 INBOX",
-    b"UID EXPUNGE x",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"FETCH 0 FLAGS",
+        b"FETCH 1:x FLAGS",
+        b"FETCH x FLAGS",
+        b"FETCH 1,,2 FLAGS",
+        b"FETCH 4294967296 FLAGS",
+        b"FETCH (1) FLAGS",
+        b"FETCH 1 (FOO)",
+        b"FETCH 1 FOO",
+        b"FETCH 1 BODY[FOO]",
+        b"FETCH 1 BODY[]<0.0>",
+        b"FETCH 1 (FLAGS",
+        b"FETCH 1",
+        b"FETCH 1 (ALL)",
+        b"UID FETCH 0 FLAGS",
+        b"UID FETCH 1:x FLAGS",
+        b"STORE 1 +FLAGS (\\Bogus)",
+        b'STORE 1 +FLAGS ("quoted")',
+        b"STORE 1 +FLAGS (\\Recent)",
+        b"STORE 1 +FLAGS (a(b)",
+        b"STORE 1 FOO (\\Seen)",
+        b"STORE 0 +FLAGS (\\Seen)",
+        b"STORE 1 +FLAGS",
+        b"SEARCH FOO",
+        b"SEARCH BEFORE 32-Jan-2020",
+        b"SEARCH SINCE notadate",
+        b"SEARCH ON 1-Xyz-2020",
+        b"SEARCH (SEEN",
+        b"SEARCH",
+        b"SEARCH 0",
+        b"SEARCH LARGER x",
+        b"COPY 0 INBOX",
+        b"UID EXPUNGE x",
+    ],
+)
 def test_bad_selected_state_commands(selected, text):
     lines = selected.run(text)
     assert status(lines[-1]) == b"BAD", lines
@@ -268,17 +280,36 @@ def test_search_badcharset(selected):
 
 
 # -- wrong state ----------------------------------------------------------------------
-@pytest.mark.parametrize("text", [b"SELECT INBOX", b"LIST \"\" *", b"FETCH 1 FLAGS",
-                                  b"APPEND INBOX {1+}\r\nx", b"UID FETCH 1 FLAGS", b"IDLE"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"SELECT INBOX",
+        b'LIST "" *',
+        b"FETCH 1 FLAGS",
+        b"APPEND INBOX {1+}\r\nx",
+        b"UID FETCH 1 FLAGS",
+        b"IDLE",
+    ],
+)
 def test_commands_before_login(client, text):
     lines = client.run(text)
     assert status(lines[-1]) == b"BAD", lines
     client.assert_alive()
 
 
-@pytest.mark.parametrize("text", [b"FETCH 1 FLAGS", b"STORE 1 +FLAGS (\\Seen)", b"SEARCH ALL",
-                                  b"UID FETCH 1 FLAGS", b"EXPUNGE", b"CLOSE", b"CHECK",
-                                  b"COPY 1 INBOX"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"FETCH 1 FLAGS",
+        b"STORE 1 +FLAGS (\\Seen)",
+        b"SEARCH ALL",
+        b"UID FETCH 1 FLAGS",
+        b"EXPUNGE",
+        b"CLOSE",
+        b"CHECK",
+        b"COPY 1 INBOX",
+    ],
+)
 def test_selected_commands_before_select(alice, text):
     lines = alice.run(text)
     assert status(lines[-1]) == b"BAD", lines
@@ -310,7 +341,7 @@ def test_line_longer_than_max_command_size(started):
         c.assert_alive()
         c.login()  # the discarded LOGIN did not log in; a normal one works
         # a line just under the limit is fine
-        lines = c.run(b"LIST \"\" \"" + b"q" * 900 + b"\"")
+        lines = c.run(b'LIST "" "' + b"q" * 900 + b'"')
         assert status(lines[-1]) == b"OK", lines
     finally:
         c.close()
@@ -402,12 +433,19 @@ def test_pipelined_commands_answered_in_order(client):
 
 
 def test_pipelined_login_select_fetch(client):
-    client.send(b'p1 LOGIN alice "%s"\r\np2 APPEND INBOX {%d+}\r\n%s\r\np3 SELECT INBOX\r\n'
-                b"p4 FETCH 1 FLAGS\r\np5 LOGOUT\r\n" % (PASSWORD.encode(), len(MESSAGE), MESSAGE))
+    client.send(
+        b'p1 LOGIN alice "%s"\r\np2 APPEND INBOX {%d+}\r\n%s\r\np3 SELECT INBOX\r\n'
+        b"p4 FETCH 1 FLAGS\r\np5 LOGOUT\r\n" % (PASSWORD.encode(), len(MESSAGE), MESSAGE)
+    )
     lines = client.tagged(b"p5")
     tagged = [line for line in lines if not line.startswith(b"*")]
     assert [line.split(b" ")[:2] for line in tagged] == [
-        [b"p1", b"OK"], [b"p2", b"OK"], [b"p3", b"OK"], [b"p4", b"OK"], [b"p5", b"OK"]], lines
+        [b"p1", b"OK"],
+        [b"p2", b"OK"],
+        [b"p3", b"OK"],
+        [b"p4", b"OK"],
+        [b"p5", b"OK"],
+    ], lines
     assert any(line.startswith(b"* 1 FETCH (FLAGS") for line in lines)
 
 
@@ -503,17 +541,33 @@ def snapshot(root: Path) -> set[Path]:
     return {Path(dirpath) / name for dirpath, dirs, files in os.walk(root) for name in dirs + files}
 
 
-ESCAPES = [b'"../../etc"', b'"a/../../b"', b'"/abs"', b'"INBOX/../../x"', b'".."',
-           b'"a//b"', b'"a/./b"', b'"&AC4ALg-/&AC4ALg-/etc"', b"{3}\r\na\x01b"]
+ESCAPES = [
+    b'"../../etc"',
+    b'"a/../../b"',
+    b'"/abs"',
+    b'"INBOX/../../x"',
+    b'".."',
+    b'"a//b"',
+    b'"a/./b"',
+    b'"&AC4ALg-/&AC4ALg-/etc"',
+    b"{3}\r\na\x01b",
+]
 
 
 @pytest.mark.parametrize("name", ESCAPES)
 def test_mailbox_names_cannot_escape(server, alice, tmp_path, name):
     before = snapshot(tmp_path)
     user_dir = server.data_dir / "mail" / "alice"
-    for verb in (b"CREATE %s", b"SELECT %s", b"STATUS %s (MESSAGES)", b"DELETE %s",
-                 b"RENAME INBOX %s", b"SUBSCRIBE %s", b"APPEND %s {5+}\r\nhello",
-                 b"COPY 1 %s"):
+    for verb in (
+        b"CREATE %s",
+        b"SELECT %s",
+        b"STATUS %s (MESSAGES)",
+        b"DELETE %s",
+        b"RENAME INBOX %s",
+        b"SUBSCRIBE %s",
+        b"APPEND %s {5+}\r\nhello",
+        b"COPY 1 %s",
+    ):
         text = verb % name
         if b"{3}\r\n" in text:  # synchronizing literal: wait for the continuation
             head, rest = text.split(b"\r\n", 1)
@@ -540,8 +594,9 @@ def test_mailbox_names_cannot_escape(server, alice, tmp_path, name):
     assert lines[:-1] == [b'* LIST (\\HasNoChildren) "/" "INBOX"'], lines
 
 
-@pytest.mark.parametrize("name", [b'"a\\\\..\\\\b"', b'"..x"', b'"a.b"', b'"x../y.."', b'"~"',
-                                  b'"%2E%2E"', b'"a:b*c?"'])
+@pytest.mark.parametrize(
+    "name", [b'"a\\\\..\\\\b"', b'"..x"', b'"a.b"', b'"x../y.."', b'"~"', b'"%2E%2E"', b'"a:b*c?"']
+)
 def test_odd_but_legal_names_stay_inside_the_user_folder(server, alice, tmp_path, name):
     before = snapshot(tmp_path)
     user_dir = server.data_dir / "mail" / "alice"
@@ -559,8 +614,7 @@ def test_odd_but_legal_names_stay_inside_the_user_folder(server, alice, tmp_path
     assert any(line.endswith(b" " + name) for line in lines), lines
 
 
-@pytest.mark.parametrize("user", [b'"../x"', b'"../../etc"', b'"alice/../bob"', b'"/tmp/x"',
-                                  b'".."', b'""'])
+@pytest.mark.parametrize("user", [b'"../x"', b'"../../etc"', b'"alice/../bob"', b'"/tmp/x"', b'".."', b'""'])
 def test_user_names_cannot_escape(server, client, tmp_path, user):
     before = snapshot(tmp_path)
     lines = client.run(b'LOGIN %s "%s"' % (user, PASSWORD.encode()))
@@ -618,8 +672,12 @@ def test_internal_error_in_pipelined_commands(started):
         c.send(b'b1 LIST "" *\r\nb2 NOOP\r\nb3 LIST "" *\r\nb4 CAPABILITY\r\n')
         lines = c.tagged(b"b4")
         tagged = [line.split(b" ")[:3] for line in lines if not line.startswith(b"*")]
-        assert tagged == [[b"b1", b"NO", b"[SERVERBUG]"], [b"b2", b"OK", b"NOOP"],
-                          [b"b3", b"NO", b"[SERVERBUG]"], [b"b4", b"OK", b"CAPABILITY"]], lines
+        assert tagged == [
+            [b"b1", b"NO", b"[SERVERBUG]"],
+            [b"b2", b"OK", b"NOOP"],
+            [b"b3", b"NO", b"[SERVERBUG]"],
+            [b"b4", b"OK", b"CAPABILITY"],
+        ], lines
     finally:
         c.close()
 

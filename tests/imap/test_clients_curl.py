@@ -39,11 +39,15 @@ def profile_overrides() -> dict:
     return FEATURES
 
 
-def curl(server, path: str, *args: str, user: str = "alice", password: str = PASSWORD,
-         check: bool = True) -> subprocess.CompletedProcess:
+def curl(
+    server, path: str, *args: str, user: str = "alice", password: str = PASSWORD, check: bool = True
+) -> subprocess.CompletedProcess:
     url = f"imap://127.0.0.1:{server.imap_port}{path}"
-    proc = subprocess.run([CURL, "-sS", "--max-time", "10", "--user", f"{user}:{password}",
-                           *args, url], capture_output=True, timeout=15)
+    proc = subprocess.run(
+        [CURL, "-sS", "--max-time", "10", "--user", f"{user}:{password}", *args, url],
+        capture_output=True,
+        timeout=15,
+    )
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -70,13 +74,15 @@ def test_curl_lists_folders(server):
         b'* LIST (\\HasChildren) "/" "Work"',
         b'* LIST (\\HasNoChildren) "/" "Work/Projects"',
         b"",
-    ] or sorted(out.split(b"\r\n")) == sorted([
-        b'* LIST (\\HasNoChildren) "/" "INBOX"',
-        b'* LIST (\\HasNoChildren) "/" "Archive"',
-        b'* LIST (\\HasChildren) "/" "Work"',
-        b'* LIST (\\HasNoChildren) "/" "Work/Projects"',
-        b"",
-    ])
+    ] or sorted(out.split(b"\r\n")) == sorted(
+        [
+            b'* LIST (\\HasNoChildren) "/" "INBOX"',
+            b'* LIST (\\HasNoChildren) "/" "Archive"',
+            b'* LIST (\\HasChildren) "/" "Work"',
+            b'* LIST (\\HasNoChildren) "/" "Work/Projects"',
+            b"",
+        ]
+    )
 
 
 def test_curl_wrong_password_fails(server):
@@ -90,8 +96,7 @@ def test_curl_fetches_message_byte_exact(server):
     assert curl(server, "/INBOX;UID=1").stdout == PLAIN
     assert curl(server, "/INBOX;UID=2").stdout == UTF8
     # A section: the body only.
-    assert curl(server, "/INBOX;UID=2/;SECTION=TEXT").stdout == \
-        UTF8[UTF8.index(b"\r\n\r\n") + 4:]
+    assert curl(server, "/INBOX;UID=2/;SECTION=TEXT").stdout == UTF8[UTF8.index(b"\r\n\r\n") + 4 :]
     # A missing UID: nothing fetched, curl reports an error.
     proc = curl(server, "/INBOX;UID=99", check=False)
     assert proc.stdout == b""
@@ -122,9 +127,11 @@ def test_curl_custom_commands(server):
     assert out == b"* SEARCH 1\r\n"
     out = curl(server, "/INBOX?ALL").stdout
     assert out == b"* SEARCH 1 2\r\n"
-    out = curl(server, "/", "-X", 'STATUS INBOX (MESSAGES UIDNEXT)').stdout
-    assert out == b'* STATUS "INBOX" (MESSAGES 2 UIDNEXT 3)\r\n' or \
-        out == b"* STATUS INBOX (MESSAGES 2 UIDNEXT 3)\r\n"
+    out = curl(server, "/", "-X", "STATUS INBOX (MESSAGES UIDNEXT)").stdout
+    assert (
+        out == b'* STATUS "INBOX" (MESSAGES 2 UIDNEXT 3)\r\n'
+        or out == b"* STATUS INBOX (MESSAGES 2 UIDNEXT 3)\r\n"
+    )
     out = curl(server, "/", "-X", "NAMESPACE").stdout
     assert out == b'* NAMESPACE (("" "/")) NIL NIL\r\n'
 

@@ -31,14 +31,14 @@ MULTIPART = (
     b"Date: Tue, 02 Jan 2024 11:00:00 +0000\r\n"
     b"Message-ID: <2@example.com>\r\n"
     b"MIME-Version: 1.0\r\n"
-    b"Content-Type: multipart/mixed; boundary=\"XYZ\"\r\n"
+    b'Content-Type: multipart/mixed; boundary="XYZ"\r\n'
     b"\r\n"
     b"--XYZ\r\n"
     b"Content-Type: text/plain; charset=utf-8\r\n"
     b"\r\n"
     b"See attachment.\r\n"
     b"--XYZ\r\n"
-    b"Content-Type: application/octet-stream; name=\"data.bin\"\r\n"
+    b'Content-Type: application/octet-stream; name="data.bin"\r\n'
     b"Content-Transfer-Encoding: base64\r\n"
     b"\r\n"
     b"AAECAwQFBgcICQ==\r\n"
@@ -84,8 +84,7 @@ def test_capabilities_and_login(server):
             c.login("alice", "wrong")
         assert c.login("alice", PASSWORD) == b"LOGIN completed."
         caps = set(c.capabilities())
-        assert {b"IMAP4REV1", b"UIDPLUS", b"IDLE", b"NAMESPACE", b"CHILDREN",
-                b"LITERAL+"} <= caps
+        assert {b"IMAP4REV1", b"UIDPLUS", b"IDLE", b"NAMESPACE", b"CHILDREN", b"LITERAL+"} <= caps
         assert c.has_capability("IDLE")
         ns = c.namespace()
         assert ns.personal == (("", "/"),)
@@ -98,13 +97,11 @@ def test_folders_unicode(client):
     for name in ("Données/Été", "日本語", "Work/Projects"):
         client.create_folder(name)
     folders = {name: flags for flags, delim, name in client.list_folders()}
-    assert set(folders) == {"INBOX", "Données", "Données/Été", "日本語", "Work",
-                            "Work/Projects"}
+    assert set(folders) == {"INBOX", "Données", "Données/Été", "日本語", "Work", "Work/Projects"}
     assert b"\\HasChildren" in folders["Données"]
     assert b"\\HasNoChildren" in folders["Données/Été"]
     assert all(delim == b"/" for _, delim, _ in client.list_folders())
-    assert [n for _, _, n in client.list_folders("Données")] in (["Données/Été"],
-                                                                  ["Données", "Données/Été"])
+    assert [n for _, _, n in client.list_folders("Données")] in (["Données/Été"], ["Données", "Données/Été"])
     assert client.folder_exists("日本語")
     assert not client.folder_exists("Nope")
     client.rename_folder("日本語", "Ελληνικά")
@@ -130,8 +127,7 @@ def test_core_session(client):
     assert re.fullmatch(rb"\[APPENDUID \d+ 2\] APPEND completed\.", r2)
     assert re.fullmatch(rb"\[APPENDUID \d+ 3\] APPEND completed\.", r3)
 
-    status = client.folder_status("INBOX", [b"MESSAGES", b"RECENT", b"UIDNEXT", b"UNSEEN",
-                                            b"UIDVALIDITY"])
+    status = client.folder_status("INBOX", [b"MESSAGES", b"RECENT", b"UIDNEXT", b"UNSEEN", b"UIDVALIDITY"])
     assert status[b"MESSAGES"] == 3
     assert status[b"RECENT"] == 3
     assert status[b"UIDNEXT"] == 4
@@ -175,8 +171,7 @@ def test_core_session(client):
 
     # (In UID mode imaplib drops the tagged text, so COPYUID is checked in the imaplib tests.)
     client.copy([2, 3], "Archive")
-    assert client.folder_status("Archive", [b"MESSAGES", b"UIDNEXT"]) == {
-        b"MESSAGES": 2, b"UIDNEXT": 3}
+    assert client.folder_status("Archive", [b"MESSAGES", b"UIDNEXT"]) == {b"MESSAGES": 2, b"UIDNEXT": 3}
     client.use_uid = False
     archive_validity = client.folder_status("Archive", [b"UIDVALIDITY"])[b"UIDVALIDITY"]
     copied = client.copy([1], "Archive")

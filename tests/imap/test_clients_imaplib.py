@@ -40,7 +40,7 @@ MULTIPART = (
     b"Date: Tue, 02 Jan 2024 11:00:00 +0000\r\n"
     b"Message-ID: <2@example.com>\r\n"
     b"MIME-Version: 1.0\r\n"
-    b"Content-Type: multipart/mixed; boundary=\"XYZ\"\r\n"
+    b'Content-Type: multipart/mixed; boundary="XYZ"\r\n'
     b"\r\n"
     b"preamble\r\n"
     b"--XYZ\r\n"
@@ -49,8 +49,8 @@ MULTIPART = (
     b"\r\n"
     b"See attachment.\r\n"
     b"--XYZ\r\n"
-    b"Content-Type: application/octet-stream; name=\"data.bin\"\r\n"
-    b"Content-Disposition: attachment; filename=\"data.bin\"\r\n"
+    b'Content-Type: application/octet-stream; name="data.bin"\r\n'
+    b'Content-Disposition: attachment; filename="data.bin"\r\n'
     b"Content-Transfer-Encoding: base64\r\n"
     b"\r\n"
     b"AAECAwQFBgcICQ==\r\n"
@@ -69,8 +69,7 @@ UTF8 = (
     "Crème brûlée au café\r\n"
 ).encode()
 
-DATES = ('"01-Jan-2024 12:00:00 +0000"', '"15-Feb-2024 12:00:00 +0000"',
-         '"20-Mar-2024 12:00:00 +0000"')
+DATES = ('"01-Jan-2024 12:00:00 +0000"', '"15-Feb-2024 12:00:00 +0000"', '"20-Mar-2024 12:00:00 +0000"')
 
 
 @pytest.fixture
@@ -80,6 +79,7 @@ def profile_overrides() -> dict:
 
 
 # -- helpers ------------------------------------------------------------------------
+
 
 def connect(server) -> imaplib.IMAP4:
     return imaplib.IMAP4("127.0.0.1", server.imap_port, timeout=TIMEOUT)
@@ -132,8 +132,7 @@ def fetch_one(client, seq: str, items: str, uid: bool = False) -> dict[bytes, by
         if isinstance(part, tuple):
             head, literal = part
             line += head
-            name = re.search(rb"(BODY\[[^\]]*\](?:<\d+>)?|RFC822(?:\.HEADER|\.TEXT)?) \{\d+\}$",
-                             head)
+            name = re.search(rb"(BODY\[[^\]]*\](?:<\d+>)?|RFC822(?:\.HEADER|\.TEXT)?) \{\d+\}$", head)
             if name:
                 out[name.group(1)] = literal
             else:  # a literal inside e.g. ENVELOPE: keep it inline
@@ -176,7 +175,7 @@ class Raw:
         while True:
             line = self.readline()
             if line.startswith(tag + b" "):
-                return untagged, line[len(tag) + 1:]
+                return untagged, line[len(tag) + 1 :]
             untagged.append(line)
 
     def ok(self, text: bytes) -> list[bytes]:
@@ -205,6 +204,7 @@ def lf_size(msg: bytes) -> int:
 
 # -- authentication and capabilities --------------------------------------------------
 
+
 def test_login_logout(server):
     client = connect(server)
     assert client.welcome.startswith(b"* OK")
@@ -223,8 +223,16 @@ def test_capability(server):
         assert typ == "OK"
         caps = data[0].split()
         # Exchange's order (IMAP4 first); CHILDREN with list_children_attributes.
-        assert caps == [b"IMAP4", b"IMAP4rev1", b"AUTH=PLAIN", b"UIDPLUS", b"CHILDREN", b"IDLE",
-                        b"NAMESPACE", b"LITERAL+"]
+        assert caps == [
+            b"IMAP4",
+            b"IMAP4rev1",
+            b"AUTH=PLAIN",
+            b"UIDPLUS",
+            b"CHILDREN",
+            b"IDLE",
+            b"NAMESPACE",
+            b"LITERAL+",
+        ]
     finally:
         client.logout()
 
@@ -248,8 +256,7 @@ def test_login_wrong_password_is_no(server):
 def test_authenticate_plain(server):
     client = connect(server)
     try:
-        typ, _ = client.authenticate(
-            "PLAIN", lambda _: b"\0alice\0" + PASSWORD.encode())
+        typ, _ = client.authenticate("PLAIN", lambda _: b"\0alice\0" + PASSWORD.encode())
         assert typ == "OK"
         assert client.state == "AUTH"
     finally:
@@ -257,6 +264,7 @@ def test_authenticate_plain(server):
 
 
 # -- mailboxes ---------------------------------------------------------------------
+
 
 def test_create_nested_and_list(imap):
     assert imap.create('"A/B/C"')[0] == "OK"
@@ -275,8 +283,7 @@ def test_create_nested_and_list(imap):
     }
     assert list_lines(imap, '"A/"', '"%"') == {b'(\\HasChildren) "/" "A/B"'}
     assert list_lines(imap, '""', '"A/%"') == {b'(\\HasChildren) "/" "A/B"'}
-    assert list_lines(imap, '""', '"A/*"') == {
-        b'(\\HasChildren) "/" "A/B"', b'(\\HasNoChildren) "/" "A/B/C"'}
+    assert list_lines(imap, '""', '"A/*"') == {b'(\\HasChildren) "/" "A/B"', b'(\\HasNoChildren) "/" "A/B/C"'}
     # LIST "" "" returns the hierarchy delimiter and root.
     typ, data = imap.list('""', '""')
     assert typ == "OK"
@@ -389,18 +396,19 @@ def test_unicode_folder_names(imap):
     wire = {mutf7(n) for n in names} | {mutf7("Données")}
     assert wire == {"Donn&AOk-es/&AMk-t&AOk-", "&ZeVnLIqe-", "Tom &- Jerry", "Donn&AOk-es"}
     lines = list_lines(imap)
-    assert {b'(\\HasChildren) "/" "Donn&AOk-es"',
-            b'(\\HasNoChildren) "/" "Donn&AOk-es/&AMk-t&AOk-"',
-            b'(\\HasNoChildren) "/" "&ZeVnLIqe-"',
-            b'(\\HasNoChildren) "/" "Tom &- Jerry"'} <= lines
+    assert {
+        b'(\\HasChildren) "/" "Donn&AOk-es"',
+        b'(\\HasNoChildren) "/" "Donn&AOk-es/&AMk-t&AOk-"',
+        b'(\\HasNoChildren) "/" "&ZeVnLIqe-"',
+        b'(\\HasNoChildren) "/" "Tom &- Jerry"',
+    } <= lines
     for name in names:
         typ, _ = imap.append(q(name), None, None, PLAIN)
         assert typ == "OK"
         assert imap.select(q(name)) == ("OK", [b"1"])
         assert fetch_one(imap, "1", "(BODY.PEEK[])")[b"BODY[]"] == PLAIN
     # The pattern itself is mUTF-7 too.
-    assert list_lines(imap, '""', q("Données/%")) == {
-        b'(\\HasNoChildren) "/" "Donn&AOk-es/&AMk-t&AOk-"'}
+    assert list_lines(imap, '""', q("Données/%")) == {b'(\\HasNoChildren) "/" "Donn&AOk-es/&AMk-t&AOk-"'}
 
 
 def test_invalid_mutf7_name_rejected(imap):
@@ -414,16 +422,14 @@ def test_status(imap):
     imap.create('"Stat"')
     typ, data = imap.status('"Stat"', "(MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN)")
     assert typ == "OK"
-    m = re.fullmatch(rb'"Stat" \(MESSAGES 0 RECENT 0 UIDNEXT 1 UIDVALIDITY (\d+) UNSEEN 0\)',
-                     data[0])
+    m = re.fullmatch(rb'"Stat" \(MESSAGES 0 RECENT 0 UIDNEXT 1 UIDVALIDITY (\d+) UNSEEN 0\)', data[0])
     assert m, data
     validity = m.group(1)
     imap.append('"Stat"', None, None, PLAIN)
     imap.append('"Stat"', "(\\Seen)", None, MULTIPART)
     imap.append('"Stat"', None, None, UTF8)
     typ, data = imap.status('"Stat"', "(MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN)")
-    assert data == [b'"Stat" (MESSAGES 3 RECENT 3 UIDNEXT 4 UIDVALIDITY ' + validity
-                    + b" UNSEEN 2)"]
+    assert data == [b'"Stat" (MESSAGES 3 RECENT 3 UIDNEXT 4 UIDVALIDITY ' + validity + b" UNSEEN 2)"]
     typ, data = imap.status("INBOX", "(MESSAGES)")
     assert data == [b'"INBOX" (MESSAGES 0)'] or data == [b"INBOX (MESSAGES 0)"]
     assert imap.status('"Nope"', "(MESSAGES)")[0] == "NO"
@@ -431,10 +437,10 @@ def test_status(imap):
 
 # -- APPEND and FETCH -------------------------------------------------------------
 
+
 def test_append_and_fetch_byte_exact(imap):
     assert imap.append("INBOX", None, None, PLAIN)[0] == "OK"
-    assert imap.append("INBOX", "(\\Flagged $Work)", '"05-Feb-2023 14:15:16 +0100"',
-                       MULTIPART)[0] == "OK"
+    assert imap.append("INBOX", "(\\Flagged $Work)", '"05-Feb-2023 14:15:16 +0100"', MULTIPART)[0] == "OK"
     assert imap.append("INBOX", None, None, UTF8)[0] == "OK"
     assert imap.select("INBOX") == ("OK", [b"3"])
     got = fetch_one(imap, "2", "(FLAGS INTERNALDATE)")
@@ -503,11 +509,13 @@ def test_body_sections(imap):
     fill_inbox(imap)
     imap.select("INBOX")
     got = fetch_one(imap, "2", "(BODY.PEEK[HEADER.FIELDS (Subject From)])")
-    assert got[b'BODY[HEADER.FIELDS (SUBJECT FROM)]'] == (
-        b"From: Carol <carol@example.com>\r\nSubject: Report attached\r\n\r\n")
+    assert got[b"BODY[HEADER.FIELDS (SUBJECT FROM)]"] == (
+        b"From: Carol <carol@example.com>\r\nSubject: Report attached\r\n\r\n"
+    )
     got = fetch_one(imap, "2", "(BODY.PEEK[HEADER.FIELDS.NOT (Subject From To Date Message-ID)])")
     assert got[b"BODY[HEADER.FIELDS.NOT (SUBJECT FROM TO DATE MESSAGE-ID)]"] == (
-        b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XYZ\"\r\n\r\n")
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="XYZ"\r\n\r\n'
+    )
     head_end = MULTIPART.index(b"\r\n\r\n") + 4
     got = fetch_one(imap, "2", "(BODY.PEEK[HEADER])")
     assert got[b"BODY[HEADER]"] == MULTIPART[:head_end]
@@ -519,12 +527,14 @@ def test_body_sections(imap):
     assert got[b"BODY[2]"] == b"AAECAwQFBgcICQ=="
     got = fetch_one(imap, "2", "(BODY.PEEK[2.MIME])")
     assert got[b"BODY[2.MIME]"] == (
-        b"Content-Type: application/octet-stream; name=\"data.bin\"\r\n"
-        b"Content-Disposition: attachment; filename=\"data.bin\"\r\n"
-        b"Content-Transfer-Encoding: base64\r\n\r\n")
+        b'Content-Type: application/octet-stream; name="data.bin"\r\n'
+        b'Content-Disposition: attachment; filename="data.bin"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\n"
+    )
     got = fetch_one(imap, "2", "(BODY.PEEK[1.MIME])")
     assert got[b"BODY[1.MIME]"] == (
-        b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n")
+        b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n"
+    )
     got = fetch_one(imap, "2", "(BODY.PEEK[]<5.10>)")
     assert got[b"BODY[]<5>"] == MULTIPART[5:15]
     # A partial range past the end is truncated; starting past the end gives "".
@@ -532,11 +542,11 @@ def test_body_sections(imap):
     got = fetch_one(imap, "1", f"(BODY.PEEK[]<{start}.100>)")
     assert got[b"BODY[]<%d>" % start] == PLAIN[-4:]
     # A single-part message: BODY[1] is its body; BODY[TEXT] likewise.
-    plain_body = PLAIN[PLAIN.index(b"\r\n\r\n") + 4:]
+    plain_body = PLAIN[PLAIN.index(b"\r\n\r\n") + 4 :]
     assert fetch_one(imap, "1", "(BODY.PEEK[1])")[b"BODY[1]"] == plain_body
     assert fetch_one(imap, "1", "(BODY.PEEK[TEXT])")[b"BODY[TEXT]"] == plain_body
     # UTF-8 body is byte exact.
-    utf8_body = UTF8[UTF8.index(b"\r\n\r\n") + 4:]
+    utf8_body = UTF8[UTF8.index(b"\r\n\r\n") + 4 :]
     assert fetch_one(imap, "3", "(BODY.PEEK[TEXT])")[b"BODY[TEXT]"] == utf8_body
     # Nothing above was a non-peek fetch.
     typ, data = imap.search(None, "SEEN")
@@ -548,8 +558,9 @@ def test_body_nonexistent_part_is_empty(imap):
     imap.select("INBOX")
     typ, data = imap.fetch("1", "(BODY.PEEK[5])")
     assert typ == "OK"
-    assert data[0] == (b"1 (BODY[5] {0}", b"") or data[0] == b'1 (BODY[5] "")' \
-        or data[0] == b"1 (BODY[5] NIL)"
+    assert (
+        data[0] == (b"1 (BODY[5] {0}", b"") or data[0] == b'1 (BODY[5] "")' or data[0] == b"1 (BODY[5] NIL)"
+    )
 
 
 def test_rfc822_size_exchange_is_stored_lf_size(imap):
@@ -589,27 +600,32 @@ def test_envelope_and_bodystructure(imap):
         b'2 (ENVELOPE ("Tue, 02 Jan 2024 11:00:00 +0000" "Report attached" '
         b'(("Carol" NIL "carol" "example.com")) (("Carol" NIL "carol" "example.com")) '
         b'(("Carol" NIL "carol" "example.com")) (("Dave" NIL "dave" "example.net")) '
-        b'NIL NIL NIL "<2@example.com>"))')
+        b'NIL NIL NIL "<2@example.com>"))'
+    )
     line = fetch_one(imap, "2", "(BODYSTRUCTURE)")[b"_line"]
     upper = line.upper()
     # 15 octets, 0 lines: the body before the boundary has no line end (as Dovecot counts)
-    assert upper.startswith(b'2 (BODYSTRUCTURE (("TEXT" "PLAIN" ("CHARSET" "UTF-8") NIL NIL '
-                            b'"7BIT" 15 0')
-    assert b'("APPLICATION" "OCTET-STREAM" ("NAME" "DATA.BIN") NIL NIL "BASE64" 16 NIL ' \
+    assert upper.startswith(b'2 (BODYSTRUCTURE (("TEXT" "PLAIN" ("CHARSET" "UTF-8") NIL NIL "7BIT" 15 0')
+    assert (
+        b'("APPLICATION" "OCTET-STREAM" ("NAME" "DATA.BIN") NIL NIL "BASE64" 16 NIL '
         b'("ATTACHMENT" ("FILENAME" "DATA.BIN"))' in upper
+    )
     assert b' "MIXED" ("BOUNDARY" "XYZ")' in upper
     assert b'"data.bin"' in line and b'"XYZ"' in line
     line = fetch_one(imap, "2", "(BODY)")[b"_line"]
     assert line.upper() == (
         b'2 (BODY (("TEXT" "PLAIN" ("CHARSET" "UTF-8") NIL NIL "7BIT" 15 0)'
-        b'("APPLICATION" "OCTET-STREAM" ("NAME" "DATA.BIN") NIL NIL "BASE64" 16) "MIXED"))')
+        b'("APPLICATION" "OCTET-STREAM" ("NAME" "DATA.BIN") NIL NIL "BASE64" 16) "MIXED"))'
+    )
     # The 8-bit message: encoded-word subject is passed through as-is.
     line = fetch_one(imap, "3", "(ENVELOPE)")[b"_line"]
     assert b'"=?utf-8?q?Caf=C3=A9?="' in line
     line = fetch_one(imap, "3", "(BODYSTRUCTURE)")[b"_line"]
     body_len = len(UTF8) - UTF8.index(b"\r\n\r\n") - 4
-    assert line.upper() == (b'3 (BODYSTRUCTURE ("TEXT" "PLAIN" ("CHARSET" "UTF-8") NIL NIL '
-                            b'"8BIT" %d 1 NIL NIL NIL NIL))' % body_len)
+    assert line.upper() == (
+        b'3 (BODYSTRUCTURE ("TEXT" "PLAIN" ("CHARSET" "UTF-8") NIL NIL '
+        b'"8BIT" %d 1 NIL NIL NIL NIL))' % body_len
+    )
 
 
 def test_appenduid_and_uidnext(imap):
@@ -655,6 +671,7 @@ def test_select_responses(server):
 
 # -- STORE ----------------------------------------------------------------------------
 
+
 def test_store_flags(imap):
     fill_inbox(imap)
     imap.select("INBOX")
@@ -679,7 +696,10 @@ def test_store_flags(imap):
     assert (typ, data) == ("OK", [None])
     typ, data = imap.fetch("1:3", "(FLAGS)")
     assert [set(re.search(rb"FLAGS \(([^)]*)\)", d).group(1).split()) for d in data] == [
-        {b"$Label1", b"\\Recent"}, {b"$Label1", b"\\Recent"}, {b"\\Deleted", b"\\Recent"}]
+        {b"$Label1", b"\\Recent"},
+        {b"$Label1", b"\\Recent"},
+        {b"\\Deleted", b"\\Recent"},
+    ]
     # \Recent cannot be stored.
     with pytest.raises(imaplib.IMAP4.error):
         imap.store("1", "+FLAGS", "(\\Recent)")
@@ -697,6 +717,7 @@ def test_store_untagged_fetch_has_uid_for_uid_store(imap):
 
 
 # -- SEARCH -------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def searchbox(imap):
@@ -753,10 +774,8 @@ def test_search_dates(searchbox):
 def test_search_sizes(searchbox):
     c = searchbox
     sizes = [lf_size(m) for m in (PLAIN, MULTIPART, UTF8)]
-    assert search(c, "LARGER", str(sizes[0])) == [i + 1 for i, s in enumerate(sizes)
-                                                   if s > sizes[0]]
-    assert search(c, "SMALLER", str(sizes[0])) == [i + 1 for i, s in enumerate(sizes)
-                                                    if s < sizes[0]]
+    assert search(c, "LARGER", str(sizes[0])) == [i + 1 for i, s in enumerate(sizes) if s > sizes[0]]
+    assert search(c, "SMALLER", str(sizes[0])) == [i + 1 for i, s in enumerate(sizes) if s < sizes[0]]
     assert search(c, "LARGER", "100000") == []
     assert search(c, "SMALLER", "100000") == [1, 2, 3]
 
@@ -802,6 +821,7 @@ def test_search_encoded_word_subject(searchbox):
 
 
 # -- UID commands, COPY ------------------------------------------------------------
+
 
 def test_uid_fetch_store_copy(imap):
     fill_inbox(imap)
@@ -853,6 +873,7 @@ def test_copy_to_missing_mailbox_trycreate(imap):
 
 
 # -- EXPUNGE, CLOSE, EXAMINE -------------------------------------------------------------
+
 
 def test_expunge_sequence_numbers(server):
     raw = raw_login(server)
@@ -913,7 +934,9 @@ def test_close_expunges_silently(server):
         untagged, done = raw.command(b"FETCH 1 (UID)")
         assert done.startswith(b"BAD") or done.startswith(b"NO")
         assert raw.ok(b"STATUS INBOX (MESSAGES)") in (
-            [b'* STATUS INBOX (MESSAGES 1)'], [b'* STATUS "INBOX" (MESSAGES 1)'])
+            [b"* STATUS INBOX (MESSAGES 1)"],
+            [b'* STATUS "INBOX" (MESSAGES 1)'],
+        )
     finally:
         raw.close()
 
@@ -976,6 +999,7 @@ def test_commands_in_wrong_state(server):
 
 
 # -- several connections ------------------------------------------------------------
+
 
 def test_other_connection_append_shows_exists(server, imap):
     fill_inbox(imap)
@@ -1086,6 +1110,7 @@ def test_idle_via_imaplib(server, imap, monkeypatch):
 
 # -- persistence and outside deliveries ------------------------------------------------------
 
+
 def test_restart_persistence(reactor_thread, tmp_path):
     first = start_server(tmp_path, profile_overrides=FEATURES)
     try:
@@ -1112,9 +1137,13 @@ def test_restart_persistence(reactor_thread, tmp_path):
             assert b"UIDNEXT 4" in before
             client.select("INBOX")
             typ, data = client.fetch("1:*", "(UID FLAGS)")
-            got = [(re.search(rb"UID (\d+)", d).group(1),
-                    set(re.search(rb"FLAGS \(([^)]*)\)", d).group(1).split()) - {b"\\Recent"})
-                   for d in data]
+            got = [
+                (
+                    re.search(rb"UID (\d+)", d).group(1),
+                    set(re.search(rb"FLAGS \(([^)]*)\)", d).group(1).split()) - {b"\\Recent"},
+                )
+                for d in data
+            ]
             assert got == [(b"1", {b"\\Seen", b"$Custom"}), (b"2", {b"\\Flagged"})]
             assert fetch_one(client, "2", "(BODY.PEEK[])")[b"BODY[]"] == MULTIPART
             typ, data = client.append("INBOX", None, None, PLAIN)
@@ -1150,22 +1179,26 @@ def test_outside_delivery_appears_on_noop(server):
 
 # -- more structure and concurrency checks ------------------------------------------------
 
-NESTED = (b"From: a@b.c\r\nSubject: fwd\r\nMIME-Version: 1.0\r\n"
-          b"Content-Type: multipart/mixed; boundary=b1\r\n\r\n"
-          b"--b1\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
-          b"--b1\r\nContent-Type: message/rfc822\r\n\r\n" + PLAIN + b"\r\n--b1--\r\n")
+NESTED = (
+    b"From: a@b.c\r\nSubject: fwd\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: multipart/mixed; boundary=b1\r\n\r\n"
+    b"--b1\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+    b"--b1\r\nContent-Type: message/rfc822\r\n\r\n" + PLAIN + b"\r\n--b1--\r\n"
+)
 
-GROUPS = (b"From: \"Doe, John\" <j@x.org>, bob@y.org\r\n"
-          b"Subject: a folded\r\n subject line\r\n"
-          b"Cc: group: a@b.c, d@e.f;\r\n"
-          b"In-Reply-To: <x@y>\r\nReply-To: r@x.org\r\n\r\nbody\r\n")
+GROUPS = (
+    b'From: "Doe, John" <j@x.org>, bob@y.org\r\n'
+    b"Subject: a folded\r\n subject line\r\n"
+    b"Cc: group: a@b.c, d@e.f;\r\n"
+    b"In-Reply-To: <x@y>\r\nReply-To: r@x.org\r\n\r\nbody\r\n"
+)
 
 
 def test_nested_message_rfc822(imap):
     imap.append("INBOX", None, None, NESTED)
     imap.select("INBOX")
     line = fetch_one(imap, "1", "(BODYSTRUCTURE)")[b"_line"]
-    plain_body = PLAIN[PLAIN.index(b"\r\n\r\n") + 4:]
+    plain_body = PLAIN[PLAIN.index(b"\r\n\r\n") + 4 :]
     assert line == (
         b'1 (BODYSTRUCTURE (("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 2 0 '
         b'NIL NIL NIL NIL)("MESSAGE" "RFC822" NIL NIL NIL "7BIT" %d '
@@ -1174,15 +1207,18 @@ def test_nested_message_rfc822(imap):
         b'(("Bob" NIL "bob" "example.org")) NIL NIL NIL "<1@example.com>") '
         b'("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" %d 2 NIL NIL NIL NIL) '
         b'%d NIL NIL NIL NIL) "MIXED" ("BOUNDARY" "b1") NIL NIL NIL))'
-        % (len(PLAIN), len(plain_body), PLAIN.count(b"\r\n")))
+        % (len(PLAIN), len(plain_body), PLAIN.count(b"\r\n"))
+    )
     got = fetch_one(imap, "1", "(BODY.PEEK[2])")
     assert got[b"BODY[2]"] == PLAIN
     got = fetch_one(imap, "1", "(BODY.PEEK[2.HEADER.FIELDS (Subject)])")
     assert got[b"BODY[2.HEADER.FIELDS (SUBJECT)]"] == b"Subject: Hello world\r\n\r\n"
     assert fetch_one(imap, "1", "(BODY.PEEK[2.TEXT])")[b"BODY[2.TEXT]"] == plain_body
     assert fetch_one(imap, "1", "(BODY.PEEK[2.1])")[b"BODY[2.1]"] == plain_body
-    assert fetch_one(imap, "1", "(BODY.PEEK[2.MIME])")[b"BODY[2.MIME]"] == \
-        b"Content-Type: message/rfc822\r\n\r\n"
+    assert (
+        fetch_one(imap, "1", "(BODY.PEEK[2.MIME])")[b"BODY[2.MIME]"]
+        == b"Content-Type: message/rfc822\r\n\r\n"
+    )
 
 
 def test_envelope_groups_folding_and_defaults(imap):
@@ -1195,11 +1231,11 @@ def test_envelope_groups_folding_and_defaults(imap):
         b'(("Doe, John" NIL "j" "x.org")(NIL NIL "bob" "y.org")) '
         b'((NIL NIL "r" "x.org")) NIL '
         b'((NIL NIL "group" NIL)(NIL NIL "a" "b.c")(NIL NIL "d" "e.f")(NIL NIL NIL NIL)) '
-        b'NIL "<x@y>" NIL))')
+        b'NIL "<x@y>" NIL))'
+    )
     # HEADER.FIELDS returns the folded header unchanged; SEARCH unfolds it.
     got = fetch_one(imap, "1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
-    assert got[b"BODY[HEADER.FIELDS (SUBJECT)]"] == \
-        b"Subject: a folded\r\n subject line\r\n\r\n"
+    assert got[b"BODY[HEADER.FIELDS (SUBJECT)]"] == b"Subject: a folded\r\n subject line\r\n\r\n"
     assert search(imap, "SUBJECT", '"folded subject"') == [1]
     assert search(imap, "FROM", '"Doe, John"') == [1]
     assert search(imap, "CC", "d@e.f") == [1]
@@ -1249,7 +1285,8 @@ def test_large_synchronizing_literal_append(server):
         assert re.fullmatch(rb"b1 OK \[APPENDUID \d+ 1\] APPEND completed\.", line)
         raw.ok(b"SELECT INBOX")
         untagged = raw.ok(b"FETCH 1 (RFC822.SIZE BODY.PEEK[])")
-        assert untagged == [b"* 1 FETCH (RFC822.SIZE %d BODY[] {%d}\r\n"
-                            % (lf_size(big), len(big)) + big + b")"]
+        assert untagged == [
+            b"* 1 FETCH (RFC822.SIZE %d BODY[] {%d}\r\n" % (lf_size(big), len(big)) + big + b")"
+        ]
     finally:
         raw.close()

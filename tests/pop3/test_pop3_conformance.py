@@ -22,8 +22,10 @@ from exchmail.service.config import POP3Config, QuotaConfig
 TIMEOUT = 10
 # Bare-LF-free wire form with a dot line; Maildir stores it with bare LFs,
 # so the stored size is smaller than the exact RFC 822 size by one per line.
-MESSAGE = (b"From: a@example.com\r\nTo: alice@example.com\r\nSubject: hi\r\n\r\n"
-           b"line 1\r\n.starts with a dot\r\n..two dots\r\n.\r\nlast\r\n")
+MESSAGE = (
+    b"From: a@example.com\r\nTo: alice@example.com\r\nSubject: hi\r\n\r\n"
+    b"line 1\r\n.starts with a dot\r\n..two dots\r\n.\r\nlast\r\n"
+)
 STORED = len(MESSAGE.replace(b"\r\n", b"\n"))
 
 
@@ -91,7 +93,7 @@ def test_C0011_retr_is_byte_exact_with_imap_body(running):
     response, lines, octets = p.retr(1)
     assert unstuffed(lines) == body
     _, top_lines, _ = p.top(1, 2)
-    assert unstuffed(top_lines) == body[:body.index(b"\r\n\r\n") + 4] + b"line 1\r\n.starts with a dot\r\n"
+    assert unstuffed(top_lines) == body[: body.index(b"\r\n\r\n") + 4] + b"line 1\r\n.starts with a dot\r\n"
     p.quit()
     client.logout()
 
@@ -109,7 +111,7 @@ def test_C0011_raw_wire_is_stuffed_with_crlf(running):
         wire = b"".join(iter(f.readline, b""))
     expected = MESSAGE.replace(b"\r\n.", b"\r\n..") + b".\r\n"
     assert wire.startswith(expected)
-    assert wire[len(expected):].startswith(b"+OK")
+    assert wire[len(expected) :].startswith(b"+OK")
 
 
 def test_2_1_4_2_1_5_stored_size_by_default(running):
@@ -235,8 +237,7 @@ def test_C0010_same_login_failed_error_for_unknown_user_and_bad_password(running
             p.pass_(password)
         answers.append(info.value.args[0])
         p.quit()
-    assert answers[0] == answers[1] == (b"-ERR [AUTH] Logon failure: unknown user name or "
-                                        b"bad password.")
+    assert answers[0] == answers[1] == (b"-ERR [AUTH] Logon failure: unknown user name or bad password.")
 
 
 def test_V0010_secure_login_refuses_plaintext(running):
@@ -265,8 +266,7 @@ def test_E0003_quota_refuses_imap_append_and_copy(running):
 
 
 def test_E0004_quota_warning_message_in_the_maildrop(running):
-    server = running(config_changes={"quota": QuotaConfig(warning=2 * STORED,
-                                                          users={"bob": (0, 0)})})
+    server = running(config_changes={"quota": QuotaConfig(warning=2 * STORED, users={"bob": (0, 0)})})
     client = imap(server)
     append(client)
     p = pop(server)
@@ -298,8 +298,7 @@ def test_V0002_V0003_short_timeouts_notice_before_close(running):
 
 
 def test_V0003_rfc_closes_without_response(running):
-    server = running(profile_overrides={"pop3.preauthenticated_timeout": 1,
-                                        "pop3.autologout_notice": False})
+    server = running(profile_overrides={"pop3.preauthenticated_timeout": 1, "pop3.autologout_notice": False})
     with socket.create_connection(("127.0.0.1", server.pop3_port), timeout=TIMEOUT) as s:
         f = s.makefile("rb")
         assert f.readline().startswith(b"+OK")

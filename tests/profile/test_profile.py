@@ -28,8 +28,9 @@ def all_fields():
             yield cls, f
 
 
-@pytest.mark.parametrize("cls,field", list(all_fields()),
-                         ids=[f"{c.__name__}.{f.name}" for c, f in all_fields()])
+@pytest.mark.parametrize(
+    "cls,field", list(all_fields()), ids=[f"{c.__name__}.{f.name}" for c, f in all_fields()]
+)
 def test_every_field_is_a_documented_setting(cls, field):
     assert set(field.metadata) >= {"ids", "rfc", "admin", "doc"}
     assert isinstance(field.metadata["ids"], tuple)
@@ -71,8 +72,18 @@ def test_exchange2010_values():
     assert imap.max_literal_size == 52428800
     assert imap.exact_rfc822_size is False
     assert imap.empty_envelope_fields_nil is True
-    assert imap.capabilities == ("IMAP4", "IMAP4rev1", "AUTH", "LOGINDISABLED", "STARTTLS",
-                                 "UIDPLUS", "CHILDREN", "IDLE", "NAMESPACE", "LITERAL+")
+    assert imap.capabilities == (
+        "IMAP4",
+        "IMAP4rev1",
+        "AUTH",
+        "LOGINDISABLED",
+        "STARTTLS",
+        "UIDPLUS",
+        "CHILDREN",
+        "IDLE",
+        "NAMESPACE",
+        "LITERAL+",
+    )
     assert pop3.banner == "The Microsoft Exchange POP3 service is ready."
     assert (pop3.authenticated_timeout, pop3.preauthenticated_timeout) == (1800, 60)
     assert pop3.max_command_size == 512
@@ -80,19 +91,32 @@ def test_exchange2010_values():
 
 
 def test_exchange2007_differs_from_2010_only_in_documented_limits():
-    differing = {f.name for f in dataclasses.fields(IMAPSettings)
-                 if getattr(builtin.EXCHANGE2007.imap, f.name) != getattr(builtin.EXCHANGE2010.imap, f.name)}
+    differing = {
+        f.name
+        for f in dataclasses.fields(IMAPSettings)
+        if getattr(builtin.EXCHANGE2007.imap, f.name) != getattr(builtin.EXCHANGE2010.imap, f.name)
+    }
     # and in the sign-off text, which names the version
     assert differing == {"max_connection_from_single_ip", "max_connections_per_user", "sign_off"}
-    assert (builtin.EXCHANGE2007.imap.max_connection_from_single_ip,
-            builtin.EXCHANGE2007.imap.max_connections_per_user) == (20, 10)
-    assert (builtin.EXCHANGE2010.imap.max_connection_from_single_ip,
-            builtin.EXCHANGE2010.imap.max_connections_per_user) == (2000, 16)
-    pop3_differing = {f.name for f in dataclasses.fields(POP3Settings)
-                      if getattr(builtin.EXCHANGE2007.pop3, f.name)
-                      != getattr(builtin.EXCHANGE2010.pop3, f.name)}
-    assert pop3_differing == {"max_connection_from_single_ip", "max_connections_per_user",
-                              "max_command_size", "sign_off"}
+    assert (
+        builtin.EXCHANGE2007.imap.max_connection_from_single_ip,
+        builtin.EXCHANGE2007.imap.max_connections_per_user,
+    ) == (20, 10)
+    assert (
+        builtin.EXCHANGE2010.imap.max_connection_from_single_ip,
+        builtin.EXCHANGE2010.imap.max_connections_per_user,
+    ) == (2000, 16)
+    pop3_differing = {
+        f.name
+        for f in dataclasses.fields(POP3Settings)
+        if getattr(builtin.EXCHANGE2007.pop3, f.name) != getattr(builtin.EXCHANGE2010.pop3, f.name)
+    }
+    assert pop3_differing == {
+        "max_connection_from_single_ip",
+        "max_connections_per_user",
+        "max_command_size",
+        "sign_off",
+    }
     assert builtin.EXCHANGE2007.pop3.max_command_size == 47
 
 
@@ -141,39 +165,41 @@ def test_override_bare_key_in_one_service():
 
 
 def test_override_admin_name():
-    profile = load_profile("exchange2010", {"EnableExactRFC822Size": True,
-                                            "pop3.MaxCommandSize": 1000})
+    profile = load_profile("exchange2010", {"EnableExactRFC822Size": True, "pop3.MaxCommandSize": 1000})
     assert profile.imap.exact_rfc822_size and profile.pop3.exact_rfc822_size
     assert profile.pop3.max_command_size == 1000
     assert profile.imap.max_command_size == 10240
 
 
 def test_override_nested_tables():
-    profile = load_profile("rfc3501", {"imap": {"capabilities": ["IDLE", "UIDPLUS"]},
-                                       "pop3": {"banner": "hi"}})
+    profile = load_profile(
+        "rfc3501", {"imap": {"capabilities": ["IDLE", "UIDPLUS"]}, "pop3": {"banner": "hi"}}
+    )
     assert profile.imap.capabilities == ("IDLE", "UIDPLUS")
     assert profile.pop3.banner == "hi"
 
 
-@pytest.mark.parametrize("overrides,message", [
-    ({"exact_rfc822_sise": True}, "profile.exact_rfc822_sise: unknown setting"),
-    ({"smtp.banner": "x"}, "profile.smtp.banner: unknown setting"),
-    ({"imap.nope": 1}, "profile.imap.nope: unknown setting"),
-    ({"imap": {"nope": 1}}, "profile.imap.nope: unknown setting"),
-    ({"imap.max_literal_size": 1, "pop3.max_literal_size": 1},
-     "profile.pop3.max_literal_size: unknown setting"),
-    ({"max_command_size": "abc"}, "profile.max_command_size: expected an integer, got 'abc'"),
-    ({"max_command_size": True}, "profile.max_command_size: expected an integer, got True"),
-    ({"max_command_size": 0}, "profile.max_command_size: must be at least 1, got 0"),
-    ({"exact_rfc822_size": "true"},
-     "profile.exact_rfc822_size: expected true or false, got 'true'"),
-    ({"exact_rfc822_size": 1}, "profile.exact_rfc822_size: expected true or false, got 1"),
-    ({"imap.banner": 5}, "profile.imap.banner: expected a string, got 5"),
-    ({"capabilities": "IDLE"},
-     "profile.capabilities: expected a list of strings, got 'IDLE'"),
-    ({"capabilities": ["IDLE", 3]},
-     "profile.capabilities: expected a list of strings, got ['IDLE', 3]"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"exact_rfc822_sise": True}, "profile.exact_rfc822_sise: unknown setting"),
+        ({"smtp.banner": "x"}, "profile.smtp.banner: unknown setting"),
+        ({"imap.nope": 1}, "profile.imap.nope: unknown setting"),
+        ({"imap": {"nope": 1}}, "profile.imap.nope: unknown setting"),
+        (
+            {"imap.max_literal_size": 1, "pop3.max_literal_size": 1},
+            "profile.pop3.max_literal_size: unknown setting",
+        ),
+        ({"max_command_size": "abc"}, "profile.max_command_size: expected an integer, got 'abc'"),
+        ({"max_command_size": True}, "profile.max_command_size: expected an integer, got True"),
+        ({"max_command_size": 0}, "profile.max_command_size: must be at least 1, got 0"),
+        ({"exact_rfc822_size": "true"}, "profile.exact_rfc822_size: expected true or false, got 'true'"),
+        ({"exact_rfc822_size": 1}, "profile.exact_rfc822_size: expected true or false, got 1"),
+        ({"imap.banner": 5}, "profile.imap.banner: expected a string, got 5"),
+        ({"capabilities": "IDLE"}, "profile.capabilities: expected a list of strings, got 'IDLE'"),
+        ({"capabilities": ["IDLE", 3]}, "profile.capabilities: expected a list of strings, got ['IDLE', 3]"),
+    ],
+)
 def test_override_errors(overrides, message):
     with pytest.raises(ConfigError) as info:
         load_profile("exchange2010", overrides)
@@ -182,9 +208,13 @@ def test_override_errors(overrides, message):
 
 
 def test_unknown_profile():
-    with pytest.raises(ConfigError, match=re.escape(
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
             "unknown profile 'exchange2013' (choose exchange2010, exchange2007, rfc3501, modern, "
-            "exchange2016)")):
+            "exchange2016)"
+        ),
+    ):
         load_profile("exchange2013")
 
 
@@ -205,7 +235,7 @@ def test_coerce_enum():
 def test_format_value_is_toml():
     assert format_value(True) == "true"
     assert format_value(12) == "12"
-    assert format_value("a\"b") == '"a\\"b"'
+    assert format_value('a"b') == '"a\\"b"'
     assert format_value(("A", "B")) == '["A", "B"]'
     assert format_value(Colour.DARK_BLUE) == '"dark_blue"'
 
@@ -216,18 +246,19 @@ def test_describe_lists_every_setting():
     for cls, f in all_fields():
         section = "imap" if cls is IMAPSettings else "pop3"
         assert f"{section}.{f.name}" in text
-    row = next(line for line in text.splitlines()
-               if line.startswith("imap.exact_rfc822_size"))
+    row = next(line for line in text.splitlines() if line.startswith("imap.exact_rfc822_size"))
     assert "false" in row
     assert "V0006, V0038, V0039, V0043" in row
     assert "EnableExactRFC822Size" in row
-    assert "(* = overridden)" not in text and " * " not in text and not any(
-        line.endswith(" *") for line in text.splitlines())
+    assert (
+        "(* = overridden)" not in text
+        and " * " not in text
+        and not any(line.endswith(" *") for line in text.splitlines())
+    )
 
 
 def test_describe_marks_overrides():
     text = describe(load_profile("exchange2010", {"imap.exact_rfc822_size": True}))
     assert "(* = overridden)" in text.splitlines()[0]
-    row = next(line for line in text.splitlines()
-               if line.startswith("imap.exact_rfc822_size"))
+    row = next(line for line in text.splitlines() if line.startswith("imap.exact_rfc822_size"))
     assert "true *" in row

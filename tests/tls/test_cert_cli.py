@@ -19,8 +19,7 @@ from exchmail.tls.config import TLSConfig, TLSIdentity, newcomer_tls
 
 def test_selfsigned_writes_key_0600_and_certificate(tmp_path, capsys):
     out = tmp_path / "certs"
-    assert main(["cert", "selfsigned", "--hostname", "mail.test", "--out-dir", str(out),
-                 "--days", "10"]) == 0
+    assert main(["cert", "selfsigned", "--hostname", "mail.test", "--out-dir", str(out), "--days", "10"]) == 0
     assert "wrote" in capsys.readouterr().out
     assert (out / "key.pem").stat().st_mode & 0o777 == 0o600
     cert = x509.load_pem_x509_certificate((out / "cert.pem").read_bytes())
@@ -32,17 +31,24 @@ def test_selfsigned_writes_key_0600_and_certificate(tmp_path, capsys):
     assert main(["cert", "selfsigned", "--hostname", "x", "--out-dir", str(out)]) == 1
     assert "use --force" in capsys.readouterr().err
     assert main(["cert", "selfsigned", "--hostname", "x", "--out-dir", str(out), "--force"]) == 0
-    assert main(["cert", "selfsigned", "--hostname", "x", "--out-dir", str(out), "--force",
-                 "--days", "0"]) == 2
+    assert (
+        main(["cert", "selfsigned", "--hostname", "x", "--out-dir", str(out), "--force", "--days", "0"]) == 2
+    )
 
 
 def test_selfsigned_certificate_serves_and_verifies(tmp_path, reactor_thread):
     out = tmp_path / "certs"
     assert main(["cert", "selfsigned", "--hostname", "localhost", "--out-dir", str(out)]) == 0
     tls = TLSConfig(identity=TLSIdentity(out / "cert.pem", out / "key.pem"))
-    server = start_server(tmp_path / "srv", login_type="SecureLogin", config_changes={
-        "tls": tls, "imap": IMAPConfig(listen=(LOOPBACK,), tls_listen=(LOOPBACK,)),
-        "pop3": POP3Config(listen=(LOOPBACK,))})
+    server = start_server(
+        tmp_path / "srv",
+        login_type="SecureLogin",
+        config_changes={
+            "tls": tls,
+            "imap": IMAPConfig(listen=(LOOPBACK,), tls_listen=(LOOPBACK,)),
+            "pop3": POP3Config(listen=(LOOPBACK,)),
+        },
+    )
     try:
         ctx = ssl.create_default_context(cafile=str(out / "cert.pem"))
         with imaplib.IMAP4("127.0.0.1", server.imap_port, timeout=TIMEOUT) as client:

@@ -48,19 +48,24 @@ def write_config(tmp_path: Path, text: str) -> Path:
 
 
 def test_tls_table_loads(tmp_path, pki):
-    config = load_config(write_config(tmp_path, f"""
+    config = load_config(
+        write_config(
+            tmp_path,
+            f"""
 [imap]
 tls_listen = ["tcp:0:interface=127.0.0.1"]
 [pop3]
 tls_listen = ["tcp:0:interface=127.0.0.1"]
 [tls]
-certificate = "{pki.folder / 'server.pem'}"
-private_key = "{pki.folder / 'server.key'}"
+certificate = "{pki.folder / "server.pem"}"
+private_key = "{pki.folder / "server.key"}"
 min_version = "TLSv1.3"
 [tls.sni."Mail.Example.org"]
-certificate = "{pki.folder / 'other.pem'}"
-private_key = "{pki.folder / 'other.key'}"
-"""))
+certificate = "{pki.folder / "other.pem"}"
+private_key = "{pki.folder / "other.key"}"
+""",
+        )
+    )
     assert config.tls is not None
     assert config.tls.min_version == "TLSv1.3"
     assert config.tls.identity.certificate == pki.folder / "server.pem"
@@ -76,17 +81,26 @@ def test_no_tls_table_means_no_tls(tmp_path):
     assert config.imap.tls_listen == ()
 
 
-@pytest.mark.parametrize("text, message", [
-    ('[tls]\ncertificate = "c.pem"\n', "tls.private_key: required (a PEM file)"),
-    ('[tls]\ncertificate = "c"\nprivate_key = "k"\nkey = 1\n', "tls.key: unknown key"),
-    ('[tls]\ncertificate = "c"\nprivate_key = "k"\nmin_version = "SSLv3"\n',
-     "tls.min_version: unknown version 'SSLv3' (choose TLSv1, TLSv1.1, TLSv1.2, TLSv1.3)"),
-    ('[tls]\ncertificate = "c"\nprivate_key = "k"\n[tls.sni."a.b"]\ncertificate = "c"\n',
-     'tls.sni."a.b".private_key: required (a PEM file)'),
-    ('[imap]\ntls_listen = ["tcp:993"]\n', "imap.tls_listen: needs a [tls] table"),
-    ('[pop3]\ntls_listen = "nonsense:1"\n[tls]\ncertificate = "c"\nprivate_key = "k"\n',
-     "pop3.tls_listen[0]: bad endpoint"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('[tls]\ncertificate = "c.pem"\n', "tls.private_key: required (a PEM file)"),
+        ('[tls]\ncertificate = "c"\nprivate_key = "k"\nkey = 1\n', "tls.key: unknown key"),
+        (
+            '[tls]\ncertificate = "c"\nprivate_key = "k"\nmin_version = "SSLv3"\n',
+            "tls.min_version: unknown version 'SSLv3' (choose TLSv1, TLSv1.1, TLSv1.2, TLSv1.3)",
+        ),
+        (
+            '[tls]\ncertificate = "c"\nprivate_key = "k"\n[tls.sni."a.b"]\ncertificate = "c"\n',
+            'tls.sni."a.b".private_key: required (a PEM file)',
+        ),
+        ('[imap]\ntls_listen = ["tcp:993"]\n', "imap.tls_listen: needs a [tls] table"),
+        (
+            '[pop3]\ntls_listen = "nonsense:1"\n[tls]\ncertificate = "c"\nprivate_key = "k"\n',
+            "pop3.tls_listen[0]: bad endpoint",
+        ),
+    ],
+)
 def test_bad_tls_tables(tmp_path, text, message):
     assert message in one_line_error(load_config, write_config(tmp_path, text))
 
@@ -94,28 +108,30 @@ def test_bad_tls_tables(tmp_path, text, message):
 @pytest.fixture
 def bad(tmp_path, pki):
     """Identities that must each be refused with a one-line error."""
-    expired = pki.issue("expired", not_before=NOW - datetime.timedelta(days=10),
-                        not_after=NOW - datetime.timedelta(days=1))
+    expired = pki.issue(
+        "expired", not_before=NOW - datetime.timedelta(days=10), not_after=NOW - datetime.timedelta(days=1)
+    )
     future = pki.issue("future", not_before=NOW + datetime.timedelta(days=1))
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a certificate\n")
     server = TLSIdentity(pki.folder / "server.pem", pki.folder / "server.key")
     return {
-        "missing": (replace(server, certificate=tmp_path / "none.pem"),
-                    "tls.certificate: cannot read"),
+        "missing": (replace(server, certificate=tmp_path / "none.pem"), "tls.certificate: cannot read"),
         "unreadable": (replace(server, private_key=tmp_path), "tls.private_key: cannot read"),
         "not PEM": (replace(server, certificate=garbage), "holds no PEM certificate"),
         "bad key": (replace(server, private_key=garbage), "holds no unencrypted PEM private key"),
         "expired": (expired, "expired on"),
         "not yet valid": (future, "is not valid before"),
-        "mismatched": (replace(server, private_key=pki.folder / "other.key"),
-                       "tls.private_key: " + str(pki.folder / "other.key")
-                       + " does not match the certificate"),
+        "mismatched": (
+            replace(server, private_key=pki.folder / "other.key"),
+            "tls.private_key: " + str(pki.folder / "other.key") + " does not match the certificate",
+        ),
     }
 
 
-@pytest.mark.parametrize("case", ["missing", "unreadable", "not PEM", "bad key", "expired",
-                                  "not yet valid", "mismatched"])
+@pytest.mark.parametrize(
+    "case", ["missing", "unreadable", "not PEM", "bad key", "expired", "not yet valid", "mismatched"]
+)
 def test_bad_certificate_files_give_one_line(bad, pki, case):
     identity, message = bad[case]
     assert message in one_line_error(ServerTLS, tls_config(pki, identity=identity))
@@ -133,25 +149,34 @@ def test_bad_cipher_string(pki):
 
 
 def test_twistd_refuses_bad_certificate_in_one_line(tmp_path, pki):
-    path = write_config(tmp_path, f"""
+    path = write_config(
+        tmp_path,
+        f"""
 [imap]
 listen = ["tcp:0:interface=127.0.0.1"]
 [pop3]
 listen = []
 [tls]
-certificate = "{pki.folder / 'server.pem'}"
-private_key = "{pki.folder / 'other.key'}"
-""")
-    result = subprocess.run([TWISTD, "-n", "--pidfile=", "--logfile=-", "exchmail",
-                             "--config", str(path)], cwd=tmp_path, capture_output=True,
-                            timeout=60)
+certificate = "{pki.folder / "server.pem"}"
+private_key = "{pki.folder / "other.key"}"
+""",
+    )
+    result = subprocess.run(
+        [TWISTD, "-n", "--pidfile=", "--logfile=-", "exchmail", "--config", str(path)],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     lines = result.stderr.decode().strip().splitlines()
-    assert lines == [f"exchmail: configuration error: tls.private_key: {pki.folder / 'other.key'} "
-                     f"does not match the certificate in {pki.folder / 'server.pem'}"], lines
+    assert lines == [
+        f"exchmail: configuration error: tls.private_key: {pki.folder / 'other.key'} "
+        f"does not match the certificate in {pki.folder / 'server.pem'}"
+    ], lines
 
 
 # -- versions and ciphers (MS-STANXIMAP 2.1.8, V0056, V0057) ------------------------------------
+
 
 def _offered_ciphers(pki, **changes) -> list[str]:
     return SSL.Connection(build_context(tls_config(pki, **changes)), None).get_cipher_list()
@@ -189,19 +214,25 @@ def test_min_version_is_configurable(tmp_path, reactor_thread, pki):
 
 # -- SNI ----------------------------------------------------------------------------------
 
+
 def test_sni_chooses_the_certificate_by_server_name(tmp_path, reactor_thread, pki):
     wildcard = pki.issue("wildcard", ("*.example.net",))
-    server = start_tls_server(tmp_path, tls_config(pki, sni={
-        "mail.example.org": TLSIdentity(pki.folder / "other.pem", pki.folder / "other.key"),
-        "*.example.net": wildcard}))
+    server = start_tls_server(
+        tmp_path,
+        tls_config(
+            pki,
+            sni={
+                "mail.example.org": TLSIdentity(pki.folder / "other.pem", pki.folder / "other.key"),
+                "*.example.net": wildcard,
+            },
+        ),
+    )
     try:
         for port in (server.imaps_port, server.pop3s_port):
             default = peer_certificate(port, pki, "localhost")
             assert default.subject.rfc4514_string() == "CN=server"
-            assert peer_certificate(port, pki, "mail.example.org").subject.rfc4514_string() \
-                == "CN=other"
-            assert peer_certificate(port, pki, "imap.example.net").subject.rfc4514_string() \
-                == "CN=wildcard"
+            assert peer_certificate(port, pki, "mail.example.org").subject.rfc4514_string() == "CN=other"
+            assert peer_certificate(port, pki, "imap.example.net").subject.rfc4514_string() == "CN=wildcard"
         # STARTTLS chooses too
         with socket.create_connection(("127.0.0.1", server.imap_port), timeout=TIMEOUT) as raw:
             raw.recv(1024)
@@ -214,6 +245,7 @@ def test_sni_chooses_the_certificate_by_server_name(tmp_path, reactor_thread, pk
 
 
 # -- reload ------------------------------------------------------------------------------------
+
 
 def test_reload_serves_new_connections_and_keeps_sessions(tmp_path, reactor_thread, pki):
     live = tmp_path / "live"
@@ -231,6 +263,7 @@ def test_reload_serves_new_connections_and_keeps_sessions(tmp_path, reactor_thre
         cert.write_bytes(renewed.certificate.read_bytes())
         key.write_bytes(renewed.private_key.read_bytes())
         from conftest import in_reactor
+
         assert in_reactor(server.tls_service().reload) is True
         after = peer_certificate(server.imaps_port, pki)
         assert after.serial_number != before.serial_number
@@ -258,7 +291,9 @@ def test_sighup_reloads_twistd(tmp_path, pki):
     cert.write_bytes((pki.folder / "server.pem").read_bytes())
     key.write_bytes((pki.folder / "server.key").read_bytes())
     port = _free_port()
-    path = write_config(tmp_path, f"""
+    path = write_config(
+        tmp_path,
+        f"""
 [server]
 data_dir = "data"
 [imap]
@@ -269,10 +304,12 @@ listen = []
 [tls]
 certificate = "cert.pem"
 private_key = "key.pem"
-""")
+""",
+    )
     log = tmp_path / "twistd.log"
-    proc = subprocess.Popen([TWISTD, "-n", "--pidfile=", "--logfile", str(log), "exchmail",
-                             "--config", str(path)], cwd=tmp_path)
+    proc = subprocess.Popen(
+        [TWISTD, "-n", "--pidfile=", "--logfile", str(log), "exchmail", "--config", str(path)], cwd=tmp_path
+    )
     try:
         deadline = time.monotonic() + 30
         first = None

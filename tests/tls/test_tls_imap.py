@@ -40,8 +40,9 @@ def test_V0020_starttls_reevaluates_capabilities(tls_server, pki):
 
 
 def test_imaps_listener_with_imaplib(tls_server, pki):
-    with imaplib.IMAP4_SSL("127.0.0.1", tls_server.imaps_port, ssl_context=client_context(pki),
-                           timeout=TIMEOUT) as client:
+    with imaplib.IMAP4_SSL(
+        "127.0.0.1", tls_server.imaps_port, ssl_context=client_context(pki), timeout=TIMEOUT
+    ) as client:
         assert "STARTTLS" not in client.capabilities  # already TLS
         assert "AUTH=PLAIN" in client.capabilities
         assert client.login("alice", PASSWORD)[0] == "OK"
@@ -50,8 +51,9 @@ def test_imaps_listener_with_imaplib(tls_server, pki):
 
 
 def test_starttls_on_an_implicit_tls_connection_is_refused(tls_server, pki):
-    with imaplib.IMAP4_SSL("127.0.0.1", tls_server.imaps_port, ssl_context=client_context(pki),
-                           timeout=TIMEOUT) as client:
+    with imaplib.IMAP4_SSL(
+        "127.0.0.1", tls_server.imaps_port, ssl_context=client_context(pki), timeout=TIMEOUT
+    ) as client:
         with pytest.raises(imaplib.IMAP4.error, match="TLS is already active"):
             client._simple_command("STARTTLS")
 
@@ -70,7 +72,7 @@ def test_starttls_pipelined_command_is_discarded(tls_server, pki):
             tls.sendall(b"d LOGOUT\r\n")
             answered += recv_until(tls, b"d OK")
         assert b"b " not in cleartext + answered
-        assert b"CAPABILITY" not in cleartext[cleartext.index(b"\r\n"):] + answered
+        assert b"CAPABILITY" not in cleartext[cleartext.index(b"\r\n") :] + answered
 
 
 def test_2_1_5_V0022_secure_login_before_and_after_starttls(tmp_path, reactor_thread, pki):
@@ -81,8 +83,9 @@ def test_2_1_5_V0022_secure_login_before_and_after_starttls(tmp_path, reactor_th
         _check_secure_login(server, pki)
     finally:
         server.stop()
-    server = start_tls_server(tmp_path / "strict", tls_config(pki),
-                              profile_overrides={"advertise_logindisabled": True})
+    server = start_tls_server(
+        tmp_path / "strict", tls_config(pki), profile_overrides={"advertise_logindisabled": True}
+    )
     try:
         with imaplib.IMAP4("127.0.0.1", server.imap_port, timeout=TIMEOUT) as client:
             assert "LOGINDISABLED" in client.capabilities
@@ -134,32 +137,74 @@ def test_old_tls_versions_are_refused(tls_server, pki, old):
 
 
 def test_openssl_s_client_starttls_imap(tls_server, pki):
-    out = openssl(["s_client", "-starttls", "imap", "-connect", f"127.0.0.1:{tls_server.imap_port}",
-                   "-servername", "localhost", "-CAfile", str(pki.ca), "-verify_return_error",
-                   "-verify_hostname", "localhost", "-crlf", "-quiet", "-ign_eof"],
-                  f'a LOGIN alice "{PASSWORD}"\nb LOGOUT\n'.encode())
+    out = openssl(
+        [
+            "s_client",
+            "-starttls",
+            "imap",
+            "-connect",
+            f"127.0.0.1:{tls_server.imap_port}",
+            "-servername",
+            "localhost",
+            "-CAfile",
+            str(pki.ca),
+            "-verify_return_error",
+            "-verify_hostname",
+            "localhost",
+            "-crlf",
+            "-quiet",
+            "-ign_eof",
+        ],
+        f'a LOGIN alice "{PASSWORD}"\nb LOGOUT\n'.encode(),
+    )
     assert "a OK LOGIN completed." in out, out
     assert "b OK LOGOUT completed." in out, out
 
 
 def test_openssl_s_client_imaps(tls_server, pki):
-    out = openssl(["s_client", "-connect", f"127.0.0.1:{tls_server.imaps_port}",
-                   "-servername", "localhost", "-CAfile", str(pki.ca), "-verify_return_error",
-                   "-verify_hostname", "localhost", "-crlf", "-ign_eof"],
-                  f'a LOGIN alice "{PASSWORD}"\nb LOGOUT\n'.encode())
+    out = openssl(
+        [
+            "s_client",
+            "-connect",
+            f"127.0.0.1:{tls_server.imaps_port}",
+            "-servername",
+            "localhost",
+            "-CAfile",
+            str(pki.ca),
+            "-verify_return_error",
+            "-verify_hostname",
+            "localhost",
+            "-crlf",
+            "-ign_eof",
+        ],
+        f'a LOGIN alice "{PASSWORD}"\nb LOGOUT\n'.encode(),
+    )
     assert "Verify return code: 0 (ok)" in out, out
     assert "a OK LOGIN completed." in out, out
     assert "TLSv1.3" in out or "TLSv1.2" in out
 
 
 def test_curl_imaps_and_starttls(tls_server, pki):
-    base = [curl(), "--silent", "--show-error", "--max-time", str(TIMEOUT), "--cacert", str(pki.ca),
-            "--user", f"alice:{PASSWORD}"]
-    result = subprocess.run(base + [f"imaps://localhost:{tls_server.imaps_port}/"],
-                            capture_output=True, timeout=TIMEOUT + 5)
+    base = [
+        curl(),
+        "--silent",
+        "--show-error",
+        "--max-time",
+        str(TIMEOUT),
+        "--cacert",
+        str(pki.ca),
+        "--user",
+        f"alice:{PASSWORD}",
+    ]
+    result = subprocess.run(
+        base + [f"imaps://localhost:{tls_server.imaps_port}/"], capture_output=True, timeout=TIMEOUT + 5
+    )
     assert result.returncode == 0, result.stderr
     assert b"INBOX" in result.stdout
-    result = subprocess.run(base + ["--ssl-reqd", f"imap://localhost:{tls_server.imap_port}/"],
-                            capture_output=True, timeout=TIMEOUT + 5)
+    result = subprocess.run(
+        base + ["--ssl-reqd", f"imap://localhost:{tls_server.imap_port}/"],
+        capture_output=True,
+        timeout=TIMEOUT + 5,
+    )
     assert result.returncode == 0, result.stderr
     assert b"INBOX" in result.stdout

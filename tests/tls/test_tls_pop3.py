@@ -42,8 +42,7 @@ def test_stls_with_poplib_reevaluates_capabilities(tls_server, pki):
 
 
 def test_pop3s_listener_with_poplib(tls_server, pki):
-    client = poplib.POP3_SSL("127.0.0.1", tls_server.pop3s_port, context=client_context(pki),
-                             timeout=TIMEOUT)
+    client = poplib.POP3_SSL("127.0.0.1", tls_server.pop3s_port, context=client_context(pki), timeout=TIMEOUT)
     try:
         capa = client.capa()
         assert "STLS" not in capa
@@ -96,27 +95,67 @@ def test_stls_not_offered_without_tls(server):
 
 
 def test_openssl_s_client_starttls_pop3(tls_server, pki):
-    out = openssl(["s_client", "-starttls", "pop3", "-connect", f"127.0.0.1:{tls_server.pop3_port}",
-                   "-servername", "localhost", "-CAfile", str(pki.ca), "-verify_return_error",
-                   "-verify_hostname", "localhost", "-crlf", "-quiet", "-ign_eof"],
-                  f"USER alice\nPASS {PASSWORD}\nSTAT\nQUIT\n".encode())
+    out = openssl(
+        [
+            "s_client",
+            "-starttls",
+            "pop3",
+            "-connect",
+            f"127.0.0.1:{tls_server.pop3_port}",
+            "-servername",
+            "localhost",
+            "-CAfile",
+            str(pki.ca),
+            "-verify_return_error",
+            "-verify_hostname",
+            "localhost",
+            "-crlf",
+            "-quiet",
+            "-ign_eof",
+        ],
+        f"USER alice\nPASS {PASSWORD}\nSTAT\nQUIT\n".encode(),
+    )
     assert "+OK User successfully logged on." in out, out
     assert "+OK 0 0" in out, out
 
 
 def test_openssl_s_client_pop3s(tls_server, pki):
-    out = openssl(["s_client", "-connect", f"127.0.0.1:{tls_server.pop3s_port}",
-                   "-servername", "localhost", "-CAfile", str(pki.ca), "-verify_return_error",
-                   "-verify_hostname", "localhost", "-crlf", "-ign_eof"],
-                  f"USER alice\nPASS {PASSWORD}\nQUIT\n".encode())
+    out = openssl(
+        [
+            "s_client",
+            "-connect",
+            f"127.0.0.1:{tls_server.pop3s_port}",
+            "-servername",
+            "localhost",
+            "-CAfile",
+            str(pki.ca),
+            "-verify_return_error",
+            "-verify_hostname",
+            "localhost",
+            "-crlf",
+            "-ign_eof",
+        ],
+        f"USER alice\nPASS {PASSWORD}\nQUIT\n".encode(),
+    )
     assert "Verify return code: 0 (ok)" in out, out
     assert "+OK User successfully logged on." in out, out
 
 
 def test_curl_pop3s_and_stls(tls_server, pki):
-    base = [curl(), "--silent", "--show-error", "--max-time", str(TIMEOUT), "--cacert", str(pki.ca),
-            "--user", f"alice:{PASSWORD}"]
-    for url, extra in ((f"pop3s://localhost:{tls_server.pop3s_port}/", []),
-                       (f"pop3://localhost:{tls_server.pop3_port}/", ["--ssl-reqd"])):
+    base = [
+        curl(),
+        "--silent",
+        "--show-error",
+        "--max-time",
+        str(TIMEOUT),
+        "--cacert",
+        str(pki.ca),
+        "--user",
+        f"alice:{PASSWORD}",
+    ]
+    for url, extra in (
+        (f"pop3s://localhost:{tls_server.pop3s_port}/", []),
+        (f"pop3://localhost:{tls_server.pop3_port}/", ["--ssl-reqd"]),
+    ):
         result = subprocess.run(base + extra + [url], capture_output=True, timeout=TIMEOUT + 5)
         assert result.returncode == 0, (url, result.stderr)

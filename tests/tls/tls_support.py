@@ -33,9 +33,11 @@ NOW = datetime.datetime.now(datetime.timezone.utc)
 
 
 def _write_key(key: Any, path: Path) -> None:
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
 
 
 @dataclass
@@ -47,9 +49,13 @@ class PKI:
     ca_key: Any
     ca_cert: Any
 
-    def issue(self, name: str, hostnames: tuple[str, ...] = ("localhost", "127.0.0.1"),
-              not_before: datetime.datetime | None = None,
-              not_after: datetime.datetime | None = None) -> TLSIdentity:
+    def issue(
+        self,
+        name: str,
+        hostnames: tuple[str, ...] = ("localhost", "127.0.0.1"),
+        not_before: datetime.datetime | None = None,
+        not_after: datetime.datetime | None = None,
+    ) -> TLSIdentity:
         """A certificate for ``hostnames`` signed by the CA: ``<name>.pem`` and ``<name>.key``."""
         key = ec.generate_private_key(ec.SECP256R1())
         sans: list[x509.GeneralName] = []
@@ -58,15 +64,18 @@ class PKI:
                 sans.append(x509.IPAddress(ipaddress.ip_address(host)))
             except ValueError:
                 sans.append(x509.DNSName(host))
-        cert = (x509.CertificateBuilder()
-                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-                .issuer_name(self.ca_cert.subject).public_key(key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(not_before or NOW - datetime.timedelta(days=1))
-                .not_valid_after(not_after or NOW + datetime.timedelta(days=30))
-                .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .sign(self.ca_key, hashes.SHA256()))
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(self.ca_cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before or NOW - datetime.timedelta(days=1))
+            .not_valid_after(not_after or NOW + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(self.ca_key, hashes.SHA256())
+        )
         cert_path, key_path = self.folder / f"{name}.pem", self.folder / f"{name}.key"
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         _write_key(key, key_path)
@@ -78,18 +87,32 @@ def make_pki(folder: Path) -> PKI:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "exchmail test CA")])
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(NOW - datetime.timedelta(days=2))
-            .not_valid_after(NOW + datetime.timedelta(days=60))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
-                                         key_encipherment=False, data_encipherment=False,
-                                         key_agreement=False, key_cert_sign=True, crl_sign=True,
-                                         encipher_only=False, decipher_only=False),
-                           critical=True)
-            .add_extension(ski, critical=False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - datetime.timedelta(days=2))
+        .not_valid_after(NOW + datetime.timedelta(days=60))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(ski, critical=False)
+        .sign(key, hashes.SHA256())
+    )
     ca = folder / "ca.pem"
     ca.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return PKI(folder, ca, key, cert)
@@ -128,17 +151,24 @@ class TLSServer:
 
 
 def tls_config(pki: PKI, **changes: Any) -> TLSConfig:
-    return replace(TLSConfig(identity=TLSIdentity(pki.folder / "server.pem",
-                                                  pki.folder / "server.key")), **changes)
+    return replace(
+        TLSConfig(identity=TLSIdentity(pki.folder / "server.pem", pki.folder / "server.key")), **changes
+    )
 
 
-def start_tls_server(tmp_path: Path, tls: TLSConfig, login_type: str = "SecureLogin",
-                     profile_overrides: dict | None = None) -> TLSServer:
-    running = start_server(tmp_path, login_type=login_type, profile_overrides=profile_overrides,
-                           config_changes={
-                               "tls": tls,
-                               "imap": IMAPConfig(listen=(LOOPBACK,), tls_listen=(LOOPBACK,)),
-                               "pop3": POP3Config(listen=(LOOPBACK,), tls_listen=(LOOPBACK,))})
+def start_tls_server(
+    tmp_path: Path, tls: TLSConfig, login_type: str = "SecureLogin", profile_overrides: dict | None = None
+) -> TLSServer:
+    running = start_server(
+        tmp_path,
+        login_type=login_type,
+        profile_overrides=profile_overrides,
+        config_changes={
+            "tls": tls,
+            "imap": IMAPConfig(listen=(LOOPBACK,), tls_listen=(LOOPBACK,)),
+            "pop3": POP3Config(listen=(LOOPBACK,), tls_listen=(LOOPBACK,)),
+        },
+    )
 
     def port(prefix: str) -> int:
         listener = next(s for s in running.service if (s.name or "").startswith(prefix))
@@ -192,8 +222,7 @@ def openssl(args: list[str], stdin: bytes) -> str:
     """Run the openssl CLI with a timeout; its output as text."""
     if shutil.which("openssl") is None:
         pytest.skip("the openssl program is not installed")
-    result = subprocess.run(["openssl", *args], input=stdin, capture_output=True,
-                            timeout=TIMEOUT)
+    result = subprocess.run(["openssl", *args], input=stdin, capture_output=True, timeout=TIMEOUT)
     return (result.stdout + result.stderr).decode("utf-8", "replace")
 
 

@@ -58,8 +58,7 @@ CHUNK = 64 * 1024
 BATCH = 1000
 CONTENT_BATCH = 200
 FLUSH_AT = 64 * 1024
-MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun",
-          b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")
+MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")
 #: Items computed from the structure alone, worth caching.
 CACHED = frozenset({b"ENVELOPE", b"BODYSTRUCTURE", b"BODY", b"PREVIEW"})
 _METADATA = frozenset({b"UID", b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE", b"MODSEQ"})
@@ -69,7 +68,13 @@ def internal_date(epoch: float) -> bytes:
     """``"17-Jul-1996 02:44:25 +0000"`` (UTC, English month names)."""
     t = time.gmtime(epoch)
     return b'"%02d-%s-%04d %02d:%02d:%02d +0000"' % (
-        t.tm_mday, MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec)
+        t.tm_mday,
+        MONTHS[t.tm_mon - 1],
+        t.tm_year,
+        t.tm_hour,
+        t.tm_min,
+        t.tm_sec,
+    )
 
 
 @dataclass(frozen=True)
@@ -99,8 +104,7 @@ def needs_content(item: FetchItem, options: FetchOptions) -> bool:
 
 
 # -- rendering (pure: runs on the reactor thread or in the pool) --------------------------------
-def render_content(data: bytes, items: Sequence[FetchItem],
-                   options: FetchOptions) -> dict[FetchItem, bytes]:
+def render_content(data: bytes, items: Sequence[FetchItem], options: FetchOptions) -> dict[FetchItem, bytes]:
     """The rendered value of every content item of one message.
 
     With ``seven_bit`` the message is first re-encoded (MS-STANXIMAP V0007)
@@ -127,8 +131,7 @@ def render_content(data: bytes, items: Sequence[FetchItem],
     return out
 
 
-def _render_binary(parsed: ParsedMessage, item: FetchItem,
-                   decoded: dict[tuple[int, ...], bytes]) -> bytes:
+def _render_binary(parsed: ParsedMessage, item: FetchItem, decoded: dict[tuple[int, ...], bytes]) -> bytes:
     """BINARY[...] or BINARY.SIZE[...] (raises UnknownCTE)."""
     data = decoded.get(item.path)
     if data is None:
@@ -147,8 +150,9 @@ def _render_parsed(parsed: ParsedMessage, item: FetchItem, options: FetchOptions
     if name == b"ENVELOPE":
         return fetch.envelope(parsed, empty_as_nil=options.empty_as_nil)
     if name == b"BODYSTRUCTURE" or (name == b"BODY" and item.section is None):
-        return fetch.bodystructure(parsed, extensible=name == b"BODYSTRUCTURE",
-                                   empty_as_nil=options.empty_as_nil)
+        return fetch.bodystructure(
+            parsed, extensible=name == b"BODYSTRUCTURE", empty_as_nil=options.empty_as_nil
+        )
     if name == b"RFC822.HEADER":
         data = fetch.section(parsed, (), "HEADER")
     elif name == b"RFC822.TEXT":
@@ -191,8 +195,9 @@ class _Fetch:
         self.view = session.selected_view()
         self.mailbox = self.view.mailbox
         self.items = items
-        self.options = FetchOptions(settings.exact_rfc822_size, settings.seven_bit_output,
-                                    settings.empty_envelope_fields_nil)
+        self.options = FetchOptions(
+            settings.exact_rfc822_size, settings.seven_bit_output, settings.empty_envelope_fields_nil
+        )
         self.cache = session.context.cache
         account = getattr(session.account, "name", "")
         self.cache_prefix = (account, self.mailbox.name, self.mailbox.uid_validity)
@@ -254,8 +259,10 @@ class _Fetch:
             batch = list(islice(rows, BATCH))
             for row in batch:
                 items = with_flags if row[1] in newly_seen and not self._has_flags else plain
-                write(b"* %d FETCH (%s)\r\n" % (row[0], b" ".join(
-                    [label + render(row) for label, render in items])))
+                write(
+                    b"* %d FETCH (%s)\r\n"
+                    % (row[0], b" ".join([label + render(row) for label, render in items]))
+                )
             if len(batch) < BATCH:
                 return
             if session.buffered_output > FLUSH_AT:
@@ -281,8 +288,7 @@ class _Fetch:
         key = (flags, uid in self.view.recent)
         text = self._flag_text.get(key)
         if text is None:
-            text = self._flag_text[key] = self.session.flags_for_client(
-                self.view.with_recent(uid, flags))
+            text = self._flag_text[key] = self.session.flags_for_client(self.view.with_recent(uid, flags))
         return text
 
     @property
@@ -294,12 +300,10 @@ class _Fetch:
         if self.view.readonly or not any(i.sets_seen for i in self.items):
             return defer.succeed(set())
         message = self.mailbox.message
-        unseen = [uid for _, uid in pairs
-                  if (r := message(uid)) is not None and "\\Seen" not in r.flags]
+        unseen = [uid for _, uid in pairs if (r := message(uid)) is not None and "\\Seen" not in r.flags]
         if not unseen:
             return defer.succeed(set())
-        d = defer.maybeDeferred(self.mailbox.set_flags, unseen, frozenset({"\\Seen"}), "add",
-                                self.view)
+        d = defer.maybeDeferred(self.mailbox.set_flags, unseen, frozenset({"\\Seen"}), "add", self.view)
         return d.addCallback(lambda changed: set(changed))
 
     # -- what a message needs ---------------------------------------------------------------------
@@ -316,8 +320,11 @@ class _Fetch:
         if self.options.seven_bit:
             return False
         record = self.mailbox.message(uid)
-        return (record is not None and record.exact_size > STREAM_THRESHOLD
-                and all(whole_message(i) for i in self.content_items))
+        return (
+            record is not None
+            and record.exact_size > STREAM_THRESHOLD
+            and all(whole_message(i) for i in self.content_items)
+        )
 
     def _cached(self, uid: int) -> dict[FetchItem, bytes] | None:
         if self.cache is None:
@@ -334,8 +341,14 @@ class _Fetch:
         return (item.name, self.options.seven_bit, self.options.empty_as_nil)
 
     def _render(self, uid: int, data: bytes) -> defer.Deferred[dict[FetchItem, bytes]]:
-        d = offload(self.session.context.run_blocking, len(data), render_content, data,
-                    self.content_items, self.options)
+        d = offload(
+            self.session.context.run_blocking,
+            len(data),
+            render_content,
+            data,
+            self.content_items,
+            self.options,
+        )
         if self.cache is not None:
             d.addCallback(self._remember, uid)
         return d
@@ -360,8 +373,9 @@ class _Fetch:
         size = record.exact_size if self.options.exact_size else record.stored_size
         return b"%d" % size
 
-    def _write_one(self, seq: int, uid: int, record: Any, items: list[FetchItem],
-                   values: dict[FetchItem, bytes] | None) -> None:
+    def _write_one(
+        self, seq: int, uid: int, record: Any, items: list[FetchItem], values: dict[FetchItem, bytes] | None
+    ) -> None:
         parts = []
         for item in items:
             value = values.get(item) if values else None
@@ -397,8 +411,7 @@ class _Fetch:
             chunk = yield reader.read(min(CHUNK, left))
             if not chunk:
                 # The store promised ``size`` octets; pad so the literal stays well-formed.
-                self.session.log.error("message shorter than its size; padding {left} octets",
-                                       left=left)
+                self.session.log.error("message shorter than its size; padding {left} octets", left=left)
                 chunk = b" " * left
             left -= len(chunk)
             yield self.session.write_now(fetch.nul_safe(chunk))

@@ -43,8 +43,7 @@ def new_mailbox_name(session: IMAPSession, raw: bytes):
 
 def mailbox_line(session: IMAPSession, name: str) -> bytes:
     """A mailbox name as responses spell it (V0009: a literal if the profile says so)."""
-    return encode_mailbox(name, session.context.profile.imap.backslash_names_as_literal,
-                          utf8=session.utf8)
+    return encode_mailbox(name, session.context.profile.imap.backslash_names_as_literal, utf8=session.utf8)
 
 
 # -- SELECT / EXAMINE ----------------------------------------------------------------------------
@@ -137,8 +136,7 @@ def _pattern(raw: bytes, utf8: bool = False) -> str:
 
 @defer.inlineCallbacks
 def lsub(command: syntax.Lsub, session: IMAPSession):
-    reference, pattern = (_pattern(command.reference, session.utf8),
-                          _pattern(command.pattern, session.utf8))
+    reference, pattern = (_pattern(command.reference, session.utf8), _pattern(command.pattern, session.utf8))
     settings = session.context.profile.imap
     if settings.list_reference_without_delimiter is ListReference.CONCATENATE:
         full = reference + pattern  # as LIST does (exchmail.imap.listext.join_reference)
@@ -146,9 +144,9 @@ def lsub(command: syntax.Lsub, session: IMAPSession):
         full = listing.full_pattern(reference, pattern)
     subscribed = yield defer.maybeDeferred(session.account.subscriptions)
     existing = yield defer.maybeDeferred(session.account.list_mailboxes)
-    entries = listing.lsub_entries(subscribed, existing, full,
-                                   settings.lsub_percent_noselect_parent,
-                                   settings.case_insensitive_names)
+    entries = listing.lsub_entries(
+        subscribed, existing, full, settings.lsub_percent_noselect_parent, settings.case_insensitive_names
+    )
     for name, attributes in entries:
         _list_line(session, b"LSUB", name, attributes)
     return b"LSUB completed."
@@ -186,8 +184,7 @@ def status_response(session: IMAPSession, name: str, items: tuple[bytes, ...]):
         b"DELETED-STORAGE": lambda: -(-_size(mailbox, False, "\\Deleted") // 1024),
         b"DELETED": lambda: _count_flag(mailbox, "\\Deleted"),  # RFC 9051 §6.3.11
         # RFC 7162 §3.1.8 (0 for a store without MODSEQs)
-        b"HIGHESTMODSEQ": lambda: (IModSeq(mailbox).highest_modseq()
-                                   if IModSeq.providedBy(mailbox) else 0),
+        b"HIGHESTMODSEQ": lambda: IModSeq(mailbox).highest_modseq() if IModSeq.providedBy(mailbox) else 0,
     }
     if b"HIGHESTMODSEQ" in items and not session.condstore:
         session.enabled.add(b"CONDSTORE")  # a CONDSTORE-enabling command (§3.1)

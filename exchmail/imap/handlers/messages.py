@@ -123,7 +123,8 @@ def store(command: syntax.Store, session: IMAPSession):
     if command.unchanged_since is not None:  # RFC 7162 §3.1.3: a conditional STORE
         box = modseq_mailbox(session)
         changed, modified = yield defer.maybeDeferred(
-            box.set_flags_unchanged_since, uids, flags, command.mode, command.unchanged_since, view)
+            box.set_flags_unchanged_since, uids, flags, command.mode, command.unchanged_since, view
+        )
     else:
         changed = yield defer.maybeDeferred(view.mailbox.set_flags, uids, flags, command.mode, view)
     modseqs = modseq_map(session, [uid for uid in uids if uid in changed])
@@ -132,8 +133,9 @@ def store(command: syntax.Store, session: IMAPSession):
         if current is None or (command.silent and uid not in modseqs):
             continue
         # With CONDSTORE even .SILENT answers the new MODSEQ (RFC 7162 §3.1.3).
-        parts = [] if command.silent else [
-            b"FLAGS " + session.flags_for_client(view.with_recent(uid, current))]
+        parts = (
+            [] if command.silent else [b"FLAGS " + session.flags_for_client(view.with_recent(uid, current))]
+        )
         if command.uid or (session.qresync and uid in modseqs):
             parts.append(b"UID %d" % uid)
         if uid in modseqs:
@@ -159,8 +161,10 @@ def copy(command: syntax.Copy, session: IMAPSession):
     if not copied:
         return b"COPY completed."
     return b"[COPYUID %d %s %s] COPY completed." % (
-        target.uid_validity, compact_uid_set(a for a, _ in copied),
-        compact_uid_set(b for _, b in copied))
+        target.uid_validity,
+        compact_uid_set(a for a, _ in copied),
+        compact_uid_set(b for _, b in copied),
+    )
 
 
 # -- IDLE ---------------------------------------------------------------------------------------------------

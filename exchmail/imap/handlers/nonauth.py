@@ -49,16 +49,16 @@ def login(command: syntax.Login, session: IMAPSession) -> Any:
         raise CommandFailed(b"[PRIVACYREQUIRED] LOGIN is disabled before STARTTLS")
     credentials = UsernamePassword(command.user, command.password)
     d = session.login.login(credentials, "LOGIN")
-    d.addCallbacks(_logged_in, _refused, callbackArgs=(session, b"LOGIN completed."),
-                   errbackArgs=(session,))
+    d.addCallbacks(_logged_in, _refused, callbackArgs=(session, b"LOGIN completed."), errbackArgs=(session,))
     return d
 
 
 def authenticate(command: syntax.Authenticate, session: IMAPSession) -> Any:
     # RFC 4959 SASL-IR: accepted in every profile, advertised where the profile lists it.
     d = session.login.authenticate(command.mechanism, command.initial_response)
-    d.addCallbacks(_logged_in, _refused, callbackArgs=(session, b"AUTHENTICATE completed."),
-                   errbackArgs=(session,))
+    d.addCallbacks(
+        _logged_in, _refused, callbackArgs=(session, b"AUTHENTICATE completed."), errbackArgs=(session,)
+    )
     return d
 
 
@@ -84,8 +84,7 @@ def _refused(failure: Any, session: IMAPSession) -> None:
     failure.trap(LoginRefused)
     refused = failure.value
     if refused.reason == "unavailable":  # temporary; not a wrong password
-        raise CommandFailed(b"[UNAVAILABLE] The account directory is unavailable; "
-                            b"try again later.")
+        raise CommandFailed(b"[UNAVAILABLE] The account directory is unavailable; try again later.")
     if refused.reason == "sessions":
         raise CommandFailed(b"[UNAVAILABLE] Too many sessions for this user")
     if refused.last:  # V0058: the session ends after the answer

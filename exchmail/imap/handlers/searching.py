@@ -38,8 +38,9 @@ INDEX_BATCH = 5000
 CACHED_BATCH = 256
 
 
-def _matching(program: SearchProgram, candidates: list[ContentCandidate],
-              headers_only: bool) -> tuple[list[int], list[bytes]]:
+def _matching(
+    program: SearchProgram, candidates: list[ContentCandidate], headers_only: bool
+) -> tuple[list[int], list[bytes]]:
     """The candidates (their indexes) that match, one batch in one call (in
     the pool for more than a few messages), and -- for a search on headers
     alone -- each candidate's header block, which is all it needed."""
@@ -81,8 +82,7 @@ def matching_uids(session: IMAPSession, criteria: SearchKey):
 
 
 @defer.inlineCallbacks
-def _search_index(session: IMAPSession, program: SearchProgram, uids: list[int],
-                  exact: bool, by_uid: bool):
+def _search_index(session: IMAPSession, program: SearchProgram, uids: list[int], exact: bool, by_uid: bool):
     """Keys on flags, sizes, dates and numbers: from the index records alone."""
     view = session.selected_view()
     recent, matches, from_row = view.recent, program.matches, IndexCandidate.from_row
@@ -107,8 +107,7 @@ def _search_index(session: IMAPSession, program: SearchProgram, uids: list[int],
 
 
 @defer.inlineCallbacks
-def _search_content(session: IMAPSession, program: SearchProgram, uids: list[int],
-                    exact: bool, by_uid: bool):
+def _search_content(session: IMAPSession, program: SearchProgram, uids: list[int], exact: bool, by_uid: bool):
     """Header and body keys: content read in batches, each batch evaluated in
     one call (in the thread pool when it is larger than INLINE_LIMIT).
 
@@ -127,11 +126,11 @@ def _search_content(session: IMAPSession, program: SearchProgram, uids: list[int
         for uid, data in contents:
             record = message(uid)
             if data is not None and record is not None:
-                candidates.append(ContentCandidate(seqs[uid], uid, record, uid in recent,
-                                                   exact, data))
+                candidates.append(ContentCandidate(seqs[uid], uid, record, uid in recent, exact, data))
         size = sum(len(c.data) for c in candidates)
-        d = offload(session.context.run_blocking, size, _matching, program, candidates,
-                    keep, count=len(candidates))
+        d = offload(
+            session.context.run_blocking, size, _matching, program, candidates, keep, count=len(candidates)
+        )
 
         def done(result: tuple[list[int], list[bytes]]) -> None:
             matched, blocks = result
@@ -146,7 +145,7 @@ def _search_content(session: IMAPSession, program: SearchProgram, uids: list[int
         unread = set(to_read)
         known = [(uid, headers.get(uid)) for uid in uids if uid not in unread]
         for start in range(0, len(known), CACHED_BATCH):
-            yield evaluate(known[start:start + CACHED_BATCH], False)
+            yield evaluate(known[start : start + CACHED_BATCH], False)
     ahead = ReadAhead(view.mailbox, to_read)
     while (batch := ahead.next_batch()) is not None:
         contents = yield batch

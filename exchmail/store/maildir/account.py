@@ -245,15 +245,18 @@ class MaildirAccount:
             if not (yield self._run(folders.exists, self.path, name)) and name != names.INBOX:
                 raise NoSuchMailbox(f"no mailbox {name!r}")
             current = yield self._special_uses()
-            updated = {**current, name: frozenset(uses)} if uses else \
-                {k: v for k, v in current.items() if k != name}
+            updated = (
+                {**current, name: frozenset(uses)}
+                if uses
+                else {k: v for k, v in current.items() if k != name}
+            )
             yield self._store_special_uses(updated)
 
-        return _checked(names.normalize_mailbox, name).addCallback(
-            lambda name: self._lock.run(change, name))
+        return _checked(names.normalize_mailbox, name).addCallback(lambda name: self._lock.run(change, name))
 
     def _forget_special_use(self, name: str) -> Any:
         """A deleted mailbox loses its special use (called under the lock)."""
+
         def drop(uses: dict[str, frozenset[str]]) -> Any:
             if name not in uses:
                 return None

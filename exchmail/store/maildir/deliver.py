@@ -79,12 +79,14 @@ def read_wire(path: Path | str) -> bytes:
 @overload
 def measure(path: Path | str, dir_fd: int | None = None) -> tuple[int, int]: ...
 @overload
-def measure(path: Path | str, dir_fd: int | None = None, *,
-            with_mtime: Literal[True]) -> tuple[int, int, float]: ...
+def measure(
+    path: Path | str, dir_fd: int | None = None, *, with_mtime: Literal[True]
+) -> tuple[int, int, float]: ...
 
 
-def measure(path: Path | str, dir_fd: int | None = None, *,
-            with_mtime: bool = False) -> tuple[int, int] | tuple[int, int, float]:
+def measure(
+    path: Path | str, dir_fd: int | None = None, *, with_mtime: bool = False
+) -> tuple[int, int] | tuple[int, int, float]:
     """``(stored size, wire size)`` of a file (relative to ``dir_fd``), read in
     chunks; with ``with_mtime``, its modification time too (from the same open)."""
     stored = exact = 0
