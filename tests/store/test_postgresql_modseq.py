@@ -146,6 +146,11 @@ def test_unchangedsince_is_decided_by_the_database(pg_dsn: str) -> None:
         call(a.refresh)
         assert index(a) == index(b) == database(pg_dsn)
         assert a.message(n).flags == FLAGGED and a.message(m).flags == SEEN
+        # Only a failed test (b changes nothing): b's index still learns why.
+        known = b.highest_modseq()
+        call(a.set_flags, [n], SEEN, "add")
+        assert call(b.set_flags_unchanged_since, [n], DELETED, "add", known) == ({}, [n])
+        assert b.message(n).flags == FLAGGED | SEEN and index(b) == database(pg_dsn)
     finally:
         one.close()
         two.close()

@@ -213,11 +213,13 @@ class PostgreSQLMailbox(IndexedMailbox):
         d = self._store.transact(
             queries.set_flags, self.mailbox_id, self._store.frontend_id, uids, flags, mode, since
         )
-        return d.addCallback(self._flags_now, origin)
+        return d.addCallback(self._flags_now, origin, since)
 
-    def _flags_now(self, outcome: queries.FlagsOutcome, origin: object) -> Any:
+    def _flags_now(self, outcome: queries.FlagsOutcome, origin: object, since: int | None = None) -> Any:
         """(Under the lock) the index takes a committed STORE: directly if it
-        took the modseq after the index's, else by syncing."""
+        took the modseq after the index's, else by syncing (also when the
+        database failed an UNCHANGEDSINCE test the index would have passed:
+        the index is behind, and the client will fetch what changed)."""
         rows = self._rows
         result = {uid: outcome.stored[uid] for uid in sorted(outcome.stored) if rows.find(uid) >= 0}
         answer = (result, outcome.modified)
@@ -233,7 +235,14 @@ class PostgreSQLMailbox(IndexedMailbox):
             if changed:
                 self._notify("flags_changed", changed, origin)
             return answer
-        if outcome.modseq is None and all(rows.flags_of(rows.find(u)) == f for u, f in result.items()):
+        stale = since is not None and any(
+            rows.find(uid) >= 0 and rows.modseqs[rows.find(uid)] <= since for uid in outcome.modified
+        )
+        if (
+            outcome.modseq is None
+            and not stale
+            and all(rows.flags_of(rows.find(u)) == f for u, f in result.items())
+        ):
             return answer  # nothing changed, and the index knew every flag
         own = None if outcome.modseq is None else (outcome.modseq, origin)
         return self._sync_locked(own).addCallback(lambda _: answer)
