@@ -2,7 +2,7 @@
 
 Layers, from the bottom (a module may import its own layer and those below):
 
-0. ``errors``, ``interfaces``, ``mutf7``: shared vocabulary
+0. ``errors``, ``interfaces``, ``mutf7``, ``uidsets``: shared vocabulary
 1. ``profile``, ``mime``: the conformance profile as data; message parsing
 2. ``store``, ``tls``: storage backends; certificates and contexts
 3. ``auth``: checkers, realm, SASL, throttle
@@ -30,6 +30,7 @@ LAYERS = {
     "errors": 0,
     "interfaces": 0,
     "mutf7": 0,
+    "uidsets": 0,
     "__init__": 0,
     "profile": 1,
     "mime": 1,

@@ -16,6 +16,7 @@ from exchmail.imap.responses import SYSTEM_FLAGS, CommandBad, CommandFailed
 from exchmail.imap.utf8 import check_append_headers
 from exchmail.mailbox.view import MailboxView
 from exchmail.session.reader import SpooledLiteral
+from exchmail.uidsets import format_uid_set
 
 if TYPE_CHECKING:
     from exchmail.imap.session import IMAPSession
@@ -23,13 +24,7 @@ if TYPE_CHECKING:
 
 def compact_uid_set(uids: Iterable[int]) -> bytes:
     """``1:3,7`` for [1, 2, 3, 7] (as UIDPLUS responses want)."""
-    ranges: list[list[int]] = []
-    for uid in uids:
-        if ranges and uid == ranges[-1][1] + 1:
-            ranges[-1][1] = uid
-        else:
-            ranges.append([uid, uid])
-    return b",".join(b"%d" % a if a == b else b"%d:%d" % (a, b) for a, b in ranges)
+    return format_uid_set(uids).encode("ascii")
 
 
 def allowed_flags(session: IMAPSession, flags: frozenset[str], storing: bool) -> frozenset[str]:

@@ -58,6 +58,7 @@ from exchmail.store.maildir.scan import (
 from exchmail.store.maildir.watch import OwnChanges
 from exchmail.store.readers import FileReader
 from exchmail.store.runner import RunBlocking, run_sync
+from exchmail.uidsets import format_uid_set
 
 __all__ = ["MaildirMailbox", "RunBlocking", "run_sync"]
 
@@ -254,7 +255,7 @@ class MaildirMailbox(IndexedMailbox):
             return None
         for modseq in sorted(modseqs):
             added = [uid for uid, m in self.modseqs(uids) if m == modseq]
-            lines.append(f"M{modseq} {uidlist.format_uid_set(added)}")
+            lines.append(f"M{modseq} {format_uid_set(added)}")
         return self._uidlist.append(lines)
 
     def _persist_modseq(self, kind: str, modseq: int, uids: list[int]) -> defer.Deferred[Any] | None:
@@ -266,7 +267,7 @@ class MaildirMailbox(IndexedMailbox):
         if self._modseq_lines > max(len(self._rows), MODSEQ_LINES):
             self._modseq_lines = 0
             return self._uidlist.rewrite()
-        return self._uidlist.append([f"{kind}{modseq} {uidlist.format_uid_set(sorted(uids))}"])
+        return self._uidlist.append([f"{kind}{modseq} {format_uid_set(sorted(uids))}"])
 
     # -- flags ------------------------------------------------------------------------------
     def _store_flags(self, changes: list[FlagChange]) -> Any:

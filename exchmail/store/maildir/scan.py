@@ -37,6 +37,7 @@ from exchmail.store.maildir.filenames import (
     usable,
 )
 from exchmail.store.maildir.layout import KEYWORDS, is_maildir
+from exchmail.uidsets import format_uid_set
 
 Stamp = tuple[int, int]
 #: The backend columns of a Maildir index: where a row's base name lies in the
@@ -350,7 +351,7 @@ def _build(
         uid_next += 1
     if uid_next > start:
         stored.highest_modseq = modseq
-        lines.append(f"M{modseq} {uidlist.format_uid_set(range(start, uid_next))}")
+        lines.append(f"M{modseq} {format_uid_set(range(start, uid_next))}")
     first_recent = stored.first_recent
     if first_recent is None or (first_new is not None and first_new < first_recent):
         first_recent = first_new if first_new is not None else uid_next

@@ -44,6 +44,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from exchmail.store.maildir.layout import UIDLIST, atomic_write
+from exchmail.uidsets import format_uid_set, parse_uid_set
 
 log = Logger(namespace="exchmail.store.maildir")
 _last_validity = 0
@@ -144,27 +145,6 @@ class UidList:
             self.modseq_lines(),
         )
         return "".join(lines).encode("utf-8", "surrogateescape")
-
-
-def format_uid_set(uids: Iterable[int]) -> str:
-    """``1:3,7`` for ascending [1, 2, 3, 7]."""
-    ranges: list[list[int]] = []
-    for uid in uids:
-        if ranges and uid == ranges[-1][1] + 1:
-            ranges[-1][1] = uid
-        else:
-            ranges.append([uid, uid])
-    return ",".join(str(a) if a == b else f"{a}:{b}" for a, b in ranges)
-
-
-def parse_uid_set(text: str) -> list[int]:
-    """The UIDs of ``format_uid_set``'s output (garbage parts are skipped)."""
-    out: list[int] = []
-    for part in text.split(","):
-        low, _, high = part.partition(":")
-        if low.isdigit() and (not high or high.isdigit()):
-            out.extend(range(int(low), int(high or low) + 1))
-    return out
 
 
 def read(folder: Path) -> UidList | None:
