@@ -291,16 +291,22 @@ class IndexedMailbox(ModSeqIndex):
             self._notify("messages_added", added)
         return added
 
-    def _remove_uids(self, uids: Iterable[int]) -> list[int]:
-        """Drop ``uids`` from the index (copy-on-write) and tell the listeners."""
+    def _remove_uids(self, uids: Iterable[int], modseq: int | None = None) -> list[int]:
+        """Drop ``uids`` from the index (copy-on-write), remember the expunge
+        (with ``modseq`` if the storage gave it one) and tell the listeners."""
+        gone = self._drop_rows(uids)
+        if gone:
+            self._record_expunge(gone, modseq)
+            self._notify("messages_expunged", gone)
+        return gone
+
+    def _drop_rows(self, uids: Iterable[int]) -> list[int]:
+        """Drop the rows of ``uids`` (copy-on-write); the UIDs that were there, ascending."""
         rows = {row: uid for row, uid in ((self._rows.find(uid), uid) for uid in uids) if row >= 0}
         if not rows:
             return []
         self._rows.remove(rows)
-        gone = sorted(rows.values())
-        self._record_expunge(gone)
-        self._notify("messages_expunged", gone)
-        return gone
+        return sorted(rows.values())
 
     # -- asynchronous: content -------------------------------------------------------
     def read_message(self, uid: int) -> defer.Deferred[bytes]:

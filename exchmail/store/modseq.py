@@ -99,17 +99,24 @@ class ModSeqIndex:
                 rows.modseqs[row] = modseq
         return self._persist_modseq("M", modseq, uids)
 
-    def _record_expunge(self, gone: list[int]) -> None:
-        """``gone`` were expunged (rows already removed): remember them; the
-        Deferred of their being recorded is ``_expunge_recorded`` (the
-        expunge's Deferred waits for it)."""
-        modseq = self._next_modseq()
+    def _record_expunge(self, gone: list[int], modseq: int | None = None) -> None:
+        """``gone`` were expunged (rows already removed): remember them with
+        ``modseq`` (the one the storage gave the expunge; by default the
+        next one); the Deferred of their being recorded is
+        ``_expunge_recorded`` (the expunge's Deferred waits for it)."""
+        if modseq is None:
+            modseq = self._next_modseq()
+        self._remember_expunges((modseq, uid) for uid in gone)
+        self._expunge_recorded = self._persist_modseq("X", modseq, gone)
+
+    def _remember_expunges(self, pairs: Iterable[tuple[int, int]]) -> None:
+        """Remember ``(modseq, uid)`` expunges, ascending by modseq and above
+        every one remembered so far; the oldest are forgotten past the bound."""
         expunged = self._expunged
-        for uid in gone:
+        for pair in pairs:
             if len(expunged) == expunged.maxlen:
                 self._expunge_floor = expunged[0][0]  # forgotten from now on
-            expunged.append((modseq, uid))
-        self._expunge_recorded = self._persist_modseq("X", modseq, gone)
+            expunged.append(pair)
 
     def set_flags_unchanged_since(
         self,

@@ -318,14 +318,14 @@ class MaildirMailbox(IndexedMailbox):
         self._track_own_change(outcome.before, outcome.after)
         return [uid for uid, done in zip(uids, outcome.done, strict=False) if done], outcome.error
 
-    def _remove_uids(self, uids: Any) -> list[int]:
+    def _remove_uids(self, uids: Any, modseq: int | None = None) -> list[int]:
         uids = list(uids)
         lens = self._rows.extra[BASE_LEN]
         for uid in uids:
             row = self._rows.find(uid)
             if row >= 0:
                 self._blob_garbage += lens[row]
-        gone = super()._remove_uids(uids)
+        gone = super()._remove_uids(uids, modseq)
         self._compact_blob()
         return gone
 

@@ -33,11 +33,13 @@ def list_names(conn: Any, account: int) -> list[str]:
     return [name for (name,) in rows]
 
 
-def head(conn: Any, account: int, name: str) -> Head:
-    """The row of mailbox ``name``; NoSuchMailbox if there is none."""
+def head(conn: Any, account: int, name: str, share: bool = False) -> Head:
+    """The row of mailbox ``name``; NoSuchMailbox if there is none.  With
+    ``share``, locked FOR SHARE: no change to the mailbox commits until the
+    transaction ends (what it reads next is the mailbox as of this row)."""
     row = conn.execute(
         "SELECT id, uid_validity, uid_next, highestmodseq, first_recent FROM mailboxes "
-        "WHERE account_id = %s AND name = %s",
+        "WHERE account_id = %s AND name = %s" + (" FOR SHARE" if share else ""),
         (account, name),
     ).fetchone()
     if row is None:
@@ -45,10 +47,15 @@ def head(conn: Any, account: int, name: str) -> Head:
     return (int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]))
 
 
-def load(conn: Any, account: int, name: str) -> tuple[Head, list[queries.Row]]:
-    """A mailbox's row and messages (the row first: see ``queries.changes_since``)."""
-    found = head(conn, account, name)
-    return found, queries.load_rows(conn, found[0])
+#: A mailbox as an open loads it: its row, its messages, its last expunges.
+Loaded = tuple[Head, list[queries.Row], list[tuple[int, int]]]
+
+
+def load(conn: Any, account: int, name: str, expunges: int) -> Loaded:
+    """A mailbox's row, messages and last ``expunges`` expunges, all as of
+    the row's highestmodseq (see ``queries.changes_since``)."""
+    found = head(conn, account, name, share=True)
+    return found, queries.load_rows(conn, found[0]), queries.load_expunged(conn, found[0], expunges)
 
 
 def reopen(conn: Any, account: int, name: str, box_id: int, modseq: int) -> queries.Changes | None:

@@ -5,12 +5,19 @@ synchronous half of :class:`~exchmail.interfaces.IStoreMailbox`; the
 database is the truth.  The index moves forward only by *syncing*: reading
 every change after the modseq it knows (:func:`queries.changes_since`),
 under the mailbox lock, so that UIDs reach it in ascending order whichever
-frontend added them.  An APPEND or COPY commits, then syncs (its own
-message arrives with any other frontend's earlier ones, in order); a STORE
-or EXPUNGE applies the database's answer directly, under the same lock.
-Every change takes the mailbox's next modseq: when a change of this
-frontend took exactly the one after the index's, nothing else happened in
-between, and the index takes the change without reading it back.
+frontend added them.  Every change takes the mailbox's next modseq in the
+database: when a change of this frontend took exactly the one after the
+index's, nothing else happened in between, and the index takes the change
+(with that modseq) without reading it back; otherwise it syncs before the
+change's Deferred fires.
+
+The MODSEQs and HIGHESTMODSEQ of CONDSTORE/QRESYNC
+(:class:`~exchmail.interfaces.IModSeq`, RFC 7162) are therefore the
+database's: every frontend shows the values the committing transaction
+assigned, the expunges remembered are the database's expunge log (its last
+:data:`~exchmail.store.modseq.EXPUNGE_MEMORY` entries), and STORE
+UNCHANGEDSINCE is tested and applied in one transaction, under the mailbox
+row's lock.
 
 Other frontends' changes arrive as a NOTIFY (see :mod:`.notify`), which
 makes a listened mailbox sync at once, and, should a notification be
@@ -25,10 +32,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
-from zope.interface import implementer_only
 
 from exchmail.errors import NoSuchMessage
-from exchmail.interfaces import IBatchRead, IIndexScan, IMessageReader, IStoreMailbox
+from exchmail.interfaces import IMessageReader, IStoreMailbox
 from exchmail.store.columns import Columns
 from exchmail.store.index import DELETED, FLAG_MODES, RECENT, IndexedMailbox
 from exchmail.store.postgresql import bodies, folders, queries
@@ -42,18 +48,18 @@ BODY = 0  # the extra column: each message's body id
 def columns_of(rows: Sequence[queries.Row]) -> Columns:
     """An index over ``rows`` (ascending UIDs)."""
     columns = Columns(PostgreSQLMailbox.extra_columns)
-    for uid, flags, date, size, body in rows:
-        columns.append(uid, date, size, size, flags, (body,))
+    for uid, flags, date, size, body, modseq in rows:
+        columns.append(uid, date, size, size, flags, (body,), modseq)
     return columns
 
 
-@implementer_only(IStoreMailbox, IBatchRead, IIndexScan)
 class PostgreSQLMailbox(IndexedMailbox):
     """A mailbox row and its messages, shared by this frontend's sessions.
 
-    Not :class:`~exchmail.interfaces.IModSeq` (yet): the index's MODSEQ
-    counters are this process's own, while every frontend's changes take the
-    database's ``highestmodseq``; IMAP sessions answer ``NOMODSEQ``.
+    :class:`~exchmail.interfaces.IModSeq` with the database's modseqs:
+    :attr:`modseq` (HIGHESTMODSEQ) is the ``highestmodseq`` the index has
+    caught up to, each message's MODSEQ the one its last change committed
+    with, whichever frontend made it; the index never counts for itself.
     """
 
     extra_columns = ("Q",)
@@ -68,12 +74,19 @@ class PostgreSQLMailbox(IndexedMailbox):
         modseq: int,
         first_recent: int,
         rows: Sequence[queries.Row],
+        expunged: Sequence[tuple[int, int]] = (),
     ) -> None:
         super().__init__(
-            name, uid_validity, uid_next, store.run_blocking, columns_of(rows), max(first_recent, 1)
+            name,
+            uid_validity,
+            uid_next,
+            store.run_blocking,
+            columns_of(rows),
+            max(first_recent, 1),
+            highest_modseq=modseq,
+            expunged=expunged,
         )
         self.mailbox_id = mailbox_id
-        self.modseq = modseq
         self._store = store
         self._refresh_waiters: list[defer.Deferred[None]] = []
         self._poll: Any = None
@@ -118,24 +131,32 @@ class PostgreSQLMailbox(IndexedMailbox):
         )
         return self._track(d)
 
-    def _committed(self, modseq: int, rows: list[queries.Row]) -> Any:
+    @property
+    def modseq(self) -> int:
+        """The database's ``highestmodseq`` the index has caught up to (HIGHESTMODSEQ)."""
+        return self._highest
+
+    @modseq.setter
+    def modseq(self, value: int) -> None:
+        self._highest = value
+
+    def _next_modseq(self) -> int:
+        raise AssertionError("the database gives every modseq")  # a path that forgot to pass it
+
+    def _committed(self, modseq: int | None, rows: list[queries.Row]) -> Any:
         """(Under the lock) this frontend committed ``rows`` at ``modseq``: add
         them at once if nothing else happened since the index's modseq, or sync."""
+        if modseq is None:
+            return None
         highest = self._rows.uids[-1] if len(self._rows) else 0
         if modseq != self.modseq + 1 or (rows and rows[0][0] <= highest):
             return self._sync_locked()
-        for uid, flags, date, size, body in rows:
-            self._rows.append(uid, date, size, size, flags, (body,))
+        self.modseq = modseq
+        for uid, flags, date, size, body, given in rows:
+            self._rows.append(uid, date, size, size, flags, (body,), given)
             self.uid_next = max(self.uid_next, uid + 1)
             self._notify("messages_added", [uid])
-        self.modseq = modseq
         return None
-
-    def _advanced(self, modseq: int | None) -> None:
-        """(Under the lock) this frontend's change took ``modseq``: the index is
-        current up to it if that was the next one."""
-        if modseq is not None and modseq == self.modseq + 1:
-            self.modseq = modseq
 
     def copy_to(self, uids: Iterable[int], target: IStoreMailbox) -> defer.Deferred[list[tuple[int, int]]]:
         if not isinstance(target, PostgreSQLMailbox) or target._store is not self._store:
@@ -159,33 +180,72 @@ class PostgreSQLMailbox(IndexedMailbox):
             return defer.fail(ValueError(f"unknown flag mode {mode!r}"))
         wanted = [uid for uid in dict.fromkeys(uids) if self._rows.find(uid) >= 0]
         flags = frozenset(flags) - {RECENT}
-        return self._track(self._lock.run(self._set_flags_locked, wanted, flags, mode, origin))
+        d = self._lock.run(self._store_flags_locked, wanted, flags, mode, None, origin)
+        return self._track(d.addCallback(lambda outcome: outcome[0]))
+
+    def set_flags_unchanged_since(
+        self,
+        uids: Iterable[int],
+        flags: frozenset[str],
+        mode: str,
+        unchanged_since: int,
+        origin: object = None,
+    ) -> defer.Deferred[tuple[dict[int, frozenset[str]], list[int]]]:
+        """:class:`~exchmail.interfaces.IModSeq`: STORE (UNCHANGEDSINCE n), tested
+        against the database's modseqs and applied in one transaction."""
+        if mode not in FLAG_MODES:
+            return defer.fail(ValueError(f"unknown flag mode {mode!r}"))
+        wanted = [uid for uid in dict.fromkeys(uids) if self._rows.find(uid) >= 0]
+        flags = frozenset(flags) - {RECENT}
+        return self._track(
+            self._lock.run(self._store_flags_locked, wanted, flags, mode, unchanged_since, origin)
+        )
 
     def _set_flags_locked(self, uids: list[int], flags: frozenset[str], mode: str, origin: object) -> Any:
-        if not uids:
-            return {}
-        d = self._store.transact(
-            queries.set_flags, self.mailbox_id, self._store.frontend_id, uids, flags, mode
-        )
-        return d.addCallback(self._flags_now, origin)
+        d = defer.maybeDeferred(self._store_flags_locked, uids, flags, mode, None, origin)
+        return d.addCallback(lambda outcome: outcome[0])
 
-    def _flags_now(
-        self, outcome: tuple[int, dict[int, frozenset[str]]], origin: object
-    ) -> dict[int, frozenset[str]]:
-        modseq, stored = outcome
-        self._advanced(modseq)
-        result, changed = {}, []
-        for uid in sorted(stored):
-            row = self._rows.find(uid)
-            if row < 0:
-                continue
-            result[uid] = stored[uid]
-            if self._rows.flags_of(row) != stored[uid]:
-                self._rows.set_flags(row, stored[uid])
-                changed.append(uid)
-        if changed:
-            self._notify("flags_changed", changed, origin)
-        return result
+    def _store_flags_locked(
+        self, uids: list[int], flags: frozenset[str], mode: str, since: int | None, origin: object
+    ) -> Any:
+        if not uids:
+            return {}, []
+        d = self._store.transact(
+            queries.set_flags, self.mailbox_id, self._store.frontend_id, uids, flags, mode, since
+        )
+        return d.addCallback(self._flags_now, origin, since)
+
+    def _flags_now(self, outcome: queries.FlagsOutcome, origin: object, since: int | None = None) -> Any:
+        """(Under the lock) the index takes a committed STORE: directly if it
+        took the modseq after the index's, else by syncing (also when the
+        database failed an UNCHANGEDSINCE test the index would have passed:
+        the index is behind, and the client will fetch what changed)."""
+        rows = self._rows
+        result = {uid: outcome.stored[uid] for uid in sorted(outcome.stored) if rows.find(uid) >= 0}
+        answer = (result, outcome.modified)
+        if outcome.modseq is not None and outcome.modseq == self.modseq + 1:
+            self.modseq = outcome.modseq
+            changed = []
+            for uid, stored in result.items():
+                row = rows.find(uid)
+                if rows.flags_of(row) != stored:
+                    rows.set_flags(row, stored)
+                    rows.modseqs[row] = outcome.modseq
+                    changed.append(uid)
+            if changed:
+                self._notify("flags_changed", changed, origin)
+            return answer
+        stale = since is not None and any(
+            rows.find(uid) >= 0 and rows.modseqs[rows.find(uid)] <= since for uid in outcome.modified
+        )
+        if (
+            outcome.modseq is None
+            and not stale
+            and all(rows.flags_of(rows.find(u)) == f for u, f in result.items())
+        ):
+            return answer  # nothing changed, and the index knew every flag
+        own = None if outcome.modseq is None else (outcome.modseq, origin)
+        return self._sync_locked(own).addCallback(lambda _: answer)
 
     def _expunge_locked(self, wanted: set[int] | None) -> Any:
         return self._removing(None if wanted is None else sorted(wanted), True)
@@ -205,9 +265,17 @@ class PostgreSQLMailbox(IndexedMailbox):
         return d.addCallback(self._removed_now)
 
     def _removed_now(self, outcome: tuple[int | None, list[int]]) -> Any:
+        """(Under the lock) the index takes a committed expunge: directly if it
+        took the modseq after the index's, else by syncing; the UIDs that
+        were in the index."""
         modseq, removed = outcome
-        self._advanced(modseq)
-        return self._removed((removed, None))
+        known = [uid for uid in removed if self._rows.find(uid) >= 0]
+        if modseq is None:
+            return known
+        if modseq == self.modseq + 1:
+            self.modseq = modseq
+            return self._remove_uids(removed, modseq)
+        return self._sync_locked().addCallback(lambda _: known)
 
     def _recent_claimed(self) -> None:
         # Other frontends learn it at their next sync; if this write is lost,
@@ -236,10 +304,11 @@ class PostgreSQLMailbox(IndexedMailbox):
 
         return self._sync_locked().addBoth(tell)
 
-    def _sync_locked(self) -> defer.Deferred[None]:
-        """(Under the lock) read what changed after the index's modseq and apply it."""
+    def _sync_locked(self, own: tuple[int, object] | None = None) -> defer.Deferred[None]:
+        """(Under the lock) read what changed after the index's modseq and apply
+        it; ``own``: (modseq, origin) of a flag change of this frontend's."""
         d = self._store.transact(queries.changes_since, self.mailbox_id, self.modseq)
-        return d.addCallback(self._apply)
+        return d.addCallback(self._apply, own)
 
     def reopen(self, account: int, name: str) -> defer.Deferred[PostgreSQLMailbox | None]:
         """(Under the lock) if ``name`` still names this mailbox, sync and give
@@ -255,30 +324,43 @@ class PostgreSQLMailbox(IndexedMailbox):
 
         return d.addCallback(synced)
 
-    def _apply(self, changes: queries.Changes) -> None:
-        """Bring the index to ``changes`` (reactor thread, under the lock)."""
+    def _apply(self, changes: queries.Changes, own: tuple[int, object] | None = None) -> None:
+        """Bring the index to ``changes`` (reactor thread, under the lock): the
+        rows and expunges with the modseqs they committed with; flag changes
+        of ``own``'s modseq are told with its origin."""
         if not changes.exists:  # deleted by another frontend
-            self._remove_uids(list(self._rows.uids))
+            self.modseq += 1
+            self._remove_uids(list(self._rows.uids), self.modseq)
             return
+        self.modseq = max(self.modseq, changes.modseq)
         if changes.expunged:
-            self._remove_uids(changes.expunged)
-        flagged = []
-        for uid, flags, date, size, body in changes.rows:
-            row = self._rows.find(uid)
+            # Every expunge of the log is remembered, even of messages this
+            # index never held: VANISHED is the same on every frontend.
+            self._remember_expunges(changes.expunged)
+            gone = self._drop_rows(uid for _, uid in changes.expunged)
+            if gone:
+                self._notify("messages_expunged", gone)
+        flagged: list[int] = []
+        mine: list[int] = []
+        rows = self._rows
+        for uid, flags, date, size, body, modseq in changes.rows:
+            row = rows.find(uid)
             if row >= 0:
-                if self._rows.flags_of(row) != flags:
-                    self._rows.set_flags(row, flags)
-                    flagged.append(uid)
-            elif not len(self._rows) or uid > self._rows.uids[-1]:
+                if rows.flags_of(row) != flags or rows.modseqs[row] != modseq:
+                    rows.set_flags(row, flags)
+                    rows.modseqs[row] = modseq
+                    (mine if own is not None and modseq == own[0] else flagged).append(uid)
+            elif not len(rows) or uid > rows.uids[-1]:
                 # One notification per message, as the appends were made.
-                self._rows.append(uid, date, size, size, flags, (body,))
+                rows.append(uid, date, size, size, flags, (body,), modseq)
                 self.uid_next = max(self.uid_next, uid + 1)
                 self._notify("messages_added", [uid])
         if flagged:
             self._notify("flags_changed", flagged, None)
+        if mine and own is not None:
+            self._notify("flags_changed", mine, own[1])
         self.uid_next = max(self.uid_next, changes.uid_next)
         self._first_recent = max(self._first_recent, changes.first_recent)
-        self.modseq = max(self.modseq, changes.modseq)
 
     # -- watching ------------------------------------------------------------------------
     def _listening(self, active: bool) -> None:

@@ -1,11 +1,16 @@
 """The blocking transactions of one mailbox (run through ``run_blocking``).
 
-Every change bumps ``mailboxes.highestmodseq`` first, which takes the
-mailbox row's lock until commit: changes to one mailbox therefore commit in
-modseq order, UIDs are handed out in that order too, and a frontend that
-reads "every row changed after modseq N" after reading the mailbox's
-modseq never misses one.  Each change ends with a ``NOTIFY`` on
-:data:`CHANNEL` (delivered at commit) naming the mailbox and the frontend.
+Every change takes the mailbox row's lock first (:func:`lock`) and, if it
+changes anything, the next ``mailboxes.highestmodseq`` (:func:`bump`),
+holding the lock until commit: changes to one mailbox therefore commit in
+modseq order, UIDs are handed out in that order too, and no modseq is
+taken by a change that changed nothing.  Readers of a mailbox's changes
+take the same row ``FOR SHARE`` (:func:`changes_since`), so that what they
+read is exactly the mailbox as of the ``highestmodseq`` they read with it.
+These are the MODSEQs of CONDSTORE/QRESYNC (RFC 7162): every frontend's
+index shows the values the committing transaction assigned.  Each change
+ends with a ``NOTIFY`` on :data:`CHANNEL` (delivered at commit) naming the
+mailbox and the frontend.
 """
 
 from __future__ import annotations
@@ -20,25 +25,50 @@ from exchmail.store.postgresql.bodies import as_file, orphan_bodies, store_body
 CHANNEL = "exchmail_changes"
 DELETED = "\\Deleted"
 
-#: A message as the index holds it: (uid, flags, internal_date, size, body_id).
-Row = tuple[int, frozenset[str], float, int, int]
+#: A message as the index holds it: (uid, flags, internal_date, size, body_id, modseq).
+Row = tuple[int, frozenset[str], float, int, int, int]
+ROW_COLUMNS = "uid, flags, internal_date, size, body_id, modseq"
 
 
 @dataclass(frozen=True)
 class Changes:
-    """What changed in a mailbox after a modseq, as one read saw it."""
+    """What changed in a mailbox after a modseq, as of ``modseq`` (one consistent read).
+
+    ``expunged`` holds ``(modseq, uid)`` pairs, ascending by modseq.
+    """
 
     exists: bool
     uid_next: int
     modseq: int
     first_recent: int
     rows: list[Row]
-    expunged: list[int]
+    expunged: list[tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class FlagsOutcome:
+    """What a STORE did: the modseq it took (None if it changed nothing),
+    the flags now stored of the UIDs it applied to, and those that failed
+    an UNCHANGEDSINCE test (RFC 7162 §3.1.3)."""
+
+    modseq: int | None
+    stored: dict[int, frozenset[str]]
+    modified: list[int]
 
 
 def notify(conn: Any, mailbox_id: int, frontend: str) -> None:
     """Tell every frontend, at commit, that ``mailbox_id`` changed."""
     conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"{mailbox_id} {frontend}"))
+
+
+def lock(conn: Any, mailbox_id: int) -> int:
+    """Lock the mailbox row until commit (every writer does, first); its highestmodseq."""
+    row = conn.execute(
+        "SELECT highestmodseq FROM mailboxes WHERE id = %s FOR UPDATE", (mailbox_id,)
+    ).fetchone()
+    if row is None:
+        raise NoSuchMailbox("the mailbox was deleted")
+    return int(row[0])
 
 
 def bump(conn: Any, mailbox_id: int, uids: int = 0) -> tuple[int, int]:
@@ -53,34 +83,46 @@ def bump(conn: Any, mailbox_id: int, uids: int = 0) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def _row(uid: int, flags: list[str], date: float, size: int, body: int) -> Row:
-    return int(uid), frozenset(flags), float(date), int(size), int(body)
+def _row(uid: int, flags: list[str], date: float, size: int, body: int, modseq: int) -> Row:
+    return int(uid), frozenset(flags), float(date), int(size), int(body), int(modseq)
 
 
 def load_rows(conn: Any, mailbox_id: int) -> list[Row]:
     """Every message of the mailbox, ascending by UID."""
     rows = conn.execute(
-        "SELECT uid, flags, internal_date, size, body_id FROM messages WHERE mailbox_id = %s ORDER BY uid",
-        (mailbox_id,),
+        f"SELECT {ROW_COLUMNS} FROM messages WHERE mailbox_id = %s ORDER BY uid", (mailbox_id,)
     ).fetchall()
     return [_row(*row) for row in rows]
 
 
+def load_expunged(conn: Any, mailbox_id: int, limit: int) -> list[tuple[int, int]]:
+    """The last ``limit`` expunges of the log, ``(modseq, uid)`` ascending."""
+    rows = conn.execute(
+        "SELECT modseq, uid FROM expunged WHERE mailbox_id = %s ORDER BY modseq DESC, uid DESC LIMIT %s",
+        (mailbox_id, limit),
+    ).fetchall()
+    return [(int(modseq), int(uid)) for modseq, uid in reversed(rows)]
+
+
 def changes_since(conn: Any, mailbox_id: int, modseq: int) -> Changes:
-    """What changed after ``modseq``: the mailbox's counters are read first,
-    so a change committed meanwhile is read again next time, never missed."""
+    """What changed after ``modseq``.  The mailbox row is read ``FOR SHARE``:
+    no change can commit until this transaction ends, so the rows and
+    expunges read are exactly those up to the highestmodseq read."""
     head = conn.execute(
-        "SELECT uid_next, highestmodseq, first_recent FROM mailboxes WHERE id = %s", (mailbox_id,)
+        "SELECT uid_next, highestmodseq, first_recent FROM mailboxes WHERE id = %s FOR SHARE",
+        (mailbox_id,),
     ).fetchone()
     if head is None:
         return Changes(False, 0, modseq, 0, [], [])
+    if int(head[1]) <= modseq:  # nothing happened (the common poll)
+        return Changes(True, int(head[0]), int(head[1]), int(head[2]), [], [])
     rows = conn.execute(
-        "SELECT uid, flags, internal_date, size, body_id FROM messages "
-        "WHERE mailbox_id = %s AND modseq > %s ORDER BY uid",
+        f"SELECT {ROW_COLUMNS} FROM messages WHERE mailbox_id = %s AND modseq > %s ORDER BY uid",
         (mailbox_id, modseq),
     ).fetchall()
     gone = conn.execute(
-        "SELECT uid FROM expunged WHERE mailbox_id = %s AND modseq > %s ORDER BY uid", (mailbox_id, modseq)
+        "SELECT modseq, uid FROM expunged WHERE mailbox_id = %s AND modseq > %s ORDER BY modseq, uid",
+        (mailbox_id, modseq),
     ).fetchall()
     return Changes(
         True,
@@ -88,7 +130,7 @@ def changes_since(conn: Any, mailbox_id: int, modseq: int) -> Changes:
         int(head[1]),
         int(head[2]),
         [_row(*row) for row in rows],
-        [int(uid) for (uid,) in gone],
+        [(int(m), int(uid)) for m, uid in gone],
     )
 
 
@@ -109,29 +151,26 @@ def append(
         (mailbox_id, uid, body_id, sorted(flags), internal_date, size, modseq),
     )
     notify(conn, mailbox_id, frontend)
-    return modseq, (uid, frozenset(flags), internal_date, size, body_id)
+    return modseq, (uid, frozenset(flags), internal_date, size, body_id, modseq)
 
 
 def copy(
     conn: Any, source_id: int, target_id: int, frontend: str, uids: list[int]
-) -> tuple[int, list[tuple[int, int]], list[Row]]:
+) -> tuple[int | None, list[tuple[int, int]], list[Row]]:
     """Copy messages (sharing their bodies) in one transaction:
-    (modseq, (old, new) UID pairs, the new rows)."""
+    (modseq, or None if none was left to copy; (old, new) UID pairs; the new rows)."""
     # The target's row lock first, as every writer takes it, so that a COPY
     # into the same mailbox cannot deadlock with a STORE there.
-    _, modseq = bump(conn, target_id)
+    lock(conn, target_id)
     rows = conn.execute(
         "SELECT uid, body_id, flags, internal_date, size FROM messages "
         "WHERE mailbox_id = %s AND uid = ANY(%s) ORDER BY uid",
         (source_id, uids),
     ).fetchall()
     if not rows:
-        return modseq, [], []
-    (first,) = conn.execute(
-        "UPDATE mailboxes SET uid_next = uid_next + %s WHERE id = %s RETURNING uid_next - %s",
-        (len(rows), target_id, len(rows)),
-    ).fetchone()
-    pairs = [(int(row[0]), int(first) + n) for n, row in enumerate(rows)]
+        return None, [], []
+    first, modseq = bump(conn, target_id, len(rows))
+    pairs = [(int(row[0]), first + n) for n, row in enumerate(rows)]
     with conn.cursor() as cursor:
         cursor.executemany(
             "INSERT INTO messages (mailbox_id, uid, body_id, flags, internal_date, size, modseq) "
@@ -142,42 +181,68 @@ def copy(
             ],
         )
     notify(conn, target_id, frontend)
-    added = [_row(new, row[2], row[3], row[4], row[1]) for (_, new), row in zip(pairs, rows, strict=True)]
+    added = [
+        _row(new, row[2], row[3], row[4], row[1], modseq) for (_, new), row in zip(pairs, rows, strict=True)
+    ]
     return modseq, pairs, added
 
 
-def set_flags(
-    conn: Any, mailbox_id: int, frontend: str, uids: list[int], flags: frozenset[str], mode: str
-) -> tuple[int, dict[int, frozenset[str]]]:
-    """Apply a STORE to the stored flags (not to what this frontend last saw,
-    so that concurrent changes from other frontends are kept); every
-    existing UID's flags after it."""
-    wanted = sorted(flags)
-    _, modseq = bump(conn, mailbox_id)
+def _flag_change(mode: str) -> tuple[str, str]:
+    """The SET clause of a STORE and the condition of its changing anything."""
     if mode == "add":
-        change = (
+        return (
             "flags = ARRAY(SELECT DISTINCT f FROM unnest(flags || %(f)s::text[]) AS f ORDER BY f)",
             "NOT flags @> %(f)s::text[]",
         )
-    elif mode == "remove":
-        change = (
+    if mode == "remove":
+        return (
             "flags = ARRAY(SELECT f FROM unnest(flags) AS f WHERE f <> ALL(%(f)s::text[]) ORDER BY f)",
             "flags && %(f)s::text[]",
         )
-    else:
-        change = ("flags = %(f)s::text[]", "NOT (flags @> %(f)s::text[] AND flags <@ %(f)s::text[])")
-    params = {"f": wanted, "m": modseq, "box": mailbox_id, "uids": uids}
+    return ("flags = %(f)s::text[]", "NOT (flags @> %(f)s::text[] AND flags <@ %(f)s::text[])")
+
+
+def set_flags(
+    conn: Any,
+    mailbox_id: int,
+    frontend: str,
+    uids: list[int],
+    flags: frozenset[str],
+    mode: str,
+    unchanged_since: int | None = None,
+) -> FlagsOutcome:
+    """Apply a STORE to the stored flags (not to what this frontend last saw,
+    so that concurrent changes from other frontends are kept).  With
+    ``unchanged_since``, only to the messages whose modseq is at most that,
+    tested and changed under the mailbox lock (STORE UNCHANGEDSINCE)."""
+    modseq = lock(conn, mailbox_id) + 1
+    params = {"f": sorted(flags), "m": modseq, "box": mailbox_id, "uids": uids, "since": unchanged_since}
+    modified: list[int] = []
+    test = ""
+    if unchanged_since is not None:
+        test = " AND modseq <= %(since)s"
+        found = conn.execute(
+            "SELECT uid FROM messages WHERE mailbox_id = %(box)s AND uid = ANY(%(uids)s) "
+            "AND modseq > %(since)s ORDER BY uid",
+            params,
+        ).fetchall()
+        modified = [int(uid) for (uid,) in found]
+    change, changes_anything = _flag_change(mode)
     changed = conn.execute(
-        f"UPDATE messages SET {change[0]}, modseq = %(m)s WHERE mailbox_id = %(box)s "
-        f"AND uid = ANY(%(uids)s) AND {change[1]} RETURNING uid",
+        f"UPDATE messages SET {change}, modseq = %(m)s WHERE mailbox_id = %(box)s "
+        f"AND uid = ANY(%(uids)s){test} AND {changes_anything} RETURNING uid",
         params,
     ).fetchall()
     if changed:
+        conn.execute("UPDATE mailboxes SET highestmodseq = %s WHERE id = %s", (modseq, mailbox_id))
         notify(conn, mailbox_id, frontend)
     rows = conn.execute(
-        "SELECT uid, flags FROM messages WHERE mailbox_id = %s AND uid = ANY(%s)", (mailbox_id, uids)
+        "SELECT uid, flags FROM messages WHERE mailbox_id = %(box)s AND uid = ANY(%(uids)s) "
+        "AND uid <> ALL(%(modified)s::bigint[])",
+        {**params, "modified": modified},
     ).fetchall()
-    return modseq, {int(uid): frozenset(stored) for uid, stored in rows}
+    stored = {int(uid): frozenset(now) for uid, now in rows}
+    return FlagsOutcome(modseq if changed else None, stored, modified)
 
 
 def remove(
@@ -198,17 +263,19 @@ def remove(
     # Nothing to remove (the common EXPUNGE): no lock, no modseq.
     if not conn.execute(f"SELECT EXISTS (SELECT 1 FROM messages WHERE {where})", params).fetchone()[0]:
         return None, []
-    _, modseq = bump(conn, mailbox_id)
+    lock(conn, mailbox_id)
     gone = conn.execute(f"DELETE FROM messages WHERE {where} RETURNING uid, body_id", params).fetchall()
+    if not gone:  # removed by another frontend meanwhile
+        return None, []
+    _, modseq = bump(conn, mailbox_id)
     removed = sorted(int(uid) for uid, _ in gone)
-    if removed:
-        conn.execute(
-            "INSERT INTO expunged (mailbox_id, uid, modseq) SELECT %s, u, %s "
-            "FROM unnest(%s::bigint[]) AS u ON CONFLICT DO NOTHING",
-            (mailbox_id, modseq, removed),
-        )
-        orphan_bodies(conn, sorted({int(body) for _, body in gone}))
-        notify(conn, mailbox_id, frontend)
+    conn.execute(
+        "INSERT INTO expunged (mailbox_id, uid, modseq) SELECT %s, u, %s "
+        "FROM unnest(%s::bigint[]) AS u ON CONFLICT DO NOTHING",
+        (mailbox_id, modseq, removed),
+    )
+    orphan_bodies(conn, sorted({int(body) for _, body in gone}))
+    notify(conn, mailbox_id, frontend)
     return modseq, removed
 
 

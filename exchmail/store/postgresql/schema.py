@@ -13,7 +13,7 @@ Tables (one row per ...):
   are bumped together, under the row lock, by every change to the
   mailbox, so that changes commit in ``highestmodseq`` order (frontends
   read "everything after the modseq I know" and miss nothing).
-  ``highestmodseq`` is what CONDSTORE (RFC 7162) will report;
+  ``highestmodseq`` is what CONDSTORE (RFC 7162) reports (HIGHESTMODSEQ);
   ``first_recent`` the lowest UID no session of any frontend has claimed
   as \\Recent yet.
 - ``messages``: message in a mailbox: UID, flags, internal date, size, the

@@ -33,7 +33,7 @@ from exchmail.interfaces import (
     IStoreAccount,
     IStoreMailbox,
 )
-from exchmail.store import names
+from exchmail.store import modseq, names
 from exchmail.store.postgresql import folders, schema
 from exchmail.store.postgresql.db import Database
 from exchmail.store.postgresql.mailbox import PostgreSQLMailbox
@@ -83,11 +83,12 @@ class PostgreSQLAccount:
         head = folders.head(conn, account, name)
         box = self._store.open_box(head[0])
         if box is not None and box.uid_validity == head[1]:
-            return head, None  # open already: a sync brings it up to date
-        return folders.load(conn, account, name)
+            return head, None, None  # open already: a sync brings it up to date
+        # One more expunge than the index keeps: it tells whether older ones exist.
+        return folders.load(conn, account, name, modseq.EXPUNGE_MEMORY + 1)
 
-    def _opened(self, loaded: tuple[folders.Head, list[Any] | None], name: str) -> Any:
-        (box_id, validity, uid_next, modseq, first_recent), rows = loaded
+    def _opened(self, loaded: tuple[folders.Head, list[Any] | None, Any], name: str) -> Any:
+        (box_id, validity, uid_next, highest, first_recent), rows, expunged = loaded
         box = self._store.open_box(box_id)
         if box is not None and box.uid_validity == validity:
             box.name = name
@@ -97,7 +98,9 @@ class PostgreSQLAccount:
             return refreshed.addCallback(lambda _: self._store.keep(kept))
         if rows is None:  # it was dropped meanwhile: load it again
             return self.mailbox(name)
-        box = PostgreSQLMailbox(self._store, box_id, name, validity, uid_next, modseq, first_recent, rows)
+        box = PostgreSQLMailbox(
+            self._store, box_id, name, validity, uid_next, highest, first_recent, rows, expunged
+        )
         self._store.boxes[box_id] = box
         self._open_names[name] = box
         return self._store.keep(box)
