@@ -8,6 +8,7 @@ port 0.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -24,6 +25,14 @@ from exchmail.service import listening_ports, make_service
 from exchmail.service.config import IMAPConfig, POP3Config, default_config
 
 PASSWORD = "secret pw"
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (setup.cfg): two workers per core.  Most tests wait on
+    sockets, timers and the programs they drive (slapd, a KDC, PostgreSQL,
+    Postfix), so one worker per core leaves the cores idle.  Measured on 2
+    cores: -n 2 171 s, -n 4 132 s, -n 6 138 s."""
+    return 2 * (os.cpu_count() or 1)
 
 
 @pytest.fixture(scope="session")
