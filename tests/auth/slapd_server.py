@@ -273,6 +273,13 @@ class Slapd:
         """Freeze slapd (SIGSTOP): connections open, nothing answers (a hung directory)."""
         assert self.process is not None
         self.process.send_signal(signal.SIGSTOP)
+        # The signal is delivered asynchronously: wait until every thread
+        # has stopped, or a request already in flight may still be answered.
+        stat = Path(f"/proc/{self.process.pid}/stat")
+        deadline = time.monotonic() + 5
+        while stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "T":
+            assert time.monotonic() < deadline, "slapd did not stop"
+            time.sleep(0.01)
 
     def resume(self) -> None:
         """Let a paused slapd run again (SIGCONT)."""
