@@ -1,8 +1,10 @@
 """The conformance profile as data: one frozen dataclass field per behaviour.
 
 Every place where Exchange 2007/2010 and RFC 3501/1939 disagree is one
-field of :class:`IMAPSettings` or :class:`POP3Settings`, declared with
-:func:`setting`.  The field's metadata records
+field of :class:`IMAPSettings` (here) or :class:`POP3Settings`
+(:mod:`exchmail.profile.pop3settings`), declared with :func:`setting`
+(:mod:`exchmail.profile.fields`, with the enumerations and the fields both
+services share).  The field's metadata records
 
 - ``ids``: the statement IDs of ``MS-STANXIMAP`` / ``MS-STANXPOP3`` (or
   section numbers) that the field decides,
@@ -13,7 +15,7 @@ field of :class:`IMAPSettings` or :class:`POP3Settings`, declared with
 
 Field defaults are the Exchange 2010 behaviour; the named profiles of
 :mod:`exchmail.profile.builtin` are plain instances built from them with
-:func:`dataclasses.replace`.  Adding a behaviour is one line here (and one
+:func:`dataclasses.replace`.  Adding a behaviour is one field in its class (and one
 line in ``builtin.py`` if the strict-RFC value differs).
 
 Protocol code reads named fields at the start of a command and never asks
@@ -22,159 +24,32 @@ which profile is in use.
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 from dataclasses import dataclass
-from typing import Any
 
-#: The metadata keys :func:`setting` records on a field.
-METADATA_KEYS = ("ids", "rfc", "admin", "doc", "minimum")
+from exchmail.profile.fields import (
+    METADATA_KEYS,
+    ListReference,
+    LoginType,
+    ServiceSettings,
+    SortOrder,
+    TagSyntax,
+    setting,
+)
+from exchmail.profile.pop3settings import POP3Settings
 
-
-def setting(
-    default: Any,
-    *,
-    ids: tuple[str, ...],
-    rfc: str = "",
-    admin: str = "",
-    doc: str = "",
-    minimum: int | None = None,
-) -> Any:
-    """Declare one profile setting: a dataclass field with documented metadata.
-
-    :param default: the Exchange 2010 value (must be immutable).
-    :param ids: statement IDs decided by this setting (may be empty for
-        administrative limits that no statement covers).
-    :param rfc: the RFC section concerned, e.g. ``"3501 §2.3.4"``.
-    :param admin: the Exchange administration parameter name, usable as an
-        override key in configuration files.
-    :param doc: a one-line description shown by ``exchmail profile show``.
-    :param minimum: for integer settings, the smallest accepted value.
-    """
-    return dataclasses.field(
-        default=default,
-        metadata={
-            "ids": tuple(ids),
-            "rfc": rfc,
-            "admin": admin,
-            "doc": doc,
-            "minimum": minimum,
-        },
-    )
-
-
-class TagSyntax(str, enum.Enum):
-    """Which command tags are accepted (MS-STANXIMAP C0001)."""
-
-    ANY_PRINTABLE = "any_printable"
-    RFC3501 = "rfc3501"
-
-
-class SortOrder(str, enum.Enum):
-    """POP3 message numbering (Set-PopSettings MessageRetrievalSortOrder)."""
-
-    ASCENDING = "Ascending"
-    DESCENDING = "Descending"
-
-
-class ListReference(str, enum.Enum):
-    """How LIST treats a reference that does not end with the delimiter (V0029)."""
-
-    #: Nothing is listed (Exchange).
-    NO_RESULTS = "no_results"
-    #: The reference is a level: ``LIST "a" "%"`` lists ``a/x``.
-    JOIN = "join"
-    #: Reference and pattern are concatenated, as Dovecot and Cyrus do:
-    #: ``LIST "a" "*"`` lists ``a`` itself, ``a/x`` and ``ab``.
-    CONCATENATE = "concatenate"
-
-
-class LoginType(str, enum.Enum):
-    """When passwords may cross the wire (Set-ImapSettings/Set-PopSettings LoginType)."""
-
-    #: Plaintext LOGIN / USER+PASS and plaintext SASL allowed without TLS.
-    PLAIN_TEXT_LOGIN = "PlainTextLogin"
-    #: Plaintext SASL (AUTHENTICATE PLAIN) allowed without TLS; LOGIN / USER+PASS not.
-    PLAIN_TEXT_AUTHENTICATION = "PlainTextAuthentication"
-    #: No password in the clear before TLS (the Exchange default).
-    SECURE_LOGIN = "SecureLogin"
-
-
-@dataclass(frozen=True, kw_only=True)
-class ServiceSettings:
-    """What IMAP and POP3 settings have in common (each service has its own values).
-
-    Session code shared by both protocols reads only these fields; each
-    service class redeclares a field where its default, statement IDs or
-    description differ.
-    """
-
-    banner: str = setting("", ids=(), admin="Banner", doc="text of the greeting")
-    sign_off: str = setting("", ids=(), doc="text of the goodbye at LOGOUT/QUIT")
-    login_type: LoginType = setting(
-        LoginType.SECURE_LOGIN,
-        ids=(),
-        admin="LoginType",
-        doc="PlainTextLogin, PlainTextAuthentication or SecureLogin (no password in the clear before TLS)",
-    )
-    authenticated_timeout: int = setting(
-        1800,
-        ids=(),
-        admin="AuthenticatedConnectionTimeout",
-        minimum=1,
-        doc="idle seconds before an authenticated session is closed",
-    )
-    preauthenticated_timeout: int = setting(
-        60,
-        ids=(),
-        admin="PreAuthenticatedConnectionTimeout",
-        minimum=1,
-        doc="idle seconds before a not-yet-authenticated session is closed",
-    )
-    max_command_size: int = setting(
-        512, ids=(), admin="MaxCommandSize", minimum=1, doc="longest command line in bytes"
-    )
-    exact_rfc822_size: bool = setting(
-        False,
-        ids=(),
-        admin="EnableExactRFC822Size",
-        doc="report exact message sizes (CRLF form) rather than stored sizes",
-    )
-    liberal_whitespace: bool = setting(
-        True, ids=(), doc="accept runs of spaces/TABs where one SP is required"
-    )
-    max_failed_logins: int = setting(
-        4, ids=(), minimum=0, doc="failed login attempts before the session is dropped (0: no limit)"
-    )
-    sasl_mechanisms: tuple[str, ...] = setting(
-        ("NTLM", "GSSAPI", "PLAIN"), ids=(), doc="SASL mechanisms offered"
-    )
-    enable_gssapi_and_ntlm_auth: bool = setting(
-        True,
-        ids=(),
-        admin="EnableGSSAPIAndNTLMAuth",
-        doc="offer NTLM and GSSAPI (when [ntlm] / [gssapi] are configured)",
-    )
-    enable_oauth: bool = setting(
-        False, ids=(), doc="offer XOAUTH2 and OAUTHBEARER bearer tokens (when [oauth] is configured)"
-    )
-    max_connections: int = setting(
-        2000, ids=(), admin="MaxConnections", minimum=0, doc="most simultaneous connections (0: no limit)"
-    )
-    max_connection_from_single_ip: int = setting(
-        2000,
-        ids=(),
-        admin="MaxConnectionFromSingleIP",
-        minimum=0,
-        doc="most simultaneous connections from one address (0: no limit)",
-    )
-    max_connections_per_user: int = setting(
-        16,
-        ids=(),
-        admin="MaxConnectionsPerUser",
-        minimum=0,
-        doc="most simultaneous logged-in sessions of one user (0: no limit)",
-    )
+__all__ = [
+    "METADATA_KEYS",
+    "SECTIONS",
+    "IMAPSettings",
+    "ListReference",
+    "LoginType",
+    "POP3Settings",
+    "Profile",
+    "ServiceSettings",
+    "SortOrder",
+    "TagSyntax",
+    "setting",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -639,161 +514,6 @@ class IMAPSettings(ServiceSettings):
         rfc="6154 §2",
         doc="folders made at an account's first login (after a start) when missing; existing "
         'ones are never touched; each "Name" or "Name=\\Use" (its SPECIAL-USE attribute)',
-    )
-
-
-@dataclass(frozen=True, kw_only=True)
-class POP3Settings(ServiceSettings):
-    """How the POP3 service behaves where Exchange and RFC 1939 differ."""
-
-    banner: str = setting(
-        "The Microsoft Exchange POP3 service is ready.",
-        ids=(),
-        admin="Banner",
-        rfc="1939 §4",
-        doc="text of the +OK greeting",
-    )
-    sign_off: str = setting(
-        "Microsoft Exchange Server 2010 POP3 server signing off.",
-        ids=(),
-        rfc="1939 §6",
-        doc="text of the +OK answering QUIT",
-    )
-    login_type: LoginType = setting(
-        LoginType.SECURE_LOGIN,
-        ids=("V0010",),
-        rfc="1939 §7, 2595 §4",
-        admin="LoginType",
-        doc="SecureLogin: USER/PASS and AUTH PLAIN refused before STLS; "
-        "PlainTextAuthentication: AUTH PLAIN allowed in the clear; PlainTextLogin: both",
-    )
-    capabilities: tuple[str, ...] = setting(
-        ("TOP", "UIDL", "SASL", "USER", "STLS"),
-        ids=(),
-        rfc="2449 §6",
-        doc="CAPA order; SASL expands to the usable mechanisms and STLS appears only "
-        "when it applies; extra_capabilities follow",
-    )
-    authenticated_timeout: int = setting(
-        1800,
-        ids=("V0002",),
-        rfc="1939 §3",
-        admin="AuthenticatedConnectionTimeout",
-        minimum=1,
-        doc="idle seconds before an authenticated session is closed",
-    )
-    preauthenticated_timeout: int = setting(
-        60,
-        ids=("V0002",),
-        rfc="1939 §3",
-        admin="PreAuthenticatedConnectionTimeout",
-        minimum=1,
-        doc="idle seconds before a not-yet-authenticated session is closed",
-    )
-    max_command_size: int = setting(
-        512,
-        ids=("2.1.2",),
-        rfc="2449 §4",
-        admin="MaxCommandSize",
-        minimum=1,
-        doc="longest command line in bytes, CRLF included",
-    )
-    exact_rfc822_size: bool = setting(
-        False,
-        ids=("2.1.4", "2.1.5"),
-        rfc="1939 §5",
-        admin="EnableExactRFC822Size",
-        doc="report exact message sizes (CRLF form) in LIST/STAT rather than stored sizes",
-    )
-    liberal_whitespace: bool = setting(
-        True,
-        ids=("2.1.1",),
-        rfc="1939 §3",
-        doc="accept runs of spaces/TABs between keyword and arguments (else one SP only)",
-    )
-    max_argument_length: int = setting(
-        0,
-        ids=("2.1.2",),
-        rfc="1939 §3",
-        minimum=0,
-        doc="longest argument in characters (0: no check; RFC 1939 says 40)",
-    )
-    exclusive_lock: bool = setting(
-        False,
-        ids=("2.1.3", "C0004"),
-        rfc="1939 §4",
-        doc="lock the maildrop against other POP3 sessions from login to QUIT",
-    )
-    autologout_notice: bool = setting(
-        True,
-        ids=("V0003",),
-        rfc="1939 §3",
-        doc="send an -ERR line before closing an idle session (RFC 1939: close silently)",
-    )
-    max_failed_logins: int = setting(
-        4,
-        ids=("C0005",),
-        rfc="1939 §4",
-        minimum=0,
-        doc="failed USER/PASS or AUTH attempts before the session is dropped (0: no limit)",
-    )
-    message_retrieval_sort_order: SortOrder = setting(
-        SortOrder.ASCENDING,
-        ids=(),
-        rfc="1939 §5",
-        admin="MessageRetrievalSortOrder",
-        doc="Ascending: message 1 is the oldest; Descending: message 1 is the newest "
-        "(STAT/LIST/UIDL/RETR numbering)",
-    )
-    extra_capabilities: tuple[str, ...] = setting(
-        (),
-        ids=(),
-        rfc="2449 §6",
-        doc="capabilities listed by CAPA after TOP UIDL SASL USER [STLS] "
-        "(only RESP-CODES, AUTH-RESP-CODE, PIPELINING are understood)",
-    )
-    sasl_mechanisms: tuple[str, ...] = setting(
-        ("NTLM", "GSSAPI", "PLAIN"),
-        ids=("E0002",),
-        rfc="5034",
-        doc="SASL mechanisms offered by AUTH, in order, of NTLM, GSSAPI, PLAIN, LOGIN, "
-        "SCRAM-SHA-256, XOAUTH2, OAUTHBEARER (each only where it can work, as for IMAP)",
-    )
-    enable_gssapi_and_ntlm_auth: bool = setting(
-        True,
-        ids=("E0002",),
-        rfc="5034",
-        admin="EnableGSSAPIAndNTLMAuth",
-        doc="offer NTLM and GSSAPI where sasl_mechanisms lists them and [ntlm] / [gssapi] "
-        "are configured (SASL NTLM GSSAPI PLAIN, also before STLS)",
-    )
-    enable_oauth: bool = setting(
-        False,
-        ids=(),
-        rfc="7628",
-        doc="offer XOAUTH2 and OAUTHBEARER with [oauth] configured (added after the listed "
-        "mechanisms unless sasl_mechanisms places them); Exchange 2007/2010 had neither",
-    )
-    max_connections: int = setting(
-        2000,
-        ids=(),
-        admin="MaxConnections",
-        minimum=0,
-        doc="most simultaneous POP3 connections (0: no limit)",
-    )
-    max_connection_from_single_ip: int = setting(
-        2000,
-        ids=(),
-        admin="MaxConnectionFromSingleIP",
-        minimum=0,
-        doc="most simultaneous POP3 connections from one address (0: no limit)",
-    )
-    max_connections_per_user: int = setting(
-        16,
-        ids=(),
-        admin="MaxConnectionsPerUser",
-        minimum=0,
-        doc="most simultaneous logged-in POP3 sessions of one user (0: no limit)",
     )
 
 
