@@ -43,7 +43,9 @@ from exchmail.imap.searchkeys import (
     UidSet,
     Within,
 )
+from exchmail.mime.headers import field_values
 from exchmail.mime.message import ParsedMessage, body_contains
+from exchmail.mime.text import header_search_text
 
 
 class Needs(enum.IntEnum):
@@ -335,7 +337,13 @@ class ContentCandidate(IndexCandidate):
     def header(self, name: str) -> str | None:
         # Address fields as their decoded names and addr-specs (routes and
         # groups included), so FROM user@domain matches however it is written.
-        texts = self.parsed.search_texts(name)
+        # Unparsed content: only the named fields are looked for (a header
+        # SEARCH over a big mailbox would otherwise split every field).
+        values = field_values(self.data, name) if self._parsed is None else None
+        if values is None:
+            texts = self.parsed.search_texts(name)
+        else:
+            texts = [header_search_text(name, value) for value in values]
         return "\n".join(texts) if texts else None
 
     def sent_date(self) -> datetime.date | None:

@@ -184,3 +184,36 @@ def parse_header(data: bytes, start: int = 0, end: int | None = None) -> list[He
         end = len(data)
     block = scan_header(data, start, end)
     return parse_fields(data, start, block.end)
+
+
+#: The empty line that ends a header block: a line that is only LF or CRLF.
+_BLANK_LINE = re.compile(rb"(?:\A|(?<=\n))\r?\n")
+#: Where the next field starts: a line end not followed by SP or HTAB.
+_FIELD_BREAK = re.compile(rb"\n(?![ \t])")
+_FIELD_STARTS: dict[str, re.Pattern[bytes]] = {}
+
+
+def field_values(data: bytes, name: str) -> list[bytes] | None:
+    """The unfolded raw values of the fields called *name* in the header at
+    the start of *data* -- what ``ParsedMessage(data).get_all(name)`` answers --
+    found by looking for those fields only, without splitting the others.
+
+    None when *name* is not an ASCII field name (the caller parses instead).
+    """
+    key = name.lower()
+    if not key.isascii() or len(key) > _MAX_NAME or not _FIELD_NAME.match(key.encode("ascii")):
+        return None
+    start_of = _FIELD_STARTS.get(key)
+    if start_of is None:
+        if len(_FIELD_STARTS) >= 256:  # names come from clients: keep the memo small
+            _FIELD_STARTS.clear()
+        start_of = re.compile(rb"(?im)^" + re.escape(key.encode("ascii")) + rb"[ \t]*:")
+        _FIELD_STARTS[key] = start_of
+    blank = _BLANK_LINE.search(data)
+    end = blank.start() if blank is not None else len(data)
+    values = []
+    for found in start_of.finditer(data, 0, end):
+        after = _FIELD_BREAK.search(data, found.start(), end)
+        stop = after.start() + 1 if after is not None else end
+        values.append(_field(data[found.start() : stop]).value)
+    return values
