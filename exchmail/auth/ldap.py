@@ -66,6 +66,7 @@ from exchmail.auth.cache import DEFAULT_MAX_ENTRIES, CredentialsCache
 from exchmail.auth.checker import RunBlocking
 from exchmail.auth.directory import IMAP, POP3, DirectoryUser
 from exchmail.auth.ldapconfig import LDAPConfig
+from exchmail.auth.ldapfilter import escape_filter_value, user_filter
 from exchmail.errors import DirectoryUnavailable, InvalidUserName
 from exchmail.interfaces import IDirectory, IVerifiedLogin
 from exchmail.store.names import check_user_name
@@ -82,20 +83,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 #: Logins that may wait for each LDAP pool thread before new ones are turned away.
 WAITING_PER_THREAD = 16
-
-
-def escape_filter_value(value: str) -> str:
-    """``value`` escaped for use inside an LDAP filter (RFC 4515 section 3).
-
-    ``*``, ``(``, ``)``, ``\\`` and NUL become ``\\2a``, ``\\28``, ``\\29``,
-    ``\\5c`` and ``\\00``; everything else (UTF-8 included) stays as it is.
-    """
-    return "".join(f"\\{ord(c):02x}" if c in "*()\\\x00" else c for c in value)
-
-
-def user_filter(template: str, user: str) -> str:
-    """The search filter for ``user``: ``template`` with ``{user}`` replaced, escaped."""
-    return template.replace("{user}", escape_filter_value(user))
 
 
 class _Unavailable(Exception):

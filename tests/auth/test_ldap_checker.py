@@ -24,7 +24,8 @@ from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
 
 from exchmail.auth.directory import DirectoryUser
-from exchmail.auth.ldap import LDAPChecker, escape_filter_value, user_filter
+from exchmail.auth.ldap import LDAPChecker
+from exchmail.auth.ldapfilter import escape_filter_value, user_filter
 from exchmail.errors import DirectoryUnavailable
 from exchmail.interfaces import IDirectory
 
