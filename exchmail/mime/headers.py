@@ -10,6 +10,7 @@ then belongs to the delimiter, not to the header (Dovecot's
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import NamedTuple
@@ -190,7 +191,12 @@ def parse_header(data: bytes, start: int = 0, end: int | None = None) -> list[He
 _BLANK_LINE = re.compile(rb"(?:\A|(?<=\n))\r?\n")
 #: Where the next field starts: a line end not followed by SP or HTAB.
 _FIELD_BREAK = re.compile(rb"\n(?![ \t])")
-_FIELD_STARTS: dict[str, re.Pattern[bytes]] = {}
+
+
+@functools.lru_cache(maxsize=256)  # names come from clients: a small memo
+def _field_start(key: str) -> re.Pattern[bytes]:
+    """Matches a line starting the field *key* (lower-case ASCII)."""
+    return re.compile(rb"(?im)^" + re.escape(key.encode("ascii")) + rb"[ \t]*:")
 
 
 def field_values(data: bytes, name: str) -> list[bytes] | None:
@@ -203,12 +209,7 @@ def field_values(data: bytes, name: str) -> list[bytes] | None:
     key = name.lower()
     if not key.isascii() or len(key) > _MAX_NAME or not _FIELD_NAME.match(key.encode("ascii")):
         return None
-    start_of = _FIELD_STARTS.get(key)
-    if start_of is None:
-        if len(_FIELD_STARTS) >= 256:  # names come from clients: keep the memo small
-            _FIELD_STARTS.clear()
-        start_of = re.compile(rb"(?im)^" + re.escape(key.encode("ascii")) + rb"[ \t]*:")
-        _FIELD_STARTS[key] = start_of
+    start_of = _field_start(key)
     blank = _BLANK_LINE.search(data)
     end = blank.start() if blank is not None else len(data)
     values = []
