@@ -52,9 +52,6 @@ class Updates:
         return bool(self.expunged or self.exists is not None or self.flags)
 
 
-NO_UPDATES = Updates()
-
-
 @implementer(IMailboxListener)
 class MailboxView:
     """Sequence numbering, \\Recent and pending updates for one session.
