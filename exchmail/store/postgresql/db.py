@@ -17,16 +17,13 @@ again as soon as the database is back.
 
 from __future__ import annotations
 
-import functools
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 from exchmail.errors import StoreUnavailable
-
-T = TypeVar("T")
 
 #: Seconds a caller waits for a free connection before giving up (UNAVAILABLE).
 POOL_TIMEOUT = 5.0
@@ -107,15 +104,3 @@ def unavailable_on_errors() -> Iterator[None]:
     except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as e:
         # Rolled back as a whole: nothing happened, the client may try again.
         raise StoreUnavailable("the mailbox database is busy; try again") from e
-
-
-def transactional(f: Callable[..., T]) -> Callable[..., T]:
-    """Decorate a blocking method ``f(self, conn, ...)`` of an object with a
-    ``db`` attribute: it runs in a transaction of its own."""
-
-    @functools.wraps(f)
-    def run(self: Any, *args: Any) -> T:
-        with self.db.transaction() as conn:
-            return f(self, conn, *args)
-
-    return run
