@@ -133,6 +133,11 @@ def install_mailbox(template: Path, maildir: Path, owner: str | None) -> None:
     maildir.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["cp", "-al", str(template), str(maildir)], check=True, timeout=600)
     if owner:
+        # The peer's mail user is made by dovecot-peer/start; on a new machine
+        # the mailbox is installed before the first start.
+        if subprocess.run(["id", owner], capture_output=True).returncode:
+            nologin = ["-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin"]
+            subprocess.run(["useradd", *nologin, owner], check=True)
         subprocess.run(["chown", "-R", f"{owner}:{owner}", str(maildir)], check=True, timeout=600)
 
 

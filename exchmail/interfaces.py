@@ -39,12 +39,13 @@ Threads and Deferreds -- the rule every implementation keeps:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable
     from typing import BinaryIO
 
     from twisted.internet.defer import Deferred
@@ -272,6 +273,27 @@ class IIndexScan(Interface):
     def scan(uids: Sequence[int]) -> Iterable[tuple[int, frozenset[str], float, int, int]]:
         """Synchronous: ``(uid, flags, internal_date, stored_size, exact_size)`` of
         each of ``uids`` that still exists, in the order given (ascending UIDs)."""
+
+    def columns(uids: Sequence[int]) -> IndexColumns | None:
+        """Synchronous: the index of ``uids`` column by column, when they are
+        exactly the first ``len(uids)`` messages of the mailbox (what a client
+        that is up to date knows: FETCH or SEARCH over ``1:*``), so whole-mailbox
+        commands work on arrays instead of a tuple per message; ``None``
+        otherwise (callers then use :meth:`scan`)."""
+
+
+class IndexColumns(NamedTuple):
+    """The index of the first messages of a mailbox (:meth:`IIndexScan.columns`):
+    entry ``i`` of each sequence belongs to the ``i``-th message."""
+
+    #: the distinct flag sets, numbered by their position
+    flag_sets: Sequence[frozenset[str]]
+    uids: Sequence[int]
+    #: the number of each message's flag set in ``flag_sets``
+    flags: Sequence[int]
+    internal_dates: Sequence[float]
+    stored_sizes: Sequence[int]
+    exact_sizes: Sequence[int]
 
 
 class IModSeq(Interface):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from zope.interface import implementer
 
-from exchmail.interfaces import IIndexScan, IMailboxListener, IStoreMailbox
+from exchmail.interfaces import IIndexScan, IMailboxListener, IndexColumns, IStoreMailbox
 
 RECENT = "\\Recent"
 
@@ -134,6 +134,15 @@ class MailboxView:
                 if uid == row[0]:
                     yield (seq, *row)
                     break
+
+    def columns(self, count: int | None = None) -> IndexColumns | None:
+        """The index of the first ``count`` messages the client knows (default:
+        all), column by column, if the store offers that and none of them is
+        gone; ``None`` otherwise (then use :meth:`index_rows`)."""
+        if not IIndexScan.providedBy(self.mailbox):
+            return None
+        known = self.known_uids()
+        return IIndexScan(self.mailbox).columns(known if count is None else known[:count])
 
     def resolve(self, ranges: Ranges, by_uid: bool) -> list[tuple[int, int]]:
         """``(seq, uid)`` pairs a sequence set selects, ascending, no duplicates.

@@ -95,6 +95,10 @@ class FlagTable:
     def __len__(self) -> int:
         return len(self._sets)
 
+    def sets(self) -> tuple[frozenset[str], ...]:
+        """Every set, in the order of their numbers."""
+        return tuple(self._sets)
+
     def ids_with(self, flag: str) -> set[int]:
         """The numbers of every set that contains ``flag``."""
         return {number for number, flags in enumerate(self._sets) if flag in flags}

@@ -53,6 +53,7 @@ from exchmail.interfaces import (
     IIndexScan,
     IMailboxListener,
     IMessageReader,
+    IndexColumns,
     IStoreMailbox,
 )
 from exchmail.store.columns import Columns, MessageRecord
@@ -174,19 +175,22 @@ class IndexedMailbox(ModSeqIndex):
         row = self._rows.find(uid)
         return None if row < 0 else self._rows.record(row)
 
+    def _is_prefix(self, uids: Sequence[int]) -> bool:
+        """Whether ``uids`` are the UIDs of the first ``len(uids)`` rows (compared in C)."""
+        rows = self._rows
+        count = len(uids)
+        if count > len(rows) or (count and rows.uids[count - 1] != uids[-1]):
+            return False
+        if uids is rows.uids or count == 0:
+            return True
+        return rows.uids[:count] == (uids if isinstance(uids, array) else array("Q", uids))
+
     def scan(self, uids: Sequence[int]) -> Iterator[tuple[int, frozenset[str], float, int, int]]:
         """:class:`~exchmail.interfaces.IIndexScan`: the columns themselves,
         walked once; a list that is a prefix of the index costs no look-up."""
         rows = self._rows
-        count = len(uids)
-        if count <= len(rows) and (count == 0 or rows.uids[count - 1] == uids[-1]):
-            if uids is not rows.uids and not isinstance(uids, array):
-                uids = array("Q", uids)  # compared in C below
-        if (
-            count <= len(rows)
-            and (count == 0 or rows.uids[count - 1] == uids[-1])
-            and (uids is rows.uids or rows.uids[:count] == uids)
-        ):
+        if self._is_prefix(uids):
+            count = len(uids)
             table = rows.table
             yield from zip(
                 rows.uids[:count],
@@ -201,6 +205,20 @@ class IndexedMailbox(ModSeqIndex):
             row = rows.find(uid)
             if row >= 0:
                 yield (uid, rows.flags_of(row), rows.dates[row], rows.stored[row], rows.exact[row])
+
+    def columns(self, uids: Sequence[int]) -> IndexColumns | None:
+        """:class:`~exchmail.interfaces.IIndexScan`: slices of the columns (copies)."""
+        if not self._is_prefix(uids):
+            return None
+        rows, count = self._rows, len(uids)
+        return IndexColumns(
+            rows.table.sets(),
+            rows.uids[:count],
+            rows.flags[:count],
+            rows.dates[:count],
+            rows.stored[:count],
+            rows.exact[:count],
+        )
 
     def recent_count(self) -> int:
         return len(self._rows) - self._rows.first_at_or_after(self._first_recent)

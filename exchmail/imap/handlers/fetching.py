@@ -27,7 +27,7 @@ Per message: one index record read, and at most one content read.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -42,9 +42,9 @@ from exchmail.imap.handlers import condstore
 from exchmail.imap.handlers.messages import message_set
 from exchmail.imap.preview import preview_value
 from exchmail.imap.responses import CommandFailed
-from exchmail.interfaces import IModSeq
+from exchmail.interfaces import IModSeq, IndexColumns
 from exchmail.mailbox.content import ReadAhead, offload
-from exchmail.mailbox.view import IndexRow
+from exchmail.mailbox.view import RECENT, IndexRow
 from exchmail.mime.message import ParsedMessage
 from exchmail.mime.sevenbit import has_8bit, to_seven_bit
 
@@ -56,6 +56,8 @@ STREAM_THRESHOLD = 1024 * 1024
 CHUNK = 64 * 1024
 #: Messages between two returns to the reactor, and output flushed at once.
 BATCH = 1000
+#: Lines made from index columns between two returns to the reactor.
+COLUMN_BATCH = 5000
 CONTENT_BATCH = 200
 FLUSH_AT = 64 * 1024
 MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")
@@ -252,6 +254,14 @@ class _Fetch:
         formatted once."""
         session = self.session
         write = session.write
+        by_columns = self._column_lines(pairs, newly_seen)
+        if by_columns is not None:
+            while lines := b"".join(islice(by_columns, COLUMN_BATCH)):
+                write(lines)
+                if session.buffered_output > FLUSH_AT:
+                    yield session.flush_and_wait()
+                yield task.deferLater(session.context.reactor, 0, lambda: None)
+            return
         plain = [(item.label() + b" ", self._row_renderer(item)) for item in self.items]
         with_flags = [*plain, (b"FLAGS ", self._row_renderer(FetchItem(b"FLAGS")))]
         rows = self.view.index_rows(pairs)
@@ -268,6 +278,53 @@ class _Fetch:
             if session.buffered_output > FLUSH_AT:
                 yield session.flush_and_wait()
             yield task.deferLater(session.context.reactor, 0, lambda: None)
+
+    def _column_lines(self, pairs: list[tuple[int, int]], newly_seen: set[int]) -> Iterator[bytes] | None:
+        """The response lines of a FETCH of the first messages (``1:n``), made
+        from the index columns by one format per line, the values mapped in C;
+        ``None`` where that does not apply (then row by row)."""
+        count = len(pairs)
+        if newly_seen or not count or pairs[0][0] != 1 or pairs[-1][0] != count:
+            return None  # ascending, unique sequence numbers: 1..count exactly
+        columns = self.view.columns(count)
+        if columns is None:
+            return None
+        specs: list[bytes] = []
+        values: list[Iterable[Any]] = [range(1, count + 1)]
+        for item in self.items:
+            name = item.name
+            if name == b"UID":
+                specs.append(b"UID %d")
+                values.append(columns.uids)
+            elif name == b"FLAGS":
+                specs.append(b"FLAGS %s")
+                values.append(self._column_flags(columns))
+            elif name == b"INTERNALDATE":
+                specs.append(b"INTERNALDATE %s")
+                values.append(map(internal_date, columns.internal_dates))
+            elif name == b"RFC822.SIZE" and item.section is None:
+                specs.append(b"RFC822.SIZE %d")
+                values.append(columns.exact_sizes if self.options.exact_size else columns.stored_sizes)
+            else:
+                return None  # MODSEQ: from the store's MODSEQs, row by row
+        line = b"* %d FETCH (" + b" ".join(specs) + b")\r\n"
+        return map(line.__mod__, zip(*values, strict=True))
+
+    def _column_flags(self, columns: IndexColumns) -> list[bytes]:
+        """Each message's FLAGS text, each distinct (flag set, \\Recent) formatted
+        once, in the order of first use (keywords are announced in that order)."""
+        recent = self.view.recent
+        keys: Sequence[Any] = (
+            list(zip(columns.flags, map(recent.__contains__, columns.uids), strict=True))
+            if recent
+            else columns.flags
+        )
+        texts = {}
+        for key in dict.fromkeys(keys):
+            number, is_recent = key if recent else (key, False)
+            flags = columns.flag_sets[number]
+            texts[key] = self._flag_text_of(flags | {RECENT} if is_recent else flags)
+        return list(map(texts.__getitem__, keys))
 
     def _row_renderer(self, item: FetchItem) -> Callable[[IndexRow], bytes]:
         """How to render an index item from a row ``(seq, uid, flags, date, stored, exact)``."""
@@ -288,8 +345,11 @@ class _Fetch:
         key = (flags, uid in self.view.recent)
         text = self._flag_text.get(key)
         if text is None:
-            text = self._flag_text[key] = self.session.flags_for_client(self.view.with_recent(uid, flags))
+            text = self._flag_text[key] = self._flag_text_of(self.view.with_recent(uid, flags))
         return text
+
+    def _flag_text_of(self, flags: frozenset[str]) -> bytes:
+        return self.session.flags_for_client(flags)
 
     @property
     def _has_flags(self) -> bool:

@@ -16,7 +16,7 @@ Content is read a few messages ahead (one read per message).
 
 from __future__ import annotations
 
-from itertools import islice
+from itertools import compress, islice
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer, task
@@ -30,6 +30,7 @@ from exchmail.mime.headers import header_end
 
 if TYPE_CHECKING:
     from exchmail.imap.session import IMAPSession
+    from exchmail.mailbox.view import MailboxView
 
 #: Messages evaluated between two returns to the reactor: index keys cost
 #: about a microsecond a message.
@@ -85,6 +86,10 @@ def matching_uids(session: IMAPSession, criteria: SearchKey):
 def _search_index(session: IMAPSession, program: SearchProgram, uids: list[int], exact: bool, by_uid: bool):
     """Keys on flags, sizes, dates and numbers: from the index records alone."""
     view = session.selected_view()
+    if program.flags_only and len(uids) == view.exists:
+        by_flag_set = _by_flag_set(view, program, exact, by_uid)
+        if by_flag_set is not None:
+            return by_flag_set
     recent, matches, from_row = view.recent, program.matches, IndexCandidate.from_row
     found: list[int] = []
     rows = view.index_rows(list(enumerate(uids, 1)))
@@ -104,6 +109,25 @@ def _search_index(session: IMAPSession, program: SearchProgram, uids: list[int],
         if len(batch) < INDEX_BATCH:
             return found
         yield task.deferLater(session.context.reactor, 0, lambda: None)
+
+
+def _by_flag_set(view: MailboxView, program: SearchProgram, exact: bool, by_uid: bool) -> list[int] | None:
+    """A program on flags alone over every message the client knows: worked
+    out once per distinct flag set, then the messages picked by their flag
+    set numbers in C (100,000 messages in milliseconds).  ``None`` where the
+    store has no columns to offer or the answer depends on \\Recent too."""
+    columns = view.columns()
+    if columns is None:
+        return None
+
+    def answer(flags: frozenset[str], recent: bool) -> bool:
+        return program.matches(IndexCandidate.from_row((0, 0, flags, 0.0, 0, 0), recent, exact))
+
+    plain = [answer(flags, False) for flags in columns.flag_sets]
+    if view.recent and plain != [answer(flags, True) for flags in columns.flag_sets]:
+        return None
+    numbers = columns.uids if by_uid else range(1, len(columns.uids) + 1)
+    return list(compress(numbers, map(plain.__getitem__, columns.flags)))
 
 
 @defer.inlineCallbacks
