@@ -24,7 +24,7 @@ import enum
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from exchmail.imap.searchkeys import (
     All,
@@ -283,6 +283,9 @@ class _Compiler:
 
 
 # -- candidates over index records and message content --------------------------
+_Candidate = TypeVar("_Candidate", bound="IndexCandidate")
+
+
 class IndexCandidate:
     """A message as SEARCH sees it from the index alone."""
 
@@ -296,8 +299,11 @@ class IndexCandidate:
 
     @classmethod
     def from_row(
-        cls, row: tuple[int, int, frozenset[str], float, int, int], recent: bool, exact: bool
-    ) -> IndexCandidate:
+        cls: type[_Candidate],
+        row: tuple[int, int, frozenset[str], float, int, int],
+        recent: bool,
+        exact: bool,
+    ) -> _Candidate:
         """A candidate from a view's index row ``(seq, uid, flags, date, stored, exact)``."""
         candidate = cls.__new__(cls)
         candidate.seq, candidate.uid, candidate.flags, candidate.internal_date = row[:4]
@@ -327,6 +333,16 @@ class ContentCandidate(IndexCandidate):
         super().__init__(seq, uid, record, recent, exact)
         self.data = data
         self._parsed: ParsedMessage | None = None
+
+    @classmethod
+    def of_row(
+        cls, row: tuple[int, int, frozenset[str], float, int, int], recent: bool, exact: bool, data: bytes
+    ) -> ContentCandidate:
+        """A candidate from an index row ``(seq, uid, flags, date, stored, exact)`` and its content."""
+        candidate = cls.from_row(row, recent, exact)
+        candidate.data = data
+        candidate._parsed = None
+        return candidate
 
     @property
     def parsed(self) -> ParsedMessage:

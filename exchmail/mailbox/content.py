@@ -17,7 +17,7 @@ from typing import Any
 from twisted.internet import defer
 
 from exchmail.errors import NoSuchMessage
-from exchmail.interfaces import IBatchRead, IStoreMailbox
+from exchmail.interfaces import IBatchRead, IIndexScan, IStoreMailbox
 from exchmail.session.context import RunBlocking
 
 #: Content up to this size is processed on the reactor thread ...
@@ -70,7 +70,17 @@ class ReadAhead:
         self._pending: deque[defer.Deferred[list[bytes | None]]] = deque()
         self._delivered = 0  # UIDs handed out by next_batch
         self._ready: deque[bytes | None] = deque()
+        # The sizes that make up batches: the index columns when the UIDs are
+        # the first messages of the mailbox (a whole-mailbox SEARCH or FETCH).
+        columns = IIndexScan(mailbox).columns(self._uids) if IIndexScan.providedBy(mailbox) else None
+        self._sizes = columns.exact_sizes if columns is not None else None
         self._fill()
+
+    def _size_of(self, position: int) -> int:
+        if self._sizes is not None:
+            return self._sizes[position]
+        record = self.mailbox.message(self._uids[position])
+        return record.exact_size if record is not None else 0
 
     def _fill(self) -> None:
         while len(self._pending) < self._window and self._position < len(self._uids):
@@ -107,10 +117,9 @@ class ReadAhead:
             self._position += 1
             return self._uids[start : start + 1]
         total, end = 0, start
-        message = self.mailbox.message
+        size_of = self._size_of
         while end < len(self._uids) and end - start < self._batch_count:
-            record = message(self._uids[end])
-            size = record.exact_size if record is not None else 0
+            size = size_of(end)
             if end > start and total + size > BATCH_OCTETS:
                 break
             total += size

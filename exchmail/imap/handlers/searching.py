@@ -29,8 +29,10 @@ from exchmail.mailbox.content import ReadAhead, offload
 from exchmail.mime.headers import header_end
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from exchmail.imap.session import IMAPSession
-    from exchmail.mailbox.view import MailboxView
+    from exchmail.mailbox.view import IndexRow, MailboxView
 
 #: Messages evaluated between two returns to the reactor: index keys cost
 #: about a microsecond a message.
@@ -139,18 +141,19 @@ def _search_content(session: IMAPSession, program: SearchProgram, uids: list[int
     alone reads no message at all for the messages already seen.
     """
     view = session.selected_view()
-    message, recent = view.mailbox.message, view.recent
+    recent = view.recent
     seqs = {uid: seq for seq, uid in enumerate(uids, 1)}
     headers = _HeaderCache(session) if program.needs == Needs.HEADERS else None
     to_read = uids if headers is None else [uid for uid in uids if headers.get(uid) is None]
     found: set[int] = set()
+    row_of = _index_rows(view, uids, seqs)
 
     def evaluate(contents: list[tuple[int, bytes | None]], keep: bool) -> defer.Deferred[Any]:
         candidates = []
         for uid, data in contents:
-            record = message(uid)
-            if data is not None and record is not None:
-                candidates.append(ContentCandidate(seqs[uid], uid, record, uid in recent, exact, data))
+            row = row_of(uid)
+            if data is not None and row is not None:
+                candidates.append(ContentCandidate.of_row(row, uid in recent, exact, data))
         size = sum(len(c.data) for c in candidates)
         d = offload(
             session.context.run_blocking, size, _matching, program, candidates, keep, count=len(candidates)
@@ -175,6 +178,31 @@ def _search_content(session: IMAPSession, program: SearchProgram, uids: list[int
         contents = yield batch
         yield evaluate(contents, headers is not None)
     return [uid if by_uid else seqs[uid] for uid in uids if uid in found]
+
+
+def _index_rows(view: MailboxView, uids: list[int], seqs: dict[int, int]) -> Callable[[int], IndexRow | None]:
+    """How to get a message's index row: from the columns, taken once, when
+    ``uids`` are all the client knows; else a record per message."""
+    columns = view.columns() if len(uids) == view.exists else None
+    if columns is not None:
+        sets, flags, dates = columns.flag_sets, columns.flags, columns.internal_dates
+        stored, exact = columns.stored_sizes, columns.exact_sizes
+
+        def from_columns(uid: int) -> IndexRow:
+            seq = seqs[uid]
+            i = seq - 1
+            return (seq, uid, sets[flags[i]], dates[i], stored[i], exact[i])
+
+        return from_columns
+    message = view.mailbox.message
+
+    def from_record(uid: int) -> IndexRow | None:
+        record = message(uid)
+        if record is None:
+            return None  # expunged meanwhile
+        return (seqs[uid], uid, record.flags, record.internal_date, record.stored_size, record.exact_size)
+
+    return from_record
 
 
 class _HeaderCache:
