@@ -91,3 +91,15 @@ def test_config_error_stops_startup_with_one_line(tmp_path, content, message):
     assert errors[0].startswith("exchmail: configuration error: ")
     assert message in errors[0]
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_start_up_objects_are_frozen_out_of_the_collectors_sight() -> None:
+    import gc
+
+    from exchmail.service.tap import freeze_startup_objects
+
+    try:
+        freeze_startup_objects()
+        assert gc.get_freeze_count() > 1000  # modules, classes, functions of the process
+    finally:
+        gc.unfreeze()

@@ -95,7 +95,7 @@ def answer(
     """Write the result of SEARCH (or SORT, ``kind``) for ``uids`` (in result order)."""
     if returns is None and not (session.rev2 and kind == b"SEARCH"):
         found = numbers(session, uids, by_uid)
-        text = kind + "".join(map(" %d".__mod__, found)).encode("ascii")
+        text = kind + (" " + " ".join(map(str, found)) if found else "").encode("ascii")
         if modseq_used and found:
             text += b" (MODSEQ %d)" % highest_of(session, uids)
         session.untagged(text)

@@ -26,10 +26,11 @@ Per message: one index record read, and at most one content read.
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
+from itertools import islice, repeat
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer, task
@@ -314,14 +315,13 @@ class _Fetch:
         """Each message's FLAGS text, each distinct (flag set, \\Recent) formatted
         once, in the order of first use (keywords are announced in that order)."""
         recent = self.view.recent
-        keys: Sequence[Any] = (
-            list(zip(columns.flags, map(recent.__contains__, columns.uids), strict=True))
-            if recent
-            else columns.flags
-        )
+        keys: Sequence[int] = columns.flags
+        if recent:  # key: 2 * flag set number + 1 if \\Recent (small ints, made in C)
+            doubled = map(operator.mul, columns.flags, repeat(2))
+            keys = list(map(operator.add, doubled, map(recent.__contains__, columns.uids)))
         texts = {}
         for key in dict.fromkeys(keys):
-            number, is_recent = key if recent else (key, False)
+            number, is_recent = divmod(key, 2) if recent else (key, 0)
             flags = columns.flag_sets[number]
             texts[key] = self._flag_text_of(flags | {RECENT} if is_recent else flags)
         return list(map(texts.__getitem__, keys))

@@ -4,6 +4,7 @@ RENAME, SUBSCRIBE, UNSUBSCRIBE, LSUB, STATUS, NAMESPACE (LIST: see
 
 from __future__ import annotations
 
+from itertools import compress, count
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
@@ -74,6 +75,10 @@ def select(command: syntax.Select, session: IMAPSession):
 
 
 def _first_unseen(view: Any) -> int | None:
+    columns = view.columns()
+    if columns is not None:  # found in C, however many are seen
+        unseen = ["\\Seen" not in flags for flags in columns.flag_sets]
+        return next(compress(count(1), map(unseen.__getitem__, columns.flags)), None)
     for seq, _, flags, *_ in view.index_rows():
         if "\\Seen" not in flags:
             return seq

@@ -144,7 +144,13 @@ def _search_content(session: IMAPSession, program: SearchProgram, uids: list[int
     recent = view.recent
     seqs = {uid: seq for seq, uid in enumerate(uids, 1)}
     headers = _HeaderCache(session) if program.needs == Needs.HEADERS else None
-    to_read = uids if headers is None else [uid for uid in uids if headers.get(uid) is None]
+    to_read = uids
+    if headers is not None:
+        to_read = []
+        for start in range(0, len(uids), INDEX_BATCH):  # 100,000 look-ups: let others in between
+            if start:
+                yield task.deferLater(session.context.reactor, 0, lambda: None)
+            to_read.extend(uid for uid in uids[start : start + INDEX_BATCH] if headers.get(uid) is None)
     found: set[int] = set()
     row_of = _index_rows(view, uids, seqs)
 

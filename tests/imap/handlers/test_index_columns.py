@@ -71,6 +71,7 @@ def test_fetch_of_the_whole_mailbox_answers_as_row_by_row(
     profile: str, items: str, column_calls: list[int]
 ) -> None:
     _, client = _mailbox_of_mixed_flags(profile)
+    column_calls.clear()  # SELECT's first unseen
     rows = _untagged(client.line(f"R1 FETCH 1 {items}")) + _untagged(client.line(f"R2 FETCH 2:* {items}"))
     assert column_calls == [1]  # message 1 alone is a prefix too; 2:* goes row by row
     columns = _untagged(client.line(f"C FETCH 1:* {items}"))
@@ -99,6 +100,7 @@ def test_search_on_flags_answers_as_row_by_row(
     profile: str, criteria: str, uid: str, column_calls: list[int]
 ) -> None:
     _, client = _mailbox_of_mixed_flags(profile)
+    column_calls.clear()  # SELECT's first unseen
     # ``1:*`` makes the program look at numbers too: the row-by-row path.
     by_rows = client.line(f"R {uid}SEARCH 1:* {criteria}")
     assert column_calls == []
