@@ -268,3 +268,13 @@ def test_open_racing_with_delete_is_not_kept(root: Path) -> None:
     runner.flush()  # the stale load is redone, and now finds nothing
     with pytest.raises(NoSuchMailbox):
         result(opening)
+
+
+@pytest.mark.parametrize("hint", [0, 5, 17, 18, 19, 1000])
+def test_read_wire_reads_the_whole_file_whatever_the_size_hint(tmp_path: Path, hint: int) -> None:
+    from exchmail.store.maildir.deliver import read_wire
+
+    path = tmp_path / "m"
+    path.write_bytes(b"A: b\n\nline\n.dot\n")  # 17 octets stored, 21 on the wire
+    assert read_wire(path, hint) == b"A: b\r\n\r\nline\r\n.dot\r\n"
+    assert read_wire(path) == b"A: b\r\n\r\nline\r\n.dot\r\n"

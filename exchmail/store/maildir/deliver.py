@@ -70,10 +70,24 @@ def open_wire(path: Path | str) -> BinaryIO:
     return io.BufferedReader(WireFile(open(path, "rb")), CHUNK)
 
 
-def read_wire(path: Path | str) -> bytes:
-    """The whole stored message in wire form."""
-    with open(path, "rb") as source:
-        return to_crlf(source.read())
+def read_wire(path: Path | str, size_hint: int = CHUNK) -> bytes:
+    """The whole stored message in wire form.
+
+    ``size_hint`` (the wire size, which no stored form exceeds) lets one
+    raw read take the whole file: open, read, close are the only system
+    calls (``open()`` adds a file object, fstat and seek -- a third of
+    the CPU of reading a POP3 maildrop)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.read(fd, size_hint + 1)
+        if len(data) > size_hint:  # larger than announced: read to the end
+            chunks = [data]
+            while chunk := os.read(fd, CHUNK):
+                chunks.append(chunk)
+            data = b"".join(chunks)
+    finally:
+        os.close(fd)
+    return to_crlf(data)
 
 
 @overload

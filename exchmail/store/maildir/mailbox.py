@@ -176,7 +176,7 @@ class MaildirMailbox(IndexedMailbox):
         return f"{self.path}/cur/{self._filename(row)}", self._rows.exact[row]
 
     def _read_blocking(self, handle: tuple[str, int]) -> bytes:
-        return read_wire(handle[0])
+        return read_wire(*handle)
 
     def _open_blocking(self, handle: tuple[str, int]) -> IMessageReader:
         path, size = handle
