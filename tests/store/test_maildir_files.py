@@ -278,3 +278,19 @@ def test_read_wire_reads_the_whole_file_whatever_the_size_hint(tmp_path: Path, h
     path.write_bytes(b"A: b\n\nline\n.dot\n")  # 17 octets stored, 21 on the wire
     assert read_wire(path, hint) == b"A: b\r\n\r\nline\r\n.dot\r\n"
     assert read_wire(path) == b"A: b\r\n\r\nline\r\n.dot\r\n"
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, 2, deliver.CHUNK - 1, deliver.CHUNK, deliver.CHUNK + 1, 2 * deliver.CHUNK + 3]
+)
+def test_measure_counts_every_octet_around_chunk_edges(tmp_path: Path, size: int) -> None:
+    # Bare LFs and CRLFs, one CRLF split across the chunk edge.
+    data = (b"ab\ncd\r\n" * (size // 7 + 1))[:size]
+    if size > deliver.CHUNK:
+        data = data[: deliver.CHUNK - 1] + b"\r\n" + data[deliver.CHUNK + 1 :]
+    path = tmp_path / "m"
+    path.write_bytes(data)
+    wire = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    assert deliver.measure(path) == (len(data), len(wire))
+    stored, exact, mtime = deliver.measure(path, with_mtime=True)
+    assert (stored, exact, mtime) == (len(data), len(wire), path.stat().st_mtime)

@@ -107,13 +107,22 @@ def measure(
     prev_cr = False
     fd = os.open(path, os.O_RDONLY, dir_fd=dir_fd)  # raw reads: most files are one chunk
     try:
-        mtime = os.fstat(fd).st_mtime if with_mtime else 0.0
-        while chunk := os.read(fd, CHUNK):
+        info = os.fstat(fd)
+        mtime = info.st_mtime if with_mtime else 0.0
+        # A file smaller than a chunk is read with one call that also shows
+        # its end (a short read), saving the read that returns nothing.
+        first = min(info.st_size + 1, CHUNK)
+        chunk = os.read(fd, first)
+        while chunk:
             stored += len(chunk)
             exact += len(chunk) + bare_lf_count(chunk)
             if prev_cr and chunk.startswith(b"\n"):
                 exact -= 1  # a CRLF split between two chunks
             prev_cr = chunk.endswith(b"\r")
+            if len(chunk) < first:
+                break  # a short read of a regular file: its end
+            chunk = os.read(fd, CHUNK)
+            first = CHUNK
     finally:
         os.close(fd)
     return (stored, exact, mtime) if with_mtime else (stored, exact)

@@ -224,8 +224,8 @@ class IndexBuilder:
         self.infos = InfoTable()
         self._numbers: dict[str, tuple[int, int]] = {}  # info -> (info id, flag set id)
 
-    def add(self, uid: int, info: FileInfo, modseq: int = 1) -> None:
-        """Add a row (UIDs must come in ascending order)."""
+    def add(self, uid: int, info: FileInfo, modseq: int = 1) -> str:
+        """Add a row (UIDs must come in ascending order); its base name."""
         filename = info.filename
         colon = filename.find(":")
         base = filename if colon < 0 else filename[:colon]
@@ -249,6 +249,7 @@ class IndexBuilder:
         size.append(len(name))
         info_ids.append(numbers[0])
         self.blob += name
+        return base
 
     def modseq_map(self) -> dict[int, int]:
         """uid -> MODSEQ of the rows whose MODSEQ is not 1."""
@@ -340,14 +341,13 @@ def _build(
     modseq, start = stored.highest_modseq + 1, uid_next
     # Unlisted files get new UIDs: those found in cur/ first, then new
     # arrivals, each in file name order (so the arrivals are the \Recent ones).
-    for filename, from_new in sorted(files.values(), key=lambda item: (item[1], item[0])):
+    for filename, from_new in _in_uid_order(files):
         info = file_info(cur, filename, from_new)
         if info is None:
             continue
         if from_new and first_new is None:
             first_new = uid_next
-        builder.add(uid_next, info, modseq)
-        lines.append(f"{uid_next} {split_name(filename)[0]}")
+        lines.append(f"{uid_next} {builder.add(uid_next, info, modseq)}")
         uid_next += 1
     if uid_next > start:
         stored.highest_modseq = modseq
@@ -356,6 +356,14 @@ def _build(
     if first_recent is None or (first_new is not None and first_new < first_recent):
         first_recent = first_new if first_new is not None else uid_next
     return uid_next, first_recent, lines, dirty
+
+
+def _in_uid_order(files: dict[str, tuple[str, bool]]) -> Iterator[tuple[str, bool]]:
+    """``(file name, came from new/)`` of ``files``: those found in ``cur/``
+    first, then the arrivals, each in name order (two plain sorts of strings)."""
+    for arrivals in (False, True):
+        for name in sorted([name for name, from_new in files.values() if from_new is arrivals]):
+            yield name, arrivals
 
 
 @contextmanager
@@ -425,7 +433,7 @@ def rescan(folder: Path, stamp: Stamp | None, trust: bool, snapshot: Snapshot, n
     if result.missing:
         _look_again(folder, snapshot, result)
     with _directory(folder / "cur") as cur:
-        for filename, from_new in sorted(files.values(), key=lambda item: (item[1], item[0])):
+        for filename, from_new in _in_uid_order(files):
             info = file_info(cur, filename, from_new)
             if info is not None:
                 result.found.append(info)
