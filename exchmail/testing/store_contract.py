@@ -68,6 +68,7 @@ from exchmail.errors import (
 )
 from exchmail.interfaces import (
     IAccountListing,
+    IIndexScan,
     IMailboxListener,
     IMarkedMailboxes,
     IMessageReader,
@@ -224,6 +225,31 @@ class StoreContract(ModSeqContract):
             self.call(inbox.read_message, 9999)
         with pytest.raises(NoSuchMessage):
             self.call(inbox.open_message, 9999)
+
+    def test_index_scan_and_columns_agree_with_the_records(self, inbox: Any) -> None:
+        scanner = IIndexScan(inbox, None)
+        if scanner is None:
+            pytest.skip("the mailbox does not provide IIndexScan")
+        for flags in (frozenset({"\\Seen"}), frozenset(), frozenset({"\\Seen", "\\Flagged"})):
+            self.call(inbox.append, MESSAGE, flags, 1_000_000_000.0)
+        uids = list(inbox.uids())
+        records = [inbox.message(uid) for uid in uids]
+        expected = [(r.uid, r.flags, r.internal_date, r.stored_size, r.exact_size) for r in records]
+        assert list(scanner.scan(uids)) == expected
+        assert list(scanner.scan([uids[0], 9999, uids[2]])) == [expected[0], expected[2]]
+        columns = scanner.columns(uids[:2])
+        assert columns is not None  # the first two messages
+        from_columns = zip(
+            columns.uids,
+            [columns.flag_sets[number] for number in columns.flags],
+            columns.internal_dates,
+            columns.stored_sizes,
+            columns.exact_sizes,
+            strict=True,
+        )
+        assert list(from_columns) == expected[:2]
+        assert scanner.columns(uids[1:]) is None  # not the first messages
+        assert scanner.columns([*uids, 9999]) is None
 
     def test_append_from_file_position(self, inbox: Any) -> None:
         source = io.BytesIO(b"IGNORED" + MESSAGE)
