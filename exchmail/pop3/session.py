@@ -146,11 +146,13 @@ class POP3Session(Session):
         if problem is not None:
             self.err(problem)
             return None
-        self.server.setTimeout(None)  # no idle timeout while a command runs
         name = line.split(None, 1)[0].upper().decode("ascii", "replace")
+        started = self.context.reactor.seconds()
         d = defer.maybeDeferred(handler, self, args, rest)
+        if not d.called:
+            self.server.setTimeout(None)  # no idle timeout while a command waits
         d.addErrback(self._failed)
-        d.addBoth(self._after, name, self.context.reactor.seconds())
+        d.addBoth(self._after, name, started)
         return d
 
     def _parse(self, line: bytes) -> tuple[bytes | None, Any, list[bytes], bytes]:
@@ -198,9 +200,11 @@ class POP3Session(Session):
         if not self.closing and self.phase != UPDATE:
             settings = self.context.profile.pop3
             authenticated = self.phase == TRANSACTION
-            self.server.setTimeout(
-                settings.authenticated_timeout if authenticated else settings.preauthenticated_timeout
-            )
+            timeout = settings.authenticated_timeout if authenticated else settings.preauthenticated_timeout
+            # A command that finished at once left the timer running (reset
+            # when it arrived): set anew only what changed.
+            if self.server.timeOut != timeout:
+                self.server.setTimeout(timeout)
         return result
 
     # -- state ----------------------------------------------------------------------------
