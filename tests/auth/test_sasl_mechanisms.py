@@ -427,6 +427,8 @@ def test_scram_proof_of_the_wrong_length_is_refused():
         (b"n,,n=al=ice,r=abc", "malformed SCRAM user name"),  # "=" not as =2C or =3D
         (b"n,,n=alice,r=", "empty user name or nonce"),
         (b"n,,n=alice,r=abc,m=ext", "mandatory SCRAM extensions"),
+        # Where RFC 5802 puts it (reserved-mext first): refused for that reason too.
+        (b"n,,m=ext,n=alice,r=abc", "mandatory SCRAM extensions"),
         (b"n,,n=alice,x,r=abc", "malformed SCRAM attribute"),
     ],
 )
