@@ -96,3 +96,15 @@ def test_exact_size_of_the_seven_bit_view() -> None:
     whole = c.line("b FETCH 1 BODY.PEEK[]")
     assert int(re.search(rb"BODY\[\] \{(\d+)\}", whole).group(1)) == size
     assert b"\xc3" not in whole
+
+
+def test_without_a_shared_cache_structure_items_are_rendered_each_time() -> None:
+    harness = Harness("exchange2010", cache=None)  # an embedder's context without a cache
+    harness.deliver(message(1))
+    c = harness.imap()
+    c.login()
+    c.line("s SELECT INBOX")
+    first = c.line("f FETCH 1 (ENVELOPE BODYSTRUCTURE)")
+    assert first.startswith(b"* 1 FETCH (ENVELOPE (") and first == c.line(
+        "f FETCH 1 (ENVELOPE BODYSTRUCTURE)"
+    )
