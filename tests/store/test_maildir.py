@@ -15,7 +15,7 @@ from helpers import Recorder, call, result
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-from exchmail.errors import NoSuchMailbox, StoreError
+from exchmail.errors import NoSuchMailbox, NoSuchMessage, StoreError
 from exchmail.store.maildir import MaildirStore, scan
 from exchmail.store.maildir.deliver import CHUNK
 
@@ -511,3 +511,27 @@ def test_is_marked_follows_unseen_new_mail(root: Path) -> None:
     assert call(account.marked, ["Box"]) == {"Box"}  # opened, but no session has claimed it
     box.claim_recent()
     assert call(account.marked, ["Box"]) == set()
+
+
+# -- files another program removed behind the index's back ---------------------------
+def test_read_of_a_file_removed_by_another_program(root: Path) -> None:
+    box = open_inbox(root)
+    keep, gone = call(box.append, b"a\r\n"), call(box.append, b"b\r\n")
+    (root / "bob" / "cur" / box.filename(gone)).unlink()
+    with pytest.raises(NoSuchMessage, match=f"message UID {gone} is gone"):
+        call(box.read_message, gone)
+    # One trip for many: the missing one is None, the others are read.
+    assert call(box.read_messages, [keep, gone]) == [b"a\r\n", None]
+    call(box.refresh)  # the index learns of the removal at the next scan
+    assert list(box.uids()) == [keep]
+
+
+def test_copy_skips_a_file_removed_by_another_program(root: Path) -> None:
+    box = open_inbox(root)
+    account = call(MaildirStore(root).account, "bob")
+    call(account.create, "Copies")
+    target = call(account.mailbox, "Copies")
+    first, second = call(box.append, b"one\r\n"), call(box.append, b"two\r\n")
+    (root / "bob" / "cur" / box.filename(first)).unlink()
+    assert call(box.copy_to, [first, second], target) == [(second, 1)]
+    assert read(target, 1) == b"two\r\n"
