@@ -535,3 +535,31 @@ def test_copy_skips_a_file_removed_by_another_program(root: Path) -> None:
     (root / "bob" / "cur" / box.filename(first)).unlink()
     assert call(box.copy_to, [first, second], target) == [(second, 1)]
     assert read(target, 1) == b"two\r\n"
+
+
+def test_keywords_another_process_added_are_learnt_on_refresh(root: Path) -> None:
+    """Two servers (or exchmail and a tool) on one tree: the second sees the
+    first's new keyword letters with their names, and can use them itself."""
+    ours, theirs = open_inbox(root), open_inbox(root)
+    uid = call(ours.append, b"x\r\n")
+    call(theirs.refresh)
+    call(ours.set_flags, [uid], frozenset({"Work", "$Label1"}), "add")
+    call(theirs.refresh)
+    assert theirs.message(uid).flags == frozenset({"Work", "$Label1"})
+    other = call(theirs.append, b"y\r\n", frozenset({"Work"}))  # the same letter, not a new one
+    assert len((root / "bob" / "exchmail-keywords").read_text().splitlines()) == 2
+    assert open_inbox(root).message(other).flags == frozenset({"Work"})
+
+
+def test_append_racing_a_delete_of_its_folder(root: Path) -> None:
+    runner = QueueRunner()
+    account = result_of(runner, MaildirStore(root, runner).account("bob"))
+    result_of(runner, account.create("Doomed"))
+    box = result_of(runner, account.mailbox("Doomed"))
+    appended = box.append(b"late\r\n")  # its file is being written...
+    deleted = account.delete("Doomed")  # ...when another session deletes the folder
+    runner.flush()
+    result(deleted)
+    with pytest.raises(NoSuchMailbox, match="'Doomed' was deleted"):
+        result(appended)
+    assert "Doomed" not in result_of(runner, account.list_mailboxes())

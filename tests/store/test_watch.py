@@ -273,3 +273,48 @@ def test_own_changes_are_remembered_up_to_a_bound(monkeypatch: pytest.MonkeyPatc
     own.expect([("cur", f"m{i}") for i in range(5)])
     assert not own.explained("cur", "m0") and not own.explained("cur", "m1")  # the oldest went
     assert all(own.explained("cur", f"m{i}") for i in range(2, 5))
+
+
+# -- a watched Maildir mailbox ---------------------------------------------------------------
+def test_watched_mailbox_follows_a_rename(store: Any, clock: Clock) -> None:
+    account = call(store.account, "bob")
+    call(account.create, "Old")
+    box = call(account.mailbox, "Old")
+    listener = Recorder()
+    box.add_listener(listener)
+    call(account.rename, "Old", "New")
+    assert box.name == "New" and box.path == store.root / "bob" / ".New"
+    drop_in(box.path, "1700000030.M1P1Q1.mx", b"x\n")  # watched at its new place
+    clock.advance(POLL)
+    assert listener.events == [("added", list(box.uids()))] and len(box.uids()) == 1
+    box.remove_listener(listener)
+
+
+def test_content_lost_while_watched_is_scanned_soon(store: Any, clock: Clock) -> None:
+    from exchmail.errors import NoSuchMessage
+    from exchmail.store.maildir.mailbox import WATCH_DELAY
+
+    box = call(call(store.account, "bob").mailbox, "INBOX")
+    uid = call(box.append, b"x\r\n")
+    listener = Recorder()
+    box.add_listener(listener)
+    (box.path / "cur" / box.filename(uid)).unlink()
+    with pytest.raises(NoSuchMessage):
+        call(box.read_message, uid)
+    clock.advance(WATCH_DELAY)  # not the next poll: a scan right away
+    assert listener.events == [("expunged", [uid])] and list(box.uids()) == []
+    box.remove_listener(listener)
+
+
+def test_watch_again_looks_for_changes_made_meanwhile(store: Any, clock: Clock) -> None:
+    from exchmail.store.maildir.mailbox import WATCH_DELAY
+
+    box = call(call(store.account, "bob").mailbox, "INBOX")
+    listener = Recorder()
+    box.add_listener(listener)
+    drop_in(box.path, "1700000031.M1P1Q1.mx", b"x\n")  # while the watch was broken
+    box.watch_again()
+    assert store.watcher.watched == 1
+    clock.advance(WATCH_DELAY)
+    assert listener.events == [("added", list(box.uids()))] and len(box.uids()) == 1
+    box.remove_listener(listener)
