@@ -86,6 +86,10 @@ anything = 1
             "ldap.bind_password_file: cannot read",
         ),
         ('[ldap]\nservers = ["ldap://x"]\nbase_dn = "dc=x"\nport = 1', "ldap.port: unknown key"),
+        (
+            '[profile]\n"imap.sasl_mechanisms" = ["PLAIN", "CRAM-MD5"]',
+            "profile.imap.sasl_mechanisms: unknown SASL mechanism 'CRAM-MD5' (choose SCRAM-SHA-256, PLAIN",
+        ),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
@@ -135,3 +139,34 @@ def test_build_checks_the_interface(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="store.backend: .* does not provide IStore"):
         build(f"python:{__name__}:not_a_store", "store", "store.backend", context, IStore)
+
+
+def test_tls_listener_of_a_programmatic_config_needs_tls(tmp_path: Path) -> None:
+    """Embedders build Configs in code: a TLS listener without [tls] is refused
+    when the service is built (a configuration file is refused when read)."""
+    from dataclasses import replace
+
+    config = load_config(write(tmp_path, "[imap]\nlisten = []\n[pop3]\nlisten = []\n"))
+    config = replace(config, pop3=replace(config.pop3, tls_listen=("tcp:0:interface=127.0.0.1",)))
+    with pytest.raises(ConfigError, match=r"^pop3\.tls_listen: needs a \[tls\] table$"):
+        make_service(config, reactor=MemoryReactorClock(), store=MemoryStore())
+
+
+def test_first_account_is_created_and_announced_once(tmp_path: Path) -> None:
+    from twisted.logger import globalLogPublisher
+
+    from exchmail.auth.accounts import AccountsFile
+
+    config = load_config(write(tmp_path, "[imap]\nlisten = []\n[pop3]\nlisten = []\n"))
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        for _ in range(2):  # the second start finds the account
+            make_service(config, reactor=MemoryReactorClock(), store=MemoryStore(), create_first_account=True)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    announced = [e for e in events if e.get("log_format", "").startswith("Created the first account")]
+    assert len(announced) == 1
+    accounts = AccountsFile(config.auth.users_file)
+    accounts.load()
+    assert accounts.users() == [announced[0]["name"]]

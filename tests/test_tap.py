@@ -106,3 +106,111 @@ def test_the_twistd_process_freezes_start_up_objects_and_switches_threads_sooner
     finally:
         gc.unfreeze()
         sys.setswitchinterval(interval)
+
+
+# -- in process: the options, the JSON log's stream, listen failures ---------------------------
+
+
+def test_version_option_prints_and_exits(capsys):
+    from exchmail import __version__
+    from exchmail.service.tap import Options
+
+    with pytest.raises(SystemExit) as exited:
+        Options().parseOptions(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"exchmail {__version__}\n"
+
+
+def json_config(tmp_path: Path) -> Path:
+    from exchmail.auth.accounts import AccountsFile
+
+    config = tmp_path / "exchmail.toml"
+    config.write_text(
+        f'[server]\ndata_dir = "{tmp_path / "data"}"\n[auth]\nlogin_type = "PlainTextLogin"\n'
+        '[imap]\nlisten = ["tcp:0:interface=127.0.0.1"]\n[pop3]\nlisten = []\n[logging]\nformat = "json"\n'
+    )
+    AccountsFile(tmp_path / "data" / "users").add("alice", "pw")
+    return config
+
+
+def test_json_format_installs_the_json_observer_in_the_application(tmp_path):
+    from twisted.application.service import Application
+    from twisted.logger import ILogObserver
+
+    from exchmail.service.logs import JSONLinesObserver
+    from exchmail.service.tap import Options, makeService
+
+    options = Options()
+    options.parseOptions(["--config", str(json_config(tmp_path))])
+    options.parent = {"logfile": "-", "nodaemon": True}  # what twistd -n --logfile - gives
+    process = makeService(options)
+    assert process.log_stream is sys.stdout
+    application = Application("exchmail")
+    process.setServiceParent(application)  # as twistd does, before it starts logging
+    observer = application.getComponent(ILogObserver)
+    assert isinstance(observer, JSONLinesObserver) and observer.stream is sys.stdout
+
+
+def test_json_stream_follows_twistds_log_options(tmp_path, monkeypatch):
+    import signal
+
+    from twisted.python.logfile import LogFile
+
+    from exchmail.service import tap
+
+    class Sub:
+        def __init__(self, parent):
+            self.parent = parent
+
+    assert tap._json_stream(Sub({"logfile": "-", "nodaemon": False})) is sys.stdout
+    assert tap._json_stream(Sub({"logfile": None, "nodaemon": True})) is sys.stdout
+    # No SIGUSR1 handler yet: one is installed (recorded here, not installed for real).
+    installed: list = []
+    monkeypatch.setattr(signal, "signal", lambda *a: installed.append(a))
+    monkeypatch.setattr(signal, "getsignal", lambda signum: signal.SIG_DFL)
+    stream = tap._json_stream(Sub({"logfile": str(tmp_path / "server.log"), "nodaemon": False}))
+    try:
+        assert isinstance(stream, LogFile) and stream.path == str(tmp_path / "server.log")
+        assert [signum for signum, _ in installed] == [signal.SIGUSR1]  # rotated on SIGUSR1
+        rotated: list = []
+        monkeypatch.setattr("twisted.internet.reactor.callFromThread", rotated.append)
+        installed[0][1](signal.SIGUSR1, None)
+        assert rotated == [stream.rotate]
+    finally:
+        stream.close()
+
+
+def test_listen_failure_ends_the_start_with_one_line(capfd):
+    from twisted.application.service import MultiService, Service
+
+    from exchmail.service.listen import ListenFailed
+    from exchmail.service.tap import ServerProcess
+
+    class Refused(Service):
+        def privilegedStartService(self):
+            raise ListenFailed("cannot listen on 127.0.0.1:1143: address in use")
+
+    top = MultiService()
+    Refused().setServiceParent(top)
+    with pytest.raises(SystemExit) as exited:
+        ServerProcess(top).privilegedStartService()
+    assert exited.value.code == 1
+    # (Before twistd begins logging, Twisted also echoes critical events to stderr.)
+    err = capfd.readouterr().err
+    assert err.endswith("\nexchmail: cannot listen on 127.0.0.1:1143: address in use\n")
+    assert "Traceback" not in err
+
+
+def test_config_error_in_process_is_one_line_and_status_2(tmp_path, capsys):
+    from exchmail.service.tap import Options, makeService
+
+    config = tmp_path / "exchmail.toml"
+    config.write_text("[server]\nprofile = 'nope'\n")
+    options = Options()
+    options.parseOptions(["--config", str(config)])
+    with pytest.raises(SystemExit) as exited:
+        makeService(options)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("exchmail: configuration error: server.profile: unknown profile 'nope'")
+    assert err.count("\n") == 1

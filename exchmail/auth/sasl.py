@@ -341,10 +341,11 @@ class ScramSHA256(ServerMechanism):
         if authzid and not authzid.startswith(b"a="):
             raise MalformedResponse("malformed GS2 authzid")
         attributes = _attributes(bare)
-        if len(attributes) < 2 or attributes[0][0] != b"n" or attributes[1][0] != b"r":
-            raise MalformedResponse("expected n=user,r=nonce")
+        # RFC 5802 puts reserved-mext first, before n=: look for it before the order check.
         if any(name == b"m" for name, _ in attributes):
             raise MalformedResponse("mandatory SCRAM extensions are not supported")
+        if len(attributes) < 2 or attributes[0][0] != b"n" or attributes[1][0] != b"r":
+            raise MalformedResponse("expected n=user,r=nonce")
         username, client_nonce = _saslname(attributes[0][1]), attributes[1][1]
         if not username or not client_nonce:
             raise MalformedResponse("empty user name or nonce")

@@ -28,7 +28,7 @@ from exchmail.interfaces import (
     IStoreMailbox,
 )
 from exchmail.store import names
-from exchmail.store.index import FlagChange, IndexedMailbox, NewMessage
+from exchmail.store.index import IndexedMailbox, NewMessage
 
 _validity = itertools.count(int(time.time()))
 
@@ -55,9 +55,6 @@ class MemoryMailbox(IndexedMailbox):
     def _deliver(self, source: bytes | BinaryIO, flags: frozenset[str], internal_date: float) -> NewMessage:
         data = read_source(source)
         return NewMessage(flags, internal_date, len(data), len(data), (data,))
-
-    def _store_flags(self, changes: list[FlagChange]) -> Any:
-        return [(change.uid, change.new, {}) for change in changes], None
 
     def _remove_messages(self, uids: list[int]) -> Any:
         return uids, None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import os
 import stat
@@ -97,6 +98,7 @@ def test_verify_pbkdf2():
         "$scrypt$n=3,r=8,p=1$AAAA$AAAA",
         "$pbkdf2-sha256$i=0$AAAA$AAAA",
         "x$scrypt$n=16384,r=8,p=1$AAAA$AAAA",
+        "$md5$n=1$AAAA$AAAA",  # well formed, but no scheme of ours
     ],
 )
 def test_verify_malformed_is_false(encoded):
@@ -173,6 +175,44 @@ def test_comments_and_extra_fields_preserved(users):
     lines = users.read_text().splitlines()
     assert lines[:3] == ["# accounts", "", f"alice:{encoded}:scram-key:server-key"]
     assert lines[3].startswith("bob:$scrypt$")
+
+
+def test_damaged_scram_and_nt_fields_are_ignored(users):
+    users.parent.mkdir()
+    encoded = hash_password("pw")
+    users.write_text(
+        f"alice:{encoded}:$scram-sha-256$garbage:$nt$not-hex\n"
+        f"bob:{encoded}:$nt$00112233\n"  # an NT hash is 16 octets
+        f"carol:{encoded}\n"
+    )
+    f = AccountsFile(users)
+    f.load()
+    for name in ("alice", "bob", "carol", "nobody"):
+        assert f.scram_keys(name) is None and f.nt_hash(name) is None, name
+    assert verify_password("pw", f.password_hash("alice"))  # the login itself still works
+
+
+def test_password_saslprep_refuses_gets_no_scram_keys(users):
+    f = AccountsFile(users)
+    f.add("alice", "bell\x07pw")  # a control character: SASLprep prohibits it
+    assert f.scram_keys("alice") is None
+    assert verify_password("bell\x07pw", f.password_hash("alice"))
+    assert "$scram-sha-256$" not in users.read_text()
+
+
+def test_failed_write_keeps_the_old_file_and_no_temporary_one(users, monkeypatch):
+    f = AccountsFile(users)
+    f.add("alice", "pw")
+    before = users.read_text()
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(AccountError, match=f"cannot write accounts file {users}: No space left on device"):
+        f.add("bob", "pw")
+    assert users.read_text() == before
+    assert os.listdir(users.parent) == ["users"]
 
 
 def test_unreadable_file(tmp_path):

@@ -203,14 +203,33 @@ def test_positive_cache_never_outlives_its_ttl(slapd: Slapd) -> None:
     assert unavailable(outcome(checker, "alice", PASSWORDS["alice"]))
 
 
-def test_user_exists(slapd: Slapd) -> None:
+def test_user_exists_addresses_and_verified_logins(slapd: Slapd) -> None:
+    from exchmail.auth.verified import VerifiedLogin
+
     checker = LDAPChecker(ldap_config(slapd))
     found: list[Any] = []
     checker.user_exists("bob").addBoth(found.append)
     checker.user_exists("nobody").addBoth(found.append)
     checker.user_exists(INJECTION).addBoth(found.append)
-    assert found == [True, False, False]
+    checker.user_exists("").addBoth(found.append)  # no name: not asked
+    assert found == [True, False, False, False]
+    # LMTP's recipients: by mail attribute, then by login name; in the pool when there is one.
+    pooled = LDAPChecker(ldap_config(slapd), run_blocking=lambda f, *args: defer.maybeDeferred(f, *args))
+    addresses: list[Any] = []
+    for address in ("bob@example.org", "carol@elsewhere.test", "nobody@example.org", "x\x00y@example.org"):
+        pooled.mailbox_for_address(address).addBoth(addresses.append)
+    assert addresses == ["bob", "carol", None, None]
+    # GSSAPI or a bearer token proved who it is: the entry is found, never bound to.
+    who: list[Any] = []
+    for name in (b"alice", b"nobody", b"al\x00ice"):
+        checker.requestAvatarId(VerifiedLogin(name, name.decode() + "@EXAMPLE.ORG", "GSSAPI")).addBoth(
+            who.append
+        )
+    assert who[0] == "alice" and who[0].dn == "uid=alice,ou=people,dc=example,dc=org"
+    assert refused(who[1]) and "no directory entry for 'nobody@EXAMPLE.ORG'" in who[1].getErrorMessage()
+    assert refused(who[2]) and who[2].getErrorMessage() == "unusable account name"
     checker.close()
+    pooled.close()
 
 
 def test_service_dn_constant() -> None:
@@ -242,5 +261,47 @@ def test_waiting_logins_are_capped_with_a_temporary_failure() -> None:
     pending[0].addErrback(lambda f: None)
     checker.requestAvatarId(UsernamePassword(b"alice", b"pw"))
     assert len(pending) == checker.max_waiting + 1
+    # Logins GSSAPI or a token proved wait in the same queue.
+    from exchmail.auth.verified import VerifiedLogin
+
+    verified = VerifiedLogin(b"alice", "alice@EXAMPLE.ORG", "GSSAPI")
+    checker.requestAvatarId(verified).addErrback(failures.append)
+    assert len(failures) == 2 and failures[1].check(DirectoryUnavailable)
+    pending[1].errback(DirectoryUnavailable("down"))
+    checker.requestAvatarId(verified)
+    assert len(pending) == checker.max_waiting + 2
     for d in pending[1:]:
         d.addErrback(lambda f: None)
+
+
+def test_entries_the_checker_cannot_use(slapd: Slapd) -> None:
+    """One slapd for four directory shapes: the login is refused (and logged),
+    or a temporary failure, never a wrong guess."""
+    from twisted.logger import globalLogPublisher
+
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        # A filter that matches more than the user: nobody is picked.
+        loose = LDAPChecker(ldap_config(slapd, user_filter="(|(uid={user})(objectClass=inetOrgPerson))"))
+        assert refused(outcome(loose, "alice", PASSWORDS["alice"]))
+        # The mailbox attribute holds a value that cannot name a mailbox (a DN).
+        unsafe = LDAPChecker(ldap_config(slapd, mailbox_attribute="entryDN"))
+        assert refused(outcome(unsafe, "alice", PASSWORDS["alice"]))
+        # A quota attribute that is no number: the login goes on without a quota.
+        wordy = LDAPChecker(ldap_config(slapd, quota_attribute="cn"))
+        bob = outcome(wordy, "bob", PASSWORDS["bob"])
+        assert bob == "bob" and bob.quota is None
+        # A base DN that does not exist is the directory's problem, not the user's.
+        missing = LDAPChecker(ldap_config(slapd, base_dn="ou=nobody,dc=example,dc=org"))
+        failed = outcome(missing, "alice", PASSWORDS["alice"])
+        assert unavailable(failed)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    logged = [e.get("log_format", "") for e in events if e.get("log_namespace", "").startswith("exchmail")]
+    assert any("matches several entries" in text for text in logged)
+    assert any("which is not a safe user name" in text for text in logged)
+    assert any("is not an integer" in text for text in logged)
+    assert any(e.get("name") == "uid=alice,ou=people,dc=example,dc=org" for e in events)
+    for checker in (loose, unsafe, wordy, missing):
+        checker.close()

@@ -384,3 +384,120 @@ def test_scram_waits_for_asynchronous_keys(accounts):
     ids: list = []
     accounts.requestAvatarId(outcome.credentials).addCallback(ids.append)
     assert ids == ["alice"]
+
+
+# -- edge cases of the SCRAM pieces --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "$pbkdf2$i=4096$AAAA$AAAA$AAAA",  # another scheme
+        "$scram-sha-256$4096$AAAA$AAAA$AAAA",  # no i=
+        "$scram-sha-256$i=4096$AAAA$AAAA",  # a part missing
+        "$scram-sha-256$i=4096$!!!!$AAAA$AAAA",  # bad base64
+        "$scram-sha-256$i=0$AAAA$" + "A" * 44 + "$" + "A" * 44,  # no iterations
+        "$scram-sha-256$i=4096$AAAA$AAAA$" + "A" * 44,  # StoredKey not 32 octets
+    ],
+)
+def test_scram_keys_field_malformed(field):
+    with pytest.raises(ValueError, match=r"\$scram-sha-256\$"):
+        sasl.SCRAMKeys.decode(field)
+
+
+def test_saslprep_empty_and_bidirectional():
+    assert sasl.saslprep("") == ""
+    assert sasl.saslprep("\u00ad") == ""  # mapped to nothing: nothing left to check
+    assert sasl.saslprep("\u0627\u0628") == "\u0627\u0628"  # right-to-left only: fine
+    with pytest.raises(ValueError, match="bidirectional"):
+        sasl.saslprep("\u0627a\u0628")  # mixes RandALCat and LCat
+    with pytest.raises(ValueError, match="bidirectional"):
+        sasl.saslprep("\u06271")  # RandALCat first but not last
+
+
+def test_scram_proof_of_the_wrong_length_is_refused():
+    keys = sasl.scram_keys(PASSWORD, b"salt", 4096)
+    assert not sasl.SCRAMCredentials(b"alice", b"message", b"short").check_stored_key(keys.stored_key)
+
+
+@pytest.mark.parametrize(
+    ("first", "reason"),
+    [
+        (b"n,x=bob,n=alice,r=abc", "malformed GS2 authzid"),
+        (b"n,,n=al=ice,r=abc", "malformed SCRAM user name"),  # "=" not as =2C or =3D
+        (b"n,,n=alice,r=", "empty user name or nonce"),
+        (b"n,,n=alice,r=abc,m=ext", "mandatory SCRAM extensions"),
+        # Where RFC 5802 puts it (reserved-mext first): refused for that reason too.
+        (b"n,,m=ext,n=alice,r=abc", "mandatory SCRAM extensions"),
+        (b"n,,n=alice,x,r=abc", "malformed SCRAM attribute"),
+    ],
+)
+def test_scram_client_first_refused_with_its_reason(accounts, first, reason):
+    with pytest.raises(sasl.MalformedResponse, match=reason):
+        sasl.ScramSHA256(portal_for(accounts)).step(first)
+
+
+def test_scram_user_name_that_is_not_utf8_gets_a_made_up_salt(accounts):
+    out: list = []
+    sasl.ScramSHA256(portal_for(accounts)).step(b"n,,n=\xff\xfe,r=abc").addCallback(out.append)
+    assert isinstance(out[0], sasl.Challenge) and out[0].data.startswith(b"r=abc")
+    assert b",i=%d" % sasl.SCRAM_ITERATIONS in out[0].data
+
+
+@pytest.mark.parametrize(
+    ("final", "reason"),
+    [
+        (b"c=biws,r=abc", "missing client proof"),
+        (b"r=abc,c=biws,p=AAAA", "expected c=...,r=...,p=..."),
+        (b"c=!!!!,r=abc,p=AAAA", "bad base64"),
+        (b"c=biws,r=abc,p=!!!!", "bad base64"),
+    ],
+)
+def test_scram_client_final_refused_with_its_reason(accounts, final, reason):
+    mech = sasl.ScramSHA256(portal_for(accounts))
+    mech.step(b"n,,n=alice,r=abc")
+    with pytest.raises(sasl.MalformedResponse, match=reason):
+        mech.step(final)
+
+
+# -- Twisted's IChallengeResponse challengers -----------------------------------------
+
+
+def test_twisted_login_challenger_adapted_step_by_step():
+    from twisted.mail import imap4
+
+    mech = sasl.as_mechanism(imap4.LOGINCredentials())
+    assert isinstance(mech, sasl.ChallengeResponseMechanism)
+    assert mech.start(None) == sasl.Challenge(b"User Name\0")
+    assert mech.step(b"alice") == sasl.Challenge(b"Password\0")
+    outcome = mech.step(b"pw")
+    assert isinstance(outcome, sasl.Outcome) and outcome.final is None
+    assert (outcome.credentials.username, outcome.credentials.password) == (b"alice", b"pw")
+    with pytest.raises(sasl.MalformedResponse, match="already complete"):
+        mech.step(b"more")
+
+
+def test_twisted_plain_challenger_initial_response_and_malformed():
+    from twisted.mail import imap4
+
+    outcome = sasl.as_mechanism(imap4.PLAINCredentials()).start(b"\0alice\0pw")
+    assert (outcome.credentials.username, outcome.credentials.password) == (b"alice", b"pw")
+    with pytest.raises(sasl.MalformedResponse, match="wrong number of parts"):
+        sasl.as_mechanism(imap4.PLAINCredentials()).start(b"no separators")
+    ours = sasl.Plain(None)
+    assert sasl.as_mechanism(ours) is ours
+
+
+def test_imap_authenticate_with_a_twisted_challenger():
+    """A SessionContext may carry Twisted's challengers (taken as plaintext)."""
+    from dataclasses import replace
+
+    from twisted.mail import imap4
+
+    h = Harness()
+    h.contexts["imap"] = replace(h.contexts["imap"], mechanisms={b"LOGIN": imap4.LOGINCredentials})
+    s = h.imap()
+    assert b"AUTH=LOGIN" in s.send(b"c CAPABILITY\r\n")
+    assert s.send(b"a AUTHENTICATE LOGIN\r\n") == b"+ " + b64("User Name\0") + b"\r\n"
+    assert s.send(b64("alice") + b"\r\n") == b"+ " + b64("Password\0") + b"\r\n"
+    assert s.send(b64("pw") + b"\r\n") == b"a OK AUTHENTICATE completed.\r\n"

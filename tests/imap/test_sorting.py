@@ -114,3 +114,34 @@ def test_reference_loops_are_ignored():
         row(2, "y", "Mon, 01 Jan 2024 11:00:00 +0000", extra="Message-ID: <b@x>\r\nReferences: <a@x>\r\n"),
     ]
     assert format_threads(references(rows), lambda r: r[0]) in (b"(1 2)", b"(2 1)")
+
+
+def hour(h: int) -> str:
+    return f"Mon, 01 Jan 2024 {h:02d}:00:00 +0000"
+
+
+def test_threads_references_chains_and_reparenting():
+    rows = [
+        row(1, "chain", hour(1), extra="Message-ID: <a@x>\r\n"),
+        # <b@x> is missing: a dummy between 1 and 2, spliced out (3)
+        row(2, "Re: chain", hour(2), extra="Message-ID: <c@x>\r\nReferences: <a@x> <b@x>\r\n"),
+        # 3 says <n@x> is under <x@x>; <n@x> itself (4) says it is under <y@x>: (1)(B) wins
+        row(3, "moved", hour(3), extra="Message-ID: <m@x>\r\nReferences: <x@x> <n@x>\r\n"),
+        row(4, "Re: moved", hour(4), extra="Message-ID: <n@x>\r\nReferences: <y@x>\r\n"),
+    ]
+    assert format_threads(references(rows), lambda r: r[0]) == b"(1 2)(4 3)"
+
+
+def test_threads_references_subject_gathering():
+    rows = [
+        row(1, "same", hour(1)),  # neither a reply: both under a new dummy (5)(C)
+        row(2, "same", hour(2)),
+        row(3, "", hour(3)),  # no subject: never gathered
+        row(4, "", hour(4)),
+        # two dummy roots (lost parents) with one base subject: their children merge
+        row(5, "Re: d", hour(5), extra="References: <l1@x>\r\n"),
+        row(6, "Re: d", hour(6), extra="References: <l1@x>\r\n"),
+        row(7, "Re: d", hour(7), extra="References: <l2@x>\r\n"),
+        row(8, "Re: d", hour(8), extra="References: <l2@x>\r\n"),
+    ]
+    assert format_threads(references(rows), lambda r: r[0]) == b"((1)(2))(3)(4)((5)(6)(7)(8))"

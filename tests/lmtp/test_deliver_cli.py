@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import socket
@@ -12,9 +13,16 @@ from typing import Any
 
 import pytest
 from conftest import PASSWORD, start_server
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet import defer
+from zope.interface import implementer
 
 from exchmail import cli
 from exchmail.auth.accounts import AccountsFile
+from exchmail.errors import ConfigError, DirectoryUnavailable
+from exchmail.interfaces import IDirectory
+from exchmail.service.config import load_config
 
 #: The ``exchmail`` command, as a process.
 EXCHMAIL = [sys.executable, "-c", "import sys; from exchmail.cli import main; sys.exit(main())"]
@@ -22,12 +30,17 @@ MESSAGE = b"From: a@example.com\nSubject: by deliver\n\nHello from procmail.\n"
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Path:
-    data = tmp_path / "data"
-    data.mkdir()
-    accounts = AccountsFile(data / "users")
+def config(bare_config: Path) -> Path:
+    accounts = AccountsFile(bare_config.parent / "data" / "users")
     for name in ("alice", "bob"):
         accounts.add(name, "pw")
+    return bare_config
+
+
+@pytest.fixture
+def bare_config(tmp_path: Path) -> Path:
+    """The configuration without accounts (hashing their passwords takes a while)."""
+    (tmp_path / "data").mkdir()
     path = tmp_path / "exchmail.toml"
     path.write_text('[server]\ndata_dir = "data"\n[quota.users.bob]\nlimit = 200\n')
     return path
@@ -124,3 +137,157 @@ def test_beside_a_running_server_idle_hears_of_it(reactor_thread: Any, tmp_path:
         assert b"Hello from procmail." in rest and b"UID 1 " in rest
     finally:
         running.stop()
+
+
+# -- a custom [auth] backend as the directory ---------------------------------------------
+
+
+@implementer(ICredentialsChecker, IDirectory)
+class _Directory:
+    """A custom checker that knows a fixed set of users (or fails to answer)."""
+
+    credentialInterfaces = ()
+
+    def __init__(self, users: tuple[str, ...], error: Exception | None = None) -> None:
+        self.users = users
+        self.error = error
+
+    def requestAvatarId(self, credentials: Any) -> Any:
+        return defer.fail(UnauthorizedLogin())
+
+    def user_exists(self, name: str) -> defer.Deferred[bool]:
+        return defer.fail(self.error) if self.error else defer.succeed(name in self.users)
+
+    def canonical_name(self, name: str) -> str | None:
+        return name if name in self.users else None
+
+
+def directory_factory(context: Any) -> _Directory:
+    return _Directory(tuple(context.options["users"]))
+
+
+def unavailable_factory(context: Any) -> _Directory:
+    return _Directory((), DirectoryUnavailable("the directory is down"))
+
+
+def misconfigured_factory(context: Any) -> _Directory:
+    raise ConfigError("auth.options.users: required")
+
+
+def with_auth(config: Path, factory: str, users: str = '["carol"]') -> Path:
+    config.write_text(
+        config.read_text()
+        + f'[auth]\nbackend = "python:{__name__}:{factory}"\n[auth.options]\nusers = {users}\n'
+    )
+    return config
+
+
+def test_custom_directory_knows_the_recipients(monkeypatch, capsys, bare_config) -> None:
+    with_auth(bare_config, "directory_factory")
+    assert deliver(monkeypatch, capsys, bare_config, "carol@example.org") == (0, "")
+    assert files(bare_config, "carol") == [MESSAGE]
+    status, err = deliver(monkeypatch, capsys, bare_config, "alice")  # not in this directory
+    assert status == 67 and "no such user 'alice'" in err
+
+
+def test_directory_that_does_not_answer_is_a_temporary_failure(monkeypatch, capsys, bare_config) -> None:
+    with_auth(bare_config, "unavailable_factory")
+    status, err = deliver(monkeypatch, capsys, bare_config, "alice")
+    assert status == 75 and err == "exchmail: error: cannot look 'alice' up: the directory is down\n"
+
+
+def test_directory_misconfigured_is_78(monkeypatch, capsys, bare_config) -> None:
+    with_auth(bare_config, "misconfigured_factory")
+    status, err = deliver(monkeypatch, capsys, bare_config, "alice")
+    assert status == 78 and "auth.options.users: required" in err
+
+
+def test_user_name_the_store_cannot_take_is_67(monkeypatch, capsys, bare_config) -> None:
+    with_auth(bare_config, "directory_factory", users='["../escape"]')
+    status, err = deliver(monkeypatch, capsys, bare_config, "../escape")
+    assert status == 67 and "no such mailbox" in err
+    assert not (bare_config.parent / "data" / "escape").exists()
+
+
+def test_ldap_backend_is_the_ldap_directory(tmp_path: Path) -> None:
+    from exchmail.auth.ldap import LDAPChecker
+    from exchmail.cli.delivery import directory_for
+
+    path = tmp_path / "exchmail.toml"
+    path.write_text('[auth]\nbackend = "ldap"\n[ldap]\nservers = ["ldap://127.0.0.1:1"]\nbase_dn = "dc=x"\n')
+    assert isinstance(directory_for(load_config(path)), LDAPChecker)  # built without connecting
+
+
+# -- failures of the message, the store and the disk --------------------------------------
+
+
+class _Unreadable:
+    class buffer:  # noqa: N801 - stands in for sys.stdin.buffer
+        @staticmethod
+        def read(size: int = -1) -> bytes:
+            raise OSError(errno.EIO, "Input/output error")
+
+
+def test_unreadable_standard_input_is_74(monkeypatch, capsys, bare_config) -> None:
+    monkeypatch.setattr("sys.stdin", _Unreadable())
+    status = cli.main(["deliver", "--config", str(bare_config), "alice"])
+    assert status == 74 and capsys.readouterr().err == (
+        "exchmail: error: cannot read the message: Input/output error\n"
+    )
+
+
+def test_memory_store_refuses_local_delivery(monkeypatch, capsys, config) -> None:
+    config.write_text(config.read_text() + '[store]\nbackend = "memory"\n')
+    status, err = deliver(monkeypatch, capsys, config, "alice")
+    assert status == 78 and "deliver through LMTP" in err
+
+
+def test_unwritable_mail_folder_is_a_temporary_failure(monkeypatch, capsys, config) -> None:
+    (config.parent / "data" / "mail").write_text("not a folder")
+    status, err = deliver(monkeypatch, capsys, config, "alice")
+    assert status == 75 and "cannot store the message" in err
+
+
+def test_quota_counts_the_files_already_delivered(monkeypatch, capsys, config) -> None:
+    # bob's limit is 200 octets.  On disk a message keeps bare LFs (62 octets);
+    # the one offered is measured in wire form (66).  In any folder, new or cur.
+    assert deliver(monkeypatch, capsys, config, "bob")[0] == 0
+    assert deliver(monkeypatch, capsys, config, "--folder", "Archive", "bob")[0] == 0
+    new = config.parent / "data" / "mail" / "bob" / "new"
+    (new / os.listdir(new)[0]).rename(new.parent / "cur" / (os.listdir(new)[0] + ":2,S"))
+    assert deliver(monkeypatch, capsys, config, "bob")[0] == 0
+    status, err = deliver(monkeypatch, capsys, config, "bob")
+    assert status == 73 and "186 of 200 octets used, the message has 66" in err
+
+
+class _Trickle(io.RawIOBase):
+    """Standard input that answers in small reads, as a pipe may."""
+
+    def __init__(self, data: bytes, size: int) -> None:
+        self.data, self.size = data, size
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        chunk, self.data = self.data[: self.size], self.data[self.size :]
+        return chunk
+
+
+def test_envelope_line_spanning_reads_is_dropped() -> None:
+    from exchmail.cli.delivery import read_message
+
+    envelope = b"From a@example.com Sat Jan  1 00:00:00 2000\n"
+    spool = read_message(_Trickle(envelope + MESSAGE, 8))  # type: ignore[arg-type]
+    assert spool.read() == MESSAGE.replace(b"\n", b"\r\n")
+    assert read_message(_Trickle(b"From nobody", 8)).read() == b""  # type: ignore[arg-type]
+
+
+def test_exit_status_of_replies() -> None:
+    from exchmail.cli.delivery import exit_status
+    from exchmail.lmtp.delivery import Reply
+
+    assert exit_status(Reply(250, "2.0.0", "delivered")) == 0
+    assert exit_status(Reply(451, "4.3.0", "try later")) == 75
+    assert exit_status(Reply(550, "5.1.1", "no such mailbox")) == 67
+    assert exit_status(Reply(552, "5.2.2", "mailbox full")) == 73

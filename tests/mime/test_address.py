@@ -57,6 +57,50 @@ def test_nul_becomes_replacement_character() -> None:
     assert parse_addresses(b'"n\x00m" <a@b>')[0].name == "n\ufffdm".encode()
 
 
+_SYNTAX = b"SYNTAX_ERROR"
+_NO_BOX = b"MISSING_MAILBOX"
+_NO_DOMAIN = b"MISSING_DOMAIN"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        # A local part may end in dots (obs-local-part), even at the end of input.
+        (b"a..", [Address(None, None, b"a..", _NO_DOMAIN, True)]),
+        # Broken angle addresses keep what parsed and mark the domain.
+        (b"<a@>", [Address(None, None, b"a", _SYNTAX, True)]),
+        (b"<a b>", [Address(None, None, b"a", _SYNTAX, True)]),
+        (b"<", [Address(None, None, _NO_BOX, _SYNTAX, True)]),
+        (b"< ", [Address(None, None, _NO_BOX, _SYNTAX, True)]),
+        # Broken source routes: INVALID_ROUTE unless the route itself parsed.
+        (b"<@", [Address(None, b"INVALID_ROUTE", _NO_BOX, _SYNTAX, True)]),
+        (b"<@a,", [Address(None, b"INVALID_ROUTE", _NO_BOX, _SYNTAX, True)]),
+        (b"<@a.:b@c>", [Address(None, b"INVALID_ROUTE", _NO_BOX, _SYNTAX, True)]),
+        (b"<@a b", [Address(None, b"INVALID_ROUTE", b"b", _SYNTAX, True)]),
+        (b"<@a:", [Address(None, b"@a", _NO_BOX, _SYNTAX, True)]),
+        (b"<@a: ", [Address(None, b"@a", _NO_BOX, _SYNTAX, True)]),
+        # A quoted word alone is a display name without an address.
+        (b'"quoted"', [Address(b"quoted", None, _NO_BOX, _NO_DOMAIN, True)]),
+        # An open group: the start and (invalid) end markers are still given.
+        (b"g:", [Address(None, None, b"g", None, True), Address(None, None, None, None, True)]),
+        (
+            b"g: a@b, ",
+            [
+                Address(None, None, b"g", None, False),
+                Address(None, None, b"a", b"b", False),
+                Address(None, None, None, None, True),
+            ],
+        ),
+        # Garbage after the last comma becomes one invalid address.
+        (b"a@b, (c", [Address(None, None, b"a", b"b"), Address(None, None, _NO_BOX, _NO_DOMAIN, True)]),
+        # A trailing comma is ignored.
+        (b"a@b, ", [Address(None, None, b"a", b"b")]),
+    ],
+)
+def test_parse_broken(value: bytes, expected: list[Address]) -> None:
+    assert parse_addresses(value) == expected
+
+
 @pytest.mark.parametrize(
     ("value", "written"),
     [

@@ -1,13 +1,75 @@
-"""exchmail.mime.headers.header_end: the one-search shortcut agrees with the
-line-by-line header scan (scan_header) on every input."""
+"""Header blocks (exchmail.mime.headers): where a block ends (header_end, the
+one-search shortcut, agrees with the line scan on every input), and the fields
+of blocks larger than the one-split fast path's window."""
 
 from __future__ import annotations
 
 import itertools
 
-from exchmail.mime.headers import header_end, scan_header
+import pytest
+
+from exchmail.mime.headers import (
+    HeaderBlock,
+    _parse_short_fields,
+    header_end,
+    parse_fields,
+    parse_header,
+    scan_header,
+)
+from exchmail.mime.scan import WINDOW
 
 from .edge_messages import CASES
+
+
+@pytest.mark.parametrize(
+    ("data", "block"),
+    [
+        (b"A: 1\n--b\nrest", HeaderBlock(4, False, 5)),  # LF before the delimiter
+        (b"A: 1\r\n--b\r\nrest", HeaderBlock(4, False, 6)),  # CRLF before it
+        (b"--b\r\nrest", HeaderBlock(0, False, 0)),  # the delimiter first: an empty header
+    ],
+)
+def test_header_ended_by_a_delimiter_loses_the_line_end_before_it(data: bytes, block: HeaderBlock) -> None:
+    assert scan_header(data, 0, len(data), lambda pos: data.startswith(b"--b", pos)) == block
+
+
+def large_header() -> bytes:
+    """Over WINDOW octets of fields: CRLF and LF lines, folded values, a line
+    that is no field, a name over 1000 octets; then the empty line and a body."""
+    # Few long lines: the slow path walks the block line by line.
+    value = b"x" * 8000
+    lines = [
+        b"Received: from host%d %s\r\n\tfor <user@example.org>; folded\r\n" % (i, value) for i in range(140)
+    ]
+    lines += [
+        b"Subject: the last\n",
+        b"not a field\n",
+        b"X" * 1001 + b": long name\r\n",
+        b"To: a@b\r\n  (c)\r\n",
+    ]
+    block = b"".join(lines)
+    assert len(block) > WINDOW
+    return block + b"\r\nbody: not a field of the header\r\n"
+
+
+def test_large_header_fields_equal_the_fast_paths() -> None:
+    data = large_header()
+    end = scan_header(data, 0, len(data)).end
+    fields = parse_fields(data, 0, end)
+    assert fields == _parse_short_fields(data[:end])
+    assert len(fields) == 144
+    assert fields[0].name == "Received" and fields[0].value.endswith(b"for <user@example.org>; folded")
+    assert [f.name for f in fields[-4:]] == ["Subject", "", "", "To"]
+    assert fields[-1].value == b"a@b  (c)" and fields[-1].raw == b"To: a@b\r\n  (c)\r\n"
+    assert parse_header(data) == fields
+
+
+def test_large_header_without_an_empty_line_ends_at_the_end() -> None:
+    data = large_header().partition(b"\r\n\r\n")[0] + b"\r\nTrailing: field"
+    fields = parse_fields(data, 0, len(data))
+    assert fields[-1].name == "Trailing" and fields[-1].value == b"field"
+    assert fields == _parse_short_fields(data)
+
 
 # Line ends, bare CRs, blank lines and text in any mix.
 PIECES = [b"\r\n", b"\n", b"\r", b"a", b"Subject: x", b" ", b"\r\r\n"]

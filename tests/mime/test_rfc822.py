@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from exchmail.mime.rfc822 import (
+    NUL_REPLACEMENT,
     ContentType,
     Lexer,
     decode_rfc2231,
@@ -92,3 +93,105 @@ def test_lexer_tolerates_unterminated_input() -> None:
         else:
             lex.skip_lwsp()
         assert lex.pos <= lex.end
+
+
+@pytest.mark.parametrize(
+    ("value", "comment"),
+    [
+        (b"(x\x00y)", "x\ufffdy".encode()),  # NUL -> U+FFFD when the lexer is given a replacement
+        (b"(outer (inner) tail)", b"outer (inner) tail"),  # nesting kept
+        (b"(line\r\n fold)", b"line fold"),  # the folding line end dropped
+        (b"(q\\)p)", b"q)p"),  # a quoted-pair loses its backslash
+        (b"(bs\\\r\n x)", b"bs\\ x"),  # a backslash before a line end is no quoted-pair (obs-qp)
+    ],
+)
+def test_skip_comment_keeps_comment_text(value: bytes, comment: bytes) -> None:
+    lex = Lexer(value + b" rest", last_comment=True, nul=NUL_REPLACEMENT)
+    assert lex.skip_lwsp() == 1
+    assert lex.last_comment == comment
+    assert lex.data[lex.pos :] == b"rest"
+
+
+def test_skip_comment_backslash_at_end_is_invalid() -> None:
+    lex = Lexer(b"(end\\", last_comment=True)
+    assert lex.skip_lwsp() == -1
+    assert lex.pos == lex.end
+
+
+def test_quoted_string_nul_and_obs_qp() -> None:
+    out = bytearray()
+    assert Lexer(b'"a\x00b\\\r\n c" tail', nul=NUL_REPLACEMENT).quoted_string(out) == 1
+    assert bytes(out) == "a\ufffdb\\ c".encode()
+    # Without a replacement the NUL octet is kept as it is.
+    out = bytearray()
+    assert Lexer(b'"a\x00b"').quoted_string(out) == 0
+    assert bytes(out) == b"a\x00b"
+
+
+@pytest.mark.parametrize(
+    ("value", "ret", "text"),
+    [
+        (b"@[1\x002] x", 1, "[1\ufffd2]".encode()),
+        (b"@[1\r\n 2]", 0, b"[1 2]"),
+        (b"@[1\\]2]", 0, b"[1\\]2]"),  # the backslash is kept in a domain literal
+        (b"@[1\\\r\n2]", 0, b"[1\\2]"),
+        (b"@[1[2]", -1, b""),  # "[" inside a literal
+        (b"@[1\\", -1, b""),  # backslash at the end
+        (b"@[1.2", -1, b""),  # missing "]"
+    ],
+)
+def test_domain_literal(value: bytes, ret: int, text: bytes) -> None:
+    out = bytearray()
+    assert Lexer(value, nul=NUL_REPLACEMENT).domain(out) == ret
+    if ret >= 0:
+        assert bytes(out) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "ret", "text"),
+    [
+        (b"@b . c", 0, b"b.c"),  # white space around the dots
+        (b"@ .b", -1, b""),  # starts with a dot
+        (b"@b.", -1, b"b."),  # ends with a dot
+        (b"@b.;", -1, b"b."),  # nothing after the dot
+        (b"@", -1, b""),
+    ],
+)
+def test_dot_atom_domain(value: bytes, ret: int, text: bytes) -> None:
+    out = bytearray()
+    assert Lexer(value).domain(out) == ret
+    assert bytes(out) == text
+
+
+def test_phrase_edges() -> None:
+    assert Lexer(b"").phrase(bytearray()) == 0
+    assert Lexer(b".x").phrase(bytearray()) == -1  # a phrase may not start with a dot
+    out = bytearray()
+    assert Lexer(b'John "Q." Public <x>').phrase(out) == 1
+    assert bytes(out) == b"John Q. Public"
+    assert Lexer(b"").atom(bytearray()) == -1
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (b"text;", ContentType(b"", b"", (), False)),  # no "/"
+        (b"text/", ContentType(b"", b"", (), False)),  # nothing after "/"
+        (b"a/b;", ContentType(b"a", b"b", (), True)),  # a trailing ";"
+        # Junk after a value breaks that parameter; the next one is kept.
+        (b"a/b; x=1 junk; y=2", ContentType(b"a", b"b", ((b"x", b"1"), (b"y", b"2")), True)),
+        (b"a/b; x*1x=v", ContentType(b"a", b"b", ((b"x*1x", b"v"),), True)),  # not an RFC 2231 key
+        (b"a/b; flag", ContentType(b"a", b"b", (), True)),  # no "=" at the end of the input
+    ],
+)
+def test_content_type_edges(value: bytes, expected: ContentType) -> None:
+    assert parse_content_type(value) == expected
+
+
+def test_token_value_with_unterminated_comment_is_none() -> None:
+    assert parse_token_value(b"attachment (oops") == (None, ())
+
+
+def test_decode_rfc2231_without_charset_quotes() -> None:
+    assert decode_rfc2231(b"%41%42") == b"AB"  # no "'" at all: only percent-decoded
+    assert decode_rfc2231(b"utf-8'%41") == b"A"  # charset but no language quote

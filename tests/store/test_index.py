@@ -199,3 +199,41 @@ def test_reader_refuses_reads_after_close_and_overlapping_reads() -> None:
     memory.close()
     with pytest.raises(ValueError):
         call(memory.read, 1)
+
+
+# -- IndexedMailbox behaviour shared by the stores --------------------------------------------
+def test_a_failing_listener_is_logged_and_the_others_still_hear() -> None:
+    from helpers import Recorder
+    from twisted.logger import globalLogPublisher
+
+    from exchmail.store.memory import MemoryStore
+
+    class Broken(Recorder):
+        def messages_added(self, mailbox: object, uids: list[int]) -> None:
+            raise RuntimeError("listener bug")
+
+    box = call(call(MemoryStore().account, "alice").mailbox, "INBOX")
+    broken, healthy = Broken(), Recorder()
+    box.add_listener(broken)
+    box.add_listener(healthy)
+    events: list[dict[str, object]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        uid = call(box.append, b"Subject: x\r\n\r\n")
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert healthy.events == [("added", [uid])]
+    (failure,) = [e for e in events if "log_failure" in e]
+    assert failure["method"] == "messages_added" and failure["listener"] is broken
+    assert "listener bug" in failure["log_failure"].getErrorMessage()  # type: ignore[attr-defined]
+
+
+def test_flag_modes() -> None:
+    from exchmail.store.index import apply_flag_mode
+
+    current, change = frozenset({"\\Seen", "a"}), frozenset({"a", "b"})
+    assert apply_flag_mode(current, change, "replace") == change
+    assert apply_flag_mode(current, change, "add") == {"\\Seen", "a", "b"}
+    assert apply_flag_mode(current, change, "remove") == {"\\Seen"}
+    with pytest.raises(ValueError, match="unknown flag mode 'toggle'"):
+        apply_flag_mode(current, change, "toggle")

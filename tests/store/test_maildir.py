@@ -15,7 +15,7 @@ from helpers import Recorder, call, result
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-from exchmail.errors import NoSuchMailbox, StoreError
+from exchmail.errors import NoSuchMailbox, NoSuchMessage, StoreError
 from exchmail.store.maildir import MaildirStore, scan
 from exchmail.store.maildir.deliver import CHUNK
 
@@ -511,3 +511,55 @@ def test_is_marked_follows_unseen_new_mail(root: Path) -> None:
     assert call(account.marked, ["Box"]) == {"Box"}  # opened, but no session has claimed it
     box.claim_recent()
     assert call(account.marked, ["Box"]) == set()
+
+
+# -- files another program removed behind the index's back ---------------------------
+def test_read_of_a_file_removed_by_another_program(root: Path) -> None:
+    box = open_inbox(root)
+    keep, gone = call(box.append, b"a\r\n"), call(box.append, b"b\r\n")
+    (root / "bob" / "cur" / box.filename(gone)).unlink()
+    with pytest.raises(NoSuchMessage, match=f"message UID {gone} is gone"):
+        call(box.read_message, gone)
+    # One trip for many: the missing one is None, the others are read.
+    assert call(box.read_messages, [keep, gone]) == [b"a\r\n", None]
+    call(box.refresh)  # the index learns of the removal at the next scan
+    assert list(box.uids()) == [keep]
+
+
+def test_copy_skips_a_file_removed_by_another_program(root: Path) -> None:
+    box = open_inbox(root)
+    account = call(MaildirStore(root).account, "bob")
+    call(account.create, "Copies")
+    target = call(account.mailbox, "Copies")
+    first, second = call(box.append, b"one\r\n"), call(box.append, b"two\r\n")
+    (root / "bob" / "cur" / box.filename(first)).unlink()
+    assert call(box.copy_to, [first, second], target) == [(second, 1)]
+    assert read(target, 1) == b"two\r\n"
+
+
+def test_keywords_another_process_added_are_learnt_on_refresh(root: Path) -> None:
+    """Two servers (or exchmail and a tool) on one tree: the second sees the
+    first's new keyword letters with their names, and can use them itself."""
+    ours, theirs = open_inbox(root), open_inbox(root)
+    uid = call(ours.append, b"x\r\n")
+    call(theirs.refresh)
+    call(ours.set_flags, [uid], frozenset({"Work", "$Label1"}), "add")
+    call(theirs.refresh)
+    assert theirs.message(uid).flags == frozenset({"Work", "$Label1"})
+    other = call(theirs.append, b"y\r\n", frozenset({"Work"}))  # the same letter, not a new one
+    assert len((root / "bob" / "exchmail-keywords").read_text().splitlines()) == 2
+    assert open_inbox(root).message(other).flags == frozenset({"Work"})
+
+
+def test_append_racing_a_delete_of_its_folder(root: Path) -> None:
+    runner = QueueRunner()
+    account = result_of(runner, MaildirStore(root, runner).account("bob"))
+    result_of(runner, account.create("Doomed"))
+    box = result_of(runner, account.mailbox("Doomed"))
+    appended = box.append(b"late\r\n")  # its file is being written...
+    deleted = account.delete("Doomed")  # ...when another session deletes the folder
+    runner.flush()
+    result(deleted)
+    with pytest.raises(NoSuchMailbox, match="'Doomed' was deleted"):
+        result(appended)
+    assert "Doomed" not in result_of(runner, account.list_mailboxes())

@@ -166,3 +166,122 @@ def test_stores_list_their_accounts_for_periodic_jobs(tmp_path):
     ):
         verifyObject(IAccountListing, store)
         assert call(store.account_names) == expected
+
+
+class _Faults:
+    """A store over a MemoryStore whose accounts and folders fail on purpose."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+
+    def account(self, user: str):
+        if user == "broken":
+            raise OSError("cannot open the account")
+        account = call(self.store.account, user)
+        return _FaultyAccount(account) if user == "faulty" else account
+
+
+class _FaultyAccount:
+    def __init__(self, account) -> None:
+        self.account = account
+
+    def list_mailboxes(self):
+        return ["INBOX", "Vanished", "Exploding"]
+
+    def mailbox(self, name: str):
+        from exchmail.errors import NoSuchMailbox
+
+        if name == "Vanished":  # deleted between the listing and the opening
+            raise NoSuchMailbox(name)
+        if name == "Exploding":
+            raise RuntimeError("the folder is broken")
+        return self.account.mailbox(name)
+
+
+class _NoListing:
+    def __init__(self, account) -> None:
+        self.account = account
+
+    def list_mailboxes(self):
+        raise OSError("cannot list")
+
+
+def test_E0005_retention_failures_are_logged_and_the_run_goes_on():
+    now = 1_000_000_000.0
+    memory, inbox, _ = _aged_store(now)
+    faulty_inbox = call(call(memory.account, "faulty").mailbox, "INBOX")
+    call(faulty_inbox.append, b"old", frozenset(), now - 40 * DAY)
+    store = _Faults(memory)
+    original = store.account
+    store.account = lambda user: _NoListing(None) if user == "nolist" else original(user)  # type: ignore[method-assign]
+    policy = RetentionPolicy({"INBOX": 30 * DAY, "Vanished": DAY, "Exploding": DAY})
+    events: list = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        removed = call(apply_retention, store, ["broken", "nolist", "faulty", "alice"], policy, now)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert removed == {("faulty", "INBOX"): [1], ("alice", "INBOX"): [1]}
+    failures = [(e["log_format"], e["log_failure"].getErrorMessage()) for e in events if "log_failure" in e]
+    assert failures == [
+        ("retention: cannot open the account of {user}", "cannot open the account"),
+        ("retention: cannot list the mailboxes of {user}", "cannot list"),
+        ("retention: failed in {user}/{folder}", "the folder is broken"),
+    ]
+
+
+def test_E0005_retention_of_a_mailbox_without_the_index_shortcut():
+    """A custom store's mailbox without uids_older_than: each message's date is read."""
+    now = 1_000_000_000.0
+    store, inbox, _ = _aged_store(now)
+
+    class Plain:
+        def __getattr__(self, name):
+            if name == "uids_older_than":
+                raise AttributeError(name)
+            return getattr(inbox, name)
+
+    from exchmail.store.retention import _older_than
+
+    assert _older_than(Plain(), now - 30 * DAY) == [1]
+    assert _older_than(Plain(), now - 50 * DAY) == []
+    assert call(apply_retention, store, ["alice"], RetentionPolicy({"INBOX": 50 * DAY}), now) == {}
+
+
+def test_E0005_retention_service_in_the_service_tree(tmp_path):
+    """[retention] adds the periodic run; a store that cannot list its accounts
+    takes the users of the accounts file."""
+    from twisted.internet.testing import MemoryReactorClock
+
+    from exchmail.auth.accounts import AccountsFile
+    from exchmail.service.build import make_service
+
+    path = tmp_path / "exchmail.toml"
+    path.write_text(
+        f'[server]\ndata_dir = "{tmp_path}"\n[imap]\nlisten = []\n[pop3]\nlisten = []\n'
+        '[retention]\ninterval = 60\n[retention.folders]\n"Deleted Items" = 30\n'
+    )
+    AccountsFile(tmp_path / "users").add("alice", "pw")
+
+    class Unlisted:  # a custom store without IAccountListing
+        def __init__(self) -> None:
+            self.store = MemoryStore()
+
+        def account(self, user):
+            return self.store.account(user)
+
+    from twisted.internet import defer
+
+    from exchmail.service.build import StoreService
+
+    listed = MemoryStore()  # IAccountListing: the accounts the store holds
+    call(listed.account, "carol")
+    for store, users in ((Unlisted(), ["alice"]), (listed, ["carol"])):
+        top = make_service(load_config(path), reactor=MemoryReactorClock(), store=store)
+        retention = [s for s in top if getattr(s, "name", None) == "retention"]
+        assert len(retention) == 1 and retention[0].policy.folders == {"Deleted Items": 30 * DAY}
+        assert retention[0].policy.interval == 60
+        # The accounts file is read in the store's pool (run inline here: not started).
+        (pool,) = [s for s in top if isinstance(s, StoreService)]
+        pool.run_blocking = lambda f, *args: defer.maybeDeferred(f, *args)  # type: ignore[method-assign]
+        assert call(retention[0].users) == users

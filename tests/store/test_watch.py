@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import shutil
 import weakref
 from pathlib import Path
 from typing import Any
@@ -143,3 +144,177 @@ def test_released_mailbox_is_reloaded_with_recent_and_marked_kept(store: Any, cl
     again = call(account.mailbox, "Box")
     assert again.claim_recent() == frozenset({uid})
     assert call(account.marked, ["Box"]) == set()
+
+
+# -- inotify, with real events read by hand --------------------------------------------------
+class _Box:
+    """What the watcher needs of a mailbox: its folder and the callbacks."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.events: list[tuple[str | None, str | None]] = []
+        self.rewatched = 0
+        self.refreshes = 0
+
+    def outside_event(self, sub: str | None, name: str | None) -> None:
+        self.events.append((sub, name))
+
+    def refresh(self) -> None:
+        self.refreshes += 1
+
+    def watch_again(self) -> None:
+        self.rewatched += 1
+
+
+@pytest.fixture
+def fd_reactor() -> Any:
+    """A real (epoll) reactor that is never run: the test reads the inotify
+    descriptor itself, so the events are real and their order is fixed."""
+    from twisted.internet.epollreactor import EPollReactor
+
+    reactor = EPollReactor()
+    yield reactor
+    reactor.removeAll()
+    reactor.waker.connectionLost(None)
+    reactor._poller.close()
+
+
+def maildir(path: Path) -> Path:
+    for sub in ("new", "cur", "tmp"):
+        (path / sub).mkdir(parents=True)
+    return path
+
+
+def test_inotify_reports_the_files_others_change(tmp_path: Path, fd_reactor: Any) -> None:
+    watcher = MaildirWatcher(fd_reactor, "inotify")
+    box = _Box(maildir(tmp_path / "box"))
+    assert watcher.watch(box) == "inotify" and watcher.watched == 1
+    (box.path / "new" / "m1").write_bytes(b"x")
+    (box.path / "cur" / "m0:2,").write_bytes(b"y")
+    (box.path / "cur" / "m0:2,").unlink()
+    watcher._notifier.doRead()
+    assert box.events == [("new", "m1"), ("cur", "m0:2,"), ("cur", "m0:2,")]
+    watcher.close()
+
+
+def test_folder_deleted_by_us_after_unwatch_is_quiet(tmp_path: Path, fd_reactor: Any) -> None:
+    """DELETE removes the folder, then stops watching it, before the events are read."""
+    watcher = MaildirWatcher(fd_reactor, "inotify")
+    box, other = _Box(maildir(tmp_path / "box")), _Box(maildir(tmp_path / "other"))
+    watcher.watch(box)
+    watcher.watch(other)
+    notifier = watcher._notifier
+    shutil.rmtree(box.path)
+    watcher.unwatch(box)
+    notifier.doRead()
+    assert box.events == [] and watcher._notifier is notifier and watcher.watched == 1
+    (other.path / "new" / "m1").write_bytes(b"x")  # the other folder is still watched
+    notifier.doRead()
+    assert other.events == [("new", "m1")]
+    watcher.close()
+
+
+def test_folder_deleted_by_another_program_is_scanned_and_rewatched(tmp_path: Path, fd_reactor: Any) -> None:
+    watcher = MaildirWatcher(fd_reactor, "inotify")
+    box = _Box(maildir(tmp_path / "box"))
+    watcher.watch(box)
+    shutil.rmtree(box.path / "cur")
+    watcher._notifier.doRead()
+    # A scan finds out what happened; INotify closes itself on a deleted
+    # directory, so the mailboxes are watched anew, after the current events.
+    assert box.events == [(None, None)]
+    assert watcher._notifier is None and watcher.watched == 0 and box.rewatched == 0
+    fd_reactor.runUntilCurrent()
+    assert box.rewatched == 1
+    watcher.close()
+
+
+def test_folder_inotify_cannot_watch_is_polled(tmp_path: Path, fd_reactor: Any) -> None:
+    watcher = MaildirWatcher(fd_reactor, "inotify", poll_interval=POLL)
+    box = _Box(tmp_path / "half")
+    (box.path / "new").mkdir(parents=True)  # no cur/: the second watch fails
+    assert watcher.watch(box) == "poll"
+    assert watcher._notifier is not None and not watcher._notifier._watchpoints  # new/'s watch undone
+    watcher.close()
+
+
+def test_lost_inotify_descriptor_rewatches_its_mailboxes(tmp_path: Path, fd_reactor: Any) -> None:
+    from twisted.python.failure import Failure
+
+    watcher = MaildirWatcher(fd_reactor, "inotify")
+    box = _Box(maildir(tmp_path / "box"))
+    watcher.watch(box)
+    notifier = watcher._notifier
+    notifier.connectionLost(Failure(OSError("inotify descriptor closed")))
+    assert watcher._notifier is None and watcher.watched == 0
+    fd_reactor.runUntilCurrent()  # the rewatch is scheduled, not done inside the loss
+    assert box.rewatched == 1
+    watcher.close()
+
+
+def test_inotify_asked_for_where_unusable_polls(clock: Clock) -> None:
+    from twisted.logger import globalLogPublisher
+
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        watcher = MaildirWatcher(clock, "inotify")
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert watcher._use_inotify is False
+    assert any("inotify is not usable here" in e.get("log_format", "") for e in events)
+
+
+def test_own_changes_are_remembered_up_to_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    from exchmail.store.maildir import watch
+
+    monkeypatch.setattr(watch, "MAX_EXPECTED", 3)
+    own = OwnChanges()
+    own.expect([("cur", f"m{i}") for i in range(5)])
+    assert not own.explained("cur", "m0") and not own.explained("cur", "m1")  # the oldest went
+    assert all(own.explained("cur", f"m{i}") for i in range(2, 5))
+
+
+# -- a watched Maildir mailbox ---------------------------------------------------------------
+def test_watched_mailbox_follows_a_rename(store: Any, clock: Clock) -> None:
+    account = call(store.account, "bob")
+    call(account.create, "Old")
+    box = call(account.mailbox, "Old")
+    listener = Recorder()
+    box.add_listener(listener)
+    call(account.rename, "Old", "New")
+    assert box.name == "New" and box.path == store.root / "bob" / ".New"
+    drop_in(box.path, "1700000030.M1P1Q1.mx", b"x\n")  # watched at its new place
+    clock.advance(POLL)
+    assert listener.events == [("added", list(box.uids()))] and len(box.uids()) == 1
+    box.remove_listener(listener)
+
+
+def test_content_lost_while_watched_is_scanned_soon(store: Any, clock: Clock) -> None:
+    from exchmail.errors import NoSuchMessage
+    from exchmail.store.maildir.mailbox import WATCH_DELAY
+
+    box = call(call(store.account, "bob").mailbox, "INBOX")
+    uid = call(box.append, b"x\r\n")
+    listener = Recorder()
+    box.add_listener(listener)
+    (box.path / "cur" / box.filename(uid)).unlink()
+    with pytest.raises(NoSuchMessage):
+        call(box.read_message, uid)
+    clock.advance(WATCH_DELAY)  # not the next poll: a scan right away
+    assert listener.events == [("expunged", [uid])] and list(box.uids()) == []
+    box.remove_listener(listener)
+
+
+def test_watch_again_looks_for_changes_made_meanwhile(store: Any, clock: Clock) -> None:
+    from exchmail.store.maildir.mailbox import WATCH_DELAY
+
+    box = call(call(store.account, "bob").mailbox, "INBOX")
+    listener = Recorder()
+    box.add_listener(listener)
+    drop_in(box.path, "1700000031.M1P1Q1.mx", b"x\n")  # while the watch was broken
+    box.watch_again()
+    assert store.watcher.watched == 1
+    clock.advance(WATCH_DELAY)
+    assert listener.events == [("added", list(box.uids()))] and len(box.uids()) == 1
+    box.remove_listener(listener)

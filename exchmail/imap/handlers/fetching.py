@@ -170,9 +170,7 @@ def _render_parsed(parsed: ParsedMessage, item: FetchItem, options: FetchOptions
 # -- the handler ------------------------------------------------------------------------------------------
 def fetch_command(command: syntax.Fetch, session: IMAPSession) -> Any:
     pairs = message_set(session, command.sequence_set, command.uid)
-    items = list(command.items)
-    if command.uid and not any(item.name == b"UID" for item in items):
-        items.insert(0, FetchItem(b"UID"))
+    items = list(command.items)  # UID FETCH: the parser put UID in (RFC 3501 6.4.8)
     if command.changed_since is not None:  # RFC 7162 §3.1.4.1: CHANGEDSINCE implies MODSEQ
         pairs = condstore.fetch_changed(command, session, pairs)
         if not any(item.name == b"MODSEQ" for item in items):
@@ -215,7 +213,7 @@ class _Fetch:
             # after the implicit \Seen, which gave those messages new MODSEQs
             self.modseqs = dict(IModSeq(self.mailbox).modseqs([uid for _, uid in pairs]))
         if not self.content_items:
-            yield self._metadata_only(pairs, newly_seen)
+            yield self._metadata_only(pairs)
             return b"FETCH completed."
         message = self.mailbox.message
         streamed = {uid for _, uid in pairs if self._streams(uid)}
@@ -249,13 +247,14 @@ class _Fetch:
         return b"FETCH completed."
 
     @defer.inlineCallbacks
-    def _metadata_only(self, pairs: list[tuple[int, int]], newly_seen: set[int]):
+    def _metadata_only(self, pairs: list[tuple[int, int]]):
         """The common FETCH of index data only (FLAGS, UID, sizes, dates): the
         index rows straight from the store, no content, each distinct flag set
-        formatted once."""
+        formatted once.  None of these items sets \\Seen (RFC 3501 6.4.5: only
+        body sections, RFC822 and RFC822.TEXT do), so no FLAGS are added."""
         session = self.session
         write = session.write
-        by_columns = self._column_lines(pairs, newly_seen)
+        by_columns = self._column_lines(pairs)
         if by_columns is not None:
             while lines := b"".join(islice(by_columns, COLUMN_BATCH)):
                 write(lines)
@@ -263,13 +262,11 @@ class _Fetch:
                     yield session.flush_and_wait()
                 yield task.deferLater(session.context.reactor, 0, lambda: None)
             return
-        plain = [(item.label() + b" ", self._row_renderer(item)) for item in self.items]
-        with_flags = [*plain, (b"FLAGS ", self._row_renderer(FetchItem(b"FLAGS")))]
+        items = [(item.label() + b" ", self._row_renderer(item)) for item in self.items]
         rows = self.view.index_rows(pairs)
         while True:
             batch = list(islice(rows, BATCH))
             for row in batch:
-                items = with_flags if row[1] in newly_seen and not self._has_flags else plain
                 write(
                     b"* %d FETCH (%s)\r\n"
                     % (row[0], b" ".join([label + render(row) for label, render in items]))
@@ -280,12 +277,12 @@ class _Fetch:
                 yield session.flush_and_wait()
             yield task.deferLater(session.context.reactor, 0, lambda: None)
 
-    def _column_lines(self, pairs: list[tuple[int, int]], newly_seen: set[int]) -> Iterator[bytes] | None:
+    def _column_lines(self, pairs: list[tuple[int, int]]) -> Iterator[bytes] | None:
         """The response lines of a FETCH of the first messages (``1:n``), made
         from the index columns by one format per line, the values mapped in C;
         ``None`` where that does not apply (then row by row)."""
         count = len(pairs)
-        if newly_seen or not count or pairs[0][0] != 1 or pairs[-1][0] != count:
+        if not count or pairs[0][0] != 1 or pairs[-1][0] != count:
             return None  # ascending, unique sequence numbers: 1..count exactly
         columns = self.view.columns(count)
         if columns is None:
@@ -351,10 +348,6 @@ class _Fetch:
     def _flag_text_of(self, flags: frozenset[str]) -> bytes:
         return self.session.flags_for_client(flags)
 
-    @property
-    def _has_flags(self) -> bool:
-        return any(i.name == b"FLAGS" for i in self.items)
-
     def _mark_seen(self, pairs: list[tuple[int, int]]) -> defer.Deferred[set[int]]:
         """Set ``\\Seen`` where an item implies it (RFC 3501 §6.4.5), in one store call."""
         if self.view.readonly or not any(i.sets_seen for i in self.items):
@@ -368,9 +361,7 @@ class _Fetch:
 
     # -- what a message needs ---------------------------------------------------------------------
     def _reads_content(self, uid: int) -> bool:
-        items = self.content_items
-        if not items:
-            return False
+        items = self.content_items  # not empty: run() answers index items alone without reading
         if self.cache is not None and all(is_cached_item(i) for i in items):
             return self._cached(uid) is None
         return True
@@ -387,11 +378,11 @@ class _Fetch:
         )
 
     def _cached(self, uid: int) -> dict[FetchItem, bytes] | None:
-        if self.cache is None:
-            return None
+        cache = self.cache
+        assert cache is not None  # asked only when the context has a cache (_reads_content)
         values = {}
         for item in self.content_items:
-            value = self.cache.get((*self.cache_prefix, uid, self._cache_name(item)))
+            value = cache.get((*self.cache_prefix, uid, self._cache_name(item)))
             if value is None:
                 return None
             values[item] = value
