@@ -68,6 +68,8 @@ def numbers(session: IMAPSession, uids: Sequence[int], by_uid: bool) -> list[int
         return list(uids)
     view = session.selected_view()
     known = view.known_uids()
+    if len(uids) == len(known) and all(map(operator.eq, uids, known)):
+        return list(range(1, len(known) + 1))  # every message matched
     if len(uids) > 64 and all(map(operator.lt, uids, islice(uids, 1, None))):
         # Ascending (as SEARCH answers): one pass over the known UIDs in C
         # instead of a bisection per UID.
