@@ -92,7 +92,7 @@ def test_index_memory_per_message_is_at_most_200_bytes() -> None:
         for uid, info in enumerate(files, 1):
             builder.add(uid, info)
         box = MaildirMailbox(
-            "INBOX", Path("/unused"), run_sync, Loaded(1, count + 1, count + 1, builder, None, False, [])
+            "INBOX", Path("/unused"), run_sync, Loaded(1, count + 1, count + 1, builder, None, False)
         )
         del builder
         gc.collect()

@@ -294,3 +294,28 @@ def test_measure_counts_every_octet_around_chunk_edges(tmp_path: Path, size: int
     assert deliver.measure(path) == (len(data), len(wire))
     stored, exact, mtime = deliver.measure(path, with_mtime=True)
     assert (stored, exact, mtime) == (len(data), len(wire), path.stat().st_mtime)
+
+
+def test_a_big_load_gives_freed_memory_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from exchmail.store.maildir import scan
+
+    for sub in ("cur", "new", "tmp"):
+        (tmp_path / "box" / sub).mkdir(parents=True)
+    for i in range(3):
+        drop_in(tmp_path / "box", f"{i}.M{i}P1.host", b"Subject: %d\n\nbody\n" % i)
+    released: list[bool] = []
+    monkeypatch.setattr(scan, "release_free_memory", lambda: released.append(True))
+    monkeypatch.setattr(scan, "TRIM_AFTER", 3)
+    assert len(scan.load(tmp_path / "box", time.time()).builder.rows) == 3
+    assert released == [True]
+    monkeypatch.setattr(scan, "TRIM_AFTER", 4)  # a smaller folder keeps what it freed
+    scan.load(tmp_path / "box", time.time())
+    assert released == [True]
+
+
+def test_release_free_memory_runs_where_the_c_library_cannot_trim(monkeypatch: pytest.MonkeyPatch) -> None:
+    from exchmail.store.maildir import scan
+
+    scan.release_free_memory()  # glibc here: trims
+    monkeypatch.setattr(scan, "_malloc_trim", lambda: None)
+    scan.release_free_memory()  # musl and others: nothing to do, no error

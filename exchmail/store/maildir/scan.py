@@ -17,6 +17,9 @@ the times as they were.
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import gc
 import os
 import stat
 import time
@@ -52,6 +55,8 @@ TMP_MAX_AGE = 36 * 3600
 _COARSE_TICK_NS = 2_000_000_000
 _FINE_TICK_NS = 50_000_000
 _LIST_ATTEMPTS = 3
+#: After loading a folder of this many messages, freed memory goes back to the system.
+TRIM_AFTER = 10_000
 
 
 def encode_base(base: str) -> bytes:
@@ -148,7 +153,7 @@ def clean_tmp(folder: Path, now: float) -> list[str]:
 
 
 def _move_new(
-    new: Path, cur: Path, files: dict[str, tuple[str, bool]], touched: list[tuple[str, str]]
+    new: Path, cur: Path, files: dict[str, tuple[str, bool]], touched: list[tuple[str, str]] | None
 ) -> bool:
     """Move what is in ``new/`` to ``cur/``; whether there was anything."""
     names = [name for name in os.listdir(new) if usable(name)]
@@ -164,7 +169,8 @@ def _move_new(
                 os.rename(name, target, src_dir_fd=new_fd, dst_dir_fd=cur_fd)
             except FileNotFoundError:
                 continue  # another reader moved it first; we will see it in cur/
-            touched.extend((("new", name), ("cur", target)))
+            if touched is not None:
+                touched.extend((("new", name), ("cur", target)))
             files[base] = (target, True)
     finally:
         os.close(new_fd)
@@ -172,18 +178,20 @@ def _move_new(
     return True
 
 
-def list_folder(folder: Path) -> Listing:
-    """Move ``new/`` into ``cur/``, take the stamp, list ``cur/``."""
+def list_folder(folder: Path, track: bool = True) -> Listing:
+    """Move ``new/`` into ``cur/``, take the stamp, list ``cur/``; with
+    ``track``, say which names the moves touched (for the folder's watch)."""
     new, cur = folder / "new", folder / "cur"
     moved: dict[str, tuple[str, bool]] = {}
     touched: list[tuple[str, str]] = []
-    _move_new(new, cur, moved, touched)
+    record = touched if track else None
+    _move_new(new, cur, moved, record)
     for _ in range(_LIST_ATTEMPTS):
         # The stamp comes after our own moves and before the listings it
         # vouches for; arrivals in between are moved and the stamp retaken.
         stamp = dir_stamp(folder)
         taken = time.time_ns()
-        if not _move_new(new, cur, moved, touched):
+        if not _move_new(new, cur, moved, record):
             break
     else:
         stamp, taken = (0, 0), 0  # still busy: never trust this one
@@ -273,7 +281,6 @@ class Loaded:
     builder: IndexBuilder
     stamp: Stamp | None
     trusted: bool
-    touched: list[tuple[str, str]]
     highest_modseq: int = 1
     expunged: list[tuple[int, int]] = field(default_factory=list)
     expunge_floor: int = 0
@@ -282,8 +289,39 @@ class Loaded:
 def load(folder: Path, now: float) -> Loaded:
     """Read ``folder`` and build its index; write its UID list if it changed.
 
-    Raises FileNotFoundError if ``folder`` is not a maildir.
+    Raises FileNotFoundError if ``folder`` is not a maildir.  After a big
+    folder, the memory the scan used and freed is handed back to the system.
     """
+    loaded = _load(folder, now)
+    if len(loaded.builder.rows) >= TRIM_AFTER:
+        release_free_memory()
+    return loaded
+
+
+def release_free_memory() -> None:
+    """Give freed heap memory back to the system, where the C library can.
+
+    glibc keeps what a thread freed in that thread's heap: the listing of a
+    100,000-file folder (names, dicts, sorted lists) would stay in the
+    process's RSS -- several times the index itself -- long after the scan.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        # A full collection first: it also empties the interpreter's free
+        # lists, whose blocks keep whole memory pools in use.
+        gc.collect()
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc
+    except (OSError, AttributeError):
+        return None  # another C library: nothing to do
+
+
+def _load(folder: Path, now: float) -> Loaded:
     if not is_maildir(folder):
         raise FileNotFoundError(str(folder))
     clean_tmp(folder, now)
@@ -293,7 +331,8 @@ def load(folder: Path, now: float) -> Loaded:
     if stored is None:
         # No (usable) UID list: old UIDs are unknown, so start afresh.
         stored = uidlist.UidList(uidlist.new_uid_validity())
-    listing = list_folder(folder)
+    # Nothing watches a folder before its first load: no own changes to track.
+    listing = list_folder(folder, track=False)
     with _directory(folder / "cur") as cur:
         uid_next, first_recent, lines, dirty = _build(builder, stored, listing.files, cur, dirty)
     if dirty:
@@ -317,7 +356,6 @@ def load(folder: Path, now: float) -> Loaded:
         builder,
         listing.stamp,
         listing.trusted,
-        listing.touched,
         stored.highest_modseq,
         stored.expunged,
         stored.expunge_floor,
