@@ -8,9 +8,12 @@ port 0.
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -19,12 +22,52 @@ import pytest
 from twisted.internet import reactor
 from twisted.internet.threads import blockingCallFromThread
 
-from exchmail.auth.accounts import AccountsFile
+from exchmail.auth.sasl import scram_keys
 from exchmail.auth.throttle import ThrottleSettings
 from exchmail.service import listening_ports, make_service
 from exchmail.service.config import IMAPConfig, POP3Config, default_config
 
 PASSWORD = "secret pw"
+
+#: The scrypt cost (``n``) of the test accounts' password hashes.  The
+#: accounts file's own (16384, some 60 ms of CPU per hash) made hashing most
+#: of the CPU the in-process tests spend: each server's accounts were hashed
+#: afresh, and each first login verifies one.  The accounts file keeps the
+#: parameters in each hash and verifies whatever it reads, so a cheaper one
+#: is a real account; tests/auth/test_accounts.py and tests/test_cli.py test
+#: hashes of the default cost.
+TEST_SCRYPT_N = 256
+
+
+@functools.cache
+def account_line(name: str, password: str = PASSWORD, nt_hash: bool = False) -> str:
+    """The accounts-file line of ``name`` (scrypt hash, SCRAM keys, NT hash if
+    ``nt_hash``), the format ``AccountsFile.add`` writes at ``TEST_SCRYPT_N``;
+    computed once per test process."""
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode("ascii").rstrip("=")
+
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=TEST_SCRYPT_N, r=8, p=1, dklen=32)
+    encoded = f"$scrypt$n={TEST_SCRYPT_N},r=8,p=1${b64(salt)}${b64(digest)}"
+    fields = [name, encoded, scram_keys(password).encode()]
+    if nt_hash:
+        from exchmail.auth.ntlm import nt_hash as compute_nt_hash
+
+        fields.append("$nt$" + compute_nt_hash(password).hex())
+    return ":".join(fields)
+
+
+def add_accounts(path: Path, names: Iterable[str], password: str = PASSWORD, nt_hash: bool = False) -> None:
+    """Append accounts for ``names`` (all with ``password``) to the accounts file
+    ``path``, created with mode 0600 as ``AccountsFile`` creates it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    lines = "".join(account_line(name, password, nt_hash) + "\n" for name in names)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(old + lines)
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
@@ -105,9 +148,7 @@ def start_server(
         ),
     )
     config.server.data_dir.mkdir(parents=True, exist_ok=True)
-    accounts = AccountsFile(config.auth.users_file)
-    for user in users:
-        accounts.add(user, PASSWORD)
+    add_accounts(config.auth.users_file, users)
 
     def start() -> Any:
         top = make_service(config, reactor=reactor, store=store, realm=realm)

@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, start_server
+from conftest import PASSWORD, add_accounts, start_server
 
 from exchmail import cli
-from exchmail.auth.accounts import AccountsFile
 
 #: The ``exchmail`` command, as a process.
 EXCHMAIL = [sys.executable, "-c", "import sys; from exchmail.cli import main; sys.exit(main())"]
@@ -25,9 +24,7 @@ MESSAGE = b"From: a@example.com\nSubject: by deliver\n\nHello from procmail.\n"
 def config(tmp_path: Path) -> Path:
     data = tmp_path / "data"
     data.mkdir()
-    accounts = AccountsFile(data / "users")
-    for name in ("alice", "bob"):
-        accounts.add(name, "pw")
+    add_accounts(data / "users", ("alice", "bob"), "pw")
     path = tmp_path / "exchmail.toml"
     path.write_text('[server]\ndata_dir = "data"\n[quota.users.bob]\nlimit = 200\n')
     return path

@@ -27,9 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSWORD
+from conftest import PASSWORD, add_accounts
 
-from exchmail.auth.accounts import AccountsFile
 from exchmail.testing import postgres
 from exchmail.testing.frontends import Frontend
 
@@ -59,8 +58,7 @@ def message(owner: str, number: int) -> bytes:
 @pytest.fixture
 def users_file(tmp_path: Path) -> Path:
     path = tmp_path / "users"
-    accounts = AccountsFile(path)
-    accounts.add("alice", PASSWORD)
+    add_accounts(path, ["alice"])
     return path
 
 

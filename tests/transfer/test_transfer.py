@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import add_accounts
 from corpus import make_mbox
 
-from exchmail.auth.accounts import AccountsFile
 from exchmail.store.maildir import MaildirStore
 from exchmail.testing import result
 
@@ -50,9 +50,7 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def config(tmp_path: Path) -> Path:
     data = tmp_path / "data"
     data.mkdir()
-    accounts = AccountsFile(data / "users")
-    for name in ("alice", "bob", "carol"):
-        accounts.add(name, "pw")
+    add_accounts(data / "users", ("alice", "bob", "carol"), "pw")
     path = tmp_path / "exchmail.toml"
     path.write_text('[server]\ndata_dir = "data"\n')
     return path
