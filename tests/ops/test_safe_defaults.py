@@ -171,7 +171,10 @@ def test_examples_custom_realm_toml_works_as_shipped(reactor_thread, tmp_path, m
 
     folder = tmp_path / "examples"
     folder.mkdir()
-    shutil.copy(ROOT / "examples" / "custom_realm.py", folder)
+    # custom_realm.py imports custom_realm_sql.py from beside it (this test
+    # passed alone only after another test had imported it from examples/).
+    for name in ("custom_realm.py", "custom_realm_sql.py"):
+        shutil.copy(ROOT / "examples" / name, folder)
     config_file = write(
         folder / "custom_realm.toml", _free_ports((ROOT / "examples" / "custom_realm.toml").read_text())
     )
