@@ -186,7 +186,7 @@ def make_progress(choice: str, verb: str, stream: TextIO = sys.stderr) -> Any:
 def _setup(args: argparse.Namespace) -> tuple[Config, str, Any]:
     """The configuration, the canonical account name and its store account."""
     from exchmail.lmtp.recipients import RecipientResolver
-    from exchmail.service.build import open_store
+    from exchmail.service.backends import open_store
 
     try:
         config = load_config(args.config) if args.config else default_config(Path.cwd())
