@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -30,6 +31,7 @@ from exchmail.testing import result
 EXCHMAIL = [sys.executable, "-c", "import sys; from exchmail.cli import main; sys.exit(main())"]
 tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 mutt = pytest.mark.skipif(shutil.which("mutt") is None, reason="mutt is not installed")
+_tmux_servers = itertools.count()
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +92,11 @@ def message_ids(messages: list[tuple[frozenset[str], float, bytes]]) -> list[byt
 def run_in_tmux(command: str, done_marker: str, timeout: float = 300) -> list[str]:
     """Run ``command`` in a detached tmux pane (a terminal); the screens captured
     while it ran, the last one after ``done_marker`` appeared."""
-    session = f"exchmail-test-{os.getpid()}"
-    # A tmux server of its own (-L): another xdist worker's test ending its
-    # last session cannot take this one's server down.
+    session = f"exchmail-test-{os.getpid()}-{next(_tmux_servers)}"
+    # A tmux server of its own (-L), also for each call: another xdist
+    # worker's test ending its last session cannot take this one's server
+    # down, and a server still exiting after the previous call's kill-server
+    # cannot make this call's new-session fail ("server exited unexpectedly").
     tmux_cmd = ["tmux", "-L", session]
     subprocess.run(
         [*tmux_cmd, "new-session", "-d", "-s", session, "-x", "150", "-y", "40", f"{command}; sleep 600"],
@@ -148,13 +152,23 @@ def test_2000_messages_with_a_progress_bar_in_tmux_then_idempotent(corpus: Path,
 @mutt
 def test_an_mbox_written_by_mutt(small: Path, config: Path, tmp_path: Path) -> None:
     written = tmp_path / "mutt.mbox"
-    setup = "set mbox_type=mbox confirmappend=no confirmcreate=no mark_old=no auto_tag=yes quit=yes delete=no"
-    push = f'push "<tag-pattern>~A<enter><copy-message>{written}<enter><quit>"'
-    # -R: the source stays as it is (read-only).
-    run_in_tmux(
-        f"mutt -n -R -F /dev/null -f '{small}' -e '{setup}' -e '{push}'; echo EXIT=$?", "EXIT=", timeout=60
+    # folder: an existing one.  Mutt asks "~/Mail does not exist. Create it?"
+    # at start-up when $folder is missing, and that prompt took the first
+    # pushed key (<tag-pattern>), so only the current message was copied:
+    # the test failed on a machine without ~/Mail, once, until mutt had made it.
+    setup = (
+        f"set folder={tmp_path} mbox_type=mbox confirmappend=no confirmcreate=no mark_old=no "
+        "auto_tag=yes quit=yes delete=no"
     )
-    assert written.read_bytes().count(b"\nFrom ") + 1 == 40
+    push = f'push "<tag-pattern>~A<enter><copy-message>{written}<enter><quit>"'
+    # -R: the source stays as it is (read-only).  HOME: nothing of the
+    # machine's home folder is used or made.
+    screens = run_in_tmux(
+        f"HOME='{tmp_path}' mutt -n -R -F /dev/null -f '{small}' -e '{setup}' -e '{push}'; echo EXIT=$?",
+        "EXIT=",
+        timeout=60,
+    )
+    assert written.read_bytes().count(b"\nFrom ") + 1 == 40, screens[-1]
     assert exchmail(config, "import", "bob", str(small)).returncode == 0
     assert exchmail(config, "import", "carol", str(written)).returncode == 0
     original, by_mutt = snapshot(config, "bob")["INBOX"], snapshot(config, "carol")["INBOX"]
