@@ -78,6 +78,25 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return 2 * (os.cpu_count() or 1)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Hand tests to the xdist workers one at a time, in collection order.
+
+    xdist's load scheduling starts each worker with a quarter of its share
+    of the collection (some 200 tests) in one block, so the slow tests,
+    collected first (below), would all land on one worker.  With
+    ``--maxschedchunk 1`` every worker keeps two tests queued and takes the
+    next one from the front as it finishes one.
+    """
+    if getattr(config.option, "maxschedchunk", 1) is None:
+        config.option.maxschedchunk = 1
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the tests marked ``slow`` first (otherwise in collection order): started
+    late, a test that takes 20 s keeps the run going alone at its end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def reactor_thread() -> Iterator[Any]:
     """The global reactor, running in a daemon thread."""

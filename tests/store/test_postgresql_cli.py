@@ -19,6 +19,9 @@ from exchmail.store.postgresql.store import PostgreSQLStore
 from exchmail.testing import call
 
 EXCHMAIL = [sys.executable, "-c", "import sys; from exchmail.cli import main; sys.exit(main())"]
+
+# Each test runs exchmail commands or twistd in subprocesses.
+pytestmark = pytest.mark.slow
 _names = iter(range(1, 1_000_000))
 
 

@@ -148,6 +148,7 @@ def test_2000_messages_with_a_progress_bar_in_tmux_then_idempotent(corpus: Path,
     assert len(snapshot(config, "alice")["INBOX"]) == 2000
 
 
+@pytest.mark.slow
 @tmux
 @mutt
 def test_an_mbox_written_by_mutt(small: Path, config: Path, tmp_path: Path) -> None:
