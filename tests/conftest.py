@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import itertools
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -78,23 +79,34 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return 2 * (os.cpu_count() or 1)
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Hand tests to the xdist workers one at a time, in collection order.
-
-    xdist's load scheduling starts each worker with a quarter of its share
-    of the collection (some 200 tests) in one block, so the slow tests,
-    collected first (below), would all land on one worker.  With
-    ``--maxschedchunk 1`` every worker keeps two tests queued and takes the
-    next one from the front as it finishes one.
-    """
-    if getattr(config.option, "maxschedchunk", 1) is None:
-        config.option.maxschedchunk = 1
-
-
+@pytest.hookimpl(trylast=True)  # after -m/-k have deselected
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Run the tests marked ``slow`` first (otherwise in collection order): started
-    late, a test that takes 20 s keeps the run going alone at its end."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Start the tests marked ``slow`` first, spread over the xdist workers.
+
+    Started late, a test that takes 20 s keeps the run going alone at its
+    end.  ``--dist worksteal`` (setup.cfg) hands each of the N workers one
+    of N consecutive ranges of the collection (the first ``len // N``
+    tests, then a ``// (N - 1)`` share of the rest, and so on) and lets a
+    worker that runs out take the second half of the longest queue left.
+    So each range starts with its share of the slow tests, dealt in turn;
+    the rest keep their order, and with it their module fixtures and
+    caches.  Without xdist (``-n 0``) the slow tests simply come first.
+    """
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if not slow:
+        return
+    fast = iter([item for item in items if not item.get_closest_marker("slow")])
+    workerinput = getattr(config, "workerinput", None)
+    workers = int(workerinput["workercount"]) if workerinput else 1
+    ordered: list[pytest.Item] = []
+    left = len(items)
+    for k in range(workers):
+        size = left // (workers - k)
+        left -= size
+        mine = slow[k::workers]
+        ordered += mine + list(itertools.islice(fast, max(0, size - len(mine))))
+    ordered += fast  # only if a range was smaller than its share of slow tests
+    items[:] = ordered
 
 
 @pytest.fixture(scope="session")
