@@ -8,6 +8,9 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
+# Each test runs a benchmark script.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize(
     "script, args",

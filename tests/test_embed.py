@@ -11,6 +11,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -30,6 +32,7 @@ def wait_for_port(port: int, deadline: float) -> None:
     raise TimeoutError(f"port {port} did not open")
 
 
+@pytest.mark.slow
 def test_embedded_application_serves_web_and_imap(tmp_path):
     web_port, imap_port = free_port(), free_port()
     env = dict(

@@ -54,6 +54,7 @@ def test_report_lines():
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not (HOME / "bin" / "imaptest").exists(),
     reason=f"imaptest not built in {HOME} (tox -e imaptest builds it)",

@@ -65,6 +65,7 @@ class Watch:
         return recorded
 
 
+@pytest.mark.slow
 def test_big_message_blocks_no_other_client(
     reactor_thread: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

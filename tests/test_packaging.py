@@ -16,6 +16,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Each test pip-installs the project into a new virtualenv.
+pytestmark = pytest.mark.slow
+
 
 def make_venv(where: Path) -> Path:
     """A new virtualenv that also sees this interpreter's site-packages (read-only)."""

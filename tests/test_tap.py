@@ -14,6 +14,9 @@ import pytest
 
 TWISTD = str(Path(sys.executable).parent / "twistd")
 
+# Each test starts twistd.
+pytestmark = pytest.mark.slow
+
 
 def port_is_free(port: int) -> bool:
     with socket.socket() as s:

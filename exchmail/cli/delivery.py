@@ -168,7 +168,7 @@ def deliver(config: Config, recipient: Recipient, message: BinaryIO, folder: str
     if config.store.backend == "memory":
         raise Failure("the memory store lives inside the server: deliver through LMTP", EX_CONFIG)
     if config.store.backend != "maildir":
-        from exchmail.service.build import open_store
+        from exchmail.service.backends import open_store
 
         deliverer = Deliverer(open_store(config), "create" if create else mode, config.lmtp.over_quota)
         return wait(deliverer.deliver(Recipient(recipient.address, recipient.user, wanted), message))

@@ -169,10 +169,14 @@ class LineProgress:
         print(f"exchmail: {text}", file=self.stream, flush=True)
 
 
-def make_progress(choice: str, verb: str, stream: TextIO = sys.stderr) -> Any:
-    """The progress display for ``--progress`` (auto: a bar on a terminal)."""
+def make_progress(choice: str, verb: str, stream: TextIO | None = None) -> Any:
+    """The progress display for ``--progress`` (auto: a bar on a terminal), on
+    ``stream`` (default: ``sys.stderr`` as it is when called, like the
+    command's other messages, also where something replaced it after import)."""
     from exchmail.transfer.importer import QuietProgress
 
+    if stream is None:
+        stream = sys.stderr
     if choice == "none":
         return QuietProgress()
     if choice == "bar" or (choice == "auto" and stream.isatty()):
@@ -186,7 +190,7 @@ def make_progress(choice: str, verb: str, stream: TextIO = sys.stderr) -> Any:
 def _setup(args: argparse.Namespace) -> tuple[Config, str, Any]:
     """The configuration, the canonical account name and its store account."""
     from exchmail.lmtp.recipients import RecipientResolver
-    from exchmail.service.build import open_store
+    from exchmail.service.backends import open_store
 
     try:
         config = load_config(args.config) if args.config else default_config(Path.cwd())

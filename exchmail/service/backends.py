@@ -177,3 +177,29 @@ def make_checker(config: Any, reactor: Any, run_blocking: Callable[..., Any], pa
         return ldap_service.checker
     context = BackendContext(config, config.auth.options, config.server.data_dir, reactor, run_blocking)
     return build(backend, "checker", "auth.backend", context, ICredentialsChecker)
+
+
+def open_store(config: Any, reactor: Any = None, run_blocking: Any = None) -> Any:
+    """The store ``config`` names, with the ``[quota]`` wrapper, as the service
+    builds it (for tools that work on the store without a server, such as
+    ``exchmail deliver``); ``run_blocking`` ``None`` runs disk work at once.
+
+    It lives here rather than in :mod:`exchmail.service.build` so that those
+    tools do not import the protocols and listeners."""
+    from exchmail.store.runner import run_sync
+
+    return with_quota(config, make_store(config, reactor, run_blocking or run_sync))
+
+
+def with_quota(config: Any, store: Any) -> Any:
+    """Wrap ``store`` so that every addition honours ``[quota]`` (E0003/E0004)."""
+    from exchmail.store.quota import QuotaLimits, QuotaPolicy, QuotaStore
+
+    quota = config.quota
+    policy = QuotaPolicy(
+        QuotaLimits(quota.limit, quota.warning),
+        {user: QuotaLimits(*limits) for user, limits in quota.users.items()},
+    )
+    # An LDAP quota attribute supplies limits at login, so the wrapper is needed then too.
+    directory_quotas = config.ldap is not None and bool(config.ldap.quota_attribute)
+    return QuotaStore(store, policy) if policy.active or directory_quotas else store

@@ -42,7 +42,7 @@ from exchmail.imap.factory import IMAPFactory
 from exchmail.interfaces import IAccountListing, IStore
 from exchmail.mailbox.cache import MessageCache
 from exchmail.pop3.factory import POP3Factory
-from exchmail.service.backends import make_checker, make_store
+from exchmail.service.backends import make_checker, make_store, open_store, with_quota
 from exchmail.service.config import Config
 from exchmail.service.listen import ListenFailed, ListeningService
 from exchmail.service.operations import Operations
@@ -141,7 +141,7 @@ def make_service(
     if store is None and realm is None:  # [store] backend: Maildir by default, or custom
         store = make_store(config, reactor, store_service.run_blocking)
     if store is not None:
-        store = _with_quota(config, store)
+        store = with_quota(config, store)
         store_service.store = store
     if create_first_account and config.auth.backend == "accounts":
         _announce_first_account(config)
@@ -279,29 +279,6 @@ def _add_lmtp(
         observers += ops.observers("lmtp")
     context = make_context(config.lmtp, store, directory, reactor, observers)
     _add_listeners(top, reactor, "lmtp", config.lmtp.listen, LMTPFactory(context))
-
-
-def open_store(config: Config, reactor: Any = None, run_blocking: Any = None) -> IStore:
-    """The store ``config`` names, with the ``[quota]`` wrapper, as the service
-    builds it (for tools that work on the store without a server, such as
-    ``exchmail deliver``); ``run_blocking`` ``None`` runs disk work at once."""
-    from exchmail.store.runner import run_sync
-
-    return _with_quota(config, make_store(config, reactor, run_blocking or run_sync))
-
-
-def _with_quota(config: Config, store: IStore) -> IStore:
-    """Wrap ``store`` so that every addition honours ``[quota]`` (E0003/E0004)."""
-    from exchmail.store.quota import QuotaLimits, QuotaPolicy, QuotaStore
-
-    quota = config.quota
-    policy = QuotaPolicy(
-        QuotaLimits(quota.limit, quota.warning),
-        {user: QuotaLimits(*limits) for user, limits in quota.users.items()},
-    )
-    # An LDAP quota attribute supplies limits at login, so the wrapper is needed then too.
-    directory_quotas = config.ldap is not None and bool(config.ldap.quota_attribute)
-    return QuotaStore(store, policy) if policy.active or directory_quotas else store
 
 
 def _add_retention(

@@ -25,7 +25,6 @@ from twisted.python import components, usage
 
 from exchmail import __version__
 from exchmail.errors import ConfigError
-from exchmail.service import make_service
 from exchmail.service.config import Config, default_config, load_config
 from exchmail.service.listen import ListenFailed
 
@@ -150,6 +149,10 @@ def makeService(options: Options) -> service.IService:
             config = load_config(Path(options["config"]))
         else:
             config = default_config(Path.cwd())
+        # Imported only now: a configuration error (the common start-up
+        # problem) ends twistd without importing the protocols first.
+        from exchmail.service.build import make_service
+
         # make_service builds custom backends, whose factories may refuse too;
         # strict: a server nobody can log in to, or a broken accounts file, is refused.
         top = make_service(config, create_first_account=options["config"] is None, strict=True)

@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, RunningServer, in_reactor, start_server
+from conftest import PASSWORD, RunningServer, add_accounts, in_reactor, start_server
 from test_gssapi_clients import pop3_auth
 
-from exchmail.auth.accounts import AccountsFile
 from exchmail.auth.saslconfig import NTLMConfig
 
 spnego = pytest.importorskip("spnego", reason="pyspnego (exchmail[ntlm]) is missing")
@@ -32,9 +31,9 @@ needs_fetchmail = pytest.mark.skipif(shutil.which("fetchmail") is None, reason="
 
 
 def start(tmp_path: Path, config: NTLMConfig, nt_hashes: bool = True) -> RunningServer:
-    accounts = AccountsFile(tmp_path / "exchmail-data" / "users")
-    accounts.add("alice", PASSWORD, nt_hash=nt_hashes)
-    accounts.add("bob", PASSWORD)  # no NT hash: NTLM cannot work for bob
+    users = tmp_path / "exchmail-data" / "users"
+    add_accounts(users, ["alice"], nt_hash=nt_hashes)
+    add_accounts(users, ["bob"])  # no NT hash: NTLM cannot work for bob
     server = start_server(tmp_path, users=(), login_type="SecureLogin", config_changes={"ntlm": config})
 
     def deliver() -> Any:

@@ -10,6 +10,7 @@ import base64
 from pathlib import Path
 
 import pytest
+from conftest import add_accounts
 from harness import Connection, Harness
 from scramp import ScramClient
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
@@ -38,9 +39,8 @@ def b64(data: bytes | str) -> bytes:
 @pytest.fixture
 def accounts(tmp_path: Path) -> AccountsChecker:
     users = tmp_path / "users"
-    f = AccountsFile(users)
-    f.add("alice", PASSWORD)
-    f.add("bob", "other pw")
+    add_accounts(users, ["alice"], PASSWORD)
+    add_accounts(users, ["bob"], "other pw")
     return AccountsChecker(users)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import add_accounts
 from harness import Harness
 from kdc_server import (  # noqa: F401 - the fixtures kdc and alice_ccache
     KDC,
@@ -20,7 +21,6 @@ from kdc_server import (  # noqa: F401 - the fixtures kdc and alice_ccache
     kdc_fixture,
 )
 
-from exchmail.auth.accounts import AccountsFile
 from exchmail.auth.checker import AccountsChecker
 from exchmail.auth.sasl import challengers
 from exchmail.auth.saslconfig import GSSAPIConfig, NTLMConfig, OAuthConfig
@@ -44,9 +44,8 @@ def unb64(line: bytes) -> bytes:
 
 def make(tmp_path: Path, setups: dict[bytes, Any], overrides: dict | None = None, **context: Any) -> Harness:
     """A harness whose portal checks the accounts file (alice with an NT hash)."""
-    accounts = AccountsFile(tmp_path / "users")
-    accounts.add("alice", PASSWORD, nt_hash=True)
-    accounts.add("bob", PASSWORD)
+    add_accounts(tmp_path / "users", ["alice"], PASSWORD, nt_hash=True)
+    add_accounts(tmp_path / "users", ["bob"], PASSWORD)
     checker = AccountsChecker(tmp_path / "users", cache_ttl=0)
     h = Harness(overrides={"login_type": "SecureLogin", **(overrides or {})}, checker=checker, **context)
     h.portal.registerChecker(VerifiedLoginChecker(checker))

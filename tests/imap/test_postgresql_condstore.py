@@ -65,6 +65,7 @@ def fetched_modseqs(c: IMAPClient) -> dict[int, int]:
     return {uid: data[b"MODSEQ"][0] for uid, data in c.fetch(c.search(), ["MODSEQ"]).items()}
 
 
+@pytest.mark.slow
 def test_imapclient_condstore_across_frontends(frontends: list[RunningServer], pg_dsn: str) -> None:
     one, two = frontends
     with client(one) as c:

@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, start_server
+from conftest import PASSWORD, add_accounts, start_server
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
 from zope.interface import implementer
 
 from exchmail import cli
-from exchmail.auth.accounts import AccountsFile
 from exchmail.errors import ConfigError, DirectoryUnavailable
 from exchmail.interfaces import IDirectory
 from exchmail.service.config import load_config
@@ -31,15 +30,13 @@ MESSAGE = b"From: a@example.com\nSubject: by deliver\n\nHello from procmail.\n"
 
 @pytest.fixture
 def config(bare_config: Path) -> Path:
-    accounts = AccountsFile(bare_config.parent / "data" / "users")
-    for name in ("alice", "bob"):
-        accounts.add(name, "pw")
+    add_accounts(bare_config.parent / "data" / "users", ("alice", "bob"), "pw")
     return bare_config
 
 
 @pytest.fixture
 def bare_config(tmp_path: Path) -> Path:
-    """The configuration without accounts (hashing their passwords takes a while)."""
+    """The configuration without accounts."""
     (tmp_path / "data").mkdir()
     path = tmp_path / "exchmail.toml"
     path.write_text('[server]\ndata_dir = "data"\n[quota.users.bob]\nlimit = 200\n')

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import add_accounts
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from exchmail.auth.accounts import AccountsFile
 from exchmail.auth.checker import AccountsChecker
 from exchmail.lmtp.server import LMTPServer, make_context
 from exchmail.lmtp.settings import LMTPSettings
@@ -26,9 +26,7 @@ MESSAGE = b"From: a@example.com\r\nSubject: hi\r\n\r\nHello.\r\n"
 @pytest.fixture(scope="module")
 def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("lmtp") / "users"
-    accounts = AccountsFile(path)
-    for name in ("alice", "bob", "carol@example.org"):
-        accounts.add(name, "pw")
+    add_accounts(path, ("alice", "bob", "carol@example.org"), "pw")
     return path
 
 

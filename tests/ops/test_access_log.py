@@ -221,6 +221,7 @@ needs_fail2ban = pytest.mark.skipif(
 )
 
 
+@pytest.mark.slow
 @needs_fail2ban
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_fail2ban_matches_the_failures_of_a_real_server(tmp_path, log_format):

@@ -67,6 +67,7 @@ def test_a_guesser_locks_out_only_its_own_address(server):
     assert login(port, "127.0.0.66", "bob", PASSWORD) == b"OK"  # nor other accounts there
 
 
+@pytest.mark.slow
 def test_spraying_blocks_the_address_for_every_account_but_not_its_neighbours(server):
     from conftest import PASSWORD
 
@@ -77,6 +78,7 @@ def test_spraying_blocks_the_address_for_every_account_but_not_its_neighbours(se
     assert login(port, "127.0.0.78", "bob", PASSWORD) == b"OK"
 
 
+@pytest.mark.slow
 def test_guessing_from_many_addresses_never_locks_the_account(server):
     from conftest import PASSWORD
 

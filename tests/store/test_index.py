@@ -67,6 +67,7 @@ def test_unused_flag_sets_are_dropped_after_removals() -> None:
     assert rows.flags_of(0) == {"kw200"} and len(rows.table) <= 2
 
 
+@pytest.mark.slow
 def test_index_memory_per_message_is_at_most_200_bytes() -> None:
     """An open Maildir mailbox of 100,000 messages, measured with tracemalloc:
     everything its index holds (columns, names, tables), per message."""

@@ -155,6 +155,7 @@ def test_bare_lf_source_served_as_crlf(root: Path) -> None:
     assert box.message(uid).stored_size == len(b"Subject: lf\n\nline1\nline2\nline3\n")
 
 
+@pytest.mark.slow
 def test_large_message_chunk_boundaries_and_partial_reads(root: Path) -> None:
     # A CRLF straddles every 64 KiB boundary of the source file.
     line = b"x" * (CHUNK - 1) + b"\r\n"

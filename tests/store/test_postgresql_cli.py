@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from exchmail.cli import main
 from exchmail.store.maildir import MaildirStore
 from exchmail.store.postgresql import schema
 from exchmail.store.postgresql.db import Database
@@ -19,6 +20,9 @@ from exchmail.store.postgresql.store import PostgreSQLStore
 from exchmail.testing import call
 
 EXCHMAIL = [sys.executable, "-c", "import sys; from exchmail.cli import main; sys.exit(main())"]
+
+# Each test runs exchmail commands or twistd in subprocesses.
+pytestmark = pytest.mark.slow
 _names = iter(range(1, 1_000_000))
 
 
@@ -37,21 +41,29 @@ def exchmail(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess
     return subprocess.run([*EXCHMAIL, *argv], capture_output=True, text=True, timeout=300, cwd=cwd)
 
 
-def test_db_init_upgrade_status(empty_dsn: str, tmp_path: Path) -> None:
+def test_db_init_upgrade_status(empty_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``exchmail db``, called in this process (the command-line plumbing is the
+    same as in a subprocess, which the other tests here and tests/ops run)."""
+
+    def db(*argv: str) -> tuple[int, str, str]:
+        status = main(["db", *argv])
+        out, err = capsys.readouterr()
+        return status, out, err
+
     config = tmp_path / "exchmail.toml"
     config.write_text(f'[store]\nbackend = "postgresql"\ndsn = "{empty_dsn}"\n')
-    status = exchmail("db", "status", "--config", str(config))
-    assert status.returncode == 1 and "no schema" in status.stdout
-    done = exchmail("db", "init", "--config", str(config))
-    assert done.returncode == 0, done.stderr
-    assert f"schema version {schema.LATEST}" in done.stdout
-    again = exchmail("db", "init", "--dsn", empty_dsn)
-    assert again.returncode == 1 and "already" in again.stderr
-    assert exchmail("db", "upgrade", "--dsn", empty_dsn).returncode == 0
-    status = exchmail("db", "status", "--dsn", empty_dsn)
-    assert status.returncode == 0 and f"schema version {schema.LATEST}" in status.stdout
-    broken = exchmail("db", "status", "--dsn", "host=127.0.0.1 port=1 connect_timeout=2")
-    assert broken.returncode == 1 and "cannot connect" in broken.stderr
+    status, out, _ = db("status", "--config", str(config))
+    assert status == 1 and "no schema" in out
+    status, out, err = db("init", "--config", str(config))
+    assert status == 0, err
+    assert f"schema version {schema.LATEST}" in out
+    status, _, err = db("init", "--dsn", empty_dsn)
+    assert status == 1 and "already" in err
+    assert db("upgrade", "--dsn", empty_dsn)[0] == 0
+    status, out, _ = db("status", "--dsn", empty_dsn)
+    assert status == 0 and f"schema version {schema.LATEST}" in out
+    status, _, err = db("status", "--dsn", "host=127.0.0.1 port=1 connect_timeout=2")
+    assert status == 1 and "cannot connect" in err
 
 
 def fill_maildir(data_dir: Path) -> dict[str, list[tuple[frozenset[str], float, bytes]]]:

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# Each test runs pytest (or unittest) in a subprocess.
+pytestmark = pytest.mark.slow
+
 SUITE = """
 import imaplib, poplib, ssl
 import pytest

@@ -105,6 +105,7 @@ def control(info: dict, *requests: dict) -> list[dict]:
         return answers
 
 
+@pytest.mark.slow
 def test_serve_announces_serves_and_cleans_up(standalone):
     process, info, port_file = standalone
     assert info["users"] == ["alice", "bob"] and info["profile"] == "exchange2007"
@@ -125,6 +126,7 @@ def test_serve_announces_serves_and_cleans_up(standalone):
     assert not folder.exists() and not port_file.exists()
 
 
+@pytest.mark.slow
 def test_control_socket_requests(standalone):
     _, info, _ = standalone
     added, delivered, fault = control(
@@ -157,6 +159,7 @@ def test_control_socket_requests(standalone):
     assert any(line.endswith("NO [UNAVAILABLE] offline") for line in transcript["lines"])
 
 
+@pytest.mark.slow
 def test_exchmail_control_command_and_stop(standalone, capsys):
     process, info, _ = standalone
     assert main(["control", info["control_socket"], '{"op": "describe"}', '{"op": "nonsense"}']) == 1

@@ -148,6 +148,7 @@ def test_bad_cipher_string(pki):
     assert message == "tls.ciphers: OpenSSL knows no cipher in 'NOSUCHCIPHER'"
 
 
+@pytest.mark.slow
 def test_twistd_refuses_bad_certificate_in_one_line(tmp_path, pki):
     path = write_config(
         tmp_path,

@@ -6,30 +6,37 @@
 - Maildir and mbox exports import back with folders, flags, keywords, dates, order;
 - a remote account over ``imaps://`` (exchmail itself, with TLS);
 - a bad message is reported and skipped.
+
+The tmux test runs the ``exchmail`` command as a program on a terminal;
+the others call it in this process (the ``exchmail`` fixture).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import add_accounts
 from corpus import make_mbox
 
-from exchmail.auth.accounts import AccountsFile
+from exchmail.cli import main
 from exchmail.store.maildir import MaildirStore
 from exchmail.testing import result
 
 EXCHMAIL = [sys.executable, "-c", "import sys; from exchmail.cli import main; sys.exit(main())"]
 tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 mutt = pytest.mark.skipif(shutil.which("mutt") is None, reason="mutt is not installed")
+_tmux_servers = itertools.count()
 
 
 @pytest.fixture(scope="module")
@@ -50,22 +57,39 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def config(tmp_path: Path) -> Path:
     data = tmp_path / "data"
     data.mkdir()
-    accounts = AccountsFile(data / "users")
-    for name in ("alice", "bob", "carol"):
-        accounts.add(name, "pw")
+    add_accounts(data / "users", ("alice", "bob", "carol"), "pw")
     path = tmp_path / "exchmail.toml"
     path.write_text('[server]\ndata_dir = "data"\n')
     return path
 
 
-def exchmail(config: Path, *argv: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*EXCHMAIL, *argv[:1], "--config", str(config), *argv[1:]],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        **kwargs,
-    )
+@dataclass
+class Done:
+    """What an ``exchmail`` command did."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def exchmail(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Done]:
+    """Runs ``exchmail COMMAND --config CONFIG ARGS...`` in this process.
+
+    The command's code is the same as in a process of its own, which the
+    tmux test runs (and tests/ops/test_ops_cli.py, tests/store/test_postgresql_cli.py);
+    each such process spent half a second of CPU starting up.
+    """
+
+    def run(config: Path, *argv: str, env: dict[str, str] | None = None) -> Done:
+        with monkeypatch.context() as patch:
+            for name, value in (env or {}).items():
+                patch.setenv(name, value)
+            status = main([*argv[:1], "--config", str(config), *argv[1:]])
+        out, err = capsys.readouterr()
+        return Done(status, out, err)
+
+    return run
 
 
 def snapshot(
@@ -92,9 +116,11 @@ def message_ids(messages: list[tuple[frozenset[str], float, bytes]]) -> list[byt
 def run_in_tmux(command: str, done_marker: str, timeout: float = 300) -> list[str]:
     """Run ``command`` in a detached tmux pane (a terminal); the screens captured
     while it ran, the last one after ``done_marker`` appeared."""
-    session = f"exchmail-test-{os.getpid()}"
-    # A tmux server of its own (-L): another xdist worker's test ending its
-    # last session cannot take this one's server down.
+    session = f"exchmail-test-{os.getpid()}-{next(_tmux_servers)}"
+    # A tmux server of its own (-L), also for each call: another xdist
+    # worker's test ending its last session cannot take this one's server
+    # down, and a server still exiting after the previous call's kill-server
+    # cannot make this call's new-session fail ("server exited unexpectedly").
     tmux_cmd = ["tmux", "-L", session]
     subprocess.run(
         [*tmux_cmd, "new-session", "-d", "-s", session, "-x", "150", "-y", "40", f"{command}; sleep 600"],
@@ -118,7 +144,9 @@ def run_in_tmux(command: str, done_marker: str, timeout: float = 300) -> list[st
 
 @pytest.mark.slow
 @tmux
-def test_2000_messages_with_a_progress_bar_in_tmux_then_idempotent(corpus: Path, config: Path) -> None:
+def test_2000_messages_with_a_progress_bar_in_tmux_then_idempotent(
+    corpus: Path, config: Path, exchmail: Callable[..., Done]
+) -> None:
     exe = " ".join(f"'{part}'" for part in EXCHMAIL)
     screens = run_in_tmux(
         f"cd '{config.parent}' && {exe} import --config '{config}' alice '{corpus}'; echo EXIT=$?", "EXIT="
@@ -146,17 +174,30 @@ def test_2000_messages_with_a_progress_bar_in_tmux_then_idempotent(corpus: Path,
     assert len(snapshot(config, "alice")["INBOX"]) == 2000
 
 
+@pytest.mark.slow
 @tmux
 @mutt
-def test_an_mbox_written_by_mutt(small: Path, config: Path, tmp_path: Path) -> None:
+def test_an_mbox_written_by_mutt(
+    small: Path, config: Path, tmp_path: Path, exchmail: Callable[..., Done]
+) -> None:
     written = tmp_path / "mutt.mbox"
-    setup = "set mbox_type=mbox confirmappend=no confirmcreate=no mark_old=no auto_tag=yes quit=yes delete=no"
-    push = f'push "<tag-pattern>~A<enter><copy-message>{written}<enter><quit>"'
-    # -R: the source stays as it is (read-only).
-    run_in_tmux(
-        f"mutt -n -R -F /dev/null -f '{small}' -e '{setup}' -e '{push}'; echo EXIT=$?", "EXIT=", timeout=60
+    # folder: an existing one.  Mutt asks "~/Mail does not exist. Create it?"
+    # at start-up when $folder is missing, and that prompt took the first
+    # pushed key (<tag-pattern>), so only the current message was copied:
+    # the test failed on a machine without ~/Mail, once, until mutt had made it.
+    setup = (
+        f"set folder={tmp_path} mbox_type=mbox confirmappend=no confirmcreate=no mark_old=no "
+        "auto_tag=yes quit=yes delete=no"
     )
-    assert written.read_bytes().count(b"\nFrom ") + 1 == 40
+    push = f'push "<tag-pattern>~A<enter><copy-message>{written}<enter><quit>"'
+    # -R: the source stays as it is (read-only).  HOME: nothing of the
+    # machine's home folder is used or made.
+    screens = run_in_tmux(
+        f"HOME='{tmp_path}' mutt -n -R -F /dev/null -f '{small}' -e '{setup}' -e '{push}'; echo EXIT=$?",
+        "EXIT=",
+        timeout=60,
+    )
+    assert written.read_bytes().count(b"\nFrom ") + 1 == 40, screens[-1]
     assert exchmail(config, "import", "bob", str(small)).returncode == 0
     assert exchmail(config, "import", "carol", str(written)).returncode == 0
     original, by_mutt = snapshot(config, "bob")["INBOX"], snapshot(config, "carol")["INBOX"]
@@ -169,7 +210,9 @@ def test_an_mbox_written_by_mutt(small: Path, config: Path, tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-def test_maildir_and_mbox_exports_import_back(small: Path, config: Path, tmp_path: Path) -> None:
+def test_maildir_and_mbox_exports_import_back(
+    small: Path, config: Path, tmp_path: Path, exchmail: Callable[..., Done]
+) -> None:
     assert exchmail(config, "import", "alice", str(small)).returncode == 0
     assert exchmail(config, "import", "--folder", "Archive/2024", "alice", str(small)).returncode == 0
     before = snapshot(config, "alice")
@@ -187,7 +230,9 @@ def test_maildir_and_mbox_exports_import_back(small: Path, config: Path, tmp_pat
     assert (tmp_path / "maildir" / ".Archive.2024" / "cur").is_dir()
 
 
-def test_bad_messages_are_reported_and_skipped(config: Path, tmp_path: Path) -> None:
+def test_bad_messages_are_reported_and_skipped(
+    config: Path, tmp_path: Path, exchmail: Callable[..., Done]
+) -> None:
     mbox = tmp_path / "bad.mbox"
     mbox.write_bytes(
         b"From a Mon Jan  1 00:00:00 2024\nSubject: one\n\nok\n\n"
@@ -201,7 +246,7 @@ def test_bad_messages_are_reported_and_skipped(config: Path, tmp_path: Path) -> 
     assert len(snapshot(config, "alice")["INBOX"]) == 2
 
 
-def test_unknown_user_and_missing_source(config: Path, tmp_path: Path) -> None:
+def test_unknown_user_and_missing_source(config: Path, tmp_path: Path, exchmail: Callable[..., Done]) -> None:
     done = exchmail(config, "import", "nobody", str(tmp_path))
     assert done.returncode == 1 and "no such user 'nobody'" in done.stderr
     done = exchmail(config, "import", "alice", str(tmp_path / "nothere"))
@@ -236,7 +281,9 @@ def imaps_server(reactor_thread: Any, tmp_path: Path) -> Iterator[tuple[Any, int
 
 
 @pytest.mark.slow
-def test_import_from_a_remote_imap_account(imaps_server: Any, small: Path, config: Path) -> None:
+def test_import_from_a_remote_imap_account(
+    imaps_server: Any, small: Path, config: Path, exchmail: Callable[..., Done]
+) -> None:
     from conftest import PASSWORD
 
     running, port, cert = imaps_server
@@ -245,7 +292,7 @@ def test_import_from_a_remote_imap_account(imaps_server: Any, small: Path, confi
     # Fill the remote account through its store, then read it over imaps://.
     assert exchmail(remote, "import", "--folder", "Projects/Ünïcode", "alice", str(small)).returncode == 0
     url = f"imaps://alice@localhost:{port}"
-    env = {**os.environ, "EXCHMAIL_IMPORT_PASSWORD": PASSWORD}
+    env = {"EXCHMAIL_IMPORT_PASSWORD": PASSWORD}
     done = exchmail(config, "import", "--ca-file", str(cert), "bob", url, env=env)
     assert done.returncode == 0, done.stderr
     assert "40 imported" in done.stderr
@@ -262,6 +309,6 @@ def test_import_from_a_remote_imap_account(imaps_server: Any, small: Path, confi
         str(cert),
         "bob",
         url,
-        env={**os.environ, "EXCHMAIL_IMPORT_PASSWORD": "wrong"},
+        env={"EXCHMAIL_IMPORT_PASSWORD": "wrong"},
     )
     assert wrong.returncode == 1 and "cannot log in to localhost" in wrong.stderr
