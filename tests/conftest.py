@@ -91,9 +91,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     So each range starts with its share of the slow tests, dealt in turn;
     the rest keep their order, and with it their module fixtures and
     caches.  Without xdist (``-n 0``) the slow tests simply come first.
+
+    Slow tests that mostly wait (``slow(waits=True)``: timers, sleeps, a
+    stopped server) go at a different point of each range's slow tests
+    (the first range's first, the last range's late), so that the workers
+    do not all wait at once with both cores idle, as they did when the
+    waiting tests, collected first, began every range.
     """
-    slow = [item for item in items if item.get_closest_marker("slow")]
-    if not slow:
+
+    def waits(item: pytest.Item) -> bool:
+        marker = item.get_closest_marker("slow")
+        return marker is not None and bool(marker.kwargs.get("waits"))
+
+    computing = [item for item in items if item.get_closest_marker("slow") and not waits(item)]
+    waiting = [item for item in items if waits(item)]
+    if not computing and not waiting:
         return
     fast = iter([item for item in items if not item.get_closest_marker("slow")])
     workerinput = getattr(config, "workerinput", None)
@@ -103,8 +115,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for k in range(workers):
         size = left // (workers - k)
         left -= size
-        mine = slow[k::workers]
-        ordered += mine + list(itertools.islice(fast, max(0, size - len(mine))))
+        mine = computing[k::workers]
+        cut = len(mine) * k // workers
+        slow = mine[:cut] + waiting[k::workers] + mine[cut:]
+        ordered += slow + list(itertools.islice(fast, max(0, size - len(slow))))
     ordered += fast  # only if a range was smaller than its share of slow tests
     items[:] = ordered
 

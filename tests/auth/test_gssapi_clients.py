@@ -294,7 +294,7 @@ def test_E0003_replayed_exchange_refused(gss_server, alice_ccache):
             imap.logout()
 
 
-@pytest.mark.slow
+@pytest.mark.slow(waits=True)
 def test_E0003_expired_ticket_refused(gss_server, kdc, tmp_path):
     """A ticket that expired between the client's request and the server's check
     (the fixture realm allows 2 s of clock skew)."""

@@ -169,7 +169,7 @@ def test_outage_is_temporary_and_recovers(slapd: Slapd) -> None:
     assert refused(outcome(checker, "alice", "wrong"))
 
 
-@pytest.mark.slow
+@pytest.mark.slow(waits=True)
 def test_hung_directory_times_out(slapd: Slapd) -> None:
     checker = LDAPChecker(ldap_config(slapd, timeout=1.0, connect_timeout=1.0))
     assert outcome(checker, "alice", PASSWORDS["alice"]) == "alice"

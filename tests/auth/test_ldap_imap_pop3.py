@@ -145,7 +145,7 @@ def test_slapd_stopped_and_restarted_mid_test(ldap_server: RunningServer, slapd:
     client.logout()
 
 
-@pytest.mark.slow
+@pytest.mark.slow(waits=True)
 def test_hung_directory_stalls_no_other_session(ldap_server: RunningServer, slapd: Slapd) -> None:
     status, client = imap_login(ldap_server, "alice", PASSWORDS["alice"])
     assert status == "OK"

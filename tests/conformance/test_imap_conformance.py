@@ -211,7 +211,7 @@ def test_V0001_repeated_tags(tmp_path, profile):
 # -- V0002 / V0014 unsolicited responses -----------------------------------------------------
 
 
-@pytest.mark.slow
+@pytest.mark.slow(waits=True)
 @both
 def test_V0002_V0014_unsolicited_exists(tmp_path, profile):
     """An idle selected client is told of new messages at once only under exchange2010."""
@@ -232,7 +232,7 @@ def test_V0002_V0014_unsolicited_exists(tmp_path, profile):
             assert b"* 1 EXISTS" in untagged and b"* 1 RECENT" in untagged, untagged
 
 
-@pytest.mark.slow
+@pytest.mark.slow(waits=True)
 @both
 def test_V0014_no_unsolicited_expunge(tmp_path, profile):
     """EXPUNGE is never sent while no command is in progress (RFC 3501 5.3), in any profile."""
@@ -297,7 +297,7 @@ def test_V0015_authenticated_timeout(profile):
         s.close()
 
 
-@pytest.mark.slow
+@pytest.mark.slow(waits=True)
 @both
 def test_V0015_authenticated_timeout_below_30_minutes(tmp_path, profile):
     """The autologout timer can be configured below 30 minutes (on the wire: 2 s)."""

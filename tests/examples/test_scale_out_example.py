@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,9 +50,21 @@ def running() -> Iterator[dict[str, str]]:
 
 
 def imap(port: str) -> imaplib.IMAP4:
-    client = imaplib.IMAP4("127.0.0.1", int(port), timeout=20)
-    assert client.login("demo", "demo password")[0] == "OK"
-    return client
+    """A logged-in client.  A frontend that has just started may still be
+    opening its first database connection and answer LOGIN with NO
+    [UNAVAILABLE] ("try again later"), as it did once on a loaded machine;
+    it is asked again, for up to 30 s, as a client would."""
+    deadline = time.monotonic() + 30
+    while True:
+        client = imaplib.IMAP4("127.0.0.1", int(port), timeout=20)
+        try:
+            assert client.login("demo", "demo password")[0] == "OK"
+            return client
+        except imaplib.IMAP4.error as error:
+            client.logout()
+            if "[UNAVAILABLE]" not in str(error) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
 
 
 def test_two_frontends_and_the_balancer(running: dict[str, str]) -> None:

@@ -189,7 +189,7 @@ def mbsync(config: Path) -> subprocess.CompletedProcess:
     return proc
 
 
-@pytest.mark.slow
+@pytest.mark.slow(waits=True)
 @pytest.mark.skipif(MBSYNC is None, reason="mbsync (Debian isync) not installed")
 def test_mbsync_sync_all_both_ways(modern, tmp_path):
     seed(modern, "INBOX", "a", "b", "c")

@@ -58,6 +58,7 @@ def postfix(request: pytest.FixtureRequest, lmtp: LMTPServerUnderTest) -> Iterat
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.slow(waits=True)
 def test_postfix_delivers_and_bounces_through_lmtp(
     lmtp: LMTPServerUnderTest, postfix: PrivatePostfix
 ) -> None:

@@ -50,7 +50,7 @@ def stored(dsn: str, user: str) -> list[bytes]:
         store.close()
 
 
-@pytest.mark.slow
+@pytest.mark.slow(waits=True)
 def test_acknowledged_after_commit_and_temporary_failure_while_down(
     reactor_thread: Any, tmp_path: Path, cluster: PostgresCluster
 ) -> None:

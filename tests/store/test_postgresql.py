@@ -179,7 +179,7 @@ def test_schema_version_checked(pg_dsn: str) -> None:
         conn.rollback()
 
 
-@pytest.mark.slow
+@pytest.mark.slow(waits=True)
 def test_database_down_is_unavailable(pg_cluster: Any) -> None:
     """Nothing listens: the store answers StoreUnavailable, not an internal error."""
     from exchmail.testing.postgres import free_port

@@ -279,6 +279,7 @@ def test_sigkill_mid_append_storm_loses_nothing_acknowledged(two_frontends: list
     assert len(state) <= len(sent)
 
 
+@pytest.mark.slow(waits=True)
 def test_database_restart_under_sessions(tmp_path: Path, users_file: Path) -> None:
     """The database goes away under open sessions: NO [UNAVAILABLE] and
     -ERR [SYS/TEMP], the connections stay; once it is back they work again."""

@@ -142,7 +142,7 @@ def run_in_tmux(command: str, done_marker: str, timeout: float = 300) -> list[st
         subprocess.run([*tmux_cmd, "kill-server"], capture_output=True)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(waits=True)
 @tmux
 def test_2000_messages_with_a_progress_bar_in_tmux_then_idempotent(
     corpus: Path, config: Path, exchmail: Callable[..., Done]
@@ -174,7 +174,7 @@ def test_2000_messages_with_a_progress_bar_in_tmux_then_idempotent(
     assert len(snapshot(config, "alice")["INBOX"]) == 2000
 
 
-@pytest.mark.slow
+@pytest.mark.slow(waits=True)
 @tmux
 @mutt
 def test_an_mbox_written_by_mutt(
