@@ -173,6 +173,10 @@ def _ldif() -> str:
     return "\n".join(entries)
 
 
+class _ExitedEarly(RuntimeError):
+    """slapd ended before it listened (a port taken meanwhile, a broken configuration)."""
+
+
 class Slapd:
     """One slapd instance in ``folder``; :meth:`start` / :meth:`stop` it at will."""
 
@@ -227,7 +231,24 @@ class Slapd:
         )
 
     def start(self) -> None:
-        """Start slapd and wait (bounded) until both ports accept connections."""
+        """Start slapd and wait (bounded) until both ports accept connections.
+
+        The ports come from :func:`free_port`, so another program (a slapd of
+        another test worker) may take one before slapd binds it: slapd then
+        exits at once.  Its first start then tries again on other ports; a
+        restart keeps them, as the tests expect.
+        """
+        for attempt in range(3):
+            try:
+                self._start()
+                return
+            except _ExitedEarly:
+                if self.starts > 1 or attempt == 2:
+                    raise
+                self.starts = 0
+                self.ldap_port, self.ldaps_port = free_port(), free_port()
+
+    def _start(self) -> None:
         assert self.process is None
         urls = f"{self.ldap_uri}/ {self.ldaps_uri}/"
         log = open(self.log_file, "ab")
@@ -243,9 +264,9 @@ class Slapd:
         for port in (self.ldap_port, self.ldaps_port):
             while True:
                 if self.process.poll() is not None:
-                    raise RuntimeError(
-                        f"slapd exited with {self.process.returncode}: "
-                        + self.log_file.read_text(errors="replace")[-2000:]
+                    code, self.process = self.process.returncode, None
+                    raise _ExitedEarly(
+                        f"slapd exited with {code}: " + self.log_file.read_text(errors="replace")[-2000:]
                     )
                 try:
                     socket.create_connection(("127.0.0.1", port), timeout=1).close()
