@@ -96,19 +96,16 @@ def test_config_error_stops_startup_with_one_line(tmp_path, content, message):
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_the_twistd_process_freezes_start_up_objects_and_switches_threads_sooner() -> None:
+def test_the_twistd_process_freezes_start_up_objects() -> None:
     import gc
 
-    from exchmail.service.tap import SWITCH_INTERVAL, tune_interpreter
+    from exchmail.service.tap import tune_interpreter
 
-    interval = sys.getswitchinterval()
     try:
         tune_interpreter()
         assert gc.get_freeze_count() > 1000  # modules, classes, functions of the process
-        assert sys.getswitchinterval() == SWITCH_INTERVAL < interval
     finally:
         gc.unfreeze()
-        sys.setswitchinterval(interval)
 
 
 # -- in process: the options, the JSON log's stream, listen failures ---------------------------
