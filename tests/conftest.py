@@ -87,7 +87,8 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto`` (setup.cfg): two workers per core.  Most tests wait on
     sockets, timers and the programs they drive (slapd, a KDC, PostgreSQL,
     Postfix), so one worker per core leaves the cores idle.  Measured on 2
-    cores: -n 2 171 s, -n 4 132 s, -n 6 138 s."""
+    cores: -n 3 132 s, -n 4 106 s (earlier, before the slow tests started
+    first: -n 2 171 s, -n 4 132 s, -n 6 138 s)."""
     return 2 * (os.cpu_count() or 1)
 
 
