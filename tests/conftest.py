@@ -8,6 +8,18 @@ port 0.
 
 from __future__ import annotations
 
+import sys
+
+# ruff: noqa: E402 - the imports below come after this setting on purpose.
+# PYTHONDONTWRITEBYTECODE=1 (a common container default, set on the
+# machine the README's timing is measured on) made every test process
+# rewrite the asserts of the test modules and compile exchmail anew in
+# every run: each xdist worker spent 6-7 s of CPU before its first test
+# instead of 2 s, and every Python subprocess compiled exchmail again.
+# The test processes write the compiled files (into __pycache__, which git
+# ignores); the processes they start read them.
+sys.dont_write_bytecode = False
+
 import base64
 import functools
 import hashlib
@@ -75,7 +87,8 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto`` (setup.cfg): two workers per core.  Most tests wait on
     sockets, timers and the programs they drive (slapd, a KDC, PostgreSQL,
     Postfix), so one worker per core leaves the cores idle.  Measured on 2
-    cores: -n 2 171 s, -n 4 132 s, -n 6 138 s."""
+    cores: -n 3 132 s, -n 4 106 s (earlier, before the slow tests started
+    first: -n 2 171 s, -n 4 132 s, -n 6 138 s)."""
     return 2 * (os.cpu_count() or 1)
 
 
