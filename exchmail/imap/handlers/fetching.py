@@ -254,6 +254,8 @@ class _Fetch:
         body sections, RFC822 and RFC822.TEXT do), so no FLAGS are added."""
         session = self.session
         write = session.write
+        if len(pairs) > BATCH:  # the sequence set made the pairs in this turn already
+            yield task.deferLater(session.context.reactor, 0, lambda: None)
         by_columns = self._column_lines(pairs)
         if by_columns is not None:
             while lines := b"".join(islice(by_columns, COLUMN_BATCH)):
@@ -308,20 +310,22 @@ class _Fetch:
         line = b"* %d FETCH (" + b" ".join(specs) + b")\r\n"
         return map(line.__mod__, zip(*values, strict=True))
 
-    def _column_flags(self, columns: IndexColumns) -> list[bytes]:
-        """Each message's FLAGS text, each distinct (flag set, \\Recent) formatted
-        once, in the order of first use (keywords are announced in that order)."""
+    def _column_flags(self, columns: IndexColumns) -> Iterator[bytes]:
+        """Each message's FLAGS text, made as the lines are (in C, batch by
+        batch); each flag set in use is formatted once, up front and in the
+        order of first use, so its keywords are announced before any line."""
         recent = self.view.recent
-        keys: Sequence[int] = columns.flags
-        if recent:  # key: 2 * flag set number + 1 if \\Recent (small ints, made in C)
-            doubled = map(operator.mul, columns.flags, repeat(2))
-            keys = list(map(operator.add, doubled, map(recent.__contains__, columns.uids)))
-        texts = {}
-        for key in dict.fromkeys(keys):
-            number, is_recent = divmod(key, 2) if recent else (key, 0)
-            flags = columns.flag_sets[number]
-            texts[key] = self._flag_text_of(flags | {RECENT} if is_recent else flags)
-        return list(map(texts.__getitem__, keys))
+        sets = columns.flag_sets
+        texts: dict[int, bytes] = {}
+        for number in dict.fromkeys(columns.flags):
+            texts[2 * number] = self._flag_text_of(sets[number])
+            if recent:
+                texts[2 * number + 1] = self._flag_text_of(sets[number] | {RECENT})
+        # key: 2 * flag set number, + 1 if \Recent for this session
+        keys = map(operator.mul, columns.flags, repeat(2))
+        if recent:
+            keys = map(operator.add, keys, map(recent.__contains__, columns.uids))
+        return map(texts.__getitem__, keys)
 
     def _row_renderer(self, item: FetchItem) -> Callable[[IndexRow], bytes]:
         """How to render an index item from a row ``(seq, uid, flags, date, stored, exact)``."""

@@ -60,6 +60,8 @@ def _matching(
 @defer.inlineCallbacks
 def search(command: syntax.Search, session: IMAPSession):
     found, modseq_used = yield matching_uids(session, command.criteria)
+    if len(found) > INDEX_BATCH:  # a long answer is made in a turn of its own
+        yield task.deferLater(session.context.reactor, 0, lambda: None)
     esearch.answer(session, command.tag, command.uid, command.returns, found, modseq_used)
     if command.returns is not None and b"UPDATE" in command.returns.options:
         context.register(session, command, found)  # CONTEXT=SEARCH (RFC 5267 §4)
