@@ -175,32 +175,17 @@ class IndexedMailbox(ModSeqIndex):
         row = self._rows.find(uid)
         return None if row < 0 else self._rows.record(row)
 
-    def _is_prefix(self, uids: Sequence[int]) -> bool:
-        """Whether ``uids`` are the UIDs of the first ``len(uids)`` rows (compared in C)."""
-        rows = self._rows
-        count = len(uids)
-        if count > len(rows) or (count and rows.uids[count - 1] != uids[-1]):
-            return False
-        if uids is rows.uids or count == 0:
-            return True
-        return rows.uids[:count] == (uids if isinstance(uids, array) else array("Q", uids))
-
     def scan(self, uids: Sequence[int]) -> Iterator[tuple[int, frozenset[str], float, int, int]]:
         """:class:`~exchmail.interfaces.IIndexScan`: the columns themselves,
         walked once; a list that is a prefix of the index costs no look-up."""
-        rows = self._rows
-        if self._is_prefix(uids):
-            count = len(uids)
-            table = rows.table
-            yield from zip(
-                rows.uids[:count],
-                (table[i] for i in rows.flags[:count]),
-                rows.dates[:count],
-                rows.stored[:count],
-                rows.exact[:count],
-                strict=True,
-            )
+        columns = self._prefix_columns(uids)
+        if columns is not None:
+            sets = columns.flag_sets
+            flags = map(sets.__getitem__, columns.flags)
+            dates, stored, exact = columns.internal_dates, columns.stored_sizes, columns.exact_sizes
+            yield from zip(columns.uids, flags, dates, stored, exact, strict=True)
             return
+        rows = self._rows
         for uid in uids:
             row = rows.find(uid)
             if row >= 0:
@@ -208,9 +193,16 @@ class IndexedMailbox(ModSeqIndex):
 
     def columns(self, uids: Sequence[int]) -> IndexColumns | None:
         """:class:`~exchmail.interfaces.IIndexScan`: slices of the columns (copies)."""
-        if not self._is_prefix(uids):
-            return None
+        return self._prefix_columns(uids)
+
+    def _prefix_columns(self, uids: Sequence[int]) -> IndexColumns | None:
+        """The columns' first ``len(uids)`` rows if those are ``uids`` (compared in C)."""
         rows, count = self._rows, len(uids)
+        if count > len(rows) or (count and rows.uids[count - 1] != uids[-1]):
+            return None
+        if count and uids is not rows.uids:
+            if rows.uids[:count] != (uids if isinstance(uids, array) else array("Q", uids)):
+                return None
         return IndexColumns(
             rows.table.sets(),
             rows.uids[:count],
