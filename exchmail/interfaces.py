@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from typing import BinaryIO
 
     from twisted.internet.defer import Deferred
@@ -253,6 +253,32 @@ class IStoreAccount(Interface):
 
     def unsubscribe(name: str) -> Deferred[None]:
         """Asynchronous: remove ``name`` from the subscriptions (no error if absent)."""
+
+
+class IEarlyOpen(Interface):
+    """Optional for :class:`IStoreAccount` providers: open a mailbox before its
+    index knows every message's internal date and sizes.
+
+    A Maildir folder of files whose names do not record them (dropped in by
+    another program) is one: its first load reads names only and learns
+    dates and sizes from the files afterwards, in the background.  IMAP
+    SELECT opens mailboxes this way, so a client sees the messages, their
+    UIDs and flags at once; :meth:`IStoreAccount.mailbox` keeps handing out
+    only mailboxes whose index is complete.
+    """
+
+    def mailbox_early(name: str) -> Deferred[tuple[IStoreMailbox, Callable[[], Deferred[None] | None]]]:
+        """Asynchronous: the mailbox (as :meth:`IStoreAccount.mailbox` opens it)
+        and ``details_known``, a synchronous function that answers ``None``
+        once the index is complete, and until then a new Deferred that fires
+        when it is (or fails if it cannot be completed).
+
+        While the index is incomplete, its records and columns show 0 for the
+        internal dates and sizes still to learn; the caller reads only UIDs,
+        flags, \\Recent and MODSEQs and no content, and waits for
+        ``details_known`` before anything else.  The mailbox's own changes
+        (``refresh``, ``set_flags``, ``expunge``) wait for it by themselves.
+        """
 
 
 class IBatchRead(Interface):

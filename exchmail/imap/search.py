@@ -34,9 +34,11 @@ from exchmail.imap.searchkeys import (
     Flag,
     Header,
     MessageSet,
+    ModSeq,
     Not,
     Or,
     Recent,
+    SavedResult,
     SearchKey,
     Size,
     Text,
@@ -141,6 +143,16 @@ def needs_of(key: SearchKey) -> Needs:
 
 def flags_only(key: SearchKey) -> bool:
     """Whether ``key`` looks at nothing but flags and \\Recent."""
+    return _only(key, (Flag, Recent, All))
+
+
+def index_only(key: SearchKey) -> bool:
+    """Whether ``key`` looks at nothing but flags, \\Recent, sequence
+    numbers, UIDs and MODSEQs (no dates, sizes or content)."""
+    return _only(key, (Flag, Recent, All, MessageSet, UidSet, SavedResult, ModSeq))
+
+
+def _only(key: SearchKey, kinds: tuple[type[SearchKey], ...]) -> bool:
     stack = [key]
     while stack:
         node = stack.pop()
@@ -150,7 +162,7 @@ def flags_only(key: SearchKey) -> bool:
             stack.extend((node.left, node.right))
         elif isinstance(node, Not):
             stack.append(node.key)
-        elif not isinstance(node, (Flag, Recent, All)):
+        elif not isinstance(node, kinds):
             return False
     return True
 

@@ -31,7 +31,7 @@ from exchmail.imap.extensions import (
     gated_capabilities,
     wire_form,
 )
-from exchmail.imap.handlers import HANDLERS, STATES
+from exchmail.imap.handlers import HANDLERS, STATES, needs_details
 from exchmail.imap.handlers.messages import compact_uid_set
 from exchmail.imap.parsing import MAX_LITERALS
 from exchmail.imap.responses import (
@@ -239,7 +239,11 @@ class IMAPSession(Session):
             return None
         handler = HANDLERS[type(command)][0]
         started = self.context.reactor.seconds()
-        d = defer.maybeDeferred(handler, command, self)
+        learning = self.view.details_known() if self.view is not None and needs_details(command) else None
+        if learning is not None:
+            d = learning.addCallback(lambda _: handler(command, self))
+        else:
+            d = defer.maybeDeferred(handler, command, self)
         d.addCallback(self._keep_contexts)
         d.addCallbacks(self._succeeded, self._failed, callbackArgs=(command,), errbackArgs=(command,))
         d.addCallback(self._report, command, started)
@@ -350,13 +354,18 @@ class IMAPSession(Session):
         self.close()
 
     # -- the selected mailbox -------------------------------------------------------------------
-    def select(self, mailbox: Any, readonly: bool) -> MailboxView:
-        """Make ``mailbox`` the selected one (the previous one is closed first)."""
+    def select(self, mailbox: Any, readonly: bool, details_known: Any = None) -> MailboxView:
+        """Make ``mailbox`` the selected one (the previous one is closed first);
+        ``details_known`` as :meth:`~exchmail.interfaces.IEarlyOpen.mailbox_early` gives it."""
         self.close_mailbox()
         settings = self.context.profile.imap
         # RFC 7162 §3.1: with CONDSTORE, other sessions' flag changes are reported.
         self.view = MailboxView(
-            mailbox, readonly, self.mailbox_changed, settings.notify_external_flag_changes or self.condstore
+            mailbox,
+            readonly,
+            self.mailbox_changed,
+            settings.notify_external_flag_changes or self.condstore,
+            details_known,
         )
         self.saved_result = []
         self.search_contexts.clear()

@@ -17,10 +17,14 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from zope.interface import implementer
 
 from exchmail.interfaces import IIndexScan, IMailboxListener, IndexColumns, IStoreMailbox
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
 
 RECENT = "\\Recent"
 
@@ -60,6 +64,9 @@ class MailboxView:
         a change this session may want to tell its client about at once.
     :param notify_external_flags: whether other sessions' flag changes
         become pending updates (MS-STANXIMAP V0044).
+    :param details_known: for a mailbox opened early
+        (:meth:`~exchmail.interfaces.IEarlyOpen.mailbox_early`), the function
+        that says whether its dates and sizes are known yet.
     """
 
     def __init__(
@@ -68,8 +75,10 @@ class MailboxView:
         readonly: bool,
         on_change: Callable[[], None] = lambda: None,
         notify_external_flags: bool = True,
+        details_known: Callable[[], Deferred[None] | None] | None = None,
     ) -> None:
         self.mailbox = mailbox
+        self._details_known = details_known
         self.readonly = readonly
         self.notify_external_flags = notify_external_flags
         self._on_change = on_change
@@ -84,6 +93,17 @@ class MailboxView:
     def close(self) -> None:
         """Stop listening to the mailbox."""
         self.mailbox.remove_listener(self)
+
+    def details_known(self) -> Deferred[None] | None:
+        """``None`` if the index knows every message's internal date and
+        sizes; otherwise a Deferred that fires when it does (wait for it
+        before reading them, or any content)."""
+        if self._details_known is None:
+            return None
+        waiting = self._details_known()
+        if waiting is None:
+            self._details_known = None  # known for good
+        return waiting
 
     # -- numbering -----------------------------------------------------
     def uid_at(self, seq: int) -> int:

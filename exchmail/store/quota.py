@@ -37,6 +37,7 @@ from exchmail.errors import NoSuchMailbox, OverQuota
 from exchmail.interfaces import (
     IAccountListing,
     IAccountQuota,
+    IEarlyOpen,
     IMarkedMailboxes,
     ISpecialUseMailboxes,
     IStore,
@@ -187,7 +188,11 @@ class QuotaAccount:
         self.clock = clock
         self.warned = False
         self._boxes: weakref.WeakKeyDictionary[Any, QuotaMailbox] = weakref.WeakKeyDictionary()
-        for optional in (IMarkedMailboxes, ISpecialUseMailboxes):  # optional interfaces pass through
+        for optional in (
+            IMarkedMailboxes,
+            ISpecialUseMailboxes,
+            IEarlyOpen,
+        ):  # optional interfaces pass through
             if optional.providedBy(account):
                 alsoProvides(self, optional)
 
@@ -197,6 +202,11 @@ class QuotaAccount:
     def mailbox(self, name: str) -> defer.Deferred[IStoreMailbox]:
         d = defer.maybeDeferred(self.wrapped.mailbox, name)
         return d.addCallback(self._wrap)
+
+    def mailbox_early(self, name: str) -> defer.Deferred[tuple[QuotaMailbox, Any]]:
+        """(IEarlyOpen, if the wrapped account provides it)"""
+        d = defer.maybeDeferred(IEarlyOpen(self.wrapped).mailbox_early, name)
+        return d.addCallback(lambda opened: (self._wrap(opened[0]), opened[1]))
 
     def _wrap(self, mailbox: Any) -> QuotaMailbox:
         wrapper = self._boxes.get(mailbox)

@@ -13,6 +13,7 @@ from typing import Any
 from exchmail.imap import commands as c
 from exchmail.imap import commands_modern as m
 from exchmail.imap import commands_sync as sy
+from exchmail.imap import search
 from exchmail.imap.handlers import (
     appending,
     compress,
@@ -82,3 +83,29 @@ HANDLERS: dict[type[c.Command], tuple[Handler, tuple[str, ...]]] = {
 #: command name (as ``parse_head`` gives it) -> the states in which it is valid
 STATES: dict[bytes, tuple[str, ...]] = {cls.NAME: states for cls, (_, states) in HANDLERS.items()}
 STATES[b"EXAMINE"] = STATES[b"SELECT"]
+
+#: Commands that never read a message's internal date, sizes or content.
+_INDEX_ONLY_COMMANDS = (
+    c.Capability,
+    c.Logout,
+    c.Select,
+    c.Idle,
+    m.Unselect,
+    m.Id,
+    c.Namespace,
+    c.List,
+    c.Lsub,
+)
+#: FETCH items answered from flags, UIDs and MODSEQs alone.
+_INDEX_ONLY_ITEMS = frozenset({b"FLAGS", b"UID", b"MODSEQ"})
+
+
+def needs_details(command: c.Command) -> bool:
+    """Whether ``command`` may read internal dates, sizes or content of the
+    selected mailbox's messages, and so waits while a mailbox opened early is
+    still learning them (:meth:`~exchmail.interfaces.IEarlyOpen.mailbox_early`)."""
+    if isinstance(command, c.Fetch):
+        return not all(item.name in _INDEX_ONLY_ITEMS for item in command.items)
+    if isinstance(command, c.Search):
+        return not search.index_only(command.criteria)
+    return not isinstance(command, _INDEX_ONLY_COMMANDS)

@@ -12,7 +12,7 @@ from twisted.internet import defer
 from exchmail.imap import commands as syntax
 from exchmail.imap import listing
 from exchmail.imap.responses import CommandFailed, decode_mailbox, encode_mailbox
-from exchmail.interfaces import IModSeq
+from exchmail.interfaces import IEarlyOpen, IModSeq
 from exchmail.profile.settings import ListReference
 from exchmail.store import names
 
@@ -57,9 +57,15 @@ def select(command: syntax.Select, session: IMAPSession):
     if session.view is not None and (session.qresync or session.rev2):
         session.untagged(b"OK [CLOSED] Previous mailbox closed")  # RFC 7162 §3.2.11
     session.close_mailbox()
-    mailbox = yield defer.maybeDeferred(session.account.mailbox, name)
-    yield defer.maybeDeferred(mailbox.refresh)
-    view = session.select(mailbox, command.readonly)
+    mailbox, details_known = yield open_early(session.account, name)
+    learning = details_known()
+    if learning is None:
+        yield defer.maybeDeferred(mailbox.refresh)
+    else:
+        # Loaded just now, its dates and sizes still being learnt: a refresh
+        # would only wait for that.  Commands that need them wait (and fail).
+        learning.addErrback(lambda _: None)
+    view = session.select(mailbox, command.readonly, details_known)
     session.send_flags()
     session.untagged(b"%d EXISTS" % view.exists)
     if not session.rev2:  # RFC 9051 has no \Recent
@@ -72,6 +78,19 @@ def select(command: syntax.Select, session: IMAPSession):
     condstore.after_select(command, session, mailbox)
     mode = b"[READ-ONLY] EXAMINE" if command.readonly else b"[READ-WRITE] SELECT"
     return mode + b" completed."
+
+
+def open_early(account: Any, name: str) -> defer.Deferred[tuple[Any, Any]]:
+    """``(mailbox, details_known)`` (:class:`~exchmail.interfaces.IEarlyOpen`);
+    a store without early opens hands out complete mailboxes only."""
+    if IEarlyOpen.providedBy(account):
+        return defer.maybeDeferred(account.mailbox_early, name)
+    d = defer.maybeDeferred(account.mailbox, name)
+    return d.addCallback(lambda mailbox: (mailbox, _complete))
+
+
+def _complete() -> None:
+    return None
 
 
 def _first_unseen(view: Any) -> int | None:

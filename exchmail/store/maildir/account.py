@@ -21,6 +21,7 @@ from zope.interface import implementer
 from exchmail.errors import InvalidMailboxName, NoSuchMailbox
 from exchmail.interfaces import (
     IAccountListing,
+    IEarlyOpen,
     IMarkedMailboxes,
     ISpecialUseMailboxes,
     IStore,
@@ -43,7 +44,13 @@ def _checked(check: Any, *args: Any) -> defer.Deferred[Any]:
     return defer.maybeDeferred(check, *args)
 
 
-@implementer(IStoreAccount, IMarkedMailboxes, ISpecialUseMailboxes)
+def _complete(box: MaildirMailbox) -> Any:
+    """``box`` once its index knows every message's date and sizes."""
+    waiting = box.details_known()
+    return box if waiting is None else waiting.addCallback(lambda _: box)
+
+
+@implementer(IStoreAccount, IMarkedMailboxes, ISpecialUseMailboxes, IEarlyOpen)
 class MaildirAccount:
     """One user's maildir: INBOX at ``path``, folders as ``path/.A.B``."""
 
@@ -72,7 +79,11 @@ class MaildirAccount:
         return self._run(folders.list_mailboxes, self.path)
 
     def mailbox(self, name: str) -> defer.Deferred[IStoreMailbox]:
-        return _checked(names.normalize_mailbox, name).addCallback(self._open)
+        return _checked(names.normalize_mailbox, name).addCallback(self._open).addCallback(_complete)
+
+    def mailbox_early(self, name: str) -> defer.Deferred[tuple[IStoreMailbox, Any]]:
+        d = _checked(names.normalize_mailbox, name).addCallback(self._open)
+        return d.addCallback(lambda box: (box, box.details_known))
 
     def _open(self, name: str) -> defer.Deferred[Any]:
         return self._boxes.open(name, lambda: self._load(name))

@@ -39,6 +39,7 @@ from exchmail.store.maildir.deliver import (
     rename_all,
     unlink_all,
 )
+from exchmail.store.maildir.details import DetailsWaiters
 from exchmail.store.maildir.filenames import KeywordMap, split_name, unique_name, unique_part
 from exchmail.store.maildir.scan import (
     BASE_LEN,
@@ -46,12 +47,14 @@ from exchmail.store.maildir.scan import (
     EXTRA_COLUMNS,
     INFO,
     FileInfo,
+    Later,
     Loaded,
     Rescan,
     Snapshot,
     Stamp,
     decode_base,
     encode_base,
+    learn_details,
     letters_of,
     rescan,
 )
@@ -66,6 +69,8 @@ __all__ = ["MaildirMailbox", "RunBlocking", "run_sync"]
 MODSEQ_LINES = 4096
 #: Outside changes seen by inotify within this many seconds share one scan.
 WATCH_DELAY = 0.05
+#: Files whose dates and sizes one thread call learns after a first load.
+DETAILS_BATCH = 5000
 
 
 class IndexSnapshot:
@@ -150,6 +155,38 @@ class MaildirMailbox(IndexedMailbox):
         self._watch_mode: str | None = None  # "inotify" or "poll" while watched
         self._own = OwnChanges()
         self._scan_call: Any = None
+        self._details = DetailsWaiters(name)
+        if loaded.later.uids:
+            self._details.start(self._track(self._lock.run(self._learn_details, loaded.later)))
+
+    # -- dates and sizes the first load left for later ---------------------------------------
+    def details_known(self) -> defer.Deferred[None] | None:
+        """``None`` once every row's internal date and sizes are true; until
+        then a Deferred that fires when they are (see :func:`.scan.load`)."""
+        return self._details.wait()
+
+    @defer.inlineCallbacks
+    def _learn_details(self, later: Later) -> Any:
+        # Under the mailbox lock: no rescan, flag change or expunge meanwhile.
+        for start in range(0, len(later.uids), DETAILS_BATCH):
+            names = later.names[start : start + DETAILS_BATCH]
+            found = yield self._run(learn_details, self.path, names)
+            if self.gone:
+                raise NoSuchMailbox(f"mailbox {self.name!r} was deleted")
+            self._apply_details(later.uids[start : start + DETAILS_BATCH], found)
+
+    def _apply_details(self, uids: list[int], found: list[FileInfo | None]) -> None:
+        rows = self._rows
+        for uid, info in zip(uids, found, strict=True):
+            row = rows.find(uid)
+            if row < 0:
+                continue  # expunged meanwhile (RENAME INBOX moved it)
+            if info is None:
+                self._suspect()  # gone: the next scan drops its row
+                continue
+            rows.dates[row] = info.internal_date
+            rows.stored[row] = info.stored_size
+            rows.exact[row] = info.exact_size
 
     # -- names and content -------------------------------------------------------------
     def _base(self, row: int) -> str:

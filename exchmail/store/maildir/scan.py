@@ -205,6 +205,16 @@ def list_folder(folder: Path, track: bool = True) -> Listing:
     return Listing(stamp, trusted(stamp, taken), files, touched)
 
 
+def name_info(filename: str, from_new: bool) -> FileInfo | None:
+    """Date and sizes of a file as its name records them (``,S=``, ``,W=`` and
+    ``,D=``); ``None`` if they must be learnt from the file."""
+    colon = filename.find(":")
+    stored, exact, date = name_fields(filename if colon < 0 else filename[:colon])
+    if stored is None or exact is None or date is None:
+        return None
+    return FileInfo(filename, from_new, float(date), stored, exact)
+
+
 def file_info(cur: int, filename: str, from_new: bool) -> FileInfo | None:
     """Date and sizes of a file in ``cur/`` (a directory descriptor); ``None``
     if it vanished."""
@@ -284,10 +294,25 @@ class Loaded:
     highest_modseq: int = 1
     expunged: list[tuple[int, int]] = field(default_factory=list)
     expunge_floor: int = 0
+    #: the rows whose date and sizes are placeholders, to learn from their files
+    later: Later = field(default_factory=lambda: Later())
+
+
+@dataclass(slots=True)
+class Later:
+    """Rows a first load indexed without reading their files: their UIDs
+    and file names (in ``cur/``), in row order."""
+
+    uids: list[int] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
 
 
 def load(folder: Path, now: float) -> Loaded:
     """Read ``folder`` and build its index; write its UID list if it changed.
+
+    Only names are read: the date and sizes of a file whose name does not
+    record them are left for :func:`learn_details` (``Loaded.later``), so
+    a first look at a big folder costs its listing, not a read of every file.
 
     Raises FileNotFoundError if ``folder`` is not a maildir.  After a big
     folder, the memory the scan used and freed is handed back to the system.
@@ -333,8 +358,8 @@ def _load(folder: Path, now: float) -> Loaded:
         stored = uidlist.UidList(uidlist.new_uid_validity())
     # Nothing watches a folder before its first load: no own changes to track.
     listing = list_folder(folder, track=False)
-    with _directory(folder / "cur") as cur:
-        uid_next, first_recent, lines, dirty = _build(builder, stored, listing.files, cur, dirty)
+    later = Later()
+    uid_next, first_recent, lines, dirty = _build(builder, stored, listing.files, later, dirty)
     if dirty:
         fresh = uidlist.UidList(
             stored.uid_validity,
@@ -359,32 +384,38 @@ def _load(folder: Path, now: float) -> Loaded:
         stored.highest_modseq,
         stored.expunged,
         stored.expunge_floor,
+        later,
     )
 
 
 def _build(
-    builder: IndexBuilder, stored: uidlist.UidList, files: dict[str, tuple[str, bool]], cur: int, dirty: bool
+    builder: IndexBuilder,
+    stored: uidlist.UidList,
+    files: dict[str, tuple[str, bool]],
+    later: Later,
+    dirty: bool,
 ) -> tuple[int, int, list[str], bool]:
     """Index the listed ``files``: those in the UID list under their UIDs,
-    the others under new ones; ``(uid_next, first_recent, new lines, dirty)``."""
+    the others under new ones; ``(uid_next, first_recent, new lines, dirty)``.
+
+    Files whose names do not record their date and sizes get placeholder
+    rows, listed in ``later`` (see :func:`learn_details`).
+    """
     for uid, base in stored.entries:
         found = files.pop(base, None)
-        info = None if found is None else file_info(cur, *found)
-        if info is None:
+        if found is None:
             dirty = True  # the file is gone: forget its line
             continue
-        builder.add(uid, info, stored.modseqs.get(uid, 1))
+        builder.add(uid, _known_or_later(uid, *found, later), stored.modseqs.get(uid, 1))
     uid_next, first_new, lines = stored.uid_next, None, []
     # Files new to the UID list were changes: they share one new MODSEQ.
     modseq, start = stored.highest_modseq + 1, uid_next
     # Unlisted files get new UIDs: those found in cur/ first, then new
     # arrivals, each in file name order (so the arrivals are the \Recent ones).
     for filename, from_new in _in_uid_order(files):
-        info = file_info(cur, filename, from_new)
-        if info is None:
-            continue
         if from_new and first_new is None:
             first_new = uid_next
+        info = _known_or_later(uid_next, filename, from_new, later)
         lines.append(f"{uid_next} {builder.add(uid_next, info, modseq)}")
         uid_next += 1
     if uid_next > start:
@@ -394,6 +425,34 @@ def _build(
     if first_recent is None or (first_new is not None and first_new < first_recent):
         first_recent = first_new if first_new is not None else uid_next
     return uid_next, first_recent, lines, dirty
+
+
+def _known_or_later(uid: int, filename: str, from_new: bool, later: Later) -> FileInfo:
+    info = name_info(filename, from_new)
+    if info is None:
+        later.uids.append(uid)
+        later.names.append(filename)
+        info = FileInfo(filename, from_new, 0.0, 0, 0)
+    return info
+
+
+def learn_details(folder: Path, names: list[str]) -> list[FileInfo | None]:
+    """Date and sizes of each file ``names`` in ``folder/cur`` (the half of
+    a first load that :func:`load` leaves for later); ``None`` for a file
+    that is gone.  A file renamed meanwhile (its flag letters changed) is
+    found again by its base name."""
+    cur_path = folder / "cur"
+    if not cur_path.is_dir():
+        return [None] * len(names)  # the folder was deleted meanwhile
+    with _directory(cur_path) as cur:
+        found = [file_info(cur, name, False) for name in names]
+        if None in found:
+            again = {split_name(name)[0]: name for name in os.listdir(cur_path) if usable(name)}
+            for i, info in enumerate(found):
+                renamed = again.get(split_name(names[i])[0]) if info is None else None
+                if renamed is not None:
+                    found[i] = file_info(cur, renamed, False)
+    return found
 
 
 def _in_uid_order(files: dict[str, tuple[str, bool]]) -> Iterator[tuple[str, bool]]:
