@@ -10,9 +10,8 @@ then belongs to the delimiter, not to the header (Dovecot's
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from exchmail.mime.scan import WINDOW, find_line_end
@@ -193,18 +192,21 @@ def parse_header(data: bytes, start: int = 0, end: int | None = None) -> list[He
     return parse_fields(data, start, block.end)
 
 
-#: The empty line that ends a header block: a line that is only LF or CRLF.
-_BLANK_LINE = re.compile(rb"(?:\A|(?<=\n))\r?\n")
 #: A line end followed by an empty line (the end of a header block that has a field).
 _BLANK_AFTER_LINE = re.compile(rb"\n\r?\n")
 #: Where the next field starts: a line end not followed by SP or HTAB.
 _FIELD_BREAK = re.compile(rb"\n(?![ \t])")
+#: What follows a field's name: optional white space and the colon.
+_COLON = re.compile(rb"[ \t]*:")
 
 
-@functools.lru_cache(maxsize=256)  # names come from clients: a small memo
-def _field_start(key: str) -> re.Pattern[bytes]:
-    """Matches a line starting the field *key* (lower-case ASCII)."""
-    return re.compile(rb"(?im)^" + re.escape(key.encode("ascii")) + rb"[ \t]*:")
+def _block_end(data: bytes) -> int:
+    """Where the empty line that ends the header at the start of ``data``
+    begins (``len(data)`` if there is none)."""
+    if data.startswith((b"\n", b"\r\n")):
+        return 0
+    found = _BLANK_AFTER_LINE.search(data)
+    return found.start() + 1 if found is not None else len(data)
 
 
 def field_values(data: bytes, name: str) -> list[bytes] | None:
@@ -217,12 +219,26 @@ def field_values(data: bytes, name: str) -> list[bytes] | None:
     key = name.lower()
     if not key.isascii() or len(key) > _MAX_NAME or not _FIELD_NAME.match(key.encode("ascii")):
         return None
-    start_of = _field_start(key)
-    blank = _BLANK_LINE.search(data)
-    end = blank.start() if blank is not None else len(data)
+    wanted = key.encode("ascii")
+    end = _block_end(data)
+    # Fields start at the beginning of a line: found by plain searches in
+    # the lower-cased block (ASCII case, as field names compare).
+    lowered = data[:end].lower()
     values = []
-    for found in start_of.finditer(data, 0, end):
-        after = _FIELD_BREAK.search(data, found.start(), end)
-        stop = after.start() + 1 if after is not None else end
-        values.append(_field(data[found.start() : stop]).value)
+    for start in _line_starts(lowered, wanted):
+        if _COLON.match(lowered, start + len(wanted)):
+            after = _FIELD_BREAK.search(data, start, end)
+            stop = after.start() + 1 if after is not None else end
+            values.append(_field(data[start:stop]).value)
     return values
+
+
+def _line_starts(text: bytes, prefix: bytes) -> Iterator[int]:
+    """Offsets of the lines of ``text`` that start with ``prefix``."""
+    if text.startswith(prefix):
+        yield 0
+    marker = b"\n" + prefix
+    found = text.find(marker)
+    while found >= 0:
+        yield found + 1
+        found = text.find(marker, found + 1)
