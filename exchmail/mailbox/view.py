@@ -14,9 +14,11 @@ changed as plain values and the protocol renders them.
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain, repeat
 from typing import TYPE_CHECKING
 
 from zope.interface import implementer
@@ -56,6 +58,51 @@ class Updates:
         return bool(self.expunged or self.exists is not None or self.flags)
 
 
+class RecentUids:
+    """The UIDs that are \\Recent for one session, ascending, 8 octets each
+    (the first SELECT of a new 100,000-message mailbox makes them all recent)."""
+
+    __slots__ = ("_uids",)
+
+    def __init__(self, uids: Iterable[int] = ()) -> None:
+        self._uids = array("Q", sorted(uids))
+
+    def __len__(self) -> int:
+        return len(self._uids)
+
+    def __contains__(self, uid: int) -> bool:
+        uids = self._uids
+        index = bisect_left(uids, uid)
+        return index < len(uids) and uids[index] == uid
+
+    def update(self, uids: Iterable[int]) -> None:
+        """Add ``uids`` (claims bring UIDs above all others: appended)."""
+        new = sorted(uids)
+        if not new:
+            return
+        if not self._uids or new[0] > self._uids[-1]:
+            self._uids.extend(new)
+        else:  # an EXAMINE session sees the unclaimed ones again
+            self._uids = array("Q", sorted(set(self._uids).union(new)))
+
+    def discard_all(self, uids: Iterable[int]) -> None:
+        """Forget ``uids`` (expunged)."""
+        gone = set(uids)
+        if gone.intersection(self._uids):
+            self._uids = array("Q", (uid for uid in self._uids if uid not in gone))
+
+    def marks(self, uids: Sequence[int]) -> Iterable[bool]:
+        """Whether each of ``uids`` (ascending) is recent, in C where the recent
+        UIDs are the last of them (a new mailbox, or new mail)."""
+        count, recent = len(uids), self._uids
+        if not recent:
+            return repeat(False, count)
+        first = count - len(recent)
+        if first >= 0 and array("Q", uids[first:]) == recent:  # compared in C
+            return chain(repeat(False, first), repeat(True, len(recent)))
+        return map(set(recent).__contains__, uids)
+
+
 @implementer(IMailboxListener)
 class MailboxView:
     """Sequence numbering, \\Recent and pending updates for one session.
@@ -85,7 +132,7 @@ class MailboxView:
         self._uids: Sequence[int] = mailbox.uids()
         self.exists = len(self._uids)
         # RFC 3501 §2.3.2: a read-only session sees \Recent without claiming it.
-        self.recent: set[int] = set(unclaimed_recent(mailbox) if readonly else mailbox.claim_recent())
+        self.recent = RecentUids(unclaimed_recent(mailbox) if readonly else mailbox.claim_recent())
         self._pending_flags: set[int] = set()
         self._expunges_pending = False
         mailbox.add_listener(self)
@@ -245,8 +292,8 @@ class MailboxView:
             if uid not in still:
                 gone.append(index + 1)
                 uids.append(uid)
-                self.recent.discard(uid)
                 self._pending_flags.discard(uid)
+        self.recent.discard_all(uids)
         last_known = self.max_uid
         self._uids = current
         self.exists = bisect_right(current, last_known)

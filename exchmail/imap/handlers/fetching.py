@@ -324,7 +324,7 @@ class _Fetch:
         # key: 2 * flag set number, + 1 if \Recent for this session
         keys = map(operator.mul, columns.flags, repeat(2))
         if recent:
-            keys = map(operator.add, keys, map(recent.__contains__, columns.uids))
+            keys = map(operator.add, keys, recent.marks(columns.uids))
         return map(texts.__getitem__, keys)
 
     def _row_renderer(self, item: FetchItem) -> Callable[[IndexRow], bytes]:

@@ -169,18 +169,16 @@ class MaildirMailbox(IndexedMailbox):
     def _learn_details(self, later: Later) -> Any:
         # Under the mailbox lock: no rescan, flag change or expunge meanwhile.
         for start in range(0, len(later.uids), DETAILS_BATCH):
-            names = later.names[start : start + DETAILS_BATCH]
-            found = yield self._run(learn_details, self.path, names)
+            rows = [self._rows.find(uid) for uid in later.uids[start : start + DETAILS_BATCH]]
+            rows = [row for row in rows if row >= 0]  # (nothing removes rows meanwhile)
+            found = yield self._run(learn_details, self.path, [self._filename(row) for row in rows])
             if self.gone:
                 raise NoSuchMailbox(f"mailbox {self.name!r} was deleted")
-            self._apply_details(later.uids[start : start + DETAILS_BATCH], found)
+            self._apply_details(rows, found)
 
-    def _apply_details(self, uids: list[int], found: list[FileInfo | None]) -> None:
+    def _apply_details(self, rows_learnt: list[int], found: list[FileInfo | None]) -> None:
         rows = self._rows
-        for uid, info in zip(uids, found, strict=True):
-            row = rows.find(uid)
-            if row < 0:
-                continue  # expunged meanwhile (RENAME INBOX moved it)
+        for row, info in zip(rows_learnt, found, strict=True):
             if info is None:
                 self._suspect()  # gone: the next scan drops its row
                 continue

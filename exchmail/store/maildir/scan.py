@@ -23,6 +23,7 @@ import gc
 import os
 import stat
 import time
+from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -300,11 +301,10 @@ class Loaded:
 
 @dataclass(slots=True)
 class Later:
-    """Rows a first load indexed without reading their files: their UIDs
-    and file names (in ``cur/``), in row order."""
+    """The UIDs of the rows a first load indexed without reading their files
+    (ascending; the index rebuilds their names, no string kept meanwhile)."""
 
-    uids: list[int] = field(default_factory=list)
-    names: list[str] = field(default_factory=list)
+    uids: array[int] = field(default_factory=lambda: array("Q"))
 
 
 def load(folder: Path, now: float) -> Loaded:
@@ -431,7 +431,6 @@ def _known_or_later(uid: int, filename: str, from_new: bool, later: Later) -> Fi
     info = name_info(filename, from_new)
     if info is None:
         later.uids.append(uid)
-        later.names.append(filename)
         info = FileInfo(filename, from_new, 0.0, 0, 0)
     return info
 
