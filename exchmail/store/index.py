@@ -12,6 +12,7 @@ hook                       does
 =========================  ====================================================
 ``_content_handle(row)``   (reactor) what the thread needs to find the content
 ``_read_blocking(h)``      (thread) the whole message in wire form
+``_read_cached(h)``        (reactor) the same if it needs no waiting, else None
 ``_open_blocking(h)``      (thread) an IMessageReader over it
 ``_deliver(...)``          store a message durably; a Deferred of NewMessage
 ``_store_flags(changes)``  persist flag changes in one go; ``(applied, error)``
@@ -115,6 +116,13 @@ def apply_flag_mode(current: frozenset[str], flags: frozenset[str], mode: str) -
 
 #: A file that moved while a batch read it (see ``read_messages``).
 _MOVED = object()
+
+
+def _fill_in(read: list[Any], results: list[Any], positions: list[int]) -> list[Any]:
+    """``results`` with what the thread ``read`` put at ``positions``."""
+    for position, content in zip(positions, read, strict=True):
+        results[position] = content
+    return results
 
 
 @implementer(IStoreMailbox, IBatchRead, IIndexScan)
@@ -320,19 +328,41 @@ class IndexedMailbox(ModSeqIndex):
 
     # -- asynchronous: content -------------------------------------------------------
     def read_message(self, uid: int) -> defer.Deferred[bytes]:
-        return self._content(uid, self._read_blocking)
+        try:
+            cached = self._cached(self._handle(uid))
+        except NoSuchMessage:
+            return defer.fail()
+        if cached is None or cached is _MOVED:
+            return self._content(uid, self._read_blocking)
+        return defer.succeed(cached)
 
     def open_message(self, uid: int) -> defer.Deferred[IMessageReader]:
         return self._content(uid, self._open_blocking)
 
     def read_messages(self, uids: Sequence[int]) -> defer.Deferred[list[bytes | None]]:
         """:class:`~exchmail.interfaces.IBatchRead`: one thread trip for many messages."""
-        handles = []
+        results: list[Any] = []
+        uncached: list[int] = []  # positions in results still to read
         for uid in uids:
             row = self._rows.find(uid)
-            handles.append(None if row < 0 else self._content_handle(row))
-        d = self._run(self._read_many_blocking, handles)
+            content = None if row < 0 else self._cached(self._content_handle(row))
+            if content is None and row >= 0:
+                uncached.append(len(results))
+                content = self._content_handle(row)  # for now: the thread reads it
+            results.append(content)
+        if not uncached:
+            return defer.succeed(results).addCallback(self._reread_moved, uids)
+        d = self._run(self._read_many_blocking, [results[i] for i in uncached])
+        d.addCallback(_fill_in, results, uncached)
         return d.addCallback(self._reread_moved, uids)
+
+    def _cached(self, handle: Any) -> Any:
+        """The content if the backend can have it at once (``_read_cached``),
+        ``_MOVED`` if its file is gone, else None."""
+        try:
+            return self._read_cached(handle)
+        except FileNotFoundError:
+            return _MOVED
 
     def _read_many_blocking(self, handles: list[Any]) -> list[Any]:
         out: list[Any] = []
@@ -559,6 +589,11 @@ class IndexedMailbox(ModSeqIndex):
     def _read_blocking(self, handle: Any) -> bytes:
         """(Thread) the whole message in wire form; FileNotFoundError if missing."""
         raise NotImplementedError
+
+    def _read_cached(self, handle: Any) -> bytes | None:
+        """(Reactor) the whole message in wire form if it can be had without
+        waiting for a disk or a server (the page cache), else None."""
+        return None
 
     def _open_blocking(self, handle: Any) -> IMessageReader:
         """(Thread) a reader over the message (default: over ``_read_blocking``)."""

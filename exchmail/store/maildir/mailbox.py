@@ -26,6 +26,8 @@ from twisted.python.failure import Failure
 
 from exchmail.errors import NoSuchMailbox
 from exchmail.interfaces import IMessageReader
+from exchmail.store.cached import read_cached
+from exchmail.store.crlf import to_crlf
 from exchmail.store.index import FlagChange, IndexedMailbox, NewMessage
 from exchmail.store.maildir import uidlist
 from exchmail.store.maildir.deliver import (
@@ -206,15 +208,20 @@ class MaildirMailbox(IndexedMailbox):
         self._blob += name
         return start, len(name), self._infos.id(info)
 
-    def _content_handle(self, row: int) -> tuple[str, int]:
+    def _content_handle(self, row: int) -> tuple[str, int, int]:
         # A plain string join: this runs for every message read.
-        return f"{self.path}/cur/{self._filename(row)}", self._rows.exact[row]
+        rows = self._rows
+        return f"{self.path}/cur/{self._filename(row)}", rows.exact[row], rows.stored[row]
 
-    def _read_blocking(self, handle: tuple[str, int]) -> bytes:
-        return read_wire(*handle)
+    def _read_blocking(self, handle: tuple[str, int, int]) -> bytes:
+        return read_wire(handle[0], handle[1])
 
-    def _open_blocking(self, handle: tuple[str, int]) -> IMessageReader:
-        path, size = handle
+    def _read_cached(self, handle: tuple[str, int, int]) -> bytes | None:
+        data = read_cached(handle[0], handle[2])
+        return None if data is None else to_crlf(data)
+
+    def _open_blocking(self, handle: tuple[str, int, int]) -> IMessageReader:
+        path, size, _ = handle
         source = open(path, "rb")
         try:
             return FileReader(self._run, source, size, True, name=path).prime()
@@ -222,7 +229,7 @@ class MaildirMailbox(IndexedMailbox):
             source.close()
             raise
 
-    def _source_blocking(self, handle: tuple[str, int]) -> BinaryIO:
+    def _source_blocking(self, handle: tuple[str, int, int]) -> BinaryIO:
         return open_wire(handle[0])
 
     # -- keywords ---------------------------------------------------------------------------
