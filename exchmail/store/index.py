@@ -41,7 +41,7 @@ import io
 import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, BinaryIO, ClassVar, NamedTuple
+from typing import Any, BinaryIO, ClassVar
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -57,6 +57,16 @@ from exchmail.interfaces import (
     IndexColumns,
     IStoreMailbox,
 )
+from exchmail.store.changes import (
+    DELETED,
+    FLAG_MODES,
+    RECENT,
+    SYSTEM_FLAGS,
+    Applied,
+    FlagChange,
+    NewMessage,
+    apply_flag_mode,
+)
 from exchmail.store.columns import Columns, MessageRecord
 from exchmail.store.modseq import EXPUNGE_MEMORY, ModSeqIndex
 from exchmail.store.readers import BytesReader
@@ -65,54 +75,16 @@ from exchmail.store.runner import RunBlocking, run_sync
 __all__ = [
     "DELETED",
     "EXPUNGE_MEMORY",
+    "FLAG_MODES",
+    "RECENT",
     "SYSTEM_FLAGS",
+    "Applied",
+    "FlagChange",
     "IndexedMailbox",
     "MessageRecord",
     "NewMessage",
     "apply_flag_mode",
 ]
-
-DELETED = "\\Deleted"
-RECENT = "\\Recent"
-SYSTEM_FLAGS = frozenset({"\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"})
-FLAG_MODES = ("replace", "add", "remove")
-
-
-class NewMessage(NamedTuple):
-    """A stored message (what ``_deliver`` produces); ``uid`` only if the
-    storage chose it (see ``IndexedMailbox.uids_from_storage``)."""
-
-    flags: frozenset[str]
-    internal_date: float
-    stored_size: int
-    exact_size: int
-    extra: tuple[Any, ...] = ()
-    uid: int | None = None
-
-
-class FlagChange(NamedTuple):
-    """One planned flag change, handed to ``_store_flags``."""
-
-    uid: int
-    row: int
-    old: frozenset[str]
-    new: frozenset[str]
-
-
-#: ``(uid, stored flags, {extra column: new value})`` for a change that was stored.
-Applied = tuple[int, frozenset[str], dict[int, Any]]
-
-
-def apply_flag_mode(current: frozenset[str], flags: frozenset[str], mode: str) -> frozenset[str]:
-    """Compute the flags after a STORE-like change (``replace``/``add``/``remove``)."""
-    if mode == "replace":
-        return flags
-    if mode == "add":
-        return current | flags
-    if mode == "remove":
-        return current - flags
-    raise ValueError(f"unknown flag mode {mode!r}")
-
 
 #: A file that moved while a batch read it (see ``read_messages``).
 _MOVED = object()

@@ -1,0 +1,50 @@
+"""What the index's changes are made of: new messages, flag changes, flag modes.
+
+Shared by :mod:`exchmail.store.index` and the backends' hooks (re-exported
+there).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+DELETED = "\\Deleted"
+RECENT = "\\Recent"
+SYSTEM_FLAGS = frozenset({"\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"})
+FLAG_MODES = ("replace", "add", "remove")
+
+
+class NewMessage(NamedTuple):
+    """A stored message (what ``_deliver`` produces); ``uid`` only if the
+    storage chose it (see ``IndexedMailbox.uids_from_storage``)."""
+
+    flags: frozenset[str]
+    internal_date: float
+    stored_size: int
+    exact_size: int
+    extra: tuple[Any, ...] = ()
+    uid: int | None = None
+
+
+class FlagChange(NamedTuple):
+    """One planned flag change, handed to ``_store_flags``."""
+
+    uid: int
+    row: int
+    old: frozenset[str]
+    new: frozenset[str]
+
+
+#: ``(uid, stored flags, {extra column: new value})`` for a change that was stored.
+Applied = tuple[int, frozenset[str], dict[int, Any]]
+
+
+def apply_flag_mode(current: frozenset[str], flags: frozenset[str], mode: str) -> frozenset[str]:
+    """Compute the flags after a STORE-like change (``replace``/``add``/``remove``)."""
+    if mode == "replace":
+        return flags
+    if mode == "add":
+        return current | flags
+    if mode == "remove":
+        return current - flags
+    raise ValueError(f"unknown flag mode {mode!r}")
