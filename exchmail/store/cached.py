@@ -60,6 +60,34 @@ def available() -> bool:
     return _openat2() is not None
 
 
+def _open_cached(path: str, flags: int) -> int | None:
+    """A descriptor of ``path`` if its whole path is in the kernel's caches;
+    None if not (or if this system cannot tell).  FileNotFoundError if the
+    kernel knows there is no such file."""
+    syscall = _openat2()
+    if syscall is None:
+        return None
+    how = _OpenHow(flags | os.O_CLOEXEC, 0, RESOLVE_CACHED)
+    fd = syscall(SYS_OPENAT2, AT_FDCWD, os.fsencode(path), ctypes.byref(how), ctypes.sizeof(how))
+    if fd < 0:
+        if ctypes.get_errno() == errno.ENOENT:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+        return None  # EAGAIN: a path component is not cached; anything else: the thread says
+    return int(fd)
+
+
+def stat_cached(path: str) -> os.stat_result | None:
+    """``os.stat(path)`` if the kernel has it in its caches (an opened inode's
+    attributes are in memory); None if that cannot be known without waiting."""
+    fd = _open_cached(path, os.O_PATH)
+    if fd is None:
+        return None
+    try:
+        return os.fstat(fd)
+    finally:
+        os.close(fd)
+
+
 def read_cached(path: str, size: int) -> bytes | None:
     """The ``size`` octets of the file at ``path`` if the kernel can hand them
     over without waiting for the disk; ``None`` if not (read it in a thread).
@@ -68,15 +96,11 @@ def read_cached(path: str, size: int) -> bytes | None:
     the file holds (a stored message never changes); a file that turns out
     shorter or longer answers ``None``, and the thread finds out why.
     """
-    syscall = _openat2()
-    if syscall is None or size > MAX_CACHED_READ:
+    if size > MAX_CACHED_READ:
         return None
-    how = _OpenHow(os.O_RDONLY | os.O_CLOEXEC, 0, RESOLVE_CACHED)
-    fd = syscall(SYS_OPENAT2, AT_FDCWD, os.fsencode(path), ctypes.byref(how), ctypes.sizeof(how))
-    if fd < 0:
-        if ctypes.get_errno() == errno.ENOENT:
-            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
-        return None  # EAGAIN: a path component is not cached; anything else: the thread says
+    fd = _open_cached(path, os.O_RDONLY)
+    if fd is None:
+        return None
     try:
         buffer = bytearray(size + 1)  # one more: a longer file shows itself
         count = os.preadv(fd, [buffer], 0, os.RWF_NOWAIT)

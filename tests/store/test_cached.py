@@ -130,3 +130,30 @@ def test_maildir_cached_read_of_a_file_renamed_by_another_program(tmp_path: Path
     # ... until a scan finds it under its new name
     assert box.message(two).flags == frozenset({"\\Seen"})
     assert result(box.read_messages([one, two])) == [b"one\r\n", b"two\r\n"]
+
+
+def test_stat_cached_is_stat(tmp_path: Path) -> None:
+    written(tmp_path / "f", b"abc")
+    for path in (tmp_path, tmp_path / "f"):
+        found = cached.stat_cached(str(path))
+        assert found is not None
+        assert (found.st_ino, found.st_mtime_ns, found.st_size) == (
+            os.stat(path).st_ino,
+            os.stat(path).st_mtime_ns,
+            os.stat(path).st_size,
+        )
+
+
+def test_maildir_refresh_of_an_unchanged_folder_needs_no_thread(tmp_path: Path) -> None:
+    runner = QueueRunner()
+    account = result_of(runner, MaildirStore(tmp_path, runner).account("bob"))
+    folder = tmp_path / "bob"
+    for sub in ("new", "cur"):
+        os.utime(folder / sub, ns=(1_600_000_000 * 10**9, 1_600_000_000 * 10**9))  # long unchanged
+    box = result_of(runner, account.mailbox("INBOX"))
+    assert result(box.refresh()) is None and runner.queue == []  # the kernel's caches answered
+    written(folder / "new" / "1700000000.M1P1Q1.mx", b"Subject: new\n\n")  # another program
+    refreshing = box.refresh()
+    assert runner.queue  # the changed stamp sends the scan to a thread
+    result_of(runner, refreshing)
+    assert len(box.uids()) == 1

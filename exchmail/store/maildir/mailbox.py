@@ -54,6 +54,7 @@ from exchmail.store.maildir.scan import (
     Rescan,
     Snapshot,
     Stamp,
+    cached_dir_stamp,
     decode_base,
     encode_base,
     learn_details,
@@ -435,12 +436,23 @@ class MaildirMailbox(IndexedMailbox):
         # While inotify watches, an event reports every outside change, so
         # an unchanged stamp means no change even if it is young.
         trust = self._stamp_trusted or self._watch_mode == "inotify"
+        if not force and self._watch_mode != "inotify" and trust and self._unchanged_as_cached():
+            return None  # the kernel's caches say so: no trip to a thread
         snapshot = self._snapshot()
         if self._watch_mode == "inotify":
             self._own.scan_started()
         d = self._run(rescan, self.path, None if force else self._stamp, trust, snapshot, time.time())
         d.addBoth(self._rescanned, snapshot.count)
         return d
+
+    def _unchanged_as_cached(self) -> bool:
+        """Whether the folder's stamp is still the one of the last scan, as far
+        as the kernel can say without waiting for the disk."""
+        try:
+            stamp = cached_dir_stamp(self.path)
+        except FileNotFoundError:
+            return False  # the thread's scan finds out what happened
+        return stamp is not None and stamp == self._stamp
 
     def _rescanned(self, outcome: Rescan | Failure | None, count: int) -> Any:
         touched = outcome.touched if isinstance(outcome, Rescan) else []

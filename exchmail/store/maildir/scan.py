@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from exchmail.store.cached import stat_cached
 from exchmail.store.columns import Columns
 from exchmail.store.maildir import uidlist
 from exchmail.store.maildir.deliver import measure
@@ -111,6 +112,14 @@ class Listing:
 def dir_stamp(folder: Path) -> Stamp:
     """The modification times of ``new/`` and ``cur/`` (nanoseconds)."""
     return (os.stat(folder / "new").st_mtime_ns, os.stat(folder / "cur").st_mtime_ns)
+
+
+def cached_dir_stamp(folder: Path) -> Stamp | None:
+    """:func:`dir_stamp` if the kernel's caches can answer without waiting for
+    the disk (:func:`~exchmail.store.cached.stat_cached`), else None."""
+    new = stat_cached(f"{folder}/new")
+    cur = stat_cached(f"{folder}/cur") if new is not None else None
+    return None if cur is None or new is None else (new.st_mtime_ns, cur.st_mtime_ns)
 
 
 def trusted(stamp: Stamp, taken_ns: int) -> bool:
