@@ -317,10 +317,14 @@ class IndexedMailbox(ModSeqIndex):
         uncached: list[int] = []  # positions in results still to read
         for uid in uids:
             row = self._rows.find(uid)
-            content = None if row < 0 else self._cached(self._content_handle(row))
-            if content is None and row >= 0:
+            if row < 0:
+                results.append(None)
+                continue
+            handle = self._content_handle(row)
+            content = self._cached(handle)
+            if content is None:
                 uncached.append(len(results))
-                content = self._content_handle(row)  # for now: the thread reads it
+                content = handle  # for now: the thread reads it
             results.append(content)
         if not uncached:
             return defer.succeed(results).addCallback(self._reread_moved, uids)
