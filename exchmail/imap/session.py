@@ -65,6 +65,21 @@ STATE_NAMES = {"unauth": "not authenticated", "auth": "authenticated", "select":
 class IMAPSession(Session):
     """One IMAP connection's protocol state."""
 
+    __slots__ = (
+        "login",
+        "state",
+        "account",
+        "view",
+        "idling",
+        "announced",
+        "enabled",
+        "compression",
+        "saved_result",
+        "search_contexts",
+        "contexts_refreshing",
+        "notify",
+    )
+
     def __init__(self, server: Any, context: SessionContext) -> None:
         settings = context.profile.imap
         reader = InputReader(self._limits(settings, authenticated=False))

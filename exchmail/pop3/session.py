@@ -52,6 +52,8 @@ COMMANDS: dict[bytes, tuple[Handler, tuple[str, ...], int, int]] = {
 class POP3Session(Session):
     """One POP3 connection's protocol state."""
 
+    __slots__ = ("login", "phase", "maildrop", "user", "locked", "status")
+
     def __init__(self, server: Any, context: SessionContext) -> None:
         settings = context.profile.pop3
         # max_command_size counts the CRLF (MS-STANXPOP3 2.1.2).

@@ -104,6 +104,28 @@ class Session:
     """
 
     log = Logger(namespace="exchmail.session")
+    # Slots: 10,000 idle sessions each save the dictionary of their ~30 attributes.
+    __slots__ = (
+        "server",
+        "context",
+        "reader",
+        "admission",
+        "info",
+        "secure",
+        "closing",
+        "write_gate",
+        "_busy",
+        "_paused",
+        "_waiter",
+        "_waiter_limit",
+        "_output",
+        "_output_size",
+        "_logout",
+        "_last_words",
+        "_cut",
+        "_transcripts",
+        "__weakref__",
+    )
 
     def __init__(self, server: Any, context: SessionContext, reader: InputReader) -> None:
         self.server = server
