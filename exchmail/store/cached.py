@@ -98,7 +98,8 @@ def read_cached(path: str, size: int) -> bytes | None:
     """
     if size > MAX_CACHED_READ:
         return None
-    fd = _open_cached(path, os.O_RDONLY)
+    # O_NONBLOCK: a FIFO planted in a folder must not hold the reactor in open().
+    fd = _open_cached(path, os.O_RDONLY | os.O_NONBLOCK)
     if fd is None:
         return None
     try:

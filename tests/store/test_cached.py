@@ -74,6 +74,11 @@ def test_a_file_not_in_the_page_cache_is_left_to_the_thread(tmp_path: Path) -> N
     assert cached.read_cached(str(path), 50_000) == b"y" * 50_000
 
 
+def test_a_fifo_is_neither_waited_for_nor_read(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "fifo")
+    assert cached.read_cached(str(tmp_path / "fifo"), 3) is None  # returns at once
+
+
 def test_without_openat2_nothing_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = written(tmp_path / "m", b"abc")
     monkeypatch.setattr(cached.sys, "platform", "freebsd14")
