@@ -24,6 +24,7 @@ from twisted.internet.threads import blockingCallFromThread
 from twisted.python.threadpool import ThreadPool
 
 from exchmail.store.maildir import MaildirStore
+from exchmail.store.maildir import mailbox as maildir_mailbox
 from exchmail.store.maildir.watch import inotify_usable
 from exchmail.store.runner import pool_runner
 from exchmail.testing.store_contract import MESSAGE, StoreContract
@@ -85,7 +86,10 @@ def wait_for(condition: Any) -> None:
 
 
 @pytest.mark.skipif(not inotify_usable(reactor), reason="needs inotify")
-def test_inotify_reports_outside_changes_and_ignores_own(tmp_path: Path, pool: ThreadPool) -> None:
+def test_inotify_reports_outside_changes_and_ignores_own(
+    tmp_path: Path, pool: ThreadPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(maildir_mailbox, "WATCH_LINGER", 0.05)  # the watch outlives listeners by this
     store = make_store(tmp_path / "mail", pool, watch="inotify")
     try:
         box = on_reactor(lambda: store.account("bob").addCallback(lambda account: account.mailbox("INBOX")))
@@ -118,7 +122,8 @@ def test_inotify_reports_outside_changes_and_ignores_own(tmp_path: Path, pool: T
         (cur / name).rename(cur / (name + "F"))
         wait_for(lambda: listener.events[-1] == ("flags", [new], None))
         on_reactor(box.remove_listener, listener)
-        assert store.watcher is not None and store.watcher.watched == 0
+        assert store.watcher is not None
+        wait_for(lambda: store.watcher.watched == 0)  # a moment after the last listener left
     finally:
         on_reactor(store.close)
 
