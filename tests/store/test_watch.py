@@ -14,7 +14,6 @@ from test_maildir import drop_in
 from twisted.internet.task import Clock
 
 from exchmail.store.maildir import MaildirStore
-from exchmail.store.maildir.mailbox import WATCH_LINGER
 from exchmail.store.maildir.watch import MaildirWatcher, OwnChanges
 
 POLL = 5.0
@@ -79,12 +78,6 @@ def test_ten_thousand_listeners_on_a_hundred_mailboxes_cost_a_hundred_watches(
     for box in boxes:
         for listener in listeners:
             box.remove_listener(listener)
-    assert store.watcher.watched == 100  # kept a while: clients come back
-    boxes[0].add_listener(listeners[0])  # one did
-    clock.advance(WATCH_LINGER)
-    assert store.watcher.watched == 1
-    boxes[0].remove_listener(listeners[0])
-    clock.advance(WATCH_LINGER)
     assert store.watcher.watched == 0
     assert not [call for call in clock.getDelayedCalls() if call.getTime() == POLL]
 
@@ -106,7 +99,6 @@ def test_polling_reports_outside_changes_once_per_mailbox(store: Any, clock: Clo
     assert first.events[-1] == ("flags", [uid], None)
     box.remove_listener(first)
     box.remove_listener(second)
-    clock.advance(WATCH_LINGER)  # the watch outlives the last listener by this much
     drop_in(store.root / "bob", "1700000021.M1P1Q1.mx", b"x\n")
     clock.advance(POLL * 3)
     assert len(box.uids()) == 1  # nobody listens: nobody polls (refresh() still works)
@@ -135,22 +127,6 @@ def test_busy_or_listened_mailboxes_are_kept(store: Any, clock: Clock) -> None:
     assert "INBOX" in account._boxes._open
     clock.advance(RELEASE)
     assert "INBOX" not in account._boxes._open  # released: only weakly held now
-
-
-def test_a_released_mailbox_stops_being_watched_at_once(tmp_path: Path, clock: Clock) -> None:
-    store = MaildirStore(tmp_path / "mail", reactor=clock, watch="poll", release_after=1.0)
-    account = call(store.account, "bob")
-    box = call(account.mailbox, "INBOX")
-    listener = Recorder()
-    box.add_listener(listener)
-    box.remove_listener(listener)
-    ref = weakref.ref(box)
-    del box
-    clock.advance(2.0)  # released long before the watch would lapse
-    assert store.watcher is not None and store.watcher.watched == 0
-    gc.collect()
-    assert ref() is None  # nothing holds the index any more
-    store.close()
 
 
 def test_released_mailbox_is_reloaded_with_recent_and_marked_kept(store: Any, clock: Clock) -> None:

@@ -106,8 +106,6 @@ class MaildirAccount:
     def _released(self, box: IndexedMailbox) -> None:
         if box.recent_count() > 0:
             self._recent_hint.add(box.name)
-        if isinstance(box, MaildirMailbox):
-            box.released()
 
     def marked(self, names_: Iterable[str]) -> defer.Deferred[set[str]]:
         """Open mailboxes: unclaimed \\Recent messages; others: files waiting in new/."""

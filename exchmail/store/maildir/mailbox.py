@@ -72,10 +72,38 @@ __all__ = ["MaildirMailbox", "RunBlocking", "run_sync"]
 MODSEQ_LINES = 4096
 #: Outside changes seen by inotify within this many seconds share one scan.
 WATCH_DELAY = 0.05
-#: Seconds a folder stays watched after its last listener left.
-WATCH_LINGER = 30.0
 #: Files whose dates and sizes one thread call learns after a first load.
 DETAILS_BATCH = 5000
+
+
+class IndexSnapshot:
+    """A copy of the index for a UID list rewrite, serialized in the thread."""
+
+    def __init__(self, box: MaildirMailbox) -> None:
+        extra = box._rows.extra
+        expunged, floor = box.expunge_memory()
+        self.header = uidlist.UidList(
+            box.uid_validity,
+            box.uid_next,
+            first_recent=box._first_recent,
+            highest_modseq=box.highest_modseq(),
+            expunged=expunged,
+            expunge_floor=floor,
+        )
+        self.uids = box._rows.uids[:]
+        self.modseqs = box._rows.modseqs[:]
+        self.starts = extra[BASE_START][:]
+        self.lens = extra[BASE_LEN][:]
+        self.blob = bytes(box._blob)
+
+    def serialize(self) -> bytes:
+        blob = self.blob
+        self.header.entries = [
+            (uid, decode_base(blob[start : start + size]))
+            for uid, start, size in zip(self.uids, self.starts, self.lens, strict=True)
+        ]
+        self.header.modseqs = {uid: m for uid, m in zip(self.uids, self.modseqs, strict=True) if m > 1}
+        return self.header.serialize()
 
 
 class MaildirMailbox(IndexedMailbox):
@@ -124,13 +152,12 @@ class MaildirMailbox(IndexedMailbox):
         self._stamp_trusted = loaded.trusted
         self._stale_lines = 0  # UID list lines of expunged messages
         self._modseq_lines = 0  # M and X lines appended since the last rewrite
-        self._uidlist = uidlist.UidListWriter(self._run, lambda: self.path, self._uidlist_snapshot)
+        self._uidlist = uidlist.UidListWriter(self._run, lambda: self.path, lambda: IndexSnapshot(self))
         self._reactor = reactor
         self._watcher = watcher
         self._watch_mode: str | None = None  # "inotify" or "poll" while watched
         self._own = OwnChanges()
         self._scan_call: Any = None
-        self._linger_call: Any = None  # stops the watch a while after the last listener left
         self._details = DetailsWaiters(name)
         if loaded.later.uids:
             self._details.start(self._track(self._lock.run(self._learn_details, loaded.later)))
@@ -161,14 +188,6 @@ class MaildirMailbox(IndexedMailbox):
             rows.dates[row] = info.internal_date
             rows.stored[row] = info.stored_size
             rows.exact[row] = info.exact_size
-
-    def _uidlist_snapshot(self) -> uidlist.IndexSnapshot:
-        """What a rewrite of the UID list writes (copied now, serialized in the thread)."""
-        rows, extra, (expunged, floor) = self._rows, self._rows.extra, self.expunge_memory()
-        header = uidlist.UidList(self.uid_validity, self.uid_next, [], self._first_recent)
-        header.highest_modseq, header.expunged, header.expunge_floor = self.highest_modseq(), expunged, floor
-        names = (extra[BASE_START][:], extra[BASE_LEN][:], bytes(self._blob))
-        return uidlist.IndexSnapshot(header, rows.uids[:], rows.modseqs[:], *names)
 
     # -- names and content -------------------------------------------------------------
     def _base(self, row: int) -> str:
@@ -497,33 +516,12 @@ class MaildirMailbox(IndexedMailbox):
     def _listening(self, active: bool) -> None:
         if self._watcher is not None:
             if active and not self.gone:
-                self._cancel_linger()
-                if self._watch_mode is None:
-                    self._watch_mode = self._watcher.watch(self)
-            elif self._reactor is not None and self._watch_mode is not None and not self.gone:
-                # Kept a while: clients log in, select, log out and come back.
-                if self._linger_call is None:
-                    self._linger_call = self._reactor.callLater(WATCH_LINGER, self._linger_over)
+                self._watch_mode = self._watcher.watch(self)
             else:
                 self._stop_watching()
         super()._listening(active)
 
-    def _linger_over(self) -> None:
-        self._linger_call = None
-        self.released()
-
-    def _cancel_linger(self) -> None:
-        if self._linger_call is not None and self._linger_call.active():
-            self._linger_call.cancel()
-        self._linger_call = None
-
-    def released(self) -> None:
-        """(From the account) the mailbox was let go: stop watching it now."""
-        if not self.listened:
-            self._stop_watching()
-
     def _stop_watching(self) -> None:
-        self._cancel_linger()
         if self._watcher is not None and self._watch_mode is not None:
             self._watcher.unwatch(self)
         self._watch_mode = None

@@ -177,26 +177,6 @@ def append(folder: Path, uid: int, base: str) -> None:
     append_lines(folder, [f"{uid} {base}"])
 
 
-class IndexSnapshot:
-    """A copy of a folder's index for a rewrite of its UID list, serialized in
-    the thread: the header, and each row's UID, MODSEQ and base name (where
-    it lies in the index's blob of names)."""
-
-    def __init__(self, header: UidList, uids: Any, modseqs: Any, starts: Any, lens: Any, blob: bytes) -> None:
-        self.header = header
-        self.uids, self.modseqs = uids, modseqs
-        self.starts, self.lens, self.blob = starts, lens, blob
-
-    def serialize(self) -> bytes:
-        blob = self.blob
-        self.header.entries = [
-            (uid, blob[start : start + size].decode("utf-8", "surrogateescape"))
-            for uid, start, size in zip(self.uids, self.starts, self.lens, strict=True)
-        ]
-        self.header.modseqs = {uid: m for uid, m in zip(self.uids, self.modseqs, strict=True) if m > 1}
-        return self.header.serialize()
-
-
 class UidListWriter:
     """Writes one folder's UID list in order, off the reactor thread.
 
