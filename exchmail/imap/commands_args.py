@@ -23,7 +23,7 @@ from exchmail.imap.parsing import (
 )
 from exchmail.imap.searchkeys import MONTHS
 from exchmail.profile.settings import IMAPSettings, TagSyntax
-from exchmail.store.index import SYSTEM_FLAGS
+from exchmail.store.changes import SYSTEM_FLAGS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -105,6 +105,7 @@ class Session:
 
     log = Logger(namespace="exchmail.session")
     # Slots: 10,000 idle sessions each save the dictionary of their ~30 attributes.
+    # (__weakref__: observers may still hold sessions weakly, as before.)
     __slots__ = (
         "server",
         "context",

@@ -61,7 +61,6 @@ from exchmail.store.changes import (
     DELETED,
     FLAG_MODES,
     RECENT,
-    SYSTEM_FLAGS,
     Applied,
     FlagChange,
     NewMessage,
@@ -72,19 +71,7 @@ from exchmail.store.modseq import EXPUNGE_MEMORY, ModSeqIndex
 from exchmail.store.readers import BytesReader
 from exchmail.store.runner import RunBlocking, run_sync
 
-__all__ = [
-    "DELETED",
-    "EXPUNGE_MEMORY",
-    "FLAG_MODES",
-    "RECENT",
-    "SYSTEM_FLAGS",
-    "Applied",
-    "FlagChange",
-    "IndexedMailbox",
-    "MessageRecord",
-    "NewMessage",
-    "apply_flag_mode",
-]
+__all__ = ["EXPUNGE_MEMORY", "FlagChange", "IndexedMailbox", "MessageRecord", "NewMessage", "apply_flag_mode"]
 
 #: A file that moved while a batch read it (see ``read_messages``).
 _MOVED = object()
@@ -300,13 +287,7 @@ class IndexedMailbox(ModSeqIndex):
 
     # -- asynchronous: content -------------------------------------------------------
     def read_message(self, uid: int) -> defer.Deferred[bytes]:
-        try:
-            cached = self._cached(self._handle(uid))
-        except NoSuchMessage:
-            return defer.fail()
-        if cached is None or cached is _MOVED:
-            return self._content(uid, self._read_blocking)
-        return defer.succeed(cached)
+        return self._content(uid, self._read_blocking, cached=True)
 
     def open_message(self, uid: int) -> defer.Deferred[IMessageReader]:
         return self._content(uid, self._open_blocking)
@@ -374,11 +355,16 @@ class IndexedMailbox(ModSeqIndex):
             raise NoSuchMessage(f"no message with UID {uid}")
         return self._content_handle(row)
 
-    def _content(self, uid: int, work: Callable[[Any], Any]) -> defer.Deferred[Any]:
+    def _content(self, uid: int, work: Callable[[Any], Any], cached: bool = False) -> defer.Deferred[Any]:
+        """``work(handle)`` in a thread; with ``cached``, the content at once
+        if the backend can have it without waiting."""
         try:
             handle = self._handle(uid)
         except NoSuchMessage:
             return defer.fail()
+        content = self._cached(handle) if cached else None
+        if content is not None and content is not _MOVED:
+            return defer.succeed(content)
         d = self._run(work, handle)
         d.addErrback(self._content_missing, uid, work, handle)
         return d

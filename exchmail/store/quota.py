@@ -188,11 +188,8 @@ class QuotaAccount:
         self.clock = clock
         self.warned = False
         self._boxes: weakref.WeakKeyDictionary[Any, QuotaMailbox] = weakref.WeakKeyDictionary()
-        for optional in (
-            IMarkedMailboxes,
-            ISpecialUseMailboxes,
-            IEarlyOpen,
-        ):  # optional interfaces pass through
+        # Optional interfaces pass through.
+        for optional in (IMarkedMailboxes, ISpecialUseMailboxes, IEarlyOpen):
             if optional.providedBy(account):
                 alsoProvides(self, optional)
 

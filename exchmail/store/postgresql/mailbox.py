@@ -35,8 +35,9 @@ from twisted.python.failure import Failure
 
 from exchmail.errors import NoSuchMessage
 from exchmail.interfaces import IMessageReader, IStoreMailbox
+from exchmail.store.changes import DELETED, FLAG_MODES, RECENT
 from exchmail.store.columns import Columns
-from exchmail.store.index import DELETED, FLAG_MODES, RECENT, IndexedMailbox
+from exchmail.store.index import IndexedMailbox
 from exchmail.store.postgresql import bodies, folders, queries
 
 if TYPE_CHECKING:
