@@ -8,6 +8,7 @@ running reactor, where other frontends' changes arrive by LISTEN/NOTIFY.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -193,6 +194,40 @@ def test_database_down_is_unavailable(pg_cluster: Any) -> None:
             call(store.account, "alice")
     finally:
         store.close()
+
+
+@pytest.mark.slow(waits=True)
+def test_reconnects_at_once_after_a_long_outage() -> None:
+    """psycopg_pool doubles its delay between connection tries for as long as
+    its reconnect timeout allows: with its default (300 s), tries came 0, 1,
+    3, 7 and 15 s into the outage, so after 9 s down the store stayed
+    unavailable for 6 s after the database was back.  With the timeout capped, the first
+    transaction after the restart succeeds."""
+    from exchmail.testing.postgres import PostgresCluster
+
+    cluster = PostgresCluster()
+    db = None
+    try:
+        db = Database(cluster.dsn, pool_size=1, reconnect_timeout=2.0)
+        db.pool.timeout = 3.0  # more than the longest delay the cap allows
+        with db.transaction() as conn:
+            conn.execute("SELECT 1")
+        cluster.stop("fast")
+        outage_ends = time.monotonic() + 9.0
+        failures = 0
+        while time.monotonic() < outage_ends:
+            with pytest.raises(StoreUnavailable):
+                with db.transaction() as conn:
+                    conn.execute("SELECT 1")
+            failures += 1
+        assert failures >= 3
+        cluster.start()
+        with db.transaction() as conn:
+            assert conn.execute("SELECT 2").fetchone() == (2,)
+    finally:
+        if db is not None:
+            db.close()
+        cluster.destroy()
 
 
 def test_store_table_keys(tmp_path: Any) -> None:

@@ -29,6 +29,13 @@ from exchmail.errors import StoreUnavailable
 POOL_TIMEOUT = 5.0
 #: Seconds a pooled connection may sit unused before it is checked on its next use.
 CHECK_IDLE = 1.0
+#: Seconds psycopg_pool keeps retrying one failed connection before it gives up.
+#: It doubles the delay between tries (1, 2, 4 s...) for as long as this
+#: allows, so this also caps the delay: with its default (300 s) a database
+#: that was down for a minute stayed unreachable for about another minute.
+#: Once a try gives up, the next transaction that needs a connection starts
+#: a new one at once.
+RECONNECT_TIMEOUT = 8.0
 
 
 def connect_kwargs(statement_timeout_ms: int) -> dict[str, Any]:
@@ -43,9 +50,16 @@ class Database:
     :param dsn: a libpq connection string or URI ("" uses the PG* environment).
     :param pool_size: the most connections this process opens.
     :param statement_timeout_ms: the server-side limit per statement (0: none).
+    :param reconnect_timeout: see :data:`RECONNECT_TIMEOUT`.
     """
 
-    def __init__(self, dsn: str, pool_size: int = 8, statement_timeout_ms: int = 30_000) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        pool_size: int = 8,
+        statement_timeout_ms: int = 30_000,
+        reconnect_timeout: float = RECONNECT_TIMEOUT,
+    ) -> None:
         from psycopg_pool import ConnectionPool
 
         self.dsn = dsn
@@ -58,6 +72,7 @@ class Database:
             max_size=max(1, pool_size),
             kwargs=connect_kwargs(statement_timeout_ms),
             timeout=POOL_TIMEOUT,
+            reconnect_timeout=reconnect_timeout,
             # A connection that broke while idle (the database restarted) is
             # replaced before use, instead of failing the caller's transaction.
             check=self._check,
