@@ -11,7 +11,7 @@ then belongs to the delimiter, not to the header (Dovecot's
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 from exchmail.mime.scan import WINDOW, find_line_end
@@ -23,6 +23,7 @@ __all__ = [
     "parse_fields",
     "parse_header",
     "scan_header",
+    "select_fields",
 ]
 
 # field-name = 1*ftext; ftext = %d33-57 / %d59-126
@@ -231,6 +232,40 @@ def field_values(data: bytes, name: str) -> list[bytes] | None:
             stop = after.start() + 1 if after is not None else end
             values.append(_field(data[start:stop]).value)
     return values
+
+
+def select_fields(data: bytes, names: Iterable[bytes]) -> bytes | None:
+    """``BODY[HEADER.FIELDS (names)]`` of the message in *data*: the fields
+    of its header called one of *names*, as written and in their order, each
+    ending with a line end, then an empty line -- what selecting from the
+    full parse (:func:`exchmail.imap.fetch.section`) gives -- found by looking
+    for those fields only, without splitting the others.
+
+    None when a name is not an ASCII field name: the caller parses instead.
+    Each search is a single C call: meant for messages of at most
+    :data:`~exchmail.mime.scan.WINDOW` octets.
+    """
+    wanted = set()
+    for name in names:
+        key = name.strip().lower()
+        if len(key) > _MAX_NAME or not _FIELD_NAME.match(key):
+            return None
+        wanted.add(key)
+    end = _block_end(data)
+    lowered = data[:end].lower()
+    starts = sorted(
+        start
+        for key in wanted
+        for start in _line_starts(lowered, key)
+        if _COLON.match(lowered, start + len(key))
+    )
+    out = []
+    for start in starts:
+        after = _FIELD_BREAK.search(data, start, end)
+        raw = data[start : after.start() + 1 if after is not None else end]
+        out.append(raw if raw.endswith(b"\n") else raw + b"\r\n")
+    out.append(b"\r\n")
+    return b"".join(out)
 
 
 def _line_starts(text: bytes, prefix: bytes) -> Iterator[int]:

@@ -46,7 +46,9 @@ from exchmail.imap.responses import CommandFailed
 from exchmail.interfaces import IModSeq, IndexColumns
 from exchmail.mailbox.content import ReadAhead, offload
 from exchmail.mailbox.view import RECENT, IndexRow
+from exchmail.mime.headers import header_end, select_fields
 from exchmail.mime.message import ParsedMessage
+from exchmail.mime.scan import WINDOW
 from exchmail.mime.sevenbit import has_8bit, to_seven_bit
 
 if TYPE_CHECKING:
@@ -125,6 +127,10 @@ def render_content(data: bytes, items: Sequence[FetchItem], options: FetchOption
         if whole_message(item):
             out[item] = b"{%d}\r\n" % len(view) + fetch.nul_safe(view)
             continue
+        selected = _top_level_section(view, item)
+        if selected is not None:
+            out[item] = selected
+            continue
         if parsed is None:
             parsed = ParsedMessage(view)
         if name in (b"BINARY", b"BINARY.SIZE"):
@@ -132,6 +138,37 @@ def render_content(data: bytes, items: Sequence[FetchItem], options: FetchOption
             continue
         out[item] = _render_parsed(parsed, item, options)
     return out
+
+
+def _top_level_section(data: bytes, item: FetchItem) -> bytes | None:
+    """``BODY[HEADER.FIELDS (...)]``, ``BODY[HEADER]``, ``BODY[TEXT]`` (and
+    ``RFC822.HEADER``/``RFC822.TEXT``) of the message itself, found without
+    parsing it: what mail clients ask of every message of a list.  None for
+    other items, and for messages over :data:`~exchmail.mime.scan.WINDOW`
+    (the searches here are single C calls)."""
+    if len(data) > WINDOW:
+        return None
+    name = item.name
+    if name == b"BODY" and not item.path and item.text is not None:
+        spec = item.text.upper()
+    elif name in (b"RFC822.HEADER", b"RFC822.TEXT"):
+        spec = name[7:].decode()
+    else:
+        return None
+    if spec == "HEADER.FIELDS":
+        found = select_fields(data, item.fields)
+        if found is None:
+            return None
+    elif spec in ("HEADER", "TEXT"):
+        end = header_end(data)
+        end = len(data) if end is None else end
+        found = data[:end] if spec == "HEADER" else data[end:]
+    else:
+        return None
+    found = fetch.nul_safe(found)
+    if item.partial is not None:
+        found = fetch.partial(found, *item.partial)
+    return b"{%d}\r\n" % len(found) + found
 
 
 def _render_binary(parsed: ParsedMessage, item: FetchItem, decoded: dict[tuple[int, ...], bytes]) -> bytes:
