@@ -19,6 +19,7 @@ from exchmail.mime.scan import WINDOW, find_line_end
 __all__ = [
     "HeaderBlock",
     "HeaderField",
+    "has_blank_line",
     "header_end",
     "parse_fields",
     "parse_header",
@@ -109,6 +110,12 @@ def header_end(data: bytes, start: int = 0, end: int | None = None) -> int | Non
         return start + 2
     found = _BLANK_AFTER_LINE.search(data, start, end)
     return found.end() if found is not None else None
+
+
+def has_blank_line(data: bytes) -> bool:
+    """Whether *data* holds a line end followed by an empty line (an empty
+    line at its very start does not count: *data* may start inside a line)."""
+    return _BLANK_AFTER_LINE.search(data) is not None
 
 
 def _make_field(data: bytes, start: int, end: int) -> HeaderField:

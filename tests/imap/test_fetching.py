@@ -10,6 +10,7 @@ import re
 import pytest
 from harness import Harness
 
+from exchmail.errors import NoSuchMessage
 from exchmail.imap.handlers import fetching
 
 
@@ -108,3 +109,85 @@ def test_without_a_shared_cache_structure_items_are_rendered_each_time() -> None
     assert first.startswith(b"* 1 FETCH (ENVELOPE (") and first == c.line(
         "f FETCH 1 (ENVELOPE BODYSTRUCTURE)"
     )
+
+
+HEADER_ITEMS = (
+    "BODY.PEEK[HEADER.FIELDS (Subject X-A)] BODY.PEEK[HEADER] RFC822.HEADER "
+    "BODY.PEEK[HEADER.FIELDS.NOT (Subject)]"
+)
+
+
+def large_messages() -> list[bytes]:
+    """Messages over HEADER_READ_THRESHOLD whose empty line falls anywhere,
+    with CRLF or bare LF, or that have none at all."""
+    body = b"line of the body\r\n" * 4000
+    return [
+        b"Subject: one\r\nX-A: a\r\n folded\r\nFrom: b@example.org\r\n\r\n" + body,
+        b"Subject: lf\nX-A: a\n\n" + body.replace(b"\r\n", b"\n"),
+        b"X-Long: " + b"x" * 40 + b"\r\nSubject: late\r\n\r\n" + body,
+        b"\r\n" + body,  # an empty header
+        b"Subject: no body\r\nX-A: a\r\n" + b"X-B: b\r\n" * 6000,  # no empty line at all
+        b"X-A: fields everywhere\r\n"
+        + b"X-Filler: y\r\n" * 7
+        + b"Subject: s\r\n\r\nSubject: in the body\r\n"
+        + body,
+    ]
+
+
+@pytest.mark.parametrize("chunk", [3, 7, 13, 16 * 1024])
+def test_header_items_of_large_messages_read_only_the_header(
+    monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """A FETCH of header items only reads a large message up to its empty
+    line (in chunks: the line may span two) and answers what reading all of
+    it answers."""
+    harness = Harness("exchange2010", {"seven_bit_output": False})
+    for data in large_messages():
+        harness.deliver(data)
+    c = harness.imap()
+    c.login()
+    c.line("s SELECT INBOX")
+    monkeypatch.setattr(fetching, "HEADER_READ_THRESHOLD", 1 << 30)  # read whole
+    whole = c.line(f"w FETCH 1:* ({HEADER_ITEMS})")
+    monkeypatch.setattr(fetching, "HEADER_READ_THRESHOLD", 64 * 1024)
+    monkeypatch.setattr(fetching, "HEADER_CHUNK", chunk)
+    mailbox = harness.mailbox()
+    read: list[int] = []
+    open_message = mailbox.open_message
+
+    def counted(uid: int) -> object:
+        reader = open_message(uid).result  # the memory store answers at once
+        original = reader.read
+
+        def read_counted(size: int) -> object:
+            return original(size).addCallback(lambda data: read.append(len(data)) or data)
+
+        reader.read = read_counted
+        return reader
+
+    monkeypatch.setattr(mailbox, "open_message", counted)
+    assert c.line(f"w FETCH 1:* ({HEADER_ITEMS})") == whole
+    assert numbers(whole) == [1, 2, 3, 4, 5, 6] and whole.endswith(b"w OK FETCH completed.\r\n")
+    total = sum(len(data) for data in large_messages())
+    assert 0 < sum(read) < total / 2  # most of it is the bodies, never read
+    assert b"Subject: in the body" not in whole
+
+
+def test_header_items_of_a_message_expunged_meanwhile(monkeypatch: pytest.MonkeyPatch) -> None:
+    harness = Harness("exchange2010", {"seven_bit_output": False})
+    for data in large_messages()[:3]:
+        harness.deliver(data)
+    c = harness.imap()
+    c.login()
+    c.line("s SELECT INBOX")
+    mailbox = harness.mailbox()
+    open_message = mailbox.open_message
+
+    def gone_for_2(uid: int) -> object:
+        if uid == 2:
+            raise NoSuchMessage("gone")
+        return open_message(uid)
+
+    monkeypatch.setattr(mailbox, "open_message", gone_for_2)
+    out = c.line("f FETCH 1:3 (BODY.PEEK[HEADER.FIELDS (Subject)])")
+    assert numbers(out) == [1, 3] and out.endswith(b"f OK FETCH completed.\r\n")
