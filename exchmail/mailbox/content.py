@@ -18,6 +18,7 @@ from twisted.internet import defer
 
 from exchmail.errors import NoSuchMessage
 from exchmail.interfaces import IBatchRead, IIndexScan, IStoreMailbox
+from exchmail.mime.headers import has_blank_line, header_end
 from exchmail.session.context import RunBlocking
 
 #: Content up to this size is processed on the reactor thread ...
@@ -30,6 +31,13 @@ READ_AHEAD = 4
 #: unless its first message alone is larger.
 BATCH_COUNT = 64
 BATCH_OCTETS = 1024 * 1024
+#: Of messages larger than this, a reader that needs only the header (a
+#: FETCH of header fields, a SEARCH of header keys) reads only the header:
+#: a message list of mail with attachments reads kilobytes, not all of it.
+#: Smaller ones are read whole, many to one trip to the store.
+HEADER_READ_THRESHOLD = 64 * 1024
+#: What one read of such a header asks for.
+HEADER_CHUNK = 16 * 1024
 
 
 def offload(
@@ -43,6 +51,28 @@ def offload(
     return run_blocking(f, *args)
 
 
+@defer.inlineCallbacks
+def read_header(mailbox: IStoreMailbox, uid: int) -> Any:
+    """The start of a message up to the end of its header (all of it if it
+    has no empty line), read in chunks; None if the message is gone."""
+    try:
+        reader = yield defer.maybeDeferred(mailbox.open_message, uid)
+    except NoSuchMessage:
+        return None
+    chunks: list[bytes] = []
+    try:
+        while chunk := (yield reader.read(HEADER_CHUNK)):
+            chunks.append(chunk)
+            if len(chunks) == 1:
+                if header_end(chunk) is not None:
+                    break
+            elif has_blank_line(chunks[-2][-2:] + chunk):  # the line may span two chunks
+                break
+    finally:
+        reader.close()
+    return b"".join(chunks)
+
+
 class ReadAhead:
     """Reads the messages of ``uids`` in order, keeping a few reads in flight.
 
@@ -51,7 +81,9 @@ class ReadAhead:
     :class:`~exchmail.interfaces.IBatchRead` is asked for small messages in
     batches (one thread trip for many); others message by message.  At
     most :data:`READ_AHEAD` reads are outstanding, so one session never
-    floods the store's thread pool.
+    floods the store's thread pool.  With ``headers_only``, messages over
+    :data:`HEADER_READ_THRESHOLD` are read only up to the end of their
+    header (:func:`read_header`).
     """
 
     def __init__(
@@ -60,8 +92,10 @@ class ReadAhead:
         uids: Sequence[int],
         window: int = READ_AHEAD,
         batch_count: int = BATCH_COUNT,
+        headers_only: bool = False,
     ) -> None:
         self.mailbox = mailbox
+        self._headers_only = headers_only
         self._batch_count = batch_count
         self._uids = list(uids)
         self._position = 0
@@ -82,11 +116,17 @@ class ReadAhead:
         record = self.mailbox.message(self._uids[position])
         return record.exact_size if record is not None else 0
 
+    def _header_read(self, position: int) -> bool:
+        return self._headers_only and self._size_of(position) > HEADER_READ_THRESHOLD
+
     def _fill(self) -> None:
         while len(self._pending) < self._window and self._position < len(self._uids):
+            header = self._header_read(self._position)
             batch = self._next_batch()
             d: defer.Deferred[Any]
-            if self._batched:
+            if header:
+                d = read_header(self.mailbox, batch[0]).addCallback(lambda data: [data])
+            elif self._batched:
                 d = defer.maybeDeferred(IBatchRead(self.mailbox).read_messages, batch)
             else:
                 d = defer.maybeDeferred(self.mailbox.read_message, batch[0])
@@ -113,14 +153,14 @@ class ReadAhead:
     def _next_batch(self) -> list[int]:
         """The next UIDs to read together: up to ``batch_count``, BATCH_OCTETS in all."""
         start = self._position
-        if not self._batched:
+        if not self._batched or self._header_read(start):
             self._position += 1
             return self._uids[start : start + 1]
         total, end = 0, start
         size_of = self._size_of
         while end < len(self._uids) and end - start < self._batch_count:
             size = size_of(end)
-            if end > start and total + size > BATCH_OCTETS:
+            if end > start and (total + size > BATCH_OCTETS or self._header_read(end)):
                 break
             total += size
             end += 1

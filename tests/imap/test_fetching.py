@@ -12,6 +12,7 @@ from harness import Harness
 
 from exchmail.errors import NoSuchMessage
 from exchmail.imap.handlers import fetching
+from exchmail.mailbox import content
 
 
 def message(number: int, body: bytes = b"") -> bytes:
@@ -147,10 +148,10 @@ def test_header_items_of_large_messages_read_only_the_header(
     c = harness.imap()
     c.login()
     c.line("s SELECT INBOX")
-    monkeypatch.setattr(fetching, "HEADER_READ_THRESHOLD", 1 << 30)  # read whole
+    monkeypatch.setattr(content, "HEADER_READ_THRESHOLD", 1 << 30)  # read whole
     whole = c.line(f"w FETCH 1:* ({HEADER_ITEMS})")
-    monkeypatch.setattr(fetching, "HEADER_READ_THRESHOLD", 64 * 1024)
-    monkeypatch.setattr(fetching, "HEADER_CHUNK", chunk)
+    monkeypatch.setattr(content, "HEADER_READ_THRESHOLD", 64 * 1024)
+    monkeypatch.setattr(content, "HEADER_CHUNK", chunk)
     mailbox = harness.mailbox()
     read: list[int] = []
     open_message = mailbox.open_message

@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer, task
 
-from exchmail.errors import NoSuchMessage
 from exchmail.imap import commands as syntax
 from exchmail.imap import fetch
 from exchmail.imap.binary import UnknownCTE, binary_literal, binary_section
@@ -47,7 +46,7 @@ from exchmail.imap.responses import CommandFailed
 from exchmail.interfaces import IModSeq, IndexColumns
 from exchmail.mailbox.content import ReadAhead, offload
 from exchmail.mailbox.view import RECENT, IndexRow
-from exchmail.mime.headers import has_blank_line, header_end, select_fields
+from exchmail.mime.headers import header_end, select_fields
 from exchmail.mime.message import ParsedMessage
 from exchmail.mime.scan import WINDOW
 from exchmail.mime.sevenbit import has_8bit, to_seven_bit
@@ -58,12 +57,6 @@ if TYPE_CHECKING:
 #: Whole-message items of messages larger than this are streamed.
 STREAM_THRESHOLD = 1024 * 1024
 CHUNK = 64 * 1024
-#: Of messages larger than this, a FETCH of header items only reads the
-#: header (a message list of mail with attachments reads kilobytes, not all
-#: of it); smaller ones are read whole, many to one trip to the store.
-HEADER_READ_THRESHOLD = 64 * 1024
-#: What one read of such a header asks for.
-HEADER_CHUNK = 16 * 1024
 #: Messages between two returns to the reactor, and output flushed at once.
 BATCH = 1000
 #: Lines made from index columns between two returns to the reactor.
@@ -259,7 +252,8 @@ class _Fetch:
         account = getattr(session.account, "name", "")
         self.cache_prefix = (account, self.mailbox.name, self.mailbox.uid_validity)
         self.content_items = [i for i in items if needs_content(i, self.options)]
-        # (The 7-bit view is made from the whole message.)
+        # Only the header is read of large messages (the 7-bit view is made
+        # from the whole message).
         self.headers_only = not self.options.seven_bit and all(header_only(i) for i in self.content_items)
         self._flag_text: dict[tuple[frozenset[str], bool], bytes] = {}
         self.modseqs: dict[int, int] = {}
@@ -275,9 +269,8 @@ class _Fetch:
             return b"FETCH completed."
         message = self.mailbox.message
         streamed = {uid for _, uid in pairs if self._streams(uid)}
-        headers = {uid for _, uid in pairs if self._reads_header(uid)}
-        reads = [uid for _, uid in pairs if uid not in streamed | headers and self._reads_content(uid)]
-        ahead = ReadAhead(self.mailbox, reads)
+        reads = [uid for _, uid in pairs if uid not in streamed and self._reads_content(uid)]
+        ahead = ReadAhead(self.mailbox, reads, headers_only=self.headers_only)
         read = set(reads)
         for count, (seq, uid) in enumerate(pairs, 1):
             record = message(uid)
@@ -291,8 +284,8 @@ class _Fetch:
             if uid in streamed:
                 yield self._stream_one(seq, uid, record, items)
                 continue
-            if uid in read or uid in headers:
-                data = yield (ahead.next() if uid in read else self._read_header(uid))
+            if uid in read:
+                data = yield ahead.next()
                 if data is None:
                     continue
                 values = yield self._render(uid, data)
@@ -439,34 +432,6 @@ class _Fetch:
             and record.exact_size > STREAM_THRESHOLD
             and all(whole_message(i) for i in self.content_items)
         )
-
-    def _reads_header(self, uid: int) -> bool:
-        """Whether only the header of this message is read (see HEADER_READ_THRESHOLD)."""
-        if not self.headers_only:
-            return False
-        record = self.mailbox.message(uid)
-        return record is not None and record.exact_size > HEADER_READ_THRESHOLD
-
-    @defer.inlineCallbacks
-    def _read_header(self, uid: int):
-        """The start of the message up to the end of its header (all of it if
-        it has no empty line); None if the message is gone."""
-        try:
-            reader = yield defer.maybeDeferred(self.mailbox.open_message, uid)
-        except NoSuchMessage:
-            return None
-        chunks: list[bytes] = []
-        try:
-            while chunk := (yield reader.read(HEADER_CHUNK)):
-                chunks.append(chunk)
-                if len(chunks) == 1:
-                    if header_end(chunk) is not None:
-                        break
-                elif has_blank_line(chunks[-2][-2:] + chunk):  # one may span two chunks
-                    break
-        finally:
-            reader.close()
-        return b"".join(chunks)
 
     def _cached(self, uid: int) -> dict[FetchItem, bytes] | None:
         cache = self.cache

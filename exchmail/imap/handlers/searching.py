@@ -181,7 +181,7 @@ def _search_content(session: IMAPSession, program: SearchProgram, uids: list[int
         known = [(uid, headers.get(uid)) for uid in uids if uid not in unread]
         for start in range(0, len(known), CACHED_BATCH):
             yield evaluate(known[start : start + CACHED_BATCH], False)
-    ahead = ReadAhead(view.mailbox, to_read)
+    ahead = ReadAhead(view.mailbox, to_read, headers_only=headers is not None)
     while (batch := ahead.next_batch()) is not None:
         contents = yield batch
         yield evaluate(contents, headers is not None)
