@@ -241,6 +241,11 @@ def field_values(data: bytes, name: str) -> list[bytes] | None:
     return values
 
 
+#: The most names :func:`select_fields` looks for one by one (mail clients
+#: ask for 10 to 20).
+SELECT_MAX_NAMES = 40
+
+
 def select_fields(data: bytes, names: Iterable[bytes]) -> bytes | None:
     """``BODY[HEADER.FIELDS (names)]`` of the message in *data*: the fields
     of its header called one of *names*, as written and in their order, each
@@ -248,10 +253,15 @@ def select_fields(data: bytes, names: Iterable[bytes]) -> bytes | None:
     full parse (:func:`exchmail.imap.fetch.section`) gives -- found by looking
     for those fields only, without splitting the others.
 
-    None when a name is not an ASCII field name: the caller parses instead.
-    Each search is a single C call: meant for messages of at most
-    :data:`~exchmail.mime.scan.WINDOW` octets.
+    None when a name is not an ASCII field name, or when there are more than
+    :data:`SELECT_MAX_NAMES` (one search per name: a long list costs more than
+    splitting the fields): the caller parses instead.  Each search is a single
+    C call: meant for messages of at most :data:`~exchmail.mime.scan.WINDOW`
+    octets.
     """
+    names = set(names)
+    if len(names) > SELECT_MAX_NAMES:
+        return None
     wanted = set()
     for name in names:
         key = name.strip().lower()

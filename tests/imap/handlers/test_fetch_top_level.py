@@ -96,3 +96,17 @@ def test_other_items_and_names_go_to_the_parser() -> None:
     assert render_content(big, [section_item(b"HEADER")], OPTIONS) == {
         section_item(b"HEADER"): b"{14}\r\nSubject: x\r\n\r\n"
     }
+
+
+def test_a_long_field_list_goes_to_the_parser() -> None:
+    """One search per name: a list of thousands (a client may send them)
+    would cost far more than splitting the fields once."""
+    from exchmail.mime.headers import SELECT_MAX_NAMES
+
+    data = b"Subject: x\r\nX-7: y\r\n\r\nbody\r\n"
+    names = b" ".join(b"X-%d" % n for n in range(SELECT_MAX_NAMES + 1))
+    item = section_item(b"HEADER.FIELDS (" + names + b")")
+    assert _top_level_section(data, item) is None
+    assert render_content(data, [item], OPTIONS)[item] == b"{10}\r\nX-7: y\r\n\r\n"
+    few = section_item(b"HEADER.FIELDS (" + b" ".join(b"X-%d" % n for n in range(SELECT_MAX_NAMES)) + b")")
+    assert _top_level_section(data, few) == b"{10}\r\nX-7: y\r\n\r\n"
