@@ -34,7 +34,13 @@ TEXT_SPECS = {"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"}
 
 _BODY_SECTION = re.compile(rb"^(BODY(?:\.PEEK)?)\[([^\]]*)\](?:<(\d{1,10})\.(\d{1,10})>)?$", re.I)
 _BINARY_SECTION = re.compile(rb"^(BINARY(?:\.PEEK|\.SIZE)?)\[([0-9.]*)\](?:<(\d{1,10})\.(\d{1,10})>)?$", re.I)
-_FIELDS = re.compile(rb"^(HEADER\.FIELDS(?:\.NOT)?)[ \t]*\((.*)\)$", re.I | re.S)
+_FIELDS = re.compile(rb"^(HEADER\.FIELDS(?:\.NOT)?) *\((.*)\)$", re.I | re.S)
+# header-fld-name = astring (RFC 3501 9): an atom (ASTRING-CHAR but "]",
+# which ends the section) or a quoted string; names are separated by SP.
+_FIELD_NAME = re.compile(
+    rb'"((?:[^"\\\r\n\x00\x80-\xff]|\\["\\])*)"|([\x21\x23\x24\x26\x27\x2b-\x5b\x5e-\x7a\x7c-\x7e]+)'
+)
+_QUOTED_PAIR = re.compile(rb'\\(["\\])')
 
 
 @dataclass(frozen=True)
@@ -87,16 +93,35 @@ def _parse_section(spec: bytes) -> tuple[tuple[int, ...], str | None, tuple[byte
     match = _FIELDS.match(rest)
     if match:
         rest = match.group(1)
-        fields = tuple(f for f in re.split(rb"[ \t]+", match.group(2).strip()) if f)
-        if not fields:
-            raise ParseError("empty header field list")
-        fields = tuple(f.strip(b'"') for f in fields)
+        fields = _field_names(match.group(2))
     text = rest.decode("ascii", "replace").upper()
     if text.startswith("HEADER.FIELDS") and not fields:
         raise ParseError("HEADER.FIELDS needs a list of header names")
     if text not in TEXT_SPECS or (text == "MIME" and not path):
         raise ParseError(f"invalid section {spec[:60]!r}")
     return tuple(path), text, fields
+
+
+def _field_names(text: bytes) -> tuple[bytes, ...]:
+    """The names of a header-list's inside: astrings separated by spaces
+    (anything else would be echoed into the FETCH response as it came)."""
+    names: list[bytes] = []
+    pos, end = 0, len(text)
+    while pos < end:
+        if text[pos] == 0x20:
+            pos += 1
+            continue
+        found = _FIELD_NAME.match(text, pos)
+        if found is None or (names and text[pos - 1] != 0x20):
+            raise ParseError(
+                "invalid header field list: names are atoms or quoted strings, separated by spaces"
+            )
+        quoted = found.group(1)
+        names.append(found.group(2) if quoted is None else _QUOTED_PAIR.sub(rb"\1", quoted))
+        pos = found.end()
+    if not names:
+        raise ParseError("empty header field list")
+    return tuple(names)
 
 
 def parse_section(spec: bytes) -> tuple[tuple[int, ...], str | None, tuple[bytes, ...]]:

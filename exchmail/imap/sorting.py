@@ -119,7 +119,8 @@ def _date(value: bytes | None) -> float | None:
         day, month, year, hour, minute, second, sign, zh, zm = common.groups()
         number = _MONTHS[month.upper()]
         if not (
-            1 <= int(day) <= calendar.monthrange(int(year), number)[1]
+            int(year) >= 1  # (timegm knows no year 0)
+            and 1 <= int(day) <= calendar.monthrange(int(year), number)[1]
             and int(hour) < 24
             and int(minute) < 60
             and int(second or 0) < 61

@@ -12,6 +12,7 @@ import binascii
 import codecs
 import re
 from collections.abc import Iterator
+from typing import Any
 
 __all__ = [
     "CHUNK",
@@ -40,11 +41,50 @@ def _charset_name(charset: bytes | str | None) -> str | None:
     return charset.partition("*")[0].strip() or None
 
 
+#: UTF-16 and UTF-32 without a byte order mark are big-endian (RFC 2781 4.3);
+#: Python's decoders would take the machine's order, or raise (incrementally).
+_BOMS = {
+    "utf-16": ((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE), "utf-16-be"),
+    "utf-32": ((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE), "utf-32-be"),
+}
+
+
+def _with_byte_order(name: str, start: bytes) -> str:
+    """*name*, or its big-endian form for UTF-16/32 text that ``start``s without a BOM."""
+    try:
+        found = _BOMS.get(codecs.lookup(name).name)
+    except LookupError:
+        return name
+    if found is None or start.startswith(found[0]):
+        return name
+    return found[1]
+
+
+class _ByteOrderDecoder:
+    """An incremental UTF-16/32 decoder that looks at the first octets for a
+    BOM (see :data:`_BOMS`); bad octets become U+FFFD."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._head = b""
+        self._inner: codecs.IncrementalDecoder | None = None
+
+    def decode(self, data: bytes, final: bool = False) -> str:
+        if self._inner is None:
+            self._head += data
+            if len(self._head) < 4 and not final:
+                return ""  # a BOM is at most 4 octets
+            data, self._head = self._head, b""
+            name = _with_byte_order(self._name, data)
+            self._inner = codecs.getincrementaldecoder(name)("replace")
+        return self._inner.decode(data, final)
+
+
 def decode_text(data: bytes, charset: bytes | str | None) -> str:
     """Decode *data* with *charset*, falling back to UTF-8; never raises."""
     name = _charset_name(charset) or "utf-8"
     try:
-        return data.decode(name, "replace")
+        return data.decode(_with_byte_order(name, data), "replace")
     except LookupError:  # unknown charset
         return data.decode("utf-8", "replace")
     except (TypeError, ValueError):  # a codec that is not a text encoding
@@ -211,7 +251,7 @@ def iter_text(chunks: Iterator[bytes], charset: bytes | str | None) -> Iterator[
         info = codecs.lookup("utf-8")
     if not getattr(info, "_is_text_encoding", True):  # e.g. base64_codec
         info = codecs.lookup("utf-8")
-    decoder = info.incrementaldecoder("replace")
+    decoder: Any = _ByteOrderDecoder(info.name) if info.name in _BOMS else info.incrementaldecoder("replace")
     for piece in chunks:
         text = decoder.decode(piece)
         if text:

@@ -433,10 +433,15 @@ def test_fetch_header_fields():
     item = items(Atom(b"BODY.PEEK[HEADER.FIELDS (From Subject)]"))[0]
     assert item.text == "HEADER.FIELDS" and item.fields == (b"From", b"Subject") and item.peek
     assert item.label() == b"BODY[HEADER.FIELDS (FROM SUBJECT)]"
-    item = items(Atom(b"BODY[1.HEADER.FIELDS.NOT (X-A\tX-B)]"))[0]
+    item = items(Atom(b"BODY[1.HEADER.FIELDS.NOT (X-A  X-B)]"))[0]
     assert item.path == (1,) and item.text == "HEADER.FIELDS.NOT" and item.fields == (b"X-A", b"X-B")
-    item = items(Atom(b'BODY[HEADER.FIELDS ("Subject")]'))[0]
-    assert item.fields == (b"Subject",)
+    item = items(Atom(b'BODY[HEADER.FIELDS ("Subject" "a\\"b")]'))[0]
+    assert item.fields == (b"Subject", b'a"b')
+    # The section is echoed in the response as it came: a TAB (a CTL) or
+    # unbalanced parentheses and quotes there would break the client's parser.
+    for bad in (b"X-A\tX-B", b"A (B)", b'A"B', b"A)", b"(A"):
+        with pytest.raises(ParseError, match="header field list"):
+            items(Atom(b"BODY[HEADER.FIELDS (" + bad + b")]"))
 
 
 def test_fetch_partial():

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import quopri
 
 import pytest
 
-from exchmail.mime.decode import decode_transfer, decode_words, iter_text, iter_transfer_decoded
+from exchmail.mime.decode import decode_text, decode_transfer, decode_words, iter_text, iter_transfer_decoded
 
 
 @pytest.mark.parametrize(
@@ -62,3 +63,21 @@ def test_iter_text_charsets() -> None:
     assert "".join(iter_text(iter([b"\xe9"]), "iso-8859-1")) == "\u00e9"
     assert "".join(iter_text(iter([b"\xff"]), "no-such-charset")) == "\ufffd"
     assert "".join(iter_text(iter([b"x"]), "base64_codec")) == "x"  # not a text codec
+
+
+def test_utf16_and_utf32_without_a_byte_order_mark_are_big_endian() -> None:
+    """RFC 2781 4.3.  Python's incremental decoders raise on a missing BOM
+    even with errors="replace" (a SEARCH BODY over such a part answered
+    NO [SERVERBUG])."""
+    big = "héllo wörld".encode("utf-16-be")
+    assert "".join(iter_text(iter([big]), "utf-16")) == "héllo wörld"
+    assert "".join(iter_text(iter([big[:1], big[1:3], big[3:]]), "UTF-16")) == "héllo wörld"
+    little = codecs.BOM_UTF16_LE + "hi".encode("utf-16-le")
+    assert "".join(iter_text(iter([little[:1], little[1:]]), "utf_16")) == "hi"
+    assert "".join(iter_text(iter(["hi".encode("utf-32-be")]), "utf-32")) == "hi"
+    assert "".join(iter_text(iter([codecs.BOM_UTF32_LE + "hi".encode("utf-32-le")]), "utf-32")) == "hi"
+    assert "".join(iter_text(iter([b"hello\r\n"]), "utf-16"))  # odd length: replaced, no error
+    assert "".join(iter_text(iter([b"h"]), "utf-16")) == "\ufffd"
+    assert "".join(iter_text(iter([]), "utf-16")) == ""
+    assert decode_text(big, "utf-16") == "héllo wörld"
+    assert decode_text(codecs.BOM_UTF16_LE + "hi".encode("utf-16-le"), "utf-16") == "hi"
