@@ -50,6 +50,7 @@ from zope.interface import implementer
 from exchmail.errors import DirectoryUnavailable, InvalidUserName
 from exchmail.lmtp.body import DataReader
 from exchmail.lmtp.delivery import Deliverer, Reply
+from exchmail.lmtp.params import ParameterError, mail_parameters, rcpt_parameters
 from exchmail.lmtp.recipients import Recipient, RecipientResolver
 from exchmail.lmtp.settings import LMTPSettings
 from exchmail.session.observe import SessionInfo, endpoint
@@ -60,7 +61,9 @@ MAX_COMMAND_LINE = 4096
 INPUT_HIGH_WATER = 256 * 1024
 #: The message of a DATA section stays in memory up to this size, then goes to disk.
 SPOOL_MEMORY = 256 * 1024
-_VERBS = frozenset({"LHLO", "HELO", "EHLO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT"})
+_VERBS = frozenset(
+    {"LHLO", "HELO", "EHLO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT", "VRFY", "EXPN", "HELP"}
+)
 _ENHANCED = re.compile(rb"^[245]\.\d{1,3}\.\d{1,3}( |$)")
 #: The enhanced code added to a Twisted reply that has none, by command and reply code.
 _DEFAULT_STATUS = {
@@ -71,7 +74,6 @@ _DEFAULT_STATUS = {
     (None, 503): "5.5.1",
     (None, 553): "5.1.3",
 }
-_SIZE_OPTION = re.compile(rb"(?:^|\s)SIZE=(\d{1,20})(?:\s|$)", re.I)
 
 
 @dataclass(frozen=True, eq=False)
@@ -233,18 +235,50 @@ class LMTPServer(smtp.ESMTP):
         self.sendCode(250, b"2.0.0 OK")
 
     def do_RSET(self, rest: bytes) -> None:
+        if self._refuse_argument(rest):
+            return
         self._transaction = None
         super().do_RSET(rest)
+
+    def do_QUIT(self, rest: bytes) -> None:
+        if not self._refuse_argument(rest):
+            super().do_QUIT(rest)
+
+    def do_VRFY(self, rest: bytes) -> None:
+        # RFC 5321 3.5.3: the usual answer of a server that does not verify.
+        self.sendCode(252, b"2.5.0 Cannot VRFY user, but will accept message and attempt delivery")
+
+    def do_EXPN(self, rest: bytes) -> None:
+        self.sendCode(502, b"5.5.1 EXPN is not implemented")
+
+    def do_HELP(self, rest: bytes) -> None:
+        self.sendCode(214, b"2.0.0 LMTP (RFC 2033): LHLO MAIL RCPT DATA RSET NOOP QUIT VRFY")
+
+    def _refuse_argument(self, rest: bytes) -> bool:
+        """Answer 501 if a command that takes no argument got one (RFC 5321 4.1.1)."""
+        if rest.strip():
+            self.sendCode(501, b"5.5.4 This command takes no argument")
+            return True
+        return False
 
     def do_MAIL(self, rest: bytes) -> None:
         if not self.greeted:
             self.sendCode(503, b"5.5.1 Say LHLO first")
             return
-        match = _SIZE_OPTION.search(rest)
-        if match and int(match.group(1)) > self.context.settings.max_message_size:
-            self.sendCode(552, b"5.3.4 Message too big for this server")
+        try:
+            mail_parameters(rest, self.context.settings.max_message_size)
+        except ParameterError as refused:
+            self.sendCode(refused.code, refused.text.encode("ascii"))
             return
         super().do_MAIL(rest)  # validateFrom starts the transaction (or 503: one at a time)
+
+    def do_RCPT(self, rest: bytes) -> None:
+        try:
+            rcpt_parameters(rest)
+        except ParameterError as refused:
+            self.sendCode(refused.code, refused.text.encode("ascii"))
+            return
+        super().do_RCPT(rest)
 
     def validateFrom(self, helo: Any, origin: smtp.Address) -> smtp.Address:
         """Any sender is accepted (the MTA has checked it); a transaction starts."""
@@ -283,11 +317,13 @@ class LMTPServer(smtp.ESMTP):
         return None
 
     def do_DATA(self, rest: bytes) -> None:
+        if self._refuse_argument(rest):
+            return
         transaction = self._transaction
-        self._transaction = None
         super().do_DATA(rest)  # 503 without recipients; else 354 and mode DATA
         if self.mode != smtp.DATA or transaction is None:
-            return
+            return  # refused: the transaction (sender, recipients so far) stays open
+        self._transaction = None
         self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)
         self._spool.write(self._trace_headers(transaction))
         self._data = DataReader(self._spool, self.context.settings.max_message_size)

@@ -311,3 +311,69 @@ def test_idle_sessions_hear_about_lmtp_deliveries(users_file: Path) -> None:
     client = Client(users_file, store=harness.store)
     assert transaction(client, "alice")[-1].startswith(b"250 2.0.0")
     assert b"* 1 EXISTS" in imap.send()
+
+
+def test_a_refused_data_keeps_the_transaction_open(users_file: Path) -> None:
+    """DATA before any RCPT is refused (503), and the transaction goes on:
+    the RCPT after it was answered 451 with an AssertionError logged, and
+    every later one too, until RSET (found by fuzzing)."""
+    client = Client(users_file)
+    client.lines("LHLO x")
+    replies = client.lines(
+        "MAIL FROM:<a@example.com>", "DATA", "RCPT TO:<alice>", "MAIL FROM:<b@example.com>"
+    )
+    assert [r[:9] for r in replies] == [b"250 2.1.0", b"503 5.5.1", b"250 2.1.5", b"503 5.5.1"]
+    assert client.send(b"DATA\r\n").startswith(b"354 ")
+    assert client.send(MESSAGE + b".\r\n").startswith(b"250 2.0.0")
+    (stored,) = client.messages("alice")
+    assert stored.endswith(MESSAGE) and b"Return-Path: <a@example.com>" in stored
+
+
+@pytest.mark.parametrize(
+    ("command", "reply"),
+    [
+        ("MAIL FROM:<a@b> FOO=bar", b"555 5.5.4 Unsupported parameter FOO"),
+        ("MAIL FROM:<a@b> SMTPUTF8", b"555 5.5.4 Unsupported parameter SMTPUTF8"),
+        ("MAIL FROM:<a@b> BODY=BINARYMIME", b"501 5.5.4"),
+        ("MAIL FROM:<a@b> BODY=junk", b"501 5.5.4"),
+        ("MAIL FROM:<a@b> SIZE=abc", b"501 5.5.4"),
+        ("MAIL FROM:<a@b> SIZE", b"501 5.5.4"),
+        ("MAIL FROM:<a@b> SIZE=999999999999", b"552 5.3.4"),
+        ("MAIL FROM:<a@b> =x", b"501 5.5.4"),
+    ],
+)
+def test_mail_parameters_not_announced_or_malformed_are_refused(
+    users_file: Path, command: str, reply: bytes
+) -> None:
+    client = Client(users_file)
+    client.lines("LHLO x")
+    assert client.lines(command)[0].startswith(reply)
+    # nothing started: a good MAIL is still the first of its transaction
+    assert client.lines("MAIL FROM:<a@b> SIZE=100 BODY=8bitmime")[0].startswith(b"250 2.1.0")
+
+
+def test_rcpt_takes_no_parameters_and_one_path(users_file: Path) -> None:
+    client = Client(users_file)
+    client.lines("LHLO x", "MAIL FROM:<a@b>")
+    assert client.lines("RCPT TO:<alice> NOTIFY=NEVER")[0].startswith(b"555 5.5.4")
+    assert client.lines("RCPT TO:<alice> <bob>")[0].startswith(b"501 5.5.4")
+    assert client.lines("RCPT TO:<bob>")[0].startswith(b"250 2.1.5")
+    assert client.send(b"DATA\r\n").startswith(b"354 ")
+    assert client.send(MESSAGE + b".\r\n").startswith(b"250 2.0.0")
+    assert len(client.messages("bob")) == 1 and client.messages("alice") == []
+
+
+def test_vrfy_expn_help_and_arguments_where_none_belong(users_file: Path) -> None:
+    """RFC 5321: VRFY is in the minimum set (252 when not verifying), EXPN is
+    not implemented (502), and DATA, RSET and QUIT take no argument (501)."""
+    client = Client(users_file)
+    client.lines("LHLO x")
+    assert client.lines("VRFY alice")[0].startswith(b"252 2.5.0")
+    assert client.lines("EXPN list")[0].startswith(b"502 5.5.1")
+    assert client.lines("HELP")[0].startswith(b"214 2.0.0")
+    client.lines("MAIL FROM:<a@b>", "RCPT TO:<alice>")
+    assert client.lines("DATA junk")[0].startswith(b"501 5.5.4")
+    assert client.lines("RSET x")[0].startswith(b"501 5.5.4")
+    assert client.lines("QUIT now")[0].startswith(b"501 5.5.4")
+    assert not client.transport.disconnecting
+    assert client.send(b"DATA\r\n").startswith(b"354 ")  # the transaction survived them
