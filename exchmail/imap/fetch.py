@@ -28,6 +28,7 @@ from typing import TypeVar
 
 from exchmail.imap.wire import NIL, nstring, plist, string
 from exchmail.mime.address import Address, parse_addresses
+from exchmail.mime.headers import ends_with_blank_line
 from exchmail.mime.message import MimePart, ParsedMessage
 from exchmail.mime.scan import find
 from exchmail.mime.structure import MESSAGE, MULTIPART
@@ -256,16 +257,16 @@ def bodystructure(msg: ParsedMessage, extensible: bool = True, *, empty_as_nil: 
 
 
 def _header_fields(msg: MimePart, names: tuple[bytes, ...], exclude: bool) -> bytes:
+    """The fields chosen, as written, then the empty line -- unless the header
+    has none, as a message with no body may not (RFC 3501 6.4.5)."""
     wanted = {name.decode("ascii", "replace").strip().lower() for name in names}
     out = []
     for field in msg.fields:
         selected = field.name.lower() in wanted if field.name else False
         if selected != exclude:
-            raw = field.raw
-            if not raw.endswith(b"\n"):
-                raw += b"\r\n"
-            out.append(raw)
-    out.append(b"\r\n")
+            out.append(field.raw)
+    if ends_with_blank_line(msg.header_view()):
+        out.append(b"\r\n")
     return b"".join(out)
 
 

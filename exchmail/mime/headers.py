@@ -19,6 +19,7 @@ from exchmail.mime.scan import WINDOW, find_line_end
 __all__ = [
     "HeaderBlock",
     "HeaderField",
+    "ends_with_blank_line",
     "has_blank_line",
     "header_end",
     "parse_fields",
@@ -110,6 +111,13 @@ def header_end(data: bytes, start: int = 0, end: int | None = None) -> int | Non
         return start + 2
     found = _BLANK_AFTER_LINE.search(data, start, end)
     return found.end() if found is not None else None
+
+
+def ends_with_blank_line(block: bytes | memoryview) -> bool:
+    """Whether a header block (as :func:`scan_header` delimits it) ended with
+    an empty line, rather than at a boundary or at the end of the data."""
+    tail = bytes(block[-3:])
+    return tail in (b"\n", b"\r\n") and len(block) == len(tail) or tail.endswith((b"\n\n", b"\n\r\n"))
 
 
 def has_blank_line(data: bytes) -> bool:
@@ -249,8 +257,9 @@ SELECT_MAX_NAMES = 40
 def select_fields(data: bytes, names: Iterable[bytes]) -> bytes | None:
     """``BODY[HEADER.FIELDS (names)]`` of the message in *data*: the fields
     of its header called one of *names*, as written and in their order, each
-    ending with a line end, then an empty line -- what selecting from the
-    full parse (:func:`exchmail.imap.fetch.section`) gives -- found by looking
+    ending with a line end, then an empty line unless the message has none
+    -- what selecting from the full parse (:func:`exchmail.imap.fetch.section`)
+    gives -- found by looking
     for those fields only, without splitting the others.
 
     None when a name is not an ASCII field name, or when there are more than
@@ -279,9 +288,9 @@ def select_fields(data: bytes, names: Iterable[bytes]) -> bytes | None:
     out = []
     for start in starts:
         after = _FIELD_BREAK.search(data, start, end)
-        raw = data[start : after.start() + 1 if after is not None else end]
-        out.append(raw if raw.endswith(b"\n") else raw + b"\r\n")
-    out.append(b"\r\n")
+        out.append(data[start : after.start() + 1 if after is not None else end])
+    if end < len(data):  # the header ended with an empty line (RFC 3501 6.4.5)
+        out.append(b"\r\n")
     return b"".join(out)
 
 

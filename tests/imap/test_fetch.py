@@ -421,8 +421,19 @@ def test_section_header_fields_not() -> None:
 
 
 def test_section_header_fields_without_blank_line() -> None:
+    """RFC 3501 6.4.5: the blank line is in every header fetch "except in the
+    case of a message which has no body and no blank line"; the fields come
+    as written, as BODY[HEADER] has them."""
     msg = ParsedMessage(b"Subject: x\r\nFrom: a@b")
-    assert section(msg, (), "HEADER.FIELDS", (b"From",)) == b"From: a@b\r\n\r\n"
+    assert section(msg, (), "HEADER.FIELDS", (b"From",)) == b"From: a@b"
+    assert section(msg, (), "HEADER.FIELDS", (b"Subject",)) == b"Subject: x\r\n"
+    assert section(msg, (), "HEADER.FIELDS.NOT", (b"From",)) == b"Subject: x\r\n"
+    assert section(msg, (), "HEADER") == b"Subject: x\r\nFrom: a@b"
+    ended = ParsedMessage(b"Subject: x\r\nFrom: a@b\r\n")  # no blank line either
+    assert section(ended, (), "HEADER.FIELDS", (b"From",)) == b"From: a@b\r\n"
+    empty_body = ParsedMessage(b"Subject: x\r\n\r\n")
+    assert section(empty_body, (), "HEADER.FIELDS", (b"Subject",)) == b"Subject: x\r\n\r\n"
+    assert section(ParsedMessage(b"\r\nbody"), (), "HEADER.FIELDS", (b"Subject",)) == b"\r\n"
 
 
 def test_section_parts() -> None:
