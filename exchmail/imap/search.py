@@ -22,7 +22,7 @@ import bisect
 import datetime
 import enum
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -46,7 +46,7 @@ from exchmail.imap.searchkeys import (
     Within,
 )
 from exchmail.mime.headers import field_values
-from exchmail.mime.message import ParsedMessage, body_contains
+from exchmail.mime.message import ParsedMessage, body_contains, nested_header_texts
 from exchmail.mime.text import header_search_text
 
 
@@ -103,6 +103,9 @@ class Candidate(Protocol):
     def body_contains(self, needle: str) -> bool:
         """Whether the body's text (transfer- and charset-decoded text parts)
         contains ``needle``, ignoring case."""
+
+    def nested_header_texts(self) -> Iterator[str]:
+        """The headers of the body parts and encapsulated messages, as text."""
 
 
 Predicate = Callable[[Candidate], bool]
@@ -258,7 +261,11 @@ class _Compiler:
             return lambda c: c.body_contains(needle)
         if isinstance(key, Text):
             needle = key.value
-            return lambda c: _contains(c.header_text(), needle) or c.body_contains(needle)
+            return lambda c: (
+                _contains(c.header_text(), needle)
+                or c.body_contains(needle)
+                or any(_contains(text, needle) for text in c.nested_header_texts())
+            )
         if isinstance(key, UidSet):
             uids = key.uids
             return lambda c: c.uid in uids
@@ -335,6 +342,9 @@ class IndexCandidate:
     def body_contains(self, needle: str) -> bool:
         raise LookupError("index candidates have no content")
 
+    def nested_header_texts(self) -> Iterator[str]:
+        raise LookupError("index candidates have no content")
+
 
 class ContentCandidate(IndexCandidate):
     """A message with its content, parsed only as far as a key asks."""
@@ -382,3 +392,6 @@ class ContentCandidate(IndexCandidate):
 
     def body_contains(self, needle: str) -> bool:
         return body_contains(self.parsed.root, needle)
+
+    def nested_header_texts(self) -> Iterator[str]:
+        return nested_header_texts(self.parsed.root)

@@ -507,6 +507,25 @@ def _text_leaves(part: MimePart) -> Iterator[MimePart]:
             yield node
 
 
+def nested_header_texts(part: MimePart) -> Iterator[str]:
+    """The headers below *part* as ``Name: decoded value`` lines, one text a
+    header: every body part's MIME header and every encapsulated message's
+    header -- which SEARCH TEXT looks at too (RFC 3501 6.4.4: "the header or
+    body of the message"; an attachment's file name is in one)."""
+    stack = list(reversed(part.children)) if part.is_multipart else []
+    if part.is_message and part.message is not None:
+        stack.append(part.message)
+    for _ in range(2 * MAX_PARTS + 2):  # every part is pushed once
+        if not stack:
+            return
+        node = stack.pop()
+        yield "\n".join(f"{f.name}: {decode_words(f.value)}" for f in node.fields if f.name)
+        if node.is_multipart:
+            stack.extend(reversed(node.children))
+        elif node.is_message and node.message is not None:
+            stack.append(node.message)
+
+
 def text_leaves(part: MimePart) -> Iterator[MimePart]:
     """The text parts under *part*, in order (as :func:`iter_text_parts` reads them)."""
     return _text_leaves(part)

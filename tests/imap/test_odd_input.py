@@ -86,3 +86,23 @@ def test_body_search_and_preview_of_utf16_without_a_byte_order_mark() -> None:
     assert c.line("t SEARCH TEXT hello").startswith(b"* SEARCH 1 3\r\n")
     out = c.line("p FETCH 1:2 (PREVIEW)")
     assert b'PREVIEW "hello from utf-16"' in out and out.endswith(b"p OK FETCH completed.\r\n")
+
+
+def test_search_text_looks_in_part_headers_and_attached_messages() -> None:
+    """RFC 3501 6.4.4: TEXT is "the header or body of the message": a body
+    part's MIME header (an attachment's file name) and an attached message's
+    header are in its body. BODY still means the text of the parts."""
+    c = selected(
+        b"Subject: outer\r\nContent-Type: message/rfc822\r\n\r\nSubject: innerword\r\n\r\nbody\r\n",
+        b"Subject: files\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+        b"Content-Type: text/plain\r\n\r\nsee the attachment\r\n--b\r\n"
+        b"Content-Type: application/pdf\r\n"
+        b'Content-Disposition: attachment; filename="=?utf-8?q?Ver=C3=B6ffentlichung?=.pdf"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--b--\r\n",
+        b"Subject: plain\r\n\r\nnothing here\r\n",
+    )
+    assert c.line("t SEARCH TEXT innerword").startswith(b"* SEARCH 1\r\n")
+    assert c.line("t SEARCH TEXT application/pdf").startswith(b"* SEARCH 2\r\n")
+    assert c.line("t SEARCH TEXT outer").startswith(b"* SEARCH 1\r\n")  # the message's own header
+    assert c.line("b SEARCH BODY application/pdf").startswith(b"* SEARCH\r\n")
+    assert c.line("b SEARCH BODY attachment").startswith(b"* SEARCH 2\r\n")  # its text part

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import calendar
 import datetime
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -27,7 +28,7 @@ from exchmail.imap.searchkeys import (
     parse_search,
     parse_search_date,
 )
-from exchmail.mime.message import ParsedMessage
+from exchmail.mime.message import ParsedMessage, nested_header_texts
 
 
 def parse(line: bytes, charset: str = "US-ASCII", max_keys: int = 0):
@@ -261,6 +262,10 @@ class FakeCandidate:
     def body_contains(self, needle: str) -> bool:
         self.asked.append("body")
         return needle.casefold() in self._parsed().body_text().casefold()
+
+    def nested_header_texts(self) -> Iterator[str]:
+        self.asked.append("part headers")
+        return nested_header_texts(self._parsed().root)
 
 
 def candidates() -> list[FakeCandidate]:
