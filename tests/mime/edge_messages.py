@@ -173,3 +173,20 @@ CASES["many_parts"] = mp(
 #: Cases Dovecot cannot store or shows differently by design: an empty
 #: message (APPEND refuses it) and bare LF line ends (Dovecot sends CRLF).
 NOT_COMPARABLE = frozenset({"empty_message", "mixed_lf_in_body", "delim_lf_only"})
+
+
+#: Header blocks at the edges of RFC 5322's field syntax, for the fast
+#: field finders (``field_values``, ``select_fields``) checked against the parser.
+HEADER_EDGES: list[bytes] = [
+    b"Subject: one\r\n folded\r\n\ttwice\r\nsubject : two\r\nSubject:\r\n\r\nSubject: body\r\n",
+    b"Subject:  lead\nSUBJECT:\n X-A: not a field start\nx-a:z\n\nbody",
+    b"\r\nSubject: after the empty header\r\n",
+    b"Subject: no blank line and no line end",
+    b"From: a\r\r\nSubject: cr\r\r\n\r\n",
+    b"subject-x: nope\r\nsubjectx: nope\r\n subject: continuation\r\n\r\n",
+    b"Subject\t \t: tabs\r\n" * 3 + b"\r\n",
+    b"From: a\x00b\r\nSubject: nul\r\n\r\nbody\x00\r\n",
+    b"X-A: x\r\nx-a-b: y\r\nX-A\t: z\r\n\r\n",
+    b"From: a\r\nSubject: x\r\n",  # no blank line, last line ended
+    b"",
+]

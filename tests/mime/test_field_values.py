@@ -14,25 +14,14 @@ import pytest
 from exchmail.mime.headers import field_values
 from exchmail.mime.message import ParsedMessage
 
-from .edge_messages import CASES
+from .edge_messages import CASES, HEADER_EDGES
 from .imaptest_corpus import SCRIPTS
 
 NAMES = ["subject", "Subject", "FROM", "to", "cc", "received", "content-type", "x-a", "date", "message-id"]
 
 
 def messages() -> list[bytes]:
-    found = list(CASES.values()) + [data for data, _ in SCRIPTS.values()]
-    found += [
-        b"Subject: one\r\n folded\r\n\ttwice\r\nsubject : two\r\nSubject:\r\n\r\nSubject: body\r\n",
-        b"Subject:  lead\nSUBJECT:\n X-A: not a field start\nx-a:z\n\nbody",
-        b"\r\nSubject: after the empty header\r\n",
-        b"Subject: no blank line and no line end",
-        b"From: a\r\r\nSubject: cr\r\r\n\r\n",
-        b"subject-x: nope\r\nsubjectx: nope\r\n subject: continuation\r\n\r\n",
-        b"Subject\t \t: tabs\r\n" * 3 + b"\r\n",
-        b"",
-    ]
-    return found
+    return list(CASES.values()) + [data for data, _ in SCRIPTS.values()] + HEADER_EDGES
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from mime.edge_messages import CASES
+from mime.edge_messages import CASES, HEADER_EDGES
 from mime.imaptest_corpus import SCRIPTS
 
 from exchmail.imap.fetchatt import FetchItem, parse_section
@@ -45,18 +45,7 @@ def items() -> list[FetchItem]:
 
 
 def messages() -> list[bytes]:
-    found = list(CASES.values()) + [data for data, _ in SCRIPTS.values()]
-    found += [
-        b"Subject: one\r\n folded\r\n\ttwice\r\nsubject : two\r\nSubject:\r\n\r\nSubject: body\r\n",
-        b"Subject:  lead\nSUBJECT:\n X-A: not a field start\nx-a:z\n\nbody",
-        b"\r\nSubject: after the empty header\r\n",
-        b"Subject: no blank line and no line end",
-        b"From: a\r\r\nSubject: cr\r\r\n\r\n",
-        b"From: a\x00b\r\nSubject: nul\r\n\r\nbody\x00\r\n",
-        b"X-A: x\r\nx-a-b: y\r\nX-A\t: z\r\n\r\n",
-        b"",
-    ]
-    return found
+    return list(CASES.values()) + [data for data, _ in SCRIPTS.values()] + HEADER_EDGES
 
 
 @pytest.mark.parametrize("item", items(), ids=lambda item: item.label().decode())
