@@ -564,3 +564,70 @@ def test_append_racing_a_delete_of_its_folder(root: Path) -> None:
     with pytest.raises(NoSuchMailbox, match="'Doomed' was deleted"):
         result(appended)
     assert "Doomed" not in result_of(runner, account.list_mailboxes())
+
+
+def run_reversed(runner: QueueRunner) -> None:
+    """Do the queued work last-asked first (a thread pool may), then flush."""
+    runner.queue.reverse()
+    runner.flush()
+
+
+def test_an_append_under_way_follows_its_folder_through_a_rename(root: Path) -> None:
+    """A RENAME that moves the folder before the delivery's thread writes
+    into it: the delivery failed with FileNotFoundError (NO [SERVERBUG]),
+    its file left in tmp/ (found by a concurrency fuzzer). Now it is made
+    again at the new place once the rename is done, the orphan removed."""
+    runner = QueueRunner()
+    account = result_of(runner, MaildirStore(root, runner).account("bob"))
+    result_of(runner, account.create("Shared"))
+    box = result_of(runner, account.mailbox("Shared"))
+    appended = box.append(b"Subject: t\r\n\r\nx\r\n")
+    renamed = account.rename("Shared", "Moved")
+    run_reversed(runner)  # the rename's thread work first, then the delivery's
+    runner.flush()
+    result(renamed)
+    uid = result(appended)
+    moved = root / "bob" / ".Moved"
+    assert box.name == "Moved" and list(box.uids()) == [uid]
+    assert read(box, uid) == b"Subject: t\r\n\r\nx\r\n"
+    assert len(cur_files(moved)) == 1 and os.listdir(moved / "tmp") == []
+    assert f"{uid} " in (moved / "exchmail-uidlist").read_text()
+    again = result_of(runner, MaildirStore(root, runner).account("bob"))
+    assert list(result_of(runner, again.mailbox("Moved")).uids()) == [uid]
+
+
+def test_an_append_under_way_when_its_folder_is_deleted(root: Path) -> None:
+    runner = QueueRunner()
+    account = result_of(runner, MaildirStore(root, runner).account("bob"))
+    result_of(runner, account.create("Doomed"))
+    box = result_of(runner, account.mailbox("Doomed"))
+    appended = box.append(b"x\r\n")
+    deleted = account.delete("Doomed")
+    run_reversed(runner)
+    runner.flush()
+    result(deleted)
+    failure = []
+    appended.addErrback(failure.append)
+    assert failure and failure[0].check(NoSuchMailbox)  # NO [TRYCREATE], not an internal error
+
+
+def test_uid_list_writes_wait_for_a_rename(root: Path) -> None:
+    """The UID list line of a delivery is written before the folder moves or
+    after, at its new place -- never to a path that is gone."""
+    runner = QueueRunner()
+    account = result_of(runner, MaildirStore(root, runner).account("bob"))
+    result_of(runner, account.create("Shared"))
+    box = result_of(runner, account.mailbox("Shared"))
+    appended = box.append(b"x\r\n")
+    for d, outcome in runner.run_work():  # the delivery only: its line is asked for now
+        d.callback(outcome)
+    assert runner.calls[-1] == "append_lines"
+    renamed = account.rename("Shared", "Moved")
+    assert runner.calls[-1] == "append_lines"  # the rename waits for the write under way
+    runner.flush()
+    result(renamed)
+    uid = result(appended)
+    assert f"{uid} " in (root / "bob" / ".Moved" / "exchmail-uidlist").read_text()
+    box.set_flags([uid], frozenset({"\\Flagged"}), "add")
+    runner.flush()
+    assert "M" in (root / "bob" / ".Moved" / "exchmail-uidlist").read_text()

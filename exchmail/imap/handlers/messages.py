@@ -76,7 +76,10 @@ def append(command: syntax.Append, session: IMAPSession):
     message = command.message
     yield check_append_headers(session, message)  # RFC 6855 §4, where the profile says so
     source = message.reader() if isinstance(message, SpooledLiteral) else message
-    new_uid = yield defer.maybeDeferred(mailbox.append, source, flags, command.internal_date)
+    try:
+        new_uid = yield defer.maybeDeferred(mailbox.append, source, flags, command.internal_date)
+    except errors.NoSuchMailbox:  # deleted or renamed meanwhile
+        raise CommandFailed(b"[TRYCREATE] Mailbox does not exist") from None
     return b"[APPENDUID %d %d] APPEND completed." % (mailbox.uid_validity, new_uid)
 
 
@@ -152,7 +155,10 @@ def copy(command: syntax.Copy, session: IMAPSession):
     except errors.NoSuchMailbox:
         raise CommandFailed(b"[TRYCREATE] Mailbox does not exist") from None
     source = session.selected_view().mailbox
-    copied = yield defer.maybeDeferred(source.copy_to, [u for _, u in pairs], target)
+    try:
+        copied = yield defer.maybeDeferred(source.copy_to, [u for _, u in pairs], target)
+    except errors.NoSuchMailbox:  # the target was deleted or renamed meanwhile
+        raise CommandFailed(b"[TRYCREATE] Mailbox does not exist") from None
     if not copied:
         return b"COPY completed."
     return b"[COPYUID %d %s %s] COPY completed." % (

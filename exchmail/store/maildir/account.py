@@ -159,6 +159,8 @@ class MaildirAccount:
         )
         for box in boxes:
             yield box.lock.acquire()
+            if isinstance(box, MaildirMailbox):
+                yield box.uidlist.pause()  # no UID list write on the old path meanwhile
         try:
             moves = yield self._run(folders.rename, self.path, old, new)
             destination = dict(moves)
@@ -171,6 +173,8 @@ class MaildirAccount:
             self._recent_hint -= set(destination)
         finally:
             for box in boxes:
+                if isinstance(box, MaildirMailbox):
+                    box.uidlist.resume()
                 box.lock.release()
         uses = yield self._special_uses()
         if any(name == old or names.is_inferior(name, old) for name in uses):

@@ -230,6 +230,24 @@ def deliver(
     return Delivered(filename, stored, exact, before, cur_mtime(folder))
 
 
+def deliver_again(
+    folder: Path,
+    orphan: str,
+    unique: str,
+    source: bytes | BinaryIO,
+    letters: str,
+    internal_date: float,
+    keywords: KeywordWrite | None,
+    sink: KeywordSink,
+) -> Delivered:
+    """:func:`deliver` once more, after the folder moved under a first try
+    (RENAME): that try's file, which moved along in ``tmp/``, goes first."""
+    (folder / "tmp" / orphan).unlink(missing_ok=True)
+    if not isinstance(source, (bytes, bytearray, memoryview)):
+        source.seek(0)
+    return deliver(folder, unique, source, letters, internal_date, keywords, sink)
+
+
 class Outcome(NamedTuple):
     """What :func:`rename_all` or :func:`unlink_all` did."""
 

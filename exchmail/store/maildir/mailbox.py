@@ -16,6 +16,7 @@ registered, as inotify events (:mod:`.watch`).
 
 from __future__ import annotations
 
+import os
 import time
 from array import array
 from pathlib import Path
@@ -36,6 +37,7 @@ from exchmail.store.maildir.deliver import (
     KeywordWrite,
     Outcome,
     deliver,
+    deliver_again,
     open_wire,
     read_wire,
     rename_all,
@@ -61,6 +63,7 @@ from exchmail.store.maildir.scan import (
     letters_of,
     rescan,
 )
+from exchmail.store.maildir.snapshot import IndexSnapshot
 from exchmail.store.maildir.watch import OwnChanges
 from exchmail.store.readers import FileReader
 from exchmail.store.runner import RunBlocking, run_sync
@@ -74,36 +77,6 @@ MODSEQ_LINES = 4096
 WATCH_DELAY = 0.05
 #: Files whose dates and sizes one thread call learns after a first load.
 DETAILS_BATCH = 5000
-
-
-class IndexSnapshot:
-    """A copy of the index for a UID list rewrite, serialized in the thread."""
-
-    def __init__(self, box: MaildirMailbox) -> None:
-        extra = box._rows.extra
-        expunged, floor = box.expunge_memory()
-        self.header = uidlist.UidList(
-            box.uid_validity,
-            box.uid_next,
-            first_recent=box._first_recent,
-            highest_modseq=box.highest_modseq(),
-            expunged=expunged,
-            expunge_floor=floor,
-        )
-        self.uids = box._rows.uids[:]
-        self.modseqs = box._rows.modseqs[:]
-        self.starts = extra[BASE_START][:]
-        self.lens = extra[BASE_LEN][:]
-        self.blob = bytes(box._blob)
-
-    def serialize(self) -> bytes:
-        blob = self.blob
-        self.header.entries = [
-            (uid, decode_base(blob[start : start + size]))
-            for uid, start, size in zip(self.uids, self.starts, self.lens, strict=True)
-        ]
-        self.header.modseqs = {uid: m for uid, m in zip(self.uids, self.modseqs, strict=True) if m > 1}
-        return self.header.serialize()
 
 
 class MaildirMailbox(IndexedMailbox):
@@ -141,6 +114,7 @@ class MaildirMailbox(IndexedMailbox):
         )
         self.path = path
         self.gone = False
+        self.moves = 0  # RENAMEs so far (a delivery under way may need to be made again)
         self._blob = built.blob
         self._blob_garbage = 0
         self._infos = built.infos
@@ -152,7 +126,8 @@ class MaildirMailbox(IndexedMailbox):
         self._stamp_trusted = loaded.trusted
         self._stale_lines = 0  # UID list lines of expunged messages
         self._modseq_lines = 0  # M and X lines appended since the last rewrite
-        self._uidlist = uidlist.UidListWriter(self._run, lambda: self.path, lambda: IndexSnapshot(self))
+        #: The UID list's writer (the account pauses it while the folder moves).
+        self.uidlist = uidlist.UidListWriter(self._run, lambda: self.path, self._index_snapshot)
         self._reactor = reactor
         self._watcher = watcher
         self._watch_mode: str | None = None  # "inotify" or "poll" while watched
@@ -161,6 +136,14 @@ class MaildirMailbox(IndexedMailbox):
         self._details = DetailsWaiters(name)
         if loaded.later.uids:
             self._details.start(self._track(self._lock.run(self._learn_details, loaded.later)))
+
+    def _index_snapshot(self) -> IndexSnapshot:
+        expunged, floor = self.expunge_memory()
+        header = uidlist.UidList(self.uid_validity, self.uid_next, first_recent=self._first_recent)
+        header.highest_modseq, header.expunged, header.expunge_floor = self.highest_modseq(), expunged, floor
+        rows = self._rows
+        starts, lens = rows.extra[BASE_START][:], rows.extra[BASE_LEN][:]
+        return IndexSnapshot(header, rows.uids[:], rows.modseqs[:], starts, lens, bytes(self._blob))
 
     # -- dates and sizes the first load left for later ---------------------------------------
     def details_known(self) -> defer.Deferred[None] | None:
@@ -258,13 +241,37 @@ class MaildirMailbox(IndexedMailbox):
             raise NoSuchMailbox(f"mailbox {self.name!r} was deleted")
         letters = self._letters(flags)
         payload = self._kw_payload()
+        unique = self._new_unique()
+        d = self._run(deliver, self.path, unique, source, letters, internal_date, payload, self._kw_sink)
+        d.addBoth(self._delivered_file, unique, letters, internal_date, payload)
+        d.addErrback(self._deliver_moved, self.moves, unique, source, letters, internal_date, payload)
+        return d
+
+    def _new_unique(self) -> str:
         unique = unique_name()
         self._pending.add(unique)
         if self._watch_mode == "inotify":
             self._own.expect_delivery(unique)
-        d = self._run(deliver, self.path, unique, source, letters, internal_date, payload, self._kw_sink)
-        d.addBoth(self._delivered_file, unique, letters, internal_date, payload)
-        return d
+        return unique
+
+    def _deliver_moved(self, failure: Failure, moves: int, unique: str, *message: Any) -> Any:
+        """A RENAME or DELETE may have moved the folder under the delivery:
+        once it is done (it holds the lock), deliver at the new place, or
+        answer that the mailbox is gone."""
+        failure.trap(FileNotFoundError)
+        return self._lock.run(self._deliver_again, failure, moves, unique, *message)
+
+    def _deliver_again(self, failure: Failure, moves: int, unique: str, *message: Any) -> Any:
+        if self.gone:
+            raise NoSuchMailbox(f"mailbox {self.name!r} was deleted")
+        if self.moves == moves:  # not a move of ours: is the folder still there?
+            return self._run(os.path.isdir, self.path).addCallback(self._gone_or, failure)
+        source, letters, internal_date, payload = message
+        again = self._new_unique()
+        d = self._run(
+            deliver_again, self.path, unique, again, source, letters, internal_date, payload, self._kw_sink
+        )
+        return d.addBoth(self._delivered_file, again, letters, internal_date, payload)
 
     def _delivered_file(
         self,
@@ -299,7 +306,7 @@ class MaildirMailbox(IndexedMailbox):
         for modseq in sorted(modseqs):
             added = [uid for uid, m in self.modseqs(uids) if m == modseq]
             lines.append(f"M{modseq} {format_uid_set(added)}")
-        return self._uidlist.append(lines)
+        return self.uidlist.append(lines)
 
     def _persist_modseq(self, kind: str, modseq: int, uids: list[int]) -> defer.Deferred[Any] | None:
         if not uids or self.gone:
@@ -309,8 +316,8 @@ class MaildirMailbox(IndexedMailbox):
         self._modseq_lines += 1
         if self._modseq_lines > max(len(self._rows), MODSEQ_LINES):
             self._modseq_lines = 0
-            return self._uidlist.rewrite()
-        return self._uidlist.append([f"{kind}{modseq} {format_uid_set(sorted(uids))}"])
+            return self.uidlist.rewrite()
+        return self.uidlist.append([f"{kind}{modseq} {format_uid_set(sorted(uids))}"])
 
     # -- flags ------------------------------------------------------------------------------
     def _store_flags(self, changes: list[FlagChange]) -> Any:
@@ -389,10 +396,10 @@ class MaildirMailbox(IndexedMailbox):
         self._stale_lines += len(uids)
         if self._stale_lines * 2 >= len(self._rows):
             self._stale_lines = 0
-            self._uidlist.rewrite()
+            self.uidlist.rewrite()
 
     def _recent_claimed(self) -> None:
-        self._uidlist.append([f"R{self._first_recent}"])
+        self.uidlist.append([f"R{self._first_recent}"])
 
     # -- refreshing -------------------------------------------------------------------------
     def _track_own_change(self, before: int | None, after: int | None) -> None:
@@ -559,7 +566,12 @@ class MaildirMailbox(IndexedMailbox):
     # -- account support ----------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        return super().busy or bool(self._pending) or not self._uidlist.idle
+        return super().busy or bool(self._pending) or not self.uidlist.idle
+
+    def _gone_or(self, exists: bool, failure: Failure) -> Failure:
+        if not exists:  # moved or removed behind this object's back
+            raise NoSuchMailbox("the mailbox is gone")
+        return failure
 
     def moved(self, name: str, path: Path) -> None:
         """The folder was renamed: use its new name and place from now on."""
@@ -567,6 +579,7 @@ class MaildirMailbox(IndexedMailbox):
         if watching:
             self._stop_watching()
         self.name, self.path = name, path
+        self.moves += 1
         if watching and self._watcher is not None:
             self._watch_mode = self._watcher.watch(self)
 
@@ -574,7 +587,7 @@ class MaildirMailbox(IndexedMailbox):
         """The folder was deleted: refuse further appends, stop writing and watching."""
         self.gone = True
         self._stop_watching()
-        self._uidlist.stop()
+        self.uidlist.stop()
 
     def message_files(self) -> tuple[list[int], list[str], KeywordMap]:
         """The UIDs and file names of every message, and the keyword map (RENAME INBOX)."""
@@ -585,7 +598,7 @@ class MaildirMailbox(IndexedMailbox):
         """``moved`` UIDs' files went to another folder (RENAME INBOX)."""
         self._remove_uids(moved)
         self._stale_lines = 0
-        self._uidlist.rewrite()
+        self.uidlist.rewrite()
 
     def __repr__(self) -> str:
         return f"<MaildirMailbox {self.name!r} at {str(self.path)!r}>"

@@ -205,6 +205,7 @@ class UidListWriter:
         self._busy = False
         self._behind = False  # a write failed: the next one rewrites the file
         self._stopped = False
+        self._paused: list[defer.Deferred[None]] | None = None  # waiting for the write under way
 
     @property
     def idle(self) -> bool:
@@ -220,6 +221,21 @@ class UidListWriter:
         """Replace the whole file with ``snapshot()``."""
         self._rewrite = True
         return self._wait()
+
+    def pause(self) -> defer.Deferred[None]:
+        """Start no write until :meth:`resume` (the folder is about to move);
+        fires once the write under way, if any, is done."""
+        self._paused = self._paused or []
+        if not self._busy:
+            return defer.succeed(None)
+        d: defer.Deferred[None] = defer.Deferred()
+        self._paused.append(d)
+        return d
+
+    def resume(self) -> None:
+        """Write again (at the folder's place now), what was asked for meanwhile first."""
+        self._paused = None
+        self._flush()
 
     def stop(self) -> None:
         """The folder is gone: write nothing more (waiters are released)."""
@@ -238,7 +254,7 @@ class UidListWriter:
         return d
 
     def _flush(self) -> None:
-        if self._busy or not (self._lines or self._rewrite):
+        if self._busy or self._paused is not None or not (self._lines or self._rewrite):
             return
         waiters, self._waiters = self._waiters, []
         lines, self._lines = self._lines, []
@@ -263,5 +279,8 @@ class UidListWriter:
     def _written(self, _: Any, waiters: list[defer.Deferred[None]]) -> None:
         self._busy = False
         for waiter in waiters:
+            waiter.callback(None)
+        paused, self._paused = self._paused, ([] if self._paused is not None else None)
+        for waiter in paused or ():
             waiter.callback(None)
         self._flush()
