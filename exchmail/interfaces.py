@@ -198,6 +198,8 @@ class IStoreMailbox(Interface):
         """Asynchronous: copy messages (content, flags, internal date) into ``target``.
 
         The result is ``(source_uid, new_uid)`` pairs, ascending by source UID.
+        All or nothing (RFC 3501 6.4.7): if copying fails, the copies already
+        made are removed again before the error is delivered.
         """
 
     def replace_message(uid: int, source: bytes | BinaryIO) -> Deferred[int]:

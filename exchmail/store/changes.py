@@ -8,10 +8,16 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from exchmail.errors import NoSuchMailbox
+
 DELETED = "\\Deleted"
 RECENT = "\\Recent"
 SYSTEM_FLAGS = frozenset({"\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"})
 FLAG_MODES = ("replace", "add", "remove")
+log = Logger(namespace="exchmail.store")
 
 
 class NewMessage(NamedTuple):
@@ -48,3 +54,17 @@ def apply_flag_mode(current: frozenset[str], flags: frozenset[str], mode: str) -
     if mode == "remove":
         return current - flags
     raise ValueError(f"unknown flag mode {mode!r}")
+
+
+@defer.inlineCallbacks
+def take_back_copies(target: Any, uids: list[int]) -> Any:
+    """Remove the copies a failed COPY made (RFC 3501 6.4.7: the destination
+    goes back to its state before); a failure here is logged, and the COPY's
+    own error is what the client hears."""
+    try:
+        yield defer.maybeDeferred(target.set_flags, uids, frozenset({DELETED}), "add")
+        yield defer.maybeDeferred(target.expunge, uids)
+    except NoSuchMailbox:
+        pass  # the destination itself is gone
+    except Exception:  # noqa: BLE001 - logged; the COPY's error stands
+        log.failure("cannot take back the copies {uids} of a failed COPY", uids=uids)

@@ -65,6 +65,7 @@ from exchmail.store.changes import (
     FlagChange,
     NewMessage,
     apply_flag_mode,
+    take_back_copies,
 )
 from exchmail.store.columns import Columns, MessageRecord
 from exchmail.store.modseq import EXPUNGE_MEMORY, ModSeqIndex
@@ -514,20 +515,25 @@ class IndexedMailbox(ModSeqIndex):
 
     @defer.inlineCallbacks
     def copy_to(self, uids: Iterable[int], target: IStoreMailbox) -> Any:
-        pairs = []
-        for uid in sorted(set(uids)):
-            record = self.message(uid)
-            if record is None:
-                continue
-            try:
-                source = yield self._content(uid, self._source_blocking)
-            except NoSuchMessage:
-                continue  # expunged meanwhile
-            try:
-                new_uid = yield defer.maybeDeferred(target.append, source, record.flags, record.internal_date)
-            finally:
-                source.close()
-            pairs.append((uid, new_uid))
+        pairs: list[tuple[int, int]] = []
+        try:
+            for uid in sorted(set(uids)):
+                record = self.message(uid)
+                if record is None:
+                    continue
+                try:
+                    source = yield self._content(uid, self._source_blocking)
+                except NoSuchMessage:
+                    continue  # expunged meanwhile
+                try:
+                    new = yield defer.maybeDeferred(target.append, source, record.flags, record.internal_date)
+                finally:
+                    source.close()
+                pairs.append((uid, new))
+        except Exception as error:
+            if pairs:
+                yield take_back_copies(target, [new for _, new in pairs])
+            raise error
         return pairs
 
     @defer.inlineCallbacks

@@ -631,3 +631,40 @@ def test_uid_list_writes_wait_for_a_rename(root: Path) -> None:
     box.set_flags([uid], frozenset({"\\Flagged"}), "add")
     runner.flush()
     assert "M" in (root / "bob" / ".Moved" / "exchmail-uidlist").read_text()
+
+
+class FailingOnSecond:
+    """A destination whose second append fails (a full disk, say)."""
+
+    def __init__(self, box: Any) -> None:
+        self.box, self.appends = box, 0
+
+    def append(self, *args: Any) -> Any:
+        self.appends += 1
+        if self.appends == 2:
+            return defer.fail(OSError(28, "No space left on device"))
+        return self.box.append(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.box, name)
+
+
+@pytest.mark.parametrize("store", ["maildir", "memory"])
+def test_copy_is_all_or_nothing(root: Path, store: str) -> None:
+    """RFC 3501 6.4.7: a COPY that fails leaves the destination as it was;
+    the copies made before the failure were left behind."""
+    from exchmail.store.memory import MemoryStore
+
+    account = call((MaildirStore(root) if store == "maildir" else MemoryStore()).account, "bob")
+    call(account.create, "Target")
+    source = call(account.mailbox, "INBOX")
+    for n in range(3):
+        call(source.append, b"Subject: %d\r\n\r\nx\r\n" % n)
+    target = call(account.mailbox, "Target")
+    failure = []
+    source.copy_to(source.uids(), FailingOnSecond(target)).addErrback(failure.append)
+    assert failure and failure[0].check(OSError)
+    assert list(target.uids()) == []
+    if store == "maildir":
+        assert cur_files(root / "bob" / ".Target") == []
+    assert len(call(source.copy_to, source.uids(), target)) == 3  # and a good COPY works
