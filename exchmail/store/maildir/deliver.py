@@ -43,9 +43,26 @@ class WireFile(io.RawIOBase):
         self._converter = CRLFConverter()
         self._buffer = b""
         self._eof = False
+        self._position = 0  # octets of wire form handed out
 
     def readable(self) -> bool:
         return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Back to the start only (a delivery made again reads its source anew)."""
+        if (offset, whence) == (self._position, 0) or (offset, whence) == (0, 1):
+            return self._position
+        if (offset, whence) != (0, 0):
+            raise io.UnsupportedOperation("a wire-form reader seeks to its start only")
+        self._raw.seek(0)
+        self._converter, self._buffer, self._eof, self._position = CRLFConverter(), b"", False, 0
+        return 0
 
     def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
         while not self._buffer and not self._eof:
@@ -57,6 +74,7 @@ class WireFile(io.RawIOBase):
         size = min(len(target), len(self._buffer))
         target[:size] = self._buffer[:size]
         self._buffer = self._buffer[size:]
+        self._position += size
         return size
 
     def close(self) -> None:
