@@ -34,6 +34,7 @@ from __future__ import annotations
 import hmac
 import os
 import socket
+import struct
 from typing import Any
 
 from zope.interface import implementer
@@ -133,7 +134,14 @@ class NTLMCredentials:
 
     def check_nt_hash(self, nt_hash: bytes) -> bool:
         """Whether the client's response was computed from ``nt_hash`` (and its MIC, if
-        any, from the resulting session key)."""
+        any, from the resulting session key).  A response that does not parse
+        (it is the client's) matches nothing: a failed login, not an internal error."""
+        try:
+            return self._check_nt_hash(nt_hash)
+        except (ValueError, TypeError, IndexError, KeyError, struct.error):
+            return False
+
+    def _check_nt_hash(self, nt_hash: bytes) -> bool:
         crypto, m = self._setup.crypto, self._setup.messages
         auth = m.Authenticate.unpack(self._authenticate)
         server_challenge = m.Challenge.unpack(self._challenge).server_challenge

@@ -136,7 +136,9 @@ class TokenValidator:
                 leeway=config.leeway,
                 options={"require": ["exp", "iss", "aud"]},
             )
-        except jwt.PyJWTError as e:
+        except (jwt.PyJWTError, TypeError, ValueError) as e:
+            # PyJWT raises TypeError/ValueError when the token's "alg" is of
+            # another family than the key (ES256 against an RSA key).
             raise MechanismRefused(f"invalid token: {e}") from None
         self._check_scope(claims)
         return dict(claims)

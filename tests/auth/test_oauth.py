@@ -79,6 +79,25 @@ def test_issuer_key_pem_verifies_tokens_without_kid(tmp_path: Path) -> None:
     assert refused.check(MechanismRefused) and "invalid token" in refused.getErrorMessage()
 
 
+@pytest.mark.parametrize("alg", ["ES256", "ES512", "RS256"])
+def test_a_token_of_another_key_family_is_refused(tmp_path: Path, alg: str) -> None:
+    """An ES256 token against an RSA issuer key made PyJWT raise TypeError:
+    NO [SERVERBUG] and a traceback for an unsigned token, before login
+    (found by fuzzing). It is an invalid token like any other."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = rsa_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    (tmp_path / "issuer.pem").write_bytes(pem)
+    validator = TokenValidator(config(issuer_key=tmp_path / "issuer.pem"), Clock())
+    header = jwt.utils.base64url_encode(json.dumps({"alg": alg}).encode()).decode()
+    refused = failure_of(validator.validate(f"{header}.e30.AAAA"))
+    assert refused.check(MechanismRefused) and "invalid token" in refused.getErrorMessage()
+
+
 @pytest.mark.parametrize("content", [None, b"not a PEM key"])
 def test_unusable_issuer_key_stops_start_up(tmp_path: Path, content: bytes | None) -> None:
     path = tmp_path / "issuer.pem"

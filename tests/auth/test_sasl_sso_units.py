@@ -101,6 +101,28 @@ def test_E0003_ntlm_garbage_and_truncated_tokens(tmp_path, garbage):
     assert not c.closed
 
 
+def test_E0003_ntlm_response_that_does_not_parse_is_a_failed_login(tmp_path):
+    """An NT response of 25-43 octets is neither v1 nor a whole v2 blob: its
+    parse raised ValueError in the checker, answered NO [SERVERBUG] with a
+    traceback, and was not counted as a failure (found by fuzzing)."""
+    import struct
+
+    h = make(tmp_path, ntlm_setup())
+    for step in range(2):
+        c = h.imap()
+        c.line(f"a{step} AUTHENTICATE NTLM")
+        client = spnego.client("alice", PASSWORD, protocol="ntlm")
+        challenge = c.line(b64(client.step()))
+        authenticate = bytearray(client.step(unb64(challenge)))
+        offset = struct.unpack_from("<I", authenticate, 24)[0]
+        struct.pack_into("<HHI", authenticate, 20, 30, 30, offset)  # NtChallengeResponse: 30 octets
+        assert (
+            c.line(b64(bytes(authenticate)))
+            == f"a{step} NO [AUTHENTICATIONFAILED] Authentication failed.\r\n".encode()
+        )
+        assert c.line("n NOOP").startswith(b"n OK")
+
+
 def test_E0003_ntlmv1_refused_unless_legacy(tmp_path):
     """An NTLMv1 response (LM_COMPAT_LEVEL 1 makes pyspnego send one) is refused by
     default, and accepted with ntlm.allow_ntlmv1."""
