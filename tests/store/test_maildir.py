@@ -670,10 +670,10 @@ def test_copy_is_all_or_nothing(root: Path, store: str) -> None:
     assert len(call(source.copy_to, source.uids(), target)) == 3  # and a good COPY works
 
 
-def test_deliver_again_reads_a_copy_source_from_its_start(root: Path) -> None:
+def test_a_second_delivery_reads_a_copy_source_from_its_start(root: Path) -> None:
     """A COPY's source (a message file in wire form) was read by the first
     try; the second, after a RENAME, must store all of it again."""
-    from exchmail.store.maildir.deliver import KeywordSink, deliver_again, open_wire
+    from exchmail.store.maildir.deliver import KeywordSink, deliver, open_wire
 
     open_inbox(root)  # makes the maildir
     folder = root / "bob"
@@ -682,7 +682,7 @@ def test_deliver_again_reads_a_copy_source_from_its_start(root: Path) -> None:
     source = open_wire(original)
     assert len(source.read()) == len(original.read_bytes()) + 30002  # consumed, as by a failed try
     (folder / "tmp" / "orphan").write_bytes(b"partial")
-    done = deliver_again(folder, "orphan", "again", source, "", time.time(), None, KeywordSink())
+    done = deliver(folder, "again", source, "", time.time(), None, KeywordSink(), "orphan")
     assert not (folder / "tmp" / "orphan").exists()
     assert (folder / "cur" / done.filename).read_bytes() == original.read_bytes()
     assert done.exact_size == len(original.read_bytes()) + 30002

@@ -223,6 +223,7 @@ def deliver(
     internal_date: float,
     keywords: KeywordWrite | None,
     sink: KeywordSink,
+    orphan: str | None = None,
 ) -> Delivered:
     """Store one message in ``folder/cur``.
 
@@ -230,7 +231,15 @@ def deliver(
     renamed into ``cur/``, so no reader (and no crash) ever sees half a
     message: a file left in ``tmp/`` is never listed.  A date the file's
     mtime cannot hold goes into the name (``D=``).
+
+    ``orphan``: this is a second try, after the folder moved under a first
+    (RENAME); that try's file, moved along in ``tmp/``, goes first, and the
+    source is read from its start again.
     """
+    if orphan is not None:
+        (folder / "tmp" / orphan).unlink(missing_ok=True)
+        if not isinstance(source, (bytes, bytearray, memoryview)):
+            source.seek(0)
     tmp = folder / "tmp" / unique
     try:
         with open(tmp, "xb") as out:
@@ -246,24 +255,6 @@ def deliver(
         tmp.unlink(missing_ok=True)
         raise
     return Delivered(filename, stored, exact, before, cur_mtime(folder))
-
-
-def deliver_again(
-    folder: Path,
-    orphan: str,
-    unique: str,
-    source: bytes | BinaryIO,
-    letters: str,
-    internal_date: float,
-    keywords: KeywordWrite | None,
-    sink: KeywordSink,
-) -> Delivered:
-    """:func:`deliver` once more, after the folder moved under a first try
-    (RENAME): that try's file, which moved along in ``tmp/``, goes first."""
-    (folder / "tmp" / orphan).unlink(missing_ok=True)
-    if not isinstance(source, (bytes, bytearray, memoryview)):
-        source.seek(0)
-    return deliver(folder, unique, source, letters, internal_date, keywords, sink)
 
 
 class Outcome(NamedTuple):

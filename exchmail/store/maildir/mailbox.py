@@ -37,7 +37,6 @@ from exchmail.store.maildir.deliver import (
     KeywordWrite,
     Outcome,
     deliver,
-    deliver_again,
     open_wire,
     read_wire,
     rename_all,
@@ -269,7 +268,7 @@ class MaildirMailbox(IndexedMailbox):
         source, letters, internal_date, payload = message
         again = self._new_unique()
         d = self._run(
-            deliver_again, self.path, unique, again, source, letters, internal_date, payload, self._kw_sink
+            deliver, self.path, again, source, letters, internal_date, payload, self._kw_sink, unique
         )
         return d.addBoth(self._delivered_file, again, letters, internal_date, payload)
 
