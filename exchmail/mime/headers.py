@@ -259,8 +259,8 @@ def select_fields(data: bytes, names: Iterable[bytes]) -> bytes | None:
     of its header called one of *names*, as written and in their order, each
     ending with a line end, then an empty line unless the message has none
     -- what selecting from the full parse (:func:`exchmail.imap.fetch.section`)
-    gives -- found by looking
-    for those fields only, without splitting the others.
+    gives -- found by looking for those fields only, without splitting the others.
+    (Its loop is field_values' own, not a shared generator: that cost 7-10 %.)
 
     None when a name is not an ASCII field name, or when there are more than
     :data:`SELECT_MAX_NAMES` (one search per name: a long list costs more than

@@ -1,4 +1,5 @@
-"""What the index's changes are made of: new messages, flag changes, flag modes.
+"""What the index's changes are made of: new messages, flag changes, flag
+modes; and taking back the copies of a COPY that failed.
 
 Shared by :mod:`exchmail.store.index` and the backends' hooks (re-exported
 there).

@@ -102,16 +102,19 @@ def whole_message(item: FetchItem) -> bool:
     return item.name == b"BODY" and item.section == b"" and item.partial is None
 
 
+def top_level_spec(item: FetchItem) -> str | None:
+    """The section of the message itself an item asks for (``HEADER``,
+    ``HEADER.FIELDS``, ``HEADER.FIELDS.NOT`` or ``TEXT``), else None."""
+    if item.name == b"BODY" and not item.path and item.text is not None:
+        return item.text.upper()
+    if item.name in (b"RFC822.HEADER", b"RFC822.TEXT"):
+        return item.name[7:].decode()
+    return None
+
+
 def header_only(item: FetchItem) -> bool:
     """Whether the item needs the message's own header and nothing after it."""
-    if item.name == b"RFC822.HEADER":
-        return True
-    return (
-        item.name == b"BODY"
-        and not item.path
-        and item.text is not None
-        and item.text.upper() in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT")
-    )
+    return top_level_spec(item) in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT")
 
 
 def needs_content(item: FetchItem, options: FetchOptions) -> bool:
@@ -160,13 +163,7 @@ def _top_level_section(data: bytes, item: FetchItem) -> bytes | None:
     (the searches here are single C calls)."""
     if len(data) > WINDOW:
         return None
-    name = item.name
-    if name == b"BODY" and not item.path and item.text is not None:
-        spec = item.text.upper()
-    elif name in (b"RFC822.HEADER", b"RFC822.TEXT"):
-        spec = name[7:].decode()
-    else:
-        return None
+    spec = top_level_spec(item)
     if spec == "HEADER.FIELDS":
         found = select_fields(data, item.fields)
         if found is None:
@@ -177,10 +174,14 @@ def _top_level_section(data: bytes, item: FetchItem) -> bytes | None:
         found = data[:end] if spec == "HEADER" else data[end:]
     else:
         return None
-    found = fetch.nul_safe(found)
+    return _literal(item, fetch.nul_safe(found))
+
+
+def _literal(item: FetchItem, data: bytes) -> bytes:
+    """A section's octets as the literal of its item (its partial range only)."""
     if item.partial is not None:
-        found = fetch.partial(found, *item.partial)
-    return b"{%d}\r\n" % len(found) + found
+        data = fetch.partial(data, *item.partial)
+    return b"{%d}\r\n" % len(data) + data
 
 
 def _render_binary(parsed: ParsedMessage, item: FetchItem, decoded: dict[tuple[int, ...], bytes]) -> bytes:
@@ -211,9 +212,7 @@ def _render_parsed(parsed: ParsedMessage, item: FetchItem, options: FetchOptions
         data = fetch.section(parsed, (), "TEXT")
     else:
         data = fetch.section(parsed, item.path, item.text, item.fields)
-        if item.partial is not None:
-            data = fetch.partial(data, *item.partial)
-    return b"{%d}\r\n" % len(data) + data
+    return _literal(item, data)
 
 
 # -- the handler ------------------------------------------------------------------------------------------

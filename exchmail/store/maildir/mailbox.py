@@ -55,12 +55,12 @@ from exchmail.store.maildir.scan import (
     Rescan,
     Snapshot,
     Stamp,
-    cached_dir_stamp,
     decode_base,
     encode_base,
     learn_details,
     letters_of,
     rescan,
+    stamp_unchanged,
 )
 from exchmail.store.maildir.snapshot import IndexSnapshot
 from exchmail.store.maildir.watch import OwnChanges
@@ -272,6 +272,11 @@ class MaildirMailbox(IndexedMailbox):
         )
         return d.addBoth(self._delivered_file, again, letters, internal_date, payload)
 
+    def _gone_or(self, exists: bool, failure: Failure) -> Failure:
+        if not exists:  # moved or removed behind this object's back
+            raise NoSuchMailbox("the mailbox is gone")
+        return failure
+
     def _delivered_file(
         self,
         outcome: Delivered | Failure,
@@ -442,7 +447,7 @@ class MaildirMailbox(IndexedMailbox):
         # While inotify watches, an event reports every outside change, so
         # an unchanged stamp means no change even if it is young.
         trust = self._stamp_trusted or self._watch_mode == "inotify"
-        if not force and self._watch_mode != "inotify" and trust and self._unchanged_as_cached():
+        if not force and self._watch_mode != "inotify" and trust and stamp_unchanged(self.path, self._stamp):
             return None  # the kernel's caches say so: no trip to a thread
         snapshot = self._snapshot()
         if self._watch_mode == "inotify":
@@ -450,15 +455,6 @@ class MaildirMailbox(IndexedMailbox):
         d = self._run(rescan, self.path, None if force else self._stamp, trust, snapshot, time.time())
         d.addBoth(self._rescanned, snapshot.count)
         return d
-
-    def _unchanged_as_cached(self) -> bool:
-        """Whether the folder's stamp is still the one of the last scan, as far
-        as the kernel can say without waiting for the disk."""
-        try:
-            stamp = cached_dir_stamp(self.path)
-        except FileNotFoundError:
-            return False  # the thread's scan finds out what happened
-        return stamp is not None and stamp == self._stamp
 
     def _rescanned(self, outcome: Rescan | Failure | None, count: int) -> Any:
         touched = outcome.touched if isinstance(outcome, Rescan) else []
@@ -566,11 +562,6 @@ class MaildirMailbox(IndexedMailbox):
     @property
     def busy(self) -> bool:
         return super().busy or bool(self._pending) or not self.uidlist.idle
-
-    def _gone_or(self, exists: bool, failure: Failure) -> Failure:
-        if not exists:  # moved or removed behind this object's back
-            raise NoSuchMailbox("the mailbox is gone")
-        return failure
 
     def moved(self, name: str, path: Path) -> None:
         """The folder was renamed: use its new name and place from now on."""

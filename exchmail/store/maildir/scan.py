@@ -114,12 +114,17 @@ def dir_stamp(folder: Path) -> Stamp:
     return (os.stat(folder / "new").st_mtime_ns, os.stat(folder / "cur").st_mtime_ns)
 
 
-def cached_dir_stamp(folder: Path) -> Stamp | None:
-    """:func:`dir_stamp` if the kernel's caches can answer without waiting for
-    the disk (:func:`~exchmail.store.cached.stat_cached`), else None."""
-    new = stat_cached(f"{folder}/new")
-    cur = stat_cached(f"{folder}/cur") if new is not None else None
-    return None if cur is None or new is None else (new.st_mtime_ns, cur.st_mtime_ns)
+def stamp_unchanged(folder: Path, stamp: Stamp | None) -> bool:
+    """Whether ``folder``'s :func:`dir_stamp` is still ``stamp``, as far as the
+    kernel's caches can say without waiting for the disk
+    (:func:`~exchmail.store.cached.stat_cached`); False when they cannot, or
+    the folder is gone (a scan in a thread finds out what happened)."""
+    try:
+        new = stat_cached(f"{folder}/new")
+        cur = stat_cached(f"{folder}/cur") if new is not None else None
+    except FileNotFoundError:
+        return False
+    return new is not None and cur is not None and (new.st_mtime_ns, cur.st_mtime_ns) == stamp
 
 
 def trusted(stamp: Stamp, taken_ns: int) -> bool:

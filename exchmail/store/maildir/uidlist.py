@@ -225,7 +225,8 @@ class UidListWriter:
     def pause(self) -> defer.Deferred[None]:
         """Start no write until :meth:`resume` (the folder is about to move);
         fires once the write under way, if any, is done."""
-        self._paused = self._paused or []
+        if self._paused is None:
+            self._paused = []
         if not self._busy:
             return defer.succeed(None)
         d: defer.Deferred[None] = defer.Deferred()
@@ -280,7 +281,8 @@ class UidListWriter:
         self._busy = False
         for waiter in waiters:
             waiter.callback(None)
-        paused, self._paused = self._paused, ([] if self._paused is not None else None)
-        for waiter in paused or ():
-            waiter.callback(None)
+        if self._paused:  # a pause waited for this write: it is done
+            paused, self._paused = self._paused, []
+            for waiter in paused:
+                waiter.callback(None)
         self._flush()
